@@ -1,0 +1,325 @@
+//! The open-loop load driver.
+//!
+//! Takes a [`Plan`] (target address, request templates, phases, threads)
+//! and hands back [`DriverOutput`]: merged totals and one row per interval.
+//! It starts one [`shard`] thread per driver thread, gives them a common
+//! start time once their connections are warm, merges what they report,
+//! and stops them early when told to. It knows nothing of scenario files,
+//! components or reports.
+
+pub mod pool;
+pub mod shard;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Request, Uri};
+use tokio::sync::{oneshot, watch};
+
+use crate::error::{Error, Result};
+use crate::record::{IntervalMerger, IntervalRow, IntervalSnapshot, Totals};
+use crate::scenario::{Phase, Scenario};
+use crate::sys;
+
+/// One request, built once and stamped out per arrival.
+#[derive(Debug, Clone)]
+pub struct RequestTemplate {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl RequestTemplate {
+    /// A fresh request from the template (cheap clones of shared parts).
+    pub fn build(&self) -> Request<pool::Body> {
+        let mut request = Request::new(Full::new(self.body.clone()));
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = self.uri.clone();
+        *request.headers_mut() = self.headers.clone();
+        request
+    }
+}
+
+/// Everything the driver needs, resolved from a scenario and a target URL.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Target socket address.
+    pub addr: SocketAddr,
+    /// Request templates: one per key, or one when there are no keys.
+    pub requests: Vec<RequestTemplate>,
+    /// Key names, in scenario order (empty when there are no keys).
+    pub key_names: Vec<String>,
+    /// Key weights, same order (empty when there are no keys).
+    pub key_weights: Vec<f64>,
+    /// Client timeout per template.
+    pub timeouts: Vec<Duration>,
+    /// Phases of offered load.
+    pub phases: Vec<Phase>,
+    /// Driver threads.
+    pub threads: usize,
+    /// Connection cap over all threads.
+    pub max_connections: usize,
+    /// Seed of the schedule and key mix.
+    pub seed: u64,
+    /// Reporting interval.
+    pub interval: Duration,
+}
+
+impl Plan {
+    /// Resolves `scenario` against the base URL `target` (`http://host:port`).
+    pub fn new(scenario: &Scenario, target: &str) -> Result<Plan> {
+        let uri: Uri = target
+            .parse()
+            .map_err(|e| Error::Usage(format!("target {target:?} is not a URL: {e}")))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(Error::Usage(format!(
+                "target {target:?}: only http:// targets are supported"
+            )));
+        }
+        let authority = uri
+            .authority()
+            .ok_or_else(|| Error::Usage(format!("target {target:?} has no host:port")))?
+            .clone();
+        let port = authority.port_u16().unwrap_or(80);
+        let addr = (authority.host().trim_matches(['[', ']']), port)
+            .to_socket_addrs()
+            .map_err(|e| Error::Usage(format!("target {target:?}: cannot resolve host: {e}")))?
+            .next()
+            .ok_or_else(|| Error::Usage(format!("target {target:?}: host has no address")))?;
+
+        let threads = scenario.client.threads.unwrap_or_else(default_threads).max(1);
+        let template = |path: &str, extra: &[(String, String)], key: Option<&str>| {
+            let mut headers = HeaderMap::new();
+            let host = HeaderValue::from_str(authority.as_str())
+                .map_err(|e| Error::Usage(format!("target host: {e}")))?;
+            headers.insert(hyper::header::HOST, host);
+            for (name, value) in scenario.request.headers.iter().chain(extra) {
+                let name = HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|e| Error::Usage(format!("header name {name:?}: {e}")))?;
+                let value = HeaderValue::from_str(value)
+                    .map_err(|e| Error::Usage(format!("header {name}: {e}")))?;
+                headers.insert(name, value);
+            }
+            if let Some(key) = key {
+                let value = HeaderValue::from_str(key)
+                    .map_err(|e| Error::Usage(format!("key name {key:?}: {e}")))?;
+                headers.insert(HeaderName::from_static("x-api-key"), value);
+            }
+            let method = Method::from_bytes(scenario.request.method.as_bytes())
+                .map_err(|e| Error::Usage(format!("method {:?}: {e}", scenario.request.method)))?;
+            let uri: Uri = path
+                .parse()
+                .map_err(|e| Error::Usage(format!("request path {path:?}: {e}")))?;
+            Ok::<_, Error>(RequestTemplate {
+                method,
+                uri,
+                headers,
+                body: Bytes::from(scenario.request.body.clone()),
+            })
+        };
+
+        let (requests, timeouts) = if scenario.keys.is_empty() {
+            (vec![template(&scenario.request.path, &[], None)?], vec![scenario.client.timeout])
+        } else {
+            let mut requests = Vec::new();
+            let mut timeouts = Vec::new();
+            for key in &scenario.keys {
+                let path = key.path.as_deref().unwrap_or(&scenario.request.path);
+                requests.push(template(path, &key.headers, Some(&key.name))?);
+                timeouts.push(key.timeout.unwrap_or(scenario.client.timeout));
+            }
+            (requests, timeouts)
+        };
+        Ok(Plan {
+            addr,
+            requests,
+            key_names: scenario.keys.iter().map(|k| k.name.clone()).collect(),
+            key_weights: scenario.keys.iter().map(|k| k.weight).collect(),
+            timeouts,
+            phases: scenario.phases.clone(),
+            threads,
+            max_connections: scenario.client.max_connections,
+            seed: scenario.client.seed,
+            interval: scenario.client.interval,
+        })
+    }
+
+    fn key_cdf(&self) -> Vec<f64> {
+        let total: f64 = self.key_weights.iter().sum();
+        let mut acc = 0.0;
+        let mut cdf: Vec<f64> = self
+            .key_weights
+            .iter()
+            .map(|w| {
+                acc += w / total;
+                acc
+            })
+            .collect();
+        if let Some(last) = cdf.last_mut() {
+            *last = 1.0;
+        }
+        cdf
+    }
+
+    /// Highest offered rate of any phase, per second.
+    fn peak_rate_per_s(&self) -> f64 {
+        self.phases
+            .iter()
+            .map(|p| match p.rate {
+                crate::scenario::Rate::Constant(r) => r,
+                crate::scenario::Rate::Ramp { from, to } => from.max(to),
+            })
+            .fold(0.0, f64::max)
+    }
+}
+
+/// The cores this process may run on: the default number of driver threads.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// What a shard tells the coordinator.
+pub enum ShardMsg {
+    /// Connections are warm; waiting for the start time.
+    Ready,
+    /// An interval closed.
+    Interval(IntervalSnapshot),
+    /// The shard ended; its totals.
+    Done(Box<Totals>),
+    /// The shard could not run.
+    Failed(String),
+}
+
+/// What a run of the driver measured.
+#[derive(Debug)]
+pub struct DriverOutput {
+    /// Totals over all shards.
+    pub totals: Totals,
+    /// One row per interval, in order.
+    pub intervals: Vec<IntervalRow>,
+    /// Time arrivals were offered for, s (shorter when stopped early).
+    pub duration_s: f64,
+    /// True when a stop signal ended the run early.
+    pub interrupted: bool,
+    /// Driver threads used.
+    pub threads: usize,
+}
+
+/// Runs `plan` to its end, or until `stop` turns true. `on_interval` sees
+/// each interval row as it completes (for progress display).
+pub fn run(
+    plan: &Plan,
+    stop: watch::Receiver<bool>,
+    on_interval: &mut dyn FnMut(&IntervalRow),
+) -> Result<DriverOutput> {
+    let shards = plan.threads;
+    let requests: Arc<[RequestTemplate]> = plan.requests.clone().into();
+    let timeouts_ns: Arc<[u64]> =
+        plan.timeouts.iter().map(|t| t.as_nanos().min(u64::MAX as u128) as u64).collect();
+    let key_cdf: Arc<[f64]> = plan.key_cdf().into();
+    let phases: Arc<[Phase]> = plan.phases.clone().into();
+    let interval_ns = plan.interval.as_nanos().max(1) as u64;
+    let per_shard_cap = plan.max_connections.div_ceil(shards).max(1);
+    // Enough for about 1 ms of arrivals at the peak rate, and a few more.
+    let warm = ((plan.peak_rate_per_s() / shards as f64 / 1000.0).ceil() as usize + 4)
+        .min(per_shard_cap)
+        .min(256);
+
+    let (to_coordinator, from_shards) = mpsc::channel();
+    let mut starts = Vec::new();
+    let mut handles = Vec::new();
+    for shard in 0..shards {
+        let (start_tx, start_rx) = oneshot::channel();
+        starts.push(start_tx);
+        let shard_plan = shard::ShardPlan {
+            shard,
+            shards,
+            addr: plan.addr,
+            requests: requests.clone(),
+            key_cdf: key_cdf.clone(),
+            timeouts_ns: timeouts_ns.clone(),
+            keys: plan.key_names.len(),
+            phases: phases.clone(),
+            seed: plan.seed,
+            max_connections: per_shard_cap,
+            warm_connections: warm,
+            interval_ns,
+        };
+        let tx = to_coordinator.clone();
+        let stop = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("contend-driver-{shard}"))
+            .spawn(move || shard::run(shard_plan, tx, start_rx, stop))
+            .map_err(|e| Error::Runtime(format!("cannot start driver thread: {e}")))?;
+        handles.push(handle);
+    }
+    drop(to_coordinator);
+
+    let mut ready = 0;
+    let mut failure = None;
+    let mut merger = IntervalMerger::new(shards, interval_ns);
+    let mut intervals = Vec::new();
+    let mut totals = Totals::new(plan.key_names.len());
+    let mut start_ns = 0;
+    let mut stopped_at_ns = None;
+    // The channel closes once every shard has ended and dropped its sender.
+    loop {
+        let msg = match from_shards.recv_timeout(Duration::from_millis(100)) {
+            Ok(msg) => msg,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if stopped_at_ns.is_none() && *stop.borrow() {
+                    stopped_at_ns = Some(sys::monotonic_ns());
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        match msg {
+            ShardMsg::Ready => {
+                ready += 1;
+                if ready == shards {
+                    // A common start a little ahead, so no shard begins late.
+                    start_ns = sys::monotonic_ns() + 2_000_000;
+                    for tx in starts.drain(..) {
+                        let _ = tx.send(start_ns);
+                    }
+                }
+            }
+            ShardMsg::Interval(snapshot) => {
+                for row in merger.add(snapshot) {
+                    on_interval(&row);
+                    intervals.push(row);
+                }
+            }
+            ShardMsg::Done(shard_totals) => totals.merge(&shard_totals),
+            ShardMsg::Failed(message) => failure = Some(message),
+        }
+    }
+    for handle in handles {
+        if handle.join().is_err() {
+            failure.get_or_insert_with(|| "a driver thread panicked".to_string());
+        }
+    }
+    if let Some(message) = failure {
+        return Err(Error::Runtime(message));
+    }
+    for row in merger.finish() {
+        on_interval(&row);
+        intervals.push(row);
+    }
+    let scheduled_s = crate::arrival::total_duration(&plan.phases).as_secs_f64();
+    let interrupted = *stop.borrow();
+    let duration_s = match stopped_at_ns {
+        Some(t) if interrupted => ((t.saturating_sub(start_ns)) as f64 / 1e9).min(scheduled_s),
+        _ if interrupted => scheduled_s.min(
+            intervals.last().map(|r| r.start_s + r.duration_s).unwrap_or(scheduled_s),
+        ),
+        _ => scheduled_s,
+    };
+    Ok(DriverOutput { totals, intervals, duration_s, interrupted, threads: shards })
+}

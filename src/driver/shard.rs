@@ -1,0 +1,244 @@
+//! One driver shard: a thread with its own current-thread runtime, its
+//! share of the arrivals, its connections and its Recorder.
+//!
+//! Takes a [`ShardPlan`]; paces its arrivals with a timerfd, sends each as
+//! its own local task on a pooled connection, and hands finished intervals
+//! and its totals to the coordinator over a channel. Nothing on the
+//! per-request path is shared with other threads.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use http_body_util::BodyExt;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::{Notify, oneshot, watch};
+
+use super::pool::Pool;
+use super::{RequestTemplate, ShardMsg};
+use crate::arrival::Schedule;
+use crate::outcome::Outcome;
+use crate::record::Recorder;
+use crate::scenario::Phase;
+use crate::sys;
+
+/// Shortest time between two wakes of the pacer. Below it arrivals are
+/// dispatched in batches: each wake costs a few syscalls, and at high rates
+/// arrivals are this close anyway. The batch's lateness stays visible as
+/// schedule lag and in latency, which both count from the intended time.
+const MIN_WAKE_GAP_NS: u64 = 40_000;
+/// Most arrivals dispatched in one go before the pacer yields, so that a
+/// backlog after a stall cannot starve the connections' I/O.
+const MAX_BATCH: usize = 512;
+
+/// What one shard needs; built by the coordinator, moved to the thread.
+pub struct ShardPlan {
+    /// This shard's number, 0-based.
+    pub shard: usize,
+    /// Number of shards.
+    pub shards: usize,
+    /// Target address.
+    pub addr: std::net::SocketAddr,
+    /// One request per key (or one when there are no keys).
+    pub requests: Arc<[RequestTemplate]>,
+    /// Cumulative key weights, ending at 1.0; empty for a single request.
+    pub key_cdf: Arc<[f64]>,
+    /// Client timeout per request template, ns.
+    pub timeouts_ns: Arc<[u64]>,
+    /// Whether per-key totals are kept.
+    pub keys: usize,
+    /// The phases of offered load.
+    pub phases: Arc<[Phase]>,
+    /// Seed of the schedule and the key mix.
+    pub seed: u64,
+    /// This shard's share of the connection cap.
+    pub max_connections: usize,
+    /// Connections opened before the first arrival.
+    pub warm_connections: usize,
+    /// Reporting interval, ns.
+    pub interval_ns: u64,
+}
+
+/// State the shard's tasks share (single-threaded).
+struct Shared {
+    pool: Pool,
+    recorder: RefCell<Recorder>,
+    requests: Arc<[RequestTemplate]>,
+    timeouts_ns: Arc<[u64]>,
+    in_flight: Cell<u64>,
+    drained: Notify,
+}
+
+/// Runs one shard to its end on the calling thread.
+///
+/// Protocol with the coordinator: warm connections, send `Ready`, wait for
+/// the common start time on `start`, run, send intervals as they close,
+/// and end with `Done`. A stop signal ends dispatching early; requests in
+/// flight are then drained (each is bounded by its client timeout).
+pub fn run(
+    plan: ShardPlan,
+    to_coordinator: mpsc::Sender<ShardMsg>,
+    start: oneshot::Receiver<u64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = to_coordinator.send(ShardMsg::Failed(format!("driver runtime: {e}")));
+            return;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let pool = Pool::new(plan.addr, plan.max_connections);
+        pool.warm(plan.warm_connections).await;
+        if to_coordinator.send(ShardMsg::Ready).is_err() {
+            return;
+        }
+        let Ok(start_ns) = start.await else { return };
+        let shared = Rc::new(Shared {
+            pool,
+            recorder: RefCell::new(Recorder::new(start_ns, plan.interval_ns, plan.keys)),
+            requests: plan.requests.clone(),
+            timeouts_ns: plan.timeouts_ns.clone(),
+            in_flight: Cell::new(0),
+            drained: Notify::new(),
+        });
+        if let Err(e) = pace(&shared, &plan, start_ns, &to_coordinator, &mut stop).await {
+            let _ = to_coordinator.send(ShardMsg::Failed(format!("driver timer: {e}")));
+        }
+        // Drain: every request in flight ends by its own client timeout.
+        while shared.in_flight.get() > 0 {
+            shared.drained.notified().await;
+        }
+        shared.pool.close_idle();
+        let recorder = shared.recorder.replace(Recorder::new(0, 1, 0));
+        let (totals, intervals) = recorder.finish(sys::monotonic_ns(), 0);
+        for snapshot in intervals {
+            let _ = to_coordinator.send(ShardMsg::Interval(snapshot));
+        }
+        let _ = to_coordinator.send(ShardMsg::Done(Box::new(totals)));
+    });
+}
+
+/// The pacer: dispatches every arrival that is due, then sleeps on the
+/// timerfd until the next one (or a little later, see [`MIN_WAKE_GAP_NS`]).
+async fn pace(
+    shared: &Rc<Shared>,
+    plan: &ShardPlan,
+    start_ns: u64,
+    to_coordinator: &mpsc::Sender<ShardMsg>,
+    stop: &mut watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let timer = sys::register_timer(sys::TimerFd::new()?)?;
+    let mut schedule = Schedule::new(&plan.phases, plan.shard, plan.shards, plan.seed);
+    let mut rng = SmallRng::seed_from_u64(plan.seed ^ (plan.shard as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut next = schedule.next();
+    let mut next_tick_ns = start_ns;
+    while let Some(arrival) = next {
+        let now_ns = sys::monotonic_ns();
+        let mut due_ns = start_ns + arrival.offset_ns;
+        let mut batch = 0;
+        while due_ns <= now_ns && batch < MAX_BATCH {
+            let key = pick_key(&plan.key_cdf, &mut rng);
+            shared.recorder.borrow_mut().dispatched(now_ns);
+            shared.in_flight.set(shared.in_flight.get() + 1);
+            tokio::task::spawn_local(exchange(shared.clone(), key, due_ns));
+            batch += 1;
+            next = schedule.next();
+            match next {
+                Some(a) => due_ns = start_ns + a.offset_ns,
+                None => break,
+            }
+        }
+        if now_ns >= next_tick_ns {
+            let mut recorder = shared.recorder.borrow_mut();
+            recorder.tick(now_ns, shared.in_flight.get());
+            for snapshot in recorder.take_finished() {
+                let _ = to_coordinator.send(ShardMsg::Interval(snapshot));
+            }
+            next_tick_ns = start_ns + (now_ns - start_ns) / plan.interval_ns * plan.interval_ns
+                + plan.interval_ns;
+        }
+        if next.is_none() || *stop.borrow() {
+            break;
+        }
+        if batch == MAX_BATCH {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        let wake_ns = due_ns.max(now_ns + MIN_WAKE_GAP_NS).min(next_tick_ns);
+        timer.get_ref().arm_at(wake_ns)?;
+        tokio::select! {
+            guard = timer.readable() => {
+                let mut guard = guard?;
+                let _ = timer.get_ref().clear();
+                guard.clear_ready();
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    Ok(())
+}
+
+/// Picks a request template by weight: index into `cdf`, or 0 when empty.
+fn pick_key(cdf: &[f64], rng: &mut SmallRng) -> usize {
+    if cdf.len() <= 1 {
+        return 0;
+    }
+    let u: f64 = rng.random();
+    cdf.iter().position(|&c| u < c).unwrap_or(cdf.len() - 1)
+}
+
+/// One arrival, start to end: take a connection, send, read the whole
+/// response, record exactly one outcome.
+async fn exchange(shared: Rc<Shared>, key: usize, intended_ns: u64) {
+    let timeout_ns = shared.timeouts_ns[key];
+    let deadline = tokio::time::Instant::now()
+        + std::time::Duration::from_nanos((intended_ns + timeout_ns).saturating_sub(sys::monotonic_ns()));
+    let mut sent_ns = None;
+    let outcome = tokio::time::timeout_at(deadline, attempt(&shared, key, intended_ns, &mut sent_ns))
+        .await
+        .unwrap_or(Outcome::ClientTimeout);
+    let now_ns = sys::monotonic_ns();
+    // A timed-out attempt may still stamp a send; only count what was sent.
+    let service_ns = sent_ns.map(|s: u64| now_ns.saturating_sub(s));
+    shared.recorder.borrow_mut().outcome(
+        now_ns,
+        key,
+        outcome,
+        now_ns.saturating_sub(intended_ns),
+        service_ns,
+    );
+    let left = shared.in_flight.get() - 1;
+    shared.in_flight.set(left);
+    if left == 0 {
+        shared.drained.notify_one();
+    }
+}
+
+async fn attempt(shared: &Shared, key: usize, intended_ns: u64, sent_ns: &mut Option<u64>) -> Outcome {
+    let mut conn = match shared.pool.acquire().await {
+        Ok(conn) => conn,
+        Err(outcome) => return outcome,
+    };
+    let request = shared.requests[key].build();
+    let now_ns = sys::monotonic_ns();
+    *sent_ns = Some(now_ns);
+    shared.recorder.borrow_mut().sent(now_ns, now_ns.saturating_sub(intended_ns));
+    let response = match conn.sender.send_request(request).await {
+        Ok(r) => r,
+        Err(_) => return Outcome::IoError,
+    };
+    let status = response.status().as_u16();
+    let mut body = response.into_body();
+    while let Some(frame) = body.frame().await {
+        if frame.is_err() {
+            return Outcome::IoError;
+        }
+    }
+    shared.pool.release(conn);
+    Outcome::Response(status)
+}

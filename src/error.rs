@@ -1,0 +1,61 @@
+//! The library's errors. Each message names the problem and the fix;
+//! [`Error::exit_code`] maps them to the documented exit codes.
+//!
+//! Failed requests are not errors (they are [`crate::outcome::Outcome`]s):
+//! only bad input and setup failures end a run early.
+
+use std::path::PathBuf;
+
+/// Everything that can stop `contend` before or while it measures.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A scenario file (or the flags that stand in for one) is not valid.
+    /// `location` is `file:line:col` when known.
+    #[error("{location}: {message}")]
+    Scenario {
+        /// `path:line:col`, or `path`, or `command line`.
+        location: String,
+        /// What is wrong and what would be valid.
+        message: String,
+    },
+    /// A command-line value is not valid.
+    #[error("{0}")]
+    Usage(String),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A component (mock upstream, gateway, nginx) failed to start or died.
+    #[error("{component}: {message}")]
+    Component {
+        /// Which component.
+        component: String,
+        /// What happened, what it printed last, and the fix.
+        message: String,
+    },
+    /// Something failed at run time that is not the input's fault.
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl Error {
+    /// Exit code: 2 for bad input (scenario, flags), 1 for everything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Scenario { .. } | Error::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+
+    /// Shorthand for an [`Error::Io`].
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+}
+
+/// Result with the library's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,34 @@
+//! `contend`: open-loop load generation and gateway contention benchmarks.
+//!
+//! The map of modules, in the order data flows through them:
+//!
+//! - [`scenario`]: TOML scenario files and flags, validated into a `Scenario`.
+//! - [`units`]: human units (`250ms`, `50k`).
+//! - [`arrival`]: pure arrival schedules (constant, Poisson, ramps).
+//! - [`topology`]: starts and stops the components (the mock upstream).
+//! - [`driver`]: the open-loop driver, share-nothing shards on their own threads.
+//! - [`outcome`]: what became of one arrival; shared by everything.
+//! - [`record`]: histograms and counters per shard, merged exactly.
+//! - [`experiment`]: compose load steps into results (`run`).
+//! - [`report`]: summary.json, intervals.csv, .hgrm, .hlog, the console.
+//! - [`shutdown`]: Ctrl-C and SIGTERM: stop, drain, report.
+//! - [`cli`] and [`app`]: the command line and its commands.
+//! - [`error`]: the library's errors and their exit codes.
+//! - [`sys`]: the one module with `unsafe` (clocks, timerfd, signals).
+
+#![deny(missing_docs)]
+
+pub mod app;
+pub mod arrival;
+pub mod cli;
+pub mod driver;
+pub mod error;
+pub mod experiment;
+pub mod outcome;
+pub mod record;
+pub mod report;
+pub mod scenario;
+pub mod shutdown;
+pub mod sys;
+pub mod topology;
+pub mod units;

@@ -1,0 +1,29 @@
+//! The `contend` binary: parse, call the library, map the outcome to an
+//! exit code (0 ok, 1 runtime failure, 2 bad input, 130/143 interrupted).
+
+use clap::Parser;
+use contend::cli::{Cli, Command};
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // clap uses 2 for usage errors and 0 for --help/--version.
+            std::process::exit(e.exit_code());
+        }
+    };
+    let result = match cli.command {
+        Command::Run(args) => contend::app::run(&args).map_err(anyhow::Error::from),
+        Command::Report { dir } => contend::app::report(&dir).map_err(anyhow::Error::from),
+        Command::Upstream(args) => mock_upstream::run(args).map(|()| 0),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            let code = e.downcast_ref::<contend::error::Error>().map_or(1, |e| e.exit_code());
+            std::process::exit(code);
+        }
+    }
+}

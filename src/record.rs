@@ -1,0 +1,520 @@
+//! The Recorder: what a driver shard measured, in histograms and counters.
+//!
+//! Takes one event at a time from a shard (an arrival dispatched, a request
+//! sent, an outcome) and keeps run totals plus the current interval. Finished
+//! intervals are handed on as [`IntervalSnapshot`]s; the [`IntervalMerger`]
+//! joins the shards' snapshots into [`IntervalRow`]s. Totals from several
+//! shards merge exactly with [`Totals::merge`]. Nothing here knows about
+//! sockets or files, and nothing allocates per event.
+
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+
+use crate::outcome::{Class, Outcome};
+
+/// Highest value the histograms track: one hour in microseconds.
+pub const HIST_MAX_US: u64 = 3_600_000_000;
+/// Significant digits the histograms keep.
+pub const HIST_SIGFIG: u8 = 3;
+/// Status codes are counted exactly in an array this long (hyper's range).
+const STATUS_SLOTS: usize = 1000;
+
+/// A microsecond histogram with the project's bounds.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIST_MAX_US, HIST_SIGFIG)
+        .expect("constant histogram bounds are valid")
+}
+
+/// Outcome counts: by class and by exact status code.
+#[derive(Debug, Clone)]
+pub struct Counts {
+    /// Indexed by [`Class::index`].
+    pub by_class: [u64; Class::ALL.len()],
+    by_status: Box<[u64; STATUS_SLOTS]>,
+}
+
+impl Default for Counts {
+    fn default() -> Self {
+        Counts { by_class: [0; Class::ALL.len()], by_status: Box::new([0; STATUS_SLOTS]) }
+    }
+}
+
+impl Counts {
+    fn add(&mut self, outcome: Outcome) {
+        self.by_class[outcome.class().index()] += 1;
+        if let Outcome::Response(code) = outcome {
+            self.by_status[usize::from(code).min(STATUS_SLOTS - 1)] += 1;
+        }
+    }
+
+    fn merge(&mut self, other: &Counts) {
+        for (a, b) in self.by_class.iter_mut().zip(other.by_class) {
+            *a += b;
+        }
+        for (a, b) in self.by_status.iter_mut().zip(other.by_status.iter()) {
+            *a += b;
+        }
+    }
+
+    /// The count of one class.
+    pub fn class(&self, class: Class) -> u64 {
+        self.by_class[class.index()]
+    }
+
+    /// Every outcome counted.
+    pub fn total(&self) -> u64 {
+        self.by_class.iter().sum()
+    }
+
+    /// `(status, count)` for every status code seen, ascending.
+    pub fn statuses(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
+        self.by_status
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(code, n)| (code as u16, *n))
+    }
+}
+
+/// What one API key saw.
+#[derive(Debug, Clone)]
+pub struct KeyTotals {
+    /// Outcome counts of this key's arrivals.
+    pub counts: Counts,
+    /// Latency (from the intended send time) of this key's sent requests, us.
+    pub latency_us: Histogram<u64>,
+}
+
+impl KeyTotals {
+    fn new() -> Self {
+        KeyTotals { counts: Counts::default(), latency_us: new_histogram() }
+    }
+}
+
+/// Run totals of one shard, or of several merged.
+#[derive(Debug, Clone)]
+pub struct Totals {
+    /// Arrivals dispatched (each gets exactly one outcome).
+    pub arrivals: u64,
+    /// Requests written to a connection.
+    pub sent: u64,
+    /// Outcomes of all arrivals.
+    pub counts: Counts,
+    /// Latency from the intended send time of every request that was sent
+    /// (all classes but `not_sent` and `connect_error`), us.
+    pub latency_us: Histogram<u64>,
+    /// Latency per outcome class (including time-to-failure of
+    /// `connect_error` and the ~0 of `not_sent`), us.
+    pub latency_by_class_us: Vec<Histogram<u64>>,
+    /// Completion minus actual send time, of sent requests, us.
+    pub service_us: Histogram<u64>,
+    /// Actual send minus intended send time, of sent requests, us.
+    pub schedule_lag_us: Histogram<u64>,
+    /// Per key, in scenario order; empty when the scenario has no keys.
+    pub keys: Vec<KeyTotals>,
+    /// CPU time the driver threads used, ns.
+    pub driver_cpu_ns: u64,
+}
+
+impl Totals {
+    /// Empty totals for `keys` API keys.
+    pub fn new(keys: usize) -> Self {
+        Totals {
+            arrivals: 0,
+            sent: 0,
+            counts: Counts::default(),
+            latency_us: new_histogram(),
+            latency_by_class_us: Class::ALL.iter().map(|_| new_histogram()).collect(),
+            service_us: new_histogram(),
+            schedule_lag_us: new_histogram(),
+            keys: (0..keys).map(|_| KeyTotals::new()).collect(),
+            driver_cpu_ns: 0,
+        }
+    }
+
+    /// Adds another shard's totals; exact (histograms add bucket by bucket).
+    pub fn merge(&mut self, other: &Totals) {
+        self.arrivals += other.arrivals;
+        self.sent += other.sent;
+        self.counts.merge(&other.counts);
+        add(&mut self.latency_us, &other.latency_us);
+        for (a, b) in self.latency_by_class_us.iter_mut().zip(&other.latency_by_class_us) {
+            add(a, b);
+        }
+        add(&mut self.service_us, &other.service_us);
+        add(&mut self.schedule_lag_us, &other.schedule_lag_us);
+        for (a, b) in self.keys.iter_mut().zip(&other.keys) {
+            a.counts.merge(&b.counts);
+            add(&mut a.latency_us, &b.latency_us);
+        }
+        self.driver_cpu_ns += other.driver_cpu_ns;
+    }
+}
+
+fn add(into: &mut Histogram<u64>, from: &Histogram<u64>) {
+    // Same bounds everywhere, so addition cannot fail.
+    into.add(from).expect("histograms share bounds");
+}
+
+fn ns_to_us(ns: u64) -> u64 {
+    ns / 1_000
+}
+
+/// One shard's view of one interval, handed to the [`IntervalMerger`].
+#[derive(Debug, Clone)]
+pub struct IntervalSnapshot {
+    /// Interval number from the run start.
+    pub index: u64,
+    /// Arrivals dispatched in the interval.
+    pub offered: u64,
+    /// Requests sent in the interval.
+    pub sent: u64,
+    /// Outcomes completed in the interval, by class.
+    pub by_class: [u64; Class::ALL.len()],
+    /// Latency of sent requests completed in the interval, us.
+    pub latency_us: Histogram<u64>,
+    /// Schedule lag of requests sent in the interval, us.
+    pub schedule_lag_us: Histogram<u64>,
+    /// Requests in flight when the interval closed.
+    pub in_flight: u64,
+    /// Driver CPU time used in the interval, ns.
+    pub driver_cpu_ns: u64,
+    /// When the interval closed, from the run start, ns: its end, or
+    /// earlier for the last interval of a run.
+    pub end_ns: u64,
+}
+
+impl IntervalSnapshot {
+    fn new(index: u64) -> Self {
+        IntervalSnapshot {
+            end_ns: 0,
+            index,
+            offered: 0,
+            sent: 0,
+            by_class: [0; Class::ALL.len()],
+            latency_us: new_histogram(),
+            schedule_lag_us: new_histogram(),
+            in_flight: 0,
+            driver_cpu_ns: 0,
+        }
+    }
+
+    fn merge(&mut self, other: &IntervalSnapshot) {
+        self.offered += other.offered;
+        self.sent += other.sent;
+        for (a, b) in self.by_class.iter_mut().zip(other.by_class) {
+            *a += b;
+        }
+        add(&mut self.latency_us, &other.latency_us);
+        add(&mut self.schedule_lag_us, &other.schedule_lag_us);
+        self.in_flight += other.in_flight;
+        self.driver_cpu_ns += other.driver_cpu_ns;
+        self.end_ns = self.end_ns.max(other.end_ns);
+    }
+}
+
+/// A shard's recorder. Times are CLOCK_MONOTONIC nanoseconds.
+pub struct Recorder {
+    start_ns: u64,
+    interval_ns: u64,
+    totals: Totals,
+    current: IntervalSnapshot,
+    interval_cpu_start_ns: u64,
+    finished: Vec<IntervalSnapshot>,
+}
+
+impl Recorder {
+    /// A recorder for a run starting at `start_ns` with intervals of
+    /// `interval_ns`, for `keys` API keys.
+    pub fn new(start_ns: u64, interval_ns: u64, keys: usize) -> Self {
+        Recorder {
+            start_ns,
+            interval_ns: interval_ns.max(1),
+            totals: Totals::new(keys),
+            current: IntervalSnapshot::new(0),
+            interval_cpu_start_ns: crate::sys::thread_cpu_ns(),
+            finished: Vec::new(),
+        }
+    }
+
+    /// An arrival was dispatched at `now_ns`.
+    pub fn dispatched(&mut self, now_ns: u64) {
+        self.roll(now_ns);
+        self.totals.arrivals += 1;
+        self.current.offered += 1;
+    }
+
+    /// A request was written at `now_ns`, `lag_ns` after its intended time.
+    pub fn sent(&mut self, now_ns: u64, lag_ns: u64) {
+        self.roll(now_ns);
+        self.totals.sent += 1;
+        self.current.sent += 1;
+        let lag_us = ns_to_us(lag_ns);
+        self.totals.schedule_lag_us.saturating_record(lag_us);
+        self.current.schedule_lag_us.saturating_record(lag_us);
+    }
+
+    /// An arrival ended at `now_ns` with `outcome`, `latency_ns` after its
+    /// intended time; `service_ns` is set when the request was sent.
+    /// `key` indexes the scenario's keys (ignored when it has none).
+    pub fn outcome(
+        &mut self,
+        now_ns: u64,
+        key: usize,
+        outcome: Outcome,
+        latency_ns: u64,
+        service_ns: Option<u64>,
+    ) {
+        self.roll(now_ns);
+        let class = outcome.class();
+        let latency_us = ns_to_us(latency_ns);
+        self.totals.counts.add(outcome);
+        self.current.by_class[class.index()] += 1;
+        self.totals.latency_by_class_us[class.index()].saturating_record(latency_us);
+        if let Some(service_ns) = service_ns {
+            self.totals.latency_us.saturating_record(latency_us);
+            self.current.latency_us.saturating_record(latency_us);
+            self.totals.service_us.saturating_record(ns_to_us(service_ns));
+        }
+        if let Some(k) = self.totals.keys.get_mut(key) {
+            k.counts.add(outcome);
+            if service_ns.is_some() {
+                k.latency_us.saturating_record(latency_us);
+            }
+        }
+    }
+
+    /// Closes every interval that ended before `now_ns`; `in_flight` is
+    /// stamped on them. Call it at least once per interval.
+    pub fn tick(&mut self, now_ns: u64, in_flight: u64) {
+        self.current.in_flight = in_flight;
+        self.roll(now_ns);
+    }
+
+    /// Intervals closed since the last call, oldest first.
+    pub fn take_finished(&mut self) -> Vec<IntervalSnapshot> {
+        std::mem::take(&mut self.finished)
+    }
+
+    /// Ends recording: closes the current (partial) interval and returns the
+    /// totals and the intervals not yet taken.
+    pub fn finish(mut self, now_ns: u64, in_flight: u64) -> (Totals, Vec<IntervalSnapshot>) {
+        self.roll(now_ns);
+        self.current.in_flight = in_flight;
+        let end_ns = now_ns.saturating_sub(self.start_ns);
+        self.close_current(end_ns);
+        (self.totals, self.finished)
+    }
+
+    fn roll(&mut self, now_ns: u64) {
+        let index = now_ns.saturating_sub(self.start_ns) / self.interval_ns;
+        while self.current.index < index {
+            self.close_current((self.current.index + 1) * self.interval_ns);
+            self.current.index += 1;
+        }
+    }
+
+    /// Moves the current interval to `finished`, closed at `end_ns` (from
+    /// the run start); a fresh one with the same index takes its place.
+    fn close_current(&mut self, end_ns: u64) {
+        let cpu_ns = crate::sys::thread_cpu_ns();
+        self.current.driver_cpu_ns = cpu_ns.saturating_sub(self.interval_cpu_start_ns);
+        self.current.end_ns = end_ns;
+        self.interval_cpu_start_ns = cpu_ns;
+        self.totals.driver_cpu_ns += self.current.driver_cpu_ns;
+        let mut next = IntervalSnapshot::new(self.current.index);
+        // In flight carries over until the next tick says otherwise.
+        next.in_flight = self.current.in_flight;
+        self.finished.push(std::mem::replace(&mut self.current, next));
+    }
+}
+
+/// One interval of the whole run (all shards), ready for reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IntervalRow {
+    /// Interval number from the run start.
+    pub index: u64,
+    /// Start of the interval from the run start, s.
+    pub start_s: f64,
+    /// Length of the interval, s (the last may be shorter).
+    pub duration_s: f64,
+    /// Arrivals dispatched.
+    pub offered: u64,
+    /// Requests sent.
+    pub sent: u64,
+    /// Outcomes completed, by class.
+    #[serde(skip)]
+    pub by_class: [u64; Class::ALL.len()],
+    /// Latency percentiles of completions in the interval, us.
+    pub p50_us: u64,
+    /// 90th percentile, us.
+    pub p90_us: u64,
+    /// 99th percentile, us.
+    pub p99_us: u64,
+    /// 99.9th percentile, us.
+    pub p999_us: u64,
+    /// Maximum, us.
+    pub max_us: u64,
+    /// Schedule lag p99 of requests sent in the interval, us.
+    pub lag_p99_us: u64,
+    /// Requests in flight at the interval's end.
+    pub in_flight: u64,
+    /// Driver CPU used in the interval, as a share of one core (1.0 = 100%).
+    pub driver_cpu_cores: f64,
+    /// The interval's latency histogram, V2-deflate encoded (for `.hlog`).
+    #[serde(skip)]
+    pub latency_hist_v2: Vec<u8>,
+}
+
+/// Joins shard snapshots of the same interval into [`IntervalRow`]s, in order.
+pub struct IntervalMerger {
+    shards: usize,
+    interval_ns: u64,
+    pending: std::collections::BTreeMap<u64, (usize, IntervalSnapshot)>,
+}
+
+impl IntervalMerger {
+    /// A merger expecting one snapshot per interval from each of `shards`.
+    pub fn new(shards: usize, interval_ns: u64) -> Self {
+        IntervalMerger { shards, interval_ns, pending: Default::default() }
+    }
+
+    /// Adds a snapshot; returns the rows that every shard has now reported.
+    pub fn add(&mut self, snapshot: IntervalSnapshot) -> Vec<IntervalRow> {
+        match self.pending.entry(snapshot.index) {
+            std::collections::btree_map::Entry::Occupied(mut e) => {
+                let (n, merged) = e.get_mut();
+                *n += 1;
+                merged.merge(&snapshot);
+            }
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert((1, snapshot));
+            }
+        }
+        let mut rows = Vec::new();
+        while let Some(entry) = self.pending.first_entry() {
+            if entry.get().0 < self.shards {
+                break;
+            }
+            let (_, merged) = entry.remove();
+            rows.push(self.row(merged));
+        }
+        rows
+    }
+
+    /// Rows for what is left when the run ends: intervals some shards never
+    /// reached because they finished earlier.
+    pub fn finish(mut self) -> Vec<IntervalRow> {
+        let pending = std::mem::take(&mut self.pending);
+        pending.into_values().map(|(_, s)| self.row(s)).collect()
+    }
+
+    fn row(&self, s: IntervalSnapshot) -> IntervalRow {
+        let start_ns = s.index * self.interval_ns;
+        let len_ns = s.end_ns.saturating_sub(start_ns).clamp(1, self.interval_ns);
+        let q = |h: &Histogram<u64>, q: f64| if h.is_empty() { 0 } else { h.value_at_quantile(q) };
+        let mut encoded = Vec::new();
+        // Encoding into memory fails only on an internal error; an empty
+        // buffer then marks the interval as unencodable in the hlog.
+        let _ = V2DeflateSerializer::new().serialize(&s.latency_us, &mut encoded);
+        IntervalRow {
+            index: s.index,
+            start_s: start_ns as f64 / 1e9,
+            duration_s: len_ns as f64 / 1e9,
+            offered: s.offered,
+            sent: s.sent,
+            by_class: s.by_class,
+            p50_us: q(&s.latency_us, 0.5),
+            p90_us: q(&s.latency_us, 0.9),
+            p99_us: q(&s.latency_us, 0.99),
+            p999_us: q(&s.latency_us, 0.999),
+            max_us: s.latency_us.max(),
+            lag_p99_us: q(&s.schedule_lag_us, 0.99),
+            in_flight: s.in_flight,
+            driver_cpu_cores: s.driver_cpu_ns as f64 / len_ns as f64,
+            latency_hist_v2: encoded,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn outcomes_count_once_and_only_sent_requests_enter_latency() {
+        let mut r = Recorder::new(0, 1000 * MS, 2);
+        r.dispatched(1);
+        r.sent(2, 1_000);
+        r.outcome(5 * MS, 0, Outcome::Response(200), 5 * MS, Some(4 * MS));
+        r.dispatched(6 * MS);
+        r.outcome(6 * MS, 1, Outcome::NotSent, 0, None);
+        let (t, intervals) = r.finish(7 * MS, 0);
+        assert_eq!(t.arrivals, 2);
+        assert_eq!(t.sent, 1);
+        assert_eq!(t.counts.total(), 2);
+        assert_eq!(t.counts.class(Class::NotSent), 1);
+        assert_eq!(t.latency_us.len(), 1);
+        assert_eq!(t.keys[0].counts.class(Class::Success), 1);
+        assert_eq!(t.keys[1].counts.class(Class::NotSent), 1);
+        assert_eq!(t.counts.statuses().collect::<Vec<_>>(), vec![(200, 1)]);
+        assert_eq!(intervals.len(), 1);
+        assert_eq!(intervals[0].offered, 2);
+    }
+
+    #[test]
+    fn intervals_roll_over_and_empty_ones_are_kept() {
+        let mut r = Recorder::new(0, 1000 * MS, 0);
+        r.dispatched(10 * MS);
+        r.dispatched(3500 * MS);
+        let (_, intervals) = r.finish(3600 * MS, 0);
+        let offered: Vec<u64> = intervals.iter().map(|i| i.offered).collect();
+        assert_eq!(offered, vec![1, 0, 0, 1]);
+        let idx: Vec<u64> = intervals.iter().map(|i| i.index).collect();
+        assert_eq!(idx, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn merging_shards_keeps_every_count() {
+        let mut shards = Vec::new();
+        for s in 0..3u64 {
+            let mut r = Recorder::new(0, 1000 * MS, 1);
+            for i in 0..(100 + s) {
+                r.dispatched(i * MS);
+                r.sent(i * MS, 0);
+                r.outcome(i * MS + MS, 0, Outcome::Response(204), (i + 1) * 1_000, Some(1_000));
+            }
+            shards.push(r.finish(200 * MS, 0).0);
+        }
+        let mut all = Totals::new(1);
+        for t in &shards {
+            all.merge(t);
+        }
+        assert_eq!(all.arrivals, 303);
+        assert_eq!(all.latency_us.len(), 303);
+        assert_eq!(all.keys[0].latency_us.len(), 303);
+        assert_eq!(all.counts.statuses().collect::<Vec<_>>(), vec![(204, 303)]);
+    }
+
+    #[test]
+    fn merger_emits_rows_in_order_once_all_shards_reported() {
+        let mut m = IntervalMerger::new(2, 1000 * MS);
+        let snap = |i, offered, end_ns| IntervalSnapshot {
+            offered,
+            end_ns,
+            ..IntervalSnapshot::new(i)
+        };
+        assert!(m.add(snap(0, 1, 1000 * MS)).is_empty());
+        assert!(m.add(snap(1, 2, 1500 * MS)).is_empty());
+        let rows = m.add(snap(0, 3, 1000 * MS));
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].offered, 4);
+        assert!((rows[0].duration_s - 1.0).abs() < 1e-9);
+        let rest = m.finish();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].offered, 2);
+        assert!((rest[0].duration_s - 0.5).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,134 @@
+//! Reports: the files of one run's report folder and the console summary.
+//!
+//! Takes finished results (a [`RunOutput`] and its [`Summary`]) and a
+//! folder; writes `summary.json`, `intervals.csv`, `latency.hgrm` and
+//! `latency.hlog`. Each artifact is written on its own: one that fails is
+//! reported and never costs the others. Nothing here measures.
+
+pub mod console;
+pub mod hdr;
+pub mod progress;
+pub mod summary;
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::experiment::run::RunOutput;
+use crate::outcome::Class;
+use summary::Summary;
+
+/// The folder a run's report goes to: `DIR/<name>-<YYYYmmdd-HHMMSS>/`
+/// under `reports/` by default, or exactly `out` when given.
+pub fn folder_for(name: &str, started_at: &chrono::DateTime<chrono::Utc>, out: Option<&Path>) -> PathBuf {
+    match out {
+        Some(dir) => dir.to_path_buf(),
+        None => {
+            let safe: String = name
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+                .collect();
+            Path::new("reports").join(format!("{safe}-{}", started_at.format("%Y%m%d-%H%M%S")))
+        }
+    }
+}
+
+/// Writes every artifact of `run` into `dir` (created if needed). Returns
+/// the files written; errors of single artifacts are collected, not fatal.
+pub fn write(dir: &Path, run: &RunOutput, summary: &Summary) -> (Vec<PathBuf>, Vec<Error>) {
+    let mut written = Vec::new();
+    let mut errors = Vec::new();
+    if let Err(e) = fs::create_dir_all(dir) {
+        errors.push(Error::io(dir, e));
+        return (written, errors);
+    }
+    let artifacts: [(&str, &dyn Fn(&mut dyn Write) -> std::io::Result<()>); 4] = [
+        ("summary.json", &|w| {
+            serde_json::to_writer_pretty(&mut *w, summary)?;
+            writeln!(w)
+        }),
+        ("intervals.csv", &|w| write_intervals_csv(w, run)),
+        ("latency.hgrm", &|w| hdr::write_hgrm(w, &run.driver.totals.latency_us)),
+        ("latency.hlog", &|w| hdr::write_hlog(w, run)),
+    ];
+    for (name, write_one) in artifacts {
+        let path = dir.join(name);
+        match write_file(&path, write_one) {
+            Ok(()) => written.push(path),
+            Err(e) => errors.push(e),
+        }
+    }
+    (written, errors)
+}
+
+fn write_file(path: &Path, body: &dyn Fn(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
+    let file = fs::File::create(path).map_err(|e| Error::io(path, e))?;
+    let mut w = std::io::BufWriter::new(file);
+    body(&mut w).and_then(|()| w.flush()).map_err(|e| Error::io(path, e))
+}
+
+/// One row of `intervals.csv`.
+#[derive(Serialize)]
+struct CsvRow {
+    index: u64,
+    start_s: f64,
+    duration_s: f64,
+    offered: u64,
+    sent: u64,
+    #[serde(rename = "2xx")]
+    ok_2xx: u64,
+    #[serde(rename = "429")]
+    s429: u64,
+    #[serde(rename = "503")]
+    s503: u64,
+    #[serde(rename = "504")]
+    s504: u64,
+    other_status: u64,
+    client_timeout: u64,
+    connect_error: u64,
+    io_error: u64,
+    not_sent: u64,
+    p50_us: u64,
+    p90_us: u64,
+    p99_us: u64,
+    p999_us: u64,
+    max_us: u64,
+    lag_p99_us: u64,
+    in_flight: u64,
+    driver_cpu_cores: f64,
+}
+
+fn write_intervals_csv(w: &mut dyn Write, run: &RunOutput) -> std::io::Result<()> {
+    let mut csv = csv::Writer::from_writer(w);
+    for r in &run.driver.intervals {
+        let c = |class: Class| r.by_class[class.index()];
+        csv.serialize(CsvRow {
+            index: r.index,
+            start_s: r.start_s,
+            duration_s: r.duration_s,
+            offered: r.offered,
+            sent: r.sent,
+            ok_2xx: c(Class::Success),
+            s429: c(Class::TooMany),
+            s503: c(Class::Unavailable),
+            s504: c(Class::GatewayTimeout),
+            other_status: c(Class::OtherStatus),
+            client_timeout: c(Class::ClientTimeout),
+            connect_error: c(Class::ConnectError),
+            io_error: c(Class::IoError),
+            not_sent: c(Class::NotSent),
+            p50_us: r.p50_us,
+            p90_us: r.p90_us,
+            p99_us: r.p99_us,
+            p999_us: r.p999_us,
+            max_us: r.max_us,
+            lag_p99_us: r.lag_p99_us,
+            in_flight: r.in_flight,
+            driver_cpu_cores: (r.driver_cpu_cores * 1000.0).round() / 1000.0,
+        })?;
+    }
+    csv.flush()
+}

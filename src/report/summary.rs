@@ -1,0 +1,257 @@
+//! `summary.json`: the machine-readable result of one run.
+//!
+//! Takes a finished [`RunOutput`] and builds the [`Summary`] value; the
+//! names here are a contract (CI users read them), versioned by
+//! [`SCHEMA_VERSION`].
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::experiment::run::RunOutput;
+use crate::outcome::Class;
+use crate::record::Counts;
+
+/// Version of the summary's layout; bumped on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Percentiles of one histogram, in microseconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Percentiles {
+    /// Values recorded.
+    pub count: u64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// 99.99th percentile.
+    pub p9999: u64,
+    /// Largest value.
+    pub max: u64,
+    /// Mean.
+    pub mean: f64,
+}
+
+impl Percentiles {
+    /// Reads the percentiles off a histogram (all zero when it is empty).
+    pub fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        Percentiles {
+            count: h.len(),
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            p9999: h.value_at_quantile(0.9999),
+            max: h.max(),
+            mean: (h.mean() * 10.0).round() / 10.0,
+        }
+    }
+}
+
+/// Outcome counts as the summary shows them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Outcomes {
+    /// Complete responses by exact status code.
+    pub responses: BTreeMap<u16, u64>,
+    /// Requests dropped at the client deadline.
+    pub client_timeout: u64,
+    /// Connections that could not be made.
+    pub connect_error: u64,
+    /// Exchanges that failed mid-way (reset, closed early, not HTTP).
+    pub io_error: u64,
+    /// Arrivals never sent because the connection cap was reached.
+    pub not_sent: u64,
+    /// Counts by class (`2xx`, `429`, `503`, `504`, `other_status`, ...).
+    pub classes: BTreeMap<String, u64>,
+}
+
+impl Outcomes {
+    /// From recorder counts.
+    pub fn of(c: &Counts) -> Self {
+        Outcomes {
+            responses: c.statuses().collect(),
+            client_timeout: c.class(Class::ClientTimeout),
+            connect_error: c.class(Class::ConnectError),
+            io_error: c.class(Class::IoError),
+            not_sent: c.class(Class::NotSent),
+            classes: Class::ALL.iter().map(|k| (k.name().to_string(), c.class(*k))).collect(),
+        }
+    }
+
+    /// Every outcome counted.
+    pub fn total(&self) -> u64 {
+        self.classes.values().sum()
+    }
+}
+
+/// What one API key saw.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KeySummary {
+    /// Outcomes of this key's arrivals.
+    pub outcomes: Outcomes,
+    /// Latency of this key's sent requests, us.
+    pub latency_us: Percentiles,
+}
+
+/// The driver's own cost.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DriverSummary {
+    /// Driver threads.
+    pub threads: usize,
+    /// CPU seconds the driver threads used.
+    pub cpu_s: f64,
+    /// Requests sent per driver CPU-second.
+    pub requests_per_cpu_s: f64,
+    /// Busiest interval's driver CPU, in cores (max over intervals).
+    pub peak_cpu_cores: f64,
+}
+
+/// The summary of one run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    /// Layout version, see [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Scenario name.
+    pub name: String,
+    /// When the run started, RFC 3339 UTC.
+    pub started_at: String,
+    /// The URL the driver sent to.
+    pub target: String,
+    /// True when Ctrl-C or SIGTERM cut the run short.
+    pub interrupted: bool,
+    /// Arrivals scheduled (dispatched); each has exactly one outcome.
+    pub arrivals: u64,
+    /// Requests written to a connection.
+    pub sent: u64,
+    /// Time arrivals were offered for, s.
+    pub duration_s: f64,
+    /// Arrivals the phases ask for per second.
+    pub intended_rate_per_s: f64,
+    /// Requests sent per second.
+    pub achieved_rate_per_s: f64,
+    /// Complete responses per second.
+    pub response_rate_per_s: f64,
+    /// What became of the arrivals.
+    pub outcomes: Outcomes,
+    /// Completion minus intended send time, of sent requests.
+    pub latency_us: Percentiles,
+    /// Completion minus actual send time.
+    pub service_time_us: Percentiles,
+    /// Actual minus intended send time.
+    pub schedule_lag_us: Percentiles,
+    /// Latency by outcome class.
+    pub latency_by_class_us: BTreeMap<String, Percentiles>,
+    /// True when the generator, not the target, limited the run.
+    pub generator_bound: bool,
+    /// Why the run counts as generator-bound (empty when it does not).
+    pub generator_bound_reasons: Vec<String>,
+    /// Schedule lag p99 above which the run is generator-bound, us.
+    pub lag_bound_us: u64,
+    /// The driver's own cost.
+    pub driver: DriverSummary,
+    /// Per API key, by name.
+    pub keys: BTreeMap<String, KeySummary>,
+    /// The mock upstream's ground truth (`GET /accounting`), when used.
+    pub upstream_accounting: Option<serde_json::Value>,
+    /// Problems met outside the measurement (e.g. accounting unreadable).
+    pub warnings: Vec<String>,
+}
+
+/// Driver CPU share of its threads above which it is called the bottleneck.
+const DRIVER_BUSY_SHARE: f64 = 0.9;
+
+impl Summary {
+    /// Builds the summary of a finished run.
+    pub fn of(run: &RunOutput) -> Summary {
+        let t = &run.driver.totals;
+        let d = &run.driver;
+        let duration_s = d.duration_s.max(1e-9);
+        let cpu_s = t.driver_cpu_ns as f64 / 1e9;
+        let lag = Percentiles::of(&t.schedule_lag_us);
+        let lag_bound_us = run.scenario.client.lag_bound.as_micros() as u64;
+        let peak_cpu_cores =
+            d.intervals.iter().map(|r| r.driver_cpu_cores).fold(0.0, f64::max);
+        let mut reasons = Vec::new();
+        if lag.p99 > lag_bound_us {
+            reasons.push(format!(
+                "schedule lag p99 {} us is over the bound of {} us",
+                lag.p99, lag_bound_us
+            ));
+        }
+        let busy = cpu_s / (duration_s * d.threads as f64);
+        if busy > DRIVER_BUSY_SHARE {
+            reasons.push(format!(
+                "driver threads were {:.0}% busy (over {:.0}%)",
+                busy * 100.0,
+                DRIVER_BUSY_SHARE * 100.0
+            ));
+        }
+        let scheduled_s = crate::arrival::total_duration(&run.scenario.phases).as_secs_f64();
+        let intended_rate_per_s = if d.interrupted {
+            t.arrivals as f64 / duration_s
+        } else {
+            crate::arrival::expected_arrivals(&run.scenario.phases) / scheduled_s.max(1e-9)
+        };
+        let responses: u64 = t.counts.statuses().map(|(_, n)| n).sum();
+        Summary {
+            schema_version: SCHEMA_VERSION,
+            name: run.scenario.name.clone(),
+            started_at: run.started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            target: run.target_url.clone(),
+            interrupted: d.interrupted,
+            arrivals: t.arrivals,
+            sent: t.sent,
+            duration_s: round3(duration_s),
+            intended_rate_per_s: round3(intended_rate_per_s),
+            achieved_rate_per_s: round3(t.sent as f64 / duration_s),
+            response_rate_per_s: round3(responses as f64 / duration_s),
+            outcomes: Outcomes::of(&t.counts),
+            latency_us: Percentiles::of(&t.latency_us),
+            service_time_us: Percentiles::of(&t.service_us),
+            schedule_lag_us: lag,
+            latency_by_class_us: Class::ALL
+                .iter()
+                .zip(&t.latency_by_class_us)
+                .filter(|(_, h)| !h.is_empty())
+                .map(|(c, h)| (c.name().to_string(), Percentiles::of(h)))
+                .collect(),
+            generator_bound: !reasons.is_empty(),
+            generator_bound_reasons: reasons,
+            lag_bound_us,
+            driver: DriverSummary {
+                threads: d.threads,
+                cpu_s: round3(cpu_s),
+                requests_per_cpu_s: round3(t.sent as f64 / cpu_s.max(1e-9)),
+                peak_cpu_cores: round3(peak_cpu_cores),
+            },
+            keys: run
+                .key_names
+                .iter()
+                .zip(&t.keys)
+                .map(|(name, k)| {
+                    (
+                        name.clone(),
+                        KeySummary {
+                            outcomes: Outcomes::of(&k.counts),
+                            latency_us: Percentiles::of(&k.latency_us),
+                        },
+                    )
+                })
+                .collect(),
+            upstream_accounting: run.upstream_accounting.clone(),
+            warnings: run.warnings.clone(),
+        }
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}

@@ -1,0 +1,109 @@
+//! Ctrl-C and SIGTERM: the first stops sending, the second exits at once.
+//!
+//! [`install`] starts a small signal thread and hands back a [`Stop`]
+//! handle the run watches. On the first SIGINT or SIGTERM the handle turns
+//! true: the driver stops dispatching, drains what is in flight, and the
+//! report of what ran is written. On a second signal every child process
+//! still registered with [`crate::topology`] is stopped and the process
+//! exits with 128 + the signal number. It does not know about reports.
+
+use std::sync::OnceLock;
+
+use tokio::sync::watch;
+
+/// The signal that stopped the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGINT (Ctrl-C): exit code 130.
+    Interrupt,
+    /// SIGTERM: exit code 143.
+    Terminate,
+}
+
+impl Signal {
+    /// The conventional exit code, 128 + signal number.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Signal::Interrupt => 130,
+            Signal::Terminate => 143,
+        }
+    }
+}
+
+/// A handle that turns true when the run should stop.
+#[derive(Clone)]
+pub struct Stop {
+    rx: watch::Receiver<bool>,
+}
+
+static FIRST: OnceLock<Signal> = OnceLock::new();
+
+impl Stop {
+    /// A handle that never fires (for tests and library use).
+    pub fn never() -> Stop {
+        let (tx, rx) = watch::channel(false);
+        // Keep the sender alive so `changed()` never resolves.
+        std::mem::forget(tx);
+        Stop { rx }
+    }
+
+    /// A handle and the switch that fires it.
+    pub fn manual() -> (watch::Sender<bool>, Stop) {
+        let (tx, rx) = watch::channel(false);
+        (tx, Stop { rx })
+    }
+
+    /// The watch receiver the driver's shards select on.
+    pub fn receiver(&self) -> watch::Receiver<bool> {
+        self.rx.clone()
+    }
+
+    /// True once a stop was asked for.
+    pub fn is_stopped(&self) -> bool {
+        *self.rx.borrow()
+    }
+
+    /// The signal that stopped the run, if one did.
+    pub fn signal() -> Option<Signal> {
+        FIRST.get().copied()
+    }
+}
+
+/// Installs the SIGINT/SIGTERM handlers and returns the stop handle.
+pub fn install() -> std::io::Result<Stop> {
+    let (tx, rx) = watch::channel(false);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    // Register the handlers now, so a signal that comes before the thread
+    // first runs is not lost.
+    let (mut sigint, mut sigterm) = runtime.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+        ))
+    })?;
+    std::thread::Builder::new().name("contend-signals".into()).spawn(move || {
+        runtime.block_on(async move {
+            let mut seen = 0;
+            loop {
+                let signal = tokio::select! {
+                    _ = sigint.recv() => Signal::Interrupt,
+                    _ = sigterm.recv() => Signal::Terminate,
+                };
+                seen += 1;
+                if seen == 1 {
+                    let _ = FIRST.set(signal);
+                    eprintln!(
+                        "\ncontend: stopping: draining requests in flight and writing the report \
+                         (signal again to exit at once)"
+                    );
+                    let _ = tx.send(true);
+                } else {
+                    crate::topology::stop_all_children();
+                    std::process::exit(signal.exit_code());
+                }
+            }
+        });
+    })?;
+    Ok(Stop { rx })
+}

@@ -1,0 +1,165 @@
+//! The one module that calls libc: clocks, the timerfd the driver paces
+//! with, and the process settings children are started with.
+//!
+//! Everything `unsafe` in `contend` lives here, each call wrapped in a small
+//! safe function. Nothing here knows about requests or reports.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; the clocks used here exist on Linux.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the driver's one time base (vDSO, ~20 ns).
+pub fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// CPU time the calling thread has used, in nanoseconds.
+pub fn thread_cpu_ns() -> u64 {
+    clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// CPU time (user + system) the whole process has used, in nanoseconds.
+pub fn process_cpu_ns() -> u64 {
+    clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+/// A non-blocking CLOCK_MONOTONIC timerfd, armed at absolute times.
+///
+/// tokio's timers have a 1 ms grain; registered with the runtime's epoll,
+/// a timerfd wakes the driver with microsecond precision.
+pub struct TimerFd(OwnedFd);
+
+impl TimerFd {
+    /// Creates a disarmed timer.
+    pub fn new() -> io::Result<TimerFd> {
+        // SAFETY: plain syscall; the returned fd is checked and then owned.
+        let fd = unsafe {
+            libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC)
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh, valid descriptor that nothing else owns.
+        Ok(TimerFd(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Arms the timer to fire once at `deadline_ns` on CLOCK_MONOTONIC
+    /// (a time already past fires at once).
+    pub fn arm_at(&self, deadline_ns: u64) -> io::Result<()> {
+        // A zero it_value would disarm the timer: never ask for time 0.
+        let deadline_ns = deadline_ns.max(1);
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
+            it_value: libc::timespec {
+                tv_sec: (deadline_ns / 1_000_000_000) as libc::time_t,
+                tv_nsec: (deadline_ns % 1_000_000_000) as libc::c_long,
+            },
+        };
+        // SAFETY: valid fd and itimerspec; the old value is not asked for.
+        let rc = unsafe {
+            libc::timerfd_settime(
+                self.0.as_raw_fd(),
+                libc::TFD_TIMER_ABSTIME,
+                &spec,
+                std::ptr::null_mut(),
+            )
+        };
+        if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    }
+
+    /// Reads the expiry count, clearing readiness. `WouldBlock` when it has
+    /// not fired yet.
+    pub fn clear(&self) -> io::Result<u64> {
+        let mut expirations = 0u64;
+        // SAFETY: reads 8 bytes into a u64 owned by this frame.
+        let n = unsafe {
+            libc::read(
+                self.0.as_raw_fd(),
+                (&mut expirations as *mut u64).cast(),
+                std::mem::size_of::<u64>(),
+            )
+        };
+        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(expirations) }
+    }
+}
+
+impl AsRawFd for TimerFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// Registers a timerfd with the current tokio runtime.
+pub fn register_timer(timer: TimerFd) -> io::Result<tokio::io::unix::AsyncFd<TimerFd>> {
+    // SAFETY: `TimerFd` owns its descriptor, which stays open and the same
+    // for as long as the AsyncFd owns the TimerFd.
+    unsafe { tokio::io::unix::AsyncFd::register(timer) }.map_err(io::Error::from)
+}
+
+/// Makes a child started with this `Command` receive SIGTERM when the
+/// thread that started it ends, so no child outlives `contend`, even when
+/// `contend` itself is killed.
+pub fn kill_child_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and calls only
+    // async-signal-safe functions (prctl, getppid).
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Sends `signal` to the process `pid` (one this process started).
+pub fn signal(pid: u32, signal: libc::c_int) -> io::Result<()> {
+    // SAFETY: plain syscall on a PID this process owns as its child.
+    if unsafe { libc::kill(pid as libc::pid_t, signal) } < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clocks_advance() {
+        let a = monotonic_ns();
+        let c = thread_cpu_ns();
+        let mut x = 0u64;
+        for i in 0..1_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        assert!(monotonic_ns() > a);
+        assert!(thread_cpu_ns() > c);
+    }
+
+    #[test]
+    fn timer_fires_at_absolute_time() {
+        let t = TimerFd::new().unwrap();
+        assert_eq!(t.clear().unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        t.arm_at(monotonic_ns()).unwrap();
+        // A deadline in the past expires at once.
+        let mut fired = false;
+        for _ in 0..1000 {
+            if t.clear().is_ok() {
+                fired = true;
+                break;
+            }
+            std::thread::yield_now();
+        }
+        assert!(fired);
+    }
+}

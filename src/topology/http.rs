@@ -1,0 +1,51 @@
+//! A tiny blocking HTTP/1.1 client for talking to components (health,
+//! accounting), off the measured path.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+
+/// How long one component request may take.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `method path` on `addr`; returns the status and body.
+pub fn request(addr: SocketAddr, method: &str, path: &str) -> Result<(u16, Bytes), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        tokio::time::timeout(TIMEOUT, async {
+            let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(conn);
+            let req = Request::builder()
+                .method(method)
+                .uri(path)
+                .header(hyper::header::HOST, addr.to_string())
+                .body(Empty::<Bytes>::new())
+                .map_err(|e| e.to_string())?;
+            let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+            let status = resp.status().as_u16();
+            let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+            Ok((status, body))
+        })
+        .await
+        .map_err(|_| format!("no answer within {}s", TIMEOUT.as_secs()))?
+    })
+}
+
+/// `GET path` on `addr`, parsed as JSON.
+pub fn get_json(addr: SocketAddr, path: &str) -> Result<serde_json::Value, String> {
+    let (status, body) = request(addr, "GET", path)?;
+    if status != 200 {
+        return Err(format!("GET {path} answered {status}"));
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("GET {path}: not JSON: {e}"))
+}
