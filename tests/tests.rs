@@ -1,5 +1,10 @@
 //! The integration tests, one binary. Modules:
 //!
+//! - `util`: loopback test servers and driver helpers.
 //! - `scenario_files`: broken and good scenario files and their messages.
+//! - `driver`: the open-loop driver against servers that stall, refuse,
+//!   reset, never answer, or run out of connections.
 
+mod driver;
 mod scenario_files;
+mod util;

@@ -1,7 +1,8 @@
 //! HdrHistogram's own formats: the percentile distribution (`.hgrm`, as
 //! wrk2 and HdrHistogram's `outputPercentileDistribution` print it, values
-//! in milliseconds) and the interval log (`.hlog`, version 1.3, readable by
-//! HistogramLogProcessor and HdrHistogram_rust's `IntervalLogIterator`).
+//! in milliseconds) and the interval log (`.hlog`, version 1.3, values in
+//! microseconds, readable by HistogramLogProcessor and HdrHistogram_rust's
+//! `IntervalLogIterator`).
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -46,14 +47,12 @@ pub fn write_hlog(mut w: &mut dyn Write, run: &RunOutput) -> io::Result<()> {
     let start = std::time::SystemTime::from(run.started_at);
     let start_s = start.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
     writeln!(w, "#[Histogram log format version 1.3]")?;
-    writeln!(w, "#[Latency from the intended send time, microseconds; interval max in ms]")?;
+    writeln!(w, "#[Latency from the intended send time, in microseconds]")?;
     writeln!(w, "#[StartTime: {start_s:.3} (seconds since epoch)]")?;
     writeln!(w, "#[BaseTime: {start_s:.3} (seconds since epoch)]")?;
     writeln!(w, "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"")?;
     let mut serializer = V2DeflateSerializer::new();
-    let mut log = IntervalLogWriterBuilder::new()
-        .with_max_value_divisor(US_PER_MS)
-        .begin_log_with(&mut w, &mut serializer)?;
+    let mut log = IntervalLogWriterBuilder::new().begin_log_with(&mut w, &mut serializer)?;
     let mut deserializer = Deserializer::new();
     for row in &run.driver.intervals {
         let h: Histogram<u64> = deserializer

@@ -1,0 +1,161 @@
+//! The driver against real loopback servers: latency from the intended
+//! send time, one outcome per arrival, client timeouts as real aborts.
+
+use std::io::Read;
+use std::sync::Mutex;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use contend::outcome::Class;
+
+use crate::util::{self, answer_and_close, assert_outcomes_add_up, drive, overrides, read_request_head};
+
+/// A server that stops answering for `stall` starting 1 s after its first
+/// request: requests that arrive in the stall are held until it ends.
+fn stalling_server(stall: Duration) -> util::Server {
+    let first = Mutex::new(None::<tokio::time::Instant>);
+    util::http_server(move |now| {
+        let start = *first.lock().unwrap().get_or_insert(now);
+        let stall_start = start + Duration::from_secs(1);
+        let stall_end = stall_start + stall;
+        if now >= stall_start && now < stall_end { stall_end - now } else { Duration::ZERO }
+    })
+}
+
+#[test]
+fn a_stall_shows_in_latency_as_the_open_loop_model_predicts() {
+    // Constant arrivals over D; the server holds everything arriving in a
+    // stall of S. A fraction S/D of arrivals wait up to S (uniformly), so
+    // latency measured from the intended send time has
+    // P(latency > x) = (S - x) / D, and p99 = S - 0.01 D, p90 = S - 0.1 D.
+    // A tool that measured from the actual send would hide most of it.
+    let duration = Duration::from_secs(3);
+    let stall = Duration::from_millis(600);
+    let server = stalling_server(stall);
+    let mut o = overrides(&server.url(), 1000.0, duration);
+    o.threads = Some(2);
+    let out = drive(&o);
+    assert_outcomes_add_up(&out);
+    assert_eq!(out.totals.counts.class(Class::Success), out.totals.arrivals);
+    let p = |q| out.totals.latency_us.value_at_quantile(q) as f64 / 1e6;
+    let (d, s) = (duration.as_secs_f64(), stall.as_secs_f64());
+    let (p99, p90) = (p(0.99), p(0.90));
+    assert!((p99 - (s - 0.01 * d)).abs() < 0.12, "p99 {p99:.3}s, model {:.3}s", s - 0.01 * d);
+    assert!((p90 - (s - 0.10 * d)).abs() < 0.12, "p90 {p90:.3}s, model {:.3}s", s - 0.10 * d);
+    assert!(p(0.5) < 0.1, "the median is untouched by the stall: {:.3}s", p(0.5));
+}
+
+#[test]
+fn without_a_stall_the_tail_stays_small() {
+    let server = util::http_server(|_| Duration::ZERO);
+    let out = drive(&overrides(&server.url(), 1000.0, Duration::from_secs(2)));
+    assert_outcomes_add_up(&out);
+    let p99_s = out.totals.latency_us.value_at_quantile(0.99) as f64 / 1e6;
+    // Generous: a shared machine, but nowhere near the 0.57 s of a stall.
+    assert!(p99_s < 0.15, "p99 {p99_s:.3}s without a stall");
+    let expected = 2000;
+    assert!(out.totals.arrivals.abs_diff(expected) <= 1, "{} arrivals", out.totals.arrivals);
+}
+
+#[test]
+fn refused_connections_are_counted_as_connect_errors() {
+    // Bind, learn the port, close: nothing listens there now.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let out = drive(&overrides(&format!("http://{addr}"), 200.0, Duration::from_secs(1)));
+    assert_outcomes_add_up(&out);
+    assert!(out.totals.arrivals >= 199);
+    assert_eq!(out.totals.counts.class(Class::ConnectError), out.totals.arrivals);
+    assert_eq!(out.totals.sent, 0);
+}
+
+#[test]
+fn a_response_cut_short_or_not_http_is_an_io_error() {
+    for reply in [
+        &b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly part of it"[..],
+        &b"SSH-2.0-OpenSSH_9.2\r\n"[..],
+    ] {
+        let server = util::raw_server(move |s| answer_and_close(s, reply));
+        let out = drive(&overrides(&server.url(), 100.0, Duration::from_secs(1)));
+        assert_outcomes_add_up(&out);
+        assert_eq!(
+            out.totals.counts.class(Class::IoError),
+            out.totals.arrivals,
+            "reply {:?}",
+            String::from_utf8_lossy(reply)
+        );
+    }
+}
+
+#[test]
+fn a_server_that_never_answers_gives_client_timeouts_and_sees_the_abort() {
+    // Each connection reports how long after its request head the client
+    // closed it: the client timeout must be a real abort on the wire.
+    let (closed_tx, closed_rx) = mpsc::channel::<Duration>();
+    let closed_tx = Mutex::new(closed_tx);
+    let server = util::raw_server(move |mut s| {
+        if read_request_head(&mut s) {
+            let got_request = Instant::now();
+            let mut rest = [0u8; 64];
+            // Blocks until the client closes (read returns 0) or resets.
+            while matches!(s.read(&mut rest), Ok(n) if n > 0) {}
+            let _ = closed_tx.lock().unwrap().send(got_request.elapsed());
+        }
+    });
+    let mut o = overrides(&server.url(), 10.0, Duration::from_millis(500));
+    o.timeout = Some(Duration::from_millis(300));
+    let out = drive(&o);
+    assert_outcomes_add_up(&out);
+    assert_eq!(out.totals.counts.class(Class::ClientTimeout), out.totals.arrivals);
+    let first_close = closed_rx.recv_timeout(Duration::from_secs(10)).expect("the server saw the close");
+    assert!(
+        first_close >= Duration::from_millis(200) && first_close < Duration::from_secs(3),
+        "closed {first_close:?} after the request; the timeout is 300 ms"
+    );
+    // Latency of a timed-out request is the timeout, from the intended time.
+    let p50_ms = out.totals.latency_us.value_at_quantile(0.5) / 1000;
+    assert!((290..1000).contains(&p50_ms), "timeout latency {p50_ms} ms");
+}
+
+#[test]
+fn arrivals_past_the_connection_cap_are_not_sent_and_counted() {
+    let server = util::raw_server(|mut s| {
+        // Hold the connection without answering until the client leaves.
+        if read_request_head(&mut s) {
+            let mut rest = [0u8; 64];
+            while matches!(s.read(&mut rest), Ok(n) if n > 0) {}
+        }
+    });
+    let mut o = overrides(&server.url(), 100.0, Duration::from_secs(1));
+    o.timeout = Some(Duration::from_millis(400));
+    o.max_connections = Some(2);
+    o.threads = Some(1);
+    let out = drive(&o);
+    assert_outcomes_add_up(&out);
+    let t = &out.totals;
+    assert!(t.counts.class(Class::NotSent) > 50, "not sent: {}", t.counts.class(Class::NotSent));
+    assert!(t.counts.class(Class::ClientTimeout) >= 2);
+    assert_eq!(
+        t.counts.class(Class::NotSent) + t.counts.class(Class::ClientTimeout),
+        t.arrivals
+    );
+    assert_eq!(t.sent, t.counts.class(Class::ClientTimeout));
+}
+
+#[test]
+fn histograms_from_several_threads_merge_to_exactly_what_was_recorded() {
+    let server = util::http_server(|_| Duration::ZERO);
+    let mut o = overrides(&server.url(), 3000.0, Duration::from_secs(1));
+    o.threads = Some(3);
+    let out = drive(&o);
+    assert_outcomes_add_up(&out);
+    let t = &out.totals;
+    assert_eq!(out.threads, 3);
+    assert_eq!(t.latency_us.len(), t.sent);
+    assert_eq!(t.service_us.len(), t.sent);
+    assert_eq!(t.schedule_lag_us.len(), t.sent);
+    let by_class: u64 = t.latency_by_class_us.iter().map(|h| h.len()).sum();
+    assert_eq!(by_class, t.arrivals);
+    let sent_in_intervals: u64 = out.intervals.iter().map(|r| r.sent).sum();
+    assert_eq!(sent_in_intervals, t.sent);
+    assert!(t.arrivals.abs_diff(3000) <= 1, "{} arrivals", t.arrivals);
+}
