@@ -188,7 +188,7 @@ pub enum ShardMsg {
     /// Connections are warm; waiting for the start time.
     Ready,
     /// An interval closed.
-    Interval(IntervalSnapshot),
+    Interval(Box<IntervalSnapshot>),
     /// The shard ended; its totals.
     Done(Box<Totals>),
     /// The shard could not run.
@@ -291,7 +291,7 @@ pub fn run(
                 }
             }
             ShardMsg::Interval(snapshot) => {
-                for row in merger.add(snapshot) {
+                for row in merger.add(*snapshot) {
                     on_interval(&row);
                     intervals.push(row);
                 }

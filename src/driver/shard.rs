@@ -28,7 +28,7 @@ use crate::sys;
 /// dispatched in batches: each wake costs a few syscalls, and at high rates
 /// arrivals are this close anyway. The batch's lateness stays visible as
 /// schedule lag and in latency, which both count from the intended time.
-const MIN_WAKE_GAP_NS: u64 = 40_000;
+const MIN_WAKE_GAP_NS: u64 = 100_000;
 /// Most arrivals dispatched in one go before the pacer yields, so that a
 /// backlog after a stall cannot starve the connections' I/O.
 const MAX_BATCH: usize = 512;
@@ -47,7 +47,7 @@ pub struct ShardPlan {
     pub key_cdf: Arc<[f64]>,
     /// Client timeout per request template, ns.
     pub timeouts_ns: Arc<[u64]>,
-    /// Whether per-key totals are kept.
+    /// Number of API keys whose totals are kept (0: none).
     pub keys: usize,
     /// The phases of offered load.
     pub phases: Arc<[Phase]>,
@@ -65,10 +65,37 @@ pub struct ShardPlan {
 struct Shared {
     pool: Pool,
     recorder: RefCell<Recorder>,
+    arrivals: RefCell<Arrivals>,
     requests: Arc<[RequestTemplate]>,
     timeouts_ns: Arc<[u64]>,
     in_flight: Cell<u64>,
     drained: Notify,
+}
+
+/// The shard's remaining arrivals and the choices made for them.
+struct Arrivals {
+    schedule: Schedule,
+    /// Intended send time of the next arrival; `None` once all are sent or
+    /// the run was stopped.
+    next_due_ns: Option<u64>,
+    start_ns: u64,
+    key_cdf: Arc<[f64]>,
+    rng: SmallRng,
+}
+
+impl Arrivals {
+    fn new(plan: &ShardPlan, start_ns: u64) -> Arrivals {
+        let mut schedule = Schedule::new(&plan.phases, plan.shard, plan.shards, plan.seed);
+        let next_due_ns = schedule.next().map(|a| start_ns + a.offset_ns);
+        let shard_seed = plan.seed ^ (plan.shard as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        Arrivals {
+            schedule,
+            next_due_ns,
+            start_ns,
+            key_cdf: plan.key_cdf.clone(),
+            rng: SmallRng::seed_from_u64(shard_seed),
+        }
+    }
 }
 
 /// Runs one shard to its end on the calling thread.
@@ -101,14 +128,17 @@ pub fn run(
         let shared = Rc::new(Shared {
             pool,
             recorder: RefCell::new(Recorder::new(start_ns, plan.interval_ns, plan.keys)),
+            arrivals: RefCell::new(Arrivals::new(&plan, start_ns)),
             requests: plan.requests.clone(),
             timeouts_ns: plan.timeouts_ns.clone(),
             in_flight: Cell::new(0),
             drained: Notify::new(),
         });
-        if let Err(e) = pace(&shared, &plan, start_ns, &to_coordinator, &mut stop).await {
+        if let Err(e) = pace(&shared, plan.interval_ns, &to_coordinator, &mut stop).await {
             let _ = to_coordinator.send(ShardMsg::Failed(format!("driver timer: {e}")));
         }
+        // No more arrivals, also when the pacer stopped early.
+        shared.arrivals.borrow_mut().next_due_ns = None;
         // Drain: every request in flight ends by its own client timeout.
         while shared.in_flight.get() > 0 {
             shared.drained.notified().await;
@@ -117,55 +147,63 @@ pub fn run(
         let recorder = shared.recorder.replace(Recorder::new(0, 1, 0));
         let (totals, intervals) = recorder.finish(sys::monotonic_ns(), 0);
         for snapshot in intervals {
-            let _ = to_coordinator.send(ShardMsg::Interval(snapshot));
+            let _ = to_coordinator.send(ShardMsg::Interval(Box::new(snapshot)));
         }
         let _ = to_coordinator.send(ShardMsg::Done(Box::new(totals)));
     });
 }
 
-/// The pacer: dispatches every arrival that is due, then sleeps on the
-/// timerfd until the next one (or a little later, see [`MIN_WAKE_GAP_NS`]).
+/// Sends every arrival due by `now_ns`, at most [`MAX_BATCH`]. Called by
+/// the pacer on its own wakes and by each exchange as it ends, so that when
+/// the thread is awake for I/O anyway, due arrivals leave without waiting
+/// for (or paying for) a timer wake.
+fn dispatch_due(shared: &Rc<Shared>, now_ns: u64) -> usize {
+    let mut arrivals = shared.arrivals.borrow_mut();
+    let mut sent = 0;
+    while let Some(due_ns) = arrivals.next_due_ns {
+        if due_ns > now_ns || sent == MAX_BATCH {
+            break;
+        }
+        let a = &mut *arrivals;
+        let key = pick_key(&a.key_cdf, &mut a.rng);
+        a.next_due_ns = a.schedule.next().map(|next| a.start_ns + next.offset_ns);
+        shared.recorder.borrow_mut().dispatched(now_ns);
+        shared.in_flight.set(shared.in_flight.get() + 1);
+        tokio::task::spawn_local(exchange(shared.clone(), key, due_ns));
+        sent += 1;
+    }
+    sent
+}
+
+/// The pacer: sends what is due, closes intervals, then sleeps on the
+/// timerfd until the next arrival (or a little later, see
+/// [`MIN_WAKE_GAP_NS`]), until the schedule ends or a stop is asked for.
 async fn pace(
     shared: &Rc<Shared>,
-    plan: &ShardPlan,
-    start_ns: u64,
+    interval_ns: u64,
     to_coordinator: &mpsc::Sender<ShardMsg>,
     stop: &mut watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let timer = sys::register_timer(sys::TimerFd::new()?)?;
-    let mut schedule = Schedule::new(&plan.phases, plan.shard, plan.shards, plan.seed);
-    let mut rng = SmallRng::seed_from_u64(plan.seed ^ (plan.shard as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let mut next = schedule.next();
+    let start_ns = shared.arrivals.borrow().start_ns;
     let mut next_tick_ns = start_ns;
-    while let Some(arrival) = next {
+    loop {
         let now_ns = sys::monotonic_ns();
-        let mut due_ns = start_ns + arrival.offset_ns;
-        let mut batch = 0;
-        while due_ns <= now_ns && batch < MAX_BATCH {
-            let key = pick_key(&plan.key_cdf, &mut rng);
-            shared.recorder.borrow_mut().dispatched(now_ns);
-            shared.in_flight.set(shared.in_flight.get() + 1);
-            tokio::task::spawn_local(exchange(shared.clone(), key, due_ns));
-            batch += 1;
-            next = schedule.next();
-            match next {
-                Some(a) => due_ns = start_ns + a.offset_ns,
-                None => break,
-            }
-        }
+        let sent = dispatch_due(shared, now_ns);
         if now_ns >= next_tick_ns {
             let mut recorder = shared.recorder.borrow_mut();
             recorder.tick(now_ns, shared.in_flight.get());
             for snapshot in recorder.take_finished() {
-                let _ = to_coordinator.send(ShardMsg::Interval(snapshot));
+                let _ = to_coordinator.send(ShardMsg::Interval(Box::new(snapshot)));
             }
-            next_tick_ns = start_ns + (now_ns - start_ns) / plan.interval_ns * plan.interval_ns
-                + plan.interval_ns;
+            next_tick_ns = start_ns + ((now_ns - start_ns) / interval_ns + 1) * interval_ns;
         }
-        if next.is_none() || *stop.borrow() {
+        let Some(due_ns) = shared.arrivals.borrow().next_due_ns else { break };
+        if *stop.borrow() {
             break;
         }
-        if batch == MAX_BATCH {
+        if sent == MAX_BATCH {
+            // A backlog (after a stall): let the connections' I/O run first.
             tokio::task::yield_now().await;
             continue;
         }
@@ -212,6 +250,7 @@ async fn exchange(shared: Rc<Shared>, key: usize, intended_ns: u64) {
         now_ns.saturating_sub(intended_ns),
         service_ns,
     );
+    dispatch_due(&shared, now_ns);
     let left = shared.in_flight.get() - 1;
     shared.in_flight.set(left);
     if left == 0 {

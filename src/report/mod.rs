@@ -45,7 +45,7 @@ pub fn write(dir: &Path, run: &RunOutput, summary: &Summary) -> (Vec<PathBuf>, V
         errors.push(Error::io(dir, e));
         return (written, errors);
     }
-    let artifacts: [(&str, &dyn Fn(&mut dyn Write) -> std::io::Result<()>); 4] = [
+    let artifacts: [(&str, &WriteFn); 4] = [
         ("summary.json", &|w| {
             serde_json::to_writer_pretty(&mut *w, summary)?;
             writeln!(w)
@@ -64,7 +64,10 @@ pub fn write(dir: &Path, run: &RunOutput, summary: &Summary) -> (Vec<PathBuf>, V
     (written, errors)
 }
 
-fn write_file(path: &Path, body: &dyn Fn(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
+/// Writes one artifact's bytes to a writer.
+type WriteFn<'a> = dyn Fn(&mut dyn Write) -> std::io::Result<()> + 'a;
+
+fn write_file(path: &Path, body: &WriteFn) -> Result<()> {
     let file = fs::File::create(path).map_err(|e| Error::io(path, e))?;
     let mut w = std::io::BufWriter::new(file);
     body(&mut w).and_then(|()| w.flush()).map_err(|e| Error::io(path, e))
