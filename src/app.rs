@@ -45,7 +45,12 @@ pub fn run(args: &RunArgs) -> Result<i32> {
 /// `contend report DIR`: prints a saved run's summary again.
 pub fn report(dir: &std::path::Path) -> Result<i32> {
     let path = dir.join("summary.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Error::Usage(format!(
+            "{}: {e}; give a report folder that `contend run` wrote",
+            path.display()
+        ))
+    })?;
     let summary: Summary = serde_json::from_str(&text).map_err(|e| Error::Scenario {
         location: path.display().to_string(),
         message: format!("not a contend summary: {e}"),

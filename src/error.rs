@@ -22,12 +22,12 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file or folder involved.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (in the message, so not also a `source`).
+        error: std::io::Error,
     },
     /// A component (mock upstream, gateway, nginx) failed to start or died.
     #[error("{component}: {message}")]
@@ -52,8 +52,8 @@ impl Error {
     }
 
     /// Shorthand for an [`Error::Io`].
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+    pub fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
+        Error::Io { path: path.into(), error }
     }
 }
 

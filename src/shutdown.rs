@@ -34,6 +34,8 @@ impl Signal {
 #[derive(Clone)]
 pub struct Stop {
     rx: watch::Receiver<bool>,
+    /// Keeps the channel open for handles nothing else fires.
+    _tx: Option<std::sync::Arc<watch::Sender<bool>>>,
 }
 
 static FIRST: OnceLock<Signal> = OnceLock::new();
@@ -42,15 +44,13 @@ impl Stop {
     /// A handle that never fires (for tests and library use).
     pub fn never() -> Stop {
         let (tx, rx) = watch::channel(false);
-        // Keep the sender alive so `changed()` never resolves.
-        std::mem::forget(tx);
-        Stop { rx }
+        Stop { rx, _tx: Some(std::sync::Arc::new(tx)) }
     }
 
     /// A handle and the switch that fires it.
     pub fn manual() -> (watch::Sender<bool>, Stop) {
         let (tx, rx) = watch::channel(false);
-        (tx, Stop { rx })
+        (tx, Stop { rx, _tx: None })
     }
 
     /// The watch receiver the driver's shards select on.
@@ -105,5 +105,5 @@ pub fn install() -> std::io::Result<Stop> {
             }
         });
     })?;
-    Ok(Stop { rx })
+    Ok(Stop { rx, _tx: None })
 }

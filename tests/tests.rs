@@ -4,7 +4,11 @@
 //! - `scenario_files`: broken and good scenario files and their messages.
 //! - `driver`: the open-loop driver against servers that stall, refuse,
 //!   reset, never answer, or run out of connections.
+//! - `cli`: the `contend` binary end to end: exit codes, messages, signals.
+//! - `reports`: the report folder's files against their formats and schema.
 
+mod cli;
 mod driver;
+mod reports;
 mod scenario_files;
 mod util;

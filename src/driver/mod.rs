@@ -189,8 +189,9 @@ pub enum ShardMsg {
     Ready,
     /// An interval closed.
     Interval(Box<IntervalSnapshot>),
-    /// The shard ended; its totals.
-    Done(Box<Totals>),
+    /// The shard ended: its totals, and when it stopped dispatching
+    /// (CLOCK_MONOTONIC ns).
+    Done(Box<Totals>, u64),
     /// The shard could not run.
     Failed(String),
 }
@@ -266,19 +267,9 @@ pub fn run(
     let mut intervals = Vec::new();
     let mut totals = Totals::new(plan.key_names.len());
     let mut start_ns = 0;
-    let mut stopped_at_ns = None;
+    let mut dispatch_end_ns = 0;
     // The channel closes once every shard has ended and dropped its sender.
-    loop {
-        let msg = match from_shards.recv_timeout(Duration::from_millis(100)) {
-            Ok(msg) => msg,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if stopped_at_ns.is_none() && *stop.borrow() {
-                    stopped_at_ns = Some(sys::monotonic_ns());
-                }
-                continue;
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        };
+    while let Ok(msg) = from_shards.recv() {
         match msg {
             ShardMsg::Ready => {
                 ready += 1;
@@ -296,7 +287,10 @@ pub fn run(
                     intervals.push(row);
                 }
             }
-            ShardMsg::Done(shard_totals) => totals.merge(&shard_totals),
+            ShardMsg::Done(shard_totals, end_ns) => {
+                totals.merge(&shard_totals);
+                dispatch_end_ns = dispatch_end_ns.max(end_ns);
+            }
             ShardMsg::Failed(message) => failure = Some(message),
         }
     }
@@ -314,12 +308,11 @@ pub fn run(
     }
     let scheduled_s = crate::arrival::total_duration(&plan.phases).as_secs_f64();
     let interrupted = *stop.borrow();
-    let duration_s = match stopped_at_ns {
-        Some(t) if interrupted => ((t.saturating_sub(start_ns)) as f64 / 1e9).min(scheduled_s),
-        _ if interrupted => scheduled_s.min(
-            intervals.last().map(|r| r.start_s + r.duration_s).unwrap_or(scheduled_s),
-        ),
-        _ => scheduled_s,
+    // A stopped run offered load until its last shard stopped dispatching.
+    let duration_s = if interrupted {
+        (dispatch_end_ns.saturating_sub(start_ns) as f64 / 1e9).min(scheduled_s)
+    } else {
+        scheduled_s
     };
     Ok(DriverOutput { totals, intervals, duration_s, interrupted, threads: shards })
 }

@@ -139,6 +139,7 @@ pub fn run(
         }
         // No more arrivals, also when the pacer stopped early.
         shared.arrivals.borrow_mut().next_due_ns = None;
+        let dispatch_end_ns = sys::monotonic_ns();
         // Drain: every request in flight ends by its own client timeout.
         while shared.in_flight.get() > 0 {
             shared.drained.notified().await;
@@ -149,7 +150,7 @@ pub fn run(
         for snapshot in intervals {
             let _ = to_coordinator.send(ShardMsg::Interval(Box::new(snapshot)));
         }
-        let _ = to_coordinator.send(ShardMsg::Done(Box::new(totals)));
+        let _ = to_coordinator.send(ShardMsg::Done(Box::new(totals), dispatch_end_ns));
     });
 }
 
@@ -189,7 +190,8 @@ async fn pace(
     let mut next_tick_ns = start_ns;
     loop {
         let now_ns = sys::monotonic_ns();
-        let sent = dispatch_due(shared, now_ns);
+        // Close intervals before dispatching, so `in_flight` is what the
+        // interval ended with, not what this wake is about to send.
         if now_ns >= next_tick_ns {
             let mut recorder = shared.recorder.borrow_mut();
             recorder.tick(now_ns, shared.in_flight.get());
@@ -198,6 +200,7 @@ async fn pace(
             }
             next_tick_ns = start_ns + ((now_ns - start_ns) / interval_ns + 1) * interval_ns;
         }
+        let sent = dispatch_due(shared, now_ns);
         let Some(due_ns) = shared.arrivals.borrow().next_due_ns else { break };
         if *stop.borrow() {
             break;
@@ -215,7 +218,8 @@ async fn pace(
                 let _ = timer.get_ref().clear();
                 guard.clear_ready();
             }
-            _ = stop.changed() => break,
+            // A closed channel (no one can stop us) disables this branch.
+            Ok(()) = stop.changed() => break,
         }
     }
     Ok(())

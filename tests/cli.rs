@@ -1,0 +1,643 @@
+//! The `contend` binary as a user runs it: flags and scenario files in, exit
+//! code, stdout, stderr and the report folder out.
+//!
+//! Proves: a flag-only run and a mock-upstream scenario write the whole
+//! report folder and exit 0; the mock upstream's ground truth matches what
+//! the driver counted and no upstream process outlives the run; bad input
+//! exits 2 with the fix on stderr and no panic; an unreachable target is
+//! counted as `connect_error`, not a crash; SIGINT and SIGTERM stop the run,
+//! write the report of what ran and exit 130 and 143; `contend report`
+//! prints a saved run again. Every target is on loopback; the tests wait on
+//! a server's first request, a process appearing or an exit, never a sleep.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util;
+
+/// The binary under test, built by cargo for this test crate.
+const CONTEND: &str = env!("CARGO_BIN_EXE_contend");
+
+/// Longest any run here may take to exit. Runs are 1-3 s and a drain is
+/// bounded by `--timeout 2s`; the rest is slack for a busy shared 2-core box.
+const EXIT_BOUND: Duration = Duration::from_secs(60);
+
+/// Environment variable set on a `contend` we start: its mock upstream
+/// inherits the environment, so the variable finds that process in /proc.
+const MARKER_VAR: &str = "CONTEND_CLI_TEST_MARKER";
+
+/// `contend` with a predictable environment: a panic would print a
+/// backtrace (which the bad-input tests look for), and no colour codes.
+fn contend() -> Command {
+    let mut cmd = Command::new(CONTEND);
+    cmd.env("RUST_BACKTRACE", "1")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Starts `cmd` with stdout and stderr captured.
+fn spawn(cmd: &mut Command) -> Child {
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("contend starts")
+}
+
+/// Waits for `child` to exit and collects its output; kills it and fails
+/// when it takes longer than [`EXIT_BOUND`].
+fn finish(child: Child) -> Output {
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(EXIT_BOUND) {
+        Ok(output) => output.expect("waiting for contend"),
+        Err(_) => {
+            // Our own child, by its PID; the waiting thread then reaps it.
+            let _ = contend::sys::signal(pid, libc::SIGKILL);
+            panic!("contend (pid {pid}) did not exit within {EXIT_BOUND:?}");
+        }
+    }
+}
+
+/// Runs `cmd` to its end.
+fn run(cmd: &mut Command) -> Output {
+    finish(spawn(cmd))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Fails with both streams shown unless the exit code is `code`.
+fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "exit status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// The report folder's summary.json, checked against its schema.
+fn summary(dir: &Path) -> Value {
+    let path = dir.join("summary.json");
+    let body = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let value = serde_json::from_str(&body).expect("summary.json is JSON");
+    crate::reports::assert_matches_schema(&value);
+    value
+}
+
+fn u64_at(v: &Value, pointer: &str) -> u64 {
+    v.pointer(pointer)
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("{pointer} is not a count in {v:#}"))
+}
+
+/// Every outcome in `outcomes.classes`, summed: each arrival has one.
+fn outcome_total(v: &Value) -> u64 {
+    let classes = v
+        .pointer("/outcomes/classes")
+        .and_then(Value::as_object)
+        .expect("outcomes.classes");
+    classes
+        .values()
+        .map(|n| n.as_u64().expect("class count"))
+        .sum()
+}
+
+/// The four artifacts are there and not empty.
+fn assert_report_folder(dir: &Path) {
+    for name in [
+        "summary.json",
+        "intervals.csv",
+        "latency.hgrm",
+        "latency.hlog",
+    ] {
+        let len = std::fs::metadata(dir.join(name))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        assert!(len > 0, "{name} missing or empty in {}", dir.display());
+    }
+}
+
+/// A value no other test (or concurrent test process) uses.
+fn unique_marker() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{}-{}-{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// PIDs of the live processes whose environment holds `MARKER_VAR=marker`.
+///
+/// Why the environment: the mock upstream's command line is the same for
+/// every run (`contend upstream --listen 127.0.0.1:0 ...`) and, once its
+/// parent is gone, its parent PID says nothing (it is reparented). Its
+/// environment is inherited from the `contend` we started and is unique
+/// to this test. A zombie's environ reads empty, so only processes that
+/// still run are found. Processes of other users (unreadable) are skipped.
+fn marked_processes(marker: &str) -> Vec<u32> {
+    let wanted = format!("{MARKER_VAR}={marker}");
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc")
+        .expect("/proc is readable")
+        .flatten()
+    {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if environ
+            .split(|b| *b == 0)
+            .any(|var| var == wanted.as_bytes())
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Waits until `found()` gives something, checking every few ms: the
+/// condition is a process appearing or a counter moving, which nothing
+/// announces, so it is polled; the sleep only spaces the polls.
+fn wait_for<T>(what: &str, mut found: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + EXIT_BOUND;
+    loop {
+        if let Some(value) = found() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The loopback address process `pid` listens on, from its socket inodes
+/// and /proc/net/tcp (the mock upstream prints it only to `contend`).
+fn listening_addr(pid: u32) -> Option<SocketAddr> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|link| {
+            let link = link.to_str()?.to_string();
+            Some(
+                link.strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_string(),
+            )
+        })
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    // Columns: sl local_address rem_address st ... inode (10th); st 0A is LISTEN.
+    table.lines().skip(1).find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.len() < 10 || cols[3] != "0A" || !inodes.iter().any(|i| i == cols[9]) {
+            return None;
+        }
+        let port = u16::from_str_radix(cols[1].split(':').nth(1)?, 16).ok()?;
+        Some(SocketAddr::from(([127, 0, 0, 1], port)))
+    })
+}
+
+/// `GET /accounting` from the mock upstream, parsed.
+fn accounting(addr: SocketAddr) -> Option<Value> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .write_all(b"GET /accounting HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (_, body) = response.split_once("\r\n\r\n")?;
+    serde_json::from_str(body).ok()
+}
+
+/// A mock-upstream scenario: 300/s for 1 s, two weighted keys, 1 ms of
+/// CPU per request.
+fn write_mock_scenario(dir: &Path) -> PathBuf {
+    let path = dir.join("mock.toml");
+    std::fs::write(
+        &path,
+        r#"name = "cli-mock"
+
+[[phases]]
+rate = "300"
+duration = "1s"
+
+[upstream]
+kind = "mock"
+cpu = "1ms"
+
+[[keys]]
+name = "ui"
+weight = 3
+
+[[keys]]
+name = "batch"
+weight = 1
+"#,
+    )
+    .unwrap();
+    path
+}
+
+/// Unreachable loopback address: a port bound and closed again, so it
+/// refuses connections (nothing else binds it during a 1 s run in practice).
+fn closed_port_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}/x")
+}
+
+#[test]
+fn flag_run_writes_the_report_folder_and_prints_the_summary() {
+    let server = util::http_server(|_| Duration::ZERO);
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(contend()
+        .args(["run", "--target", &format!("{}/x", server.url())])
+        .args(["--rate", "500", "--duration", "1s", "--out"])
+        .arg(dir.path()));
+    assert_exit(&out, 0);
+    assert_report_folder(dir.path());
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("Requests/sec"),
+        "no summary on stdout:\n{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("Report: {}", dir.path().display())),
+        "{stdout}"
+    );
+    let s = summary(dir.path());
+    // 500/s for 1 s is 500 arrivals (+-1), all answered 204 by the server.
+    let arrivals = u64_at(&s, "/arrivals");
+    assert!(arrivals.abs_diff(500) <= 1, "arrivals {arrivals}");
+    assert_eq!(u64_at(&s, "/outcomes/responses/204"), arrivals, "{s:#}");
+    assert_eq!(outcome_total(&s), arrivals);
+    assert_eq!(s["interrupted"], false);
+}
+
+#[test]
+fn mock_upstream_scenario_matches_its_ground_truth_and_leaves_no_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write_mock_scenario(dir.path());
+    let report = dir.path().join("report");
+    let marker = unique_marker();
+    let child = spawn(
+        contend()
+            .arg("run")
+            .arg(&scenario)
+            .arg("--out")
+            .arg(&report)
+            .env(MARKER_VAR, &marker),
+    );
+    let contend_pid = child.id();
+    // Seeing the upstream while the run lasts proves the /proc scan below
+    // would find one left behind (the check is not vacuous).
+    wait_for("the mock upstream to start", || {
+        marked_processes(&marker)
+            .into_iter()
+            .find(|pid| *pid != contend_pid)
+    });
+    let out = finish(child);
+    assert_exit(&out, 0);
+    // contend stops its child in a Drop guard and waits for it before it
+    // exits, so nothing may be left at all, not even briefly.
+    assert_eq!(
+        marked_processes(&marker),
+        Vec::<u32>::new(),
+        "a mock upstream outlived contend"
+    );
+    assert_report_folder(&report);
+
+    let s = summary(&report);
+    let arrivals = u64_at(&s, "/arrivals");
+    assert!(arrivals.abs_diff(300) <= 1, "arrivals {arrivals}");
+    let ok_2xx = u64_at(&s, "/outcomes/classes/2xx");
+    assert!(ok_2xx > 0, "{s:#}");
+    // The upstream completed exactly the requests the driver saw answered.
+    assert_eq!(
+        u64_at(&s, "/upstream_accounting/totals/completed"),
+        ok_2xx,
+        "{s:#}"
+    );
+    for key in ["ui", "batch"] {
+        let key_arrivals = outcome_total(&s["keys"][key]);
+        assert!(key_arrivals > 0, "key {key} got no arrivals: {s:#}");
+        assert_eq!(
+            u64_at(&s, &format!("/upstream_accounting/keys/{key}/started")),
+            key_arrivals,
+            "key {key}: the upstream started a different number than the driver sent"
+        );
+    }
+    // Weights 3:1 over about 300 arrivals: ui gets clearly more than batch.
+    assert!(
+        outcome_total(&s["keys"]["ui"]) > outcome_total(&s["keys"]["batch"]),
+        "{s:#}"
+    );
+}
+
+/// The `tests/data/` fixtures folder.
+fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("data")
+}
+
+#[test]
+fn bad_input_exits_2_with_the_fix_and_no_panic() {
+    let data = data_dir();
+    let fixture = |name: &str| {
+        std::fs::read_to_string(data.join(format!("{name}.expected")))
+            .unwrap()
+            .trim_end()
+            .to_string()
+    };
+    // (arguments, text stderr must hold). Scenario files are given relative
+    // to tests/data, where their .expected text was written.
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (vec!["run", "zero-rate.toml"], fixture("zero-rate")),
+        (
+            vec!["run", "unknown-field-top.toml"],
+            fixture("unknown-field-top"),
+        ),
+        (vec!["run", "syntax-error.toml"], fixture("syntax-error")),
+        (
+            vec!["run", "--no-such-flag"],
+            "unexpected argument '--no-such-flag'".into(),
+        ),
+        (
+            vec!["run", "--target", "http://127.0.0.1:9/", "--rate", "abc"],
+            "invalid value 'abc' for '--rate <RATE>'".into(),
+        ),
+        (
+            vec![
+                "run",
+                "--target",
+                "http://127.0.0.1:9/",
+                "--rate",
+                "10",
+                "--duration",
+                "0s",
+            ],
+            "--duration must be more than 0".into(),
+        ),
+        (
+            vec!["run", "missing-scenario.toml"],
+            "missing-scenario.toml: no such file".into(),
+        ),
+        (vec!["run"], "no scenario file and no --target".into()),
+    ];
+    for (args, expected) in cases {
+        let out = run(contend().current_dir(&data).args(&args));
+        let stderr = text(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {:?}\nstderr:\n{stderr}",
+            out.status
+        );
+        assert!(
+            stderr.contains(&expected),
+            "{args:?}: stderr lacks {expected:?}:\n{stderr}"
+        );
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("stack backtrace"),
+            "{args:?} panicked:\n{stderr}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{args:?} printed to stdout:\n{}",
+            text(&out.stdout)
+        );
+    }
+}
+
+#[test]
+fn unreachable_target_counts_connect_errors_and_writes_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(contend()
+        .args([
+            "run",
+            "--target",
+            &closed_port_url(),
+            "--rate",
+            "200",
+            "--duration",
+            "1s",
+            "--out",
+        ])
+        .arg(dir.path()));
+    assert_exit(&out, 0);
+    assert_report_folder(dir.path());
+    let s = summary(dir.path());
+    let arrivals = u64_at(&s, "/arrivals");
+    assert!(arrivals.abs_diff(200) <= 1, "arrivals {arrivals}");
+    assert_eq!(u64_at(&s, "/outcomes/connect_error"), arrivals, "{s:#}");
+    assert_eq!(u64_at(&s, "/sent"), 0);
+    assert_eq!(outcome_total(&s), arrivals);
+}
+
+/// Starts a 30 s run against a loopback server, sends `signal` once the
+/// server has seen its first request, and checks the exit code and the
+/// report of what ran.
+fn signal_stops_the_run_and_writes_the_report(signal: libc::c_int, expected_code: i32) {
+    let (first_tx, first_rx) = mpsc::channel();
+    let first_tx = Mutex::new(Some(first_tx));
+    let server = util::http_server(move |_| {
+        // The first request proves contend is past its setup and sending.
+        if let Some(tx) = first_tx.lock().unwrap().take() {
+            let _ = tx.send(());
+        }
+        Duration::ZERO
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let child = spawn(
+        contend()
+            .args([
+                "run",
+                "--target",
+                &server.url(),
+                "--rate",
+                "500",
+                "--duration",
+                "30s",
+            ])
+            .args(["--timeout", "2s", "--out"])
+            .arg(dir.path()),
+    );
+    let pid = child.id();
+    if first_rx.recv_timeout(EXIT_BOUND).is_err() {
+        let _ = contend::sys::signal(pid, libc::SIGKILL);
+        panic!("the server saw no request: {:?}", finish(child));
+    }
+    let sent_at = Instant::now();
+    contend::sys::signal(pid, signal).expect("signal contend");
+    let out = finish(child);
+    assert_exit(&out, expected_code);
+    // Stopping is a drain bounded by the 2 s client timeout, not the 30 s run.
+    assert!(
+        sent_at.elapsed() < Duration::from_secs(20),
+        "took {:?} to stop",
+        sent_at.elapsed()
+    );
+    assert!(
+        text(&out.stderr).contains("stopping"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("(interrupted)"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_report_folder(dir.path());
+    let s = summary(dir.path());
+    assert_eq!(s["interrupted"], true, "{s:#}");
+    let duration_s = s["duration_s"].as_f64().expect("duration_s");
+    assert!(duration_s < 20.0, "duration_s {duration_s}");
+    let arrivals = u64_at(&s, "/arrivals");
+    assert!(arrivals > 0, "{s:#}");
+    assert_eq!(
+        outcome_total(&s),
+        arrivals,
+        "every arrival that ran has one outcome: {s:#}"
+    );
+}
+
+#[test]
+fn sigint_writes_the_report_and_exits_130() {
+    signal_stops_the_run_and_writes_the_report(libc::SIGINT, 130);
+}
+
+#[test]
+fn sigterm_writes_the_report_and_exits_143() {
+    signal_stops_the_run_and_writes_the_report(libc::SIGTERM, 143);
+}
+
+#[test]
+fn sigint_during_a_mock_upstream_run_leaves_no_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write_mock_scenario(dir.path());
+    let report = dir.path().join("report");
+    let marker = unique_marker();
+    let child = spawn(
+        contend()
+            .arg("run")
+            .arg(&scenario)
+            .args(["--duration", "30s", "--timeout", "2s", "--out"])
+            .arg(&report)
+            .env(MARKER_VAR, &marker),
+    );
+    let contend_pid = child.id();
+    let upstream = wait_for("the mock upstream", || {
+        marked_processes(&marker)
+            .into_iter()
+            .find(|p| *p != contend_pid)
+    });
+    // Wait for the run to be under way: the upstream has started requests.
+    let addr = wait_for("the upstream's listening socket", || {
+        listening_addr(upstream)
+    });
+    wait_for("the upstream's first request", || {
+        accounting(addr).filter(|a| a.pointer("/totals/started").and_then(Value::as_u64) > Some(0))
+    });
+    contend::sys::signal(contend_pid, libc::SIGINT).expect("signal contend");
+    let out = finish(child);
+    assert_exit(&out, 130);
+    assert_eq!(
+        marked_processes(&marker),
+        Vec::<u32>::new(),
+        "a mock upstream outlived contend"
+    );
+    let s = summary(&report);
+    assert_eq!(s["interrupted"], true);
+    assert_eq!(outcome_total(&s), u64_at(&s, "/arrivals"));
+    assert!(
+        s["upstream_accounting"].is_object(),
+        "accounting read before the upstream stopped: {s:#}"
+    );
+}
+
+#[test]
+fn report_prints_a_saved_run_again() {
+    let server = util::http_server(|_| Duration::ZERO);
+    let dir = tempfile::tempdir().unwrap();
+    let ran = run(contend()
+        .args([
+            "run",
+            "--target",
+            &server.url(),
+            "--rate",
+            "200",
+            "--duration",
+            "1s",
+            "--out",
+        ])
+        .arg(dir.path()));
+    assert_exit(&ran, 0);
+    let reported = run(contend().arg("report").arg(dir.path()));
+    assert_exit(&reported, 0);
+    // The run prints the summary, then the `Report: DIR` line; `report`
+    // renders the same summary from summary.json, byte for byte.
+    let ran_stdout = text(&ran.stdout);
+    let console = ran_stdout
+        .strip_suffix(&format!("Report: {}\n", dir.path().display()))
+        .unwrap_or_else(|| panic!("no Report line at the end:\n{ran_stdout}"));
+    assert_eq!(text(&reported.stdout), console);
+}
+
+#[test]
+fn report_of_a_folder_without_summary_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(contend().arg("report").arg(dir.path()));
+    assert!(!out.status.success(), "report of an empty folder succeeded");
+    assert_ne!(
+        out.status.code(),
+        None,
+        "killed by a signal: {:?}",
+        out.status
+    );
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("summary.json"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn report_of_a_folder_without_summary_says_the_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(contend().arg("report").arg(dir.path()));
+    // A folder that is not a report is bad input.
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
+}
