@@ -1,9 +1,10 @@
-//! Progress bars on stderr: one per phase, advanced by interval rows.
+//! Progress bars on stderr: one per phase, added as each phase begins and
+//! advanced by interval rows.
 //!
 //! Hidden when asked, or when stderr is not a terminal (indicatif's own
 //! check), so logs and CI output stay clean.
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::record::IntervalRow;
 use crate::report::console::fmt_us;
@@ -11,67 +12,83 @@ use crate::scenario::{Phase, Rate};
 
 /// The bars of one run.
 pub struct Progress {
-    /// (end of phase from the run start in s, bar), in phase order.
-    phases: Vec<(f64, ProgressBar)>,
-    current: usize,
+    bars: MultiProgress,
+    style: ProgressStyle,
+    /// (start, end) of each phase from the run start, s, and its rate label.
+    phases: Vec<(f64, f64, String)>,
+    /// The bar of the phase shown now, with its index.
+    current: Option<(usize, ProgressBar)>,
 }
 
 impl Progress {
     /// Bars for `phases`; `enabled = false` shows nothing.
     pub fn new(phases: &[Phase], enabled: bool) -> Progress {
-        let style = ProgressStyle::with_template(
-            "{prefix:>10} [{bar:30}] {pos:>4}/{len}s {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
+        let style = ProgressStyle::with_template("{prefix:>11} [{bar:30}] {pos:>4}/{len}s {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
         let mut end_s = 0.0;
-        let count = phases.len();
         let phases = phases
             .iter()
-            .enumerate()
-            .map(|(i, p)| {
+            .map(|p| {
+                let start_s = end_s;
                 end_s += p.duration.as_secs_f64();
-                let bar = if enabled {
-                    ProgressBar::new(p.duration.as_secs_f64().ceil() as u64)
-                } else {
-                    ProgressBar::hidden()
-                };
-                bar.set_style(style.clone());
-                bar.set_prefix(format!("phase {}/{}", i + 1, count));
-                bar.set_message(match p.rate {
+                let label = match p.rate {
                     Rate::Constant(r) => format!("{r:.0}/s"),
                     Rate::Ramp { from, to } => format!("{from:.0}->{to:.0}/s"),
-                });
-                (end_s, bar)
+                };
+                (start_s, end_s, label)
             })
             .collect();
-        Progress { phases, current: 0 }
+        let target =
+            if enabled { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+        let mut progress =
+            Progress { bars: MultiProgress::with_draw_target(target), style, phases, current: None };
+        if let Some((start_s, end_s, label)) = progress.phases.first().cloned() {
+            progress.begin(0, end_s - start_s, &label);
+        }
+        progress
     }
 
-    /// Advances to the end of `row`.
+    /// Advances to the end of `row`, finishing phases it passed.
     pub fn interval(&mut self, row: &IntervalRow) {
-        let end_s = row.start_s + row.duration_s;
-        while let Some((phase_end_s, bar)) = self.phases.get(self.current) {
-            let phase_start_s = phase_end_s - bar.length().unwrap_or(0) as f64;
-            bar.set_position((end_s.min(*phase_end_s) - phase_start_s).max(0.0).round() as u64);
-            bar.set_message(format!(
-                "sent {}/s  p99 {}  in flight {}",
-                (row.sent as f64 / row.duration_s.max(1e-9)).round(),
-                fmt_us(row.p99_us),
-                row.in_flight
-            ));
-            if end_s + 1e-6 < *phase_end_s {
-                break;
+        let at_s = row.start_s + row.duration_s;
+        let message = format!(
+            "sent {:.0}/s  p99 {}  in flight {}",
+            row.sent as f64 / row.duration_s.max(1e-9),
+            fmt_us(row.p99_us),
+            row.in_flight
+        );
+        loop {
+            let Some((index, bar)) = self.current.clone() else { return };
+            let (start_s, end_s, label) = self.phases[index].clone();
+            bar.set_position((at_s.min(end_s) - start_s).max(0.0).round() as u64);
+            bar.set_message(format!("{label}  {message}"));
+            if at_s + 1e-6 < end_s {
+                return;
             }
             bar.finish();
-            self.current += 1;
+            if index + 1 < self.phases.len() {
+                let (next_start, next_end, next_label) = self.phases[index + 1].clone();
+                self.begin(index + 1, next_end - next_start, &next_label);
+            } else {
+                self.current = None;
+                return;
+            }
         }
     }
 
-    /// Closes every bar.
+    fn begin(&mut self, index: usize, length_s: f64, label: &str) {
+        let bar = self.bars.add(ProgressBar::new(length_s.ceil() as u64));
+        bar.set_style(self.style.clone());
+        bar.set_prefix(format!("phase {}/{}", index + 1, self.phases.len()));
+        bar.set_message(label.to_string());
+        self.current = Some((index, bar));
+    }
+
+    /// Leaves the finished bars on screen and stops drawing.
     pub fn finish(&mut self) {
-        for (_, bar) in &self.phases[self.current.min(self.phases.len())..] {
-            bar.finish_and_clear();
+        if let Some((_, bar)) = self.current.take() {
+            bar.abandon();
         }
     }
 }
