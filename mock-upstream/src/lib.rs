@@ -20,7 +20,7 @@
 #![deny(missing_docs)]
 
 pub mod accounting;
-mod burn;
+pub mod burn;
 pub mod config;
 mod server;
 mod sys;

@@ -7,6 +7,7 @@
 //! and stops them early when told to. It knows nothing of scenario files,
 //! components or reports.
 
+pub mod http1;
 pub mod pool;
 pub mod shard;
 
@@ -15,9 +16,8 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue};
-use hyper::{Method, Request, Uri};
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Method, Uri};
 use tokio::sync::{oneshot, watch};
 
 use crate::error::{Error, Result};
@@ -25,24 +25,13 @@ use crate::record::{IntervalMerger, IntervalRow, IntervalSnapshot, Totals};
 use crate::scenario::{Phase, Scenario};
 use crate::sys;
 
-/// One request, built once and stamped out per arrival.
+/// One request, encoded once and written as is by every arrival.
 #[derive(Debug, Clone)]
 pub struct RequestTemplate {
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl RequestTemplate {
-    /// A fresh request from the template (cheap clones of shared parts).
-    pub fn build(&self) -> Request<pool::Body> {
-        let mut request = Request::new(Full::new(self.body.clone()));
-        *request.method_mut() = self.method.clone();
-        *request.uri_mut() = self.uri.clone();
-        *request.headers_mut() = self.headers.clone();
-        request
-    }
+    /// The request's bytes on the wire.
+    pub bytes: Bytes,
+    /// True for HEAD, whose response has no body.
+    pub head: bool,
 }
 
 /// Everything the driver needs, resolved from a scenario and a target URL.
@@ -93,33 +82,36 @@ impl Plan {
             .ok_or_else(|| Error::Usage(format!("target {target:?}: host has no address")))?;
 
         let threads = scenario.client.threads.unwrap_or_else(default_threads).max(1);
+        let method = Method::from_bytes(scenario.request.method.as_bytes())
+            .map_err(|e| Error::Usage(format!("method {:?}: {e}", scenario.request.method)))?;
+        // Checked here with hyper's rules, so what is encoded is valid HTTP.
         let template = |path: &str, extra: &[(String, String)], key: Option<&str>| {
-            let mut headers = HeaderMap::new();
-            let host = HeaderValue::from_str(authority.as_str())
-                .map_err(|e| Error::Usage(format!("target host: {e}")))?;
-            headers.insert(hyper::header::HOST, host);
+            let mut headers: Vec<(String, String)> = Vec::new();
             for (name, value) in scenario.request.headers.iter().chain(extra) {
-                let name = HeaderName::from_bytes(name.as_bytes())
+                HeaderName::from_bytes(name.as_bytes())
                     .map_err(|e| Error::Usage(format!("header name {name:?}: {e}")))?;
-                let value = HeaderValue::from_str(value)
+                HeaderValue::from_str(value)
                     .map_err(|e| Error::Usage(format!("header {name}: {e}")))?;
-                headers.insert(name, value);
+                // A key's header replaces the request's header of that name.
+                headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+                headers.push((name.clone(), value.clone()));
             }
             if let Some(key) = key {
-                let value = HeaderValue::from_str(key)
+                HeaderValue::from_str(key)
                     .map_err(|e| Error::Usage(format!("key name {key:?}: {e}")))?;
-                headers.insert(HeaderName::from_static("x-api-key"), value);
+                headers.retain(|(n, _)| !n.eq_ignore_ascii_case("x-api-key"));
+                headers.push(("x-api-key".to_string(), key.to_string()));
             }
-            let method = Method::from_bytes(scenario.request.method.as_bytes())
-                .map_err(|e| Error::Usage(format!("method {:?}: {e}", scenario.request.method)))?;
-            let uri: Uri = path
-                .parse()
-                .map_err(|e| Error::Usage(format!("request path {path:?}: {e}")))?;
+            path.parse::<Uri>().map_err(|e| Error::Usage(format!("request path {path:?}: {e}")))?;
             Ok::<_, Error>(RequestTemplate {
-                method,
-                uri,
-                headers,
-                body: Bytes::from(scenario.request.body.clone()),
+                bytes: http1::encode_request(
+                    method.as_str(),
+                    path,
+                    authority.as_str(),
+                    &headers,
+                    scenario.request.body.as_bytes(),
+                ),
+                head: method == Method::HEAD,
             })
         };
 
@@ -203,7 +195,8 @@ pub struct DriverOutput {
     pub totals: Totals,
     /// One row per interval, in order.
     pub intervals: Vec<IntervalRow>,
-    /// Time arrivals were offered for, s (shorter when stopped early).
+    /// Time arrivals were offered for, s: the schedule's length, shorter when
+    /// stopped early, longer when the driver fell behind.
     pub duration_s: f64,
     /// True when a stop signal ended the run early.
     pub interrupted: bool,
@@ -308,11 +301,11 @@ pub fn run(
     }
     let scheduled_s = crate::arrival::total_duration(&plan.phases).as_secs_f64();
     let interrupted = *stop.borrow();
-    // A stopped run offered load until its last shard stopped dispatching.
-    let duration_s = if interrupted {
-        (dispatch_end_ns.saturating_sub(start_ns) as f64 / 1e9).min(scheduled_s)
-    } else {
-        scheduled_s
-    };
+    // Load was offered until the last shard stopped dispatching: earlier
+    // when stopped, later when the driver fell behind its schedule (then the
+    // achieved rate must come out lower than the intended one).
+    let dispatch_s = dispatch_end_ns.saturating_sub(start_ns) as f64 / 1e9;
+    let duration_s =
+        if interrupted { dispatch_s.min(scheduled_s) } else { dispatch_s.max(scheduled_s) };
     Ok(DriverOutput { totals, intervals, duration_s, interrupted, threads: shards })
 }

@@ -2,24 +2,20 @@
 //! and a bound on how many connections may be opening at once.
 //!
 //! Takes a target address; hands out [`Conn`]s, each carrying one request at
-//! a time. A `Conn` that is dropped instead of released closes its socket
-//! (its connection task is aborted), which is how a client timeout becomes a
-//! real client abort on the wire. Single-threaded: lives on one shard's
-//! `LocalSet`, so plain `Cell`/`RefCell` and no locks.
+//! a time. A `Conn` that is dropped instead of released closes its socket,
+//! which is how a client timeout becomes a real client abort on the wire.
+//! Single-threaded: lives on one shard's `LocalSet`, so plain
+//! `Cell`/`RefCell` and no locks.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
+use super::http1::Connection;
 use crate::outcome::Outcome;
 
 /// Connections that may be opening at once per shard. Past it, an arrival
@@ -28,22 +24,11 @@ use crate::outcome::Outcome;
 /// CPU and falls further behind (a storm that feeds itself).
 const MAX_CONNECTING: usize = 32;
 
-/// The request body type of every connection.
-pub type Body = Full<Bytes>;
-
-/// One open connection with its driving task.
+/// One open connection, counted against the cap while it lives.
 pub struct Conn {
-    /// Sends requests on this connection.
-    pub sender: http1::SendRequest<Body>,
-    task: JoinHandle<()>,
+    /// The connection requests go out on.
+    pub connection: Connection,
     _slot: Slot,
-}
-
-impl Drop for Conn {
-    fn drop(&mut self) {
-        // Dropping the connection task drops the socket: the peer sees FIN.
-        self.task.abort();
-    }
 }
 
 /// Holds one unit of a counter for as long as it lives.
@@ -107,7 +92,7 @@ impl Pool {
     pub async fn acquire(&self) -> Result<Conn, Outcome> {
         loop {
             let candidate = self.idle.borrow_mut().pop();
-            let mut conn = match candidate {
+            let conn = match candidate {
                 Some(conn) => conn,
                 None if self.open.get() >= self.cap => return Err(Outcome::NotSent),
                 None if self.connecting.get() < MAX_CONNECTING => return self.connect().await,
@@ -120,7 +105,7 @@ impl Pool {
                 }
             };
             // A keep-alive connection the server closed is skipped, not failed.
-            if !conn.sender.is_closed() && conn.sender.ready().await.is_ok() {
+            if conn.connection.is_reusable() {
                 return Ok(conn);
             }
         }
@@ -154,13 +139,6 @@ impl Pool {
         let stream = TcpStream::connect(self.addr).await.map_err(|_| Outcome::ConnectError)?;
         // Requests are small and latency is the measurement: no Nagle.
         stream.set_nodelay(true).map_err(|_| Outcome::ConnectError)?;
-        let (sender, connection) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|_| Outcome::ConnectError)?;
-        let task = tokio::task::spawn_local(async move {
-            // Errors here surface on the request that was in flight.
-            let _ = connection.await;
-        });
-        Ok(Conn { sender, task, _slot: slot })
+        Ok(Conn { connection: Connection::new(stream), _slot: slot })
     }
 }

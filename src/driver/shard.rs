@@ -11,7 +11,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::mpsc;
 
-use http_body_util::BodyExt;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::{Notify, oneshot, watch};
@@ -267,21 +266,18 @@ async fn attempt(shared: &Shared, key: usize, intended_ns: u64, sent_ns: &mut Op
         Ok(conn) => conn,
         Err(outcome) => return outcome,
     };
-    let request = shared.requests[key].build();
+    let request = &shared.requests[key];
     let now_ns = sys::monotonic_ns();
     *sent_ns = Some(now_ns);
     shared.recorder.borrow_mut().sent(now_ns, now_ns.saturating_sub(intended_ns));
-    let response = match conn.sender.send_request(request).await {
-        Ok(r) => r,
-        Err(_) => return Outcome::IoError,
-    };
-    let status = response.status().as_u16();
-    let mut body = response.into_body();
-    while let Some(frame) = body.frame().await {
-        if frame.is_err() {
-            return Outcome::IoError;
+    match conn.connection.exchange(&request.bytes, request.head).await {
+        Ok((status, reusable)) => {
+            if reusable {
+                shared.pool.release(conn);
+            }
+            Outcome::Response(status)
         }
+        // The connection is dropped, and with it the socket.
+        Err(_) => Outcome::IoError,
     }
-    shared.pool.release(conn);
-    Outcome::Response(status)
 }

@@ -110,7 +110,7 @@ pub struct DriverSummary {
     pub cpu_s: f64,
     /// Requests sent per driver CPU-second.
     pub requests_per_cpu_s: f64,
-    /// Busiest interval's driver CPU, in cores (max over intervals).
+    /// Busiest interval's driver CPU, in cores (max over whole intervals).
     pub peak_cpu_cores: f64,
 }
 
@@ -177,8 +177,14 @@ impl Summary {
         let cpu_s = t.driver_cpu_ns as f64 / 1e9;
         let lag = Percentiles::of(&t.schedule_lag_us);
         let lag_bound_us = run.scenario.client.lag_bound.as_micros() as u64;
-        let peak_cpu_cores =
-            d.intervals.iter().map(|r| r.driver_cpu_cores).fold(0.0, f64::max);
+        // The last interval can be a few ms of drain; its share says little.
+        let full_s = d.intervals.iter().map(|r| r.duration_s).fold(0.0, f64::max);
+        let peak_cpu_cores = d
+            .intervals
+            .iter()
+            .filter(|r| r.duration_s >= full_s / 2.0)
+            .map(|r| r.driver_cpu_cores)
+            .fold(0.0, f64::max);
         let mut reasons = Vec::new();
         if lag.p99 > lag_bound_us {
             reasons.push(format!(

@@ -1,0 +1,108 @@
+//! Times one HTTP/1.1 request/response exchange on a warm loopback keep-alive
+//! connection: contend's pre-encoded request written by the driver's own
+//! `http1::Connection`, the response head parsed and its (empty) body
+//! skipped, against an in-process hyper server that answers 204.
+//!
+//! It matters because this round trip (encode, write, wake-up, parse, read) is
+//! the floor of every latency contend reports and the bulk of its CPU per
+//! request: compare it with the latencies of a run against a trivial target.
+//! The server runs on its own thread and runtime, so the figure includes one
+//! cross-thread wake-up each way, as a real loopback target does.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use contend::driver::Plan;
+use contend::driver::http1::Connection;
+use contend::scenario::{self, Overrides, Rate};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use http_body_util::Empty;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+
+/// Starts a 204 server on a loopback port on its own thread and runtime; it
+/// lives until the bench process exits.
+fn start_server() -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("bench-server".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("server runtime");
+            rt.block_on(async move {
+                let listener = TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind loopback");
+                tx.send(listener.local_addr().expect("local addr"))
+                    .expect("report addr");
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let _ = stream.set_nodelay(true);
+                    tokio::spawn(async move {
+                        let service = service_fn(|_req: Request<hyper::body::Incoming>| async {
+                            let mut response = Response::new(Empty::<Bytes>::new());
+                            *response.status_mut() = StatusCode::NO_CONTENT;
+                            Ok::<_, Infallible>(response)
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .keep_alive(true)
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            });
+        })
+        .expect("spawn server thread");
+    rx.recv().expect("server address")
+}
+
+fn bench_exchange(c: &mut Criterion) {
+    let addr = start_server();
+    let target = format!("http://{addr}");
+    let scenario = scenario::from_overrides(&Overrides {
+        target: Some(format!("{target}/")),
+        rate: Some(Rate::Constant(10_000.0)),
+        ..Overrides::default()
+    })
+    .expect("flags make a scenario");
+    let plan = Plan::new(&scenario, &target).expect("plan");
+    let template = plan.requests[0].clone();
+
+    // The client side as a driver shard has it: a current-thread runtime and
+    // one connection, with Nagle off.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    let mut connection = rt.block_on(async {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        Connection::new(stream)
+    });
+
+    let mut group = c.benchmark_group("exchange");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("exchange_loopback_keepalive_204", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let (status, reusable) = connection
+                    .exchange(&template.bytes, template.head)
+                    .await
+                    .expect("response");
+                assert_eq!(status, StatusCode::NO_CONTENT.as_u16());
+                assert!(reusable);
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_exchange);
+criterion_main!(benches);
