@@ -45,6 +45,31 @@ pub enum Command {
     },
     /// Run the embedded mock upstream (what `[upstream] kind = "mock"` starts).
     Upstream(mock_upstream::Args),
+    /// Run the reference gateway (what `[gateway] kind = "reference"` starts).
+    #[command(after_help = GATEWAY_HELP)]
+    Gateway(GatewayArgs),
+}
+
+const GATEWAY_HELP: &str = "\
+Examples:
+  contend gateway --config gateway.toml
+  contend gateway --config gateway.toml --listen 127.0.0.1:8080 --upstream http://127.0.0.1:8081
+
+Prints `listening on ADDR` as its first stdout line, serves until SIGTERM or Ctrl-C.
+Exit codes: 0 stopped by a signal, 1 runtime failure, 2 bad config or flags.";
+
+/// `contend gateway`.
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// Gateway config file (TOML): upstream, abort_accounting, access_log, [[routes]] with policies.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Listen address (replaces the file's), e.g. 127.0.0.1:0.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Upstream base URL (replaces the file's), e.g. http://127.0.0.1:8081.
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
 }
 
 /// Arrival process on the command line.

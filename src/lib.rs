@@ -5,7 +5,8 @@
 //! - [`scenario`]: TOML scenario files and flags, validated into a `Scenario`.
 //! - [`units`]: human units (`250ms`, `50k`).
 //! - [`arrival`]: pure arrival schedules (constant, Poisson, ramps).
-//! - [`topology`]: starts and stops the components (the mock upstream).
+//! - [`topology`]: starts and stops the components (mock upstream, gateway, nginx).
+//! - [`gateway`]: the reference gateway (`contend gateway`): proxy, policies, access log.
 //! - [`driver`]: the open-loop driver, share-nothing shards on their own threads.
 //! - [`outcome`]: what became of one arrival; shared by everything.
 //! - [`record`]: histograms and counters per shard, merged exactly.
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod driver;
 pub mod error;
 pub mod experiment;
+pub mod gateway;
 pub mod outcome;
 pub mod record;
 pub mod report;

@@ -17,6 +17,7 @@ fn main() {
         Command::Run(args) => contend::app::run(&args).map_err(anyhow::Error::from),
         Command::Report { dir } => contend::app::report(&dir).map_err(anyhow::Error::from),
         Command::Upstream(args) => mock_upstream::run(args).map(|()| 0),
+        Command::Gateway(args) => contend::gateway::run(&args).map_err(anyhow::Error::from),
     };
     match result {
         Ok(code) => std::process::exit(code),

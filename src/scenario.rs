@@ -31,6 +31,42 @@ pub struct Scenario {
     pub keys: Vec<KeySpec>,
     /// Client behaviour: timeout, connection cap, threads, seed.
     pub client: ClientSpec,
+    /// The gateway under test in front of the target (`[gateway]`); none by default.
+    pub gateway: GatewaySpec,
+}
+
+/// Which gateway stands between the driver and the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GatewayKind {
+    /// None: the driver sends to the target directly.
+    #[default]
+    None,
+    /// The reference gateway, `contend gateway`, started by the harness.
+    Reference,
+    /// nginx from the PATH, started by the harness from a template.
+    Nginx,
+    /// A gateway already running at `url`, in front of its own upstream.
+    External,
+}
+
+/// The `[gateway]` section, validated.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GatewaySpec {
+    /// Which gateway.
+    pub kind: GatewayKind,
+    /// `kind = "external"`: where it listens (`http://host:port`).
+    pub url: Option<String>,
+    /// Client-abort behaviour (nginx: `proxy_ignore_client_abort` off/on).
+    pub abort_accounting: crate::gateway::AbortAccounting,
+    /// Reference only: what an early abort charges instead of its time.
+    pub abort_charge: Option<Duration>,
+    /// The policies on `/`.
+    pub policies: crate::gateway::Policies,
+    /// CPUs for the gateway: nginx `worker_cpu_affinity`; the reference
+    /// gateway sizes its runtime to their number.
+    pub cpus: Option<String>,
+    /// nginx: a template to render instead of the embedded one.
+    pub template: Option<PathBuf>,
 }
 
 /// One phase of offered load.
@@ -391,6 +427,32 @@ struct RawScenario {
     request: Option<RawRequest>,
     keys: Option<Vec<Spanned<RawKey>>>,
     client: Option<RawClient>,
+    gateway: Option<Spanned<RawGateway>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGateway {
+    kind: Option<Spanned<RawGatewayKind>>,
+    url: Option<Spanned<String>>,
+    abort_accounting: Option<crate::gateway::AbortAccounting>,
+    abort_charge: Option<Spanned<crate::gateway::config::Dur>>,
+    upstream_timeout: Option<Spanned<crate::gateway::config::Dur>>,
+    rate_limit: Option<Spanned<crate::gateway::config::RawRateLimit>>,
+    budget: Option<Spanned<crate::gateway::config::RawBudget>>,
+    concurrency: Option<Spanned<crate::gateway::config::RawConcurrency>>,
+    breaker: Option<Spanned<crate::gateway::config::RawBreaker>>,
+    cpus: Option<Spanned<String>>,
+    template: Option<PathBuf>,
+}
+
+#[derive(serde::Deserialize, Clone, Copy, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum RawGatewayKind {
+    Reference,
+    Nginx,
+    External,
+    None,
 }
 
 #[derive(serde::Deserialize)]
@@ -1014,6 +1076,10 @@ fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Result<Scenario>
     )?;
     let keys = build_keys(ctx, raw.keys.unwrap_or_default())?;
     let client = build_client(ctx, raw.client, overrides)?;
+    let gateway = match raw.gateway {
+        Some(g) => build_gateway(ctx, g, raw.target.is_some() || raw.upstream.is_some())?,
+        None => GatewaySpec::default(),
+    };
     Ok(Scenario {
         name,
         phases,
@@ -1021,7 +1087,99 @@ fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Result<Scenario>
         request,
         keys,
         client,
+        gateway,
     })
+}
+
+fn build_gateway(ctx: &Ctx, spanned: Spanned<RawGateway>, has_target: bool) -> Result<GatewaySpec> {
+    let span = spanned.span();
+    let g = spanned.into_inner();
+    let kind = match g.kind.as_ref().map(|k| *k.get_ref()) {
+        None | Some(RawGatewayKind::Reference) => GatewayKind::Reference,
+        Some(RawGatewayKind::Nginx) => GatewayKind::Nginx,
+        Some(RawGatewayKind::External) => GatewayKind::External,
+        Some(RawGatewayKind::None) => GatewayKind::None,
+    };
+    let policies = crate::gateway::config::RawPolicies {
+        upstream_timeout: g.upstream_timeout,
+        rate_limit: g.rate_limit,
+        budget: g.budget,
+        concurrency: g.concurrency,
+        breaker: g.breaker,
+    };
+    let policies = policies.validate("[gateway]").map_err(|(at, m)| ctx.at(at, m))?;
+    let mut spec = GatewaySpec {
+        kind,
+        url: None,
+        abort_accounting: g.abort_accounting.unwrap_or_default(),
+        abort_charge: None,
+        policies,
+        cpus: None,
+        template: g.template,
+    };
+    if let Some(c) = &g.abort_charge {
+        ctx.check(c, |d| check_positive_duration("[gateway] abort_charge", d.0, MAX_DURATION))?;
+        spec.abort_charge = Some(c.get_ref().0);
+    }
+    if let Some(c) = &g.cpus {
+        ctx.check(c, |c| check_cpus("[gateway] cpus", c))?;
+        spec.cpus = Some(c.get_ref().clone());
+    }
+    let name = match kind {
+        GatewayKind::Nginx => "nginx",
+        GatewayKind::External => "external",
+        GatewayKind::None => "none",
+        GatewayKind::Reference => "reference",
+    };
+    match (&g.url, kind) {
+        (Some(url), GatewayKind::External) => spec.url = Some(file_url(ctx, "[gateway] url", url)?),
+        (None, GatewayKind::External) => {
+            return Err(ctx.at(span, "[gateway] kind = \"external\" needs url = \"http://HOST:PORT\" (where the gateway listens)"));
+        }
+        (Some(url), _) => {
+            return Err(ctx.at(
+                url.span(),
+                format!("[gateway] url is for kind = \"external\"; kind = \"{name}\" is started by contend on its own port"),
+            ));
+        }
+        (None, _) => {}
+    }
+    if kind == GatewayKind::External && has_target {
+        return Err(ctx.at(
+            span,
+            "[gateway] kind = \"external\" is driven at its url and has its own upstream: remove [target] and [upstream]",
+        ));
+    }
+    let p = &spec.policies;
+    if kind == GatewayKind::Nginx {
+        let unsupported = [
+            (p.budget.is_some(), "budget"),
+            (p.breaker.is_some(), "breaker"),
+            (p.concurrency.is_some_and(|c| c.queue > 0), "a concurrency queue"),
+            (spec.abort_charge.is_some(), "abort_charge"),
+        ];
+        if let Some((_, what)) = unsupported.iter().find(|(set, _)| *set) {
+            return Err(ctx.at(
+                span,
+                format!("[gateway] {what} is a reference-gateway policy that nginx has no directive for: remove it, or use kind = \"reference\""),
+            ));
+        }
+    }
+    let has_settings = p != &crate::gateway::Policies::default()
+        || spec.abort_charge.is_some()
+        || g.abort_accounting.is_some()
+        || spec.cpus.is_some()
+        || spec.template.is_some();
+    if matches!(kind, GatewayKind::External | GatewayKind::None) && has_settings {
+        return Err(ctx.at(
+            span,
+            format!("[gateway] kind = \"{name}\" takes no policies or settings: contend does not start or configure it"),
+        ));
+    }
+    if spec.template.is_some() && kind != GatewayKind::Nginx {
+        return Err(ctx.at(span, "[gateway] template is for kind = \"nginx\""));
+    }
+    Ok(spec)
 }
 
 fn build_name(ctx: &Ctx, raw: Option<&Spanned<String>>, overrides: &Overrides) -> Result<String> {
@@ -1698,8 +1856,20 @@ mod tests {
                 "[client] timeout of 25h is longer than the limit of 24h",
             ),
             (
-                format!("{PHASE}[gateway]\nkind = \"nginx\""),
-                "unknown field `gateway`",
+                format!("{PHASE}[gateway]\nkind = \"haproxy\""),
+                "unknown variant `haproxy`, expected one of `reference`, `nginx`, `external`, `none`",
+            ),
+            (
+                format!("{PHASE}[gateway]\nkind = \"nginx\"\nbudget = {{ budget = \"1s\", window = \"1s\", penalty = \"1s\" }}"),
+                "s.toml:4:1: [gateway] budget is a reference-gateway policy that nginx has no directive for",
+            ),
+            (
+                format!("{PHASE}[gateway]\nconcurrency = {{ max = 0 }}"),
+                "s.toml:5:23: [gateway] concurrency max must be between 1 and",
+            ),
+            (
+                format!("{PHASE}[gateway]\nkind = \"external\""),
+                "needs url",
             ),
             (
                 format!("name = \"a b\"\n{PHASE}"),

@@ -149,6 +149,7 @@ fn good_full_scenario_parses() {
             interval: Duration::from_millis(500),
             lag_bound: Duration::from_millis(2),
         },
+        gateway: scenario::GatewaySpec::default(),
     };
     assert_eq!(s, want);
 }

@@ -30,6 +30,10 @@ pub struct RunOutput {
     pub key_names: Vec<String>,
     /// The mock upstream's `/accounting`, when it ran.
     pub upstream_accounting: Option<serde_json::Value>,
+    /// The gateway's access log read into per-key accounted time, when the
+    /// harness started one (`reference` or `nginx`): what ran (kind,
+    /// version, config, address) and the log's totals per key.
+    pub gateway_accounting: Option<serde_json::Value>,
     /// Problems outside the measurement worth telling.
     pub warnings: Vec<String>,
 }
@@ -42,7 +46,7 @@ pub fn run(
     stop: &Stop,
     on_interval: &mut dyn FnMut(&IntervalRow),
 ) -> Result<RunOutput> {
-    let mut topology = Topology::start(&scenario.target, exe)?;
+    let mut topology = Topology::start_with_gateway(&scenario.target, &scenario.gateway, exe)?;
     let plan = Plan::new(scenario, &topology.url)?;
     let started_at = Utc::now();
     let driver = driver::run(&plan, stop.receiver(), on_interval)?;
@@ -60,6 +64,19 @@ pub fn run(
         }
         None => None,
     };
+    if let Some(gateway) = topology.gateway.as_mut()
+        && let Some(status) = gateway.child.exited()
+    {
+        warnings.push(format!("the {} gateway exited during the run ({status})", gateway.kind));
+    }
+    let gateway_accounting = match topology.gateway_accounting() {
+        Some(Ok(value)) => Some(value),
+        Some(Err(e)) => {
+            warnings.push(e.to_string());
+            None
+        }
+        None => None,
+    };
     Ok(RunOutput {
         scenario: scenario.clone(),
         target_url: topology.url.clone(),
@@ -67,6 +84,7 @@ pub fn run(
         driver,
         key_names: plan.key_names,
         upstream_accounting,
+        gateway_accounting,
         warnings,
     })
 }

@@ -1,5 +1,5 @@
-//! A child process that prints `listening on ADDR` first and is stopped by
-//! PID when its guard drops.
+//! A child process (one that prints `listening on ADDR` first, or one
+//! polled until it answers, like nginx) stopped by PID when its guard drops.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
@@ -44,6 +44,77 @@ impl ChildGuard {
     /// Starts `exe args...`, waits at most `ready_timeout` for its first
     /// stdout line `listening on ADDR`.
     pub fn spawn(name: &str, exe: &Path, args: &[String], ready_timeout: Duration) -> Result<ChildGuard> {
+        let (mut guard, first_line_rx) = Self::start(name, exe, args)?;
+        let line = match first_line_rx.recv_timeout(ready_timeout) {
+            Ok(Some(line)) => line,
+            Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(guard.failure("exited before it was ready"));
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                return Err(guard.failure(&format!(
+                    "did not print its address within {}s",
+                    ready_timeout.as_secs()
+                )));
+            }
+        };
+        guard.addr = line
+            .strip_prefix("listening on ")
+            .and_then(|a| a.trim().parse().ok())
+            .ok_or_else(|| guard.failure(&format!("unexpected first line {line:?}")))?;
+        Ok(guard)
+    }
+
+    /// Starts `exe args...` that listens on the known `addr` (nginx prints
+    /// nothing), and waits at most `ready_timeout` until `ready()` is true.
+    /// `ready` is polled every 10 ms: such a child gives no other signal.
+    pub fn spawn_polled(
+        name: &str,
+        exe: &Path,
+        args: &[String],
+        addr: SocketAddr,
+        ready_timeout: Duration,
+        ready: impl Fn() -> bool,
+    ) -> Result<ChildGuard> {
+        let (mut guard, _stdout) = Self::start(name, exe, args)?;
+        guard.addr = addr;
+        let deadline = Instant::now() + ready_timeout;
+        loop {
+            if guard.exited().is_some() {
+                return Err(guard.failure("exited before it was ready"));
+            }
+            if ready() {
+                return Ok(guard);
+            }
+            if Instant::now() > deadline {
+                return Err(guard.failure(&format!("did not answer within {}s", ready_timeout.as_secs())));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends `signal` and waits at most `grace` for the child to exit (nginx
+    /// drains its requests and writes their lines on SIGQUIT). True when it
+    /// exited; the guard's drop still stops it otherwise.
+    pub fn stop_with(&mut self, signal: libc::c_int, grace: Duration) -> bool {
+        if self.exited().is_some() {
+            return true;
+        }
+        let _ = sys::signal(self.child.id(), signal);
+        let deadline = Instant::now() + grace;
+        while self.exited().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.exited().is_some()
+    }
+
+    /// The last lines the child wrote to stderr.
+    pub fn stderr_tail(&self) -> Vec<String> {
+        self.stderr_tail.lock().map(|t| t.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Spawns the process, registers it, starts its stderr reader; hands
+    /// back the guard and a channel with its first stdout line.
+    fn start(name: &str, exe: &Path, args: &[String]) -> Result<(ChildGuard, mpsc::Receiver<Option<String>>)> {
         let mut cmd = Command::new(exe);
         cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         sys::kill_child_with_parent(&mut cmd);
@@ -79,30 +150,14 @@ impl ChildGuard {
             });
         }
 
-        let mut guard = ChildGuard {
+        let guard = ChildGuard {
             name: name.into(),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             child,
             stderr_tail,
             stderr_reader,
         };
-        let line = match first_line_rx.recv_timeout(ready_timeout) {
-            Ok(Some(line)) => line,
-            Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(guard.failure("exited before it was ready"));
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                return Err(guard.failure(&format!(
-                    "did not print its address within {}s",
-                    ready_timeout.as_secs()
-                )));
-            }
-        };
-        guard.addr = line
-            .strip_prefix("listening on ")
-            .and_then(|a| a.trim().parse().ok())
-            .ok_or_else(|| guard.failure(&format!("unexpected first line {line:?}")))?;
-        Ok(guard)
+        Ok((guard, first_line_rx))
     }
 
     /// The child's PID.

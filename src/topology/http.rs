@@ -41,6 +41,19 @@ pub fn request(addr: SocketAddr, method: &str, path: &str) -> Result<(u16, Bytes
     })
 }
 
+/// `GET path` on `addr` with a short deadline: its status (readiness probes).
+pub fn request_within(addr: SocketAddr, path: &str, within: Duration) -> Result<u16, String> {
+    let stream = std::net::TcpStream::connect_timeout(&addr, within).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(within)).map_err(|e| e.to_string())?;
+    stream.set_write_timeout(Some(within)).map_err(|e| e.to_string())?;
+    let mut stream = stream;
+    use std::io::{Read, Write};
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).map_err(|e| e.to_string())?;
+    std::str::from_utf8(&head[9..12]).ok().and_then(|s| s.parse().ok()).ok_or_else(|| "not HTTP".to_string())
+}
+
 /// `GET path` on `addr`, parsed as JSON.
 pub fn get_json(addr: SocketAddr, path: &str) -> Result<serde_json::Value, String> {
     let (status, body) = request(addr, "GET", path)?;

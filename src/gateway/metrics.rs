@@ -1,0 +1,78 @@
+//! `/metrics`: the gateway's counters in the Prometheus text format
+//! (requests by status, in flight, queue depth, breaker state, per-key
+//! accounted seconds). Rendering only; `proxy` keeps the counters.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use super::proxy::Gateway;
+
+/// The exposition text.
+pub(crate) fn render(gateway: &Gateway) -> String {
+    let m = &gateway.metrics;
+    let mut out = String::with_capacity(1024);
+    out.push_str("# HELP contend_gateway_requests_total Requests answered, by status.\n");
+    out.push_str("# TYPE contend_gateway_requests_total counter\n");
+    for (status, count) in m.by_status.iter().enumerate() {
+        let count = count.load(Ordering::Relaxed);
+        if count > 0 {
+            let _ = writeln!(
+                out,
+                "contend_gateway_requests_total{{status=\"{status}\"}} {count}"
+            );
+        }
+    }
+    out.push_str("# HELP contend_gateway_upstream_in_flight Requests in flight to the upstream.\n");
+    out.push_str("# TYPE contend_gateway_upstream_in_flight gauge\n");
+    let _ = writeln!(
+        out,
+        "contend_gateway_upstream_in_flight {}",
+        m.upstream_in_flight.load(Ordering::Relaxed)
+    );
+    out.push_str("# HELP contend_gateway_queue_depth Requests waiting for a concurrency slot.\n");
+    out.push_str("# TYPE contend_gateway_queue_depth gauge\n");
+    for route in &gateway.routes {
+        if let Some(limit) = &route.concurrency {
+            let _ = writeln!(
+                out,
+                "contend_gateway_queue_depth{{route=\"{}\"}} {}",
+                route.prefix,
+                limit.queue_depth()
+            );
+        }
+    }
+    out.push_str(
+        "# HELP contend_gateway_breaker_state Circuit breaker: 0 closed, 1 open, 2 half-open.\n",
+    );
+    out.push_str("# TYPE contend_gateway_breaker_state gauge\n");
+    for route in &gateway.routes {
+        if route.breaker.is_some() {
+            let _ = writeln!(
+                out,
+                "contend_gateway_breaker_state{{route=\"{}\"}} {}",
+                route.prefix,
+                route.breaker_state().gauge()
+            );
+        }
+    }
+    out.push_str(
+        "# HELP contend_gateway_accounted_seconds_total Upstream seconds accounted per key.\n",
+    );
+    out.push_str("# TYPE contend_gateway_accounted_seconds_total counter\n");
+    let mut keys: Vec<(String, f64)> = m
+        .accounted_s
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    keys.sort_by(|a, b| a.0.cmp(&b.0));
+    for (key, seconds) in keys {
+        let key = key.replace('\\', "\\\\").replace('"', "\\\"");
+        let _ = writeln!(
+            out,
+            "contend_gateway_accounted_seconds_total{{key=\"{key}\"}} {seconds}"
+        );
+    }
+    out
+}

@@ -1,0 +1,152 @@
+//! The reference gateway (`contend gateway --config FILE`, or started by
+//! the harness for `[gateway] kind = "reference"`): a hyper reverse proxy
+//! with the overload policies of the field, in front of the upstream.
+//!
+//! Takes a validated [`Config`]; serves until its shutdown future ends.
+//! Map of the modules, in the order a request meets them:
+//! - [`config`]: the TOML file and its validation (also a scenario's policies).
+//! - `proxy`: routing, the policies in order, the pooled upstream client,
+//!   client-abort handling and the access record.
+//! - [`policy`]: the policies as pure state machines (GCRA, budget,
+//!   concurrency, breaker).
+//! - [`access_log`]: the nginx-shaped access line, its writer thread, and the
+//!   reader that turns a log (ours or nginx's) into per-key accounting.
+//! - `metrics`: `/metrics` in Prometheus text.
+//!
+//! [`run`] is the process entry (runtime, signals, the `listening on ADDR`
+//! line); [`serve`] is the in-process entry tests use. It does not start
+//! the upstream: `topology` does.
+
+pub mod access_log;
+pub mod config;
+mod metrics;
+pub mod policy;
+mod proxy;
+
+use std::future::Future;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+pub use config::{AbortAccounting, Config, Policies, RateLimitRule, Route};
+pub use policy::breaker::BreakerRule;
+pub use policy::budget::BudgetRule;
+pub use policy::concurrency::ConcurrencyRule;
+
+use crate::error::{Error, Result};
+
+/// Pause after an accept error such as EMFILE, so a full fd table does not spin a core.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+
+/// Serves on `listener` until `shutdown` completes, then stops accepting.
+/// Connections already open are not drained. Fails only when the access
+/// log cannot be opened.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let gateway = Arc::new(proxy::Gateway::new(config)?);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let gateway = gateway.clone();
+                    tokio::spawn(async move {
+                        let service = service_fn(move |req| {
+                            let gateway = gateway.clone();
+                            async move { Ok::<_, std::convert::Infallible>(proxy::handle(gateway, req).await) }
+                        });
+                        // A connection error is the client's business (reset, early close);
+                        // the access log already holds what matters.
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+                Err(_) => tokio::time::sleep(ACCEPT_BACKOFF).await,
+            },
+        }
+    }
+    // Lines of requests already answered must not be lost when the process exits.
+    let flushing = gateway.clone();
+    let _ = tokio::task::spawn_blocking(move || flushing.flush_log()).await;
+    Ok(())
+}
+
+/// `contend gateway`: loads the config, applies `--listen`/`--upstream`,
+/// binds, prints `listening on ADDR` first on stdout, and serves until
+/// SIGTERM or SIGINT (exit code 0). A bad config is an [`Error::Scenario`]
+/// (exit code 2).
+pub fn run(args: &crate::cli::GatewayArgs) -> Result<i32> {
+    let mut config = config::load(&args.config)?;
+    if let Some(listen) = &args.listen {
+        config.listen = listen.parse().map_err(|_| {
+            Error::Usage(format!(
+                "--listen {listen:?} is not IP:PORT, like 127.0.0.1:0"
+            ))
+        })?;
+    }
+    if let Some(upstream) = &args.upstream {
+        config.upstream = config::check_upstream(upstream)
+            .map_err(|m| Error::Usage(format!("--upstream: {m}")))?;
+    }
+    let threads = config
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("gateway")
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Runtime(format!("building the gateway runtime: {e}")))?;
+    let result = runtime.block_on(serve_until_signal(config));
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    result.map(|()| 0)
+}
+
+async fn serve_until_signal(config: Config) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let component = |message: String| Error::Component {
+        component: "gateway".into(),
+        message,
+    };
+    // Handlers go in before the address is printed: a harness may send
+    // SIGTERM the moment it has read the line.
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(|e| component(format!("SIGTERM handler: {e}")))?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(|e| component(format!("SIGINT handler: {e}")))?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| component(format!("cannot listen on {}: {e}", config.listen)))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| component(format!("reading the bound address: {e}")))?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on {local}")
+        .and_then(|()| stdout.flush())
+        .map_err(|e| component(format!("writing to stdout: {e}")))?;
+    drop(stdout);
+    let log = config.access_log.clone();
+    let shutdown = async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    };
+    serve(listener, config, shutdown)
+        .await
+        .map_err(|e| match log {
+            Some(path) => Error::io(path, e),
+            None => component(e.to_string()),
+        })
+}

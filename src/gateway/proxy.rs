@@ -1,0 +1,510 @@
+//! The request path: route, apply the policies in order, forward to the
+//! upstream over a pooled client, answer, and write the access line.
+//!
+//! Takes a request from a hyper connection; hands on a response, one access
+//! record (to the log, the budget, `/metrics` and an optional tap), and the
+//! outcome to the breaker. Client aborts: hyper drops a request's future
+//! when its client closes the connection mid-request. In `early` mode that
+//! future owns the upstream request, so dropping it drops the upstream
+//! request (closing that pooled connection, as nginx does) and the
+//! [`Entry`] guard logs 499 in its `Drop`. In `complete` mode the work runs
+//! as a task of its own that outlives the client and logs its real end.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue, RETRY_AFTER};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use super::access_log::{AccessRecord, LogSink, secs};
+use super::config::{AbortAccounting, Config, Policies};
+use super::policy::breaker::{Breaker, BreakerState, Pass};
+use super::policy::budget::KeyBudget;
+use super::policy::concurrency::{ConcurrencyLimit, Refused};
+use super::policy::gcra::Gcra;
+
+/// Largest request body forwarded (nginx's `client_max_body_size` default).
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Headers that belong to one hop and are not forwarded (RFC 9110 7.6.1).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+];
+
+type Body = Full<Bytes>;
+
+/// Everything requests share.
+pub(crate) struct Gateway {
+    pub(crate) config: Config,
+    client: Client<HttpConnector, Body>,
+    pub(crate) routes: Vec<RouteState>,
+    log: Option<LogSink>,
+    pub(crate) metrics: Metrics,
+}
+
+/// Counters for `/metrics`. Atomics on the request path; the per-key map is
+/// touched once per request, when its line is written.
+pub(crate) struct Metrics {
+    /// Responses per status code (index = status, 0..600).
+    pub(crate) by_status: Vec<AtomicU64>,
+    /// Requests in flight to the upstream.
+    pub(crate) upstream_in_flight: AtomicI64,
+    /// Accounted seconds per key.
+    pub(crate) accounted_s: Mutex<HashMap<String, f64>>,
+}
+
+/// A route's live policy state.
+///
+/// Per-key state sits in a std `Mutex<HashMap>` per policy: each lock is held
+/// for one lookup and a few arithmetic operations, never across an
+/// `.await`, so contention costs far less than the proxying around it (as
+/// mini-redis's db.rs argues). A sharded map would only matter at rates
+/// where one lock's cache line is the bottleneck, far past what a 2-core
+/// gateway under test serves. Keys are never evicted: a run has few keys.
+pub(crate) struct RouteState {
+    pub(crate) prefix: String,
+    pub(crate) policies: Policies,
+    gcra: Option<(Gcra, Mutex<HashMap<String, Instant>>)>,
+    budgets: Mutex<HashMap<String, KeyBudget>>,
+    pub(crate) concurrency: Option<ConcurrencyLimit>,
+    pub(crate) breaker: Option<Mutex<Breaker>>,
+}
+
+impl RouteState {
+    fn new(prefix: String, policies: Policies, now: Instant) -> RouteState {
+        RouteState {
+            gcra: policies
+                .rate_limit
+                .map(|r| (Gcra::new(r.rate_per_s, r.burst), Mutex::new(HashMap::new()))),
+            budgets: Mutex::new(HashMap::new()),
+            concurrency: policies.concurrency.map(ConcurrencyLimit::new),
+            breaker: policies.breaker.map(|b| Mutex::new(Breaker::new(b, now))),
+            prefix,
+            policies,
+        }
+    }
+
+    /// The breaker's state now (closed when there is none).
+    pub(crate) fn breaker_state(&self) -> BreakerState {
+        self.breaker
+            .as_ref()
+            .map_or(BreakerState::Closed, |b| lock(b).state(Instant::now()))
+    }
+}
+
+/// A lock whose poisoning (a panic elsewhere mid-update of plain numbers)
+/// leaves values that are still the best there are.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Gateway {
+    pub(crate) fn new(config: Config) -> std::io::Result<Gateway> {
+        let log = match &config.access_log {
+            Some(path) => Some(LogSink::open(path)?),
+            None => None,
+        };
+        let mut connector = HttpConnector::new();
+        // Small requests on pooled keep-alive connections must not wait for Nagle.
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        let now = Instant::now();
+        let routes = config
+            .routes
+            .iter()
+            .map(|r| RouteState::new(r.prefix.clone(), r.policies.clone(), now))
+            .collect();
+        Ok(Gateway {
+            config,
+            client,
+            routes,
+            log,
+            metrics: Metrics {
+                by_status: (0..600).map(|_| AtomicU64::new(0)).collect(),
+                upstream_in_flight: AtomicI64::new(0),
+                accounted_s: Mutex::new(HashMap::new()),
+            },
+        })
+    }
+
+    /// Waits until every access line so far is on disk.
+    pub(crate) fn flush_log(&self) {
+        if let Some(log) = &self.log {
+            log.flush();
+        }
+    }
+
+    /// The most specific route for `path` (routes are sorted longest first).
+    fn route_for(&self, path: &str) -> Option<usize> {
+        self.routes.iter().position(|r| path.starts_with(&r.prefix))
+    }
+
+    /// Writes the access line and feeds the same event to the budget and
+    /// the metrics: what is logged is what is accounted.
+    fn record(&self, route: Option<usize>, record: AccessRecord) {
+        let now = Instant::now();
+        if let Some(slot) = self.metrics.by_status.get(usize::from(record.status)) {
+            slot.fetch_add(1, Ordering::Relaxed);
+        }
+        if record.accounted_s > 0.0 {
+            *lock(&self.metrics.accounted_s)
+                .entry(record.key.clone())
+                .or_default() += record.accounted_s;
+            if let Some(route) = route.map(|i| &self.routes[i])
+                && let Some(rule) = &route.policies.budget
+            {
+                lock(&route.budgets)
+                    .entry(record.key.clone())
+                    .or_insert_with(|| KeyBudget::new(rule, now))
+                    .charge(secs(record.accounted_s), now);
+            }
+        }
+        if let Some(log) = &self.log {
+            log.write(record.format(self.config.access_log_format));
+        }
+        if let Some(tap) = &self.config.tap {
+            let _ = tap.send(record);
+        }
+    }
+}
+
+/// One request's log entry, from arrival to its line. Dropped unfinished
+/// (the client left and hyper dropped the request's future) it logs what
+/// nginx logs then: 499, upstream status `-`, upstream time until now.
+struct Entry {
+    gateway: Arc<Gateway>,
+    route: Option<usize>,
+    key: String,
+    method: String,
+    path: String,
+    arrived: Instant,
+    upstream_started: Option<Instant>,
+    finished: bool,
+}
+
+impl Entry {
+    fn finish(&mut self, status: u16, upstream_status: Option<u16>) {
+        self.finished = true;
+        let upstream_time = self.upstream_started.map(|s| s.elapsed().as_secs_f64());
+        self.write(
+            status,
+            upstream_status,
+            upstream_time,
+            upstream_time.unwrap_or(0.0),
+        );
+    }
+
+    fn write(
+        &self,
+        status: u16,
+        upstream_status: Option<u16>,
+        upstream_time: Option<f64>,
+        accounted_s: f64,
+    ) {
+        let record = AccessRecord {
+            time: chrono::Utc::now(),
+            key: self.key.clone(),
+            method: self.method.clone(),
+            path: self.path.clone(),
+            status,
+            request_time_s: self.arrived.elapsed().as_secs_f64(),
+            upstream_status,
+            upstream_response_time_s: upstream_time,
+            accounted_s,
+        };
+        self.gateway.record(self.route, record);
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let upstream_time = self.upstream_started.map(|s| s.elapsed().as_secs_f64());
+        // An abort charges its time so far, or the configured fixed period
+        // (the seed's Lua bouncer bug), but only if the upstream had it.
+        let accounted = match (upstream_time, self.gateway.config.abort_charge) {
+            (None, _) => 0.0,
+            (Some(_), Some(charge)) => charge.as_secs_f64(),
+            (Some(t), None) => t,
+        };
+        self.write(499, None, upstream_time, accounted);
+    }
+}
+
+/// Counts a request in flight to the upstream for as long as it lives.
+struct InFlight<'a>(&'a AtomicI64);
+
+impl<'a> InFlight<'a> {
+    fn new(counter: &'a AtomicI64) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        InFlight(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A breaker pass that must be settled: an unsettled probe (its client
+/// left) gives its place back when dropped.
+struct BreakerTicket<'a> {
+    breaker: &'a Mutex<Breaker>,
+    pass: Pass,
+    settled: bool,
+}
+
+impl BreakerTicket<'_> {
+    fn settle(mut self, error: bool) {
+        self.settled = true;
+        lock(self.breaker).record(self.pass, error, Instant::now());
+    }
+}
+
+impl Drop for BreakerTicket<'_> {
+    fn drop(&mut self) {
+        if !self.settled && self.pass == Pass::Probe {
+            lock(self.breaker).release_probe();
+        }
+    }
+}
+
+fn respond(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response
+}
+
+fn too_many(wait: Duration) -> Response<Body> {
+    let mut response = respond(StatusCode::TOO_MANY_REQUESTS, "too many requests\n");
+    // Whole seconds, rounded up, never 0: a client that waits that long passes.
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    response
+}
+
+/// Serves one request.
+pub(crate) async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Response<Body> {
+    match req.uri().path() {
+        "/healthz" => return respond(StatusCode::OK, "ok\n"),
+        "/metrics" => {
+            let mut response =
+                Response::new(Full::new(Bytes::from(super::metrics::render(&gateway))));
+            response.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            return response;
+        }
+        _ => {}
+    }
+    let key = req
+        .headers()
+        .get(gateway.config.key_header.as_str())
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .unwrap_or("-")
+        .to_string();
+    let path = req.uri().path_and_query().map_or_else(
+        || req.uri().path().to_string(),
+        |pq| pq.as_str().to_string(),
+    );
+    let entry = Entry {
+        route: gateway.route_for(req.uri().path()),
+        gateway: gateway.clone(),
+        key,
+        method: req.method().to_string(),
+        path,
+        arrived: Instant::now(),
+        upstream_started: None,
+        finished: false,
+    };
+    match gateway.config.abort_accounting {
+        AbortAccounting::Early => pipeline(gateway, req, entry).await,
+        AbortAccounting::Complete => {
+            // The work is a task of its own: it runs on when the client
+            // leaves and this future is dropped, and logs its real end.
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            tokio::spawn(async move {
+                let _ = tx.send(pipeline(gateway, req, entry).await);
+            });
+            rx.await.unwrap_or_else(|_| {
+                respond(StatusCode::INTERNAL_SERVER_ERROR, "gateway task failed\n")
+            })
+        }
+    }
+}
+
+/// The policies in order, then the upstream.
+async fn pipeline(
+    gateway: Arc<Gateway>,
+    req: Request<Incoming>,
+    mut entry: Entry,
+) -> Response<Body> {
+    let Some(route_index) = entry.route else {
+        entry.finish(404, None);
+        return respond(StatusCode::NOT_FOUND, "no route\n");
+    };
+    let route = &gateway.routes[route_index];
+    let now = Instant::now();
+
+    // 1. Per-key rate limit.
+    if let Some((gcra, tats)) = &route.gcra {
+        let mut tats = lock(tats);
+        let tat = tats.get(&entry.key).copied();
+        match gcra.check(tat, now) {
+            Ok(new_tat) => {
+                tats.insert(entry.key.clone(), new_tat);
+            }
+            Err(wait) => {
+                drop(tats);
+                entry.finish(429, None);
+                return too_many(wait);
+            }
+        }
+    }
+    // 2. Per-key worker-time budget.
+    if let Some(rule) = &route.policies.budget {
+        let verdict = lock(&route.budgets)
+            .entry(entry.key.clone())
+            .or_insert_with(|| KeyBudget::new(rule, now))
+            .check(rule, now);
+        if let Err(wait) = verdict {
+            entry.finish(429, None);
+            return too_many(wait);
+        }
+    }
+    // 3. Concurrency limit (the permit is held until the upstream is done).
+    let _permit = match &route.concurrency {
+        Some(limit) => match limit.acquire().await {
+            Ok(permit) => Some(permit),
+            Err(Refused::Full | Refused::QueueTimeout) => {
+                entry.finish(503, None);
+                return respond(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "over the concurrency limit\n",
+                );
+            }
+        },
+        None => None,
+    };
+    // 4. Circuit breaker.
+    let ticket = match &route.breaker {
+        Some(breaker) => match lock(breaker).admit(Instant::now()) {
+            Some(pass) => Some(BreakerTicket {
+                breaker,
+                pass,
+                settled: false,
+            }),
+            None => {
+                entry.finish(503, None);
+                return respond(StatusCode::SERVICE_UNAVAILABLE, "circuit open\n");
+            }
+        },
+        None => None,
+    };
+    // 5. The upstream, under its timeout.
+    let upstream_req = match upstream_request(&gateway.config.upstream, req).await {
+        Ok(r) => r,
+        Err(status) => {
+            entry.finish(status.as_u16(), None);
+            return respond(status, "bad request body\n");
+        }
+    };
+    entry.upstream_started = Some(Instant::now());
+    let _in_flight = InFlight::new(&gateway.metrics.upstream_in_flight);
+    let exchange = async {
+        let response = gateway.client.request(upstream_req).await.map_err(|_| ())?;
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.map_err(|_| ())?.to_bytes();
+        Ok::<_, ()>((parts, bytes))
+    };
+    let result = match route.policies.upstream_timeout {
+        Some(limit) => tokio::time::timeout(limit, exchange)
+            .await
+            .map_err(|_| StatusCode::GATEWAY_TIMEOUT),
+        None => Ok(exchange.await),
+    };
+    match result {
+        Ok(Ok((parts, bytes))) => {
+            if let Some(ticket) = ticket {
+                ticket.settle(parts.status.is_server_error());
+            }
+            entry.finish(parts.status.as_u16(), Some(parts.status.as_u16()));
+            let mut response = Response::new(Full::new(bytes));
+            *response.status_mut() = parts.status;
+            for (name, value) in &parts.headers {
+                if !is_hop_by_hop(name) && name != hyper::header::CONTENT_LENGTH {
+                    response.headers_mut().append(name.clone(), value.clone());
+                }
+            }
+            response
+        }
+        // nginx logs its own 502/504 as the upstream status too.
+        Ok(Err(())) => {
+            if let Some(ticket) = ticket {
+                ticket.settle(true);
+            }
+            entry.finish(502, Some(502));
+            respond(StatusCode::BAD_GATEWAY, "upstream failed\n")
+        }
+        Err(status) => {
+            if let Some(ticket) = ticket {
+                ticket.settle(true);
+            }
+            entry.finish(status.as_u16(), Some(status.as_u16()));
+            respond(status, "upstream timed out\n")
+        }
+    }
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(&name.as_str())
+}
+
+/// The request to send upstream: same method, path, query and end-to-end
+/// headers; the body read whole first (nginx's `proxy_request_buffering`).
+async fn upstream_request(
+    upstream: &str,
+    req: Request<Incoming>,
+) -> Result<Request<Body>, StatusCode> {
+    let (parts, body) = req.into_parts();
+    let body = Limited::new(body, MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE)?
+        .to_bytes();
+    let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let mut builder = Request::builder()
+        .method(parts.method)
+        .uri(format!("{upstream}{pq}"));
+    for (name, value) in &parts.headers {
+        // The client sets Host from the upstream URI, as nginx's $proxy_host.
+        if !is_hop_by_hop(name) && name != hyper::header::HOST {
+            builder = builder.header(name, value);
+        }
+    }
+    builder
+        .body(Full::new(body))
+        .map_err(|_| StatusCode::BAD_REQUEST)
+}

@@ -1,0 +1,213 @@
+//! nginx as the gateway under test: finding the binary, rendering the
+//! template from `scenarios/nginx/` with the run's ports, paths and
+//! policies, and the command line that starts it in a temporary prefix.
+//!
+//! Takes a validated [`GatewaySpec`]; hands back the config text and the
+//! arguments. Starting, waiting and stopping are `topology`'s.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::gateway::AbortAccounting;
+use crate::scenario::GatewaySpec;
+
+/// The template shipped with contend.
+pub const EMBEDDED_TEMPLATE: &str = include_str!("../../scenarios/nginx/gateway.conf");
+
+/// Where nginx is looked for after the PATH (Debian installs it in /usr/sbin,
+/// which is not on every user's PATH).
+const FALLBACKS: [&str; 2] = ["/usr/sbin/nginx", "/usr/local/sbin/nginx"];
+
+/// The nginx binary, or an error that names the install and the alternative.
+pub fn find() -> Result<PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("nginx"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    on_path
+        .into_iter()
+        .chain(FALLBACKS.iter().map(PathBuf::from))
+        .find(|p| p.is_file())
+        .ok_or_else(|| Error::Component {
+            component: "nginx".into(),
+            message: "nginx is not installed (not on the PATH, nor in /usr/sbin): install it with \
+                      `apt-get install nginx`, or use the embedded gateway with [gateway] kind = \"reference\""
+                .into(),
+        })
+}
+
+/// `nginx/1.22.1`, from `nginx -v` (which writes to stderr).
+pub fn version(nginx: &Path) -> String {
+    std::process::Command::new(nginx)
+        .arg("-v")
+        .output()
+        .ok()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stderr)
+                .trim()
+                .trim_start_matches("nginx version: ")
+                .to_string()
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// nginx time: whole milliseconds.
+fn ms(d: Duration) -> String {
+    format!("{}ms", d.as_millis().max(1))
+}
+
+/// Renders `template` for a run: nginx listens on `listen`, proxies to
+/// `upstream` (`host:port`), keeps its files in `prefix`.
+pub fn render(
+    template: &str,
+    spec: &GatewaySpec,
+    listen: SocketAddr,
+    upstream: &str,
+    prefix: &Path,
+) -> String {
+    let p = &spec.policies;
+    let (limit_req_zone, limit_req) = match p.rate_limit {
+        Some(r) => {
+            // nginx takes whole requests per second or per minute.
+            let rate = if r.rate_per_s >= 1.0 && r.rate_per_s.fract() == 0.0 {
+                format!("{}r/s", r.rate_per_s)
+            } else {
+                format!("{}r/m", (r.rate_per_s * 60.0).round().max(1.0))
+            };
+            (
+                format!("limit_req_zone $http_x_api_key zone=perkey:10m rate={rate};"),
+                // nginx's burst counts the requests beyond the first.
+                format!(
+                    "limit_req zone=perkey burst={} nodelay;\n            limit_req_status 429;",
+                    r.burst - 1
+                ),
+            )
+        }
+        None => (String::new(), String::new()),
+    };
+    let (limit_conn_zone, limit_conn) = match p.concurrency {
+        Some(c) => (
+            "limit_conn_zone $server_name zone=inflight:1m;".to_string(),
+            format!(
+                "limit_conn inflight {};\n            limit_conn_status 503;",
+                c.max
+            ),
+        ),
+        None => (String::new(), String::new()),
+    };
+    let affinity = match &spec.cpus {
+        Some(cpus) => cpu_mask(cpus)
+            .map(|m| format!("worker_cpu_affinity {m};"))
+            .unwrap_or_default(),
+        None => String::new(),
+    };
+    let ignore = match spec.abort_accounting {
+        AbortAccounting::Early => "off",
+        AbortAccounting::Complete => "on",
+    };
+    let prefix_text = prefix.display().to_string();
+    let access_log = prefix.join("access.log").display().to_string();
+    let values: [(&str, String); 11] = [
+        ("prefix", prefix_text),
+        ("listen", listen.to_string()),
+        ("upstream", upstream.to_string()),
+        ("access_log", access_log),
+        ("proxy_ignore_client_abort", ignore.to_string()),
+        (
+            "proxy_read_timeout",
+            p.upstream_timeout.map_or_else(|| "60s".to_string(), ms),
+        ),
+        ("limit_req_zone", limit_req_zone),
+        ("limit_req", limit_req),
+        ("limit_conn_zone", limit_conn_zone),
+        ("limit_conn", limit_conn),
+        ("worker_cpu_affinity", affinity),
+    ];
+    let mut out = template.to_string();
+    for (name, value) in values {
+        out = out.replace(&format!("{{{{{name}}}}}"), &value);
+    }
+    out
+}
+
+/// `"0,2"` as nginx's bit mask `0101` (lowest CPU rightmost); one worker
+/// process, so one mask.
+fn cpu_mask(cpus: &str) -> Option<String> {
+    let mut bits = Vec::new();
+    for part in cpus.split(',') {
+        let (a, b) = match part.trim().split_once('-') {
+            Some((a, b)) => (
+                a.trim().parse::<usize>().ok()?,
+                b.trim().parse::<usize>().ok()?,
+            ),
+            None => {
+                let n = part.trim().parse::<usize>().ok()?;
+                (n, n)
+            }
+        };
+        bits.extend(a..=b);
+    }
+    let top = *bits.iter().max()?;
+    Some(
+        (0..=top)
+            .rev()
+            .map(|i| if bits.contains(&i) { '1' } else { '0' })
+            .collect(),
+    )
+}
+
+/// The command line: `-p PREFIX -c CONF -e stderr -g 'daemon off;'`.
+pub fn args(prefix: &Path, conf: &Path) -> Vec<String> {
+    vec![
+        "-p".into(),
+        prefix.display().to_string(),
+        "-c".into(),
+        conf.display().to_string(),
+        "-e".into(),
+        "stderr".into(),
+        "-g".into(),
+        "daemon off;".into(),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_template_renders_every_placeholder() {
+        let mut spec = GatewaySpec::default();
+        spec.policies.rate_limit = Some(crate::gateway::RateLimitRule {
+            rate_per_s: 0.5,
+            burst: 3,
+        });
+        spec.policies.upstream_timeout = Some(Duration::from_millis(1500));
+        spec.abort_accounting = AbortAccounting::Complete;
+        spec.cpus = Some("0,2".into());
+        let text = render(
+            EMBEDDED_TEMPLATE,
+            &spec,
+            "127.0.0.1:8080".parse().unwrap(),
+            "127.0.0.1:9",
+            Path::new("/tmp/p"),
+        );
+        assert!(!text.contains("{{"), "{text}");
+        for want in [
+            "listen 127.0.0.1:8080;",
+            "server 127.0.0.1:9;",
+            "rate=30r/m;",
+            "burst=2 nodelay;",
+            "proxy_ignore_client_abort on;",
+            "proxy_read_timeout 1500ms;",
+            "worker_cpu_affinity 101;",
+            "access_log /tmp/p/access.log contend;",
+        ] {
+            assert!(text.contains(want), "{want} missing:\n{text}");
+        }
+    }
+}
