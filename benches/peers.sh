@@ -38,9 +38,12 @@
 # Environment (defaults in brackets):
 #   ROUNDS [3]  RATES ["10000 25000 50000 75000"]  DURATION [10s]
 #   CONNS [64]  connections of every tool
-#   CONTEND_MAX_CONNECTIONS [CONNS]  contend's --max-connections: contend
-#               never queues, so an arrival due while all are busy is
-#               counted `not_sent` (an error); wrk2 and oha queue it instead
+#   CONTEND_MAX_CONNECTIONS [10000, contend's own default]  contend's
+#               --max-connections: past it an arrival is counted `not_sent`
+#               (an error) where wrk2 and oha queue it; below the cap contend
+#               opens another connection, so open loop stays open
+#   CONTEND_THREADS [1]  contend's driver threads: on a 2-core machine the
+#               target needs the other core
 #   THREADS [nproc]  generator threads of wrk and wrk2 (contend and oha use
 #                    every core by default)
 #   OUT [reports/peers-<stamp>]  WRK2 [unset]
@@ -59,7 +62,8 @@ ROUNDS=${ROUNDS:-3}
 RATES=${RATES:-"10000 25000 50000 75000"}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
-CONTEND_MAX_CONNECTIONS=${CONTEND_MAX_CONNECTIONS:-$CONNS}
+CONTEND_MAX_CONNECTIONS=${CONTEND_MAX_CONNECTIONS:-10000}
+CONTEND_THREADS=${CONTEND_THREADS:-1}
 THREADS=${THREADS:-$(nproc)}
 stamp=$(date +%Y%m%d-%H%M%S)
 OUT=${OUT:-reports/peers-$stamp}
@@ -210,7 +214,8 @@ run_one() {
             return
         fi
         cmd=("$CONTEND" run --target "$url" --rate "$value" --duration "$DURATION"
-            --max-connections "$CONTEND_MAX_CONNECTIONS" --out "$dir/report" --no-progress)
+            --max-connections "$CONTEND_MAX_CONNECTIONS" --threads "$CONTEND_THREADS" \
+            --out "$dir/report" --no-progress)
         ;;
     wrk)
         mode=closed-loop
@@ -251,7 +256,7 @@ missing_text=$(printf '%s\n' "${missing[@]+"${missing[@]}"}")
 
 MACHINE=$machine NGINX_VERSION=$nginx_version MISSING=$missing_text URL=$url \
     ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS THREADS=$THREADS STAMP=$stamp \
-    CONTEND_MAX_CONNECTIONS=$CONTEND_MAX_CONNECTIONS \
+    CONTEND_MAX_CONNECTIONS=$CONTEND_MAX_CONNECTIONS CONTEND_THREADS=$CONTEND_THREADS \
     python3 - "$OUT" <<'PY'
 import csv, json, os, re, statistics, sys
 
@@ -364,7 +369,7 @@ lines = [
     f"- Target: {env['NGINX_VERSION']}, one worker, `return 204`, access log off, "
     f"keep-alive, at {env['URL']} (on the same machine as the generators).",
     f"- {env['ROUNDS']} round(s), interleaved; each run {env['DURATION']}, {env['CONNS']} "
-    f"connections (contend: at most {env['CONTEND_MAX_CONNECTIONS']}); wrk and wrk2 with {env['THREADS']} threads; contend and oha on every core.",
+    f"connections (contend: at most {env['CONTEND_MAX_CONNECTIONS']}); wrk and wrk2 with {env['THREADS']} threads; contend with {env['CONTEND_THREADS']} driver thread(s); oha on every core.",
     "- Figures are medians over the rounds; CPU is user+sys of the generator's process; "
     "req/CPU-s counts completed responses; the ratio is contend's req/CPU-s over the "
     "tool's, in the same case.",

@@ -56,7 +56,14 @@ pub fn run(
     {
         warnings.push(format!("the mock upstream exited during the run ({status})"));
     }
-    let upstream_accounting = match topology.upstream_accounting() {
+    // The gateway first: reading its accounting drains and stops it, so the
+    // upstream's ground truth is read after the last proxied request.
+    if let Some(gateway) = topology.gateway.as_mut()
+        && let Some(status) = gateway.child.exited()
+    {
+        warnings.push(format!("the {} gateway exited during the run ({status})", gateway.kind));
+    }
+    let gateway_accounting = match topology.gateway_accounting() {
         Some(Ok(value)) => Some(value),
         Some(Err(e)) => {
             warnings.push(e.to_string());
@@ -64,12 +71,7 @@ pub fn run(
         }
         None => None,
     };
-    if let Some(gateway) = topology.gateway.as_mut()
-        && let Some(status) = gateway.child.exited()
-    {
-        warnings.push(format!("the {} gateway exited during the run ({status})", gateway.kind));
-    }
-    let gateway_accounting = match topology.gateway_accounting() {
+    let upstream_accounting = match topology.upstream_accounting() {
         Some(Ok(value)) => Some(value),
         Some(Err(e)) => {
             warnings.push(e.to_string());

@@ -161,6 +161,9 @@ pub struct Summary {
     pub keys: BTreeMap<String, KeySummary>,
     /// The mock upstream's ground truth (`GET /accounting`), when used.
     pub upstream_accounting: Option<serde_json::Value>,
+    /// What the gateway's access log accounted per key, when `contend`
+    /// started the gateway.
+    pub gateway_accounting: Option<serde_json::Value>,
     /// Problems met outside the measurement (e.g. accounting unreadable).
     pub warnings: Vec<String>,
 }
@@ -253,6 +256,7 @@ impl Summary {
                 })
                 .collect(),
             upstream_accounting: run.upstream_accounting.clone(),
+            gateway_accounting: run.gateway_accounting.clone(),
             warnings: run.warnings.clone(),
         }
     }
