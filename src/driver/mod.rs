@@ -8,8 +8,8 @@
 //! components or reports.
 
 pub mod http1;
-pub mod pool;
 pub mod shard;
+pub mod worker;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, mpsc};

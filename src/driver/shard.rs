@@ -1,12 +1,14 @@
 //! One driver shard: a thread with its own current-thread runtime, its
 //! share of the arrivals, its connections and its Recorder.
 //!
-//! Takes a [`ShardPlan`]; paces its arrivals with a timerfd, sends each as
-//! its own local task on a pooled connection, and hands finished intervals
-//! and its totals to the coordinator over a channel. Nothing on the
-//! per-request path is shared with other threads.
+//! Takes a [`ShardPlan`]; paces its arrivals with a timerfd, hands each due
+//! arrival to an idle connection worker (see [`super::worker`]), and hands
+//! finished intervals and its totals to the coordinator over a channel.
+//! Nothing on the per-request path is shared with other threads, and nothing
+//! on it allocates: workers, connections and buffers live across requests.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -15,7 +17,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::{Notify, oneshot, watch};
 
-use super::pool::Pool;
+use super::worker::{self, Job, Mailbox};
 use super::{RequestTemplate, ShardMsg};
 use crate::arrival::Schedule;
 use crate::outcome::Outcome;
@@ -60,15 +62,90 @@ pub struct ShardPlan {
     pub interval_ns: u64,
 }
 
-/// State the shard's tasks share (single-threaded).
-struct Shared {
-    pool: Pool,
-    recorder: RefCell<Recorder>,
+/// Connections that may be opening at once per shard. Past it, a due
+/// arrival waits in the queue for a worker to come free instead of opening
+/// another: when the driver falls behind, a connection per late arrival
+/// costs more CPU and falls further behind (a storm that feeds itself).
+pub(super) const MAX_CONNECTING: usize = 32;
+
+/// State the shard's tasks share (single-threaded: `Cell`s, no locks).
+pub(super) struct Shared {
+    pub(super) addr: std::net::SocketAddr,
+    pub(super) recorder: RefCell<Recorder>,
     arrivals: RefCell<Arrivals>,
-    requests: Arc<[RequestTemplate]>,
-    timeouts_ns: Arc<[u64]>,
-    in_flight: Cell<u64>,
-    drained: Notify,
+    pub(super) requests: Arc<[RequestTemplate]>,
+    pub(super) timeouts_ns: Arc<[u64]>,
+    /// Due arrivals no worker has taken yet (while connections open).
+    pub(super) queue: RefCell<VecDeque<Job>>,
+    /// Workers waiting for an arrival, most recently used last.
+    pub(super) idle: RefCell<Vec<Rc<Mailbox>>>,
+    /// Workers alive (each holds at most one connection): the cap's count.
+    pub(super) workers: Cell<usize>,
+    /// Workers opening a connection now.
+    pub(super) connecting: Cell<usize>,
+    /// The shard's share of the connection cap.
+    pub(super) max_workers: usize,
+    /// Arrivals dispatched and not yet ended.
+    pub(super) in_flight: Cell<u64>,
+    pub(super) drained: Notify,
+    /// Set once no more arrivals will come: idle workers then end.
+    pub(super) closing: Cell<bool>,
+}
+
+impl Shared {
+    /// An arrival ended: record it, send what has come due meanwhile (the
+    /// thread is awake anyway), and count it out of flight.
+    pub(super) fn ended(
+        self: &Rc<Self>,
+        job: Job,
+        outcome: Outcome,
+        sent_ns: Option<u64>,
+    ) {
+        let now_ns = sys::monotonic_ns();
+        self.recorder.borrow_mut().outcome(
+            now_ns,
+            job.key,
+            outcome,
+            now_ns.saturating_sub(job.intended_ns),
+            sent_ns.map(|s| now_ns.saturating_sub(s)),
+        );
+        dispatch_due(self, now_ns);
+        let left = self.in_flight.get() - 1;
+        self.in_flight.set(left);
+        if left == 0 {
+            self.drained.notify_one();
+        }
+    }
+
+    /// Hands `job` on: to an idle worker, a new worker, the queue, or (at
+    /// the cap) it is not sent.
+    fn dispatch(self: &Rc<Self>, job: Job, now_ns: u64) {
+        self.recorder.borrow_mut().dispatched(now_ns);
+        let idle = self.idle.borrow_mut().pop();
+        if let Some(mailbox) = idle {
+            self.in_flight.set(self.in_flight.get() + 1);
+            mailbox.deliver(Some(job));
+        } else if self.workers.get() < self.max_workers {
+            self.in_flight.set(self.in_flight.get() + 1);
+            if self.connecting.get() < MAX_CONNECTING {
+                worker::spawn(self.clone(), Some(job));
+            } else {
+                self.queue.borrow_mut().push_back(job);
+            }
+        } else {
+            // Every connection the cap allows is busy: counted, never dropped.
+            self.recorder.borrow_mut().outcome(now_ns, job.key, Outcome::NotSent, 0, None);
+        }
+    }
+
+    /// Ends every idle worker (no more arrivals will come).
+    fn close(&self) {
+        self.closing.set(true);
+        let idle = std::mem::take(&mut *self.idle.borrow_mut());
+        for mailbox in idle {
+            mailbox.deliver(None);
+        }
+    }
 }
 
 /// The shard's remaining arrivals and the choices made for them.
@@ -118,21 +195,28 @@ pub fn run(
     };
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
-        let pool = Pool::new(plan.addr, plan.max_connections);
-        pool.warm(plan.warm_connections).await;
+        let shared = Rc::new(Shared {
+            addr: plan.addr,
+            recorder: RefCell::new(Recorder::new(0, plan.interval_ns, plan.keys)),
+            arrivals: RefCell::new(Arrivals::new(&plan, 0)),
+            requests: plan.requests.clone(),
+            timeouts_ns: plan.timeouts_ns.clone(),
+            queue: RefCell::new(VecDeque::new()),
+            idle: RefCell::new(Vec::new()),
+            workers: Cell::new(0),
+            connecting: Cell::new(0),
+            max_workers: plan.max_connections.max(1),
+            in_flight: Cell::new(0),
+            drained: Notify::new(),
+            closing: Cell::new(false),
+        });
+        worker::warm(&shared, plan.warm_connections).await;
         if to_coordinator.send(ShardMsg::Ready).is_err() {
             return;
         }
         let Ok(start_ns) = start.await else { return };
-        let shared = Rc::new(Shared {
-            pool,
-            recorder: RefCell::new(Recorder::new(start_ns, plan.interval_ns, plan.keys)),
-            arrivals: RefCell::new(Arrivals::new(&plan, start_ns)),
-            requests: plan.requests.clone(),
-            timeouts_ns: plan.timeouts_ns.clone(),
-            in_flight: Cell::new(0),
-            drained: Notify::new(),
-        });
+        shared.recorder.replace(Recorder::new(start_ns, plan.interval_ns, plan.keys));
+        shared.arrivals.replace(Arrivals::new(&plan, start_ns));
         if let Err(e) = pace(&shared, plan.interval_ns, &to_coordinator, &mut stop).await {
             let _ = to_coordinator.send(ShardMsg::Failed(format!("driver timer: {e}")));
         }
@@ -143,7 +227,7 @@ pub fn run(
         while shared.in_flight.get() > 0 {
             shared.drained.notified().await;
         }
-        shared.pool.close_idle();
+        shared.close();
         let recorder = shared.recorder.replace(Recorder::new(0, 1, 0));
         let (totals, intervals) = recorder.finish(sys::monotonic_ns(), 0);
         for snapshot in intervals {
@@ -158,18 +242,21 @@ pub fn run(
 /// the thread is awake for I/O anyway, due arrivals leave without waiting
 /// for (or paying for) a timer wake.
 fn dispatch_due(shared: &Rc<Shared>, now_ns: u64) -> usize {
-    let mut arrivals = shared.arrivals.borrow_mut();
     let mut sent = 0;
-    while let Some(due_ns) = arrivals.next_due_ns {
-        if due_ns > now_ns || sent == MAX_BATCH {
-            break;
-        }
-        let a = &mut *arrivals;
-        let key = pick_key(&a.key_cdf, &mut a.rng);
-        a.next_due_ns = a.schedule.next().map(|next| a.start_ns + next.offset_ns);
-        shared.recorder.borrow_mut().dispatched(now_ns);
-        shared.in_flight.set(shared.in_flight.get() + 1);
-        tokio::task::spawn_local(exchange(shared.clone(), key, due_ns));
+    while sent < MAX_BATCH {
+        let job = {
+            let mut arrivals = shared.arrivals.borrow_mut();
+            let a = &mut *arrivals;
+            match a.next_due_ns {
+                Some(due_ns) if due_ns <= now_ns => {
+                    let key = pick_key(&a.key_cdf, &mut a.rng);
+                    a.next_due_ns = a.schedule.next().map(|next| a.start_ns + next.offset_ns);
+                    Job { key, intended_ns: due_ns }
+                }
+                _ => break,
+            }
+        };
+        shared.dispatch(job, now_ns);
         sent += 1;
     }
     sent
@@ -231,53 +318,4 @@ fn pick_key(cdf: &[f64], rng: &mut SmallRng) -> usize {
     }
     let u: f64 = rng.random();
     cdf.iter().position(|&c| u < c).unwrap_or(cdf.len() - 1)
-}
-
-/// One arrival, start to end: take a connection, send, read the whole
-/// response, record exactly one outcome.
-async fn exchange(shared: Rc<Shared>, key: usize, intended_ns: u64) {
-    let timeout_ns = shared.timeouts_ns[key];
-    let deadline = tokio::time::Instant::now()
-        + std::time::Duration::from_nanos((intended_ns + timeout_ns).saturating_sub(sys::monotonic_ns()));
-    let mut sent_ns = None;
-    let outcome = tokio::time::timeout_at(deadline, attempt(&shared, key, intended_ns, &mut sent_ns))
-        .await
-        .unwrap_or(Outcome::ClientTimeout);
-    let now_ns = sys::monotonic_ns();
-    // A timed-out attempt may still stamp a send; only count what was sent.
-    let service_ns = sent_ns.map(|s: u64| now_ns.saturating_sub(s));
-    shared.recorder.borrow_mut().outcome(
-        now_ns,
-        key,
-        outcome,
-        now_ns.saturating_sub(intended_ns),
-        service_ns,
-    );
-    dispatch_due(&shared, now_ns);
-    let left = shared.in_flight.get() - 1;
-    shared.in_flight.set(left);
-    if left == 0 {
-        shared.drained.notify_one();
-    }
-}
-
-async fn attempt(shared: &Shared, key: usize, intended_ns: u64, sent_ns: &mut Option<u64>) -> Outcome {
-    let mut conn = match shared.pool.acquire().await {
-        Ok(conn) => conn,
-        Err(outcome) => return outcome,
-    };
-    let request = &shared.requests[key];
-    let now_ns = sys::monotonic_ns();
-    *sent_ns = Some(now_ns);
-    shared.recorder.borrow_mut().sent(now_ns, now_ns.saturating_sub(intended_ns));
-    match conn.connection.exchange(&request.bytes, request.head).await {
-        Ok((status, reusable)) => {
-            if reusable {
-                shared.pool.release(conn);
-            }
-            Outcome::Response(status)
-        }
-        // The connection is dropped, and with it the socket.
-        Err(_) => Outcome::IoError,
-    }
 }

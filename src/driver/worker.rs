@@ -1,0 +1,187 @@
+//! Connection workers: each a long-lived local task that owns at most one
+//! keep-alive connection and serves one arrival at a time.
+//!
+//! Takes [`Job`]s (an arrival: key and intended send time) from the shard,
+//! sends each with its client timeout, and reports exactly one outcome per
+//! job through [`Shared::ended`]. A worker is spawned once and lives for the
+//! run, so a request costs no task, allocation or channel: the shard hands
+//! a job to an idle worker's [`Mailbox`] and wakes it. A connection that
+//! fails, closes or times out is dropped (closing the socket, so a client
+//! timeout is a real abort on the wire); the worker opens a new one for its
+//! next job.
+
+use std::cell::Cell;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+
+use super::http1::Connection;
+use super::shard::Shared;
+use crate::outcome::Outcome;
+use crate::sys;
+
+/// One arrival handed to a worker.
+#[derive(Debug, Clone, Copy)]
+pub struct Job {
+    /// Index of the request template (the key).
+    pub key: usize,
+    /// Intended send time, CLOCK_MONOTONIC ns.
+    pub intended_ns: u64,
+}
+
+/// Where an idle worker waits for its next job (`None`: the run is over).
+#[derive(Default)]
+pub struct Mailbox {
+    job: Cell<Option<Option<Job>>>,
+    waker: Cell<Option<Waker>>,
+}
+
+impl Mailbox {
+    /// Puts the next job (or the end) in and wakes the worker.
+    pub fn deliver(&self, job: Option<Job>) {
+        self.job.set(Some(job));
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+
+    async fn receive(&self) -> Option<Job> {
+        poll_fn(|cx| match self.job.take() {
+            Some(job) => Poll::Ready(job),
+            None => {
+                self.waker.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+/// Counts a worker (or a connection being opened) for as long as it lives.
+struct Counted<'a>(&'a Cell<usize>);
+
+impl<'a> Counted<'a> {
+    fn new(counter: &'a Cell<usize>) -> Self {
+        counter.set(counter.get() + 1);
+        Counted(counter)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
+/// Starts a worker with its first job (or none) and connection (or none).
+/// It counts against the cap from this moment, before it first runs.
+pub(super) fn spawn(shared: Rc<Shared>, first: Option<Job>) {
+    spawn_with(shared, first, None);
+}
+
+fn spawn_with(shared: Rc<Shared>, first: Option<Job>, connection: Option<Connection>) {
+    shared.workers.set(shared.workers.get() + 1);
+    tokio::task::spawn_local(async move {
+        // Takes over the count made above, whether the task runs or is dropped.
+        let _slot = WorkerSlot(shared.clone());
+        run(&shared, first, connection).await;
+    });
+}
+
+struct WorkerSlot(Rc<Shared>);
+
+impl Drop for WorkerSlot {
+    fn drop(&mut self) {
+        self.0.workers.set(self.0.workers.get() - 1);
+    }
+}
+
+/// Opens up to `n` connections ahead of the first arrival, each with an
+/// idle worker; stops at the first failure (the arrivals will then count
+/// the connect errors).
+pub(super) async fn warm(shared: &Rc<Shared>, n: usize) {
+    for _ in 0..n.min(shared.max_workers) {
+        match connect(shared).await {
+            Ok(connection) => spawn_with(shared.clone(), None, Some(connection)),
+            Err(()) => break,
+        }
+    }
+}
+
+async fn run(shared: &Rc<Shared>, mut next: Option<Job>, mut connection: Option<Connection>) {
+    let mailbox = Rc::new(Mailbox::default());
+    loop {
+        let queued = next.take().or_else(|| shared.queue.borrow_mut().pop_front());
+        let job = match queued {
+            Some(job) => job,
+            None if shared.closing.get() => return,
+            None => {
+                shared.idle.borrow_mut().push(mailbox.clone());
+                match mailbox.receive().await {
+                    Some(job) => job,
+                    None => return,
+                }
+            }
+        };
+        connection = serve(shared, job, connection).await;
+    }
+}
+
+/// Serves one job to its one outcome; returns the connection if it may be
+/// used again.
+async fn serve(shared: &Rc<Shared>, job: Job, connection: Option<Connection>) -> Option<Connection> {
+    let deadline_ns = job.intended_ns + shared.timeouts_ns[job.key];
+    let now_ns = sys::monotonic_ns();
+    if now_ns >= deadline_ns {
+        // It waited in the queue past its deadline: the client gave up.
+        shared.ended(job, Outcome::ClientTimeout, None);
+        return connection;
+    }
+    // A keep-alive connection the server closed is replaced, not failed.
+    let mut connection = connection.filter(Connection::is_reusable);
+    let mut sent_ns = None;
+    let attempt = async {
+        if connection.is_none() {
+            connection = Some(connect(shared).await.map_err(|()| Outcome::ConnectError)?);
+        }
+        let conn = connection.as_mut().ok_or(Outcome::ConnectError)?;
+        let request = &shared.requests[job.key];
+        let now_ns = sys::monotonic_ns();
+        sent_ns = Some(now_ns);
+        shared.recorder.borrow_mut().sent(now_ns, now_ns.saturating_sub(job.intended_ns));
+        match conn.exchange(&request.bytes, request.head).await {
+            Ok((status, reusable)) => {
+                if !reusable {
+                    connection = None;
+                }
+                Ok(Outcome::Response(status))
+            }
+            Err(_) => {
+                connection = None;
+                Err(Outcome::IoError)
+            }
+        }
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_nanos(deadline_ns - now_ns);
+    let outcome = match tokio::time::timeout_at(deadline, attempt).await {
+        Ok(Ok(outcome)) | Ok(Err(outcome)) => outcome,
+        Err(_) => {
+            // Dropping the connection closes the socket mid-request.
+            connection = None;
+            Outcome::ClientTimeout
+        }
+    };
+    shared.ended(job, outcome, sent_ns);
+    connection
+}
+
+async fn connect(shared: &Shared) -> Result<Connection, ()> {
+    let _connecting = Counted::new(&shared.connecting);
+    let stream = TcpStream::connect(shared.addr).await.map_err(|_| ())?;
+    // Requests are small and latency is the measurement: no Nagle.
+    stream.set_nodelay(true).map_err(|_| ())?;
+    Ok(Connection::new(stream))
+}
