@@ -15,11 +15,15 @@ Examples:
   contend run --target http://127.0.0.1:8080/ --rate 20k --duration 10s
   contend run scenarios/quickstart.toml --rate 5k --out /tmp/run1
   contend report reports/quickstart-20261123-101500
+  contend run gate.toml --threshold 'p99 < 250ms' --threshold 'error_rate < 1%' --junit gate.xml
+  contend run gate.toml --repeat 5 --out /tmp/current
+  contend compare --baseline baseline/run-* --current /tmp/current/run-*
 
 Exit codes:
-  0    the run completed
+  0    the run completed (and every threshold held; compare: no regression)
   1    runtime failure (a component failed, a file could not be written)
-  2    bad input (scenario file or flags)
+  2    bad input (scenario file, flags, a malformed threshold)
+  3    a threshold failed (run), or a metric regressed (compare)
   130  interrupted by Ctrl-C (SIGINT); the report of what ran is written
   143  stopped by SIGTERM; the report of what ran is written";
 
@@ -43,6 +47,9 @@ pub enum Command {
         /// A report folder (holding summary.json).
         dir: PathBuf,
     },
+    /// Compare report folders with a baseline: exit 3 on a regression.
+    #[command(after_help = COMPARE_HELP)]
+    Compare(CompareArgs),
     /// Run the embedded mock upstream (what `[upstream] kind = "mock"` starts).
     Upstream(mock_upstream::Args),
     /// Run the reference gateway (what `[gateway] kind = "reference"` starts).
@@ -119,6 +126,108 @@ pub struct RunArgs {
     /// No progress bars.
     #[arg(long)]
     pub no_progress: bool,
+    /// A threshold over the summary, e.g. 'p99 < 250ms', 'error_rate < 1%',
+    /// 'rate(503) < 5%', 'keys.ui.p99 < 50ms' (repeatable; added to the
+    /// scenario's [thresholds] checks). Any failing: exit 3.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
+    /// Run N times, writing <out>/run-1..N (or reports/<name>-<time>-1..N),
+    /// e.g. as repeated runs for `contend compare`.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repeat: u32,
+    /// Write the thresholds' verdicts as JUnit XML to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Print only verdicts (failed thresholds and the overall verdict); no progress bars.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+const COMPARE_HELP: &str = "\
+Each side is one report folder or several (repeated runs, from `contend run --repeat N`):
+  contend compare BASELINE CURRENT
+  contend compare --baseline base/run-1 base/run-2 base/run-3 --current cur/run-1 cur/run-2 cur/run-3
+
+Compared: p50, p99, p99.9 (latency from the intended send time), error_rate (share of
+arrivals not 2xx), achieved_rate_per_s and goodput_per_s (2xx per second).
+With one run on a side the verdict is the tolerance alone. With repeated runs on both
+sides, each run's per-interval values (from intervals.csv) are pooled per side and a
+regression needs both a one-sided Mann-Whitney U test below --alpha and a change past
+the tolerance, so noise within the baseline's spread passes.
+
+Exit codes: 0 no regression, 1 runtime failure, 2 bad input (not a report folder, bad
+flags), 3 a metric regressed.";
+
+/// `contend compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// BASELINE CURRENT: two report folders (use --baseline/--current for repeated runs).
+    #[arg(value_name = "DIR", conflicts_with_all = ["baseline", "current"])]
+    pub dirs: Vec<PathBuf>,
+    /// Baseline report folders (one or more).
+    #[arg(long, value_name = "DIR", num_args = 1.., requires = "current")]
+    pub baseline: Vec<PathBuf>,
+    /// Current report folders (one or more).
+    #[arg(long, value_name = "DIR", num_args = 1.., requires = "baseline")]
+    pub current: Vec<PathBuf>,
+    /// Allowed latency increase, relative: 10% (or 0.1).
+    #[arg(long, value_name = "PCT", default_value = "10%", value_parser = parse_share)]
+    pub latency_tolerance: f64,
+    /// Latency increase always allowed (jitter below it is not a regression).
+    #[arg(long, value_name = "DURATION", default_value = "1ms", value_parser = parse_duration)]
+    pub latency_slack: Duration,
+    /// Allowed error-rate increase in percentage points: 0.5 (or 0.5pp).
+    #[arg(long, value_name = "PP", default_value = "0.5", value_parser = parse_pp)]
+    pub error_tolerance: f64,
+    /// Allowed drop of achieved rate and goodput, relative: 5% (or 0.05).
+    #[arg(long, value_name = "PCT", default_value = "5%", value_parser = parse_share)]
+    pub rate_tolerance: f64,
+    /// Significance level of the rank test with repeated runs.
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// Write the verdict per metric as JUnit XML to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Print only verdicts (regressed metrics and the overall verdict).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl CompareArgs {
+    /// The tolerance the flags ask for.
+    pub fn tolerance(&self) -> crate::gate::compare::Tolerance {
+        crate::gate::compare::Tolerance {
+            latency_rel: self.latency_tolerance,
+            latency_slack_us: self.latency_slack.as_secs_f64() * 1e6,
+            error_pp: self.error_tolerance,
+            rate_rel: self.rate_tolerance,
+            alpha: self.alpha,
+        }
+    }
+}
+
+/// `10%` or `0.1`, as a fraction of 1.
+fn parse_share(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let value = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
+        None => t.parse::<f64>(),
+    }
+    .map_err(|_| format!("`{t}` is not a share: expected e.g. 10% or 0.1"))?;
+    if !(0.0..=100.0).contains(&value) {
+        return Err(format!("`{t}` is out of range: expected e.g. 10% or 0.1"));
+    }
+    Ok(value)
+}
+
+/// `0.5` or `0.5pp`, in percentage points.
+fn parse_pp(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let number = t.strip_suffix("pp").unwrap_or(t).trim();
+    match number.parse::<f64>() {
+        Ok(v) if (0.0..=100.0).contains(&v) => Ok(v),
+        _ => Err(format!("`{t}` is not percentage points: expected e.g. 0.5 or 0.5pp")),
+    }
 }
 
 impl RunArgs {

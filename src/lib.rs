@@ -12,6 +12,7 @@
 //! - [`record`]: histograms and counters per shard, merged exactly.
 //! - [`experiment`]: compose load steps into results (`run`).
 //! - [`report`]: summary.json, intervals.csv, .hgrm, .hlog, the console.
+//! - [`gate`]: the CI gate: thresholds, baseline comparison, JUnit XML.
 //! - [`shutdown`]: Ctrl-C and SIGTERM: stop, drain, report.
 //! - [`cli`] and [`app`]: the command line and its commands.
 //! - [`error`]: the library's errors and their exit codes.
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod driver;
 pub mod error;
 pub mod experiment;
+pub mod gate;
 pub mod gateway;
 pub mod outcome;
 pub mod record;

@@ -1,5 +1,6 @@
 //! The `contend` binary: parse, call the library, map the outcome to an
-//! exit code (0 ok, 1 runtime failure, 2 bad input, 130/143 interrupted).
+//! exit code (0 ok, 1 runtime failure, 2 bad input, 3 thresholds failed or a
+//! regression, 130/143 interrupted).
 
 use clap::Parser;
 use contend::cli::{Cli, Command};
@@ -16,6 +17,7 @@ fn main() {
     let result = match cli.command {
         Command::Run(args) => contend::app::run(&args).map_err(anyhow::Error::from),
         Command::Report { dir } => contend::app::report(&dir).map_err(anyhow::Error::from),
+        Command::Compare(args) => contend::app::compare(&args).map_err(anyhow::Error::from),
         Command::Upstream(args) => mock_upstream::run(args).map(|()| 0),
         Command::Gateway(args) => contend::gateway::run(&args).map_err(anyhow::Error::from),
     };

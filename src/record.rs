@@ -114,6 +114,8 @@ pub struct Totals {
     pub keys: Vec<KeyTotals>,
     /// CPU time the driver threads used, ns.
     pub driver_cpu_ns: u64,
+    /// When the last request was sent (CLOCK_MONOTONIC ns; 0: none was).
+    pub last_sent_ns: u64,
 }
 
 impl Totals {
@@ -129,6 +131,7 @@ impl Totals {
             schedule_lag_us: new_histogram(),
             keys: (0..keys).map(|_| KeyTotals::new()).collect(),
             driver_cpu_ns: 0,
+            last_sent_ns: 0,
         }
     }
 
@@ -148,6 +151,7 @@ impl Totals {
             add(&mut a.latency_us, &b.latency_us);
         }
         self.driver_cpu_ns += other.driver_cpu_ns;
+        self.last_sent_ns = self.last_sent_ns.max(other.last_sent_ns);
     }
 }
 
@@ -248,6 +252,7 @@ impl Recorder {
     pub fn sent(&mut self, now_ns: u64, lag_ns: u64) {
         self.roll(now_ns);
         self.totals.sent += 1;
+        self.totals.last_sent_ns = now_ns;
         self.current.sent += 1;
         let lag_us = ns_to_us(lag_ns);
         self.totals.schedule_lag_us.saturating_record(lag_us);

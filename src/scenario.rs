@@ -33,6 +33,8 @@ pub struct Scenario {
     pub client: ClientSpec,
     /// The gateway under test in front of the target (`[gateway]`); none by default.
     pub gateway: GatewaySpec,
+    /// `[thresholds] checks`: evaluated over the summary at the end of the run.
+    pub thresholds: Vec<crate::gate::Threshold>,
 }
 
 /// Which gateway stands between the driver and the target.
@@ -428,6 +430,14 @@ struct RawScenario {
     keys: Option<Vec<Spanned<RawKey>>>,
     client: Option<RawClient>,
     gateway: Option<Spanned<RawGateway>>,
+    thresholds: Option<RawThresholds>,
+}
+
+/// `[thresholds]`: `checks = ["p99 < 250ms", "error_rate < 1%"]`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawThresholds {
+    checks: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -1080,6 +1090,7 @@ fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Result<Scenario>
         Some(g) => build_gateway(ctx, g, raw.target.is_some() || raw.upstream.is_some())?,
         None => GatewaySpec::default(),
     };
+    let thresholds = build_thresholds(ctx, raw.thresholds)?;
     Ok(Scenario {
         name,
         phases,
@@ -1088,7 +1099,29 @@ fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Result<Scenario>
         keys,
         client,
         gateway,
+        thresholds,
     })
+}
+
+/// Parses `[thresholds] checks`, locating a malformed one at its character
+/// (the string's opening quote plus the column within the expression; exact
+/// for strings without escapes).
+fn build_thresholds(ctx: &Ctx, raw: Option<RawThresholds>) -> Result<Vec<crate::gate::Threshold>> {
+    let checks = raw.and_then(|t| t.checks).unwrap_or_default();
+    checks
+        .iter()
+        .map(|check| {
+            crate::gate::Threshold::parse(check.get_ref()).map_err(|e| {
+                let start = check.span().start + 1;
+                let (line, col) = line_col(ctx.text, start);
+                let location = match ctx.source {
+                    Source::File(path) => format!("{}:{line}:{}", path.display(), col + e.col - 1),
+                    Source::Flags => COMMAND_LINE.to_string(),
+                };
+                Error::Scenario { location, message: format!("threshold `{}`: {}", check.get_ref(), e.message) }
+            })
+        })
+        .collect()
 }
 
 fn build_gateway(ctx: &Ctx, spanned: Spanned<RawGateway>, has_target: bool) -> Result<GatewaySpec> {

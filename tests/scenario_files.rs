@@ -150,6 +150,7 @@ fn good_full_scenario_parses() {
             lag_bound: Duration::from_millis(2),
         },
         gateway: scenario::GatewaySpec::default(),
+        thresholds: vec![],
     };
     assert_eq!(s, want);
 }

@@ -8,9 +8,11 @@
 //! - `gateway`: the reference gateway's policies and abort accounting, its
 //!   binary, and nginx as the gateway under test.
 //! - `reports`: the report folder's files against their formats and schema.
+//! - `gate`: thresholds, `compare`, `--repeat` and JUnit through the binary.
 
 mod cli;
 mod driver;
+mod gate;
 mod gateway;
 mod reports;
 mod scenario_files;

@@ -301,10 +301,11 @@ pub fn run(
     }
     let scheduled_s = crate::arrival::total_duration(&plan.phases).as_secs_f64();
     let interrupted = *stop.borrow();
-    // Load was offered until the last shard stopped dispatching: earlier
-    // when stopped, later when the driver fell behind its schedule (then the
-    // achieved rate must come out lower than the intended one).
-    let dispatch_s = dispatch_end_ns.saturating_sub(start_ns) as f64 / 1e9;
+    // Load was offered until the last arrival was dispatched and sent:
+    // earlier when stopped, later when the driver fell behind its schedule
+    // (then the achieved rate must come out lower than the intended one).
+    let dispatch_s =
+        dispatch_end_ns.max(totals.last_sent_ns).saturating_sub(start_ns) as f64 / 1e9;
     let duration_s =
         if interrupted { dispatch_s.min(scheduled_s) } else { dispatch_s.max(scheduled_s) };
     Ok(DriverOutput { totals, intervals, duration_s, interrupted, threads: shards })

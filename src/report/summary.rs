@@ -166,6 +166,10 @@ pub struct Summary {
     pub gateway_accounting: Option<serde_json::Value>,
     /// Problems met outside the measurement (e.g. accounting unreadable).
     pub warnings: Vec<String>,
+    /// The thresholds evaluated at the end of the run, in the order given
+    /// (scenario's `[thresholds] checks`, then `--threshold` flags).
+    #[serde(default)]
+    pub thresholds: Vec<crate::gate::ThresholdResult>,
 }
 
 /// Driver CPU share of its threads above which it is called the bottleneck.
@@ -258,6 +262,7 @@ impl Summary {
             upstream_accounting: run.upstream_accounting.clone(),
             gateway_accounting: run.gateway_accounting.clone(),
             warnings: run.warnings.clone(),
+            thresholds: Vec::new(),
         }
     }
 }

@@ -1,0 +1,683 @@
+//! `contend compare`: a current run (or runs) against a baseline, per
+//! metric, without crying wolf on noise.
+//!
+//! Takes report folders (summary.json and intervals.csv, read by
+//! [`read_run`]) and a [`Tolerance`]; hands on a [`Comparison`]: per
+//! metric the baseline, current, change, allowed change and verdict.
+//!
+//! - One run on either side: the medians are single values, so the verdict
+//!   is the tolerance alone, and the evidence says it was one run.
+//! - Two or more runs on both sides: each run's per-interval values (p99 of
+//!   each interval, and so on) are pooled per side and a one-sided
+//!   Mann-Whitney U test asks whether the current side tends to be worse. A
+//!   regression needs both: the test significant at `alpha` and the change
+//!   of the medians past the tolerance. Intervals of one run are not fully
+//!   independent (a slow second makes its neighbours slow), which makes the
+//!   test somewhat eager; the tolerance is what keeps it from firing on a
+//!   statistically real but practically irrelevant shift.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::stats::{mann_whitney_greater, median};
+use crate::error::{Error, Result};
+use crate::report::console::fmt_us;
+
+/// How much worse is allowed before a change is a regression.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tolerance {
+    /// Allowed relative latency increase (0.10 = +10%).
+    pub latency_rel: f64,
+    /// Latency increase always allowed, us (sub-millisecond jitter on a
+    /// shared machine is not a regression worth failing a build for).
+    pub latency_slack_us: f64,
+    /// Allowed error-rate increase, in percentage points (0.5 = +0.5 pp).
+    pub error_pp: f64,
+    /// Allowed relative drop of achieved rate and goodput (0.05 = -5%).
+    pub rate_rel: f64,
+    /// Significance level of the rank test with repeated runs.
+    pub alpha: f64,
+}
+
+impl Default for Tolerance {
+    fn default() -> Self {
+        Tolerance {
+            latency_rel: 0.10,
+            latency_slack_us: 1000.0,
+            error_pp: 0.5,
+            rate_rel: 0.05,
+            alpha: 0.05,
+        }
+    }
+}
+
+/// A compared metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// Median latency.
+    P50,
+    /// 99th percentile latency.
+    P99,
+    /// 99.9th percentile latency.
+    P999,
+    /// Share of arrivals that were not 2xx.
+    ErrorRate,
+    /// Requests sent per second.
+    AchievedRate,
+    /// 2xx responses per second.
+    Goodput,
+}
+
+impl Metric {
+    /// Every metric, in table order.
+    pub const ALL: [Metric; 6] = [
+        Metric::P50,
+        Metric::P99,
+        Metric::P999,
+        Metric::ErrorRate,
+        Metric::AchievedRate,
+        Metric::Goodput,
+    ];
+
+    /// The metric's name in tables and JUnit.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::P50 => "p50",
+            Metric::P99 => "p99",
+            Metric::P999 => "p99.9",
+            Metric::ErrorRate => "error_rate",
+            Metric::AchievedRate => "achieved_rate_per_s",
+            Metric::Goodput => "goodput_per_s",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    fn is_latency(self) -> bool {
+        matches!(self, Metric::P50 | Metric::P99 | Metric::P999)
+    }
+
+    /// True when a larger value is worse (latency, errors).
+    fn higher_is_worse(self) -> bool {
+        !matches!(self, Metric::AchievedRate | Metric::Goodput)
+    }
+
+    fn show(self, value: f64) -> String {
+        match self {
+            _ if self.is_latency() => fmt_us(value.round().max(0.0) as u64),
+            Metric::ErrorRate => format!("{:.2}%", value * 100.0),
+            _ => format!("{value:.1}/s"),
+        }
+    }
+}
+
+/// What compare reads of one report folder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunData {
+    /// The folder, for messages.
+    pub dir: PathBuf,
+    /// The whole run's value per metric (in [`Metric::ALL`] order).
+    pub values: [f64; 6],
+    /// Per-interval values per metric (full intervals that saw arrivals).
+    pub samples: [Vec<f64>; 6],
+}
+
+/// One row of the comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Which metric.
+    pub metric: Metric,
+    /// Median over the baseline runs.
+    pub baseline: f64,
+    /// Median over the current runs.
+    pub current: f64,
+    /// The change, for people (`+12.3% (+1.20ms)`, `+0.30 pp`).
+    pub change: String,
+    /// The allowed change, for people.
+    pub allowed: String,
+    /// True when this metric regressed.
+    pub regression: bool,
+    /// Why: the evidence the verdict rests on.
+    pub evidence: String,
+}
+
+/// The result of `contend compare`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    /// Runs on the baseline side.
+    pub baseline_runs: usize,
+    /// Runs on the current side.
+    pub current_runs: usize,
+    /// One row per metric.
+    pub rows: Vec<Row>,
+}
+
+impl Comparison {
+    /// True when any metric regressed.
+    pub fn regressed(&self) -> bool {
+        self.rows.iter().any(|r| r.regression)
+    }
+
+    /// What the verdicts rest on, in one sentence.
+    pub fn evidence(&self) -> String {
+        if self.baseline_runs >= 2 && self.current_runs >= 2 {
+            format!(
+                "{} baseline runs vs {} current runs: per-interval values compared with a Mann-Whitney U test plus the tolerance",
+                self.baseline_runs, self.current_runs
+            )
+        } else {
+            format!(
+                "evidence is one run ({} baseline, {} current): tolerance only; use `contend run --repeat N` on both sides for a rank test",
+                self.baseline_runs, self.current_runs
+            )
+        }
+    }
+}
+
+/// Compares `current` runs with `baseline` runs (each side at least one).
+pub fn compare(baseline: &[RunData], current: &[RunData], tol: &Tolerance) -> Comparison {
+    let repeated = baseline.len() >= 2 && current.len() >= 2;
+    let rows = Metric::ALL
+        .iter()
+        .map(|&metric| {
+            let i = metric.index();
+            let side = |runs: &[RunData]| {
+                median(&runs.iter().map(|r| r.values[i]).collect::<Vec<_>>()).unwrap_or(0.0)
+            };
+            let (b, c) = (side(baseline), side(current));
+            // How much worse the current side is, in the metric's direction (negative: better).
+            let worse_by = if metric.higher_is_worse() {
+                c - b
+            } else {
+                b - c
+            };
+            let (change, allowed_abs, allowed) = if metric.is_latency() {
+                let allowed_us = (b * tol.latency_rel).max(tol.latency_slack_us);
+                (
+                    format!(
+                        "{} ({}{})",
+                        relative(b, c),
+                        if c >= b { "+" } else { "-" },
+                        fmt_us((c - b).abs().round() as u64)
+                    ),
+                    allowed_us,
+                    format!(
+                        "+{:.0}% (at least +{})",
+                        tol.latency_rel * 100.0,
+                        fmt_us(tol.latency_slack_us.round() as u64)
+                    ),
+                )
+            } else if metric == Metric::ErrorRate {
+                (
+                    format!("{:+.2} pp", (c - b) * 100.0),
+                    tol.error_pp / 100.0,
+                    format!("+{:.2} pp", tol.error_pp),
+                )
+            } else {
+                (
+                    relative(b, c),
+                    b * tol.rate_rel,
+                    format!("-{:.0}%", tol.rate_rel * 100.0),
+                )
+            };
+            let beyond = worse_by > allowed_abs;
+            let pooled = |runs: &[RunData]| -> Vec<f64> {
+                runs.iter()
+                    .flat_map(|r| {
+                        r.samples[i]
+                            .iter()
+                            .map(|v| if metric.higher_is_worse() { *v } else { -*v })
+                    })
+                    .collect()
+            };
+            let (regression, evidence) = if !repeated {
+                (
+                    beyond,
+                    format!(
+                        "one run each; {}",
+                        if beyond {
+                            "past the tolerance"
+                        } else {
+                            "within the tolerance"
+                        }
+                    ),
+                )
+            } else {
+                let (bs, cs) = (pooled(baseline), pooled(current));
+                match mann_whitney_greater(&bs, &cs) {
+                    Some(t) if bs.len() >= 3 && cs.len() >= 3 => {
+                        let significant = t.p_greater < tol.alpha;
+                        let why = match (beyond, significant) {
+                            (true, true) => "worse, and past the tolerance",
+                            (true, false) => "within the noise",
+                            (false, true) => "worse, but within the tolerance",
+                            (false, false) => "within the tolerance and the noise",
+                        };
+                        (
+                            beyond && significant,
+                            format!(
+                                "U test p={:.3} ({} vs {} intervals); {why}",
+                                t.p_greater,
+                                bs.len(),
+                                cs.len()
+                            ),
+                        )
+                    }
+                    _ => (
+                        beyond,
+                        format!(
+                            "too few intervals for a rank test ({} vs {}); tolerance only",
+                            bs.len(),
+                            cs.len()
+                        ),
+                    ),
+                }
+            };
+            Row {
+                metric,
+                baseline: b,
+                current: c,
+                change,
+                allowed,
+                regression,
+                evidence,
+            }
+        })
+        .collect();
+    Comparison {
+        baseline_runs: baseline.len(),
+        current_runs: current.len(),
+        rows,
+    }
+}
+
+fn relative(b: f64, c: f64) -> String {
+    if b == 0.0 {
+        if c == 0.0 {
+            "+0.0%".to_string()
+        } else {
+            "new (baseline 0)".to_string()
+        }
+    } else {
+        format!("{:+.1}%", (c - b) / b * 100.0)
+    }
+}
+
+/// The comparison as a table, then the evidence and the verdict.
+pub fn write_table(w: &mut dyn Write, cmp: &Comparison, quiet: bool) -> io::Result<()> {
+    if !quiet {
+        writeln!(
+            w,
+            "{:<20} {:>11} {:>11} {:>22} {:>24}  {:<10} evidence",
+            "metric", "baseline", "current", "change", "allowed", "verdict"
+        )?;
+        for r in &cmp.rows {
+            writeln!(
+                w,
+                "{:<20} {:>11} {:>11} {:>22} {:>24}  {:<10} {}",
+                r.metric.name(),
+                r.metric.show(r.baseline),
+                r.metric.show(r.current),
+                r.change,
+                r.allowed,
+                if r.regression { "REGRESSION" } else { "pass" },
+                r.evidence
+            )?;
+        }
+        writeln!(w, "{}", cmp.evidence())?;
+    } else {
+        for r in cmp.rows.iter().filter(|r| r.regression) {
+            writeln!(
+                w,
+                "REGRESSION {}: {} -> {} ({})",
+                r.metric.name(),
+                r.metric.show(r.baseline),
+                r.metric.show(r.current),
+                r.change
+            )?;
+        }
+    }
+    let failed = cmp.rows.iter().filter(|r| r.regression).count();
+    if failed == 0 {
+        writeln!(
+            w,
+            "compare: PASS ({} metrics within the allowed change)",
+            cmp.rows.len()
+        )
+    } else {
+        writeln!(
+            w,
+            "compare: FAIL ({failed} of {} metrics regressed)",
+            cmp.rows.len()
+        )
+    }
+}
+
+/// The comparison as JUnit cases.
+pub fn junit_cases(cmp: &Comparison) -> Vec<super::junit::Case> {
+    cmp.rows
+        .iter()
+        .map(|r| {
+            let detail = format!(
+                "baseline {}, current {}, change {}, allowed {}; {}",
+                r.metric.show(r.baseline),
+                r.metric.show(r.current),
+                r.change,
+                r.allowed,
+                r.evidence
+            );
+            super::junit::Case {
+                classname: "contend.compare".to_string(),
+                name: r.metric.name().to_string(),
+                failure: r.regression.then(|| format!("regression: {detail}")),
+                output: format!("{detail}. {}", cmp.evidence()),
+            }
+        })
+        .collect()
+}
+
+/// One row of intervals.csv, the columns compare reads.
+#[derive(serde::Deserialize)]
+struct IntervalCsv {
+    duration_s: f64,
+    sent: u64,
+    #[serde(rename = "2xx")]
+    ok_2xx: u64,
+    #[serde(rename = "429")]
+    s429: u64,
+    #[serde(rename = "503")]
+    s503: u64,
+    #[serde(rename = "504")]
+    s504: u64,
+    other_status: u64,
+    client_timeout: u64,
+    connect_error: u64,
+    io_error: u64,
+    not_sent: u64,
+    p50_us: u64,
+    p99_us: u64,
+    p999_us: u64,
+}
+
+/// Reads a report folder's summary.json and intervals.csv. A folder that is
+/// not a report is bad input (exit 2) naming the file.
+pub fn read_run(dir: &Path) -> Result<RunData> {
+    let bad = |file: &Path, why: String| {
+        Error::Usage(format!(
+            "{}: {why}; give report folders that `contend run` wrote",
+            file.display()
+        ))
+    };
+    let summary_path = dir.join("summary.json");
+    let text =
+        std::fs::read_to_string(&summary_path).map_err(|e| bad(&summary_path, e.to_string()))?;
+    let s: Value =
+        serde_json::from_str(&text).map_err(|e| bad(&summary_path, format!("not JSON: {e}")))?;
+    let number = |pointer: &str| {
+        s.pointer(pointer)
+            .and_then(Value::as_f64)
+            .ok_or_else(|| bad(&summary_path, format!("no number at {pointer}")))
+    };
+    let classes = s
+        .pointer("/outcomes/classes")
+        .and_then(Value::as_object)
+        .ok_or_else(|| bad(&summary_path, "no outcomes.classes".to_string()))?;
+    let arrivals: f64 = classes.values().filter_map(Value::as_f64).sum();
+    let ok = classes.get("2xx").and_then(Value::as_f64).unwrap_or(0.0);
+    let duration_s = number("/duration_s")?.max(1e-9);
+    let values = [
+        number("/latency_us/p50")?,
+        number("/latency_us/p99")?,
+        number("/latency_us/p999")?,
+        if arrivals > 0.0 {
+            (arrivals - ok) / arrivals
+        } else {
+            0.0
+        },
+        number("/achieved_rate_per_s")?,
+        ok / duration_s,
+    ];
+
+    let csv_path = dir.join("intervals.csv");
+    let mut reader =
+        csv::Reader::from_path(&csv_path).map_err(|e| bad(&csv_path, e.to_string()))?;
+    let rows: Vec<IntervalCsv> = reader
+        .deserialize()
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| bad(&csv_path, format!("not an intervals.csv: {e}")))?;
+    // The last interval is often a short drain; it says little on its own.
+    let full_s = rows.iter().map(|r| r.duration_s).fold(0.0, f64::max);
+    let mut samples: [Vec<f64>; 6] = Default::default();
+    for r in rows
+        .iter()
+        .filter(|r| r.duration_s >= full_s / 2.0 && r.duration_s > 0.0)
+    {
+        let outcomes = r.ok_2xx
+            + r.s429
+            + r.s503
+            + r.s504
+            + r.other_status
+            + r.client_timeout
+            + r.connect_error
+            + r.io_error
+            + r.not_sent;
+        if outcomes == 0 {
+            continue;
+        }
+        let per_interval = [
+            r.p50_us as f64,
+            r.p99_us as f64,
+            r.p999_us as f64,
+            (outcomes - r.ok_2xx) as f64 / outcomes as f64,
+            r.sent as f64 / r.duration_s,
+            r.ok_2xx as f64 / r.duration_s,
+        ];
+        for (sample, v) in samples.iter_mut().zip(per_interval) {
+            sample.push(v);
+        }
+    }
+    Ok(RunData {
+        dir: dir.to_path_buf(),
+        values,
+        samples,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A synthetic run: latency percentiles scaled from `p99_us`, per-interval
+    /// p99s given, everything else steady.
+    fn run(p99_us: f64, intervals: &[f64], error_rate: f64, rate: f64) -> RunData {
+        let lat = |scale: f64| intervals.iter().map(|v| v * scale).collect::<Vec<_>>();
+        RunData {
+            dir: PathBuf::from("synthetic"),
+            values: [
+                p99_us / 4.0,
+                p99_us,
+                p99_us * 1.5,
+                error_rate,
+                rate,
+                rate * (1.0 - error_rate),
+            ],
+            samples: [
+                lat(0.25),
+                lat(1.0),
+                lat(1.5),
+                vec![error_rate; intervals.len()],
+                vec![rate; intervals.len()],
+                vec![rate * (1.0 - error_rate); intervals.len()],
+            ],
+        }
+    }
+
+    /// A deterministic wobble: n values around `centre` spread by ±`spread`.
+    fn noisy(centre: f64, spread: f64, n: usize, seed: u64) -> Vec<f64> {
+        let mut x = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let unit = (x >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
+                centre + spread * (2.0 * unit - 1.0)
+            })
+            .collect()
+    }
+
+    fn verdicts(cmp: &Comparison) -> Vec<(&'static str, bool)> {
+        cmp.rows
+            .iter()
+            .map(|r| (r.metric.name(), r.regression))
+            .collect()
+    }
+
+    #[test]
+    fn identical_runs_pass() {
+        let tol = Tolerance::default();
+        let one = run(20_000.0, &noisy(20_000.0, 2_000.0, 20, 1), 0.001, 1000.0);
+        let cmp = compare(std::slice::from_ref(&one), std::slice::from_ref(&one), &tol);
+        assert!(!cmp.regressed(), "{cmp:#?}");
+        assert!(cmp.evidence().contains("evidence is one run"));
+        let many = vec![one.clone(), one.clone(), one];
+        let cmp = compare(&many, &many, &tol);
+        assert!(!cmp.regressed(), "{cmp:#?}");
+        assert!(
+            cmp.rows.iter().all(|r| r.evidence.starts_with("U test")),
+            "{cmp:#?}"
+        );
+    }
+
+    #[test]
+    fn a_clear_regression_fails_with_one_run_and_with_many() {
+        let tol = Tolerance::default();
+        let base: Vec<RunData> = (0..3)
+            .map(|s| run(20_000.0, &noisy(20_000.0, 2_000.0, 20, s), 0.001, 1000.0))
+            .collect();
+        let slow: Vec<RunData> = (0..3)
+            .map(|s| {
+                run(
+                    40_000.0,
+                    &noisy(40_000.0, 2_000.0, 20, 10 + s),
+                    0.001,
+                    1000.0,
+                )
+            })
+            .collect();
+        let cmp = compare(&base[..1], &slow[..1], &tol);
+        assert_eq!(
+            verdicts(&cmp),
+            [
+                ("p50", true),
+                ("p99", true),
+                ("p99.9", true),
+                ("error_rate", false),
+                ("achieved_rate_per_s", false),
+                ("goodput_per_s", false)
+            ]
+        );
+        let cmp = compare(&base, &slow, &tol);
+        assert!(
+            cmp.rows[1].regression
+                && cmp.rows[1]
+                    .evidence
+                    .contains("worse, and past the tolerance"),
+            "{cmp:#?}"
+        );
+        // Errors up by 2 pp and goodput down: both regress.
+        let failing: Vec<RunData> = (0..3)
+            .map(|s| {
+                run(
+                    20_000.0,
+                    &noisy(20_000.0, 2_000.0, 20, 20 + s),
+                    0.021,
+                    1000.0,
+                )
+            })
+            .collect();
+        let cmp = compare(&base, &failing, &tol);
+        assert_eq!(
+            verdicts(&cmp),
+            [
+                ("p50", false),
+                ("p99", false),
+                ("p99.9", false),
+                ("error_rate", true),
+                ("achieved_rate_per_s", false),
+                ("goodput_per_s", false)
+            ]
+        );
+        // Rate down by 20%.
+        let starved: Vec<RunData> = (0..3)
+            .map(|s| {
+                run(
+                    20_000.0,
+                    &noisy(20_000.0, 2_000.0, 20, 30 + s),
+                    0.001,
+                    800.0,
+                )
+            })
+            .collect();
+        let cmp = compare(&base, &starved, &tol);
+        assert!(cmp.rows[4].regression && cmp.rows[5].regression, "{cmp:#?}");
+    }
+
+    #[test]
+    fn noise_within_the_baselines_spread_passes() {
+        let tol = Tolerance::default();
+        // Per-interval p99s spread ±50% around 20ms on both sides; the
+        // current runs' medians land up to 15% higher by chance, past the
+        // 10% tolerance, but the rank test sees no consistent shift.
+        let base: Vec<RunData> = (0..3)
+            .map(|s| run(20_000.0, &noisy(20_000.0, 10_000.0, 20, s), 0.001, 1000.0))
+            .collect();
+        let cur: Vec<RunData> = (0..3)
+            .map(|s| {
+                run(
+                    23_000.0,
+                    &noisy(20_000.0, 10_000.0, 20, 40 + s),
+                    0.001,
+                    1000.0,
+                )
+            })
+            .collect();
+        let cmp = compare(&base, &cur, &tol);
+        assert!(!cmp.rows[1].regression, "{cmp:#?}");
+        assert!(
+            cmp.rows[1].evidence.contains("within the noise"),
+            "{cmp:#?}"
+        );
+        // The same medians as single runs exceed the tolerance: one run is weak evidence.
+        let cmp = compare(&base[..1], &cur[..1], &tol);
+        assert!(cmp.rows[1].regression, "{cmp:#?}");
+    }
+
+    #[test]
+    fn small_latencies_get_the_absolute_slack() {
+        let tol = Tolerance::default();
+        // 200us -> 400us is +100%, but under the 1ms slack.
+        let cmp = compare(
+            &[run(200.0, &[200.0; 5], 0.0, 100.0)],
+            &[run(400.0, &[400.0; 5], 0.0, 100.0)],
+            &tol,
+        );
+        assert!(!cmp.rows[1].regression, "{cmp:#?}");
+        let strict = Tolerance {
+            latency_slack_us: 0.0,
+            ..tol
+        };
+        let cmp = compare(
+            &[run(200.0, &[200.0; 5], 0.0, 100.0)],
+            &[run(400.0, &[400.0; 5], 0.0, 100.0)],
+            &strict,
+        );
+        assert!(cmp.rows[1].regression, "{cmp:#?}");
+    }
+}

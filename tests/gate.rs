@@ -1,0 +1,466 @@
+//! The CI gate through the binary: thresholds over a real run (exit 0 and
+//! 3), malformed thresholds (exit 2 with the position), `compare` of real
+//! runs against a fast and a slow loopback server, `--repeat`, `--quiet`
+//! and JUnit XML read back with a small well-formedness check.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::util;
+
+const CONTEND: &str = env!("CARGO_BIN_EXE_contend");
+
+fn contend() -> Command {
+    let mut cmd = Command::new(CONTEND);
+    cmd.env("RUST_BACKTRACE", "1")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs `cmd` to its end with both streams captured. Runs here are 1 s.
+fn run(cmd: &mut Command) -> Output {
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("contend runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "exit status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+fn summary(dir: &Path) -> Value {
+    let body = std::fs::read_to_string(dir.join("summary.json")).expect("summary.json");
+    let value: Value = serde_json::from_str(&body).expect("summary.json is JSON");
+    crate::reports::assert_matches_schema(&value);
+    value
+}
+
+/// A 1 s scenario at `rate` against `url`, reporting every 100 ms, with
+/// the extra TOML `extra` appended.
+fn scenario(dir: &Path, url: &str, rate: u32, extra: &str) -> PathBuf {
+    let path = dir.join(format!("gate-{rate}-{}.toml", extra.len()));
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"gate\"\n\n[[phases]]\nrate = {rate}\nduration = \"1s\"\n\n[target]\nurl = \"{url}\"\n\n\
+             [client]\ninterval = \"100ms\"\ntimeout = \"2s\"\n{extra}"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// JUnit XML as a CI system reads it: element names with their attributes,
+/// in document order; panics unless the document is well formed (one
+/// root, every tag closed in order, attribute values quoted, no raw `<`
+/// or `&` outside entities).
+fn parse_xml(xml: &str) -> Vec<(String, Vec<(String, String)>)> {
+    let body = xml
+        .strip_prefix(r#"<?xml version="1.0" encoding="UTF-8"?>"#)
+        .expect("XML declaration")
+        .trim();
+    let mut elements = Vec::new();
+    let mut open: Vec<String> = Vec::new();
+    let mut rest = body;
+    let mut roots = 0;
+    while !rest.is_empty() {
+        let lt = rest.find('<').unwrap_or(rest.len());
+        let chars = &rest[..lt];
+        for (i, _) in chars.match_indices('&') {
+            let entity = &chars[i..chars[i..]
+                .find(';')
+                .map(|j| i + j + 1)
+                .expect("entity ends with ;")];
+            assert!(
+                ["&amp;", "&lt;", "&gt;", "&quot;", "&apos;"].contains(&entity)
+                    || entity.starts_with("&#"),
+                "bad entity {entity}"
+            );
+        }
+        assert!(
+            !open.is_empty() || chars.trim().is_empty(),
+            "text outside the root: {chars:?}"
+        );
+        rest = &rest[lt..];
+        if rest.is_empty() {
+            break;
+        }
+        let gt = rest.find('>').expect("tag ends with >");
+        let tag = &rest[1..gt];
+        rest = &rest[gt + 1..];
+        if let Some(name) = tag.strip_prefix('/') {
+            assert_eq!(
+                open.pop().as_deref(),
+                Some(name),
+                "closing tag out of order"
+            );
+            continue;
+        }
+        let self_closing = tag.ends_with('/');
+        let tag = tag.trim_end_matches('/');
+        let name_end = tag.find(char::is_whitespace).unwrap_or(tag.len());
+        let name = tag[..name_end].to_string();
+        let mut attrs = Vec::new();
+        let mut a = tag[name_end..].trim();
+        while !a.is_empty() {
+            let eq = a.find("=\"").expect("attribute is name=\"value\"");
+            let key = a[..eq].trim().to_string();
+            let value_end = a[eq + 2..].find('"').expect("attribute value closes") + eq + 2;
+            let value = a[eq + 2..value_end].to_string();
+            assert!(!value.contains('<'), "raw < in an attribute");
+            attrs.push((
+                key,
+                value
+                    .replace("&lt;", "<")
+                    .replace("&gt;", ">")
+                    .replace("&quot;", "\"")
+                    .replace("&amp;", "&"),
+            ));
+            a = a[value_end + 1..].trim();
+        }
+        if open.is_empty() {
+            roots += 1;
+        }
+        if !self_closing {
+            open.push(name.clone());
+        }
+        elements.push((name, attrs));
+    }
+    assert!(open.is_empty(), "unclosed {open:?}");
+    assert_eq!(roots, 1, "one root element");
+    elements
+}
+
+fn attr<'a>(element: &'a (String, Vec<(String, String)>), name: &str) -> &'a str {
+    element
+        .1
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("no {name} on {element:?}"))
+}
+
+/// (testcase names, names of those with a failure) from JUnit XML.
+fn junit_cases(path: &Path) -> (Vec<(String, bool)>, (String, String)) {
+    let xml = std::fs::read_to_string(path).expect("the JUnit file");
+    let elements = parse_xml(&xml);
+    assert_eq!(elements[0].0, "testsuites");
+    let counts = (
+        attr(&elements[0], "tests").to_string(),
+        attr(&elements[0], "failures").to_string(),
+    );
+    let mut cases: Vec<(String, bool)> = Vec::new();
+    for e in &elements {
+        match e.0.as_str() {
+            "testcase" => cases.push((attr(e, "name").to_string(), false)),
+            "failure" => cases.last_mut().expect("failure inside a testcase").1 = true,
+            _ => {}
+        }
+    }
+    (cases, counts)
+}
+
+#[test]
+fn thresholds_pass_with_exit_0_and_fail_with_exit_3_and_junit() {
+    let server = util::http_server(|_| Duration::ZERO);
+    let dir = tempfile::tempdir().unwrap();
+    let file = scenario(
+        dir.path(),
+        &server.url(),
+        100,
+        "\n[thresholds]\nchecks = [\"p99 < 5s\", \"error_rate < 1%\", \"rate(204) >= 99%\"]\n",
+    );
+    let pass_dir = dir.path().join("pass");
+    let out = run(contend()
+        .arg("run")
+        .arg(&file)
+        .args([
+            "--no-progress",
+            "--threshold",
+            "achieved_rate_per_s > 50",
+            "--out",
+        ])
+        .arg(&pass_dir));
+    assert_exit(&out, 0);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("Thresholds:") && stdout.contains("thresholds: PASS (4 of 4 held)"),
+        "{stdout}"
+    );
+    let s = summary(&pass_dir);
+    let results = s["thresholds"].as_array().expect("thresholds array");
+    let exprs: Vec<&str> = results
+        .iter()
+        .map(|r| r["expr"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        exprs,
+        [
+            "p99 < 5s",
+            "error_rate < 1%",
+            "rate(204) >= 99%",
+            "achieved_rate_per_s > 50"
+        ]
+    );
+    assert!(results.iter().all(|r| r["pass"] == true), "{results:#?}");
+    assert_eq!(results[1]["value"], 0.0);
+
+    // Two more: one that fails on a real value, one on a value the summary lacks.
+    let fail_dir = dir.path().join("fail");
+    let junit = dir.path().join("junit.xml");
+    let out = run(contend()
+        .arg("run")
+        .arg(&file)
+        .args([
+            "--quiet",
+            "--threshold",
+            "p50 > 1s",
+            "--threshold",
+            "find_limit.limit >= 5",
+            "--junit",
+        ])
+        .arg(&junit)
+        .arg("--out")
+        .arg(&fail_dir));
+    assert_exit(&out, 3);
+    let stdout = text(&out.stdout);
+    assert!(
+        !stdout.contains("Requests/sec"),
+        "--quiet prints only verdicts:\n{stdout}"
+    );
+    assert!(stdout.contains("FAIL p50 > 1s: "), "{stdout}");
+    assert!(
+        stdout.contains("FAIL find_limit.limit >= 5: no such value in the summary"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("thresholds: FAIL (2 of 5 failed)"),
+        "{stdout}"
+    );
+    let s = summary(&fail_dir);
+    let results = s["thresholds"].as_array().unwrap();
+    assert_eq!(results.len(), 5);
+    assert_eq!(results[3]["pass"], false);
+    assert!(
+        results[3]["value"].as_f64().unwrap() < 1e6,
+        "the p50 is real: {}",
+        results[3]
+    );
+    assert_eq!(results[4]["value"], Value::Null);
+    let (cases, counts) = junit_cases(&junit);
+    assert_eq!(counts, ("5".to_string(), "2".to_string()));
+    assert_eq!(
+        cases,
+        [
+            ("p99 < 5s".to_string(), false),
+            ("error_rate < 1%".to_string(), false),
+            ("rate(204) >= 99%".to_string(), false),
+            ("p50 > 1s".to_string(), true),
+            ("find_limit.limit >= 5".to_string(), true),
+        ]
+    );
+    // `contend report` shows the saved verdicts again.
+    let out = run(contend().arg("report").arg(&fail_dir));
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stdout).contains("thresholds: FAIL (2 of 5 failed)"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn malformed_thresholds_exit_2_with_their_position() {
+    let dir = tempfile::tempdir().unwrap();
+    // Flags: the column within the expression. Nothing runs (the port is never contacted).
+    let out = run(contend().args([
+        "run",
+        "--target",
+        "http://127.0.0.1:9/",
+        "--rate",
+        "10",
+        "--threshold",
+        "p99 < 25xs",
+    ]));
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            r#"--threshold "p99 < 25xs": col 7: expected a duration like 250ms, found `25xs`"#
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // A scenario file: file:line:col of the bad character.
+    let file = scenario(
+        dir.path(),
+        "http://127.0.0.1:9",
+        10,
+        "\n[thresholds]\nchecks = [\"p99 < 1s\", \"p99 < 25xs\"]\n",
+    );
+    let line = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .position(|l| l.starts_with("checks"))
+        .unwrap()
+        + 1;
+    let out = run(contend().arg("run").arg(&file));
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}:{line}:30: threshold `p99 < 25xs`: expected a duration like 250ms",
+            file.display()
+        )),
+        "{stderr}"
+    );
+    // An unknown member of [thresholds] is refused like any other.
+    let file = scenario(
+        dir.path(),
+        "http://127.0.0.1:9",
+        10,
+        "\n[thresholds]\ncheck = [\"p99 < 1s\"]\n",
+    );
+    let out = run(contend().arg("run").arg(&file));
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("unknown field `check`"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// Runs `file` twice with `--repeat 2` into `out`.
+fn repeat_2(file: &Path, out: &Path) {
+    let result = run(contend()
+        .arg("run")
+        .arg(file)
+        .args(["--repeat", "2", "--quiet", "--out"])
+        .arg(out));
+    assert_exit(&result, 0);
+    for i in 1..=2 {
+        summary(&out.join(format!("run-{i}")));
+        assert!(out.join(format!("run-{i}/intervals.csv")).is_file());
+    }
+}
+
+#[test]
+fn compare_flags_a_slow_server_and_passes_the_same_server() {
+    let fast = util::http_server(|_| Duration::ZERO);
+    let slow = util::http_server(|_| Duration::from_millis(30));
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("c"),
+    );
+    repeat_2(&scenario(dir.path(), &fast.url(), 200, ""), &a);
+    repeat_2(&scenario(dir.path(), &fast.url(), 200, ""), &b);
+    repeat_2(&scenario(dir.path(), &slow.url(), 200, ""), &c);
+    // Loopback jitter on a shared 2-core machine reaches a few ms at p99.9;
+    // the slow server adds 30 ms.
+    let slack = ["--latency-slack", "10ms"];
+
+    // Single runs, positional: tolerance only, and said so.
+    let out = run(contend()
+        .arg("compare")
+        .arg(a.join("run-1"))
+        .arg(b.join("run-1"))
+        .args(slack));
+    assert_exit(&out, 0);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("evidence is one run") && stdout.contains("compare: PASS"),
+        "{stdout}"
+    );
+    let junit = dir.path().join("compare.xml");
+    let out = run(contend()
+        .arg("compare")
+        .arg(a.join("run-1"))
+        .arg(c.join("run-1"))
+        .args(slack)
+        .arg("--junit")
+        .arg(&junit));
+    assert_exit(&out, 3);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("p50 ") && l.contains("REGRESSION")),
+        "{stdout}"
+    );
+    let (cases, counts) = junit_cases(&junit);
+    assert_eq!(counts.0, "6");
+    let failed: Vec<&str> = cases.iter().filter(|c| c.1).map(|c| c.0.as_str()).collect();
+    assert_eq!(failed, ["p50", "p99", "p99.9"], "{stdout}");
+    assert_eq!(counts.1, "3");
+
+    // Repeated runs: the rank test over per-interval values.
+    let side = |dir: &Path| vec![dir.join("run-1"), dir.join("run-2")];
+    let out = run(contend()
+        .arg("compare")
+        .arg("--baseline")
+        .args(side(&a))
+        .arg("--current")
+        .args(side(&b))
+        .args(slack));
+    assert_exit(&out, 0);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("U test p=") && stdout.contains("2 baseline runs vs 2 current runs"),
+        "{stdout}"
+    );
+    let out = run(contend()
+        .arg("compare")
+        .arg("--quiet")
+        .arg("--baseline")
+        .args(side(&a))
+        .arg("--current")
+        .args(side(&c))
+        .args(slack));
+    assert_exit(&out, 3);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("REGRESSION p50: "),
+        "--quiet prints only verdicts:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("compare: FAIL (3 of 6 metrics regressed)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn compare_of_a_folder_that_is_no_report_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(contend().arg("compare").arg(dir.path()).arg(dir.path()));
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("summary.json"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(contend().arg("compare").arg(dir.path()));
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("compare takes BASELINE CURRENT"),
+        "{}",
+        text(&out.stderr)
+    );
+}
