@@ -21,6 +21,12 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         Some(path) => scenario::load(path, &overrides)?,
         None => scenario::from_overrides(&overrides)?,
     };
+    if scenario.experiment != scenario::ExperimentKind::Run {
+        return Err(Error::Usage(format!(
+            "experiment {:?} is not available in this build; use experiment = \"run\"",
+            scenario.experiment
+        )));
+    }
     let mut thresholds = scenario.thresholds.clone();
     thresholds.extend(gate::threshold::parse_all(&args.thresholds, |i, e| Error::Scenario {
         location: format!("--threshold {:?}: col {}", args.thresholds[i], e.col),

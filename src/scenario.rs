@@ -35,6 +35,23 @@ pub struct Scenario {
     pub gateway: GatewaySpec,
     /// `[thresholds] checks`: evaluated over the summary at the end of the run.
     pub thresholds: Vec<crate::gate::Threshold>,
+    /// `experiment`: what the run composes its load steps into.
+    pub experiment: ExperimentKind,
+}
+
+/// What a scenario's load steps are composed into (`experiment = "..."`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExperimentKind {
+    /// The phases in order, one result.
+    #[default]
+    Run,
+    /// Offered load (or concurrency) in steps; knee, USL fit, max rate within an SLO.
+    Sweep,
+    /// The largest gateway concurrency limit that keeps responses inside the gateway timeout.
+    FindLimit,
+    /// Gateway-accounted time per key against the upstream's ground truth.
+    AbortAudit,
 }
 
 /// Which gateway stands between the driver and the target.
@@ -431,6 +448,7 @@ struct RawScenario {
     client: Option<RawClient>,
     gateway: Option<Spanned<RawGateway>>,
     thresholds: Option<RawThresholds>,
+    experiment: Option<ExperimentKind>,
 }
 
 /// `[thresholds]`: `checks = ["p99 < 250ms", "error_rate < 1%"]`.
@@ -1100,6 +1118,7 @@ fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Result<Scenario>
         client,
         gateway,
         thresholds,
+        experiment: raw.experiment.unwrap_or_default(),
     })
 }
 

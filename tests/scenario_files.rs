@@ -151,6 +151,7 @@ fn good_full_scenario_parses() {
         },
         gateway: scenario::GatewaySpec::default(),
         thresholds: vec![],
+        experiment: scenario::ExperimentKind::Run,
     };
     assert_eq!(s, want);
 }
