@@ -21,6 +21,12 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         Some(path) => scenario::load(path, &overrides)?,
         None => scenario::from_overrides(&overrides)?,
     };
+    if scenario.experiment == scenario::ExperimentKind::AbortAudit {
+        return abort_audit(args, &scenario);
+    }
+    if scenario.experiment == scenario::ExperimentKind::Sweep {
+        return sweep(args, &scenario);
+    }
     if scenario.experiment != scenario::ExperimentKind::Run {
         return Err(Error::Usage(format!(
             "experiment {:?} is not available in this build; use experiment = \"run\"",
@@ -91,6 +97,102 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     })
 }
 
+/// `contend run` of `experiment = "abort-audit"`: every mode in turn; each
+/// mode's own report in `<dir>/<mode>/`; `<dir>/summary.json` (the first
+/// mode's run, with the audit of all modes in `abort_audit`, which the
+/// thresholds also read) and `<dir>/abort-audit.csv`. Exit codes as `run`.
+fn abort_audit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
+    if args.repeat > 1 {
+        return Err(Error::Usage(
+            "--repeat is not available for experiment = \"abort-audit\" (it already runs once per mode)".into(),
+        ));
+    }
+    let mut thresholds = scenario.thresholds.clone();
+    thresholds.extend(gate::threshold::parse_all(&args.thresholds, |i, e| Error::Scenario {
+        location: format!("--threshold {:?}: col {}", args.thresholds[i], e.col),
+        message: e.message,
+    })?);
+    let stop = shutdown::install().map_err(|e| Error::Runtime(format!("signal handlers: {e}")))?;
+    let exe = topology::current_exe()?;
+    let show = !args.no_progress && !args.quiet;
+    // Both callbacks reach the mode's progress bar, one at a time.
+    let progress = std::cell::RefCell::new(None::<report::progress::Progress>);
+    let output = experiment::abort_audit::run(
+        scenario,
+        &exe,
+        &stop,
+        &mut |event| {
+            if let Some(mut done) = progress.borrow_mut().take() {
+                done.finish();
+            }
+            match event {
+                experiment::abort_audit::ModeEvent::Starting(mode) => {
+                    if !args.quiet {
+                        eprintln!("abort-audit: {}", mode.as_str());
+                    }
+                    *progress.borrow_mut() = Some(report::progress::Progress::new(&scenario.phases, show));
+                }
+                experiment::abort_audit::ModeEvent::Skipped(mode, reason) => {
+                    eprintln!("abort-audit: {} {reason}", mode.as_str());
+                }
+            }
+        },
+        &mut |row| {
+            if let Some(p) = progress.borrow_mut().as_mut() {
+                p.interval(row);
+            }
+        },
+    )?;
+    if let Some(mut done) = progress.borrow_mut().take() {
+        done.finish();
+    }
+    let Some((_, first)) = output.runs.first() else {
+        // Only an interrupt before the first mode ran lands here.
+        return Ok(Stop::signal().map_or(0, |s| s.exit_code()));
+    };
+    let dir = report::folder_for(&scenario.name, &first.started_at, args.out.as_deref());
+    let mut errors = Vec::new();
+    for (mode, run) in &output.runs {
+        let (_, mode_errors) = report::write(&dir.join(mode.as_str()), run, &Summary::of(run));
+        errors.extend(mode_errors);
+    }
+    let mut summary = Summary::of(first);
+    summary.name = scenario.name.clone();
+    summary.abort_audit = Some(output.audit.clone());
+    summary.warnings = output
+        .runs
+        .iter()
+        .flat_map(|(mode, run)| run.warnings.iter().map(move |w| format!("{}: {w}", mode.as_str())))
+        .collect();
+    let as_json = serde_json::to_value(&summary).map_err(|e| Error::Runtime(format!("summary as JSON: {e}")))?;
+    summary.thresholds = thresholds.iter().map(|t| t.evaluate(&as_json)).collect();
+    let failed = summary.thresholds.iter().any(|r| !r.pass);
+    errors.extend(report::abort_audit::write_files(&dir, &summary));
+    let mut stdout = std::io::stdout().lock();
+    if !args.quiet {
+        let _ = report::abort_audit::write_table(&mut stdout, &output.audit);
+        for warning in &summary.warnings {
+            let _ = writeln!(stdout, "warning: {warning}");
+        }
+    }
+    let _ = gate::write_thresholds(&mut stdout, &summary.thresholds, args.quiet);
+    if !args.quiet {
+        let _ = writeln!(stdout, "Report: {}", dir.display());
+    }
+    drop(stdout);
+    if let Some(first) = errors.into_iter().next() {
+        return Err(first);
+    }
+    if let Some(path) = &args.junit {
+        write_junit(path, "contend thresholds", &gate::threshold_cases("contend.thresholds", &summary.thresholds))?;
+    }
+    Ok(match Stop::signal() {
+        Some(signal) if stop.is_stopped() => signal.exit_code(),
+        _ if failed => gate::EXIT_GATE_FAILED,
+        _ => 0,
+    })
+}
+
 /// Run `index` of `repeat`'s folder: as before for one run; with
 /// `--repeat N`, `<out>/run-<index>` or `reports/<name>-<time>-<index>`.
 fn run_folder(
@@ -143,20 +245,129 @@ pub fn compare(args: &CompareArgs) -> Result<i32> {
 }
 
 /// `contend report DIR`: prints a saved run's summary again.
+///
+/// It also draws the plots and `report.html` again from the folder's saved
+/// data (`summary.json`, `intervals.csv`, `latency.hgrm`); nothing is run.
 pub fn report(dir: &std::path::Path) -> Result<i32> {
-    let path = dir.join("summary.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        Error::Usage(format!(
-            "{}: {e}; give a report folder that `contend run` wrote",
-            path.display()
-        ))
-    })?;
-    let summary: Summary = serde_json::from_str(&text).map_err(|e| Error::Scenario {
-        location: path.display().to_string(),
-        message: format!("not a contend summary: {e}"),
-    })?;
+    let data = report::plot::ReportData::read(dir)?;
+    let summary = &data.summary;
     let mut stdout = std::io::stdout().lock();
-    let _ = report::console::write(&mut stdout, &summary);
+    let _ = report::console::write(&mut stdout, summary);
     let _ = gate::write_thresholds(&mut stdout, &summary.thresholds, false);
+    if let Some(sweep) = &summary.sweep {
+        let _ = report::console::write_sweep(&mut stdout, sweep);
+    }
+    drop(stdout);
+    let (_, errors) = report::write_plots_and_html(dir, &data);
+    if let Some(first) = errors.into_iter().next() {
+        return Err(first);
+    }
     Ok(0)
+}
+
+/// `contend run` of `experiment = "sweep"`: the open-loop rate steps, then
+/// the closed-loop concurrency steps; one report folder with the usual
+/// files (the steps together), `steps.csv`, `concurrency.csv`, the sweep's
+/// plots and `report.html`; the thresholds read the summary, which holds
+/// the sweep's rows and analyses under `sweep`. Exit codes as `run`.
+fn sweep(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
+    if args.repeat > 1 {
+        return Err(Error::Usage("--repeat is not available for experiment = \"sweep\"".into()));
+    }
+    let mut thresholds = scenario.thresholds.clone();
+    thresholds.extend(gate::threshold::parse_all(&args.thresholds, |i, e| Error::Scenario {
+        location: format!("--threshold {:?}: col {}", args.thresholds[i], e.col),
+        message: e.message,
+    })?);
+    let stop = shutdown::install().map_err(|e| Error::Runtime(format!("signal handlers: {e}")))?;
+    let exe = topology::current_exe()?;
+    let show = !args.no_progress && !args.quiet;
+    let steps = scenario.sweep.rates.len();
+    let mut progress: Option<report::progress::Progress> = None;
+    let output = experiment::sweep::run(scenario, &exe, &stop, &mut |event| match event {
+        experiment::sweep::Event::Step(i, rate) => {
+            if let Some(mut done) = progress.take() {
+                done.finish();
+            }
+            if !args.quiet {
+                eprintln!("sweep: step {i}/{steps} at {rate:.0}/s");
+            }
+            let phases = scenario::sweep_phases(&scenario::SweepSpec { rates: vec![rate], ..scenario.sweep.clone() });
+            progress = Some(report::progress::Progress::new(&phases, show));
+        }
+        experiment::sweep::Event::Interval(row) => {
+            if let Some(p) = progress.as_mut() {
+                p.interval(row);
+            }
+        }
+        experiment::sweep::Event::Done(row) => {
+            if let Some(mut done) = progress.take() {
+                done.finish();
+            }
+            if !args.quiet {
+                eprintln!(
+                    "sweep: step {} done: {:.0}/s achieved, P99 {}{}",
+                    row.step,
+                    row.achieved_per_s,
+                    report::console::fmt_us(row.p99_us),
+                    if row.past_saturation { " (past saturation)" } else { "" }
+                );
+            }
+        }
+        experiment::sweep::Event::ClosedDone(row) => {
+            if !args.quiet {
+                eprintln!(
+                    "sweep: concurrency {}: {:.0} responses/s, service P99 {}",
+                    row.concurrency,
+                    row.throughput_per_s,
+                    report::console::fmt_us(row.p99_us)
+                );
+            }
+        }
+    })?;
+    if let Some(mut done) = progress.take() {
+        done.finish();
+    }
+    let run = &output.run;
+    let mut summary = Summary::of(run);
+    let warmup_s = scenario.sweep.warmup.as_secs_f64();
+    summary.phase_starts_s = output
+        .result
+        .steps
+        .iter()
+        .flat_map(|s| [s.start_s, (s.start_s + warmup_s * 1000.0).round() / 1000.0])
+        .collect();
+    summary.sweep = Some(output.result.clone());
+    let as_json = serde_json::to_value(&summary).map_err(|e| Error::Runtime(format!("summary as JSON: {e}")))?;
+    summary.thresholds = thresholds.iter().map(|t| t.evaluate(&as_json)).collect();
+    let failed = summary.thresholds.iter().any(|r| !r.pass);
+    let dir = report::folder_for(&scenario.name, &run.started_at, args.out.as_deref());
+    let (written, errors) = report::write(&dir, run, &summary);
+    let mut stdout = std::io::stdout().lock();
+    if args.quiet {
+        if summary.thresholds.is_empty() {
+            let _ = writeln!(stdout, "no thresholds; report in {}", dir.display());
+        }
+    } else {
+        let _ = report::console::write_sweep(&mut stdout, &output.result);
+        for warning in &summary.warnings {
+            let _ = writeln!(stdout, "warning: {warning}");
+        }
+    }
+    let _ = gate::write_thresholds(&mut stdout, &summary.thresholds, args.quiet);
+    if !written.is_empty() && !args.quiet {
+        let _ = writeln!(stdout, "Report: {}", dir.display());
+    }
+    drop(stdout);
+    if let Some(first) = errors.into_iter().next() {
+        return Err(first);
+    }
+    if let Some(path) = &args.junit {
+        write_junit(path, "contend thresholds", &gate::threshold_cases("contend.thresholds", &summary.thresholds))?;
+    }
+    Ok(match Stop::signal() {
+        Some(signal) if stop.is_stopped() => signal.exit_code(),
+        _ if failed => gate::EXIT_GATE_FAILED,
+        _ => 0,
+    })
 }

@@ -42,7 +42,8 @@ pub enum Command {
     /// Run a scenario (or a target given by flags) and write its report.
     #[command(after_help = AFTER_HELP)]
     Run(RunArgs),
-    /// Print the summary of a saved report folder again.
+    /// Print the summary of a saved report folder again, and re-draw its
+    /// plots and report.html from the saved data (nothing is run).
     Report {
         /// A report folder (holding summary.json).
         dir: PathBuf,

@@ -10,8 +10,9 @@
 //! - [`driver`]: the open-loop driver, share-nothing shards on their own threads.
 //! - [`outcome`]: what became of one arrival; shared by everything.
 //! - [`record`]: histograms and counters per shard, merged exactly.
-//! - [`experiment`]: compose load steps into results (`run`).
-//! - [`report`]: summary.json, intervals.csv, .hgrm, .hlog, the console.
+//! - [`experiment`]: compose load steps into results (`run`, `sweep`, `abort_audit`).
+//! - [`analysis`]: pure analyses of finished results (knee, USL fit, abort accounting).
+//! - [`report`]: summary.json, intervals.csv, .hgrm, .hlog, plots, report.html, the console.
 //! - [`gate`]: the CI gate: thresholds, baseline comparison, JUnit XML.
 //! - [`shutdown`]: Ctrl-C and SIGTERM: stop, drain, report.
 //! - [`cli`] and [`app`]: the command line and its commands.
@@ -20,6 +21,7 @@
 
 #![deny(missing_docs)]
 
+pub mod analysis;
 pub mod app;
 pub mod arrival;
 pub mod cli;

@@ -37,6 +37,123 @@ pub struct Scenario {
     pub thresholds: Vec<crate::gate::Threshold>,
     /// `experiment`: what the run composes its load steps into.
     pub experiment: ExperimentKind,
+    /// `[abort_audit]`: the modes and settling time of `experiment = "abort-audit"`.
+    pub abort_audit: AbortAuditSpec,
+    /// `[sweep]`: the steps of `experiment = "sweep"` (defaults when absent).
+    pub sweep: SweepSpec,
+}
+
+/// The `[sweep]` section, validated: open-loop rate steps, closed-loop
+/// concurrency steps, when to stop early, and the SLO.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepSpec {
+    /// Offered rates of the open-loop steps, per second, in order.
+    pub rates: Vec<f64>,
+    /// Concurrency of the closed-loop steps, in order.
+    pub concurrency: Vec<u32>,
+    /// Load offered before each step's measurement starts (not measured).
+    pub warmup: Duration,
+    /// Measured length of each step.
+    pub duration: Duration,
+    /// Spacing of arrivals in the open-loop steps.
+    pub arrival: ArrivalKind,
+    /// Latency bound of `max_rate_within_slo`; none: not computed.
+    pub slo: Option<Duration>,
+    /// Percentile the SLO bounds, in (0, 100): 99 is P99.
+    pub slo_percentile: f64,
+    /// Stop the open-loop steps after a step past saturation.
+    pub stop_early: bool,
+    /// Share of arrivals without a 2xx above which a step is past saturation.
+    pub stop_error_share: f64,
+    /// P99 above which a step is past saturation; none: only the error share.
+    pub stop_p99: Option<Duration>,
+    /// Kneedle sensitivity S (1 is the paper's default).
+    pub sensitivity: f64,
+}
+
+impl Default for SweepSpec {
+    fn default() -> Self {
+        SweepSpec {
+            rates: Vec::new(),
+            concurrency: Vec::new(),
+            warmup: Duration::from_secs(2),
+            duration: Duration::from_secs(5),
+            arrival: ArrivalKind::Constant,
+            slo: None,
+            slo_percentile: 99.0,
+            stop_early: true,
+            stop_error_share: 0.5,
+            stop_p99: None,
+            sensitivity: 1.0,
+        }
+    }
+}
+
+/// One gateway configuration the abort audit runs the scenario through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuditMode {
+    /// The reference gateway, `abort_accounting = "early"`.
+    ReferenceEarly,
+    /// The reference gateway, `abort_accounting = "complete"`.
+    ReferenceComplete,
+    /// nginx, `proxy_ignore_client_abort off`.
+    NginxOff,
+    /// nginx, `proxy_ignore_client_abort on`.
+    NginxOn,
+}
+
+impl AuditMode {
+    /// Every mode, in the order the audit runs them by default.
+    pub const ALL: [AuditMode; 4] = [
+        AuditMode::ReferenceEarly,
+        AuditMode::ReferenceComplete,
+        AuditMode::NginxOff,
+        AuditMode::NginxOn,
+    ];
+
+    /// The name used in scenario files and reports (`reference-early`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditMode::ReferenceEarly => "reference-early",
+            AuditMode::ReferenceComplete => "reference-complete",
+            AuditMode::NginxOff => "nginx-off",
+            AuditMode::NginxOn => "nginx-on",
+        }
+    }
+
+    /// The gateway this mode starts.
+    pub fn gateway_kind(self) -> GatewayKind {
+        match self {
+            AuditMode::ReferenceEarly | AuditMode::ReferenceComplete => GatewayKind::Reference,
+            AuditMode::NginxOff | AuditMode::NginxOn => GatewayKind::Nginx,
+        }
+    }
+
+    /// Its abort accounting (nginx: `off` is early, `on` is complete).
+    pub fn abort_accounting(self) -> crate::gateway::AbortAccounting {
+        match self {
+            AuditMode::ReferenceEarly | AuditMode::NginxOff => crate::gateway::AbortAccounting::Early,
+            AuditMode::ReferenceComplete | AuditMode::NginxOn => crate::gateway::AbortAccounting::Complete,
+        }
+    }
+}
+
+/// The `[abort_audit]` section, validated (defaults when absent).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AbortAuditSpec {
+    /// The modes to run, in order, each once.
+    pub modes: Vec<AuditMode>,
+    /// After each mode's load: the longest wait for the mock upstream to
+    /// finish the work its departed clients left behind, before its
+    /// accounting is read (the truth is only whole once it has drained).
+    pub settle: Duration,
+}
+
+impl Default for AbortAuditSpec {
+    fn default() -> Self {
+        AbortAuditSpec { modes: AuditMode::ALL.to_vec(), settle: Duration::from_secs(30) }
+    }
 }
 
 /// What a scenario's load steps are composed into (`experiment = "..."`).
@@ -449,6 +566,45 @@ struct RawScenario {
     gateway: Option<Spanned<RawGateway>>,
     thresholds: Option<RawThresholds>,
     experiment: Option<ExperimentKind>,
+    abort_audit: Option<Spanned<RawAbortAudit>>,
+    sweep: Option<Spanned<RawSweep>>,
+}
+
+/// `[sweep]`: rates (a list, or from/to/steps/spacing), concurrency, timing,
+/// stop-early bounds and the SLO.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSweep {
+    rates: Option<Spanned<Vec<Spanned<HumanRate>>>>,
+    from: Option<Spanned<HumanRate>>,
+    to: Option<Spanned<HumanRate>>,
+    steps: Option<Spanned<Int>>,
+    spacing: Option<Spanned<RawSpacing>>,
+    concurrency: Option<Spanned<Vec<Spanned<Int>>>>,
+    warmup: Option<Spanned<HumanDuration>>,
+    duration: Option<Spanned<HumanDuration>>,
+    arrival: Option<RawArrival>,
+    slo: Option<Spanned<HumanDuration>>,
+    slo_percentile: Option<Spanned<Num>>,
+    stop_early: Option<bool>,
+    stop_error_share: Option<Spanned<Num>>,
+    stop_p99: Option<Spanned<HumanDuration>>,
+    sensitivity: Option<Spanned<Num>>,
+}
+
+#[derive(serde::Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum RawSpacing {
+    Linear,
+    Geometric,
+}
+
+/// `[abort_audit]`: `modes = ["reference-early", ...]`, `settle = "30s"`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAbortAudit {
+    modes: Option<Spanned<Vec<Spanned<AuditMode>>>>,
+    settle: Option<Spanned<HumanDuration>>,
 }
 
 /// `[thresholds]`: `checks = ["p99 < 250ms", "error_rate < 1%"]`.
@@ -1093,7 +1249,20 @@ fn parse_http_url(what: &str, url: &str) -> Result<HttpUrl, String> {
 
 fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Result<Scenario> {
     let name = build_name(ctx, raw.name.as_ref(), overrides)?;
-    let phases = build_phases(ctx, raw.phases.as_ref(), overrides)?;
+    let experiment = raw.experiment.unwrap_or_default();
+    let sweep = build_sweep(ctx, raw.sweep.as_ref(), experiment)?;
+    let phases = if experiment == ExperimentKind::Sweep {
+        // A sweep's load is its steps; the phases say what it offers, in order.
+        if let Some(listed) = &raw.phases {
+            return Err(ctx.at(
+                listed.span(),
+                "experiment = \"sweep\" takes its load from [sweep] (rates or concurrency), not [[phases]]: remove the phases",
+            ));
+        }
+        sweep_phases(&sweep)
+    } else {
+        build_phases(ctx, raw.phases.as_ref(), overrides)?
+    };
     let mut request = build_request(ctx, raw.request)?;
     let target = build_target(
         ctx,
@@ -1109,6 +1278,7 @@ fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Result<Scenario>
         None => GatewaySpec::default(),
     };
     let thresholds = build_thresholds(ctx, raw.thresholds)?;
+    let abort_audit = build_abort_audit(ctx, raw.abort_audit, experiment)?;
     Ok(Scenario {
         name,
         phases,
@@ -1118,8 +1288,194 @@ fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Result<Scenario>
         client,
         gateway,
         thresholds,
-        experiment: raw.experiment.unwrap_or_default(),
+        experiment,
+        abort_audit,
+        sweep,
     })
+}
+
+/// The phases a sweep offers: per open-loop step, its warm-up and its
+/// measured part at the step's rate. Closed-loop steps offer no rate.
+pub fn sweep_phases(sweep: &SweepSpec) -> Vec<Phase> {
+    sweep
+        .rates
+        .iter()
+        .flat_map(|&rate| {
+            [sweep.warmup, sweep.duration].into_iter().filter(|d| !d.is_zero()).map(move |duration| Phase {
+                rate: Rate::Constant(rate),
+                duration,
+                arrival: sweep.arrival,
+            })
+        })
+        .collect()
+}
+
+/// `[sweep]`: only with `experiment = "sweep"`, which needs it; rates as a
+/// list or as from/to/steps, concurrency, bounds in range.
+fn build_sweep(ctx: &Ctx, raw: Option<&Spanned<RawSweep>>, experiment: ExperimentKind) -> Result<SweepSpec> {
+    let mut spec = SweepSpec::default();
+    let Some(spanned) = raw else {
+        if experiment == ExperimentKind::Sweep {
+            return Err(ctx.whole(
+                "experiment = \"sweep\" needs a [sweep] section: add rates = [250, 500, 1000] \
+                 (or from = 100, to = 2000, steps = 8) and/or concurrency = [1, 2, 4, 8]",
+            ));
+        }
+        return Ok(spec);
+    };
+    if experiment != ExperimentKind::Sweep {
+        return Err(ctx.at(
+            spanned.span(),
+            "[sweep] is read only by experiment = \"sweep\": add that line, or remove the section",
+        ));
+    }
+    let raw = spanned.get_ref();
+    let range = [&raw.from, &raw.to].into_iter().flatten().next().map(|v| v.span());
+    match (&raw.rates, range) {
+        (Some(rates), Some(other)) => {
+            let _ = rates;
+            return Err(ctx.at(other, "[sweep] gives rates both as a list and as from/to: keep one"));
+        }
+        (Some(rates), None) => {
+            if let Some(extra) = raw.steps.as_ref().map(|v| v.span()).or(raw.spacing.as_ref().map(|v| v.span())) {
+                return Err(ctx.at(extra, "[sweep] steps and spacing go with from/to, not with a rates list"));
+            }
+            if rates.get_ref().is_empty() {
+                return Err(ctx.at(rates.span(), "[sweep] rates is empty: list at least one rate, e.g. [250, 500, \"1k\"]"));
+            }
+            for r in rates.get_ref() {
+                ctx.check(r, |r| check_rate("[sweep] rate", r.0))?;
+                spec.rates.push(r.get_ref().0);
+            }
+        }
+        (None, Some(_)) => {
+            let (Some(from), Some(to)) = (&raw.from, &raw.to) else {
+                return Err(ctx.at(spanned.span(), "[sweep] needs both from and to (and steps) for a range of rates"));
+            };
+            ctx.check(from, |r| check_rate("[sweep] from", r.0))?;
+            ctx.check(to, |r| check_rate("[sweep] to", r.0))?;
+            let Some(steps) = &raw.steps else {
+                return Err(ctx.at(spanned.span(), "[sweep] from/to needs steps = N (the number of rates, 2 or more)"));
+            };
+            ctx.check(steps, |n| check_int("[sweep] steps", n.0, 2, 1000))?;
+            let n = steps.get_ref().0 as usize;
+            let (a, b) = (from.get_ref().0, to.get_ref().0);
+            let geometric = raw.spacing.as_ref().is_some_and(|s| *s.get_ref() == RawSpacing::Geometric);
+            spec.rates = (0..n)
+                .map(|i| {
+                    let t = i as f64 / (n - 1) as f64;
+                    if geometric { a * (b / a).powf(t) } else { a + (b - a) * t }
+                })
+                .map(|r| (r * 1000.0).round() / 1000.0)
+                .collect();
+        }
+        (None, None) => {
+            if let Some(extra) = raw.steps.as_ref().map(|v| v.span()).or(raw.spacing.as_ref().map(|v| v.span())) {
+                return Err(ctx.at(extra, "[sweep] steps and spacing need from and to"));
+            }
+        }
+    }
+    if let Some(list) = &raw.concurrency {
+        if list.get_ref().is_empty() {
+            return Err(ctx.at(list.span(), "[sweep] concurrency is empty: list at least one, e.g. [1, 2, 4, 8]"));
+        }
+        for n in list.get_ref() {
+            ctx.check(n, |n| check_int("[sweep] concurrency", n.0, 1, 10_000))?;
+            spec.concurrency.push(n.get_ref().0 as u32);
+        }
+    }
+    if spec.rates.is_empty() && spec.concurrency.is_empty() {
+        return Err(ctx.at(
+            spanned.span(),
+            "[sweep] has no steps: add rates = [250, 500, 1000] (or from/to/steps) and/or concurrency = [1, 2, 4, 8]",
+        ));
+    }
+    if let Some(w) = &raw.warmup {
+        ctx.check(w, |d| if d.0 > MAX_DURATION { Err(format!("[sweep] warmup is longer than {}", format_duration(MAX_DURATION))) } else { Ok(()) })?;
+        spec.warmup = w.get_ref().0;
+    }
+    if let Some(d) = &raw.duration {
+        ctx.check(d, |d| check_positive_duration("[sweep] duration", d.0, MAX_DURATION))?;
+        spec.duration = d.get_ref().0;
+    }
+    if let Some(a) = raw.arrival {
+        spec.arrival = match a {
+            RawArrival::Constant => ArrivalKind::Constant,
+            RawArrival::Poisson => ArrivalKind::Poisson,
+        };
+    }
+    if let Some(slo) = &raw.slo {
+        ctx.check(slo, |d| check_positive_duration("[sweep] slo", d.0, MAX_DURATION))?;
+        spec.slo = Some(slo.get_ref().0);
+    }
+    if let Some(p) = &raw.slo_percentile {
+        ctx.check(p, |p| {
+            if p.0 > 0.0 && p.0 < 100.0 { Ok(()) } else { Err(format!("[sweep] slo_percentile must be between 0 and 100 (99 is P99), got {}", p.0)) }
+        })?;
+        spec.slo_percentile = p.get_ref().0;
+    }
+    if let Some(stop) = raw.stop_early {
+        spec.stop_early = stop;
+    }
+    if let Some(share) = &raw.stop_error_share {
+        ctx.check(share, |s| {
+            if s.0 > 0.0 && s.0 <= 1.0 { Ok(()) } else { Err(format!("[sweep] stop_error_share is a share of arrivals, more than 0 and at most 1 (0.5 is half), got {}", s.0)) }
+        })?;
+        spec.stop_error_share = share.get_ref().0;
+    }
+    if let Some(p99) = &raw.stop_p99 {
+        ctx.check(p99, |d| check_positive_duration("[sweep] stop_p99", d.0, MAX_DURATION))?;
+        spec.stop_p99 = Some(p99.get_ref().0);
+    }
+    if let Some(s) = &raw.sensitivity {
+        ctx.check(s, |s| {
+            if s.0.is_finite() && s.0 > 0.0 && s.0 <= 100.0 { Ok(()) } else { Err(format!("[sweep] sensitivity must be more than 0 and at most 100 (1 is the paper's default), got {}", s.0)) }
+        })?;
+        spec.sensitivity = s.get_ref().0;
+    }
+    Ok(spec)
+}
+
+/// `[abort_audit]`: only with `experiment = "abort-audit"`; modes known,
+/// each once, at least one.
+fn build_abort_audit(
+    ctx: &Ctx,
+    raw: Option<Spanned<RawAbortAudit>>,
+    experiment: ExperimentKind,
+) -> Result<AbortAuditSpec> {
+    let mut spec = AbortAuditSpec::default();
+    let Some(raw) = raw else { return Ok(spec) };
+    if experiment != ExperimentKind::AbortAudit {
+        return Err(ctx.at(
+            raw.span(),
+            "[abort_audit] is read only by experiment = \"abort-audit\": add that line, or remove the section",
+        ));
+    }
+    let raw = raw.into_inner();
+    if let Some(modes) = raw.modes {
+        if modes.get_ref().is_empty() {
+            return Err(ctx.at(
+                modes.span(),
+                "[abort_audit] modes is empty: list at least one of \"reference-early\", \"reference-complete\", \"nginx-off\", \"nginx-on\"",
+            ));
+        }
+        let mut seen = Vec::new();
+        for mode in modes.get_ref() {
+            if seen.contains(mode.get_ref()) {
+                return Err(ctx.at(
+                    mode.span(),
+                    format!("[abort_audit] mode \"{}\" is listed twice: each mode runs once", mode.get_ref().as_str()),
+                ));
+            }
+            seen.push(*mode.get_ref());
+        }
+        spec.modes = seen;
+    }
+    if let Some(settle) = &raw.settle {
+        ctx.check(settle, |d| check_positive_duration("[abort_audit] settle", d.0, Duration::from_secs(3600)))?;
+        spec.settle = settle.get_ref().0;
+    }
+    Ok(spec)
 }
 
 /// Parses `[thresholds] checks`, locating a malformed one at its character
@@ -1992,6 +2348,34 @@ mod tests {
             ]
         );
         assert_eq!(s.name, "s");
+    }
+
+    #[test]
+    fn abort_audit_section_parses_and_is_checked() {
+        let audit = "experiment = \"abort-audit\"\n";
+        let s = parse_ok(&format!("{audit}{PHASE}"));
+        assert_eq!(s.abort_audit, AbortAuditSpec::default());
+        let s = parse_ok(&format!(
+            "{audit}{PHASE}[abort_audit]\nmodes = [\"nginx-on\", \"reference-early\"]\nsettle = \"2s\""
+        ));
+        assert_eq!(s.abort_audit.modes, vec![AuditMode::NginxOn, AuditMode::ReferenceEarly]);
+        assert_eq!(s.abort_audit.settle, Duration::from_secs(2));
+        // (scenario text, part of the error)
+        let cases = [
+            (format!("{PHASE}[abort_audit]\nsettle = \"1s\""), "s.toml:4:1: [abort_audit] is read only by experiment"),
+            (format!("{audit}{PHASE}[abort_audit]\nmodes = []"), "s.toml:6:9: [abort_audit] modes is empty"),
+            (
+                format!("{audit}{PHASE}[abort_audit]\nmodes = [\"nginx-on\", \"nginx-on\"]"),
+                "s.toml:6:22: [abort_audit] mode \"nginx-on\" is listed twice",
+            ),
+            (format!("{audit}{PHASE}[abort_audit]\nmodes = [\"haproxy\"]"), "unknown variant `haproxy`"),
+            (format!("{audit}{PHASE}[abort_audit]\nsettle = \"0s\""), "[abort_audit] settle must be more than 0"),
+            (format!("{audit}{PHASE}[abort_audit]\nwait = \"1s\""), "unknown field `wait`"),
+        ];
+        for (text, want) in cases {
+            let err = parse_err(&text);
+            assert!(err.contains(want), "{text:?}\n  got {err}\n  want {want}");
+        }
     }
 
     #[test]

@@ -13,91 +13,18 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::binary::{EXIT_BOUND, assert_exit, contend, finish, run, spawn, summary, text};
 use crate::util;
-
-/// The binary under test, built by cargo for this test crate.
-const CONTEND: &str = env!("CARGO_BIN_EXE_contend");
-
-/// Longest any run here may take to exit. Runs are 1-3 s and a drain is
-/// bounded by `--timeout 2s`; the rest is slack for a busy shared 2-core box.
-const EXIT_BOUND: Duration = Duration::from_secs(60);
 
 /// Environment variable set on a `contend` we start: its mock upstream
 /// inherits the environment, so the variable finds that process in /proc.
 const MARKER_VAR: &str = "CONTEND_CLI_TEST_MARKER";
-
-/// `contend` with a predictable environment: a panic would print a
-/// backtrace (which the bad-input tests look for), and no colour codes.
-fn contend() -> Command {
-    let mut cmd = Command::new(CONTEND);
-    cmd.env("RUST_BACKTRACE", "1")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null());
-    cmd
-}
-
-/// Starts `cmd` with stdout and stderr captured.
-fn spawn(cmd: &mut Command) -> Child {
-    cmd.stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("contend starts")
-}
-
-/// Waits for `child` to exit and collects its output; kills it and fails
-/// when it takes longer than [`EXIT_BOUND`].
-fn finish(child: Child) -> Output {
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(EXIT_BOUND) {
-        Ok(output) => output.expect("waiting for contend"),
-        Err(_) => {
-            // Our own child, by its PID; the waiting thread then reaps it.
-            let _ = contend::sys::signal(pid, libc::SIGKILL);
-            panic!("contend (pid {pid}) did not exit within {EXIT_BOUND:?}");
-        }
-    }
-}
-
-/// Runs `cmd` to its end.
-fn run(cmd: &mut Command) -> Output {
-    finish(spawn(cmd))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Fails with both streams shown unless the exit code is `code`.
-fn assert_exit(out: &Output, code: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "exit status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
-
-/// The report folder's summary.json, checked against its schema.
-fn summary(dir: &Path) -> Value {
-    let path = dir.join("summary.json");
-    let body = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let value = serde_json::from_str(&body).expect("summary.json is JSON");
-    crate::reports::assert_matches_schema(&value);
-    value
-}
 
 fn u64_at(v: &Value, pointer: &str) -> u64 {
     v.pointer(pointer)

@@ -4,52 +4,12 @@
 //! and JUnit XML read back with a small well-formedness check.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::binary::{assert_exit, contend, run, summary, text};
 use crate::util;
-
-const CONTEND: &str = env!("CARGO_BIN_EXE_contend");
-
-fn contend() -> Command {
-    let mut cmd = Command::new(CONTEND);
-    cmd.env("RUST_BACKTRACE", "1")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null());
-    cmd
-}
-
-/// Runs `cmd` to its end with both streams captured. Runs here are 1 s.
-fn run(cmd: &mut Command) -> Output {
-    cmd.stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .expect("contend runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn assert_exit(out: &Output, code: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "exit status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
-
-fn summary(dir: &Path) -> Value {
-    let body = std::fs::read_to_string(dir.join("summary.json")).expect("summary.json");
-    let value: Value = serde_json::from_str(&body).expect("summary.json is JSON");
-    crate::reports::assert_matches_schema(&value);
-    value
-}
 
 /// A 1 s scenario at `rate` against `url`, reporting every 100 ms, with
 /// the extra TOML `extra` appended.

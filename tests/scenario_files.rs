@@ -152,6 +152,8 @@ fn good_full_scenario_parses() {
         gateway: scenario::GatewaySpec::default(),
         thresholds: vec![],
         experiment: scenario::ExperimentKind::Run,
+        abort_audit: scenario::AbortAuditSpec::default(),
+        sweep: scenario::SweepSpec::default(),
     };
     assert_eq!(s, want);
 }

@@ -5,6 +5,7 @@
 //! Components are stopped before this returns, on every path.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
@@ -38,6 +39,10 @@ pub struct RunOutput {
     pub warnings: Vec<String>,
 }
 
+/// How long [`run`] waits for the mock upstream to drain before reading its
+/// accounting (see [`run_settled`]).
+pub const UPSTREAM_SETTLE: Duration = Duration::from_secs(5);
+
 /// Runs `scenario`. `exe` is the `contend` binary used to start embedded
 /// components; `on_interval` sees each interval as it completes.
 pub fn run(
@@ -45,6 +50,19 @@ pub fn run(
     exe: &Path,
     stop: &Stop,
     on_interval: &mut dyn FnMut(&IntervalRow),
+) -> Result<RunOutput> {
+    run_settled(scenario, exe, stop, on_interval, UPSTREAM_SETTLE)
+}
+
+/// [`run`], waiting up to `settle` after the load for the mock upstream to
+/// finish the work still running (or queued) before its ground truth is
+/// read; a warning says so when it had not drained by then.
+pub fn run_settled(
+    scenario: &Scenario,
+    exe: &Path,
+    stop: &Stop,
+    on_interval: &mut dyn FnMut(&IntervalRow),
+    settle: Duration,
 ) -> Result<RunOutput> {
     let mut topology = Topology::start_with_gateway(&scenario.target, &scenario.gateway, exe)?;
     let plan = Plan::new(scenario, &topology.url)?;
@@ -71,8 +89,16 @@ pub fn run(
         }
         None => None,
     };
-    let upstream_accounting = match topology.upstream_accounting() {
-        Some(Ok(value)) => Some(value),
+    let upstream_accounting = match settled_upstream_accounting(&topology, settle) {
+        Some(Ok((value, drained))) => {
+            if !drained {
+                warnings.push(format!(
+                    "the mock upstream was still working {}s after the run: its accounting misses that work",
+                    settle.as_secs_f64()
+                ));
+            }
+            Some(value)
+        }
         Some(Err(e)) => {
             warnings.push(e.to_string());
             None
@@ -88,5 +114,51 @@ pub fn run(
         upstream_accounting,
         gateway_accounting,
         warnings,
+    })
+}
+
+/// Reads the mock upstream's `/accounting` once it has drained; the flag is
+/// false when `settle` ran out first (the last reading is returned).
+///
+/// Why wait: with `on_disconnect = "run"` the upstream keeps working on
+/// requests whose clients (and gateway) left, so its truth is not whole
+/// until that work ends; summing earlier under-reports exactly what an
+/// abort audit measures. Drained means every key's `started` equals
+/// `completed + abandoned + cancelled`. A request still queued for a worker
+/// is not yet `started`, but while one waits every worker is busy, so the
+/// sums differ; they can read equal with a queue only in the instant
+/// between a worker's finish and its next start, which two equal readings
+/// in a row rule out. Nothing signals the last finish, so this polls, up to
+/// the deadline.
+fn settled_upstream_accounting(
+    topology: &Topology,
+    settle: Duration,
+) -> Option<Result<(serde_json::Value, bool)>> {
+    let deadline = Instant::now() + settle;
+    let mut drained_readings = 0;
+    loop {
+        let value = match topology.upstream_accounting()? {
+            Ok(value) => value,
+            Err(e) => return Some(Err(e)),
+        };
+        drained_readings = if drained(&value) { drained_readings + 1 } else { 0 };
+        if drained_readings >= 2 {
+            return Some(Ok((value, true)));
+        }
+        if Instant::now() >= deadline {
+            return Some(Ok((value, false)));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// True when every key of an `/accounting` document has ended all it started.
+pub fn drained(accounting: &serde_json::Value) -> bool {
+    let Some(keys) = accounting.get("keys").and_then(|k| k.as_object()) else {
+        return true;
+    };
+    keys.values().all(|k| {
+        let n = |name: &str| k.get(name).and_then(|v| v.as_u64()).unwrap_or(0);
+        n("started") == n("completed") + n("abandoned") + n("cancelled")
     })
 }

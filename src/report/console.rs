@@ -94,5 +94,76 @@ pub fn write(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
     for warning in &s.warnings {
         writeln!(w, "warning: {warning}")?;
     }
+    if let Some(audit) = &s.abort_audit {
+        super::abort_audit::write_table(w, audit)?;
+    }
+    Ok(())
+}
+
+/// Writes a sweep's step table and findings: one line per step, then the
+/// knee, the rate within the SLO, the USL fit.
+pub fn write_sweep(w: &mut dyn Write, r: &crate::experiment::sweep::SweepResult) -> io::Result<()> {
+    if !r.steps.is_empty() {
+        writeln!(
+            w,
+            "{:>4} {:>9} {:>10} {:>10} {:>6} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}",
+            "step", "rate/s", "achieved/s", "goodput/s", "2xx", "5xx", "t/o", "p50", "p90", "p99", "p99.9", "lag p99", "up CPU"
+        )?;
+        for s in &r.steps {
+            writeln!(
+                w,
+                "{:>4} {:>9.0} {:>10.1} {:>10.1} {:>5.1}% {:>5.1}% {:>5.1}% {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}{}",
+                s.step,
+                s.rate_per_s,
+                s.achieved_per_s,
+                s.goodput_per_s,
+                s.share_2xx * 100.0,
+                (s.share_503 + s.share_504) * 100.0,
+                s.share_timeout * 100.0,
+                fmt_us(s.p50_us),
+                fmt_us(s.p90_us),
+                fmt_us(s.p99_us),
+                fmt_us(s.p999_us),
+                fmt_us(s.lag_p99_us),
+                s.upstream_cpu_cores.map_or("-".to_string(), |c| format!("{c:.2}")),
+                if s.past_saturation { "  past saturation" } else { "" }
+            )?;
+        }
+        writeln!(w, "  (latency counts from each request's intended send time)")?;
+    }
+    if let Some(reason) = &r.stopped_early {
+        writeln!(w, "  {reason}")?;
+    }
+    match &r.knee {
+        Some(k) => writeln!(w, "Knee (Kneedle on P99, S={}): {:.0}/s offered, P99 {} there", r.sensitivity, k.offered_per_s, fmt_us(k.value as u64))?,
+        None if !r.steps.is_empty() => writeln!(w, "Knee: none found in P99 against offered load")?,
+        None => {}
+    }
+    if let Some(k) = &r.throughput_knee {
+        writeln!(w, "Throughput knee: {:.0}/s offered, {:.0}/s achieved", k.offered_per_s, k.value)?;
+    }
+    if let Some(slo) = r.slo_us {
+        match r.max_rate_within_slo_per_s {
+            Some(rate) => writeln!(w, "Max rate within SLO (P{} <= {}): {rate:.0}/s", r.slo_percentile, fmt_us(slo))?,
+            None => writeln!(w, "Max rate within SLO (P{} <= {}): none, the lowest step broke it", r.slo_percentile, fmt_us(slo))?,
+        }
+    }
+    if !r.concurrency_steps.is_empty() {
+        writeln!(w, "{:>11} {:>12} {:>7} {:>9} {:>9}   (closed loop: service time)", "concurrency", "responses/s", "errors", "p50", "p99")?;
+        for c in &r.concurrency_steps {
+            writeln!(w, "{:>11} {:>12.1} {:>7} {:>9} {:>9}", c.concurrency, c.throughput_per_s, c.errors, fmt_us(c.p50_us), fmt_us(c.p99_us))?;
+        }
+    }
+    if let Some(f) = &r.usl {
+        let peak = match (f.peak_concurrency, f.peak_throughput_per_s) {
+            (Some(n), Some(x)) => format!("peak at N={n:.1}: {x:.0}/s"),
+            _ => "no peak (kappa 0)".to_string(),
+        };
+        writeln!(
+            w,
+            "USL fit: sigma {:.4}, kappa {:.6}, lambda {:.1}/s, R^2 {:.3}; {peak}",
+            f.sigma, f.kappa, f.lambda, f.r_squared
+        )?;
+    }
     Ok(())
 }

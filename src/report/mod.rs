@@ -1,12 +1,17 @@
 //! Reports: the files of one run's report folder and the console summary.
 //!
 //! Takes finished results (a [`RunOutput`] and its [`Summary`]) and a
-//! folder; writes `summary.json`, `intervals.csv`, `latency.hgrm` and
-//! `latency.hlog`. Each artifact is written on its own: one that fails is
-//! reported and never costs the others. Nothing here measures.
+//! folder; writes `summary.json`, `intervals.csv`, `latency.hgrm`,
+//! `latency.hlog`, a sweep's `steps.csv` and `concurrency.csv`, the plots
+//! ([`plot`], SVG and PNG) and `report.html` ([`html`]). Each artifact is
+//! written on its own: one that fails is reported and never costs the
+//! others. Nothing here measures.
 
+pub mod abort_audit;
 pub mod console;
 pub mod hdr;
+pub mod html;
+pub mod plot;
 pub mod progress;
 pub mod summary;
 
@@ -55,6 +60,62 @@ pub fn write(dir: &Path, run: &RunOutput, summary: &Summary) -> (Vec<PathBuf>, V
         ("latency.hlog", &|w| hdr::write_hlog(w, run)),
     ];
     for (name, write_one) in artifacts {
+        let path = dir.join(name);
+        match write_file(&path, write_one) {
+            Ok(()) => written.push(path),
+            Err(e) => errors.push(e),
+        }
+    }
+    if let Some(sweep) = &summary.sweep {
+        let (w, e) = write_sweep_tables(dir, sweep);
+        written.extend(w);
+        errors.extend(e);
+    }
+    let data = plot::ReportData::of(summary, &run.driver.intervals, &run.driver.totals.latency_us);
+    let (w, e) = write_plots_and_html(dir, &data);
+    written.extend(w);
+    errors.extend(e);
+    (written, errors)
+}
+
+/// Writes the plots (SVG and PNG) and `report.html` of `data` into `dir`:
+/// after a run, and again from saved data by `contend report DIR`.
+pub fn write_plots_and_html(dir: &Path, data: &plot::ReportData) -> (Vec<PathBuf>, Vec<Error>) {
+    let (plots, mut errors) = plot::write_all(dir, data);
+    let mut written: Vec<PathBuf> = plots.iter().flat_map(|name| plot::files(dir, name)).collect();
+    let path = dir.join("report.html");
+    match write_file(&path, &|w| html::write(w, dir, data, &plots)) {
+        Ok(()) => written.push(path),
+        Err(e) => errors.push(e),
+    }
+    (written, errors)
+}
+
+/// `steps.csv` (open-loop steps) and `concurrency.csv` (closed-loop steps)
+/// of a sweep, one row per step.
+pub fn write_sweep_tables(dir: &Path, sweep: &crate::experiment::sweep::SweepResult) -> (Vec<PathBuf>, Vec<Error>) {
+    let mut written = Vec::new();
+    let mut errors = Vec::new();
+    let tables: [(&str, &WriteFn); 2] = [
+        ("steps.csv", &|w| {
+            let mut csv = csv::Writer::from_writer(w);
+            for row in &sweep.steps {
+                csv.serialize(row)?;
+            }
+            csv.flush()
+        }),
+        ("concurrency.csv", &|w| {
+            let mut csv = csv::Writer::from_writer(w);
+            for row in &sweep.concurrency_steps {
+                csv.serialize(row)?;
+            }
+            csv.flush()
+        }),
+    ];
+    for (name, write_one) in tables {
+        if name == "concurrency.csv" && sweep.concurrency_steps.is_empty() {
+            continue;
+        }
         let path = dir.join(name);
         match write_file(&path, write_one) {
             Ok(()) => written.push(path),

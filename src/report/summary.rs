@@ -170,6 +170,77 @@ pub struct Summary {
     /// (scenario's `[thresholds] checks`, then `--threshold` flags).
     #[serde(default)]
     pub thresholds: Vec<crate::gate::ThresholdResult>,
+    /// `experiment = "abort-audit"`: per gateway mode and key, accounted
+    /// against true worker time (the other fields then describe the first
+    /// mode that ran; each mode's own report is in its subfolder).
+    #[serde(default)]
+    pub abort_audit: Option<crate::analysis::accounting::AbortAudit>,
+    /// When each phase (for a sweep: each step and its measured part)
+    /// began, s from the run start: the boundaries the plots mark.
+    #[serde(default)]
+    pub phase_starts_s: Vec<f64>,
+    /// The machine the run ran on and where its parts were pinned.
+    #[serde(default)]
+    pub machine: Option<Machine>,
+    /// `experiment = "sweep"`: the step rows, the knee, the USL fit and the
+    /// highest rate within the SLO (the other fields describe every
+    /// open-loop step together, warm-ups included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<crate::experiment::sweep::SweepResult>,
+}
+
+/// The machine a run ran on, and the CPU placement of its parts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Machine {
+    /// CPU model (`/proc/cpuinfo`), or `unknown`.
+    pub cpu_model: String,
+    /// CPUs online.
+    pub online_cpus: usize,
+    /// CPUs this process may run on (affinity).
+    pub allowed_cpus: usize,
+    /// Kernel release, or `unknown`.
+    pub kernel: String,
+    /// The mock upstream's CPU list, when it is the mock and pinned.
+    pub upstream_cpus: Option<String>,
+    /// Which gateway stood in front (`none`, `reference`, `nginx`, `external`).
+    pub gateway: String,
+    /// The gateway's CPU list, when given.
+    pub gateway_cpus: Option<String>,
+}
+
+impl Machine {
+    /// Reads this machine's facts and the scenario's placement.
+    pub fn of(scenario: &crate::scenario::Scenario) -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split(':').nth(1))
+            .map_or_else(|| "unknown".to_string(), |m| m.trim().to_string());
+        let online_cpus = cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
+        let allowed_cpus = crate::driver::default_threads();
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map_or_else(|_| "unknown".to_string(), |k| k.trim().to_string());
+        let upstream_cpus = match &scenario.target {
+            crate::scenario::Target::Mock(m) => m.cpus.clone(),
+            crate::scenario::Target::Url(_) => None,
+        };
+        let gateway = match scenario.gateway.kind {
+            crate::scenario::GatewayKind::None => "none",
+            crate::scenario::GatewayKind::Reference => "reference",
+            crate::scenario::GatewayKind::Nginx => "nginx",
+            crate::scenario::GatewayKind::External => "external",
+        };
+        Machine {
+            cpu_model,
+            online_cpus: online_cpus.max(allowed_cpus),
+            allowed_cpus,
+            kernel,
+            upstream_cpus,
+            gateway: gateway.to_string(),
+            gateway_cpus: scenario.gateway.cpus.clone(),
+        }
+    }
 }
 
 /// Driver CPU share of its threads above which it is called the bottleneck.
@@ -263,6 +334,19 @@ impl Summary {
             gateway_accounting: run.gateway_accounting.clone(),
             warnings: run.warnings.clone(),
             thresholds: Vec::new(),
+            abort_audit: None,
+            phase_starts_s: run
+                .scenario
+                .phases
+                .iter()
+                .scan(0.0, |at, p| {
+                    let start = *at;
+                    *at += p.duration.as_secs_f64();
+                    Some(round3(start))
+                })
+                .collect(),
+            sweep: None,
+            machine: Some(Machine::of(&run.scenario)),
         }
     }
 }

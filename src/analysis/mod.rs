@@ -1,0 +1,9 @@
+//! Analyses: pure functions over finished results, no I/O.
+//!
+//! - [`knee`]: Kneedle (Satopaa et al., 2011) on a curve such as P99 against offered load.
+//! - [`usl`]: the Universal Scalability Law fitted to throughput against concurrency.
+//! - [`accounting`]: the abort audit: gateway-accounted time per key against the upstream's truth.
+
+pub mod accounting;
+pub mod knee;
+pub mod usl;
