@@ -380,28 +380,6 @@ pub fn junit_cases(cmp: &Comparison) -> Vec<super::junit::Case> {
         .collect()
 }
 
-/// One row of intervals.csv, the columns compare reads.
-#[derive(serde::Deserialize)]
-struct IntervalCsv {
-    duration_s: f64,
-    sent: u64,
-    #[serde(rename = "2xx")]
-    ok_2xx: u64,
-    #[serde(rename = "429")]
-    s429: u64,
-    #[serde(rename = "503")]
-    s503: u64,
-    #[serde(rename = "504")]
-    s504: u64,
-    other_status: u64,
-    client_timeout: u64,
-    connect_error: u64,
-    io_error: u64,
-    not_sent: u64,
-    p50_us: u64,
-    p99_us: u64,
-    p999_us: u64,
-}
 
 /// Reads a report folder's summary.json and intervals.csv. A folder that is
 /// not a report is bad input (exit 2) naming the file.
@@ -443,12 +421,7 @@ pub fn read_run(dir: &Path) -> Result<RunData> {
     ];
 
     let csv_path = dir.join("intervals.csv");
-    let mut reader =
-        csv::Reader::from_path(&csv_path).map_err(|e| bad(&csv_path, e.to_string()))?;
-    let rows: Vec<IntervalCsv> = reader
-        .deserialize()
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|e| bad(&csv_path, format!("not an intervals.csv: {e}")))?;
+    let rows = crate::report::read_intervals_csv(&csv_path).map_err(|e| bad(&csv_path, e))?;
     // The last interval is often a short drain; it says little on its own.
     let full_s = rows.iter().map(|r| r.duration_s).fold(0.0, f64::max);
     let mut samples: [Vec<f64>; 6] = Default::default();
@@ -456,15 +429,7 @@ pub fn read_run(dir: &Path) -> Result<RunData> {
         .iter()
         .filter(|r| r.duration_s >= full_s / 2.0 && r.duration_s > 0.0)
     {
-        let outcomes = r.ok_2xx
-            + r.s429
-            + r.s503
-            + r.s504
-            + r.other_status
-            + r.client_timeout
-            + r.connect_error
-            + r.io_error
-            + r.not_sent;
+        let outcomes = r.outcomes();
         if outcomes == 0 {
             continue;
         }

@@ -24,6 +24,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::experiment::run::RunOutput;
 use crate::outcome::Class;
+use crate::record::IntervalRow;
 use summary::Summary;
 
 /// The folder a run's report goes to: `DIR/<name>-<YYYYmmdd-HHMMSS>/`
@@ -134,42 +135,79 @@ fn write_file(path: &Path, body: &WriteFn) -> Result<()> {
     body(&mut w).and_then(|()| w.flush()).map_err(|e| Error::io(path, e))
 }
 
-/// One row of `intervals.csv`.
-#[derive(Serialize)]
-struct CsvRow {
-    index: u64,
-    start_s: f64,
-    duration_s: f64,
-    offered: u64,
-    sent: u64,
+/// One row of `intervals.csv`: written by every run, read back by
+/// `contend report` (plots) and `contend compare` (per-interval samples).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct IntervalCsvRow {
+    /// Interval number from the run start.
+    pub index: u64,
+    /// Start, s from the run start.
+    pub start_s: f64,
+    /// Length, s (the last may be shorter).
+    pub duration_s: f64,
+    /// Arrivals dispatched.
+    pub offered: u64,
+    /// Requests sent.
+    pub sent: u64,
+    /// 2xx responses.
     #[serde(rename = "2xx")]
-    ok_2xx: u64,
+    pub ok_2xx: u64,
+    /// 429 responses.
     #[serde(rename = "429")]
-    s429: u64,
+    pub s429: u64,
+    /// 503 responses.
     #[serde(rename = "503")]
-    s503: u64,
+    pub s503: u64,
+    /// 504 responses.
     #[serde(rename = "504")]
-    s504: u64,
-    other_status: u64,
-    client_timeout: u64,
-    connect_error: u64,
-    io_error: u64,
-    not_sent: u64,
-    p50_us: u64,
-    p90_us: u64,
-    p99_us: u64,
-    p999_us: u64,
-    max_us: u64,
-    lag_p99_us: u64,
-    in_flight: u64,
-    driver_cpu_cores: f64,
+    pub s504: u64,
+    /// Other statuses.
+    pub other_status: u64,
+    /// Client timeouts.
+    pub client_timeout: u64,
+    /// Connect errors.
+    pub connect_error: u64,
+    /// I/O errors.
+    pub io_error: u64,
+    /// Arrivals not sent (connection cap).
+    pub not_sent: u64,
+    /// Latency percentiles of completions in the interval, us.
+    pub p50_us: u64,
+    /// 90th percentile, us.
+    pub p90_us: u64,
+    /// 99th percentile, us.
+    pub p99_us: u64,
+    /// 99.9th percentile, us.
+    pub p999_us: u64,
+    /// Maximum, us.
+    pub max_us: u64,
+    /// Schedule lag p99 of sends in the interval, us.
+    pub lag_p99_us: u64,
+    /// Requests in flight at the interval's end.
+    pub in_flight: u64,
+    /// Driver CPU in the interval, in cores.
+    pub driver_cpu_cores: f64,
 }
 
-fn write_intervals_csv(w: &mut dyn Write, run: &RunOutput) -> std::io::Result<()> {
-    let mut csv = csv::Writer::from_writer(w);
-    for r in &run.driver.intervals {
+impl IntervalCsvRow {
+    /// Every outcome that completed in the interval.
+    pub fn outcomes(&self) -> u64 {
+        self.ok_2xx
+            + self.s429
+            + self.s503
+            + self.s504
+            + self.other_status
+            + self.client_timeout
+            + self.connect_error
+            + self.io_error
+            + self.not_sent
+    }
+}
+
+impl From<&IntervalRow> for IntervalCsvRow {
+    fn from(r: &IntervalRow) -> Self {
         let c = |class: Class| r.by_class[class.index()];
-        csv.serialize(CsvRow {
+        IntervalCsvRow {
             index: r.index,
             start_s: r.start_s,
             duration_s: r.duration_s,
@@ -192,7 +230,23 @@ fn write_intervals_csv(w: &mut dyn Write, run: &RunOutput) -> std::io::Result<()
             lag_p99_us: r.lag_p99_us,
             in_flight: r.in_flight,
             driver_cpu_cores: (r.driver_cpu_cores * 1000.0).round() / 1000.0,
-        })?;
+        }
+    }
+}
+
+/// Reads a report folder's `intervals.csv`; the error says what is wrong.
+pub fn read_intervals_csv(path: &Path) -> std::result::Result<Vec<IntervalCsvRow>, String> {
+    let mut reader = csv::Reader::from_path(path).map_err(|e| e.to_string())?;
+    reader
+        .deserialize()
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| format!("not a contend intervals.csv: {e}"))
+}
+
+fn write_intervals_csv(w: &mut dyn Write, run: &RunOutput) -> std::io::Result<()> {
+    let mut csv = csv::Writer::from_writer(w);
+    for r in &run.driver.intervals {
+        csv.serialize(IntervalCsvRow::from(r))?;
     }
     csv.flush()
 }

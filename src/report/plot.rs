@@ -18,6 +18,7 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use super::summary::Summary;
+use super::{IntervalCsvRow, read_intervals_csv};
 use crate::error::{Error, Result};
 use crate::experiment::sweep::SweepResult;
 
@@ -28,26 +29,6 @@ const FONT: &str = "sans-serif";
 /// Plot text font: DejaVu Sans cut to Latin-1 (see assets/DejaVuSans-LICENSE.txt).
 static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans-subset.ttf");
 
-/// One interval of the latency-over-time plot, us.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
-pub struct IntervalPoint {
-    /// Start, s from the run start.
-    pub start_s: f64,
-    /// Length, s.
-    pub duration_s: f64,
-    /// Requests sent.
-    pub sent: u64,
-    /// Percentiles of latency.
-    pub p50_us: u64,
-    /// 90th.
-    pub p90_us: u64,
-    /// 99th.
-    pub p99_us: u64,
-    /// 99.9th.
-    pub p999_us: u64,
-    /// Largest.
-    pub max_us: u64,
-}
 
 /// What the plots and the HTML report draw: plain data, no sockets.
 #[derive(Debug, Clone)]
@@ -55,7 +36,7 @@ pub struct ReportData {
     /// The run's summary (with the sweep's rows and analyses, for a sweep).
     pub summary: Summary,
     /// Latency percentiles per interval.
-    pub intervals: Vec<IntervalPoint>,
+    pub intervals: Vec<IntervalCsvRow>,
     /// The percentile distribution: (quantile in [0, 1), latency us).
     pub spectrum: Vec<(f64, f64)>,
 }
@@ -80,16 +61,7 @@ impl ReportData {
             summary: summary.clone(),
             intervals: intervals
                 .iter()
-                .map(|r| IntervalPoint {
-                    start_s: r.start_s,
-                    duration_s: r.duration_s,
-                    sent: r.sent,
-                    p50_us: r.p50_us,
-                    p90_us: r.p90_us,
-                    p99_us: r.p99_us,
-                    p999_us: r.p999_us,
-                    max_us: r.max_us,
-                })
+                .map(IntervalCsvRow::from)
                 .collect(),
             spectrum,
         }
@@ -112,14 +84,11 @@ impl ReportData {
         })?;
         let mut intervals = Vec::new();
         let csv_path = dir.join("intervals.csv");
-        if let Ok(mut reader) = csv::Reader::from_path(&csv_path) {
-            for row in reader.deserialize() {
-                let row: IntervalPoint = row.map_err(|e| Error::Scenario {
-                    location: csv_path.display().to_string(),
-                    message: format!("not a contend intervals.csv: {e}"),
-                })?;
-                intervals.push(row);
-            }
+        if csv_path.exists() {
+            intervals = read_intervals_csv(&csv_path).map_err(|message| Error::Scenario {
+                location: csv_path.display().to_string(),
+                message,
+            })?;
         }
         let spectrum = std::fs::read_to_string(dir.join("latency.hgrm"))
             .map(|text| parse_hgrm(&text))
@@ -507,13 +476,13 @@ fn latency_over_time(data: &ReportData) -> Figure {
         .iter()
         .map(|r| r.duration_s)
         .fold(0.0, f64::max);
-    let rows: Vec<&IntervalPoint> = data
+    let rows: Vec<&IntervalCsvRow> = data
         .intervals
         .iter()
         .filter(|r| r.sent > 0 || r.max_us > 0)
         .filter(|r| r.duration_s >= full_s / 2.0)
         .collect();
-    let line = |name: &str, color, f: fn(&IntervalPoint) -> u64| Series {
+    let line = |name: &str, color, f: fn(&IntervalCsvRow) -> u64| Series {
         name: name.to_string(),
         color,
         data: rows
