@@ -15,6 +15,7 @@
 //! access_log_format = "text"           # or "json"
 //! key_header = "x-api-key"             # default
 //! threads = 2                          # runtime threads; default: the cores
+//! cpus = "0"                           # pin every thread to these CPUs
 //!
 //! [[routes]]                           # none: one route "/" with no policy
 //! prefix = "/"
@@ -85,6 +86,8 @@ pub struct Config {
     pub key_header: String,
     /// Runtime threads for `contend gateway`; `None`: the cores it may use.
     pub threads: Option<usize>,
+    /// CPUs `contend gateway` is pinned to (all its threads); `None`: not pinned.
+    pub cpus: Option<Vec<usize>>,
     /// Routes, longest prefix first.
     pub routes: Vec<Route>,
     /// In-process use: every access record is also sent here (tests wait on
@@ -104,6 +107,7 @@ impl Config {
             access_log_format: LogFormat::Text,
             key_header: "x-api-key".into(),
             threads: None,
+            cpus: None,
             routes: vec![Route {
                 prefix: "/".into(),
                 policies,
@@ -161,6 +165,7 @@ struct RawConfig {
     access_log_format: Option<LogFormat>,
     key_header: Option<Spanned<String>>,
     threads: Option<Spanned<i64>>,
+    cpus: Option<Spanned<String>>,
     routes: Option<Vec<Spanned<RawRoute>>>,
 }
 
@@ -556,6 +561,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
         Some(t) => Some(int_in("threads", t, 1, 256).map_err(located)? as usize),
         None => None,
     };
+    let cpus = match &raw.cpus {
+        Some(text) => Some(
+            mock_upstream::config::parse_cpus(text.get_ref())
+                .map_err(|e| located((text.span(), format!("cpus: {e}"))))?,
+        ),
+        None => None,
+    };
     let abort_charge = match &raw.abort_charge {
         Some(c) => Some(duration_in("abort_charge", c, true).map_err(located)?),
         None => None,
@@ -612,6 +624,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
         access_log_format: raw.access_log_format.unwrap_or_default(),
         key_header,
         threads,
+        cpus,
         routes,
         tap: None,
     })

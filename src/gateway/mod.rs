@@ -99,9 +99,17 @@ pub fn run(args: &crate::cli::GatewayArgs) -> Result<i32> {
         config.upstream = config::check_upstream(upstream)
             .map_err(|m| Error::Usage(format!("--upstream: {m}")))?;
     }
-    let threads = config
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if let Some(cpus) = &config.cpus {
+        // Pinned before the runtime exists, so every thread inherits the mask.
+        crate::sys::pin_current_thread(cpus)
+            .map_err(|e| Error::Usage(format!("cpus {cpus:?}: cannot pin the gateway: {e}")))?;
+    }
+    let threads = config.threads.unwrap_or_else(|| {
+        config.cpus.as_ref().map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            |cpus| cpus.len(),
+        )
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .thread_name("gateway")

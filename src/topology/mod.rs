@@ -180,11 +180,7 @@ fn start_reference(spec: &GatewaySpec, upstream_url: &str, exe: &Path) -> Result
         text.push_str(&format!("abort_charge = \"{}ns\"\n", charge.as_nanos()));
     }
     if let Some(cpus) = &spec.cpus {
-        let count = cpus.split(',').map(|p| match p.split_once('-') {
-            Some((a, b)) => b.trim().parse::<usize>().unwrap_or(0).saturating_sub(a.trim().parse().unwrap_or(0)) + 1,
-            None => 1,
-        });
-        text.push_str(&format!("threads = {}\n", count.sum::<usize>().clamp(1, 256)));
+        text.push_str(&format!("cpus = {cpus:?}\n"));
     }
     text.push_str("\n[[routes]]\nprefix = \"/\"\n");
     text.push_str(&crate::gateway::config::policies_toml(&spec.policies));
