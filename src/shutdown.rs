@@ -47,12 +47,6 @@ impl Stop {
         Stop { rx, _tx: Some(std::sync::Arc::new(tx)) }
     }
 
-    /// A handle and the switch that fires it.
-    pub fn manual() -> (watch::Sender<bool>, Stop) {
-        let (tx, rx) = watch::channel(false);
-        (tx, Stop { rx, _tx: None })
-    }
-
     /// The watch receiver the driver's shards select on.
     pub fn receiver(&self) -> watch::Receiver<bool> {
         self.rx.clone()
