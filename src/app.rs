@@ -27,6 +27,9 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     if scenario.experiment == scenario::ExperimentKind::Sweep {
         return sweep(args, &scenario);
     }
+    if scenario.experiment == scenario::ExperimentKind::FindLimit {
+        return find_limit(args, &scenario);
+    }
     if scenario.experiment != scenario::ExperimentKind::Run {
         return Err(Error::Usage(format!(
             "experiment {:?} is not available in this build; use experiment = \"run\"",
@@ -193,6 +196,106 @@ fn abort_audit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
     })
 }
 
+/// `contend run` of `experiment = "find-limit"`: per hardware class a
+/// baseline with no limit, then the search over the gateway's concurrency
+/// limit. One report folder: the usual files of the first class's step at
+/// its limit (its summary holds every step and answer under `find_limit`,
+/// which the thresholds also read), `steps.csv`, `max-connections.csv` and
+/// `limit.svg`/`.png`. Exit codes as `run`.
+fn find_limit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
+    if args.repeat > 1 {
+        return Err(Error::Usage(
+            "--repeat is not available for experiment = \"find-limit\" (set [find_limit] repeats instead)".into(),
+        ));
+    }
+    let mut thresholds = scenario.thresholds.clone();
+    thresholds.extend(gate::threshold::parse_all(&args.thresholds, |i, e| Error::Scenario {
+        location: format!("--threshold {:?}: col {}", args.thresholds[i], e.col),
+        message: e.message,
+    })?);
+    let stop = shutdown::install().map_err(|e| Error::Runtime(format!("signal handlers: {e}")))?;
+    let exe = topology::current_exe()?;
+    let show = !args.no_progress && !args.quiet;
+    let mut progress: Option<report::progress::Progress> = None;
+    let output = experiment::find_limit::run(scenario, &exe, &stop, &mut |event| match event {
+        experiment::find_limit::Event::Class(name) => {
+            if !args.quiet {
+                eprintln!("find-limit: class {name}");
+            }
+        }
+        experiment::find_limit::Event::Step(limit, kind) => {
+            if let Some(mut done) = progress.take() {
+                done.finish();
+            }
+            if !args.quiet {
+                let limit = limit.map_or("none".to_string(), |l| l.to_string());
+                eprintln!("find-limit: {} step, limit {limit}", kind.as_str());
+            }
+            progress = Some(report::progress::Progress::new(&scenario.phases, show));
+        }
+        experiment::find_limit::Event::Interval(row) => {
+            if let Some(p) = progress.as_mut() {
+                p.interval(row);
+            }
+        }
+        experiment::find_limit::Event::Done(row) => {
+            if let Some(mut done) = progress.take() {
+                done.finish();
+            }
+            if !args.quiet {
+                eprintln!(
+                    "find-limit: goodput {:.1}/s, 504 {:.1}%, P99 2xx {}: {}",
+                    row.goodput_per_s,
+                    row.share_504 * 100.0,
+                    report::console::fmt_us(row.p99_2xx_us),
+                    if row.broke { "breaks" } else { "ok" }
+                );
+            }
+        }
+    })?;
+    if let Some(mut done) = progress.take() {
+        done.finish();
+    }
+    let Some(run) = &output.run else {
+        // Only an interrupt before the first step ended lands here.
+        return Ok(Stop::signal().map_or(0, |s| s.exit_code()));
+    };
+    let mut summary = Summary::of(run);
+    summary.name = scenario.name.clone();
+    summary.find_limit = Some(output.result.clone());
+    let as_json = serde_json::to_value(&summary).map_err(|e| Error::Runtime(format!("summary as JSON: {e}")))?;
+    summary.thresholds = thresholds.iter().map(|t| t.evaluate(&as_json)).collect();
+    let failed = summary.thresholds.iter().any(|r| !r.pass);
+    let dir = report::folder_for(&scenario.name, &run.started_at, args.out.as_deref());
+    let (mut written, mut errors) = report::write(&dir, run, &summary);
+    let (w, e) = report::find_limit::write_files(&dir, &output.result);
+    written.extend(w);
+    errors.extend(e);
+    let mut stdout = std::io::stdout().lock();
+    if !args.quiet {
+        let _ = report::find_limit::write_table(&mut stdout, &output.result);
+        for warning in &summary.warnings {
+            let _ = writeln!(stdout, "warning: {warning}");
+        }
+    }
+    let _ = gate::write_thresholds(&mut stdout, &summary.thresholds, args.quiet);
+    if !written.is_empty() && !args.quiet {
+        let _ = writeln!(stdout, "Report: {}", dir.display());
+    }
+    drop(stdout);
+    if let Some(first) = errors.into_iter().next() {
+        return Err(first);
+    }
+    if let Some(path) = &args.junit {
+        write_junit(path, "contend thresholds", &gate::threshold_cases("contend.thresholds", &summary.thresholds))?;
+    }
+    Ok(match Stop::signal() {
+        Some(signal) if stop.is_stopped() => signal.exit_code(),
+        _ if failed => gate::EXIT_GATE_FAILED,
+        _ => 0,
+    })
+}
+
 /// Run `index` of `repeat`'s folder: as before for one run; with
 /// `--repeat N`, `<out>/run-<index>` or `reports/<name>-<time>-<index>`.
 fn run_folder(
@@ -256,6 +359,9 @@ pub fn report(dir: &std::path::Path) -> Result<i32> {
     let _ = gate::write_thresholds(&mut stdout, &summary.thresholds, false);
     if let Some(sweep) = &summary.sweep {
         let _ = report::console::write_sweep(&mut stdout, sweep);
+    }
+    if let Some(find_limit) = &summary.find_limit {
+        let _ = report::find_limit::write_table(&mut stdout, find_limit);
     }
     drop(stdout);
     let (_, errors) = report::write_plots_and_html(dir, &data);

@@ -10,7 +10,7 @@
 //! - [`driver`]: the open-loop driver, share-nothing shards on their own threads.
 //! - [`outcome`]: what became of one arrival; shared by everything.
 //! - [`record`]: histograms and counters per shard, merged exactly.
-//! - [`experiment`]: compose load steps into results (`run`, `sweep`, `abort_audit`).
+//! - [`experiment`]: compose load steps into results (`run`, `sweep`, `abort_audit`, `find_limit`).
 //! - [`analysis`]: pure analyses of finished results (knee, USL fit, abort accounting).
 //! - [`report`]: summary.json, intervals.csv, .hgrm, .hlog, plots, report.html, the console.
 //! - [`gate`]: the CI gate: thresholds, baseline comparison, JUnit XML.

@@ -41,6 +41,75 @@ pub struct Scenario {
     pub abort_audit: AbortAuditSpec,
     /// `[sweep]`: the steps of `experiment = "sweep"` (defaults when absent).
     pub sweep: SweepSpec,
+    /// `[find_limit]`: the search of `experiment = "find-limit"` (defaults when absent).
+    pub find_limit: FindLimitSpec,
+}
+
+/// The `[find_limit]` section, validated: the candidate limits, each
+/// step's load and length, what counts as broken, and the hardware classes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FindLimitSpec {
+    /// Smallest candidate concurrency limit.
+    pub min: u32,
+    /// Largest candidate concurrency limit.
+    pub max: u32,
+    /// Where the bracket starts; `None`: at the model's limit (clamped into
+    /// min..=max), or at `min` when there is no model.
+    pub start: Option<u32>,
+    /// Offered load of every step, per second; `None`: twice the mock
+    /// upstream's capacity (cores / mean CPU per request).
+    pub rate: Option<f64>,
+    /// Load offered before each step's measurement (not measured).
+    pub warmup: Duration,
+    /// Measured length of each step.
+    pub duration: Duration,
+    /// Share of 504s above which a limit breaks (0.01 is 1%).
+    pub max_504_share: f64,
+    /// Runs of the answer and of its neighbour above before it stands.
+    pub repeats: u32,
+    /// Most steps one search may take (bracket, bisect and confirm).
+    pub max_steps: u32,
+    /// Run a step with no limit first (the collapse the limit prevents).
+    pub baseline: bool,
+    /// Hardware classes, each searched once; empty: the upstream as configured.
+    pub hardware: Vec<HardwareClass>,
+}
+
+impl Default for FindLimitSpec {
+    fn default() -> Self {
+        FindLimitSpec {
+            min: 1,
+            max: 64,
+            start: None,
+            rate: None,
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(3),
+            max_504_share: 0.01,
+            repeats: 2,
+            max_steps: 24,
+            baseline: true,
+            hardware: Vec::new(),
+        }
+    }
+}
+
+/// One hardware class of a find-limit: where the mock upstream runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HardwareClass {
+    /// Worker threads pinned to these CPUs (`"1"`, `"0,1"`, `"0-3"`).
+    Cpus(String),
+    /// A CPU quota in cores (cgroup `cpu.max`), e.g. 0.5.
+    CpuQuota(f64),
+}
+
+impl HardwareClass {
+    /// The class's name in reports: `cpus=0,1` or `quota=0.5`.
+    pub fn name(&self) -> String {
+        match self {
+            HardwareClass::Cpus(c) => format!("cpus={c}"),
+            HardwareClass::CpuQuota(q) => format!("quota={q}"),
+        }
+    }
 }
 
 /// The `[sweep]` section, validated: open-loop rate steps, closed-loop
@@ -568,6 +637,39 @@ struct RawScenario {
     experiment: Option<ExperimentKind>,
     abort_audit: Option<Spanned<RawAbortAudit>>,
     sweep: Option<Spanned<RawSweep>>,
+    find_limit: Option<Spanned<RawFindLimit>>,
+}
+
+/// `[find_limit]`: candidates, step timing, the 504 bound, repeats, hardware.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFindLimit {
+    min: Option<Spanned<Int>>,
+    max: Option<Spanned<Int>>,
+    start: Option<Spanned<Int>>,
+    rate: Option<Spanned<HumanRate>>,
+    warmup: Option<Spanned<HumanDuration>>,
+    duration: Option<Spanned<HumanDuration>>,
+    max_504_share: Option<Spanned<Num>>,
+    repeats: Option<Spanned<Int>>,
+    max_steps: Option<Spanned<Int>>,
+    baseline: Option<bool>,
+    hardware: Option<Vec<Spanned<RawHardware>>>,
+}
+
+/// One `hardware = [...]` entry: `{ cpus = "0,1" }` (or `[0, 1]`) or `{ cpu_quota = 0.5 }`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHardware {
+    cpus: Option<RawCpuList>,
+    cpu_quota: Option<Num>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum RawCpuList {
+    Text(String),
+    List(Vec<u32>),
 }
 
 /// `[sweep]`: rates (a list, or from/to/steps/spacing), concurrency, timing,
@@ -1251,7 +1353,17 @@ fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Result<Scenario>
     let name = build_name(ctx, raw.name.as_ref(), overrides)?;
     let experiment = raw.experiment.unwrap_or_default();
     let sweep = build_sweep(ctx, raw.sweep.as_ref(), experiment)?;
-    let phases = if experiment == ExperimentKind::Sweep {
+    let find_limit = build_find_limit(ctx, raw.find_limit.as_ref(), experiment)?;
+    let phases = if experiment == ExperimentKind::FindLimit {
+        if let Some(listed) = &raw.phases {
+            return Err(ctx.at(
+                listed.span(),
+                "experiment = \"find-limit\" takes its load from [find_limit] (rate, warmup, duration), not [[phases]]: remove the phases",
+            ));
+        }
+        // What one step offers; the experiment sets the rate once it knows it.
+        find_limit_phases(&find_limit, find_limit.rate.unwrap_or(1.0))
+    } else if experiment == ExperimentKind::Sweep {
         // A sweep's load is its steps; the phases say what it offers, in order.
         if let Some(listed) = &raw.phases {
             return Err(ctx.at(
@@ -1291,7 +1403,98 @@ fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Result<Scenario>
         experiment,
         abort_audit,
         sweep,
+        find_limit,
     })
+}
+
+/// The phases of one find-limit step at `rate_per_s`: its warm-up (when
+/// any), then its measured part.
+pub fn find_limit_phases(spec: &FindLimitSpec, rate_per_s: f64) -> Vec<Phase> {
+    [spec.warmup, spec.duration]
+        .into_iter()
+        .filter(|d| !d.is_zero())
+        .map(|duration| Phase { rate: Rate::Constant(rate_per_s), duration, arrival: ArrivalKind::Constant })
+        .collect()
+}
+
+/// `[find_limit]`: only with `experiment = "find-limit"` (which runs on
+/// defaults without it); bounds in range, hardware classes well formed.
+fn build_find_limit(ctx: &Ctx, raw: Option<&Spanned<RawFindLimit>>, experiment: ExperimentKind) -> Result<FindLimitSpec> {
+    let mut spec = FindLimitSpec::default();
+    let Some(spanned) = raw else { return Ok(spec) };
+    if experiment != ExperimentKind::FindLimit {
+        return Err(ctx.at(
+            spanned.span(),
+            "[find_limit] is read only by experiment = \"find-limit\": add that line, or remove the section",
+        ));
+    }
+    let raw = spanned.get_ref();
+    let int = |v: &Option<Spanned<Int>>, what: &str, low: i64, high: i64| -> Result<Option<u32>> {
+        match v {
+            Some(n) => {
+                ctx.check(n, |n| check_int(what, n.0, low, high))?;
+                Ok(Some(n.get_ref().0 as u32))
+            }
+            None => Ok(None),
+        }
+    };
+    spec.min = int(&raw.min, "[find_limit] min", 1, 100_000)?.unwrap_or(spec.min);
+    spec.max = int(&raw.max, "[find_limit] max", 1, 100_000)?.unwrap_or(spec.max);
+    if spec.min > spec.max {
+        let span = raw.max.as_ref().or(raw.min.as_ref()).map_or(spanned.span(), |v| v.span());
+        return Err(ctx.at(span, format!("[find_limit] min ({}) is above max ({}): the candidates are min..=max", spec.min, spec.max)));
+    }
+    spec.start = int(&raw.start, "[find_limit] start", 1, 100_000)?;
+    if let Some(start) = &raw.start
+        && !(spec.min..=spec.max).contains(&(start.get_ref().0 as u32))
+    {
+        return Err(ctx.at(start.span(), format!("[find_limit] start must lie in min..=max ({}..={})", spec.min, spec.max)));
+    }
+    if let Some(r) = &raw.rate {
+        ctx.check(r, |r| check_rate("[find_limit] rate", r.0))?;
+        spec.rate = Some(r.get_ref().0);
+    }
+    if let Some(w) = &raw.warmup {
+        ctx.check(w, |d| if d.0 > MAX_DURATION { Err(format!("[find_limit] warmup is longer than {}", format_duration(MAX_DURATION))) } else { Ok(()) })?;
+        spec.warmup = w.get_ref().0;
+    }
+    if let Some(d) = &raw.duration {
+        ctx.check(d, |d| check_positive_duration("[find_limit] duration", d.0, MAX_DURATION))?;
+        spec.duration = d.get_ref().0;
+    }
+    if let Some(share) = &raw.max_504_share {
+        ctx.check(share, |s| {
+            if s.0 >= 0.0 && s.0 < 1.0 { Ok(()) } else { Err(format!("[find_limit] max_504_share is a share of arrivals, at least 0 and below 1 (0.01 is 1%), got {}", s.0)) }
+        })?;
+        spec.max_504_share = share.get_ref().0;
+    }
+    spec.repeats = int(&raw.repeats, "[find_limit] repeats", 1, 20)?.unwrap_or(spec.repeats);
+    spec.max_steps = int(&raw.max_steps, "[find_limit] max_steps", 1, 1000)?.unwrap_or(spec.max_steps);
+    if let Some(b) = raw.baseline {
+        spec.baseline = b;
+    }
+    for class in raw.hardware.iter().flatten() {
+        let h = class.get_ref();
+        spec.hardware.push(match (&h.cpus, &h.cpu_quota) {
+            (Some(cpus), None) => {
+                let text = match cpus {
+                    RawCpuList::Text(t) => t.clone(),
+                    RawCpuList::List(l) if !l.is_empty() => l.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
+                    RawCpuList::List(_) => return Err(ctx.at(class.span(), "[find_limit] hardware cpus is empty: list at least one CPU, e.g. [0]")),
+                };
+                check_cpus("[find_limit] hardware cpus", &text).map_err(|m| ctx.at(class.span(), m))?;
+                HardwareClass::Cpus(text)
+            }
+            (None, Some(q)) if q.0.is_finite() && q.0 > 0.0 && q.0 <= 1024.0 => HardwareClass::CpuQuota(q.0),
+            (None, Some(q)) => {
+                return Err(ctx.at(class.span(), format!("[find_limit] hardware cpu_quota is in cores, more than 0 (0.5 is half a core), got {}", q.0)));
+            }
+            _ => {
+                return Err(ctx.at(class.span(), "[find_limit] a hardware class is { cpus = \"0,1\" } or { cpu_quota = 0.5 }: give exactly one"));
+            }
+        });
+    }
+    Ok(spec)
 }
 
 /// The phases a sweep offers: per open-loop step, its warm-up and its

@@ -154,6 +154,7 @@ fn good_full_scenario_parses() {
         experiment: scenario::ExperimentKind::Run,
         abort_audit: scenario::AbortAuditSpec::default(),
         sweep: scenario::SweepSpec::default(),
+        find_limit: scenario::FindLimitSpec::default(),
     };
     assert_eq!(s, want);
 }

@@ -11,6 +11,7 @@
 //! - `reports`: the report folder's files against their formats and schema.
 //! - `gate`: thresholds, `compare`, `--repeat` and JUnit through the binary.
 //! - `abort_audit`: the abort-audit experiment: accounted against true worker time per mode.
+//! - `find_limit`: the find-limit experiment: `[find_limit]`, refusals, one short real search.
 //! - `sweep`: the sweep experiment: `[sweep]` parsing, a short real sweep, its
 //!   rows, plots, report.html and `contend report DIR`, and stopping early.
 
@@ -18,6 +19,7 @@ mod abort_audit;
 mod binary;
 mod cli;
 mod driver;
+mod find_limit;
 mod gate;
 mod gateway;
 mod reports;

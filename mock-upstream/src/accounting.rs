@@ -30,6 +30,9 @@ pub struct KeyStats {
     pub refused: u64,
     /// Thread CPU seconds spent on the requests' work.
     pub cpu_s: f64,
+    /// The part of `cpu_s` spent on requests whose client had gone (abandoned or cancelled):
+    /// work nobody read.
+    pub wasted_cpu_s: f64,
     /// Wall seconds from a worker taking a request to its work ending (CPU plus sleep).
     pub wall_s: f64,
     /// Seconds requests waited for a worker (or a thread) before their work began.
@@ -44,6 +47,7 @@ impl KeyStats {
         self.cancelled += other.cancelled;
         self.refused += other.refused;
         self.cpu_s += other.cpu_s;
+        self.wasted_cpu_s += other.wasted_cpu_s;
         self.wall_s += other.wall_s;
         self.queue_wait_s += other.queue_wait_s;
     }
@@ -126,6 +130,9 @@ impl Accounting {
                 Outcome::Cancelled => s.cancelled += 1,
             }
             s.cpu_s += cost.cpu.as_secs_f64();
+            if outcome != Outcome::Completed {
+                s.wasted_cpu_s += cost.cpu.as_secs_f64();
+            }
             s.wall_s += cost.wall.as_secs_f64();
             s.queue_wait_s += cost.queue_wait.as_secs_f64();
         });

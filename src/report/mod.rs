@@ -2,13 +2,15 @@
 //!
 //! Takes finished results (a [`RunOutput`] and its [`Summary`]) and a
 //! folder; writes `summary.json`, `intervals.csv`, `latency.hgrm`,
-//! `latency.hlog`, a sweep's `steps.csv` and `concurrency.csv`, the plots
+//! `latency.hlog`, a sweep's `steps.csv` and `concurrency.csv` (a
+//! find-limit's own files in [`find_limit`]), the plots
 //! ([`plot`], SVG and PNG) and `report.html` ([`html`]). Each artifact is
 //! written on its own: one that fails is reported and never costs the
 //! others. Nothing here measures.
 
 pub mod abort_audit;
 pub mod console;
+pub mod find_limit;
 pub mod hdr;
 pub mod html;
 pub mod plot;

@@ -4,7 +4,8 @@
 //! a saved report folder) and writes, beside the other report files:
 //! `latency-over-time` and `percentile-spectrum` for every run, and for a
 //! sweep also `latency-vs-load`, `throughput-vs-load` and (with
-//! closed-loop steps) `usl`. Every line is labelled at its end, in its own
+//! closed-loop steps) `usl`, and for a find-limit `limit` (drawn by
+//! [`super::find_limit::figure`]). Every line is labelled at its end, in its own
 //! colour, so no legend needs hunting. Text uses a font embedded from
 //! `assets/`, so nothing depends on the system's fonts. Nothing here
 //! measures or analyses: knees and fits arrive in the data.
@@ -139,6 +140,9 @@ pub fn write_all(dir: &Path, data: &ReportData) -> (Vec<String>, Vec<Error>) {
 /// The plots `data` has data for, by file name.
 pub fn charts(data: &ReportData) -> Vec<(&'static str, Figure)> {
     let mut out = Vec::new();
+    if let Some(find_limit) = &data.summary.find_limit {
+        out.push(("limit", super::find_limit::figure(find_limit)));
+    }
     if let Some(sweep) = &data.summary.sweep {
         if sweep.steps.len() >= 2 {
             out.push(("latency-vs-load", latency_vs_load(sweep)));

@@ -187,6 +187,11 @@ pub struct Summary {
     /// open-loop step together, warm-ups included).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep: Option<crate::experiment::sweep::SweepResult>,
+    /// `experiment = "find-limit"`: the limit found and the model's, per
+    /// hardware class, and every step's row (the other fields describe the
+    /// first class's step at its limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub find_limit: Option<crate::experiment::find_limit::FindLimitResult>,
 }
 
 /// The machine a run ran on, and the CPU placement of its parts.
@@ -346,6 +351,7 @@ impl Summary {
                 })
                 .collect(),
             sweep: None,
+            find_limit: None,
             machine: Some(Machine::of(&run.scenario)),
         }
     }

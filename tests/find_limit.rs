@@ -1,0 +1,142 @@
+//! The find-limit experiment: `[find_limit]` parsing and its messages, a
+//! quota class refused with what is missing, and one short real search on a
+//! pinned core that lands within one of the processor-sharing model.
+//! (The search logic against fake step functions and the model's arithmetic
+//! are unit tests beside them: src/experiment/find_limit.rs and
+//! src/analysis/ps_model.rs.)
+
+use std::path::Path;
+
+use contend::experiment::find_limit;
+use contend::scenario::{self, HardwareClass, Overrides, Source};
+use contend::shutdown::Stop;
+
+use crate::binary;
+
+fn parse(text: &str) -> contend::error::Result<scenario::Scenario> {
+    scenario::parse(text, &Source::File("f.toml".into()), &Overrides::default())
+}
+
+const BASE: &str = "experiment = \"find-limit\"\n[upstream]\nkind = \"mock\"\ncpu = \"20ms\"\n\
+                    [gateway]\nkind = \"reference\"\nupstream_timeout = \"110ms\"\n";
+
+#[test]
+fn find_limit_section_parses_with_defaults_and_hardware_classes() {
+    let s = parse(BASE).expect("defaults");
+    assert_eq!(s.find_limit, scenario::FindLimitSpec::default());
+    assert_eq!(s.find_limit.max_504_share, 0.01);
+    let s = parse(&format!(
+        "{BASE}[find_limit]\nmin = 2\nmax = 16\nrate = 90\nwarmup = \"500ms\"\nduration = \"2s\"\n\
+         max_504_share = 0.05\nrepeats = 3\nbaseline = false\n\
+         hardware = [{{ cpus = \"1\" }}, {{ cpus = [0, 1] }}, {{ cpu_quota = 0.5 }}]\n"
+    ))
+    .expect("a full section");
+    let f = &s.find_limit;
+    assert_eq!((f.min, f.max, f.rate, f.repeats, f.baseline), (2, 16, Some(90.0), 3, false));
+    assert_eq!(f.max_504_share, 0.05);
+    assert_eq!(
+        f.hardware,
+        vec![HardwareClass::Cpus("1".into()), HardwareClass::Cpus("0,1".into()), HardwareClass::CpuQuota(0.5)]
+    );
+    // One step offers the warm-up then the measured part.
+    assert_eq!(s.phases.len(), 2);
+}
+
+#[test]
+fn find_limit_section_errors_say_the_fix() {
+    let cases = [
+        (format!("{BASE}[find_limit]\nmin = 8\nmax = 4\n"), "min (8) is above max (4)"),
+        (format!("{BASE}[find_limit]\nstart = 40\nmax = 32\n"), "start must lie in min..=max"),
+        (format!("{BASE}[find_limit]\nmax_504_share = 1.5\n"), "max_504_share is a share"),
+        (format!("{BASE}[find_limit]\nhardware = [{{ cpus = \"x\" }}]\n"), "is not a CPU list"),
+        (format!("{BASE}[find_limit]\nhardware = [{{}}]\n"), "give exactly one"),
+        (format!("{BASE}[find_limit]\nhardware = [{{ cpu_quota = 0 }}]\n"), "cpu_quota is in cores"),
+        (format!("{BASE}[[phases]]\nrate = 1\nduration = \"1s\"\n"), "takes its load from [find_limit]"),
+        (
+            "[upstream]\nkind = \"mock\"\n[[phases]]\nrate = 1\nduration = \"1s\"\n[find_limit]\nmin = 1\n".to_string(),
+            "[find_limit] is read only by experiment = \"find-limit\"",
+        ),
+    ];
+    for (text, want) in cases {
+        let err = parse(&text).expect_err(&text).to_string();
+        assert!(err.contains(want), "{text:?}\n  got  {err}\n  want {want}");
+    }
+}
+
+/// A quota class fails before anything starts, naming what is missing; a
+/// scenario without the gateway's timeout says which field to set.
+#[test]
+fn find_limit_refuses_what_it_cannot_run() {
+    let exe = Path::new(env!("CARGO_BIN_EXE_contend"));
+    let quota = parse(&format!("{BASE}[find_limit]\nhardware = [{{ cpu_quota = 0.5 }}]\n")).unwrap();
+    let err = find_limit::run(&quota, exe, &Stop::never(), &mut |_| {}).expect_err("quota").to_string();
+    assert!(err.contains("quota=0.5 is not supported here") && err.contains("cpu"), "{err}");
+    let no_timeout = parse(&BASE.replace("upstream_timeout = \"110ms\"\n", "")).unwrap();
+    let err = find_limit::run(&no_timeout, exe, &Stop::never(), &mut |_| {}).expect_err("timeout").to_string();
+    assert!(err.contains("upstream_timeout"), "{err}");
+}
+
+/// 20 ms of CPU per request, a 110 ms gateway timeout, the mock upstream
+/// pinned to one core (the gateway on the other): the model gives
+/// L* = floor(110 / 20) = 5, and at 6 in flight each response takes 120 ms.
+/// Steps of 0.5 s warm-up and 1 s measured at twice capacity (100/s), one
+/// run each, a step breaking past 5% of 504s or of late 2xx (with under a
+/// hundred 2xx per step, 1% is one request the busy test machine delayed): the search starts at the model, so a baseline and two to four
+/// steps. Through the binary: the console table, summary.json (schema),
+/// steps.csv, max-connections.csv and limit.png.
+#[test]
+fn a_short_find_limit_on_one_core_lands_within_one_of_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fl.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"fl-test\"\n{}\
+             [upstream]\nkind = \"mock\"\nworkers = \"unbounded\"\non_disconnect = \"run\"\ncpu = \"20ms\"\n\
+             [gateway]\nkind = \"reference\"\nupstream_timeout = \"110ms\"\ncpus = \"0\"\n\
+             [find_limit]\nmax = 16\nwarmup = \"500ms\"\nduration = \"1s\"\nrepeats = 1\nmax_504_share = 0.05\n\
+             hardware = [{{ cpus = \"1\" }}]\n\
+             [client]\nthreads = 1\ninterval = \"250ms\"\ntimeout = \"2s\"\n",
+            "experiment = \"find-limit\"\n"
+        ),
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = binary::run(
+        binary::contend().arg("run").arg(&file).arg("--out").arg(&out_dir).arg("--no-progress"),
+    );
+    binary::assert_exit(&out, 0);
+    let console = binary::text(&out.stdout);
+    assert!(console.contains("class ") && console.contains("baseline") && console.contains("model L* = 5"), "{console}");
+
+    let s = binary::summary(&out_dir);
+    let f = &s["find_limit"];
+    assert_eq!(f["model_limit"], 5, "{f:#}");
+    let limit = f["limit"].as_u64().unwrap_or_else(|| panic!("a limit was found: {f:#}"));
+    assert!((4..=6).contains(&limit), "measured {limit} is within one of the model's 5\n{console}");
+    let class = &f["classes"][0];
+    assert_eq!(class["class"], "cpus=1");
+    assert_eq!(class["first_break"].as_u64(), Some(limit + 1), "{class:#}");
+    // At the limit the upstream's capacity (50/s) flows, the excess gets 503.
+    let goodput = class["goodput_at_limit_per_s"].as_f64().unwrap();
+    assert!(goodput > 30.0, "goodput at the limit {goodput}/s\n{console}");
+    // With no limit the timeout breaks: a 504 storm and goodput far below.
+    let baseline = &f["steps"][0];
+    assert_eq!(baseline["kind"], "baseline");
+    assert!(baseline["share_504"].as_f64().unwrap() > 0.5, "{baseline:#}");
+    assert!(class["goodput_no_limit_per_s"].as_f64().unwrap() < goodput / 2.0, "{class:#}");
+    assert!(baseline["wasted_cpu_s"].as_f64().unwrap() > 0.1, "{baseline:#}");
+    let steps = f["steps"].as_array().unwrap();
+    assert!(steps.len() <= 6, "few steps: {}", steps.len());
+
+    let csv = std::fs::read_to_string(out_dir.join("steps.csv")).unwrap();
+    assert!(csv.starts_with("class,step,kind,limit,rate_per_s,arrivals,goodput_per_s"), "{csv}");
+    assert_eq!(csv.lines().count(), steps.len() + 1);
+    let max = std::fs::read_to_string(out_dir.join("max-connections.csv")).unwrap();
+    assert!(max.starts_with("class,measured_limit,model_limit,goodput_at_limit_per_s,p99_at_limit_us,goodput_no_limit_per_s"), "{max}");
+    assert!(max.lines().nth(1).is_some_and(|l| l.starts_with(&format!("cpus=1,{limit},5,"))), "{max}");
+    for name in ["limit.svg", "limit.png"] {
+        let len = std::fs::metadata(out_dir.join(name)).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 1000, "{name}: {len} bytes");
+    }
+}
