@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::{CompareArgs, RunArgs};
 use crate::error::{Error, Result};
 use crate::report::{self, summary::Summary};
-use crate::scenario;
+use crate::scenario::{self, ExperimentKind};
 use crate::shutdown::{self, Stop};
 use crate::{experiment, gate, topology};
 
@@ -21,35 +21,25 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         Some(path) => scenario::load(path, &overrides)?,
         None => scenario::from_overrides(&overrides)?,
     };
-    if scenario.experiment == scenario::ExperimentKind::AbortAudit {
-        return abort_audit(args, &scenario);
+    match scenario.experiment {
+        ExperimentKind::Run => {}
+        ExperimentKind::Sweep => return sweep(args, &scenario),
+        ExperimentKind::FindLimit => return find_limit(args, &scenario),
+        ExperimentKind::AbortAudit => return abort_audit(args, &scenario),
     }
-    if scenario.experiment == scenario::ExperimentKind::Sweep {
-        return sweep(args, &scenario);
-    }
-    if scenario.experiment == scenario::ExperimentKind::FindLimit {
-        return find_limit(args, &scenario);
-    }
-    if scenario.experiment != scenario::ExperimentKind::Run {
-        return Err(Error::Usage(format!(
-            "experiment {:?} is not available in this build; use experiment = \"run\"",
-            scenario.experiment
-        )));
-    }
-    let mut thresholds = scenario.thresholds.clone();
-    thresholds.extend(gate::threshold::parse_all(&args.thresholds, |i, e| Error::Scenario {
-        location: format!("--threshold {:?}: col {}", args.thresholds[i], e.col),
-        message: e.message,
-    })?);
-    let stop = shutdown::install().map_err(|e| Error::Runtime(format!("signal handlers: {e}")))?;
-    let exe = topology::current_exe()?;
+    let Prepared {
+        thresholds,
+        stop,
+        exe,
+    } = prepare(args, &scenario)?;
     let mut first_start = None;
     let mut cases = Vec::new();
     let mut any_failed = false;
     for index in 1..=args.repeat {
         let mut progress =
             report::progress::Progress::new(&scenario.phases, !args.no_progress && !args.quiet);
-        let output = experiment::run::run(&scenario, &exe, &stop, &mut |row| progress.interval(row))?;
+        let output =
+            experiment::run::run(&scenario, &exe, &stop, &mut |row| progress.interval(row))?;
         progress.finish();
 
         let mut summary = Summary::of(&output);
@@ -60,10 +50,24 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         summary.thresholds = thresholds.iter().map(|t| t.evaluate(&as_json)).collect();
         any_failed |= summary.thresholds.iter().any(|r| !r.pass);
         let started_at = *first_start.get_or_insert(output.started_at);
-        let dir = run_folder(&scenario.name, &started_at, args.out.as_deref(), index, args.repeat);
-        let label = if args.repeat > 1 { format!("run-{index}") } else { String::new() };
+        let dir = run_folder(
+            &scenario.name,
+            &started_at,
+            args.out.as_deref(),
+            index,
+            args.repeat,
+        );
+        let label = if args.repeat > 1 {
+            format!("run-{index}")
+        } else {
+            String::new()
+        };
         cases.extend(gate::threshold_cases(
-            &if label.is_empty() { "contend.thresholds".to_string() } else { format!("contend.thresholds.{label}") },
+            &if label.is_empty() {
+                "contend.thresholds".to_string()
+            } else {
+                format!("contend.thresholds.{label}")
+            },
             &summary.thresholds,
         ));
         let (written, errors) = report::write(&dir, &output, &summary);
@@ -105,18 +109,15 @@ pub fn run(args: &RunArgs) -> Result<i32> {
 /// mode's run, with the audit of all modes in `abort_audit`, which the
 /// thresholds also read) and `<dir>/abort-audit.csv`. Exit codes as `run`.
 fn abort_audit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
-    if args.repeat > 1 {
-        return Err(Error::Usage(
-            "--repeat is not available for experiment = \"abort-audit\" (it already runs once per mode)".into(),
-        ));
-    }
-    let mut thresholds = scenario.thresholds.clone();
-    thresholds.extend(gate::threshold::parse_all(&args.thresholds, |i, e| Error::Scenario {
-        location: format!("--threshold {:?}: col {}", args.thresholds[i], e.col),
-        message: e.message,
-    })?);
-    let stop = shutdown::install().map_err(|e| Error::Runtime(format!("signal handlers: {e}")))?;
-    let exe = topology::current_exe()?;
+    refuse_repeat(
+        args,
+        "--repeat is not available for experiment = \"abort-audit\" (it already runs once per mode)",
+    )?;
+    let Prepared {
+        thresholds,
+        stop,
+        exe,
+    } = prepare(args, scenario)?;
     let show = !args.no_progress && !args.quiet;
     // Both callbacks reach the mode's progress bar, one at a time.
     let progress = std::cell::RefCell::new(None::<report::progress::Progress>);
@@ -133,7 +134,8 @@ fn abort_audit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
                     if !args.quiet {
                         eprintln!("abort-audit: {}", mode.as_str());
                     }
-                    *progress.borrow_mut() = Some(report::progress::Progress::new(&scenario.phases, show));
+                    *progress.borrow_mut() =
+                        Some(report::progress::Progress::new(&scenario.phases, show));
                 }
                 experiment::abort_audit::ModeEvent::Skipped(mode, reason) => {
                     eprintln!("abort-audit: {} {reason}", mode.as_str());
@@ -165,9 +167,14 @@ fn abort_audit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
     summary.warnings = output
         .runs
         .iter()
-        .flat_map(|(mode, run)| run.warnings.iter().map(move |w| format!("{}: {w}", mode.as_str())))
+        .flat_map(|(mode, run)| {
+            run.warnings
+                .iter()
+                .map(move |w| format!("{}: {w}", mode.as_str()))
+        })
         .collect();
-    let as_json = serde_json::to_value(&summary).map_err(|e| Error::Runtime(format!("summary as JSON: {e}")))?;
+    let as_json = serde_json::to_value(&summary)
+        .map_err(|e| Error::Runtime(format!("summary as JSON: {e}")))?;
     summary.thresholds = thresholds.iter().map(|t| t.evaluate(&as_json)).collect();
     let failed = summary.thresholds.iter().any(|r| !r.pass);
     errors.extend(report::abort_audit::write_files(&dir, &summary));
@@ -187,7 +194,11 @@ fn abort_audit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
         return Err(first);
     }
     if let Some(path) = &args.junit {
-        write_junit(path, "contend thresholds", &gate::threshold_cases("contend.thresholds", &summary.thresholds))?;
+        write_junit(
+            path,
+            "contend thresholds",
+            &gate::threshold_cases("contend.thresholds", &summary.thresholds),
+        )?;
     }
     Ok(match Stop::signal() {
         Some(signal) if stop.is_stopped() => signal.exit_code(),
@@ -203,18 +214,15 @@ fn abort_audit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
 /// which the thresholds also read), `steps.csv`, `max-connections.csv` and
 /// `limit.svg`/`.png`. Exit codes as `run`.
 fn find_limit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
-    if args.repeat > 1 {
-        return Err(Error::Usage(
-            "--repeat is not available for experiment = \"find-limit\" (set [find_limit] repeats instead)".into(),
-        ));
-    }
-    let mut thresholds = scenario.thresholds.clone();
-    thresholds.extend(gate::threshold::parse_all(&args.thresholds, |i, e| Error::Scenario {
-        location: format!("--threshold {:?}: col {}", args.thresholds[i], e.col),
-        message: e.message,
-    })?);
-    let stop = shutdown::install().map_err(|e| Error::Runtime(format!("signal handlers: {e}")))?;
-    let exe = topology::current_exe()?;
+    refuse_repeat(
+        args,
+        "--repeat is not available for experiment = \"find-limit\" (set [find_limit] repeats instead)",
+    )?;
+    let Prepared {
+        thresholds,
+        stop,
+        exe,
+    } = prepare(args, scenario)?;
     let show = !args.no_progress && !args.quiet;
     let mut progress: Option<report::progress::Progress> = None;
     let output = experiment::find_limit::run(scenario, &exe, &stop, &mut |event| match event {
@@ -263,7 +271,8 @@ fn find_limit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
     let mut summary = Summary::of(run);
     summary.name = scenario.name.clone();
     summary.find_limit = Some(output.result.clone());
-    let as_json = serde_json::to_value(&summary).map_err(|e| Error::Runtime(format!("summary as JSON: {e}")))?;
+    let as_json = serde_json::to_value(&summary)
+        .map_err(|e| Error::Runtime(format!("summary as JSON: {e}")))?;
     summary.thresholds = thresholds.iter().map(|t| t.evaluate(&as_json)).collect();
     let failed = summary.thresholds.iter().any(|r| !r.pass);
     let dir = report::folder_for(&scenario.name, &run.started_at, args.out.as_deref());
@@ -287,7 +296,11 @@ fn find_limit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
         return Err(first);
     }
     if let Some(path) = &args.junit {
-        write_junit(path, "contend thresholds", &gate::threshold_cases("contend.thresholds", &summary.thresholds))?;
+        write_junit(
+            path,
+            "contend thresholds",
+            &gate::threshold_cases("contend.thresholds", &summary.thresholds),
+        )?;
     }
     Ok(match Stop::signal() {
         Some(signal) if stop.is_stopped() => signal.exit_code(),
@@ -297,6 +310,40 @@ fn find_limit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
 }
 
 /// Run `index` of `repeat`'s folder: as before for one run; with
+/// What every experiment needs before it runs.
+struct Prepared {
+    /// The scenario's thresholds, then those given by `--threshold`.
+    thresholds: Vec<gate::Threshold>,
+    /// Turns true on the first Ctrl-C or SIGTERM.
+    stop: Stop,
+    /// The `contend` binary, which starts the embedded components.
+    exe: PathBuf,
+}
+
+fn prepare(args: &RunArgs, scenario: &scenario::Scenario) -> Result<Prepared> {
+    let mut thresholds = scenario.thresholds.clone();
+    thresholds.extend(gate::threshold::parse_all(&args.thresholds, |i, e| {
+        Error::Scenario {
+            location: format!("--threshold {:?}: col {}", args.thresholds[i], e.col),
+            message: e.message,
+        }
+    })?);
+    let stop = shutdown::install().map_err(|e| Error::Runtime(format!("signal handlers: {e}")))?;
+    Ok(Prepared {
+        thresholds,
+        stop,
+        exe: topology::current_exe()?,
+    })
+}
+
+/// `--repeat` is for `run`; the other experiments repeat in their own way.
+fn refuse_repeat(args: &RunArgs, message: &str) -> Result<()> {
+    if args.repeat > 1 {
+        return Err(Error::Usage(message.to_string()));
+    }
+    Ok(())
+}
+
 /// `--repeat N`, `<out>/run-<index>` or `reports/<name>-<time>-<index>`.
 fn run_folder(
     name: &str,
@@ -337,14 +384,22 @@ pub fn compare(args: &CompareArgs) -> Result<i32> {
             )));
         }
     };
-    let read = |dirs: &[PathBuf]| dirs.iter().map(|d| gate::compare::read_run(d)).collect::<Result<Vec<_>>>();
+    let read = |dirs: &[PathBuf]| {
+        dirs.iter()
+            .map(|d| gate::compare::read_run(d))
+            .collect::<Result<Vec<_>>>()
+    };
     let (baseline, current) = (read(&baseline)?, read(&current)?);
     let cmp = gate::compare::compare(&baseline, &current, &args.tolerance());
     let _ = gate::compare::write_table(&mut std::io::stdout().lock(), &cmp, args.quiet);
     if let Some(path) = &args.junit {
         write_junit(path, "contend compare", &gate::compare::junit_cases(&cmp))?;
     }
-    Ok(if cmp.regressed() { gate::EXIT_GATE_FAILED } else { 0 })
+    Ok(if cmp.regressed() {
+        gate::EXIT_GATE_FAILED
+    } else {
+        0
+    })
 }
 
 /// `contend report DIR`: prints a saved run's summary again.
@@ -377,16 +432,12 @@ pub fn report(dir: &std::path::Path) -> Result<i32> {
 /// plots and `report.html`; the thresholds read the summary, which holds
 /// the sweep's rows and analyses under `sweep`. Exit codes as `run`.
 fn sweep(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
-    if args.repeat > 1 {
-        return Err(Error::Usage("--repeat is not available for experiment = \"sweep\"".into()));
-    }
-    let mut thresholds = scenario.thresholds.clone();
-    thresholds.extend(gate::threshold::parse_all(&args.thresholds, |i, e| Error::Scenario {
-        location: format!("--threshold {:?}: col {}", args.thresholds[i], e.col),
-        message: e.message,
-    })?);
-    let stop = shutdown::install().map_err(|e| Error::Runtime(format!("signal handlers: {e}")))?;
-    let exe = topology::current_exe()?;
+    refuse_repeat(args, "--repeat is not available for experiment = \"sweep\"")?;
+    let Prepared {
+        thresholds,
+        stop,
+        exe,
+    } = prepare(args, scenario)?;
     let show = !args.no_progress && !args.quiet;
     let steps = scenario.sweep.rates.len();
     let mut progress: Option<report::progress::Progress> = None;
@@ -398,7 +449,10 @@ fn sweep(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
             if !args.quiet {
                 eprintln!("sweep: step {i}/{steps} at {rate:.0}/s");
             }
-            let phases = scenario::sweep_phases(&scenario::SweepSpec { rates: vec![rate], ..scenario.sweep.clone() });
+            let phases = scenario::sweep_phases(&scenario::SweepSpec {
+                rates: vec![rate],
+                ..scenario.sweep.clone()
+            });
             progress = Some(report::progress::Progress::new(&phases, show));
         }
         experiment::sweep::Event::Interval(row) => {
@@ -416,7 +470,11 @@ fn sweep(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
                     row.step,
                     row.achieved_per_s,
                     report::console::fmt_us(row.p99_us),
-                    if row.past_saturation { " (past saturation)" } else { "" }
+                    if row.past_saturation {
+                        " (past saturation)"
+                    } else {
+                        ""
+                    }
                 );
             }
         }
@@ -444,7 +502,8 @@ fn sweep(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
         .flat_map(|s| [s.start_s, (s.start_s + warmup_s * 1000.0).round() / 1000.0])
         .collect();
     summary.sweep = Some(output.result.clone());
-    let as_json = serde_json::to_value(&summary).map_err(|e| Error::Runtime(format!("summary as JSON: {e}")))?;
+    let as_json = serde_json::to_value(&summary)
+        .map_err(|e| Error::Runtime(format!("summary as JSON: {e}")))?;
     summary.thresholds = thresholds.iter().map(|t| t.evaluate(&as_json)).collect();
     let failed = summary.thresholds.iter().any(|r| !r.pass);
     let dir = report::folder_for(&scenario.name, &run.started_at, args.out.as_deref());
@@ -469,7 +528,11 @@ fn sweep(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
         return Err(first);
     }
     if let Some(path) = &args.junit {
-        write_junit(path, "contend thresholds", &gate::threshold_cases("contend.thresholds", &summary.thresholds))?;
+        write_junit(
+            path,
+            "contend thresholds",
+            &gate::threshold_cases("contend.thresholds", &summary.thresholds),
+        )?;
     }
     Ok(match Stop::signal() {
         Some(signal) if stop.is_stopped() => signal.exit_code(),
