@@ -61,7 +61,13 @@ fn bench_build(c: &mut Criterion) {
     });
     group.bench_function("request_encode_keyed_get", |b| {
         b.iter(|| {
-            black_box(http1::encode_request("GET", "/v1/items?limit=10", "127.0.0.1:9", &headers, b""))
+            black_box(http1::encode_request(
+                "GET",
+                "/v1/items?limit=10",
+                "127.0.0.1:9",
+                &headers,
+                b"",
+            ))
         })
     });
     group.bench_function("request_plan_keyed_scenario", |b| {

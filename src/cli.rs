@@ -227,7 +227,9 @@ fn parse_pp(s: &str) -> Result<f64, String> {
     let number = t.strip_suffix("pp").unwrap_or(t).trim();
     match number.parse::<f64>() {
         Ok(v) if (0.0..=100.0).contains(&v) => Ok(v),
-        _ => Err(format!("`{t}` is not percentage points: expected e.g. 0.5 or 0.5pp")),
+        _ => Err(format!(
+            "`{t}` is not percentage points: expected e.g. 0.5 or 0.5pp"
+        )),
     }
 }
 

@@ -53,7 +53,10 @@ impl Error {
 
     /// Shorthand for an [`Error::Io`].
     pub fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
-        Error::Io { path: path.into(), error }
+        Error::Io {
+            path: path.into(),
+            error,
+        }
     }
 }
 

@@ -25,7 +25,9 @@ fn main() {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("error: {e:#}");
-            let code = e.downcast_ref::<contend::error::Error>().map_or(1, |e| e.exit_code());
+            let code = e
+                .downcast_ref::<contend::error::Error>()
+                .map_or(1, |e| e.exit_code());
             std::process::exit(code);
         }
     }

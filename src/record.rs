@@ -35,7 +35,10 @@ pub struct Counts {
 
 impl Default for Counts {
     fn default() -> Self {
-        Counts { by_class: [0; Class::ALL.len()], by_status: Box::new([0; STATUS_SLOTS]) }
+        Counts {
+            by_class: [0; Class::ALL.len()],
+            by_status: Box::new([0; STATUS_SLOTS]),
+        }
     }
 }
 
@@ -87,7 +90,10 @@ pub struct KeyTotals {
 
 impl KeyTotals {
     fn new() -> Self {
-        KeyTotals { counts: Counts::default(), latency_us: new_histogram() }
+        KeyTotals {
+            counts: Counts::default(),
+            latency_us: new_histogram(),
+        }
     }
 }
 
@@ -141,7 +147,11 @@ impl Totals {
         self.sent += other.sent;
         self.counts.merge(&other.counts);
         add(&mut self.latency_us, &other.latency_us);
-        for (a, b) in self.latency_by_class_us.iter_mut().zip(&other.latency_by_class_us) {
+        for (a, b) in self
+            .latency_by_class_us
+            .iter_mut()
+            .zip(&other.latency_by_class_us)
+        {
             add(a, b);
         }
         add(&mut self.service_us, &other.service_us);
@@ -279,7 +289,9 @@ impl Recorder {
         if let Some(service_ns) = service_ns {
             self.totals.latency_us.saturating_record(latency_us);
             self.current.latency_us.saturating_record(latency_us);
-            self.totals.service_us.saturating_record(ns_to_us(service_ns));
+            self.totals
+                .service_us
+                .saturating_record(ns_to_us(service_ns));
         }
         if let Some(k) = self.totals.keys.get_mut(key) {
             k.counts.add(outcome);
@@ -330,7 +342,8 @@ impl Recorder {
         let mut next = IntervalSnapshot::new(self.current.index);
         // In flight carries over until the next tick says otherwise.
         next.in_flight = self.current.in_flight;
-        self.finished.push(std::mem::replace(&mut self.current, next));
+        self.finished
+            .push(std::mem::replace(&mut self.current, next));
     }
 }
 
@@ -381,7 +394,11 @@ pub struct IntervalMerger {
 impl IntervalMerger {
     /// A merger expecting one snapshot per interval from each of `shards`.
     pub fn new(shards: usize, interval_ns: u64) -> Self {
-        IntervalMerger { shards, interval_ns, pending: Default::default() }
+        IntervalMerger {
+            shards,
+            interval_ns,
+            pending: Default::default(),
+        }
     }
 
     /// Adds a snapshot; returns the rows that every shard has now reported.
@@ -417,7 +434,13 @@ impl IntervalMerger {
     fn row(&self, s: IntervalSnapshot) -> IntervalRow {
         let start_ns = s.index * self.interval_ns;
         let len_ns = s.end_ns.saturating_sub(start_ns).clamp(1, self.interval_ns);
-        let q = |h: &Histogram<u64>, q: f64| if h.is_empty() { 0 } else { h.value_at_quantile(q) };
+        let q = |h: &Histogram<u64>, q: f64| {
+            if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(q)
+            }
+        };
         let mut encoded = Vec::new();
         // Encoding into memory fails only on an internal error; an empty
         // buffer then marks the interval as unencodable in the hlog.
@@ -489,7 +512,13 @@ mod tests {
             for i in 0..(100 + s) {
                 r.dispatched(i * MS);
                 r.sent(i * MS, 0);
-                r.outcome(i * MS + MS, 0, Outcome::Response(204), (i + 1) * 1_000, Some(1_000));
+                r.outcome(
+                    i * MS + MS,
+                    0,
+                    Outcome::Response(204),
+                    (i + 1) * 1_000,
+                    Some(1_000),
+                );
             }
             shards.push(r.finish(200 * MS, 0).0);
         }

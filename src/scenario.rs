@@ -202,8 +202,12 @@ impl AuditMode {
     /// Its abort accounting (nginx: `off` is early, `on` is complete).
     pub fn abort_accounting(self) -> crate::gateway::AbortAccounting {
         match self {
-            AuditMode::ReferenceEarly | AuditMode::NginxOff => crate::gateway::AbortAccounting::Early,
-            AuditMode::ReferenceComplete | AuditMode::NginxOn => crate::gateway::AbortAccounting::Complete,
+            AuditMode::ReferenceEarly | AuditMode::NginxOff => {
+                crate::gateway::AbortAccounting::Early
+            }
+            AuditMode::ReferenceComplete | AuditMode::NginxOn => {
+                crate::gateway::AbortAccounting::Complete
+            }
         }
     }
 }
@@ -221,7 +225,10 @@ pub struct AbortAuditSpec {
 
 impl Default for AbortAuditSpec {
     fn default() -> Self {
-        AbortAuditSpec { modes: AuditMode::ALL.to_vec(), settle: Duration::from_secs(30) }
+        AbortAuditSpec {
+            modes: AuditMode::ALL.to_vec(),
+            settle: Duration::from_secs(30),
+        }
     }
 }
 
@@ -1413,13 +1420,21 @@ pub fn find_limit_phases(spec: &FindLimitSpec, rate_per_s: f64) -> Vec<Phase> {
     [spec.warmup, spec.duration]
         .into_iter()
         .filter(|d| !d.is_zero())
-        .map(|duration| Phase { rate: Rate::Constant(rate_per_s), duration, arrival: ArrivalKind::Constant })
+        .map(|duration| Phase {
+            rate: Rate::Constant(rate_per_s),
+            duration,
+            arrival: ArrivalKind::Constant,
+        })
         .collect()
 }
 
 /// `[find_limit]`: only with `experiment = "find-limit"` (which runs on
 /// defaults without it); bounds in range, hardware classes well formed.
-fn build_find_limit(ctx: &Ctx, raw: Option<&Spanned<RawFindLimit>>, experiment: ExperimentKind) -> Result<FindLimitSpec> {
+fn build_find_limit(
+    ctx: &Ctx,
+    raw: Option<&Spanned<RawFindLimit>>,
+    experiment: ExperimentKind,
+) -> Result<FindLimitSpec> {
     let mut spec = FindLimitSpec::default();
     let Some(spanned) = raw else { return Ok(spec) };
     if experiment != ExperimentKind::FindLimit {
@@ -1441,25 +1456,52 @@ fn build_find_limit(ctx: &Ctx, raw: Option<&Spanned<RawFindLimit>>, experiment: 
     spec.min = int(&raw.min, "[find_limit] min", 1, 100_000)?.unwrap_or(spec.min);
     spec.max = int(&raw.max, "[find_limit] max", 1, 100_000)?.unwrap_or(spec.max);
     if spec.min > spec.max {
-        let span = raw.max.as_ref().or(raw.min.as_ref()).map_or(spanned.span(), |v| v.span());
-        return Err(ctx.at(span, format!("[find_limit] min ({}) is above max ({}): the candidates are min..=max", spec.min, spec.max)));
+        let span = raw
+            .max
+            .as_ref()
+            .or(raw.min.as_ref())
+            .map_or(spanned.span(), |v| v.span());
+        return Err(ctx.at(
+            span,
+            format!(
+                "[find_limit] min ({}) is above max ({}): the candidates are min..=max",
+                spec.min, spec.max
+            ),
+        ));
     }
     spec.start = int(&raw.start, "[find_limit] start", 1, 100_000)?;
     if let Some(start) = &raw.start
         && !(spec.min..=spec.max).contains(&(start.get_ref().0 as u32))
     {
-        return Err(ctx.at(start.span(), format!("[find_limit] start must lie in min..=max ({}..={})", spec.min, spec.max)));
+        return Err(ctx.at(
+            start.span(),
+            format!(
+                "[find_limit] start must lie in min..=max ({}..={})",
+                spec.min, spec.max
+            ),
+        ));
     }
     if let Some(r) = &raw.rate {
         ctx.check(r, |r| check_rate("[find_limit] rate", r.0))?;
         spec.rate = Some(r.get_ref().0);
     }
     if let Some(w) = &raw.warmup {
-        ctx.check(w, |d| if d.0 > MAX_DURATION { Err(format!("[find_limit] warmup is longer than {}", format_duration(MAX_DURATION))) } else { Ok(()) })?;
+        ctx.check(w, |d| {
+            if d.0 > MAX_DURATION {
+                Err(format!(
+                    "[find_limit] warmup is longer than {}",
+                    format_duration(MAX_DURATION)
+                ))
+            } else {
+                Ok(())
+            }
+        })?;
         spec.warmup = w.get_ref().0;
     }
     if let Some(d) = &raw.duration {
-        ctx.check(d, |d| check_positive_duration("[find_limit] duration", d.0, MAX_DURATION))?;
+        ctx.check(d, |d| {
+            check_positive_duration("[find_limit] duration", d.0, MAX_DURATION)
+        })?;
         spec.duration = d.get_ref().0;
     }
     if let Some(share) = &raw.max_504_share {
@@ -1469,7 +1511,8 @@ fn build_find_limit(ctx: &Ctx, raw: Option<&Spanned<RawFindLimit>>, experiment: 
         spec.max_504_share = share.get_ref().0;
     }
     spec.repeats = int(&raw.repeats, "[find_limit] repeats", 1, 20)?.unwrap_or(spec.repeats);
-    spec.max_steps = int(&raw.max_steps, "[find_limit] max_steps", 1, 1000)?.unwrap_or(spec.max_steps);
+    spec.max_steps =
+        int(&raw.max_steps, "[find_limit] max_steps", 1, 1000)?.unwrap_or(spec.max_steps);
     if let Some(b) = raw.baseline {
         spec.baseline = b;
     }
@@ -1504,18 +1547,25 @@ pub fn sweep_phases(sweep: &SweepSpec) -> Vec<Phase> {
         .rates
         .iter()
         .flat_map(|&rate| {
-            [sweep.warmup, sweep.duration].into_iter().filter(|d| !d.is_zero()).map(move |duration| Phase {
-                rate: Rate::Constant(rate),
-                duration,
-                arrival: sweep.arrival,
-            })
+            [sweep.warmup, sweep.duration]
+                .into_iter()
+                .filter(|d| !d.is_zero())
+                .map(move |duration| Phase {
+                    rate: Rate::Constant(rate),
+                    duration,
+                    arrival: sweep.arrival,
+                })
         })
         .collect()
 }
 
 /// `[sweep]`: only with `experiment = "sweep"`, which needs it; rates as a
 /// list or as from/to/steps, concurrency, bounds in range.
-fn build_sweep(ctx: &Ctx, raw: Option<&Spanned<RawSweep>>, experiment: ExperimentKind) -> Result<SweepSpec> {
+fn build_sweep(
+    ctx: &Ctx,
+    raw: Option<&Spanned<RawSweep>>,
+    experiment: ExperimentKind,
+) -> Result<SweepSpec> {
     let mut spec = SweepSpec::default();
     let Some(spanned) = raw else {
         if experiment == ExperimentKind::Sweep {
@@ -1533,18 +1583,36 @@ fn build_sweep(ctx: &Ctx, raw: Option<&Spanned<RawSweep>>, experiment: Experimen
         ));
     }
     let raw = spanned.get_ref();
-    let range = [&raw.from, &raw.to].into_iter().flatten().next().map(|v| v.span());
+    let range = [&raw.from, &raw.to]
+        .into_iter()
+        .flatten()
+        .next()
+        .map(|v| v.span());
     match (&raw.rates, range) {
         (Some(rates), Some(other)) => {
             let _ = rates;
-            return Err(ctx.at(other, "[sweep] gives rates both as a list and as from/to: keep one"));
+            return Err(ctx.at(
+                other,
+                "[sweep] gives rates both as a list and as from/to: keep one",
+            ));
         }
         (Some(rates), None) => {
-            if let Some(extra) = raw.steps.as_ref().map(|v| v.span()).or(raw.spacing.as_ref().map(|v| v.span())) {
-                return Err(ctx.at(extra, "[sweep] steps and spacing go with from/to, not with a rates list"));
+            if let Some(extra) = raw
+                .steps
+                .as_ref()
+                .map(|v| v.span())
+                .or(raw.spacing.as_ref().map(|v| v.span()))
+            {
+                return Err(ctx.at(
+                    extra,
+                    "[sweep] steps and spacing go with from/to, not with a rates list",
+                ));
             }
             if rates.get_ref().is_empty() {
-                return Err(ctx.at(rates.span(), "[sweep] rates is empty: list at least one rate, e.g. [250, 500, \"1k\"]"));
+                return Err(ctx.at(
+                    rates.span(),
+                    "[sweep] rates is empty: list at least one rate, e.g. [250, 500, \"1k\"]",
+                ));
             }
             for r in rates.get_ref() {
                 ctx.check(r, |r| check_rate("[sweep] rate", r.0))?;
@@ -1553,34 +1621,55 @@ fn build_sweep(ctx: &Ctx, raw: Option<&Spanned<RawSweep>>, experiment: Experimen
         }
         (None, Some(_)) => {
             let (Some(from), Some(to)) = (&raw.from, &raw.to) else {
-                return Err(ctx.at(spanned.span(), "[sweep] needs both from and to (and steps) for a range of rates"));
+                return Err(ctx.at(
+                    spanned.span(),
+                    "[sweep] needs both from and to (and steps) for a range of rates",
+                ));
             };
             ctx.check(from, |r| check_rate("[sweep] from", r.0))?;
             ctx.check(to, |r| check_rate("[sweep] to", r.0))?;
             let Some(steps) = &raw.steps else {
-                return Err(ctx.at(spanned.span(), "[sweep] from/to needs steps = N (the number of rates, 2 or more)"));
+                return Err(ctx.at(
+                    spanned.span(),
+                    "[sweep] from/to needs steps = N (the number of rates, 2 or more)",
+                ));
             };
             ctx.check(steps, |n| check_int("[sweep] steps", n.0, 2, 1000))?;
             let n = steps.get_ref().0 as usize;
             let (a, b) = (from.get_ref().0, to.get_ref().0);
-            let geometric = raw.spacing.as_ref().is_some_and(|s| *s.get_ref() == RawSpacing::Geometric);
+            let geometric = raw
+                .spacing
+                .as_ref()
+                .is_some_and(|s| *s.get_ref() == RawSpacing::Geometric);
             spec.rates = (0..n)
                 .map(|i| {
                     let t = i as f64 / (n - 1) as f64;
-                    if geometric { a * (b / a).powf(t) } else { a + (b - a) * t }
+                    if geometric {
+                        a * (b / a).powf(t)
+                    } else {
+                        a + (b - a) * t
+                    }
                 })
                 .map(|r| (r * 1000.0).round() / 1000.0)
                 .collect();
         }
         (None, None) => {
-            if let Some(extra) = raw.steps.as_ref().map(|v| v.span()).or(raw.spacing.as_ref().map(|v| v.span())) {
+            if let Some(extra) = raw
+                .steps
+                .as_ref()
+                .map(|v| v.span())
+                .or(raw.spacing.as_ref().map(|v| v.span()))
+            {
                 return Err(ctx.at(extra, "[sweep] steps and spacing need from and to"));
             }
         }
     }
     if let Some(list) = &raw.concurrency {
         if list.get_ref().is_empty() {
-            return Err(ctx.at(list.span(), "[sweep] concurrency is empty: list at least one, e.g. [1, 2, 4, 8]"));
+            return Err(ctx.at(
+                list.span(),
+                "[sweep] concurrency is empty: list at least one, e.g. [1, 2, 4, 8]",
+            ));
         }
         for n in list.get_ref() {
             ctx.check(n, |n| check_int("[sweep] concurrency", n.0, 1, 10_000))?;
@@ -1594,11 +1683,22 @@ fn build_sweep(ctx: &Ctx, raw: Option<&Spanned<RawSweep>>, experiment: Experimen
         ));
     }
     if let Some(w) = &raw.warmup {
-        ctx.check(w, |d| if d.0 > MAX_DURATION { Err(format!("[sweep] warmup is longer than {}", format_duration(MAX_DURATION))) } else { Ok(()) })?;
+        ctx.check(w, |d| {
+            if d.0 > MAX_DURATION {
+                Err(format!(
+                    "[sweep] warmup is longer than {}",
+                    format_duration(MAX_DURATION)
+                ))
+            } else {
+                Ok(())
+            }
+        })?;
         spec.warmup = w.get_ref().0;
     }
     if let Some(d) = &raw.duration {
-        ctx.check(d, |d| check_positive_duration("[sweep] duration", d.0, MAX_DURATION))?;
+        ctx.check(d, |d| {
+            check_positive_duration("[sweep] duration", d.0, MAX_DURATION)
+        })?;
         spec.duration = d.get_ref().0;
     }
     if let Some(a) = raw.arrival {
@@ -1608,12 +1708,21 @@ fn build_sweep(ctx: &Ctx, raw: Option<&Spanned<RawSweep>>, experiment: Experimen
         };
     }
     if let Some(slo) = &raw.slo {
-        ctx.check(slo, |d| check_positive_duration("[sweep] slo", d.0, MAX_DURATION))?;
+        ctx.check(slo, |d| {
+            check_positive_duration("[sweep] slo", d.0, MAX_DURATION)
+        })?;
         spec.slo = Some(slo.get_ref().0);
     }
     if let Some(p) = &raw.slo_percentile {
         ctx.check(p, |p| {
-            if p.0 > 0.0 && p.0 < 100.0 { Ok(()) } else { Err(format!("[sweep] slo_percentile must be between 0 and 100 (99 is P99), got {}", p.0)) }
+            if p.0 > 0.0 && p.0 < 100.0 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "[sweep] slo_percentile must be between 0 and 100 (99 is P99), got {}",
+                    p.0
+                ))
+            }
         })?;
         spec.slo_percentile = p.get_ref().0;
     }
@@ -1627,7 +1736,9 @@ fn build_sweep(ctx: &Ctx, raw: Option<&Spanned<RawSweep>>, experiment: Experimen
         spec.stop_error_share = share.get_ref().0;
     }
     if let Some(p99) = &raw.stop_p99 {
-        ctx.check(p99, |d| check_positive_duration("[sweep] stop_p99", d.0, MAX_DURATION))?;
+        ctx.check(p99, |d| {
+            check_positive_duration("[sweep] stop_p99", d.0, MAX_DURATION)
+        })?;
         spec.stop_p99 = Some(p99.get_ref().0);
     }
     if let Some(s) = &raw.sensitivity {
@@ -1667,7 +1778,10 @@ fn build_abort_audit(
             if seen.contains(mode.get_ref()) {
                 return Err(ctx.at(
                     mode.span(),
-                    format!("[abort_audit] mode \"{}\" is listed twice: each mode runs once", mode.get_ref().as_str()),
+                    format!(
+                        "[abort_audit] mode \"{}\" is listed twice: each mode runs once",
+                        mode.get_ref().as_str()
+                    ),
                 ));
             }
             seen.push(*mode.get_ref());
@@ -1675,7 +1789,9 @@ fn build_abort_audit(
         spec.modes = seen;
     }
     if let Some(settle) = &raw.settle {
-        ctx.check(settle, |d| check_positive_duration("[abort_audit] settle", d.0, Duration::from_secs(3600)))?;
+        ctx.check(settle, |d| {
+            check_positive_duration("[abort_audit] settle", d.0, Duration::from_secs(3600))
+        })?;
         spec.settle = settle.get_ref().0;
     }
     Ok(spec)
@@ -1696,7 +1812,10 @@ fn build_thresholds(ctx: &Ctx, raw: Option<RawThresholds>) -> Result<Vec<crate::
                     Source::File(path) => format!("{}:{line}:{}", path.display(), col + e.col - 1),
                     Source::Flags => COMMAND_LINE.to_string(),
                 };
-                Error::Scenario { location, message: format!("threshold `{}`: {}", check.get_ref(), e.message) }
+                Error::Scenario {
+                    location,
+                    message: format!("threshold `{}`: {}", check.get_ref(), e.message),
+                }
             })
         })
         .collect()
@@ -1718,7 +1837,9 @@ fn build_gateway(ctx: &Ctx, spanned: Spanned<RawGateway>, has_target: bool) -> R
         concurrency: g.concurrency,
         breaker: g.breaker,
     };
-    let policies = policies.validate("[gateway]").map_err(|(at, m)| ctx.at(at, m))?;
+    let policies = policies
+        .validate("[gateway]")
+        .map_err(|(at, m)| ctx.at(at, m))?;
     let mut spec = GatewaySpec {
         kind,
         url: None,
@@ -1729,7 +1850,9 @@ fn build_gateway(ctx: &Ctx, spanned: Spanned<RawGateway>, has_target: bool) -> R
         template: g.template,
     };
     if let Some(c) = &g.abort_charge {
-        ctx.check(c, |d| check_positive_duration("[gateway] abort_charge", d.0, MAX_DURATION))?;
+        ctx.check(c, |d| {
+            check_positive_duration("[gateway] abort_charge", d.0, MAX_DURATION)
+        })?;
         spec.abort_charge = Some(c.get_ref().0);
     }
     if let Some(c) = &g.cpus {
@@ -1766,7 +1889,10 @@ fn build_gateway(ctx: &Ctx, spanned: Spanned<RawGateway>, has_target: bool) -> R
         let unsupported = [
             (p.budget.is_some(), "budget"),
             (p.breaker.is_some(), "breaker"),
-            (p.concurrency.is_some_and(|c| c.queue > 0), "a concurrency queue"),
+            (
+                p.concurrency.is_some_and(|c| c.queue > 0),
+                "a concurrency queue",
+            ),
             (spec.abort_charge.is_some(), "abort_charge"),
         ];
         if let Some((_, what)) = unsupported.iter().find(|(set, _)| *set) {
@@ -2471,7 +2597,9 @@ mod tests {
                 "unknown variant `haproxy`, expected one of `reference`, `nginx`, `external`, `none`",
             ),
             (
-                format!("{PHASE}[gateway]\nkind = \"nginx\"\nbudget = {{ budget = \"1s\", window = \"1s\", penalty = \"1s\" }}"),
+                format!(
+                    "{PHASE}[gateway]\nkind = \"nginx\"\nbudget = {{ budget = \"1s\", window = \"1s\", penalty = \"1s\" }}"
+                ),
                 "s.toml:4:1: [gateway] budget is a reference-gateway policy that nginx has no directive for",
             ),
             (
@@ -2561,19 +2689,37 @@ mod tests {
         let s = parse_ok(&format!(
             "{audit}{PHASE}[abort_audit]\nmodes = [\"nginx-on\", \"reference-early\"]\nsettle = \"2s\""
         ));
-        assert_eq!(s.abort_audit.modes, vec![AuditMode::NginxOn, AuditMode::ReferenceEarly]);
+        assert_eq!(
+            s.abort_audit.modes,
+            vec![AuditMode::NginxOn, AuditMode::ReferenceEarly]
+        );
         assert_eq!(s.abort_audit.settle, Duration::from_secs(2));
         // (scenario text, part of the error)
         let cases = [
-            (format!("{PHASE}[abort_audit]\nsettle = \"1s\""), "s.toml:4:1: [abort_audit] is read only by experiment"),
-            (format!("{audit}{PHASE}[abort_audit]\nmodes = []"), "s.toml:6:9: [abort_audit] modes is empty"),
+            (
+                format!("{PHASE}[abort_audit]\nsettle = \"1s\""),
+                "s.toml:4:1: [abort_audit] is read only by experiment",
+            ),
+            (
+                format!("{audit}{PHASE}[abort_audit]\nmodes = []"),
+                "s.toml:6:9: [abort_audit] modes is empty",
+            ),
             (
                 format!("{audit}{PHASE}[abort_audit]\nmodes = [\"nginx-on\", \"nginx-on\"]"),
                 "s.toml:6:22: [abort_audit] mode \"nginx-on\" is listed twice",
             ),
-            (format!("{audit}{PHASE}[abort_audit]\nmodes = [\"haproxy\"]"), "unknown variant `haproxy`"),
-            (format!("{audit}{PHASE}[abort_audit]\nsettle = \"0s\""), "[abort_audit] settle must be more than 0"),
-            (format!("{audit}{PHASE}[abort_audit]\nwait = \"1s\""), "unknown field `wait`"),
+            (
+                format!("{audit}{PHASE}[abort_audit]\nmodes = [\"haproxy\"]"),
+                "unknown variant `haproxy`",
+            ),
+            (
+                format!("{audit}{PHASE}[abort_audit]\nsettle = \"0s\""),
+                "[abort_audit] settle must be more than 0",
+            ),
+            (
+                format!("{audit}{PHASE}[abort_audit]\nwait = \"1s\""),
+                "unknown field `wait`",
+            ),
         ];
         for (text, want) in cases {
             let err = parse_err(&text);

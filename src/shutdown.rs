@@ -44,7 +44,10 @@ impl Stop {
     /// A handle that never fires (for tests and library use).
     pub fn never() -> Stop {
         let (tx, rx) = watch::channel(false);
-        Stop { rx, _tx: Some(std::sync::Arc::new(tx)) }
+        Stop {
+            rx,
+            _tx: Some(std::sync::Arc::new(tx)),
+        }
     }
 
     /// The watch receiver the driver's shards select on.
@@ -66,7 +69,9 @@ impl Stop {
 /// Installs the SIGINT/SIGTERM handlers and returns the stop handle.
 pub fn install() -> std::io::Result<Stop> {
     let (tx, rx) = watch::channel(false);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     // Register the handlers now, so a signal that comes before the thread
     // first runs is not lost.
     let (mut sigint, mut sigterm) = runtime.block_on(async {
@@ -76,8 +81,10 @@ pub fn install() -> std::io::Result<Stop> {
             signal(SignalKind::terminate())?,
         ))
     })?;
-    std::thread::Builder::new().name("contend-signals".into()).spawn(move || {
-        runtime.block_on(async move {
+    std::thread::Builder::new()
+        .name("contend-signals".into())
+        .spawn(move || {
+            runtime.block_on(async move {
             let mut seen = 0;
             loop {
                 let signal = tokio::select! {
@@ -98,6 +105,6 @@ pub fn install() -> std::io::Result<Stop> {
                 }
             }
         });
-    })?;
+        })?;
     Ok(Stop { rx, _tx: None })
 }

@@ -8,7 +8,10 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid, writable timespec; the clocks used here exist on Linux.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -40,7 +43,10 @@ impl TimerFd {
     pub fn new() -> io::Result<TimerFd> {
         // SAFETY: plain syscall; the returned fd is checked and then owned.
         let fd = unsafe {
-            libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC)
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
         };
         if fd < 0 {
             return Err(io::Error::last_os_error());
@@ -55,7 +61,10 @@ impl TimerFd {
         // A zero it_value would disarm the timer: never ask for time 0.
         let deadline_ns = deadline_ns.max(1);
         let spec = libc::itimerspec {
-            it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
             it_value: libc::timespec {
                 tv_sec: (deadline_ns / 1_000_000_000) as libc::time_t,
                 tv_nsec: (deadline_ns % 1_000_000_000) as libc::c_long,
@@ -70,7 +79,11 @@ impl TimerFd {
                 std::ptr::null_mut(),
             )
         };
-        if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+        if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
     }
 
     /// Reads the expiry count, clearing readiness. `WouldBlock` when it has
@@ -85,7 +98,11 @@ impl TimerFd {
                 std::mem::size_of::<u64>(),
             )
         };
-        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(expirations) }
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(expirations)
+        }
     }
 }
 
@@ -108,7 +125,10 @@ pub fn pin_current_thread(cpus: &[usize]) -> io::Result<()> {
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     for &cpu in cpus {
         if cpu >= libc::CPU_SETSIZE as usize {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("no cpu {cpu}")));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("no cpu {cpu}"),
+            ));
         }
         // SAFETY: `cpu` is below CPU_SETSIZE, checked above.
         unsafe { libc::CPU_SET(cpu, &mut set) };

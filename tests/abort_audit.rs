@@ -30,14 +30,21 @@ fn scenario_text(modes: &str) -> String {
 }
 
 fn audit(modes: &str) -> AuditOutput {
-    let s = scenario::parse(&scenario_text(modes), &Source::File("audit.toml".into()), &Overrides::default())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let s = scenario::parse(
+        &scenario_text(modes),
+        &Source::File("audit.toml".into()),
+        &Overrides::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let exe = Path::new(env!("CARGO_BIN_EXE_contend"));
-    abort_audit::run(&s, exe, &Stop::never(), &mut |_| {}, &mut |_| {}).unwrap_or_else(|e| panic!("{e}"))
+    abort_audit::run(&s, exe, &Stop::never(), &mut |_| {}, &mut |_| {})
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn row<'a>(mode: &'a ModeAudit, key: &str) -> &'a KeyAudit {
-    mode.keys.get(key).unwrap_or_else(|| panic!("no row for {key}: {mode:?}"))
+    mode.keys
+        .get(key)
+        .unwrap_or_else(|| panic!("no row for {key}: {mode:?}"))
 }
 
 /// Early: the exporter's aborts are logged 499 at about the client timeout
@@ -45,16 +52,34 @@ fn row<'a>(mode: &'a ModeAudit, key: &str) -> &'a KeyAudit {
 fn assert_early(mode: &ModeAudit) {
     let exporter = row(mode, "exporter");
     let lines = exporter.gateway_lines;
-    assert!(lines >= 3, "too few exporter requests to judge: {exporter:?}");
-    assert_eq!(exporter.logged_client_aborts, lines, "every exporter request is an abort: {exporter:?}");
+    assert!(
+        lines >= 3,
+        "too few exporter requests to judge: {exporter:?}"
+    );
+    assert_eq!(
+        exporter.logged_client_aborts, lines,
+        "every exporter request is an abort: {exporter:?}"
+    );
     assert_eq!(exporter.client_abandoned, lines, "{exporter:?}");
     let per_request_s = exporter.accounted_s.unwrap() / lines as f64;
-    assert!((0.03..0.15).contains(&per_request_s), "accounted {per_request_s} s per abort: {exporter:?}");
-    assert_eq!(exporter.upstream.abandoned, exporter.upstream.started, "{exporter:?}");
+    assert!(
+        (0.03..0.15).contains(&per_request_s),
+        "accounted {per_request_s} s per abort: {exporter:?}"
+    );
+    assert_eq!(
+        exporter.upstream.abandoned, exporter.upstream.started,
+        "{exporter:?}"
+    );
     assert_eq!(exporter.under_count_status, UnderCount::Ratio);
     let factor = exporter.under_count.unwrap();
-    assert!(factor > 2.0, "early under-counts by only {factor}x: {exporter:?}");
-    assert!(exporter.true_cpu_s.unwrap() >= 0.19 * exporter.upstream.started as f64, "{exporter:?}");
+    assert!(
+        factor > 2.0,
+        "early under-counts by only {factor}x: {exporter:?}"
+    );
+    assert!(
+        exporter.true_cpu_s.unwrap() >= 0.19 * exporter.upstream.started as f64,
+        "{exporter:?}"
+    );
 }
 
 /// Complete: the exporter is accounted its whole time, within 20% of the truth.
@@ -62,9 +87,15 @@ fn assert_complete(mode: &ModeAudit) {
     let exporter = row(mode, "exporter");
     assert!(exporter.gateway_lines >= 3, "{exporter:?}");
     assert_eq!(exporter.logged_client_aborts, 0, "{exporter:?}");
-    assert_eq!(exporter.upstream.completed, exporter.upstream.started, "{exporter:?}");
+    assert_eq!(
+        exporter.upstream.completed, exporter.upstream.started,
+        "{exporter:?}"
+    );
     let factor = exporter.under_count.unwrap();
-    assert!((0.8..1.2).contains(&factor), "complete is {factor}x off the truth: {exporter:?}");
+    assert!(
+        (0.8..1.2).contains(&factor),
+        "complete is {factor}x off the truth: {exporter:?}"
+    );
 }
 
 /// Every mode's upstream had drained when it was read, and the `ui` key
@@ -72,7 +103,11 @@ fn assert_complete(mode: &ModeAudit) {
 fn assert_drained_and_ui_whole(mode: &ModeAudit) {
     for (key, r) in &mode.keys {
         let u = &r.upstream;
-        assert_eq!(u.started, u.completed + u.abandoned + u.cancelled, "{key} not drained: {r:?}");
+        assert_eq!(
+            u.started,
+            u.completed + u.abandoned + u.cancelled,
+            "{key} not drained: {r:?}"
+        );
     }
     let ui = row(mode, "ui");
     assert_eq!(ui.client_abandoned, 0, "{ui:?}");
@@ -89,7 +124,10 @@ fn reference_early_under_counts_the_exporter_and_complete_agrees() {
     }
     let early = &out.audit.modes["reference-early"];
     let complete = &out.audit.modes["reference-complete"];
-    assert!(early.gateway.as_deref().unwrap().starts_with("contend "), "{early:?}");
+    assert!(
+        early.gateway.as_deref().unwrap().starts_with("contend "),
+        "{early:?}"
+    );
     assert_early(early);
     assert_complete(complete);
     assert_drained_and_ui_whole(early);
@@ -109,11 +147,17 @@ fn nginx_off_under_counts_the_exporter_and_on_agrees() {
     let out = audit("\"nginx-off\", \"nginx-on\"");
     let off = &out.audit.modes["nginx-off"];
     let on = &out.audit.modes["nginx-on"];
-    assert!(off.gateway.as_deref().unwrap().starts_with("nginx/"), "{off:?}");
+    assert!(
+        off.gateway.as_deref().unwrap().starts_with("nginx/"),
+        "{off:?}"
+    );
     assert_early(off);
     // nginx logs no upstream status for its aborts.
     let exporter = row(off, "exporter");
-    assert_eq!(exporter.logged_upstream_status_missing, exporter.gateway_lines, "{exporter:?}");
+    assert_eq!(
+        exporter.logged_upstream_status_missing, exporter.gateway_lines,
+        "{exporter:?}"
+    );
     assert_complete(on);
     assert_drained_and_ui_whole(off);
     assert_drained_and_ui_whole(on);
@@ -128,7 +172,8 @@ fn the_binary_writes_the_audit_report() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("audit.toml");
-    let text = scenario_text("\"reference-early\"").replace("duration = \"2500ms\"", "duration = \"1s\"");
+    let text =
+        scenario_text("\"reference-early\"").replace("duration = \"2500ms\"", "duration = \"1s\"");
     std::fs::write(&file, text).unwrap();
     let out_dir = dir.join("report");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_contend"))
@@ -138,16 +183,37 @@ fn the_binary_writes_the_audit_report() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("Abort audit:") && stdout.contains("exporter"), "{stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Abort audit:") && stdout.contains("exporter"),
+        "{stdout}"
+    );
     let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap())
+            .unwrap();
     crate::reports::assert_matches_schema(&summary);
     let exporter = &summary["abort_audit"]["modes"]["reference-early"]["keys"]["exporter"];
-    assert!(exporter["accounted_s"].is_number() && exporter["true_s"].is_number(), "{exporter}");
+    assert!(
+        exporter["accounted_s"].is_number() && exporter["true_s"].is_number(),
+        "{exporter}"
+    );
     let csv = std::fs::read_to_string(out_dir.join("abort-audit.csv")).unwrap();
-    assert!(csv.lines().any(|l| l.starts_with("reference-early,exporter,")), "{csv}");
-    assert!(out_dir.join("reference-early").join("summary.json").is_file());
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("reference-early,exporter,")),
+        "{csv}"
+    );
+    assert!(
+        out_dir
+            .join("reference-early")
+            .join("summary.json")
+            .is_file()
+    );
     for plot in ["accounting.svg", "accounting.png"] {
         assert!(out_dir.join(plot).is_file(), "{plot} missing");
     }

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use contend::outcome::Class;
 
-use crate::util::{self, answer_and_close, assert_outcomes_add_up, drive, overrides, read_request_head};
+use crate::util::{
+    self, answer_and_close, assert_outcomes_add_up, drive, overrides, read_request_head,
+};
 
 /// A server that stops answering for `stall` starting 1 s after its first
 /// request: requests that arrive in the stall are held until it ends.
@@ -18,7 +20,11 @@ fn stalling_server(stall: Duration) -> util::Server {
         let start = *first.lock().unwrap().get_or_insert(now);
         let stall_start = start + Duration::from_secs(1);
         let stall_end = stall_start + stall;
-        if now >= stall_start && now < stall_end { stall_end - now } else { Duration::ZERO }
+        if now >= stall_start && now < stall_end {
+            stall_end - now
+        } else {
+            Duration::ZERO
+        }
     })
 }
 
@@ -40,9 +46,21 @@ fn a_stall_shows_in_latency_as_the_open_loop_model_predicts() {
     let p = |q| out.totals.latency_us.value_at_quantile(q) as f64 / 1e6;
     let (d, s) = (duration.as_secs_f64(), stall.as_secs_f64());
     let (p99, p90) = (p(0.99), p(0.90));
-    assert!((p99 - (s - 0.01 * d)).abs() < 0.12, "p99 {p99:.3}s, model {:.3}s", s - 0.01 * d);
-    assert!((p90 - (s - 0.10 * d)).abs() < 0.12, "p90 {p90:.3}s, model {:.3}s", s - 0.10 * d);
-    assert!(p(0.5) < 0.1, "the median is untouched by the stall: {:.3}s", p(0.5));
+    assert!(
+        (p99 - (s - 0.01 * d)).abs() < 0.12,
+        "p99 {p99:.3}s, model {:.3}s",
+        s - 0.01 * d
+    );
+    assert!(
+        (p90 - (s - 0.10 * d)).abs() < 0.12,
+        "p90 {p90:.3}s, model {:.3}s",
+        s - 0.10 * d
+    );
+    assert!(
+        p(0.5) < 0.1,
+        "the median is untouched by the stall: {:.3}s",
+        p(0.5)
+    );
 }
 
 #[test]
@@ -54,17 +72,31 @@ fn without_a_stall_the_tail_stays_small() {
     // Generous: a shared machine, but nowhere near the 0.57 s of a stall.
     assert!(p99_s < 0.15, "p99 {p99_s:.3}s without a stall");
     let expected = 2000;
-    assert!(out.totals.arrivals.abs_diff(expected) <= 1, "{} arrivals", out.totals.arrivals);
+    assert!(
+        out.totals.arrivals.abs_diff(expected) <= 1,
+        "{} arrivals",
+        out.totals.arrivals
+    );
 }
 
 #[test]
 fn refused_connections_are_counted_as_connect_errors() {
     // Bind, learn the port, close: nothing listens there now.
-    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let out = drive(&overrides(&format!("http://{addr}"), 200.0, Duration::from_secs(1)));
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let out = drive(&overrides(
+        &format!("http://{addr}"),
+        200.0,
+        Duration::from_secs(1),
+    ));
     assert_outcomes_add_up(&out);
     assert!(out.totals.arrivals >= 199);
-    assert_eq!(out.totals.counts.class(Class::ConnectError), out.totals.arrivals);
+    assert_eq!(
+        out.totals.counts.class(Class::ConnectError),
+        out.totals.arrivals
+    );
     assert_eq!(out.totals.sent, 0);
 }
 
@@ -105,8 +137,13 @@ fn a_server_that_never_answers_gives_client_timeouts_and_sees_the_abort() {
     o.timeout = Some(Duration::from_millis(300));
     let out = drive(&o);
     assert_outcomes_add_up(&out);
-    assert_eq!(out.totals.counts.class(Class::ClientTimeout), out.totals.arrivals);
-    let first_close = closed_rx.recv_timeout(Duration::from_secs(10)).expect("the server saw the close");
+    assert_eq!(
+        out.totals.counts.class(Class::ClientTimeout),
+        out.totals.arrivals
+    );
+    let first_close = closed_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the server saw the close");
     assert!(
         first_close >= Duration::from_millis(200) && first_close < Duration::from_secs(3),
         "closed {first_close:?} after the request; the timeout is 300 ms"
@@ -132,7 +169,11 @@ fn arrivals_past_the_connection_cap_are_not_sent_and_counted() {
     let out = drive(&o);
     assert_outcomes_add_up(&out);
     let t = &out.totals;
-    assert!(t.counts.class(Class::NotSent) > 50, "not sent: {}", t.counts.class(Class::NotSent));
+    assert!(
+        t.counts.class(Class::NotSent) > 50,
+        "not sent: {}",
+        t.counts.class(Class::NotSent)
+    );
     assert!(t.counts.class(Class::ClientTimeout) >= 2);
     assert_eq!(
         t.counts.class(Class::NotSent) + t.counts.class(Class::ClientTimeout),

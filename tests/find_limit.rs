@@ -32,11 +32,18 @@ fn find_limit_section_parses_with_defaults_and_hardware_classes() {
     ))
     .expect("a full section");
     let f = &s.find_limit;
-    assert_eq!((f.min, f.max, f.rate, f.repeats, f.baseline), (2, 16, Some(90.0), 3, false));
+    assert_eq!(
+        (f.min, f.max, f.rate, f.repeats, f.baseline),
+        (2, 16, Some(90.0), 3, false)
+    );
     assert_eq!(f.max_504_share, 0.05);
     assert_eq!(
         f.hardware,
-        vec![HardwareClass::Cpus("1".into()), HardwareClass::Cpus("0,1".into()), HardwareClass::CpuQuota(0.5)]
+        vec![
+            HardwareClass::Cpus("1".into()),
+            HardwareClass::Cpus("0,1".into()),
+            HardwareClass::CpuQuota(0.5)
+        ]
     );
     // One step offers the warm-up then the measured part.
     assert_eq!(s.phases.len(), 2);
@@ -68,11 +75,21 @@ fn find_limit_section_errors_say_the_fix() {
 #[test]
 fn find_limit_refuses_what_it_cannot_run() {
     let exe = Path::new(env!("CARGO_BIN_EXE_contend"));
-    let quota = parse(&format!("{BASE}[find_limit]\nhardware = [{{ cpu_quota = 0.5 }}]\n")).unwrap();
-    let err = find_limit::run(&quota, exe, &Stop::never(), &mut |_| {}).expect_err("quota").to_string();
-    assert!(err.contains("quota=0.5 is not supported here") && err.contains("cpu"), "{err}");
+    let quota = parse(&format!(
+        "{BASE}[find_limit]\nhardware = [{{ cpu_quota = 0.5 }}]\n"
+    ))
+    .unwrap();
+    let err = find_limit::run(&quota, exe, &Stop::never(), &mut |_| {})
+        .expect_err("quota")
+        .to_string();
+    assert!(
+        err.contains("quota=0.5 is not supported here") && err.contains("cpu"),
+        "{err}"
+    );
     let no_timeout = parse(&BASE.replace("upstream_timeout = \"110ms\"\n", "")).unwrap();
-    let err = find_limit::run(&no_timeout, exe, &Stop::never(), &mut |_| {}).expect_err("timeout").to_string();
+    let err = find_limit::run(&no_timeout, exe, &Stop::never(), &mut |_| {})
+        .expect_err("timeout")
+        .to_string();
     assert!(err.contains("upstream_timeout"), "{err}");
 }
 
@@ -103,40 +120,77 @@ fn a_short_find_limit_on_one_core_lands_within_one_of_the_model() {
     .unwrap();
     let out_dir = dir.path().join("out");
     let out = binary::run(
-        binary::contend().arg("run").arg(&file).arg("--out").arg(&out_dir).arg("--no-progress"),
+        binary::contend()
+            .arg("run")
+            .arg(&file)
+            .arg("--out")
+            .arg(&out_dir)
+            .arg("--no-progress"),
     );
     binary::assert_exit(&out, 0);
     let console = binary::text(&out.stdout);
-    assert!(console.contains("class ") && console.contains("baseline") && console.contains("model L* = 5"), "{console}");
+    assert!(
+        console.contains("class ")
+            && console.contains("baseline")
+            && console.contains("model L* = 5"),
+        "{console}"
+    );
 
     let s = binary::summary(&out_dir);
     let f = &s["find_limit"];
     assert_eq!(f["model_limit"], 5, "{f:#}");
-    let limit = f["limit"].as_u64().unwrap_or_else(|| panic!("a limit was found: {f:#}"));
-    assert!((4..=6).contains(&limit), "measured {limit} is within one of the model's 5\n{console}");
+    let limit = f["limit"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("a limit was found: {f:#}"));
+    assert!(
+        (4..=6).contains(&limit),
+        "measured {limit} is within one of the model's 5\n{console}"
+    );
     let class = &f["classes"][0];
     assert_eq!(class["class"], "cpus=1");
     assert_eq!(class["first_break"].as_u64(), Some(limit + 1), "{class:#}");
     // At the limit the upstream's capacity (50/s) flows, the excess gets 503.
     let goodput = class["goodput_at_limit_per_s"].as_f64().unwrap();
-    assert!(goodput > 30.0, "goodput at the limit {goodput}/s\n{console}");
+    assert!(
+        goodput > 30.0,
+        "goodput at the limit {goodput}/s\n{console}"
+    );
     // With no limit the timeout breaks: a 504 storm and goodput far below.
     let baseline = &f["steps"][0];
     assert_eq!(baseline["kind"], "baseline");
-    assert!(baseline["share_504"].as_f64().unwrap() > 0.5, "{baseline:#}");
-    assert!(class["goodput_no_limit_per_s"].as_f64().unwrap() < goodput / 2.0, "{class:#}");
-    assert!(baseline["wasted_cpu_s"].as_f64().unwrap() > 0.1, "{baseline:#}");
+    assert!(
+        baseline["share_504"].as_f64().unwrap() > 0.5,
+        "{baseline:#}"
+    );
+    assert!(
+        class["goodput_no_limit_per_s"].as_f64().unwrap() < goodput / 2.0,
+        "{class:#}"
+    );
+    assert!(
+        baseline["wasted_cpu_s"].as_f64().unwrap() > 0.1,
+        "{baseline:#}"
+    );
     let steps = f["steps"].as_array().unwrap();
     assert!(steps.len() <= 6, "few steps: {}", steps.len());
 
     let csv = std::fs::read_to_string(out_dir.join("steps.csv")).unwrap();
-    assert!(csv.starts_with("class,step,kind,limit,rate_per_s,arrivals,goodput_per_s"), "{csv}");
+    assert!(
+        csv.starts_with("class,step,kind,limit,rate_per_s,arrivals,goodput_per_s"),
+        "{csv}"
+    );
     assert_eq!(csv.lines().count(), steps.len() + 1);
     let max = std::fs::read_to_string(out_dir.join("max-connections.csv")).unwrap();
     assert!(max.starts_with("class,measured_limit,model_limit,goodput_at_limit_per_s,p99_at_limit_us,goodput_no_limit_per_s"), "{max}");
-    assert!(max.lines().nth(1).is_some_and(|l| l.starts_with(&format!("cpus=1,{limit},5,"))), "{max}");
+    assert!(
+        max.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with(&format!("cpus=1,{limit},5,"))),
+        "{max}"
+    );
     for name in ["limit.svg", "limit.png"] {
-        let len = std::fs::metadata(out_dir.join(name)).map(|m| m.len()).unwrap_or(0);
+        let len = std::fs::metadata(out_dir.join(name))
+            .map(|m| m.len())
+            .unwrap_or(0);
         assert!(len > 1000, "{name}: {len} bytes");
     }
 }

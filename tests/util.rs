@@ -47,14 +47,19 @@ impl Drop for Server {
 }
 
 /// A hyper HTTP/1.1 server answering 204 after `delay(now)`.
-pub fn http_server(delay: impl Fn(tokio::time::Instant) -> Duration + Send + Sync + 'static) -> Server {
+pub fn http_server(
+    delay: impl Fn(tokio::time::Instant) -> Duration + Send + Sync + 'static,
+) -> Server {
     let delay = Arc::new(delay);
     let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     std_listener.set_nonblocking(true).unwrap();
     let addr = std_listener.local_addr().unwrap();
     let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
             loop {
@@ -85,7 +90,11 @@ pub fn http_server(delay: impl Fn(tokio::time::Instant) -> Duration + Send + Syn
     let stop = move || {
         let _ = stop_tx.send(());
     };
-    Server { addr, stop: Some(Box::new(stop)), thread: Some(thread) }
+    Server {
+        addr,
+        stop: Some(Box::new(stop)),
+        thread: Some(thread),
+    }
 }
 
 /// A raw TCP server: `on_conn` runs on its own thread for each connection.
@@ -111,7 +120,11 @@ pub fn raw_server(on_conn: impl Fn(TcpStream) + Send + Sync + 'static) -> Server
         // Wake the blocking accept so the loop sees the flag.
         let _ = TcpStream::connect(addr);
     };
-    Server { addr, stop: Some(Box::new(stop)), thread: Some(thread) }
+    Server {
+        addr,
+        stop: Some(Box::new(stop)),
+        thread: Some(thread),
+    }
 }
 
 /// Reads one request head (up to the blank line) from `stream`.
@@ -154,9 +167,20 @@ pub fn drive(overrides: &Overrides) -> DriverOutput {
 /// Checks the driver's central invariant: one outcome per arrival.
 pub fn assert_outcomes_add_up(out: &DriverOutput) {
     let t = &out.totals;
-    assert_eq!(t.counts.total(), t.arrivals, "every arrival has exactly one outcome");
-    let interval_outcomes: u64 = out.intervals.iter().map(|r| r.by_class.iter().sum::<u64>()).sum();
-    assert_eq!(interval_outcomes, t.arrivals, "intervals hold every outcome");
+    assert_eq!(
+        t.counts.total(),
+        t.arrivals,
+        "every arrival has exactly one outcome"
+    );
+    let interval_outcomes: u64 = out
+        .intervals
+        .iter()
+        .map(|r| r.by_class.iter().sum::<u64>())
+        .sum();
+    assert_eq!(
+        interval_outcomes, t.arrivals,
+        "intervals hold every outcome"
+    );
     let interval_offered: u64 = out.intervals.iter().map(|r| r.offered).sum();
     assert_eq!(interval_offered, t.arrivals, "intervals hold every arrival");
 }

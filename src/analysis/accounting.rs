@@ -148,11 +148,15 @@ fn round(x: f64, places: i32) -> f64 {
 }
 
 fn u(v: Option<&Value>, name: &str) -> u64 {
-    v.and_then(|v| v.get(name)).and_then(Value::as_u64).unwrap_or(0)
+    v.and_then(|v| v.get(name))
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
 }
 
 fn f(v: Option<&Value>, name: &str) -> Option<f64> {
-    v.and_then(|v| v.get(name)).and_then(Value::as_f64).map(|x| round(x, 6))
+    v.and_then(|v| v.get(name))
+        .and_then(Value::as_f64)
+        .map(|x| round(x, 6))
 }
 
 /// One key's audit from its entry in the gateway accounting (`keys.K` of
@@ -165,13 +169,20 @@ pub fn key_audit(
     client: ClientKey,
     duration_s: f64,
 ) -> KeyAudit {
-    let accounted_s = gateway.and_then(|g| g.get("accounted_s")).and_then(Value::as_f64).map(|x| round(x, 6));
+    let accounted_s = gateway
+        .and_then(|g| g.get("accounted_s"))
+        .and_then(Value::as_f64)
+        .map(|x| round(x, 6));
     let true_s = f(upstream, "wall_s");
     let (factor, status) = under_count(accounted_s, true_s);
     let logged_statuses: BTreeMap<String, u64> = gateway
         .and_then(|g| g.get("by_status"))
         .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+                .collect()
+        })
         .unwrap_or_default();
     let status_count = |code: &str| logged_statuses.get(code).copied().unwrap_or(0);
     KeyAudit {
@@ -194,7 +205,11 @@ pub fn key_audit(
             refused: u(upstream, "refused"),
         },
         client_abandoned: client.abandoned,
-        client_goodput_per_s: if duration_s > 0.0 { round(client.ok as f64 / duration_s, 3) } else { 0.0 },
+        client_goodput_per_s: if duration_s > 0.0 {
+            round(client.ok as f64 / duration_s, 3)
+        } else {
+            0.0
+        },
         client_p99_us: client.p99_us,
     }
 }
@@ -208,18 +223,33 @@ pub fn mode_audit(
     upstream_accounting: Option<&Value>,
     duration_s: f64,
 ) -> ModeAudit {
-    let entry = |doc: Option<&Value>, key: &str| doc.and_then(|d| d.get("keys")).and_then(|k| k.get(key)).cloned();
+    let entry = |doc: Option<&Value>, key: &str| {
+        doc.and_then(|d| d.get("keys"))
+            .and_then(|k| k.get(key))
+            .cloned()
+    };
     ModeAudit {
-        gateway: gateway_accounting.and_then(|g| g.get("version")).and_then(Value::as_str).map(str::to_string),
+        gateway: gateway_accounting
+            .and_then(|g| g.get("version"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
         skipped: None,
         duration_s: round(duration_s, 3),
         keys: keys
             .iter()
-            .zip(clients.iter().copied().chain(std::iter::repeat(ClientKey::default())))
+            .zip(
+                clients
+                    .iter()
+                    .copied()
+                    .chain(std::iter::repeat(ClientKey::default())),
+            )
             .map(|(key, client)| {
                 let gateway = entry(gateway_accounting, key);
                 let upstream = entry(upstream_accounting, key);
-                (key.clone(), key_audit(gateway.as_ref(), upstream.as_ref(), client, duration_s))
+                (
+                    key.clone(),
+                    key_audit(gateway.as_ref(), upstream.as_ref(), client, duration_s),
+                )
             })
             .collect(),
     }
@@ -227,7 +257,10 @@ pub fn mode_audit(
 
 /// A skipped mode, with the reason.
 pub fn skipped(reason: impl Into<String>) -> ModeAudit {
-    ModeAudit { skipped: Some(reason.into()), ..ModeAudit::default() }
+    ModeAudit {
+        skipped: Some(reason.into()),
+        ..ModeAudit::default()
+    }
 }
 
 #[cfg(test)]
@@ -250,7 +283,11 @@ mod tests {
             (Some(1.0), Some(0.0), None, UnderCount::NoUpstreamWork),
         ];
         for (accounted, truth, factor, status) in cases {
-            assert_eq!(under_count(accounted, truth), (factor, status), "{accounted:?} {truth:?}");
+            assert_eq!(
+                under_count(accounted, truth),
+                (factor, status),
+                "{accounted:?} {truth:?}"
+            );
         }
     }
 
@@ -265,19 +302,35 @@ mod tests {
             "started": 20, "completed": 0, "abandoned": 20, "cancelled": 0, "refused": 1,
             "cpu_s": 5.9, "wall_s": 6.2, "queue_wait_s": 0.4
         });
-        let client = ClientKey { abandoned: 20, ok: 0, p99_us: 50_000 };
+        let client = ClientKey {
+            abandoned: 20,
+            ok: 0,
+            p99_us: 50_000,
+        };
         let row = key_audit(Some(&gateway), Some(&upstream), client, 4.0);
         assert_eq!(row.gateway_lines, 20);
         assert_eq!(row.accounted_s, Some(1.0));
         assert_eq!(row.true_s, Some(6.2));
         assert_eq!(row.true_cpu_s, Some(5.9));
         assert_eq!(row.upstream_queue_wait_s, Some(0.4));
-        assert_eq!((row.under_count, row.under_count_status), (Some(6.2), UnderCount::Ratio));
-        assert_eq!((row.logged_client_aborts, row.logged_gateway_timeouts), (18, 2));
+        assert_eq!(
+            (row.under_count, row.under_count_status),
+            (Some(6.2), UnderCount::Ratio)
+        );
+        assert_eq!(
+            (row.logged_client_aborts, row.logged_gateway_timeouts),
+            (18, 2)
+        );
         assert_eq!(row.logged_upstream_status_missing, 18);
         assert_eq!(
             row.upstream,
-            UpstreamCounts { started: 20, completed: 0, abandoned: 20, cancelled: 0, refused: 1 }
+            UpstreamCounts {
+                started: 20,
+                completed: 0,
+                abandoned: 20,
+                cancelled: 0,
+                refused: 1
+            }
         );
         assert_eq!((row.client_abandoned, row.client_p99_us), (20, 50_000));
         assert_eq!(row.client_goodput_per_s, 0.0);
@@ -293,8 +346,15 @@ mod tests {
             "ui": {"started": 10, "completed": 10, "cpu_s": 0.01, "wall_s": 0.02, "queue_wait_s": 0.0},
             "ghost": {"started": 1, "completed": 1, "cpu_s": 0.3, "wall_s": 0.3, "queue_wait_s": 0.0}
         }});
-        let keys: Vec<String> = ["ui", "quiet", "ghost", "absent"].iter().map(|s| s.to_string()).collect();
-        let clients = [ClientKey { abandoned: 0, ok: 10, p99_us: 900 }];
+        let keys: Vec<String> = ["ui", "quiet", "ghost", "absent"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let clients = [ClientKey {
+            abandoned: 0,
+            ok: 10,
+            p99_us: 900,
+        }];
         let mode = mode_audit(&keys, &clients, Some(&gateway), Some(&upstream), 2.0);
         assert_eq!(mode.gateway.as_deref(), Some("nginx/1.22.1"));
         assert_eq!(mode.keys.len(), 4);
@@ -308,7 +368,12 @@ mod tests {
         for (key, accounted, truth, factor, status) in cases {
             let row = &mode.keys[key];
             assert_eq!(
-                (row.accounted_s, row.true_s, row.under_count, row.under_count_status),
+                (
+                    row.accounted_s,
+                    row.true_s,
+                    row.under_count,
+                    row.under_count_status
+                ),
                 (accounted, truth, factor, status),
                 "{key}"
             );

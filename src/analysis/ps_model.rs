@@ -94,7 +94,12 @@ pub fn limit_constant(timeout_s: f64, cores: f64, cpu_s: f64) -> u32 {
 /// allowing a share `bound` (e.g. 0.01) of 504s.
 pub fn limit(timeout_s: f64, cores: f64, work: CpuWork, bound: f64) -> ModelLimit {
     let cpu_s = work.quantile_s(1.0 - bound);
-    ModelLimit { limit: limit_constant(timeout_s, cores, cpu_s), cpu_s, cores, timeout_s }
+    ModelLimit {
+        limit: limit_constant(timeout_s, cores, cpu_s),
+        cpu_s,
+        cores,
+        timeout_s,
+    }
 }
 
 /// The response time the model predicts for a request needing `cpu_s` of
@@ -175,9 +180,16 @@ fn normal_quantile(p: f64) -> f64 {
 fn normal_cdf(z: f64) -> f64 {
     let x = z.abs() / std::f64::consts::SQRT_2;
     let t = 1.0 / (1.0 + 0.327_591_1 * x);
-    let poly = t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
     let erf = 1.0 - poly * (-x * x).exp();
-    if z >= 0.0 { 0.5 * (1.0 + erf) } else { 0.5 * (1.0 - erf) }
+    if z >= 0.0 {
+        0.5 * (1.0 + erf)
+    } else {
+        0.5 * (1.0 - erf)
+    }
 }
 
 #[cfg(test)]
@@ -194,22 +206,34 @@ mod tests {
             (0.1, 1.0, 0.02, 5),   // an exact ratio is not floored to 4
             (0.11, 1.0, 0.02, 5),
             (0.12, 1.0, 0.02, 6),
-            (1.0, 0.5, 0.1, 5),    // half a core (a quota)
-            (0.05, 1.0, 0.1, 0),   // one request alone misses the timeout
-            (0.15, 2.0, 0.1, 3),   // k = 2: L = 3 gives 0.1 * 3 / 2 = 0.15
+            (1.0, 0.5, 0.1, 5),  // half a core (a quota)
+            (0.05, 1.0, 0.1, 0), // one request alone misses the timeout
+            (0.15, 2.0, 0.1, 3), // k = 2: L = 3 gives 0.1 * 3 / 2 = 0.15
             (0.0, 1.0, 0.1, 0),
             (1.0, 1.0, 0.0, 0),
         ];
         for (timeout_s, cores, cpu_s, want) in cases {
-            assert_eq!(limit_constant(timeout_s, cores, cpu_s), want, "T={timeout_s} k={cores} S={cpu_s}");
+            assert_eq!(
+                limit_constant(timeout_s, cores, cpu_s),
+                want,
+                "T={timeout_s} k={cores} S={cpu_s}"
+            );
         }
     }
 
     #[test]
     fn ps_model_response_time_and_504_share() {
         // (cpu s, in flight, cores, response s)
-        for (cpu_s, n, k, want) in [(0.05, 5, 1.0, 0.25), (0.05, 6, 1.0, 0.30), (0.05, 1, 2.0, 0.05), (0.05, 4, 2.0, 0.1)] {
-            assert!((response_s(cpu_s, n, k) - want).abs() < 1e-12, "{cpu_s} {n} {k}");
+        for (cpu_s, n, k, want) in [
+            (0.05, 5, 1.0, 0.25),
+            (0.05, 6, 1.0, 0.30),
+            (0.05, 1, 2.0, 0.05),
+            (0.05, 4, 2.0, 0.1),
+        ] {
+            assert!(
+                (response_s(cpu_s, n, k) - want).abs() < 1e-12,
+                "{cpu_s} {n} {k}"
+            );
         }
         let constant = CpuWork::Constant(0.05);
         assert_eq!(share_504(0.29, 1.0, constant, 5), 0.0);
@@ -227,10 +251,17 @@ mod tests {
         assert!((m.cpu_s - 0.01 * 100f64.ln()).abs() < 1e-9);
         assert_eq!(m.limit, 6);
         // Log-normal: the median is mean * exp(-sigma^2 / 2); q at 0.5 equals it.
-        let ln = CpuWork::Lognormal { mean_s: 0.05, sigma: 0.5 };
+        let ln = CpuWork::Lognormal {
+            mean_s: 0.05,
+            sigma: 0.5,
+        };
         assert!((ln.quantile_s(0.5) - 0.05 * (-0.125f64).exp()).abs() < 1e-9);
         // q99 = median * exp(2.3263 * 0.5) = 0.04412 * 3.2003 = 0.1412 s.
-        assert!((ln.quantile_s(0.99) - 0.141_2).abs() < 1e-3, "{}", ln.quantile_s(0.99));
+        assert!(
+            (ln.quantile_s(0.99) - 0.141_2).abs() < 1e-3,
+            "{}",
+            ln.quantile_s(0.99)
+        );
         assert_eq!(limit(1.0, 1.0, ln, 0.01).limit, 7);
         // The quantile and the share agree: at L*, the share is within the bound.
         let at = share_504(1.0, 1.0, ln, 7);

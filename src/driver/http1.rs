@@ -69,7 +69,10 @@ pub struct Connection {
 impl Connection {
     /// Wraps a connected stream.
     pub fn new(stream: TcpStream) -> Connection {
-        Connection { stream, buf: BytesMut::with_capacity(READ_BUFFER_BYTES) }
+        Connection {
+            stream,
+            buf: BytesMut::with_capacity(READ_BUFFER_BYTES),
+        }
     }
 
     /// True when an idle connection is still usable: the peer has neither
@@ -83,7 +86,11 @@ impl Connection {
     /// Sends `request` and reads one whole response. Returns the status and
     /// whether the connection may carry another request. `head` says the
     /// request was a HEAD (its response has no body).
-    pub async fn exchange(&mut self, request: &[u8], head: bool) -> Result<(u16, bool), ExchangeError> {
+    pub async fn exchange(
+        &mut self,
+        request: &[u8],
+        head: bool,
+    ) -> Result<(u16, bool), ExchangeError> {
         self.stream.write_all(request).await?;
         let mut parser = Parser::new(head);
         loop {
@@ -136,7 +143,12 @@ struct Parser {
 
 impl Parser {
     fn new(head_request: bool) -> Parser {
-        Parser { head_request, state: State::Head, status: 0, keep_alive: false }
+        Parser {
+            head_request,
+            state: State::Head,
+            status: 0,
+            keep_alive: false,
+        }
     }
 
     /// Consumes what it can from `buf`; `Some` once the response is whole.
@@ -148,7 +160,9 @@ impl Parser {
                     let mut response = httparse::Response::new(&mut headers);
                     let head_len = match response.parse(buf) {
                         Ok(httparse::Status::Complete(n)) => n,
-                        Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD_BYTES => return Ok(None),
+                        Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD_BYTES => {
+                            return Ok(None);
+                        }
                         _ => return Err(ExchangeError::Protocol),
                     };
                     let status = response.code.ok_or(ExchangeError::Protocol)?;
@@ -158,8 +172,13 @@ impl Parser {
                     let mut chunked = false;
                     for h in response.headers.iter() {
                         if h.name.eq_ignore_ascii_case("content-length") {
-                            let text = std::str::from_utf8(h.value).map_err(|_| ExchangeError::Protocol)?;
-                            length = Some(text.trim().parse::<u64>().map_err(|_| ExchangeError::Protocol)?);
+                            let text = std::str::from_utf8(h.value)
+                                .map_err(|_| ExchangeError::Protocol)?;
+                            length = Some(
+                                text.trim()
+                                    .parse::<u64>()
+                                    .map_err(|_| ExchangeError::Protocol)?,
+                            );
                         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
                             chunked = contains_token(h.value, b"chunked");
                         } else if h.name.eq_ignore_ascii_case("connection") {
@@ -200,11 +219,19 @@ impl Parser {
                 }
                 State::Chunked(chunk) => match chunk {
                     Chunk::Size => {
-                        let Some(line) = take_line(buf)? else { return Ok(None) };
+                        let Some(line) = take_line(buf)? else {
+                            return Ok(None);
+                        };
                         let digits = line.split(|b| *b == b';').next().unwrap_or_default();
-                        let text = std::str::from_utf8(digits).map_err(|_| ExchangeError::Protocol)?;
-                        let size = u64::from_str_radix(text.trim(), 16).map_err(|_| ExchangeError::Protocol)?;
-                        *chunk = if size == 0 { Chunk::Trailer } else { Chunk::Data(size) };
+                        let text =
+                            std::str::from_utf8(digits).map_err(|_| ExchangeError::Protocol)?;
+                        let size = u64::from_str_radix(text.trim(), 16)
+                            .map_err(|_| ExchangeError::Protocol)?;
+                        *chunk = if size == 0 {
+                            Chunk::Trailer
+                        } else {
+                            Chunk::Data(size)
+                        };
                     }
                     Chunk::Data(remaining) => {
                         let take = (*remaining).min(buf.len() as u64);
@@ -226,7 +253,9 @@ impl Parser {
                         *chunk = Chunk::Size;
                     }
                     Chunk::Trailer => {
-                        let Some(line) = take_line(buf)? else { return Ok(None) };
+                        let Some(line) = take_line(buf)? else {
+                            return Ok(None);
+                        };
                         if line.is_empty() {
                             return Ok(Some(self.done()));
                         }
@@ -245,7 +274,10 @@ impl Parser {
     }
 
     fn done(&self) -> Done {
-        Done { status: self.status, keep_alive: self.keep_alive }
+        Done {
+            status: self.status,
+            keep_alive: self.keep_alive,
+        }
     }
 }
 
@@ -264,7 +296,9 @@ fn take_line(buf: &mut BytesMut) -> Result<Option<Bytes>, ExchangeError> {
 
 /// True when the comma-separated header value holds `token` (any case).
 fn contains_token(value: &[u8], token: &[u8]) -> bool {
-    value.split(|b| *b == b',').any(|part| part.trim_ascii().eq_ignore_ascii_case(token))
+    value
+        .split(|b| *b == b',')
+        .any(|part| part.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 #[cfg(test)]
@@ -272,7 +306,11 @@ mod tests {
     use super::*;
 
     /// Feeds `response` to a parser in pieces of `step` bytes.
-    fn parse_in_steps(response: &[u8], step: usize, head: bool) -> Result<Option<Done>, ExchangeError> {
+    fn parse_in_steps(
+        response: &[u8],
+        step: usize,
+        head: bool,
+    ) -> Result<Option<Done>, ExchangeError> {
         let mut parser = Parser::new(head);
         let mut buf = BytesMut::new();
         for piece in response.chunks(step.max(1)) {
@@ -304,22 +342,41 @@ mod tests {
         ];
         for (response, head, status, keep_alive) in cases {
             for step in [1, 3, 7, response.len()] {
-                let done = parse_in_steps(response, step, *head).unwrap().expect("complete");
-                assert_eq!(done, Done { status: *status, keep_alive: *keep_alive }, "{step}");
+                let done = parse_in_steps(response, step, *head)
+                    .unwrap()
+                    .expect("complete");
+                assert_eq!(
+                    done,
+                    Done {
+                        status: *status,
+                        keep_alive: *keep_alive
+                    },
+                    "{step}"
+                );
             }
         }
     }
 
     #[test]
     fn incomplete_and_invalid_responses_are_told_apart() {
-        assert_eq!(parse_in_steps(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nhel", 4, false), Ok(None));
-        assert_eq!(parse_in_steps(b"SSH-2.0-OpenSSH_9.2\r\n", 4, false), Err(ExchangeError::Protocol));
+        assert_eq!(
+            parse_in_steps(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nhel", 4, false),
+            Ok(None)
+        );
+        assert_eq!(
+            parse_in_steps(b"SSH-2.0-OpenSSH_9.2\r\n", 4, false),
+            Err(ExchangeError::Protocol)
+        );
         assert_eq!(
             parse_in_steps(b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n", 64, false),
             Err(ExchangeError::Protocol)
         );
         assert_eq!(
-            parse_in_steps(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n", 64, false),
+            parse_in_steps(
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+                64,
+                false
+            ),
             Err(ExchangeError::Protocol)
         );
         // A body that runs to the close is complete only at EOF.
@@ -335,9 +392,21 @@ mod tests {
 
     #[test]
     fn requests_are_encoded_once_with_host_and_length() {
-        let get = encode_request("GET", "/a?b=1", "127.0.0.1:80", &[("x-api-key".into(), "ui".into())], b"");
-        assert_eq!(&get[..], b"GET /a?b=1 HTTP/1.1\r\nhost: 127.0.0.1:80\r\nx-api-key: ui\r\n\r\n");
+        let get = encode_request(
+            "GET",
+            "/a?b=1",
+            "127.0.0.1:80",
+            &[("x-api-key".into(), "ui".into())],
+            b"",
+        );
+        assert_eq!(
+            &get[..],
+            b"GET /a?b=1 HTTP/1.1\r\nhost: 127.0.0.1:80\r\nx-api-key: ui\r\n\r\n"
+        );
         let post = encode_request("POST", "/", "h:1", &[], b"{}");
-        assert_eq!(&post[..], b"POST / HTTP/1.1\r\nhost: h:1\r\ncontent-length: 2\r\n\r\n{}");
+        assert_eq!(
+            &post[..],
+            b"POST / HTTP/1.1\r\nhost: h:1\r\ncontent-length: 2\r\n\r\n{}"
+        );
     }
 }

@@ -81,7 +81,11 @@ impl Plan {
             .next()
             .ok_or_else(|| Error::Usage(format!("target {target:?}: host has no address")))?;
 
-        let threads = scenario.client.threads.unwrap_or_else(default_threads).max(1);
+        let threads = scenario
+            .client
+            .threads
+            .unwrap_or_else(default_threads)
+            .max(1);
         let method = Method::from_bytes(scenario.request.method.as_bytes())
             .map_err(|e| Error::Usage(format!("method {:?}: {e}", scenario.request.method)))?;
         // Checked here with hyper's rules, so what is encoded is valid HTTP.
@@ -102,7 +106,8 @@ impl Plan {
                 headers.retain(|(n, _)| !n.eq_ignore_ascii_case("x-api-key"));
                 headers.push(("x-api-key".to_string(), key.to_string()));
             }
-            path.parse::<Uri>().map_err(|e| Error::Usage(format!("request path {path:?}: {e}")))?;
+            path.parse::<Uri>()
+                .map_err(|e| Error::Usage(format!("request path {path:?}: {e}")))?;
             Ok::<_, Error>(RequestTemplate {
                 bytes: http1::encode_request(
                     method.as_str(),
@@ -116,7 +121,10 @@ impl Plan {
         };
 
         let (requests, timeouts) = if scenario.keys.is_empty() {
-            (vec![template(&scenario.request.path, &[], None)?], vec![scenario.client.timeout])
+            (
+                vec![template(&scenario.request.path, &[], None)?],
+                vec![scenario.client.timeout],
+            )
         } else {
             let mut requests = Vec::new();
             let mut timeouts = Vec::new();
@@ -172,7 +180,9 @@ impl Plan {
 
 /// The cores this process may run on: the default number of driver threads.
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// What a shard tells the coordinator.
@@ -213,8 +223,11 @@ pub fn run(
 ) -> Result<DriverOutput> {
     let shards = plan.threads;
     let requests: Arc<[RequestTemplate]> = plan.requests.clone().into();
-    let timeouts_ns: Arc<[u64]> =
-        plan.timeouts.iter().map(|t| t.as_nanos().min(u64::MAX as u128) as u64).collect();
+    let timeouts_ns: Arc<[u64]> = plan
+        .timeouts
+        .iter()
+        .map(|t| t.as_nanos().min(u64::MAX as u128) as u64)
+        .collect();
     let key_cdf: Arc<[f64]> = plan.key_cdf().into();
     let phases: Arc<[Phase]> = plan.phases.clone().into();
     let interval_ns = plan.interval.as_nanos().max(1) as u64;
@@ -304,9 +317,20 @@ pub fn run(
     // Load was offered until the last arrival was dispatched and sent:
     // earlier when stopped, later when the driver fell behind its schedule
     // (then the achieved rate must come out lower than the intended one).
-    let dispatch_s =
-        dispatch_end_ns.max(totals.last_sent_ns).saturating_sub(start_ns) as f64 / 1e9;
-    let duration_s =
-        if interrupted { dispatch_s.min(scheduled_s) } else { dispatch_s.max(scheduled_s) };
-    Ok(DriverOutput { totals, intervals, duration_s, interrupted, threads: shards })
+    let dispatch_s = dispatch_end_ns
+        .max(totals.last_sent_ns)
+        .saturating_sub(start_ns) as f64
+        / 1e9;
+    let duration_s = if interrupted {
+        dispatch_s.min(scheduled_s)
+    } else {
+        dispatch_s.max(scheduled_s)
+    };
+    Ok(DriverOutput {
+        totals,
+        intervals,
+        duration_s,
+        interrupted,
+        threads: shards,
+    })
 }

@@ -95,12 +95,7 @@ pub(super) struct Shared {
 impl Shared {
     /// An arrival ended: record it, send what has come due meanwhile (the
     /// thread is awake anyway), and count it out of flight.
-    pub(super) fn ended(
-        self: &Rc<Self>,
-        job: Job,
-        outcome: Outcome,
-        sent_ns: Option<u64>,
-    ) {
+    pub(super) fn ended(self: &Rc<Self>, job: Job, outcome: Outcome, sent_ns: Option<u64>) {
         let now_ns = sys::monotonic_ns();
         self.recorder.borrow_mut().outcome(
             now_ns,
@@ -134,7 +129,9 @@ impl Shared {
             }
         } else {
             // Every connection the cap allows is busy: counted, never dropped.
-            self.recorder.borrow_mut().outcome(now_ns, job.key, Outcome::NotSent, 0, None);
+            self.recorder
+                .borrow_mut()
+                .outcome(now_ns, job.key, Outcome::NotSent, 0, None);
         }
     }
 
@@ -186,7 +183,10 @@ pub fn run(
     start: oneshot::Receiver<u64>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             let _ = to_coordinator.send(ShardMsg::Failed(format!("driver runtime: {e}")));
@@ -215,7 +215,9 @@ pub fn run(
             return;
         }
         let Ok(start_ns) = start.await else { return };
-        shared.recorder.replace(Recorder::new(start_ns, plan.interval_ns, plan.keys));
+        shared
+            .recorder
+            .replace(Recorder::new(start_ns, plan.interval_ns, plan.keys));
         shared.arrivals.replace(Arrivals::new(&plan, start_ns));
         if let Err(e) = pace(&shared, plan.interval_ns, &to_coordinator, &mut stop).await {
             let _ = to_coordinator.send(ShardMsg::Failed(format!("driver timer: {e}")));
@@ -251,7 +253,10 @@ fn dispatch_due(shared: &Rc<Shared>, now_ns: u64) -> usize {
                 Some(due_ns) if due_ns <= now_ns => {
                     let key = pick_key(&a.key_cdf, &mut a.rng);
                     a.next_due_ns = a.schedule.next().map(|next| a.start_ns + next.offset_ns);
-                    Job { key, intended_ns: due_ns }
+                    Job {
+                        key,
+                        intended_ns: due_ns,
+                    }
                 }
                 _ => break,
             }
@@ -287,7 +292,9 @@ async fn pace(
             next_tick_ns = start_ns + ((now_ns - start_ns) / interval_ns + 1) * interval_ns;
         }
         let sent = dispatch_due(shared, now_ns);
-        let Some(due_ns) = shared.arrivals.borrow().next_due_ns else { break };
+        let Some(due_ns) = shared.arrivals.borrow().next_due_ns else {
+            break;
+        };
         if *stop.borrow() {
             break;
         }

@@ -114,7 +114,9 @@ pub(super) async fn warm(shared: &Rc<Shared>, n: usize) {
 async fn run(shared: &Rc<Shared>, mut next: Option<Job>, mut connection: Option<Connection>) {
     let mailbox = Rc::new(Mailbox::default());
     loop {
-        let queued = next.take().or_else(|| shared.queue.borrow_mut().pop_front());
+        let queued = next
+            .take()
+            .or_else(|| shared.queue.borrow_mut().pop_front());
         let job = match queued {
             Some(job) => job,
             None if shared.closing.get() => return,
@@ -132,7 +134,11 @@ async fn run(shared: &Rc<Shared>, mut next: Option<Job>, mut connection: Option<
 
 /// Serves one job to its one outcome; returns the connection if it may be
 /// used again.
-async fn serve(shared: &Rc<Shared>, job: Job, connection: Option<Connection>) -> Option<Connection> {
+async fn serve(
+    shared: &Rc<Shared>,
+    job: Job,
+    connection: Option<Connection>,
+) -> Option<Connection> {
     let deadline_ns = job.intended_ns + shared.timeouts_ns[job.key];
     let now_ns = sys::monotonic_ns();
     if now_ns >= deadline_ns {
@@ -151,7 +157,10 @@ async fn serve(shared: &Rc<Shared>, job: Job, connection: Option<Connection>) ->
         let request = &shared.requests[job.key];
         let now_ns = sys::monotonic_ns();
         sent_ns = Some(now_ns);
-        shared.recorder.borrow_mut().sent(now_ns, now_ns.saturating_sub(job.intended_ns));
+        shared
+            .recorder
+            .borrow_mut()
+            .sent(now_ns, now_ns.saturating_sub(job.intended_ns));
         match conn.exchange(&request.bytes, request.head).await {
             Ok((status, reusable)) => {
                 if !reusable {

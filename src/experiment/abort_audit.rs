@@ -67,11 +67,19 @@ pub fn run(
         {
             let reason = format!("skipped: {e}");
             on_mode(ModeEvent::Skipped(mode, &reason));
-            audit.modes.insert(mode.as_str().to_string(), accounting::skipped(reason));
+            audit
+                .modes
+                .insert(mode.as_str().to_string(), accounting::skipped(reason));
             continue;
         }
         on_mode(ModeEvent::Starting(mode));
-        let mut output = run::run_settled(&mode_scenario, exe, stop, on_interval, scenario.abort_audit.settle)?;
+        let mut output = run::run_settled(
+            &mode_scenario,
+            exe,
+            stop,
+            on_interval,
+            scenario.abort_audit.settle,
+        )?;
         if !dropped.is_empty() {
             output.warnings.push(format!(
                 "{}: nginx has no directive for {}; this mode ran without",
@@ -79,12 +87,17 @@ pub fn run(
                 dropped.join(", ")
             ));
         }
-        audit.modes.insert(mode.as_str().to_string(), audit_of(&output));
+        audit
+            .modes
+            .insert(mode.as_str().to_string(), audit_of(&output));
         runs.push((mode, output));
     }
     if runs.is_empty() && !stop.is_stopped() {
-        let reasons: Vec<String> =
-            audit.modes.iter().filter_map(|(m, a)| a.skipped.as_ref().map(|r| format!("{m}: {r}"))).collect();
+        let reasons: Vec<String> = audit
+            .modes
+            .iter()
+            .filter_map(|(m, a)| a.skipped.as_ref().map(|r| format!("{m}: {r}")))
+            .collect();
         return Err(Error::Component {
             component: "abort-audit".into(),
             message: format!(
@@ -139,7 +152,11 @@ pub fn audit_of(run: &RunOutput) -> accounting::ModeAudit {
         .map(|k| ClientKey {
             abandoned: k.counts.class(Class::ClientTimeout),
             ok: k.counts.class(Class::Success),
-            p99_us: if k.latency_us.is_empty() { 0 } else { k.latency_us.value_at_quantile(0.99) },
+            p99_us: if k.latency_us.is_empty() {
+                0
+            } else {
+                k.latency_us.value_at_quantile(0.99)
+            },
         })
         .collect();
     accounting::mode_audit(

@@ -113,7 +113,13 @@ pub fn next_probe(spec: &SearchSpec, seen: &[(u32, bool)]) -> Next {
         .map(|s| s.0)
         .max();
     let out_of_steps = seen.len() as u32 >= spec.max_steps;
-    let done = |confirmed| Next::Done(Answer { limit: good, first_break: bad, confirmed });
+    let done = |confirmed| {
+        Next::Done(Answer {
+            limit: good,
+            first_break: bad,
+            confirmed,
+        })
+    };
     if out_of_steps {
         return done(false);
     }
@@ -162,7 +168,13 @@ pub fn search(
             Next::Probe(limit, kind) => match step(limit, kind)? {
                 Some(broke) => seen.push((limit, broke)),
                 None => {
-                    let Next::Done(mut answer) = next_probe(&SearchSpec { max_steps: 0, ..*spec }, &seen) else {
+                    let Next::Done(mut answer) = next_probe(
+                        &SearchSpec {
+                            max_steps: 0,
+                            ..*spec
+                        },
+                        &seen,
+                    ) else {
                         unreachable!("a search out of steps is done")
                     };
                     answer.confirmed = false;
@@ -310,32 +322,45 @@ pub enum Event<'a> {
 }
 
 /// Runs `experiment = "find-limit"`. `exe` is the `contend` binary.
-pub fn run(scenario: &Scenario, exe: &Path, stop: &Stop, on_event: &mut dyn FnMut(Event)) -> Result<FindLimitOutput> {
+pub fn run(
+    scenario: &Scenario,
+    exe: &Path,
+    stop: &Stop,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<FindLimitOutput> {
     let spec = &scenario.find_limit;
     let timeout = scenario.gateway.policies.upstream_timeout.ok_or_else(|| {
         Error::Usage(
             "experiment = \"find-limit\" needs the gateway's timeout: set [gateway] upstream_timeout = \"290ms\"".into(),
         )
     })?;
-    if matches!(scenario.gateway.kind, scenario::GatewayKind::None | scenario::GatewayKind::External) {
+    if matches!(
+        scenario.gateway.kind,
+        scenario::GatewayKind::None | scenario::GatewayKind::External
+    ) {
         return Err(Error::Usage(
             "experiment = \"find-limit\" starts the gateway with each limit: set [gateway] kind = \"reference\" or \"nginx\"".into(),
         ));
     }
-    let classes: Vec<Option<HardwareClass>> =
-        if spec.hardware.is_empty() { vec![None] } else { spec.hardware.iter().cloned().map(Some).collect() };
+    let classes: Vec<Option<HardwareClass>> = if spec.hardware.is_empty() {
+        vec![None]
+    } else {
+        spec.hardware.iter().cloned().map(Some).collect()
+    };
     for class in classes.iter().flatten() {
         check_class(class, &scenario.target)?;
     }
     let work = cpu_work(&scenario.target);
     let timeout_s = timeout.as_secs_f64();
     // Twice each class's capacity (cores / CPU per request) unless given.
-    let rate_for = |cores: f64| match (spec.rate, work) {
+    let rate_for = |cores: f64| {
+        match (spec.rate, work) {
         (Some(r), _) => Ok(r),
         (None, Some(w)) => Ok((2.0 * cores / w.mean_s()).max(1.0)),
         (None, None) => Err(Error::Usage(
             "[find_limit] rate is needed when the upstream is not the mock (its CPU per request is unknown): set rate = 40".into(),
         )),
+    }
     };
     let first_rate_per_s = rate_for(class_cores(classes[0].as_ref(), &scenario.target))?;
     let began = std::time::Instant::now();
@@ -346,7 +371,9 @@ pub fn run(scenario: &Scenario, exe: &Path, stop: &Stop, on_event: &mut dyn FnMu
         if stop.is_stopped() {
             break;
         }
-        let name = class.as_ref().map_or_else(|| "as configured".to_string(), HardwareClass::name);
+        let name = class
+            .as_ref()
+            .map_or_else(|| "as configured".to_string(), HardwareClass::name);
         on_event(Event::Class(&name));
         let mut base = scenario.clone();
         if let (Some(HardwareClass::Cpus(cpus)), Target::Mock(mock)) = (class, &mut base.target) {
@@ -359,44 +386,63 @@ pub fn run(scenario: &Scenario, exe: &Path, stop: &Stop, on_event: &mut dyn FnMu
         let mut rows: Vec<StepRow> = Vec::new();
         let mut runs: Vec<(Option<u32>, RunOutput)> = Vec::new();
         let mut step_no = 0;
-        let mut one_step = |limit: Option<u32>, kind: StepKind, rows: &mut Vec<StepRow>| -> Result<Option<bool>> {
-            if stop.is_stopped() {
-                return Ok(None);
-            }
-            on_event(Event::Step(limit, kind));
-            let mut s = base.clone();
-            s.gateway.policies.concurrency =
-                limit.map(|max| ConcurrencyRule { max: max as usize, queue: 0, queue_timeout: Duration::ZERO });
-            // Long enough for a broken step's backlog (at most the step's
-            // offered work past capacity, about its own length at 2x) to drain.
-            let settle = (spec.warmup + spec.duration) * 2 + Duration::from_secs(2);
-            let output = run::run_settled(&s, exe, stop, &mut |r| on_event(Event::Interval(r)), settle)?;
-            let number = if kind == StepKind::Baseline { 0 } else { step_no + 1 };
-            let row = step_row(&name, number, kind, limit, rate_per_s, spec, timeout, &output);
-            if kind != StepKind::Baseline {
-                step_no += 1;
-            }
-            on_event(Event::Done(&row));
-            let broke = row.broke;
-            let interrupted = output.driver.interrupted;
-            rows.push(row);
-            runs.push((limit, output));
-            Ok(if interrupted { None } else { Some(broke) })
-        };
+        let mut one_step =
+            |limit: Option<u32>, kind: StepKind, rows: &mut Vec<StepRow>| -> Result<Option<bool>> {
+                if stop.is_stopped() {
+                    return Ok(None);
+                }
+                on_event(Event::Step(limit, kind));
+                let mut s = base.clone();
+                s.gateway.policies.concurrency = limit.map(|max| ConcurrencyRule {
+                    max: max as usize,
+                    queue: 0,
+                    queue_timeout: Duration::ZERO,
+                });
+                // Long enough for a broken step's backlog (at most the step's
+                // offered work past capacity, about its own length at 2x) to drain.
+                let settle = (spec.warmup + spec.duration) * 2 + Duration::from_secs(2);
+                let output =
+                    run::run_settled(&s, exe, stop, &mut |r| on_event(Event::Interval(r)), settle)?;
+                let number = if kind == StepKind::Baseline {
+                    0
+                } else {
+                    step_no + 1
+                };
+                let row = step_row(
+                    &name, number, kind, limit, rate_per_s, spec, timeout, &output,
+                );
+                if kind != StepKind::Baseline {
+                    step_no += 1;
+                }
+                on_event(Event::Done(&row));
+                let broke = row.broke;
+                let interrupted = output.driver.interrupted;
+                rows.push(row);
+                runs.push((limit, output));
+                Ok(if interrupted { None } else { Some(broke) })
+            };
         if spec.baseline {
             one_step(None, StepKind::Baseline, &mut rows)?;
         }
         let search_spec = SearchSpec {
             min: spec.min,
             max: spec.max,
-            start: spec.start.or(model.map(|m| m.limit.max(1))).unwrap_or(spec.min),
+            start: spec
+                .start
+                .or(model.map(|m| m.limit.max(1)))
+                .unwrap_or(spec.min),
             repeats: spec.repeats,
             max_steps: spec.max_steps,
         };
-        let (answer, _) = search(&search_spec, &mut |limit, kind| one_step(Some(limit), kind, &mut rows))?;
+        let (answer, _) = search(&search_spec, &mut |limit, kind| {
+            one_step(Some(limit), kind, &mut rows)
+        })?;
         let result = class_result(&name, cores, answer, model, timeout_s, work, &rows);
         if first_run.is_none() {
-            let at = runs.iter().position(|(l, _)| *l == answer.limit && l.is_some()).unwrap_or(runs.len().saturating_sub(1));
+            let at = runs
+                .iter()
+                .position(|(l, _)| *l == answer.limit && l.is_some())
+                .unwrap_or(runs.len().saturating_sub(1));
             if at < runs.len() {
                 first_run = Some(runs.swap_remove(at).1);
             }
@@ -419,7 +465,10 @@ pub fn run(scenario: &Scenario, exe: &Path, stop: &Stop, on_event: &mut dyn FnMu
         classes: results,
         steps: steps_all,
     };
-    Ok(FindLimitOutput { run: first_run, result })
+    Ok(FindLimitOutput {
+        run: first_run,
+        result,
+    })
 }
 
 /// A quota class needs a cgroup this process may write; say what is missing.
@@ -450,14 +499,19 @@ fn check_class(class: &HardwareClass, target: &Target) -> Result<()> {
 
 /// The mock upstream's CPU per request, when the target is the mock with CPU work.
 fn cpu_work(target: &Target) -> Option<CpuWork> {
-    let Target::Mock(mock) = target else { return None };
+    let Target::Mock(mock) = target else {
+        return None;
+    };
     let mean_s = mock.cpu_ms? / 1000.0;
     if mean_s <= 0.0 {
         return None;
     }
     Some(match mock.cpu_dist.as_deref() {
         Some("exponential") => CpuWork::Exponential(mean_s),
-        Some("lognormal") => CpuWork::Lognormal { mean_s, sigma: mock.cpu_sigma.unwrap_or(0.5) },
+        Some("lognormal") => CpuWork::Lognormal {
+            mean_s,
+            sigma: mock.cpu_sigma.unwrap_or(0.5),
+        },
         _ => CpuWork::Constant(mean_s),
     })
 }
@@ -515,24 +569,48 @@ fn step_row(
     }
     let outcomes: u64 = by_class.iter().sum();
     let n = |c: Class| by_class[c.index()];
-    let share = |count: u64| if outcomes == 0 { 0.0 } else { round4(count as f64 / outcomes as f64) };
+    let share = |count: u64| {
+        if outcomes == 0 {
+            0.0
+        } else {
+            round4(count as f64 / outcomes as f64)
+        }
+    };
     let share_504 = share(n(Class::GatewayTimeout));
     let share_timeout = share(n(Class::ClientTimeout));
     let ok = &output.driver.totals.latency_by_class_us[Class::Success.index()];
-    let q = |q: f64| if ok.is_empty() { 0 } else { ok.value_at_quantile(q) };
+    let q = |q: f64| {
+        if ok.is_empty() {
+            0
+        } else {
+            ok.value_at_quantile(q)
+        }
+    };
     let p99 = q(0.99);
     let timeout_us = timeout.as_micros() as u64;
     let mut reasons = Vec::new();
     if share_504 > spec.max_504_share {
-        reasons.push(format!("504 share {:.1}% > {:.1}%", share_504 * 100.0, spec.max_504_share * 100.0));
+        reasons.push(format!(
+            "504 share {:.1}% > {:.1}%",
+            share_504 * 100.0,
+            spec.max_504_share * 100.0
+        ));
     }
     if share_timeout > spec.max_504_share {
         reasons.push(format!("client timeouts {:.1}%", share_timeout * 100.0));
     }
     // "P99 past the timeout" at the default bound of 1%; in general the
     // (1 - bound) quantile: more than `bound` of the 2xx later than the timeout.
-    let late = if ok.is_empty() || ok.max() <= timeout_us { 0 } else { ok.count_between(timeout_us + 1, ok.max()) };
-    let share_2xx_late = if ok.is_empty() { 0.0 } else { round4(late as f64 / ok.len() as f64) };
+    let late = if ok.is_empty() || ok.max() <= timeout_us {
+        0
+    } else {
+        ok.count_between(timeout_us + 1, ok.max())
+    };
+    let share_2xx_late = if ok.is_empty() {
+        0.0
+    } else {
+        round4(late as f64 / ok.len() as f64)
+    };
     if share_2xx_late > spec.max_504_share {
         reasons.push(format!(
             "P{} of 2xx past the timeout ({:.1}% of 2xx later; P99 {})",
@@ -544,10 +622,15 @@ fn step_row(
     if outcomes == 0 {
         reasons.push("no outcomes in the measured part".into());
     }
-    let upstream = output.upstream_accounting.as_ref().and_then(|a| a.get("totals"));
+    let upstream = output
+        .upstream_accounting
+        .as_ref()
+        .and_then(|a| a.get("totals"));
     let field = |name: &str| upstream.and_then(|t| t.get(name)).and_then(|v| v.as_f64());
     let upstream_cpu_s = field("cpu_s").map(round3);
-    let load_s = (warmup_s + spec.duration.as_secs_f64()).max(output.driver.duration_s).max(1e-9);
+    let load_s = (warmup_s + spec.duration.as_secs_f64())
+        .max(output.driver.duration_s)
+        .max(1e-9);
     StepRow {
         class: class.to_string(),
         step,
@@ -561,7 +644,11 @@ fn step_row(
         share_504,
         share_client_timeout: share_timeout,
         share_other: share(
-            outcomes - n(Class::Success) - n(Class::Unavailable) - n(Class::GatewayTimeout) - n(Class::ClientTimeout),
+            outcomes
+                - n(Class::Success)
+                - n(Class::Unavailable)
+                - n(Class::GatewayTimeout)
+                - n(Class::ClientTimeout),
         ),
         p50_2xx_us: q(0.5),
         p99_2xx_us: p99,
@@ -585,15 +672,26 @@ fn class_result(
     work: Option<CpuWork>,
     rows: &[StepRow],
 ) -> ClassResult {
-    let at: Vec<&StepRow> = rows.iter().filter(|r| r.limit.is_some() && r.limit == answer.limit).collect();
-    let goodput = (!at.is_empty()).then(|| round3(at.iter().map(|r| r.goodput_per_s).sum::<f64>() / at.len() as f64));
+    let at: Vec<&StepRow> = rows
+        .iter()
+        .filter(|r| r.limit.is_some() && r.limit == answer.limit)
+        .collect();
+    let goodput = (!at.is_empty())
+        .then(|| round3(at.iter().map(|r| r.goodput_per_s).sum::<f64>() / at.len() as f64));
     let p99 = at.iter().map(|r| r.p99_2xx_us).max();
     let baseline = rows.iter().find(|r| r.kind == StepKind::Baseline);
     // What the upstream really got at the answer: its cores while loaded,
     // and its CPU per request from its own accounting.
-    let measured_cores = at.iter().filter_map(|r| r.upstream_cores).fold(None, |m: Option<f64>, c| Some(m.map_or(c, |m| m.min(c))));
+    let measured_cores = at
+        .iter()
+        .filter_map(|r| r.upstream_cores)
+        .fold(None, |m: Option<f64>, c| Some(m.map_or(c, |m| m.min(c))));
     let model_limit_measured = match (measured_cores, work, model) {
-        (Some(c), Some(w), Some(m)) => Some(ps_model::limit_constant(timeout_s, c.min(cores), m.cpu_s.max(w.mean_s()))),
+        (Some(c), Some(w), Some(m)) => Some(ps_model::limit_constant(
+            timeout_s,
+            c.min(cores),
+            m.cpu_s.max(w.mean_s()),
+        )),
         _ => None,
     };
     let note = match (answer.limit, model) {
@@ -611,7 +709,9 @@ fn class_result(
                     p as f64 / predicted_us.max(1.0)
                 )
             });
-            let got = measured_cores.map_or(String::new(), |c| format!("; the upstream used {c:.2} cores while loaded"));
+            let got = measured_cores.map_or(String::new(), |c| {
+                format!("; the upstream used {c:.2} cores while loaded")
+            });
             let why = if l < m.limit {
                 if cores > 1.0 {
                     "the model shares the cores as one fair queue; Linux keeps a run queue per CPU and balances threads between them late, and the gateway and the driver take CPU on the same cores"
@@ -621,7 +721,10 @@ fn class_result(
             } else {
                 "the upstream got more CPU than the model's cores (unpinned, or a quota not enforced)"
             };
-            format!("measured {l} against the model's {}{slower}{got}: {why}", m.limit)
+            format!(
+                "measured {l} against the model's {}{slower}{got}: {why}",
+                m.limit
+            )
         }
     };
     ClassResult {
@@ -663,28 +766,46 @@ mod tests {
     }
 
     fn spec(min: u32, max: u32, start: u32) -> SearchSpec {
-        SearchSpec { min, max, start, repeats: 2, max_steps: 40 }
+        SearchSpec {
+            min,
+            max,
+            start,
+            repeats: 2,
+            max_steps: 40,
+        }
     }
 
     #[test]
     fn find_limit_search_finds_the_cliff_in_few_steps() {
         // (min, max, start, cliff, most steps allowed)
         let cases = [
-            (1, 64, 1, 24, 14),  // from the bottom: 1,2,4,8,16,32 then bisect 24..32
-            (1, 64, 5, 6, 6),    // started at the model's answer: 5, 6, then confirm
-            (1, 64, 20, 6, 12),  // started too high: down 19, 17, 13, 5, then up
+            (1, 64, 1, 24, 14), // from the bottom: 1,2,4,8,16,32 then bisect 24..32
+            (1, 64, 5, 6, 6),   // started at the model's answer: 5, 6, then confirm
+            (1, 64, 20, 6, 12), // started too high: down 19, 17, 13, 5, then up
             (1, 64, 64, 2, 14),
             (1, 1000, 1, 700, 26),
             (3, 9, 3, 5, 8),
         ];
         for (min, max, start, cliff, most) in cases {
             let (answer, seen) = against_cliff(spec(min, max, start), cliff);
-            assert_eq!(answer.limit, Some(cliff - 1), "cliff {cliff} from {start}: {seen:?}");
+            assert_eq!(
+                answer.limit,
+                Some(cliff - 1),
+                "cliff {cliff} from {start}: {seen:?}"
+            );
             assert_eq!(answer.first_break, Some(cliff), "{seen:?}");
             assert!(answer.confirmed);
-            assert!(seen.len() <= most, "cliff {cliff} from {start}: {} steps {seen:?}", seen.len());
+            assert!(
+                seen.len() <= most,
+                "cliff {cliff} from {start}: {} steps {seen:?}",
+                seen.len()
+            );
             // The answer and its neighbour each ran `repeats` times.
-            assert_eq!(seen.iter().filter(|s| s.0 == cliff - 1).count(), 2, "{seen:?}");
+            assert_eq!(
+                seen.iter().filter(|s| s.0 == cliff - 1).count(),
+                2,
+                "{seen:?}"
+            );
             assert_eq!(seen.iter().filter(|s| s.0 == cliff).count(), 2, "{seen:?}");
         }
     }
@@ -693,10 +814,18 @@ mod tests {
     fn find_limit_search_edges_of_the_range() {
         // Even the smallest limit breaks: no answer.
         let (answer, seen) = against_cliff(spec(1, 16, 4), 1);
-        assert_eq!((answer.limit, answer.first_break), (None, Some(1)), "{seen:?}");
+        assert_eq!(
+            (answer.limit, answer.first_break),
+            (None, Some(1)),
+            "{seen:?}"
+        );
         // Nothing breaks up to max: max, confirmed.
         let (answer, seen) = against_cliff(spec(1, 16, 4), 100);
-        assert_eq!((answer.limit, answer.first_break), (Some(16), None), "{seen:?}");
+        assert_eq!(
+            (answer.limit, answer.first_break),
+            (Some(16), None),
+            "{seen:?}"
+        );
         assert_eq!(seen.iter().filter(|s| s.0 == 16).count(), 2);
     }
 
@@ -712,12 +841,22 @@ mod tests {
             Ok(Some(l >= 7))
         })
         .unwrap();
-        assert_eq!((answer.limit, answer.first_break), (Some(5), Some(6)), "{seen:?}");
+        assert_eq!(
+            (answer.limit, answer.first_break),
+            (Some(5), Some(6)),
+            "{seen:?}"
+        );
     }
 
     #[test]
     fn find_limit_search_stops_within_its_budget_and_on_interrupt() {
-        let (answer, seen) = against_cliff(SearchSpec { max_steps: 3, ..spec(1, 1000, 1) }, 700);
+        let (answer, seen) = against_cliff(
+            SearchSpec {
+                max_steps: 3,
+                ..spec(1, 1000, 1)
+            },
+            700,
+        );
         assert_eq!(seen.len(), 3);
         assert!(!answer.confirmed);
         let mut n = 0;
@@ -734,8 +873,17 @@ mod tests {
     fn find_limit_next_probe_names_its_phase() {
         let s = spec(1, 64, 5);
         assert_eq!(next_probe(&s, &[]), Next::Probe(5, StepKind::Bracket));
-        assert_eq!(next_probe(&s, &[(5, false)]), Next::Probe(6, StepKind::Bracket));
-        assert_eq!(next_probe(&s, &[(5, false), (6, false), (8, true)]), Next::Probe(7, StepKind::Bisect));
-        assert_eq!(next_probe(&s, &[(5, false), (6, true)]), Next::Probe(5, StepKind::Confirm));
+        assert_eq!(
+            next_probe(&s, &[(5, false)]),
+            Next::Probe(6, StepKind::Bracket)
+        );
+        assert_eq!(
+            next_probe(&s, &[(5, false), (6, false), (8, true)]),
+            Next::Probe(7, StepKind::Bisect)
+        );
+        assert_eq!(
+            next_probe(&s, &[(5, false), (6, true)]),
+            Next::Probe(5, StepKind::Confirm)
+        );
     }
 }

@@ -72,14 +72,19 @@ pub fn run_settled(
     if let Some(upstream) = topology.upstream.as_mut()
         && let Some(status) = upstream.exited()
     {
-        warnings.push(format!("the mock upstream exited during the run ({status})"));
+        warnings.push(format!(
+            "the mock upstream exited during the run ({status})"
+        ));
     }
     // The gateway first: reading its accounting drains and stops it, so the
     // upstream's ground truth is read after the last proxied request.
     if let Some(gateway) = topology.gateway.as_mut()
         && let Some(status) = gateway.child.exited()
     {
-        warnings.push(format!("the {} gateway exited during the run ({status})", gateway.kind));
+        warnings.push(format!(
+            "the {} gateway exited during the run ({status})",
+            gateway.kind
+        ));
     }
     let gateway_accounting = match topology.gateway_accounting() {
         Some(Ok(value)) => Some(value),
@@ -141,7 +146,11 @@ fn settled_upstream_accounting(
             Ok(value) => value,
             Err(e) => return Some(Err(e)),
         };
-        drained_readings = if drained(&value) { drained_readings + 1 } else { 0 };
+        drained_readings = if drained(&value) {
+            drained_readings + 1
+        } else {
+            0
+        };
         if drained_readings >= 2 {
             return Some(Ok((value, true)));
         }

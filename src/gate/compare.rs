@@ -380,7 +380,6 @@ pub fn junit_cases(cmp: &Comparison) -> Vec<super::junit::Case> {
         .collect()
 }
 
-
 /// Reads a report folder's summary.json and intervals.csv. A folder that is
 /// not a report is bad input (exit 2) naming the file.
 pub fn read_run(dir: &Path) -> Result<RunData> {

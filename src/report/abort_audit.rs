@@ -59,24 +59,38 @@ pub fn write_files(dir: &Path, summary: &Summary) -> Vec<Error> {
 pub fn figure(audit: &AbortAudit) -> super::plot::Figure {
     use super::plot::{Axis, Figure, Fmt, Kind, Panel, Series};
     use plotters::style::RGBColor;
-    const COLOURS: [RGBColor; 4] =
-        [RGBColor(214, 39, 40), RGBColor(31, 119, 180), RGBColor(230, 120, 0), RGBColor(44, 160, 44)];
+    const COLOURS: [RGBColor; 4] = [
+        RGBColor(214, 39, 40),
+        RGBColor(31, 119, 180),
+        RGBColor(230, 120, 0),
+        RGBColor(44, 160, 44),
+    ];
     let mut series = Vec::new();
     let mut marks = Vec::new();
     let mut top: f64 = 0.0;
     for (i, mode) in modes(audit).into_iter().enumerate() {
         let mut data = Vec::new();
         for (key, row) in &audit.modes[mode].keys {
-            let (Some(accounted), Some(truth)) = (row.accounted_s, row.true_s) else { continue };
+            let (Some(accounted), Some(truth)) = (row.accounted_s, row.true_s) else {
+                continue;
+            };
             if row.gateway_lines == 0 || row.upstream.started == 0 {
                 continue;
             }
-            let point = (accounted / row.gateway_lines as f64, truth / row.upstream.started as f64);
+            let point = (
+                accounted / row.gateway_lines as f64,
+                truth / row.upstream.started as f64,
+            );
             top = top.max(point.0).max(point.1);
             data.push(point);
             marks.push((point.0, point.1, format!("{key} ({mode})")));
         }
-        series.push(Series { name: mode.to_string(), color: COLOURS[i % COLOURS.len()], data, kind: Kind::Dots });
+        series.push(Series {
+            name: mode.to_string(),
+            color: COLOURS[i % COLOURS.len()],
+            data,
+            kind: Kind::Dots,
+        });
     }
     let top = if top > 0.0 { top * 1.1 } else { 1.0 };
     series.push(Series {
@@ -85,7 +99,12 @@ pub fn figure(audit: &AbortAudit) -> super::plot::Figure {
         data: vec![(0.0, 0.0), (top, top)],
         kind: Kind::Dashed,
     });
-    let axis = |label: &str| Axis { label: label.into(), log: false, fmt: Fmt::Plain, range: Some((0.0, top)) };
+    let axis = |label: &str| Axis {
+        label: label.into(),
+        log: false,
+        fmt: Fmt::Plain,
+        range: Some((0.0, top)),
+    };
     Figure {
         panels: vec![(
             Panel {
@@ -118,23 +137,51 @@ fn factor(row: &KeyAudit) -> String {
 
 /// `499:30 504:2`; empty when the gateway logged nothing for the key.
 fn statuses(row: &KeyAudit) -> String {
-    row.logged_statuses.iter().map(|(s, n)| format!("{s}:{n}")).collect::<Vec<_>>().join(" ")
+    row.logged_statuses
+        .iter()
+        .map(|(s, n)| format!("{s}:{n}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The modes in the order they ran, then any others.
 fn modes(audit: &AbortAudit) -> Vec<&str> {
-    let mut names: Vec<&str> = audit.order.iter().map(String::as_str).filter(|m| audit.modes.contains_key(*m)).collect();
-    names.extend(audit.modes.keys().map(String::as_str).filter(|m| !audit.order.iter().any(|o| o == m)));
+    let mut names: Vec<&str> = audit
+        .order
+        .iter()
+        .map(String::as_str)
+        .filter(|m| audit.modes.contains_key(*m))
+        .collect();
+    names.extend(
+        audit
+            .modes
+            .keys()
+            .map(String::as_str)
+            .filter(|m| !audit.order.iter().any(|o| o == m)),
+    );
     names
 }
 
 /// Writes the audit as a table, a row per mode and key.
 pub fn write_table(w: &mut dyn Write, audit: &AbortAudit) -> io::Result<()> {
-    writeln!(w, "Abort audit: worker time the gateway accounted against what the upstream worked")?;
+    writeln!(
+        w,
+        "Abort audit: worker time the gateway accounted against what the upstream worked"
+    )?;
     writeln!(
         w,
         "  {:<19} {:<10} {:>6} {:>10} {:>9} {:>9} {:>12}  {:<22} {:>9} {:>9} {:>10}",
-        "mode", "key", "lines", "accounted", "true", "true cpu", "under-count", "logged statuses", "abandoned", "p99", "goodput/s"
+        "mode",
+        "key",
+        "lines",
+        "accounted",
+        "true",
+        "true cpu",
+        "under-count",
+        "logged statuses",
+        "abandoned",
+        "p99",
+        "goodput/s"
     )?;
     for mode in modes(audit) {
         let m = &audit.modes[mode];
@@ -151,7 +198,11 @@ pub fn write_table(w: &mut dyn Write, audit: &AbortAudit) -> io::Result<()> {
                 secs(row.true_s),
                 secs(row.true_cpu_s),
                 factor(row),
-                if row.logged_statuses.is_empty() { "-".to_string() } else { statuses(row) },
+                if row.logged_statuses.is_empty() {
+                    "-".to_string()
+                } else {
+                    statuses(row)
+                },
                 row.client_abandoned,
                 fmt_us(row.client_p99_us),
                 row.client_goodput_per_s,
@@ -280,14 +331,29 @@ mod tests {
         let mut audit = AbortAudit::default();
         let gateway = json!({"requests": 4, "by_status": {"499": 4}, "accounted_s": 0.2, "upstream_status_missing": 4});
         let upstream = json!({"started": 4, "abandoned": 4, "cpu_s": 1.2, "wall_s": 1.25});
-        let row = key_audit(Some(&gateway), Some(&upstream), ClientKey { abandoned: 4, ok: 0, p99_us: 50_000 }, 2.0);
+        let row = key_audit(
+            Some(&gateway),
+            Some(&upstream),
+            ClientKey {
+                abandoned: 4,
+                ok: 0,
+                p99_us: 50_000,
+            },
+            2.0,
+        );
         let lost = key_audit(None, Some(&upstream), ClientKey::default(), 2.0);
-        let mut ran = crate::analysis::accounting::ModeAudit { gateway: Some("contend 0.1.0".into()), ..Default::default() };
+        let mut ran = crate::analysis::accounting::ModeAudit {
+            gateway: Some("contend 0.1.0".into()),
+            ..Default::default()
+        };
         ran.keys.insert("exporter".into(), row);
         ran.keys.insert("lost".into(), lost);
         audit.order = vec!["reference-early".into(), "nginx-off".into()];
         audit.modes.insert("reference-early".into(), ran);
-        audit.modes.insert("nginx-off".into(), skipped("skipped: nginx is not installed"));
+        audit.modes.insert(
+            "nginx-off".into(),
+            skipped("skipped: nginx is not installed"),
+        );
         audit
     }
 
@@ -314,12 +380,24 @@ mod tests {
         write_csv(&mut out, &audit()).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert!(lines[0].starts_with("mode,key,skipped,gateway,gateway_lines,accounted_s,true_s"), "{text}");
+        assert!(
+            lines[0].starts_with("mode,key,skipped,gateway,gateway_lines,accounted_s,true_s"),
+            "{text}"
+        );
         assert_eq!(lines.len(), 4, "{text}");
-        assert!(lines[1].starts_with("reference-early,exporter,,contend 0.1.0,4,0.2,1.25,1.2,"), "{text}");
+        assert!(
+            lines[1].starts_with("reference-early,exporter,,contend 0.1.0,4,0.2,1.25,1.2,"),
+            "{text}"
+        );
         assert!(lines[1].contains(",6.25,ratio,499:4,4,0,4,"), "{text}");
-        assert!(lines[2].starts_with("reference-early,lost,,contend 0.1.0,0,,1.25,"), "{text}");
+        assert!(
+            lines[2].starts_with("reference-early,lost,,contend 0.1.0,0,,1.25,"),
+            "{text}"
+        );
         assert!(lines[2].contains(",,no_gateway_lines,"), "{text}");
-        assert!(lines[3].starts_with("nginx-off,,skipped: nginx is not installed,"), "{text}");
+        assert!(
+            lines[3].starts_with("nginx-off,,skipped: nginx is not installed,"),
+            "{text}"
+        );
     }
 }

@@ -45,11 +45,18 @@ pub fn write(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
         s.intended_rate_per_s,
         if s.interrupted { " (interrupted)" } else { "" }
     )?;
-    writeln!(w, "  {:<14} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}", "", "p50", "p90", "p99", "p99.9", "max", "mean")?;
+    writeln!(
+        w,
+        "  {:<14} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "", "p50", "p90", "p99", "p99.9", "max", "mean"
+    )?;
     row(w, "Latency", &s.latency_us)?;
     row(w, "Service time", &s.service_time_us)?;
     row(w, "Schedule lag", &s.schedule_lag_us)?;
-    writeln!(w, "  (latency counts from each request's intended send time)")?;
+    writeln!(
+        w,
+        "  (latency counts from each request's intended send time)"
+    )?;
     if !s.keys.is_empty() {
         writeln!(w, "  Per key:")?;
         for (name, k) in &s.keys {
@@ -63,21 +70,36 @@ pub fn write(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
             )?;
         }
     }
-    let responses: Vec<String> =
-        s.outcomes.responses.iter().map(|(code, n)| format!("{code}: {n}")).collect();
+    let responses: Vec<String> = s
+        .outcomes
+        .responses
+        .iter()
+        .map(|(code, n)| format!("{code}: {n}"))
+        .collect();
     writeln!(
         w,
         "  {} arrivals, {} sent; responses {{{}}}",
         s.arrivals,
         s.sent,
-        if responses.is_empty() { "none".to_string() } else { responses.join(", ") }
+        if responses.is_empty() {
+            "none".to_string()
+        } else {
+            responses.join(", ")
+        }
     )?;
     writeln!(
         w,
         "  client_timeout {}, connect_error {}, io_error {}, not_sent {}",
-        s.outcomes.client_timeout, s.outcomes.connect_error, s.outcomes.io_error, s.outcomes.not_sent
+        s.outcomes.client_timeout,
+        s.outcomes.connect_error,
+        s.outcomes.io_error,
+        s.outcomes.not_sent
     )?;
-    writeln!(w, "Requests/sec: {:>12.2}  (sent; {:.2} responses/s)", s.achieved_rate_per_s, s.response_rate_per_s)?;
+    writeln!(
+        w,
+        "Requests/sec: {:>12.2}  (sent; {:.2} responses/s)",
+        s.achieved_rate_per_s, s.response_rate_per_s
+    )?;
     writeln!(
         w,
         "Driver: {:.2} CPU-s, {:.0} requests per CPU-second, peak {:.0}% of a core",
@@ -86,7 +108,10 @@ pub fn write(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
         s.driver.peak_cpu_cores * 100.0
     )?;
     if s.generator_bound {
-        writeln!(w, "WARNING: the generator was the bottleneck; these numbers measure contend, not the target:")?;
+        writeln!(
+            w,
+            "WARNING: the generator was the bottleneck; these numbers measure contend, not the target:"
+        )?;
         for reason in &s.generator_bound_reasons {
             writeln!(w, "  - {reason}")?;
         }
@@ -107,7 +132,19 @@ pub fn write_sweep(w: &mut dyn Write, r: &crate::experiment::sweep::SweepResult)
         writeln!(
             w,
             "{:>4} {:>9} {:>10} {:>10} {:>6} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}",
-            "step", "rate/s", "achieved/s", "goodput/s", "2xx", "5xx", "t/o", "p50", "p90", "p99", "p99.9", "lag p99", "up CPU"
+            "step",
+            "rate/s",
+            "achieved/s",
+            "goodput/s",
+            "2xx",
+            "5xx",
+            "t/o",
+            "p50",
+            "p90",
+            "p99",
+            "p99.9",
+            "lag p99",
+            "up CPU"
         )?;
         for s in &r.steps {
             writeln!(
@@ -125,33 +162,73 @@ pub fn write_sweep(w: &mut dyn Write, r: &crate::experiment::sweep::SweepResult)
                 fmt_us(s.p99_us),
                 fmt_us(s.p999_us),
                 fmt_us(s.lag_p99_us),
-                s.upstream_cpu_cores.map_or("-".to_string(), |c| format!("{c:.2}")),
-                if s.past_saturation { "  past saturation" } else { "" }
+                s.upstream_cpu_cores
+                    .map_or("-".to_string(), |c| format!("{c:.2}")),
+                if s.past_saturation {
+                    "  past saturation"
+                } else {
+                    ""
+                }
             )?;
         }
-        writeln!(w, "  (latency counts from each request's intended send time)")?;
+        writeln!(
+            w,
+            "  (latency counts from each request's intended send time)"
+        )?;
     }
     if let Some(reason) = &r.stopped_early {
         writeln!(w, "  {reason}")?;
     }
     match &r.knee {
-        Some(k) => writeln!(w, "Knee (Kneedle on P99, S={}): {:.0}/s offered, P99 {} there", r.sensitivity, k.offered_per_s, fmt_us(k.value as u64))?,
+        Some(k) => writeln!(
+            w,
+            "Knee (Kneedle on P99, S={}): {:.0}/s offered, P99 {} there",
+            r.sensitivity,
+            k.offered_per_s,
+            fmt_us(k.value as u64)
+        )?,
         None if !r.steps.is_empty() => writeln!(w, "Knee: none found in P99 against offered load")?,
         None => {}
     }
     if let Some(k) = &r.throughput_knee {
-        writeln!(w, "Throughput knee: {:.0}/s offered, {:.0}/s achieved", k.offered_per_s, k.value)?;
+        writeln!(
+            w,
+            "Throughput knee: {:.0}/s offered, {:.0}/s achieved",
+            k.offered_per_s, k.value
+        )?;
     }
     if let Some(slo) = r.slo_us {
         match r.max_rate_within_slo_per_s {
-            Some(rate) => writeln!(w, "Max rate within SLO (P{} <= {}): {rate:.0}/s", r.slo_percentile, fmt_us(slo))?,
-            None => writeln!(w, "Max rate within SLO (P{} <= {}): none, the lowest step broke it", r.slo_percentile, fmt_us(slo))?,
+            Some(rate) => writeln!(
+                w,
+                "Max rate within SLO (P{} <= {}): {rate:.0}/s",
+                r.slo_percentile,
+                fmt_us(slo)
+            )?,
+            None => writeln!(
+                w,
+                "Max rate within SLO (P{} <= {}): none, the lowest step broke it",
+                r.slo_percentile,
+                fmt_us(slo)
+            )?,
         }
     }
     if !r.concurrency_steps.is_empty() {
-        writeln!(w, "{:>11} {:>12} {:>7} {:>9} {:>9}   (closed loop: service time)", "concurrency", "responses/s", "errors", "p50", "p99")?;
+        writeln!(
+            w,
+            "{:>11} {:>12} {:>7} {:>9} {:>9}   (closed loop: service time)",
+            "concurrency", "responses/s", "errors", "p50", "p99"
+        )?;
         for c in &r.concurrency_steps {
-            writeln!(w, "{:>11} {:>12.1} {:>7} {:>9} {:>9}", c.concurrency, c.throughput_per_s, c.errors, fmt_us(c.p50_us), fmt_us(c.p99_us))?;
+            writeln!(
+                w,
+                "{:>11} {:>12.1} {:>7} {:>9} {:>9}",
+                c.concurrency,
+                c.throughput_per_s,
+                c.errors,
+                fmt_us(c.p50_us),
+                fmt_us(c.p99_us)
+            )?;
         }
     }
     if let Some(f) = &r.usl {

@@ -15,7 +15,12 @@ use super::plot::{Axis, Figure, Fmt, Kind, Panel, Series};
 use crate::error::Error;
 use crate::experiment::find_limit::{ClassResult, FindLimitResult, StepKind};
 
-const COLORS: [RGBColor; 4] = [RGBColor(31, 119, 180), RGBColor(44, 160, 44), RGBColor(148, 103, 189), RGBColor(140, 86, 75)];
+const COLORS: [RGBColor; 4] = [
+    RGBColor(31, 119, 180),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
 
 /// Writes the step table, then per class the answer beside the model.
 pub fn write_table(w: &mut dyn Write, r: &FindLimitResult) -> io::Result<()> {
@@ -24,7 +29,11 @@ pub fn write_table(w: &mut dyn Write, r: &FindLimitResult) -> io::Result<()> {
         "find-limit: {:.0}/s offered (first class), gateway timeout {}, {} per request, steps {}s + {}s warm-up, break past {:.1}% of 504s (or of 2xx later than the timeout)",
         r.rate_per_s,
         fmt_us((r.timeout_s * 1e6).round() as u64),
-        r.cpu_per_request_s.map_or("unknown CPU".to_string(), |c| format!("{} CPU", fmt_us((c * 1e6).round() as u64))),
+        r.cpu_per_request_s
+            .map_or("unknown CPU".to_string(), |c| format!(
+                "{} CPU",
+                fmt_us((c * 1e6).round() as u64)
+            )),
         r.step_duration_s,
         r.warmup_s,
         r.max_504_share * 100.0
@@ -32,7 +41,18 @@ pub fn write_table(w: &mut dyn Write, r: &FindLimitResult) -> io::Result<()> {
     writeln!(
         w,
         "{:<14} {:>4} {:<8} {:>5} {:>9} {:>6} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8}  verdict",
-        "class", "step", "kind", "limit", "goodput/s", "2xx", "503", "504", "tmout", "P50 2xx", "P99 2xx", "wasted"
+        "class",
+        "step",
+        "kind",
+        "limit",
+        "goodput/s",
+        "2xx",
+        "503",
+        "504",
+        "tmout",
+        "P50 2xx",
+        "P99 2xx",
+        "wasted"
     )?;
     let pct = |s: f64| format!("{:.1}%", s * 100.0);
     for s in &r.steps {
@@ -50,8 +70,13 @@ pub fn write_table(w: &mut dyn Write, r: &FindLimitResult) -> io::Result<()> {
             pct(s.share_client_timeout),
             fmt_us(s.p50_2xx_us),
             fmt_us(s.p99_2xx_us),
-            s.wasted_cpu_s.map_or("-".to_string(), |c| format!("{c:.2}s")),
-            if s.broke { format!("BREAKS: {}", s.reason) } else { "ok".to_string() }
+            s.wasted_cpu_s
+                .map_or("-".to_string(), |c| format!("{c:.2}s")),
+            if s.broke {
+                format!("BREAKS: {}", s.reason)
+            } else {
+                "ok".to_string()
+            }
         )?;
     }
     for c in &r.classes {
@@ -69,7 +94,9 @@ fn write_class(w: &mut dyn Write, c: &ClassResult) -> io::Result<()> {
         ),
         None => "every candidate broke: no limit keeps responses inside the timeout".to_string(),
     };
-    let first_break = c.first_break.map_or("none broke".to_string(), |b| format!("breaks at {b}"));
+    let first_break = c
+        .first_break
+        .map_or("none broke".to_string(), |b| format!("breaks at {b}"));
     writeln!(
         w,
         "{}: {limit}; {first_break}{}; model L* = {} on {} cores",
@@ -79,7 +106,11 @@ fn write_class(w: &mut dyn Write, c: &ClassResult) -> io::Result<()> {
         c.cores
     )?;
     if let (Some(g), Some(s)) = (c.goodput_no_limit_per_s, c.share_504_no_limit) {
-        writeln!(w, "  with no limit: goodput {g:.1}/s, {:.1}% 504", s * 100.0)?;
+        writeln!(
+            w,
+            "  with no limit: goodput {g:.1}/s, {:.1}% 504",
+            s * 100.0
+        )?;
     }
     writeln!(w, "  {}", c.note)
 }
@@ -90,21 +121,24 @@ fn write_class(w: &mut dyn Write, c: &ClassResult) -> io::Result<()> {
 pub fn write_files(dir: &Path, r: &FindLimitResult) -> (Vec<PathBuf>, Vec<Error>) {
     let mut written = Vec::new();
     let mut errors = Vec::new();
-    let mut put = |name: &str, f: &dyn Fn(&mut csv::Writer<std::fs::File>) -> Result<(), csv::Error>| {
-        let path = dir.join(name);
-        let result = std::fs::File::create(&path)
-            .map_err(csv::Error::from)
-            .and_then(|file| {
-                let mut csv = csv::Writer::from_writer(file);
-                f(&mut csv)?;
-                csv.flush().map_err(csv::Error::from)
-            });
-        match result {
-            Ok(()) => written.push(path),
-            Err(e) => errors.push(Error::io(&path, std::io::Error::other(e))),
-        }
-    };
-    put("steps.csv", &|csv| r.steps.iter().try_for_each(|row| csv.serialize(row)));
+    let mut put =
+        |name: &str, f: &dyn Fn(&mut csv::Writer<std::fs::File>) -> Result<(), csv::Error>| {
+            let path = dir.join(name);
+            let result = std::fs::File::create(&path)
+                .map_err(csv::Error::from)
+                .and_then(|file| {
+                    let mut csv = csv::Writer::from_writer(file);
+                    f(&mut csv)?;
+                    csv.flush().map_err(csv::Error::from)
+                });
+            match result {
+                Ok(()) => written.push(path),
+                Err(e) => errors.push(Error::io(&path, std::io::Error::other(e))),
+            }
+        };
+    put("steps.csv", &|csv| {
+        r.steps.iter().try_for_each(|row| csv.serialize(row))
+    });
     put("max-connections.csv", &|csv| {
         r.classes.iter().try_for_each(|c| {
             csv.serialize(MaxConnectionsRow {
@@ -141,7 +175,11 @@ pub fn figure(r: &FindLimitResult) -> Figure {
     let mut baselines: Vec<(f64, String)> = Vec::new();
     for (i, c) in r.classes.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
-        let rows: Vec<_> = r.steps.iter().filter(|s| s.class == c.class && s.kind != StepKind::Baseline).collect();
+        let rows: Vec<_> = r
+            .steps
+            .iter()
+            .filter(|s| s.class == c.class && s.kind != StepKind::Baseline)
+            .collect();
         let mut limits: Vec<u32> = rows.iter().filter_map(|s| s.limit).collect();
         limits.sort_unstable();
         limits.dedup();
@@ -149,19 +187,42 @@ pub fn figure(r: &FindLimitResult) -> Figure {
             limits
                 .iter()
                 .map(|&l| {
-                    let at: Vec<f64> = rows.iter().filter(|s| s.limit == Some(l)).map(|s| f(s)).collect();
+                    let at: Vec<f64> = rows
+                        .iter()
+                        .filter(|s| s.limit == Some(l))
+                        .map(|s| f(s))
+                        .collect();
                     (f64::from(l), at.iter().sum::<f64>() / at.len() as f64)
                 })
                 .collect()
         };
         let many = r.classes.len() > 1;
-        let (good_name, share_name) =
-            if many { (c.class.clone(), c.class.clone()) } else { ("goodput".to_string(), "504 share".to_string()) };
-        top.push(Series { name: good_name, color, data: mean(&|s| s.goodput_per_s), kind: Kind::Line(true) });
-        bottom.push(Series { name: share_name, color, data: mean(&|s| s.share_504), kind: Kind::Line(true) });
-        let of = if many { format!(" ({})", c.class) } else { String::new() };
+        let (good_name, share_name) = if many {
+            (c.class.clone(), c.class.clone())
+        } else {
+            ("goodput".to_string(), "504 share".to_string())
+        };
+        top.push(Series {
+            name: good_name,
+            color,
+            data: mean(&|s| s.goodput_per_s),
+            kind: Kind::Line(true),
+        });
+        bottom.push(Series {
+            name: share_name,
+            color,
+            data: mean(&|s| s.share_504),
+            kind: Kind::Line(true),
+        });
+        let of = if many {
+            format!(" ({})", c.class)
+        } else {
+            String::new()
+        };
         match (c.limit, c.model_limit) {
-            (Some(l), Some(m)) if l == m => vlines.push((f64::from(l), format!("found = model {l}{of}"))),
+            (Some(l), Some(m)) if l == m => {
+                vlines.push((f64::from(l), format!("found = model {l}{of}")))
+            }
             // Labels sit right of their line: both on the left one, so
             // that neighbouring lines do not print over each other.
             (Some(l), Some(m)) => {
@@ -175,7 +236,14 @@ pub fn figure(r: &FindLimitResult) -> Figure {
             (None, None) => {}
         }
         if let Some(g) = c.goodput_no_limit_per_s {
-            baselines.push((g, if many { format!("{} {g:.1}/s", c.class) } else { format!("{g:.1}/s") }));
+            baselines.push((
+                g,
+                if many {
+                    format!("{} {g:.1}/s", c.class)
+                } else {
+                    format!("{g:.1}/s")
+                },
+            ));
         }
     }
     // One line for the no-limit goodput (the classes' values in its label):
@@ -183,15 +251,36 @@ pub fn figure(r: &FindLimitResult) -> Figure {
     let hlines = match baselines.iter().map(|b| b.0).reduce(f64::max) {
         Some(top_g) => vec![(
             top_g,
-            format!("no limit: {}", baselines.iter().map(|b| b.1.as_str()).collect::<Vec<_>>().join(", ")),
+            format!(
+                "no limit: {}",
+                baselines
+                    .iter()
+                    .map(|b| b.1.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         )],
         None => Vec::new(),
     };
     let unlabelled: Vec<(f64, String)> = vlines.iter().map(|v| (v.0, String::new())).collect();
-    let x = |label: &str| Axis { label: label.into(), log: false, fmt: Fmt::Plain, range: None };
+    let x = |label: &str| Axis {
+        label: label.into(),
+        log: false,
+        fmt: Fmt::Plain,
+        range: None,
+    };
     let offered = if r.classes.len() > 1 {
-        let rate = |c: &ClassResult| r.steps.iter().find(|s| s.class == c.class).map_or(0.0, |s| s.rate_per_s);
-        r.classes.iter().map(|c| format!("{} {:.0}/s", c.class, rate(c))).collect::<Vec<_>>().join(", ")
+        let rate = |c: &ClassResult| {
+            r.steps
+                .iter()
+                .find(|s| s.class == c.class)
+                .map_or(0.0, |s| s.rate_per_s)
+        };
+        r.classes
+            .iter()
+            .map(|c| format!("{} {:.0}/s", c.class, rate(c)))
+            .collect::<Vec<_>>()
+            .join(", ")
     } else {
         format!("{:.0}/s", r.rate_per_s)
     };
@@ -204,9 +293,15 @@ pub fn figure(r: &FindLimitResult) -> Figure {
         panels: vec![
             (
                 Panel {
-                    title: "Goodput (2xx within the gateway timeout) against the concurrency limit".into(),
+                    title: "Goodput (2xx within the gateway timeout) against the concurrency limit"
+                        .into(),
                     x: x("concurrency limit"),
-                    y: Axis { label: "2xx/s".into(), log: false, fmt: Fmt::Plain, range: None },
+                    y: Axis {
+                        label: "2xx/s".into(),
+                        log: false,
+                        fmt: Fmt::Plain,
+                        range: None,
+                    },
                     series: top,
                     vlines,
                     hlines,
@@ -218,7 +313,12 @@ pub fn figure(r: &FindLimitResult) -> Figure {
                 Panel {
                     title: "504 share against the concurrency limit".into(),
                     x: x("concurrency limit"),
-                    y: Axis { label: "504 share".into(), log: false, fmt: Fmt::Share, range: Some((0.0, 1.0)) },
+                    y: Axis {
+                        label: "504 share".into(),
+                        log: false,
+                        fmt: Fmt::Share,
+                        range: Some((0.0, 1.0)),
+                    },
                     series: bottom,
                     vlines: unlabelled,
                     hlines: vec![(r.max_504_share, "bound".into())],

@@ -20,7 +20,11 @@ const TICKS_PER_HALF_DISTANCE: u32 = 5;
 
 /// Writes `h` (microseconds) as a percentile distribution in milliseconds.
 pub fn write_hgrm(w: &mut dyn Write, h: &Histogram<u64>) -> io::Result<()> {
-    writeln!(w, "{:>12} {:>14} {:>10} {:>14}\n", "Value", "Percentile", "TotalCount", "1/(1-Percentile)")?;
+    writeln!(
+        w,
+        "{:>12} {:>14} {:>10} {:>14}\n",
+        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
+    )?;
     let mut total = 0u64;
     if !h.is_empty() {
         for v in h.iter_quantiles(TICKS_PER_HALF_DISTANCE) {
@@ -28,29 +32,61 @@ pub fn write_hgrm(w: &mut dyn Write, h: &Histogram<u64>) -> io::Result<()> {
             let value_ms = v.value_iterated_to() as f64 / US_PER_MS;
             let q = v.quantile_iterated_to();
             if q < 1.0 {
-                writeln!(w, "{:12.3} {:2.12} {:10} {:14.2}", value_ms, q, total, 1.0 / (1.0 - q))?;
+                writeln!(
+                    w,
+                    "{:12.3} {:2.12} {:10} {:14.2}",
+                    value_ms,
+                    q,
+                    total,
+                    1.0 / (1.0 - q)
+                )?;
             } else {
                 writeln!(w, "{:12.3} {:2.12} {:10}", value_ms, q, total)?;
             }
         }
     }
-    let (mean, stdev) = if h.is_empty() { (0.0, 0.0) } else { (h.mean(), h.stdev()) };
-    writeln!(w, "#[Mean    = {:12.3}, StdDeviation   = {:12.3}]", mean / US_PER_MS, stdev / US_PER_MS)?;
-    writeln!(w, "#[Max     = {:12.3}, Total count    = {:12}]", h.max() as f64 / US_PER_MS, h.len())?;
+    let (mean, stdev) = if h.is_empty() {
+        (0.0, 0.0)
+    } else {
+        (h.mean(), h.stdev())
+    };
+    writeln!(
+        w,
+        "#[Mean    = {:12.3}, StdDeviation   = {:12.3}]",
+        mean / US_PER_MS,
+        stdev / US_PER_MS
+    )?;
+    writeln!(
+        w,
+        "#[Max     = {:12.3}, Total count    = {:12}]",
+        h.max() as f64 / US_PER_MS,
+        h.len()
+    )?;
     // Sub-buckets per bucket: the power of two that holds 2 * 10^sigfig.
     let sub_buckets = (2 * 10u64.pow(u32::from(h.sigfig()))).next_power_of_two();
-    writeln!(w, "#[Buckets = {:12}, SubBuckets     = {:12}]", h.buckets(), sub_buckets)
+    writeln!(
+        w,
+        "#[Buckets = {:12}, SubBuckets     = {:12}]",
+        h.buckets(),
+        sub_buckets
+    )
 }
 
 /// Writes the run's interval histograms as an interval log.
 pub fn write_hlog(mut w: &mut dyn Write, run: &RunOutput) -> io::Result<()> {
     let start = std::time::SystemTime::from(run.started_at);
-    let start_s = start.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+    let start_s = start
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
     writeln!(w, "#[Histogram log format version 1.3]")?;
     writeln!(w, "#[Latency from the intended send time, in microseconds]")?;
     writeln!(w, "#[StartTime: {start_s:.3} (seconds since epoch)]")?;
     writeln!(w, "#[BaseTime: {start_s:.3} (seconds since epoch)]")?;
-    writeln!(w, "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"")?;
+    writeln!(
+        w,
+        "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\""
+    )?;
     let mut serializer = V2DeflateSerializer::new();
     let mut log = IntervalLogWriterBuilder::new().begin_log_with(&mut w, &mut serializer)?;
     let mut deserializer = Deserializer::new();

@@ -31,13 +31,23 @@ use summary::Summary;
 
 /// The folder a run's report goes to: `DIR/<name>-<YYYYmmdd-HHMMSS>/`
 /// under `reports/` by default, or exactly `out` when given.
-pub fn folder_for(name: &str, started_at: &chrono::DateTime<chrono::Utc>, out: Option<&Path>) -> PathBuf {
+pub fn folder_for(
+    name: &str,
+    started_at: &chrono::DateTime<chrono::Utc>,
+    out: Option<&Path>,
+) -> PathBuf {
     match out {
         Some(dir) => dir.to_path_buf(),
         None => {
             let safe: String = name
                 .chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
                 .collect();
             Path::new("reports").join(format!("{safe}-{}", started_at.format("%Y%m%d-%H%M%S")))
         }
@@ -59,7 +69,9 @@ pub fn write(dir: &Path, run: &RunOutput, summary: &Summary) -> (Vec<PathBuf>, V
             writeln!(w)
         }),
         ("intervals.csv", &|w| write_intervals_csv(w, run)),
-        ("latency.hgrm", &|w| hdr::write_hgrm(w, &run.driver.totals.latency_us)),
+        ("latency.hgrm", &|w| {
+            hdr::write_hgrm(w, &run.driver.totals.latency_us)
+        }),
         ("latency.hlog", &|w| hdr::write_hlog(w, run)),
     ];
     for (name, write_one) in artifacts {
@@ -74,7 +86,11 @@ pub fn write(dir: &Path, run: &RunOutput, summary: &Summary) -> (Vec<PathBuf>, V
         written.extend(w);
         errors.extend(e);
     }
-    let data = plot::ReportData::of(summary, &run.driver.intervals, &run.driver.totals.latency_us);
+    let data = plot::ReportData::of(
+        summary,
+        &run.driver.intervals,
+        &run.driver.totals.latency_us,
+    );
     let (w, e) = write_plots_and_html(dir, &data);
     written.extend(w);
     errors.extend(e);
@@ -85,7 +101,10 @@ pub fn write(dir: &Path, run: &RunOutput, summary: &Summary) -> (Vec<PathBuf>, V
 /// after a run, and again from saved data by `contend report DIR`.
 pub fn write_plots_and_html(dir: &Path, data: &plot::ReportData) -> (Vec<PathBuf>, Vec<Error>) {
     let (plots, mut errors) = plot::write_all(dir, data);
-    let mut written: Vec<PathBuf> = plots.iter().flat_map(|name| plot::files(dir, name)).collect();
+    let mut written: Vec<PathBuf> = plots
+        .iter()
+        .flat_map(|name| plot::files(dir, name))
+        .collect();
     let path = dir.join("report.html");
     match write_file(&path, &|w| html::write(w, dir, data, &plots)) {
         Ok(()) => written.push(path),
@@ -96,7 +115,10 @@ pub fn write_plots_and_html(dir: &Path, data: &plot::ReportData) -> (Vec<PathBuf
 
 /// `steps.csv` (open-loop steps) and `concurrency.csv` (closed-loop steps)
 /// of a sweep, one row per step.
-pub fn write_sweep_tables(dir: &Path, sweep: &crate::experiment::sweep::SweepResult) -> (Vec<PathBuf>, Vec<Error>) {
+pub fn write_sweep_tables(
+    dir: &Path,
+    sweep: &crate::experiment::sweep::SweepResult,
+) -> (Vec<PathBuf>, Vec<Error>) {
     let mut written = Vec::new();
     let mut errors = Vec::new();
     let tables: [(&str, &WriteFn); 2] = [
@@ -134,7 +156,9 @@ type WriteFn<'a> = dyn Fn(&mut dyn Write) -> std::io::Result<()> + 'a;
 fn write_file(path: &Path, body: &WriteFn) -> Result<()> {
     let file = fs::File::create(path).map_err(|e| Error::io(path, e))?;
     let mut w = std::io::BufWriter::new(file);
-    body(&mut w).and_then(|()| w.flush()).map_err(|e| Error::io(path, e))
+    body(&mut w)
+        .and_then(|()| w.flush())
+        .map_err(|e| Error::io(path, e))
 }
 
 /// One row of `intervals.csv`: written by every run, read back by

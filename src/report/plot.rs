@@ -30,7 +30,6 @@ const FONT: &str = "sans-serif";
 /// Plot text font: DejaVu Sans cut to Latin-1 (see assets/DejaVuSans-LICENSE.txt).
 static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans-subset.ttf");
 
-
 /// What the plots and the HTML report draw: plain data, no sockets.
 #[derive(Debug, Clone)]
 pub struct ReportData {
@@ -60,10 +59,7 @@ impl ReportData {
         }
         ReportData {
             summary: summary.clone(),
-            intervals: intervals
-                .iter()
-                .map(IntervalCsvRow::from)
-                .collect(),
+            intervals: intervals.iter().map(IntervalCsvRow::from).collect(),
             spectrum,
         }
     }

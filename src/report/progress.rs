@@ -39,10 +39,17 @@ impl Progress {
                 (start_s, end_s, label)
             })
             .collect();
-        let target =
-            if enabled { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
-        let mut progress =
-            Progress { bars: MultiProgress::with_draw_target(target), style, phases, current: None };
+        let target = if enabled {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let mut progress = Progress {
+            bars: MultiProgress::with_draw_target(target),
+            style,
+            phases,
+            current: None,
+        };
         if let Some((start_s, end_s, label)) = progress.phases.first().cloned() {
             progress.begin(0, end_s - start_s, &label);
         }
@@ -59,7 +66,9 @@ impl Progress {
             row.in_flight
         );
         loop {
-            let Some((index, bar)) = self.current.clone() else { return };
+            let Some((index, bar)) = self.current.clone() else {
+                return;
+            };
             let (start_s, end_s, label) = self.phases[index].clone();
             bar.set_position((at_s.min(end_s) - start_s).max(0.0).round() as u64);
             bar.set_message(format!("{label}  {message}"));

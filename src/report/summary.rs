@@ -82,7 +82,10 @@ impl Outcomes {
             connect_error: c.class(Class::ConnectError),
             io_error: c.class(Class::IoError),
             not_sent: c.class(Class::NotSent),
-            classes: Class::ALL.iter().map(|k| (k.name().to_string(), c.class(*k))).collect(),
+            classes: Class::ALL
+                .iter()
+                .map(|k| (k.name().to_string(), c.class(*k)))
+                .collect(),
         }
     }
 
@@ -222,7 +225,10 @@ impl Machine {
             .find(|l| l.starts_with("model name"))
             .and_then(|l| l.split(':').nth(1))
             .map_or_else(|| "unknown".to_string(), |m| m.trim().to_string());
-        let online_cpus = cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
+        let online_cpus = cpuinfo
+            .lines()
+            .filter(|l| l.starts_with("processor"))
+            .count();
         let allowed_cpus = crate::driver::default_threads();
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map_or_else(|_| "unknown".to_string(), |k| k.trim().to_string());
@@ -293,7 +299,9 @@ impl Summary {
         Summary {
             schema_version: SCHEMA_VERSION,
             name: run.scenario.name.clone(),
-            started_at: run.started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            started_at: run
+                .started_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             target: run.target_url.clone(),
             interrupted: d.interrupted,
             arrivals: t.arrivals,

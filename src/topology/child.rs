@@ -43,7 +43,12 @@ pub struct ChildGuard {
 impl ChildGuard {
     /// Starts `exe args...`, waits at most `ready_timeout` for its first
     /// stdout line `listening on ADDR`.
-    pub fn spawn(name: &str, exe: &Path, args: &[String], ready_timeout: Duration) -> Result<ChildGuard> {
+    pub fn spawn(
+        name: &str,
+        exe: &Path,
+        args: &[String],
+        ready_timeout: Duration,
+    ) -> Result<ChildGuard> {
         let (mut guard, first_line_rx) = Self::start(name, exe, args)?;
         let line = match first_line_rx.recv_timeout(ready_timeout) {
             Ok(Some(line)) => line,
@@ -86,7 +91,10 @@ impl ChildGuard {
                 return Ok(guard);
             }
             if Instant::now() > deadline {
-                return Err(guard.failure(&format!("did not answer within {}s", ready_timeout.as_secs())));
+                return Err(guard.failure(&format!(
+                    "did not answer within {}s",
+                    ready_timeout.as_secs()
+                )));
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -109,14 +117,24 @@ impl ChildGuard {
 
     /// The last lines the child wrote to stderr.
     pub fn stderr_tail(&self) -> Vec<String> {
-        self.stderr_tail.lock().map(|t| t.iter().cloned().collect()).unwrap_or_default()
+        self.stderr_tail
+            .lock()
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Spawns the process, registers it, starts its stderr reader; hands
     /// back the guard and a channel with its first stdout line.
-    fn start(name: &str, exe: &Path, args: &[String]) -> Result<(ChildGuard, mpsc::Receiver<Option<String>>)> {
+    fn start(
+        name: &str,
+        exe: &Path,
+        args: &[String],
+    ) -> Result<(ChildGuard, mpsc::Receiver<Option<String>>)> {
         let mut cmd = Command::new(exe);
-        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         sys::kill_child_with_parent(&mut cmd);
         let mut child = cmd.spawn().map_err(|e| Error::Component {
             component: name.into(),
@@ -182,14 +200,20 @@ impl ChildGuard {
         if let Some(reader) = self.stderr_reader.take() {
             let _ = reader.join();
         }
-        let tail: Vec<String> =
-            self.stderr_tail.lock().map(|t| t.iter().cloned().collect()).unwrap_or_default();
+        let tail: Vec<String> = self
+            .stderr_tail
+            .lock()
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default();
         let mut message = what.to_string();
         if !tail.is_empty() {
             message.push_str("; its last stderr lines:\n  ");
             message.push_str(&tail.join("\n  "));
         }
-        Error::Component { component: self.name.clone(), message }
+        Error::Component {
+            component: self.name.clone(),
+            message,
+        }
     }
 }
 

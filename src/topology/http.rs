@@ -20,7 +20,9 @@ pub fn request(addr: SocketAddr, method: &str, path: &str) -> Result<(u16, Bytes
         .map_err(|e| e.to_string())?;
     runtime.block_on(async {
         tokio::time::timeout(TIMEOUT, async {
-            let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+            let stream = tokio::net::TcpStream::connect(addr)
+                .await
+                .map_err(|e| e.to_string())?;
             let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
                 .await
                 .map_err(|e| e.to_string())?;
@@ -33,7 +35,12 @@ pub fn request(addr: SocketAddr, method: &str, path: &str) -> Result<(u16, Bytes
                 .map_err(|e| e.to_string())?;
             let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
             let status = resp.status().as_u16();
-            let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
             Ok((status, body))
         })
         .await
@@ -44,14 +51,25 @@ pub fn request(addr: SocketAddr, method: &str, path: &str) -> Result<(u16, Bytes
 /// `GET path` on `addr` with a short deadline: its status (readiness probes).
 pub fn request_within(addr: SocketAddr, path: &str, within: Duration) -> Result<u16, String> {
     let stream = std::net::TcpStream::connect_timeout(&addr, within).map_err(|e| e.to_string())?;
-    stream.set_read_timeout(Some(within)).map_err(|e| e.to_string())?;
-    stream.set_write_timeout(Some(within)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(within))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(within))
+        .map_err(|e| e.to_string())?;
     let mut stream = stream;
     use std::io::{Read, Write};
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).map_err(|e| e.to_string())?;
-    std::str::from_utf8(&head[9..12]).ok().and_then(|s| s.parse().ok()).ok_or_else(|| "not HTTP".to_string())
+    std::str::from_utf8(&head[9..12])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| "not HTTP".to_string())
 }
 
 /// `GET path` on `addr`, parsed as JSON.

@@ -56,8 +56,11 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(what: &str) -> Result<TempDir> {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let path = std::env::temp_dir().join(format!("contend-{what}-{}-{nanos}", std::process::id()));
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let path =
+            std::env::temp_dir().join(format!("contend-{what}-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
         Ok(TempDir(path))
     }
@@ -81,21 +84,25 @@ impl Topology {
 
     /// Starts the upstream `target` needs, then `gateway` in front of it.
     /// Whatever started is stopped again if a later step fails.
-    pub fn start_with_gateway(target: &Target, gateway: &GatewaySpec, exe: &Path) -> Result<Topology> {
+    pub fn start_with_gateway(
+        target: &Target,
+        gateway: &GatewaySpec,
+        exe: &Path,
+    ) -> Result<Topology> {
         if gateway.kind == GatewayKind::External {
             // It has its own upstream; the driver sends to it.
             let url = gateway.url.clone().unwrap_or_default();
-            return Ok(Topology { url, upstream: None, gateway: None });
+            return Ok(Topology {
+                url,
+                upstream: None,
+                gateway: None,
+            });
         }
         let (upstream_url, upstream) = match target {
             Target::Url(url) => (url.clone(), None),
             Target::Mock(spec) => {
-                let guard = ChildGuard::spawn(
-                    "mock upstream",
-                    exe,
-                    &mock_args(spec),
-                    READY_TIMEOUT,
-                )?;
+                let guard =
+                    ChildGuard::spawn("mock upstream", exe, &mock_args(spec), READY_TIMEOUT)?;
                 (format!("http://{}", guard.addr), Some(guard))
             }
         };
@@ -104,8 +111,14 @@ impl Topology {
             GatewayKind::Reference => Some(start_reference(gateway, &upstream_url, exe)?),
             GatewayKind::Nginx => Some(start_nginx(gateway, &upstream_url)?),
         };
-        let url = gateway.as_ref().map_or(upstream_url, |g| format!("http://{}", g.child.addr));
-        Ok(Topology { url, upstream, gateway })
+        let url = gateway
+            .as_ref()
+            .map_or(upstream_url, |g| format!("http://{}", g.child.addr));
+        Ok(Topology {
+            url,
+            upstream,
+            gateway,
+        })
     }
 
     /// After the run: lets the gateway finish what is in flight, stops it
@@ -114,7 +127,10 @@ impl Topology {
     /// `None` when the harness started no gateway.
     pub fn gateway_accounting(&mut self) -> Option<Result<serde_json::Value>> {
         let gateway = self.gateway.as_mut()?;
-        let component = |message: String| Error::Component { component: gateway_name(gateway.kind), message };
+        let component = |message: String| Error::Component {
+            component: gateway_name(gateway.kind),
+            message,
+        };
         let stopped = match gateway.kind {
             "reference" => {
                 // Nothing signals the end of the last request: poll the gateway's
@@ -122,20 +138,31 @@ impl Topology {
                 let deadline = std::time::Instant::now() + DRAIN_TIMEOUT;
                 while std::time::Instant::now() < deadline {
                     match http::request(gateway.child.addr, "GET", "/metrics") {
-                        Ok((_, body)) if String::from_utf8_lossy(&body).contains("contend_gateway_upstream_in_flight 0\n") => break,
+                        Ok((_, body))
+                            if String::from_utf8_lossy(&body)
+                                .contains("contend_gateway_upstream_in_flight 0\n") =>
+                        {
+                            break;
+                        }
                         Ok(_) => std::thread::sleep(Duration::from_millis(20)),
                         Err(_) => break,
                     }
                 }
                 // SIGTERM: it stops accepting and flushes its log before exiting.
-                gateway.child.stop_with(libc::SIGTERM, Duration::from_secs(3))
+                gateway
+                    .child
+                    .stop_with(libc::SIGTERM, Duration::from_secs(3))
             }
             // SIGQUIT: nginx's graceful stop finishes (and logs) requests in flight.
             _ => gateway.child.stop_with(libc::SIGQUIT, DRAIN_TIMEOUT),
         };
         let text = match std::fs::read_to_string(&gateway.access_log) {
             Ok(text) => text,
-            Err(e) => return Some(Err(component(format!("could not read its access log: {e}")))),
+            Err(e) => {
+                return Some(Err(component(format!(
+                    "could not read its access log: {e}"
+                ))));
+            }
         };
         let accounting = crate::gateway::access_log::account(&text);
         let mut value = serde_json::json!({
@@ -146,7 +173,9 @@ impl Topology {
             "stopped_cleanly": stopped,
             "config": gateway.config_text,
         });
-        if let (Some(map), Ok(serde_json::Value::Object(acc))) = (value.as_object_mut(), serde_json::to_value(&accounting)) {
+        if let (Some(map), Ok(serde_json::Value::Object(acc))) =
+            (value.as_object_mut(), serde_json::to_value(&accounting))
+        {
             map.extend(acc);
         }
         Some(Ok(value))
@@ -156,15 +185,21 @@ impl Topology {
     /// the upstream is the mock.
     pub fn upstream_accounting(&self) -> Option<Result<serde_json::Value>> {
         let upstream = self.upstream.as_ref()?;
-        Some(http::get_json(upstream.addr, "/accounting").map_err(|e| Error::Component {
-            component: "mock upstream".into(),
-            message: format!("could not read /accounting: {e}"),
-        }))
+        Some(
+            http::get_json(upstream.addr, "/accounting").map_err(|e| Error::Component {
+                component: "mock upstream".into(),
+                message: format!("could not read /accounting: {e}"),
+            }),
+        )
     }
 }
 
 fn gateway_name(kind: &str) -> String {
-    if kind == "nginx" { "nginx".into() } else { "reference gateway".into() }
+    if kind == "nginx" {
+        "nginx".into()
+    } else {
+        "reference gateway".into()
+    }
 }
 
 /// `contend gateway --config FILE` in a temporary folder that also holds its access log.
@@ -186,7 +221,11 @@ fn start_reference(spec: &GatewaySpec, upstream_url: &str, exe: &Path) -> Result
     text.push_str(&crate::gateway::config::policies_toml(&spec.policies));
     let path = dir.0.join("gateway.toml");
     std::fs::write(&path, &text).map_err(|e| Error::io(&path, e))?;
-    let args = vec!["gateway".to_string(), "--config".into(), path.display().to_string()];
+    let args = vec![
+        "gateway".to_string(),
+        "--config".into(),
+        path.display().to_string(),
+    ];
     let child = ChildGuard::spawn("reference gateway", exe, &args, READY_TIMEOUT)?;
     Ok(Gateway {
         kind: "reference",
@@ -217,9 +256,17 @@ fn start_nginx(spec: &GatewaySpec, upstream_url: &str) -> Result<Gateway> {
     let text = nginx::render(&template, spec, listen, upstream, &dir.0);
     let conf = dir.0.join("nginx.conf");
     std::fs::write(&conf, &text).map_err(|e| Error::io(&conf, e))?;
-    let child = ChildGuard::spawn_polled("nginx", &binary, &nginx::args(&dir.0, &conf), listen, READY_TIMEOUT, || {
-        http::request_within(listen, "/healthz", Duration::from_millis(200)).is_ok_and(|status| status == 200)
-    })?;
+    let child = ChildGuard::spawn_polled(
+        "nginx",
+        &binary,
+        &nginx::args(&dir.0, &conf),
+        listen,
+        READY_TIMEOUT,
+        || {
+            http::request_within(listen, "/healthz", Duration::from_millis(200))
+                .is_ok_and(|status| status == 200)
+        },
+    )?;
     Ok(Gateway {
         kind: "nginx",
         version: nginx::version(&binary),
@@ -238,7 +285,11 @@ pub fn current_exe() -> Result<PathBuf> {
 
 /// `contend upstream` flags for a mock upstream spec.
 fn mock_args(spec: &MockUpstreamSpec) -> Vec<String> {
-    let mut args = vec!["upstream".to_string(), "--listen".into(), "127.0.0.1:0".into()];
+    let mut args = vec![
+        "upstream".to_string(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+    ];
     let mut flag = |name: &str, value: Option<String>| {
         if let Some(value) = value {
             args.push(format!("--{name}"));
@@ -247,7 +298,10 @@ fn mock_args(spec: &MockUpstreamSpec) -> Vec<String> {
     };
     flag(
         "workers",
-        Some(spec.workers.map_or_else(|| "unbounded".to_string(), |n| n.to_string())),
+        Some(
+            spec.workers
+                .map_or_else(|| "unbounded".to_string(), |n| n.to_string()),
+        ),
     );
     flag("backlog", spec.backlog.map(|v| v.to_string()));
     flag("on-disconnect", spec.on_disconnect.clone());
