@@ -67,6 +67,13 @@ pub struct ShardPlan {
 /// another: when the driver falls behind, a connection per late arrival
 /// costs more CPU and falls further behind (a storm that feeds itself).
 pub(super) const MAX_CONNECTING: usize = 32;
+/// New connections a shard may open per second once its burst is spent,
+/// and the burst. A late driver gets a burst of due arrivals at once; if
+/// each opened a connection, the connects would cost more CPU than the
+/// requests and put it further behind. Past the budget an arrival waits for
+/// the next free connection, and the wait shows in its latency.
+const NEW_CONNECTIONS_PER_S: f64 = 5_000.0;
+const NEW_CONNECTIONS_BURST: f64 = 64.0;
 
 /// State the shard's tasks share (single-threaded: `Cell`s, no locks).
 pub(super) struct Shared {
@@ -90,6 +97,8 @@ pub(super) struct Shared {
     pub(super) drained: Notify,
     /// Set once no more arrivals will come: idle workers then end.
     pub(super) closing: Cell<bool>,
+    /// Token bucket of new connections: (tokens, last refill ns).
+    connect_budget: Cell<(f64, u64)>,
 }
 
 impl Shared {
@@ -122,8 +131,17 @@ impl Shared {
             mailbox.deliver(Some(job));
         } else if self.workers.get() < self.max_workers {
             self.in_flight.set(self.in_flight.get() + 1);
-            if self.connecting.get() < MAX_CONNECTING {
-                worker::spawn(self.clone(), Some(job));
+            if self.connecting.get() < MAX_CONNECTING && self.may_connect(now_ns) {
+                // The oldest waiting arrival goes first.
+                let oldest = self.queue.borrow_mut().pop_front();
+                let first = match oldest {
+                    Some(oldest) => {
+                        self.queue.borrow_mut().push_back(job);
+                        oldest
+                    }
+                    None => job,
+                };
+                worker::spawn(self.clone(), Some(first));
             } else {
                 self.queue.borrow_mut().push_back(job);
             }
@@ -133,6 +151,17 @@ impl Shared {
                 .borrow_mut()
                 .outcome(now_ns, job.key, Outcome::NotSent, 0, None);
         }
+    }
+
+    /// Takes a token from the new-connection budget, if there is one.
+    fn may_connect(&self, now_ns: u64) -> bool {
+        let (tokens, last_ns) = self.connect_budget.get();
+        let refill = now_ns.saturating_sub(last_ns) as f64 / 1e9 * NEW_CONNECTIONS_PER_S;
+        let tokens = (tokens + refill).min(NEW_CONNECTIONS_BURST);
+        let allowed = tokens >= 1.0;
+        self.connect_budget
+            .set((if allowed { tokens - 1.0 } else { tokens }, now_ns));
+        allowed
     }
 
     /// Ends every idle worker (no more arrivals will come).
@@ -209,6 +238,7 @@ pub fn run(
             in_flight: Cell::new(0),
             drained: Notify::new(),
             closing: Cell::new(false),
+            connect_budget: Cell::new((NEW_CONNECTIONS_BURST, sys::monotonic_ns())),
         });
         worker::warm(&shared, plan.warm_connections).await;
         if to_coordinator.send(ShardMsg::Ready).is_err() {
