@@ -43,11 +43,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         progress.finish();
 
         let mut summary = Summary::of(&output);
-        // Thresholds read the summary as summary.json holds it, so a dotted
-        // path means the same thing here as in the file.
-        let as_json = serde_json::to_value(&summary)
-            .map_err(|e| Error::Runtime(format!("summary as JSON: {e}")))?;
-        summary.thresholds = thresholds.iter().map(|t| t.evaluate(&as_json)).collect();
+        evaluate_thresholds(&mut summary, &thresholds)?;
         any_failed |= summary.thresholds.iter().any(|r| !r.pass);
         let started_at = *first_start.get_or_insert(output.started_at);
         let dir = run_folder(
@@ -173,10 +169,7 @@ fn abort_audit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
                 .map(move |w| format!("{}: {w}", mode.as_str()))
         })
         .collect();
-    let as_json = serde_json::to_value(&summary)
-        .map_err(|e| Error::Runtime(format!("summary as JSON: {e}")))?;
-    summary.thresholds = thresholds.iter().map(|t| t.evaluate(&as_json)).collect();
-    let failed = summary.thresholds.iter().any(|r| !r.pass);
+    evaluate_thresholds(&mut summary, &thresholds)?;
     errors.extend(report::abort_audit::write_files(&dir, &summary));
     let mut stdout = std::io::stdout().lock();
     if !args.quiet {
@@ -185,26 +178,8 @@ fn abort_audit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
             let _ = writeln!(stdout, "warning: {warning}");
         }
     }
-    let _ = gate::write_thresholds(&mut stdout, &summary.thresholds, args.quiet);
-    if !args.quiet {
-        let _ = writeln!(stdout, "Report: {}", dir.display());
-    }
     drop(stdout);
-    if let Some(first) = errors.into_iter().next() {
-        return Err(first);
-    }
-    if let Some(path) = &args.junit {
-        write_junit(
-            path,
-            "contend thresholds",
-            &gate::threshold_cases("contend.thresholds", &summary.thresholds),
-        )?;
-    }
-    Ok(match Stop::signal() {
-        Some(signal) if stop.is_stopped() => signal.exit_code(),
-        _ if failed => gate::EXIT_GATE_FAILED,
-        _ => 0,
-    })
+    conclude(args, &stop, &dir, &summary, errors, true)
 }
 
 /// `contend run` of `experiment = "find-limit"`: per hardware class a
@@ -271,10 +246,7 @@ fn find_limit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
     let mut summary = Summary::of(run);
     summary.name = scenario.name.clone();
     summary.find_limit = Some(output.result.clone());
-    let as_json = serde_json::to_value(&summary)
-        .map_err(|e| Error::Runtime(format!("summary as JSON: {e}")))?;
-    summary.thresholds = thresholds.iter().map(|t| t.evaluate(&as_json)).collect();
-    let failed = summary.thresholds.iter().any(|r| !r.pass);
+    evaluate_thresholds(&mut summary, &thresholds)?;
     let dir = report::folder_for(&scenario.name, &run.started_at, args.out.as_deref());
     let (mut written, mut errors) = report::write(&dir, run, &summary);
     let (w, e) = report::find_limit::write_files(&dir, &output.result);
@@ -287,8 +259,34 @@ fn find_limit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
             let _ = writeln!(stdout, "warning: {warning}");
         }
     }
+    drop(stdout);
+    conclude(args, &stop, &dir, &summary, errors, !written.is_empty())
+}
+
+/// Run `index` of `repeat`'s folder: as before for one run; with
+/// Evaluates `thresholds` over the summary as summary.json holds it, so a
+/// dotted path means the same thing here as in the file.
+fn evaluate_thresholds(summary: &mut Summary, thresholds: &[gate::Threshold]) -> Result<()> {
+    let as_json = serde_json::to_value(&*summary)
+        .map_err(|e| Error::Runtime(format!("summary as JSON: {e}")))?;
+    summary.thresholds = thresholds.iter().map(|t| t.evaluate(&as_json)).collect();
+    Ok(())
+}
+
+/// The end every experiment but `run` shares: the thresholds' verdicts, the
+/// report folder, the first artifact that failed to write, JUnit, and the
+/// exit code (a signal's wins over a failed threshold).
+fn conclude(
+    args: &RunArgs,
+    stop: &Stop,
+    dir: &Path,
+    summary: &Summary,
+    errors: Vec<Error>,
+    wrote: bool,
+) -> Result<i32> {
+    let mut stdout = std::io::stdout().lock();
     let _ = gate::write_thresholds(&mut stdout, &summary.thresholds, args.quiet);
-    if !written.is_empty() && !args.quiet {
+    if wrote && !args.quiet {
         let _ = writeln!(stdout, "Report: {}", dir.display());
     }
     drop(stdout);
@@ -302,6 +300,7 @@ fn find_limit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
             &gate::threshold_cases("contend.thresholds", &summary.thresholds),
         )?;
     }
+    let failed = summary.thresholds.iter().any(|r| !r.pass);
     Ok(match Stop::signal() {
         Some(signal) if stop.is_stopped() => signal.exit_code(),
         _ if failed => gate::EXIT_GATE_FAILED,
@@ -309,7 +308,6 @@ fn find_limit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
     })
 }
 
-/// Run `index` of `repeat`'s folder: as before for one run; with
 /// What every experiment needs before it runs.
 struct Prepared {
     /// The scenario's thresholds, then those given by `--threshold`.
@@ -502,10 +500,7 @@ fn sweep(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
         .flat_map(|s| [s.start_s, (s.start_s + warmup_s * 1000.0).round() / 1000.0])
         .collect();
     summary.sweep = Some(output.result.clone());
-    let as_json = serde_json::to_value(&summary)
-        .map_err(|e| Error::Runtime(format!("summary as JSON: {e}")))?;
-    summary.thresholds = thresholds.iter().map(|t| t.evaluate(&as_json)).collect();
-    let failed = summary.thresholds.iter().any(|r| !r.pass);
+    evaluate_thresholds(&mut summary, &thresholds)?;
     let dir = report::folder_for(&scenario.name, &run.started_at, args.out.as_deref());
     let (written, errors) = report::write(&dir, run, &summary);
     let mut stdout = std::io::stdout().lock();
@@ -519,24 +514,6 @@ fn sweep(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
             let _ = writeln!(stdout, "warning: {warning}");
         }
     }
-    let _ = gate::write_thresholds(&mut stdout, &summary.thresholds, args.quiet);
-    if !written.is_empty() && !args.quiet {
-        let _ = writeln!(stdout, "Report: {}", dir.display());
-    }
     drop(stdout);
-    if let Some(first) = errors.into_iter().next() {
-        return Err(first);
-    }
-    if let Some(path) = &args.junit {
-        write_junit(
-            path,
-            "contend thresholds",
-            &gate::threshold_cases("contend.thresholds", &summary.thresholds),
-        )?;
-    }
-    Ok(match Stop::signal() {
-        Some(signal) if stop.is_stopped() => signal.exit_code(),
-        _ if failed => gate::EXIT_GATE_FAILED,
-        _ => 0,
-    })
+    conclude(args, &stop, &dir, &summary, errors, !written.is_empty())
 }

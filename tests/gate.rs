@@ -323,7 +323,7 @@ fn repeat_2(file: &Path, out: &Path) {
 #[test]
 fn compare_flags_a_slow_server_and_passes_the_same_server() {
     let fast = util::http_server(|_| Duration::ZERO);
-    let slow = util::http_server(|_| Duration::from_millis(30));
+    let slow = util::http_server(|_| Duration::from_millis(200));
     let dir = tempfile::tempdir().unwrap();
     let (a, b, c) = (
         dir.path().join("a"),
@@ -333,9 +333,10 @@ fn compare_flags_a_slow_server_and_passes_the_same_server() {
     repeat_2(&scenario(dir.path(), &fast.url(), 200, ""), &a);
     repeat_2(&scenario(dir.path(), &fast.url(), 200, ""), &b);
     repeat_2(&scenario(dir.path(), &slow.url(), 200, ""), &c);
-    // Loopback jitter on a shared 2-core machine reaches a few ms at p99.9;
-    // the slow server adds 30 ms.
-    let slack = ["--latency-slack", "10ms"];
+    // Loopback jitter on a shared 2-core machine, with other tests burning
+    // CPU beside this one, reaches tens of ms at p99.9; the slow server adds
+    // 200 ms, far past the slack.
+    let slack = ["--latency-slack", "100ms"];
 
     // Single runs, positional: tolerance only, and said so.
     let out = run(contend()
