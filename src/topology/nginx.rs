@@ -92,7 +92,9 @@ pub fn render(
     };
     let (limit_conn_zone, limit_conn) = match p.concurrency {
         Some(c) => (
-            "limit_conn_zone $server_name zone=inflight:1m;".to_string(),
+            // The key must not be empty (nginx skips requests whose key is):
+            // $server_name is, with no server_name; the listen address is not.
+            "limit_conn_zone $server_addr zone=inflight:1m;".to_string(),
             format!(
                 "limit_conn inflight {};\n            limit_conn_status 503;",
                 c.max
