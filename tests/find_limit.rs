@@ -187,6 +187,12 @@ fn a_short_find_limit_on_one_core_lands_within_one_of_the_model() {
             .is_some_and(|l| l.starts_with(&format!("cpus=1,{limit},5,"))),
         "{max}"
     );
+    let capacity: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("capacity.json")).unwrap())
+            .unwrap();
+    assert_eq!(capacity["max_connections"][0]["class"], "cpus=1");
+    assert_eq!(capacity["max_connections"][0]["max_connections"], limit);
+    assert_eq!(capacity["max_connections"][0]["model_limit"], 5);
     for name in ["limit.svg", "limit.png"] {
         let len = std::fs::metadata(out_dir.join(name))
             .map(|m| m.len())

@@ -127,6 +127,13 @@ fn a_short_sweep_writes_rows_plots_and_a_page() {
             .unwrap();
     crate::reports::assert_matches_schema(&value);
     assert_eq!(value["sweep"]["steps"].as_array().map(Vec::len), Some(3));
+    // The planning answer stands alone in capacity.json.
+    let capacity: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("capacity.json")).unwrap())
+            .unwrap();
+    assert_eq!(capacity["max_rate_within_slo"]["rate_per_s"], 300.0);
+    assert_eq!(capacity["max_rate_within_slo"]["slo_us"], 100_000);
+    assert!(capacity.get("max_connections").is_none(), "{capacity:#}");
     let steps_csv = std::fs::read_to_string(dir.path().join("steps.csv")).unwrap();
     assert_eq!(steps_csv.lines().count(), 4, "{steps_csv}");
     assert!(

@@ -9,6 +9,7 @@
 //! others. Nothing here measures.
 
 pub mod abort_audit;
+pub mod capacity;
 pub mod console;
 pub mod find_limit;
 pub mod hdr;
@@ -77,6 +78,17 @@ pub fn write(dir: &Path, run: &RunOutput, summary: &Summary) -> (Vec<PathBuf>, V
     for (name, write_one) in artifacts {
         let path = dir.join(name);
         match write_file(&path, write_one) {
+            Ok(()) => written.push(path),
+            Err(e) => errors.push(e),
+        }
+    }
+    if let Some(capacity) = capacity::Capacity::of(summary) {
+        let path = dir.join("capacity.json");
+        let body = |w: &mut dyn Write| {
+            serde_json::to_writer_pretty(&mut *w, &capacity)?;
+            writeln!(w)
+        };
+        match write_file(&path, &body) {
             Ok(()) => written.push(path),
             Err(e) => errors.push(e),
         }

@@ -1,0 +1,95 @@
+//! `capacity.json`: a planning run's answer in one file.
+//!
+//! Takes a finished [`Summary`]; when its experiment answers a capacity
+//! question (a sweep's highest rate within the SLO, find-limit's
+//! max-connections per hardware class) hands on that answer alone, for
+//! pipelines that want the number without reading the whole summary.
+
+use serde::Serialize;
+
+use super::summary::{SCHEMA_VERSION, Summary};
+
+/// The capacity answers of one run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Capacity {
+    /// Same version as summary.json.
+    pub schema_version: u32,
+    /// Scenario name.
+    pub name: String,
+    /// When the run started, RFC 3339 UTC.
+    pub started_at: String,
+    /// From a sweep: the highest offered rate within the SLO.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_rate_within_slo: Option<SloRate>,
+    /// From find-limit: the concurrency limit to set, per hardware class.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub max_connections: Vec<ClassLimit>,
+}
+
+/// A sweep's answer.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SloRate {
+    /// Highest offered rate whose percentile stays within the SLO, per second
+    /// (interpolated between steps).
+    pub rate_per_s: f64,
+    /// The SLO, us.
+    pub slo_us: u64,
+    /// The percentile the SLO bounds (99 = P99).
+    pub percentile: f64,
+    /// Where the latency knee lies, offered per second, when one was found.
+    pub knee_per_s: Option<f64>,
+}
+
+/// find-limit's answer for one hardware class.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ClassLimit {
+    /// The class, e.g. `cpus=1`.
+    pub class: String,
+    /// Cores the upstream had.
+    pub cores: f64,
+    /// The limit to set; `None` when every candidate broke.
+    pub max_connections: Option<u32>,
+    /// The processor-sharing model's limit.
+    pub model_limit: Option<u32>,
+    /// Goodput at the limit, per second.
+    pub goodput_at_limit_per_s: Option<f64>,
+    /// Goodput with no limit, per second.
+    pub goodput_no_limit_per_s: Option<f64>,
+}
+
+impl Capacity {
+    /// The capacity answers in `summary`, or `None` when it has none.
+    pub fn of(summary: &Summary) -> Option<Capacity> {
+        let max_rate_within_slo = summary.sweep.as_ref().and_then(|sweep| {
+            Some(SloRate {
+                rate_per_s: sweep.max_rate_within_slo_per_s?,
+                slo_us: sweep.slo_us?,
+                percentile: sweep.slo_percentile,
+                knee_per_s: sweep.knee.as_ref().map(|k| k.offered_per_s),
+            })
+        });
+        let max_connections: Vec<ClassLimit> = summary
+            .find_limit
+            .iter()
+            .flat_map(|f| &f.classes)
+            .map(|c| ClassLimit {
+                class: c.class.clone(),
+                cores: c.cores,
+                max_connections: c.limit,
+                model_limit: c.model_limit,
+                goodput_at_limit_per_s: c.goodput_at_limit_per_s,
+                goodput_no_limit_per_s: c.goodput_no_limit_per_s,
+            })
+            .collect();
+        if max_rate_within_slo.is_none() && max_connections.is_empty() {
+            return None;
+        }
+        Some(Capacity {
+            schema_version: SCHEMA_VERSION,
+            name: summary.name.clone(),
+            started_at: summary.started_at.clone(),
+            max_rate_within_slo,
+            max_connections,
+        })
+    }
+}
