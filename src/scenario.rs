@@ -1113,6 +1113,39 @@ fn check_rate_value(what: &str, rate: Rate) -> Result<(), String> {
 }
 
 /// Durations that must be more than zero and at most `max`.
+/// A load step's warm-up (0 allowed) and measured duration (more than 0),
+/// checked alike in every section that has steps; `defaults` stand where
+/// the file is silent.
+fn build_step_timing(
+    ctx: &Ctx,
+    section: &str,
+    warmup: Option<&Spanned<HumanDuration>>,
+    duration: Option<&Spanned<HumanDuration>>,
+    defaults: (Duration, Duration),
+) -> Result<(Duration, Duration)> {
+    let (mut warmup_d, mut duration_d) = defaults;
+    if let Some(w) = warmup {
+        ctx.check(w, |d| {
+            if d.0 > MAX_DURATION {
+                Err(format!(
+                    "[{section}] warmup is longer than {}",
+                    format_duration(MAX_DURATION)
+                ))
+            } else {
+                Ok(())
+            }
+        })?;
+        warmup_d = w.get_ref().0;
+    }
+    if let Some(d) = duration {
+        ctx.check(d, |d| {
+            check_positive_duration(&format!("[{section}] duration"), d.0, MAX_DURATION)
+        })?;
+        duration_d = d.get_ref().0;
+    }
+    Ok((warmup_d, duration_d))
+}
+
 fn check_positive_duration(what: &str, d: Duration, max: Duration) -> Result<(), String> {
     if d.is_zero() {
         return Err(format!("{what} must be more than 0 (e.g. \"10s\"), got 0"));
@@ -1485,25 +1518,13 @@ fn build_find_limit(
         ctx.check(r, |r| check_rate("[find_limit] rate", r.0))?;
         spec.rate = Some(r.get_ref().0);
     }
-    if let Some(w) = &raw.warmup {
-        ctx.check(w, |d| {
-            if d.0 > MAX_DURATION {
-                Err(format!(
-                    "[find_limit] warmup is longer than {}",
-                    format_duration(MAX_DURATION)
-                ))
-            } else {
-                Ok(())
-            }
-        })?;
-        spec.warmup = w.get_ref().0;
-    }
-    if let Some(d) = &raw.duration {
-        ctx.check(d, |d| {
-            check_positive_duration("[find_limit] duration", d.0, MAX_DURATION)
-        })?;
-        spec.duration = d.get_ref().0;
-    }
+    (spec.warmup, spec.duration) = build_step_timing(
+        ctx,
+        "find_limit",
+        raw.warmup.as_ref(),
+        raw.duration.as_ref(),
+        (spec.warmup, spec.duration),
+    )?;
     if let Some(share) = &raw.max_504_share {
         ctx.check(share, |s| {
             if s.0 >= 0.0 && s.0 < 1.0 { Ok(()) } else { Err(format!("[find_limit] max_504_share is a share of arrivals, at least 0 and below 1 (0.01 is 1%), got {}", s.0)) }
@@ -1682,25 +1703,13 @@ fn build_sweep(
             "[sweep] has no steps: add rates = [250, 500, 1000] (or from/to/steps) and/or concurrency = [1, 2, 4, 8]",
         ));
     }
-    if let Some(w) = &raw.warmup {
-        ctx.check(w, |d| {
-            if d.0 > MAX_DURATION {
-                Err(format!(
-                    "[sweep] warmup is longer than {}",
-                    format_duration(MAX_DURATION)
-                ))
-            } else {
-                Ok(())
-            }
-        })?;
-        spec.warmup = w.get_ref().0;
-    }
-    if let Some(d) = &raw.duration {
-        ctx.check(d, |d| {
-            check_positive_duration("[sweep] duration", d.0, MAX_DURATION)
-        })?;
-        spec.duration = d.get_ref().0;
-    }
+    (spec.warmup, spec.duration) = build_step_timing(
+        ctx,
+        "sweep",
+        raw.warmup.as_ref(),
+        raw.duration.as_ref(),
+        (spec.warmup, spec.duration),
+    )?;
     if let Some(a) = raw.arrival {
         spec.arrival = match a {
             RawArrival::Constant => ArrivalKind::Constant,
