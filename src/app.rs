@@ -4,12 +4,12 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{CompareArgs, RunArgs};
+use crate::cli::{CompareArgs, DoctorArgs, RunArgs};
 use crate::error::{Error, Result};
 use crate::report::{self, summary::Summary};
 use crate::scenario::{self, ExperimentKind};
 use crate::shutdown::{self, Stop};
-use crate::{experiment, gate, topology};
+use crate::{experiment, gate, preflight, topology};
 
 /// `contend run`: run (`--repeat` times), evaluate the thresholds, write
 /// each report (also when interrupted), print the summary and the verdicts.
@@ -31,18 +31,45 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         thresholds,
         stop,
         exe,
+        mut preflight,
     } = prepare(args, &scenario)?;
     let mut first_start = None;
     let mut cases = Vec::new();
     let mut any_failed = false;
     for index in 1..=args.repeat {
+        preflight.limit_errors = crate::limits::LimitErrors::now();
         let mut progress =
             report::progress::Progress::new(&scenario.phases, !args.no_progress && !args.quiet);
-        let output =
-            experiment::run::run(&scenario, &exe, &stop, &mut |row| progress.interval(row))?;
+        // Both callbacks reach the interval files written as the run goes.
+        let live = std::cell::RefCell::new(None);
+        let output = experiment::run::run_observed(
+            &scenario,
+            &exe,
+            &stop,
+            &mut |started_at| {
+                let first = *first_start.get_or_insert(*started_at);
+                let dir = run_folder(
+                    &scenario.name,
+                    &first,
+                    args.out.as_deref(),
+                    index,
+                    args.repeat,
+                );
+                *live.borrow_mut() = Some(report::LiveIntervals::create(&dir, started_at));
+            },
+            &mut |row| {
+                progress.interval(row);
+                if let Some(live) = live.borrow_mut().as_mut() {
+                    live.append(row);
+                }
+            },
+            experiment::run::UPSTREAM_SETTLE,
+        )?;
+        drop(live);
         progress.finish();
 
         let mut summary = Summary::of(&output);
+        preflight.note(&mut summary);
         evaluate_thresholds(&mut summary, &thresholds)?;
         any_failed |= summary.thresholds.iter().any(|r| !r.pass);
         let started_at = *first_start.get_or_insert(output.started_at);
@@ -103,7 +130,8 @@ pub fn run(args: &RunArgs) -> Result<i32> {
 /// `contend run` of `experiment = "abort-audit"`: every mode in turn; each
 /// mode's own report in `<dir>/<mode>/`; `<dir>/summary.json` (the first
 /// mode's run, with the audit of all modes in `abort_audit`, which the
-/// thresholds also read) and `<dir>/abort-audit.csv`. Exit codes as `run`.
+/// thresholds also read), `<dir>/accounting.csv`, `<dir>/requests.csv` and
+/// the scatter `<dir>/accounting.svg`/`.png`. Exit codes as `run`.
 fn abort_audit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
     refuse_repeat(
         args,
@@ -113,6 +141,7 @@ fn abort_audit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
         thresholds,
         stop,
         exe,
+        preflight,
     } = prepare(args, scenario)?;
     let show = !args.no_progress && !args.quiet;
     // Both callbacks reach the mode's progress bar, one at a time.
@@ -169,8 +198,13 @@ fn abort_audit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
                 .map(move |w| format!("{}: {w}", mode.as_str()))
         })
         .collect();
+    preflight.note(&mut summary);
     evaluate_thresholds(&mut summary, &thresholds)?;
-    errors.extend(report::abort_audit::write_files(&dir, &summary));
+    errors.extend(report::abort_audit::write_files(
+        &dir,
+        &summary,
+        &output.joined,
+    ));
     let mut stdout = std::io::stdout().lock();
     if !args.quiet {
         let _ = report::abort_audit::write_table(&mut stdout, &output.audit);
@@ -197,6 +231,7 @@ fn find_limit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
         thresholds,
         stop,
         exe,
+        preflight,
     } = prepare(args, scenario)?;
     let show = !args.no_progress && !args.quiet;
     let mut progress: Option<report::progress::Progress> = None;
@@ -244,6 +279,7 @@ fn find_limit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
         return Ok(Stop::signal().map_or(0, |s| s.exit_code()));
     };
     let mut summary = Summary::of(run);
+    preflight.note(&mut summary);
     summary.name = scenario.name.clone();
     summary.find_limit = Some(output.result.clone());
     evaluate_thresholds(&mut summary, &thresholds)?;
@@ -316,6 +352,43 @@ struct Prepared {
     stop: Stop,
     /// The `contend` binary, which starts the embedded components.
     exe: PathBuf,
+    /// The host checked against the run, for its summary.
+    preflight: Preflight,
+}
+
+/// The preflight checks of a run and the limit-error counters at its start.
+struct Preflight {
+    checks: Vec<preflight::Check>,
+    limit_errors: crate::limits::LimitErrors,
+}
+
+impl Preflight {
+    /// Puts the checks in `summary`, and warnings for each WARN and for the
+    /// connects a limit refused during the run.
+    fn note(&self, summary: &mut Summary) {
+        summary.preflight = self.checks.clone();
+        summary.warnings.extend(preflight::warnings(&self.checks));
+        summary
+            .warnings
+            .extend(crate::limits::LimitErrors::since(self.limit_errors).warnings());
+    }
+}
+
+/// Checks the host against `scenario`'s load: refuses a run whose
+/// connections cannot fit in the open-file limit, prints each WARN to stderr
+/// (unless `quiet`), and keeps the checks for the summary.
+fn check_host(scenario: &scenario::Scenario, quiet: bool) -> Result<Preflight> {
+    let readings = preflight::Readings::read();
+    let load = preflight::Load::of(scenario);
+    preflight::refuse_short_fds(&readings, &load)?;
+    let checks = preflight::checks(&readings, &load);
+    if !quiet {
+        let _ = preflight::write(&mut std::io::stderr().lock(), &checks, true);
+    }
+    Ok(Preflight {
+        checks,
+        limit_errors: crate::limits::LimitErrors::now(),
+    })
 }
 
 fn prepare(args: &RunArgs, scenario: &scenario::Scenario) -> Result<Prepared> {
@@ -326,11 +399,13 @@ fn prepare(args: &RunArgs, scenario: &scenario::Scenario) -> Result<Prepared> {
             message: e.message,
         }
     })?);
+    let preflight = check_host(scenario, args.quiet)?;
     let stop = shutdown::install().map_err(|e| Error::Runtime(format!("signal handlers: {e}")))?;
     Ok(Prepared {
         thresholds,
         stop,
         exe: topology::current_exe()?,
+        preflight,
     })
 }
 
@@ -400,6 +475,53 @@ pub fn compare(args: &CompareArgs) -> Result<i32> {
     })
 }
 
+/// `contend doctor`: the checks `run` makes before it starts, on their own,
+/// against a scenario (or the flags' stand-in), plus whether nginx is there.
+/// Returns 0: warnings are advice, not a failure.
+pub fn doctor(args: &DoctorArgs) -> Result<i32> {
+    let overrides = args.overrides();
+    let scenario = match &args.scenario {
+        Some(path) => scenario::load(path, &overrides)?,
+        None => scenario::from_overrides(&overrides)?,
+    };
+    let load = preflight::Load::of(&scenario);
+    let mut checks = preflight::checks(&preflight::Readings::read(), &load);
+    let nginx_needed = scenario.gateway.kind == scenario::GatewayKind::Nginx
+        || (scenario.experiment == ExperimentKind::AbortAudit
+            && scenario
+                .abort_audit
+                .modes
+                .iter()
+                .any(|m| m.gateway_kind() == scenario::GatewayKind::Nginx));
+    checks.push(preflight::nginx(nginx_needed));
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(
+        stdout,
+        "Checked against: up to {} connections, {:.0}/s at peak, {} driver threads, the listener {}.",
+        load.connections,
+        load.peak_rate_per_s,
+        load.threads,
+        if load.listener_local {
+            "on this host"
+        } else {
+            "on another host"
+        }
+    );
+    let _ = preflight::write(&mut stdout, &checks, false);
+    let warns = checks
+        .iter()
+        .filter(|c| c.status == preflight::Status::Warn)
+        .count();
+    let _ = match warns {
+        0 => writeln!(stdout, "Nothing here will limit the run."),
+        n => writeln!(
+            stdout,
+            "{n} setting(s) will limit the run: apply the fixes above."
+        ),
+    };
+    Ok(0)
+}
+
 /// `contend report DIR`: prints a saved run's summary again.
 ///
 /// It also draws the plots and `report.html` again from the folder's saved
@@ -435,6 +557,7 @@ fn sweep(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
         thresholds,
         stop,
         exe,
+        preflight,
     } = prepare(args, scenario)?;
     let show = !args.no_progress && !args.quiet;
     let steps = scenario.sweep.rates.len();
@@ -492,6 +615,7 @@ fn sweep(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
     }
     let run = &output.run;
     let mut summary = Summary::of(run);
+    preflight.note(&mut summary);
     let warmup_s = scenario.sweep.warmup.as_secs_f64();
     summary.phase_starts_s = output
         .result

@@ -18,6 +18,7 @@ Examples:
   contend run gate.toml --threshold 'p99 < 250ms' --threshold 'error_rate < 1%' --junit gate.xml
   contend run gate.toml --repeat 5 --out /tmp/current
   contend compare --baseline baseline/run-* --current /tmp/current/run-*
+  contend doctor scenarios/capacity-sweep.toml
 
 Exit codes:
   0    the run completed (and every threshold held; compare: no regression)
@@ -56,6 +57,65 @@ pub enum Command {
     /// Run the reference gateway (what `[gateway] kind = "reference"` starts).
     #[command(after_help = GATEWAY_HELP)]
     Gateway(GatewayArgs),
+    /// Check this host's limits (open files, listen queues, ephemeral
+    /// ports, TIME_WAIT reuse, nginx) against a run, each OK or WARN with
+    /// its fix: the checks `contend run` makes before it starts.
+    #[command(after_help = DOCTOR_HELP)]
+    Doctor(DoctorArgs),
+}
+
+const DOCTOR_HELP: &str = "\
+Examples:
+  contend doctor
+  contend doctor scenarios/capacity-sweep.toml
+  contend doctor --rate 50k --max-connections 20000
+
+Without a scenario the checks assume a loopback target at --rate (default 50k/s)
+with --max-connections (default 10000). `contend run` makes the same checks, prints
+each WARN before it starts and keeps them all in summary.json (`preflight`); it
+refuses a run whose connections cannot fit in the open-file limit (exit 2).
+
+Exit codes: 0 checked (WARNs included), 2 bad input (scenario file, flags).";
+
+/// `contend doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Scenario file (TOML) to check the host against. Flags below override its values.
+    pub scenario: Option<PathBuf>,
+    /// Target URL (the listen-queue checks apply when it is on this host).
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// Peak offered rate per second, e.g. 20k.
+    #[arg(long, value_parser = parse_rate)]
+    pub rate: Option<f64>,
+    /// Cap of open connections over all driver threads.
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Driver threads (default: the cores this process may use).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+impl DoctorArgs {
+    /// The flags as scenario overrides; with no scenario file, a loopback
+    /// target at 50k/s stands in for what was not given.
+    pub fn overrides(&self) -> Overrides {
+        let flag_only = self.scenario.is_none();
+        Overrides {
+            target: self
+                .target
+                .clone()
+                .or_else(|| flag_only.then(|| "http://127.0.0.1:8080/".to_string())),
+            rate: self
+                .rate
+                .or_else(|| flag_only.then_some(50_000.0))
+                .map(Rate::Constant),
+            duration: flag_only.then_some(Duration::from_secs(10)),
+            max_connections: self.max_connections,
+            threads: self.threads,
+            ..Overrides::default()
+        }
+    }
 }
 
 const GATEWAY_HELP: &str = "\
@@ -112,6 +172,12 @@ pub struct RunArgs {
     /// Cap of open connections over all driver threads.
     #[arg(long)]
     pub max_connections: Option<usize>,
+    /// Closed loop instead of a schedule: N connections, each sending its next
+    /// request when the last one ended (wrk's and oha's -c), for --duration or
+    /// the phases' total. Measures the maximum rate; its latency is service
+    /// time, which hides queueing.
+    #[arg(long, value_name = "N", conflicts_with_all = ["rate", "arrival"])]
+    pub connections: Option<usize>,
     /// Driver threads (default: the cores this process may use).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -246,6 +312,7 @@ impl RunArgs {
             }),
             timeout: self.timeout,
             max_connections: self.max_connections,
+            connections: self.connections,
             threads: self.threads,
             seed: self.seed,
             name: self.name.clone(),

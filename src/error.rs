@@ -40,13 +40,18 @@ pub enum Error {
     /// Something failed at run time that is not the input's fault.
     #[error("{0}")]
     Runtime(String),
+    /// The host's limits cannot hold the run as asked (too few file
+    /// descriptors for its connections); the message names the fix.
+    #[error("{0}")]
+    Limit(String),
 }
 
 impl Error {
-    /// Exit code: 2 for bad input (scenario, flags), 1 for everything else.
+    /// Exit code: 2 for bad input (scenario, flags, a run the host's limits
+    /// cannot hold), 1 for everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Scenario { .. } | Error::Usage(_) => 2,
+            Error::Scenario { .. } | Error::Usage(_) | Error::Limit(_) => 2,
             _ => 1,
         }
     }

@@ -16,8 +16,10 @@
 //! - [`gate`]: the CI gate: thresholds, baseline comparison, JUnit XML.
 //! - [`shutdown`]: Ctrl-C and SIGTERM: stop, drain, report.
 //! - [`cli`] and [`app`]: the command line and its commands.
+//! - [`preflight`]: host settings (open files, sysctls) checked against a run; `contend doctor`.
+//! - [`limits`]: RLIMIT_NOFILE raised at start; connects refused by a limit, counted.
 //! - [`error`]: the library's errors and their exit codes.
-//! - [`sys`]: the one module with `unsafe` (clocks, timerfd, signals).
+//! - [`sys`]: the one module with `unsafe` (clocks, timerfd, signals, rlimits).
 
 #![deny(missing_docs)]
 
@@ -30,7 +32,9 @@ pub mod error;
 pub mod experiment;
 pub mod gate;
 pub mod gateway;
+pub mod limits;
 pub mod outcome;
+pub mod preflight;
 pub mod record;
 pub mod report;
 pub mod scenario;

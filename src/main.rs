@@ -14,12 +14,17 @@ fn main() {
             std::process::exit(e.exit_code());
         }
     };
+    // As many open files as the hard limit allows, for this process and the
+    // components it starts; a run that would need more is refused before it
+    // starts (see `contend doctor`), so a failure here is only reported there.
+    let _ = contend::limits::raise_nofile();
     let result = match cli.command {
         Command::Run(args) => contend::app::run(&args).map_err(anyhow::Error::from),
         Command::Report { dir } => contend::app::report(&dir).map_err(anyhow::Error::from),
         Command::Compare(args) => contend::app::compare(&args).map_err(anyhow::Error::from),
         Command::Upstream(args) => mock_upstream::run(args).map(|()| 0),
         Command::Gateway(args) => contend::gateway::run(&args).map_err(anyhow::Error::from),
+        Command::Doctor(args) => contend::app::doctor(&args).map_err(anyhow::Error::from),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -395,6 +395,16 @@ pub struct ClientSpec {
     pub interval: Duration,
     /// Schedule lag p99 above which the run is marked generator-bound.
     pub lag_bound: Duration,
+    /// `request_ids`: give every request a unique `x-request-id` and keep a
+    /// bounded per-request record, so the client, the gateway's log and the
+    /// upstream can be joined per request. Off by default (the hot path is
+    /// then untouched); on by default for `experiment = "abort-audit"`.
+    pub request_ids: bool,
+    /// `--connections N`: closed loop instead of the phases' schedule. N
+    /// connections each send the next request as soon as the last one
+    /// ended, for the phases' total duration (wrk's and oha's `-c`). Its
+    /// latency is service time: it hides queueing (coordinated omission).
+    pub closed_loop: Option<usize>,
 }
 
 impl Default for ClientSpec {
@@ -406,6 +416,8 @@ impl Default for ClientSpec {
             seed: 1,
             interval: Duration::from_secs(1),
             lag_bound: Duration::from_millis(1),
+            request_ids: false,
+            closed_loop: None,
         }
     }
 }
@@ -426,6 +438,9 @@ pub struct Overrides {
     pub timeout: Option<Duration>,
     /// `--max-connections`.
     pub max_connections: Option<usize>,
+    /// `--connections`: closed loop with this many connections; the
+    /// phases keep their durations, their rates are not used.
+    pub connections: Option<usize>,
     /// `--threads`.
     pub threads: Option<usize>,
     /// `--seed`.
@@ -548,9 +563,9 @@ pub fn from_overrides(overrides: &Overrides) -> Result<Scenario> {
              or a scenario file (e.g. contend run scenarios/quickstart.toml)",
         ));
     }
-    if overrides.rate.is_none() {
+    if overrides.rate.is_none() && overrides.connections.is_none() {
         return Err(cli(
-            "no scenario file and no --rate: give --rate (e.g. --rate 20k) or a scenario file",
+            "no scenario file and no --rate: give --rate (e.g. --rate 20k), --connections N (closed loop) or a scenario file",
         ));
     }
     parse("", &Source::Flags, overrides)
@@ -837,6 +852,7 @@ struct RawClient {
     seed: Option<Spanned<Int>>,
     interval: Option<Spanned<HumanDuration>>,
     lag_bound: Option<Spanned<HumanDuration>>,
+    request_ids: Option<Spanned<bool>>,
 }
 
 // ---------------------------------------------------------------------------
@@ -1424,7 +1440,7 @@ fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Result<Scenario>
         &mut request,
     )?;
     let keys = build_keys(ctx, raw.keys.unwrap_or_default())?;
-    let client = build_client(ctx, raw.client, overrides)?;
+    let client = build_client(ctx, raw.client, overrides, experiment, &request, &keys)?;
     let gateway = match raw.gateway {
         Some(g) => build_gateway(ctx, g, raw.target.is_some() || raw.upstream.is_some())?,
         None => GatewaySpec::default(),
@@ -1974,8 +1990,10 @@ fn build_phases(
         check_positive_duration("--duration", d, MAX_DURATION).map_err(cli)?;
     }
     let listed = raw.map_or(&[][..], |p| p.get_ref().as_slice());
+    // Closed loop: no schedule, so no rate (a rate of 0 yields no arrivals).
+    let closed_rate = overrides.connections.map(|_| Rate::Constant(0.0));
     if listed.is_empty() {
-        let Some(rate) = overrides.rate else {
+        let Some(rate) = overrides.rate.or(closed_rate) else {
             let fix = "add at least one [[phases]] table with rate = \"1k\" and duration = \"10s\" (or give --rate)";
             return Err(match raw {
                 Some(list) => ctx.at(list.span(), format!("the phase list is empty: {fix}")),
@@ -1992,7 +2010,7 @@ fn build_phases(
     for (i, spanned) in listed.iter().enumerate() {
         let number = i + 1;
         let phase = spanned.get_ref();
-        let rate = match (overrides.rate, &phase.rate) {
+        let rate = match (overrides.rate.or(closed_rate), &phase.rate) {
             (Some(rate), _) => rate,
             (None, Some(rate)) => build_rate(ctx, number, rate)?,
             (None, None) => {
@@ -2347,9 +2365,32 @@ fn build_keys(ctx: &Ctx, raw: Vec<Spanned<RawKey>>) -> Result<Vec<KeySpec>> {
     Ok(keys)
 }
 
-fn build_client(ctx: &Ctx, raw: Option<RawClient>, overrides: &Overrides) -> Result<ClientSpec> {
-    let mut client = ClientSpec::default();
+fn build_client(
+    ctx: &Ctx,
+    raw: Option<RawClient>,
+    overrides: &Overrides,
+    experiment: ExperimentKind,
+    request: &RequestSpec,
+    keys: &[KeySpec],
+) -> Result<ClientSpec> {
+    let mut client = ClientSpec {
+        request_ids: experiment == ExperimentKind::AbortAudit,
+        ..ClientSpec::default()
+    };
+    let ids_span = raw
+        .as_ref()
+        .and_then(|r| r.request_ids.as_ref())
+        .map(|r| r.span());
     if let Some(raw) = raw {
+        if let Some(ids) = &raw.request_ids {
+            if experiment == ExperimentKind::AbortAudit && !*ids.get_ref() {
+                return Err(ctx.at(
+                    ids.span(),
+                    "experiment = \"abort-audit\" joins the client, the gateway's log and the upstream per request by x-request-id: remove request_ids = false",
+                ));
+            }
+            client.request_ids = *ids.get_ref();
+        }
         if let Some(t) = &raw.timeout {
             ctx.check(t, |t| {
                 check_positive_duration("[client] timeout", t.0, MAX_DURATION)
@@ -2395,6 +2436,32 @@ fn build_client(ctx: &Ctx, raw: Option<RawClient>, overrides: &Overrides) -> Res
         .map_err(cli)?;
         client.max_connections = m;
     }
+    if let Some(n) = overrides.connections {
+        check_int(
+            "--connections",
+            i64::try_from(n).unwrap_or(i64::MAX),
+            1,
+            MAX_CONNECTIONS,
+        )
+        .map_err(cli)?;
+        if overrides.rate.is_some() {
+            return Err(cli(
+                "--connections runs closed loop (no schedule): drop --rate, or drop --connections for open loop",
+            ));
+        }
+        let other = match experiment {
+            ExperimentKind::Run => None,
+            ExperimentKind::Sweep => Some("sweep"),
+            ExperimentKind::FindLimit => Some("find-limit"),
+            ExperimentKind::AbortAudit => Some("abort-audit"),
+        };
+        if let Some(other) = other {
+            return Err(cli(format!(
+                "--connections (closed loop) applies to experiment = \"run\", not \"{other}\": drop --connections"
+            )));
+        }
+        client.closed_loop = Some(n);
+    }
     if let Some(t) = overrides.threads {
         check_int(
             "--threads",
@@ -2407,6 +2474,20 @@ fn build_client(ctx: &Ctx, raw: Option<RawClient>, overrides: &Overrides) -> Res
     }
     if let Some(s) = overrides.seed {
         client.seed = s;
+    }
+    if client.request_ids {
+        let set_by_hand = request
+            .headers
+            .iter()
+            .chain(keys.iter().flat_map(|k| k.headers.iter()))
+            .any(|(name, _)| name.eq_ignore_ascii_case("x-request-id"));
+        if set_by_hand {
+            let message = "an x-request-id header is set by hand, but with [client] request_ids on (the default of experiment = \"abort-audit\") the driver sets a unique one per request: remove the header";
+            return Err(match ids_span {
+                Some(span) => ctx.at(span, message),
+                None => ctx.whole(message),
+            });
+        }
     }
     Ok(client)
 }
@@ -2728,6 +2809,44 @@ mod tests {
             (
                 format!("{audit}{PHASE}[abort_audit]\nwait = \"1s\""),
                 "unknown field `wait`",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = parse_err(&text);
+            assert!(err.contains(want), "{text:?}\n  got {err}\n  want {want}");
+        }
+    }
+
+    #[test]
+    fn request_ids_are_off_by_default_and_on_for_the_abort_audit() {
+        assert!(!parse_ok(PHASE).client.request_ids);
+        assert!(
+            parse_ok(&format!("{PHASE}[client]\nrequest_ids = true"))
+                .client
+                .request_ids
+        );
+        let audit = "experiment = \"abort-audit\"\n";
+        assert!(parse_ok(&format!("{audit}{PHASE}")).client.request_ids);
+        let cases = [
+            (
+                format!("{audit}{PHASE}[client]\nrequest_ids = false"),
+                "s.toml:6:15: experiment = \"abort-audit\" joins the client, the gateway's log and the upstream per request by x-request-id: remove request_ids = false",
+            ),
+            (
+                format!(
+                    "{PHASE}[client]\nrequest_ids = true\n[request]\nheaders = {{ X-Request-Id = \"1\" }}"
+                ),
+                "s.toml:5:15: an x-request-id header is set by hand",
+            ),
+            (
+                format!(
+                    "{audit}{PHASE}[[keys]]\nname = \"k\"\nheaders = {{ x-request-id = \"1\" }}"
+                ),
+                "s.toml: an x-request-id header is set by hand",
+            ),
+            (
+                format!("{PHASE}[client]\nrequest_ids = \"yes\""),
+                "s.toml:5:15",
             ),
         ];
         for (text, want) in cases {

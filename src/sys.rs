@@ -1,5 +1,6 @@
 //! The one module that calls libc: clocks, the timerfd the driver paces
-//! with, and the process settings children are started with.
+//! with, the process settings children are started with, and the
+//! open-file limit (RLIMIT_NOFILE).
 //!
 //! Everything `unsafe` in `contend` lives here, each call wrapped in a small
 //! safe function. Nothing here knows about requests or reports.
@@ -56,7 +57,9 @@ impl TimerFd {
     }
 
     /// Arms the timer to fire once at `deadline_ns` on CLOCK_MONOTONIC
-    /// (a time already past fires at once).
+    /// (a time already past fires at once). Arming resets the expiry count,
+    /// so a timer that fired need not be read before it is armed again: the
+    /// next expiry wakes epoll anew.
     pub fn arm_at(&self, deadline_ns: u64) -> io::Result<()> {
         // A zero it_value would disarm the timer: never ask for time 0.
         let deadline_ns = deadline_ns.max(1);
@@ -167,9 +170,46 @@ pub fn signal(pid: u32, signal: libc::c_int) -> io::Result<()> {
     }
 }
 
+/// RLIMIT_NOFILE as (soft, hard); no limit reads as `u64::MAX`.
+pub fn nofile_limit() -> io::Result<(u64, u64)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((limit.rlim_cur, limit.rlim_max))
+}
+
+/// Sets RLIMIT_NOFILE's soft limit to `soft` (at most the hard limit; an
+/// unprivileged process cannot go past it).
+pub fn set_nofile_soft_limit(soft: u64) -> io::Result<()> {
+    let (_, hard) = nofile_limit()?;
+    let limit = libc::rlimit {
+        rlim_cur: soft.min(hard) as libc::rlim_t,
+        rlim_max: hard as libc::rlim_t,
+    };
+    // SAFETY: plain syscall with a valid rlimit that keeps the hard limit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nofile_limit_reads_soft_under_hard() {
+        let (soft, hard) = nofile_limit().unwrap();
+        assert!(soft <= hard, "{soft} > {hard}");
+        // Setting the soft limit to what it is changes nothing.
+        set_nofile_soft_limit(soft).unwrap();
+        assert_eq!(nofile_limit().unwrap(), (soft, hard));
+    }
 
     #[test]
     fn clocks_advance() {

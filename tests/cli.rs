@@ -339,6 +339,37 @@ fn bad_input_exits_2_with_the_fix_and_no_panic() {
             "missing-scenario.toml: no such file".into(),
         ),
         (vec!["run"], "no scenario file and no --target".into()),
+        (
+            vec![
+                "run",
+                "--target",
+                "http://127.0.0.1:9/",
+                "--connections",
+                "0",
+            ],
+            "--connections must be".into(),
+        ),
+        (
+            vec![
+                "run",
+                "--target",
+                "http://127.0.0.1:9/",
+                "--connections",
+                "4",
+                "--rate",
+                "10",
+            ],
+            "'--connections <N>' cannot be used with '--rate <RATE>'".into(),
+        ),
+        (
+            vec![
+                "run",
+                "../../scenarios/capacity-sweep.toml",
+                "--connections",
+                "4",
+            ],
+            "--connections (closed loop) applies to experiment = \"run\"".into(),
+        ),
     ];
     for (args, expected) in cases {
         let out = run(contend().current_dir(&data).args(&args));

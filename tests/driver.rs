@@ -200,3 +200,85 @@ fn histograms_from_several_threads_merge_to_exactly_what_was_recorded() {
     assert_eq!(sent_in_intervals, t.sent);
     assert!(t.arrivals.abs_diff(3000) <= 1, "{} arrivals", t.arrivals);
 }
+
+/// Overrides for a closed-loop run (`--connections n`) against `url`.
+fn closed(url: &str, connections: usize, duration: Duration) -> contend::scenario::Overrides {
+    contend::scenario::Overrides {
+        target: Some(url.to_string()),
+        connections: Some(connections),
+        duration: Some(duration),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn closed_loop_keeps_exactly_its_connections_busy_and_no_more() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const SERVICE: Duration = Duration::from_millis(5);
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let busy = Arc::new(AtomicUsize::new(0));
+    let most_busy = Arc::new(AtomicUsize::new(0));
+    let (a, b, m) = (accepted.clone(), busy.clone(), most_busy.clone());
+    let server = util::raw_server(move |mut s| {
+        use std::io::Write;
+        a.fetch_add(1, Ordering::SeqCst);
+        while read_request_head(&mut s) {
+            let now = b.fetch_add(1, Ordering::SeqCst) + 1;
+            m.fetch_max(now, Ordering::SeqCst);
+            // The request's service time.
+            std::thread::sleep(SERVICE);
+            b.fetch_sub(1, Ordering::SeqCst);
+            if s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").is_err() {
+                return;
+            }
+        }
+    });
+    let mut o = closed(&server.url(), 3, Duration::from_secs(1));
+    o.threads = Some(2);
+    let out = drive(&o);
+    assert_outcomes_add_up(&out);
+    let t = &out.totals;
+    // Keep-alive connections, one request in flight on each: never more.
+    assert_eq!(accepted.load(Ordering::SeqCst), 3, "connections opened");
+    assert_eq!(
+        most_busy.load(Ordering::SeqCst),
+        3,
+        "requests in flight at most"
+    );
+    assert_eq!(t.counts.class(Class::Success), t.arrivals);
+    // Each connection sends at most one request per service time.
+    let most = 3 * (1000 / SERVICE.as_millis() as u64 + 1);
+    assert!(
+        (30..=most).contains(&t.arrivals),
+        "{} requests, at most {most}",
+        t.arrivals
+    );
+    // A request is sent when it is made: no schedule to lag behind.
+    assert!(t.schedule_lag_us.value_at_quantile(0.99) < 100_000);
+}
+
+#[test]
+fn closed_loop_against_a_refusing_target_counts_errors_and_ends_on_time() {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let started = Instant::now();
+    let out = drive(&closed(
+        &format!("http://{addr}"),
+        2,
+        Duration::from_millis(500),
+    ));
+    assert_outcomes_add_up(&out);
+    assert!(out.totals.arrivals > 0);
+    assert_eq!(
+        out.totals.counts.class(Class::ConnectError),
+        out.totals.arrivals
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "ran {:?}",
+        started.elapsed()
+    );
+}

@@ -387,7 +387,7 @@ fn hgrm_is_a_percentile_distribution_ending_at_the_run_count() {
 
 /// Standard base64 (the interval log's encoding of each histogram); the
 /// crate hdrhistogram uses for it is not a dependency of ours.
-fn base64_decode(text: &str) -> Vec<u8> {
+pub(crate) fn base64_decode(text: &str) -> Vec<u8> {
     let value = |c: u8| match c {
         b'A'..=b'Z' => c - b'A',
         b'a'..=b'z' => c - b'a' + 26,

@@ -8,10 +8,18 @@
 //! - `cli`: the `contend` binary end to end: exit codes, messages, signals.
 //! - `gateway`: the reference gateway's policies and abort accounting, its
 //!   binary, and nginx as the gateway under test.
+//! - `preflight`: resource limits (the fd limit raised, a run that cannot fit
+//!   refused, descriptors running out mid-run), `contend doctor`, and a port
+//!   in use or nginx missing or failing its config test.
 //! - `reports`: the report folder's files against their formats and schema.
 //! - `gate`: thresholds, `compare`, `--repeat` and JUnit through the binary.
 //! - `abort_audit`: the abort-audit experiment: accounted against true worker time per mode.
 //! - `find_limit`: the find-limit experiment: `[find_limit]`, refusals, one short real search.
+//! - `robustness`: failing targets (huge, endless, cut, reset, garbage,
+//!   stalled), a component dying mid-run or never ready, the second signal,
+//!   `kill -9` and the interval files written as the run goes.
+//! - `scenario_fuzz`: the scenario parser under random edits and bytes
+//!   (proptest, bounded): no panic, every error a message and exit code 2.
 //! - `sweep`: the sweep experiment: `[sweep]` parsing, a short real sweep, its
 //!   rows, plots, report.html and `contend report DIR`, and stopping early.
 
@@ -22,7 +30,10 @@ mod driver;
 mod find_limit;
 mod gate;
 mod gateway;
+mod preflight;
 mod reports;
+mod robustness;
 mod scenario_files;
+mod scenario_fuzz;
 mod sweep;
 mod util;

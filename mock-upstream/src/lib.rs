@@ -12,6 +12,8 @@
 //! - `work`: one request's work from its query string and the defaults.
 //! - `burn`: the CPU burn against the thread CPU clock.
 //! - [`accounting`]: the per-key counters and their JSON and Prometheus renderings.
+//! - [`requests`]: the bounded per-request log of requests that carried an `x-request-id`
+//!   (`GET /requests`), for joining the upstream's truth with a client's records.
 //! - `sys`: the only `unsafe`: thread CPU clock, CPU affinity, socket peeking.
 //!
 //! [`run`] is the process entry (runtime, signals, the `listening on ADDR` line); [`serve`] is the
@@ -22,6 +24,7 @@
 pub mod accounting;
 pub mod burn;
 pub mod config;
+pub mod requests;
 mod server;
 mod sys;
 mod work;
@@ -94,9 +97,15 @@ async fn serve_until_signal(listen: SocketAddr, config: Config) -> anyhow::Resul
     }
     .context("creating the listening socket")?;
     socket.set_reuseaddr(true).context("setting SO_REUSEADDR")?;
-    socket
-        .bind(listen)
-        .with_context(|| format!("binding {listen}"))?;
+    socket.bind(listen).map_err(|e| {
+        let fix = if e.kind() == std::io::ErrorKind::AddrInUse {
+            " (another process listens there: stop it, or pick a free port; --listen 127.0.0.1:0 \
+             takes any)"
+        } else {
+            ""
+        };
+        anyhow::Error::new(e).context(format!("binding {listen}{fix}"))
+    })?;
     let listener = socket
         .listen(config.backlog)
         .with_context(|| format!("listening on {listen}"))?;

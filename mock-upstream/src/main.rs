@@ -7,7 +7,8 @@ use clap::Parser;
 ///
 /// Prints `listening on ADDR` as its first stdout line, then serves until SIGTERM or Ctrl-C.
 /// Query parameters per request: cpu_ms, sleep_ms, bytes, status. Endpoints: GET /accounting,
-/// GET /metrics, POST /accounting/reset, GET /healthz.
+/// GET /requests (requests that carried an x-request-id), GET /metrics, POST /accounting/reset,
+/// GET /healthz.
 #[derive(Debug, Parser)]
 #[command(
     name = "mock-upstream",

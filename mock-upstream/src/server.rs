@@ -30,6 +30,7 @@ use tokio::sync::oneshot;
 use crate::accounting::{Accounting, Cost, NO_KEY, Outcome};
 use crate::burn::burn_cpu;
 use crate::config::{Config, OnDisconnect, Workers};
+use crate::requests::{Ended, Entry, RequestLog};
 use crate::sys;
 use crate::work::{self, Work};
 
@@ -60,6 +61,7 @@ pub async fn serve(
 ) -> io::Result<()> {
     let runner = Arc::new(Runner {
         accounting: Accounting::default(),
+        requests: RequestLog::default(),
         on_disconnect: config.on_disconnect,
         cpus: config.cpus.clone(),
     });
@@ -124,6 +126,8 @@ struct Shared {
 /// to run. Kept apart from `Shared` so pool threads do not keep the pool itself alive.
 struct Runner {
     accounting: Accounting,
+    /// Requests that carried an `x-request-id`, one entry each (`GET /requests`).
+    requests: RequestLog,
     on_disconnect: OnDisconnect,
     cpus: Option<Vec<usize>>,
 }
@@ -131,6 +135,8 @@ struct Runner {
 /// One request's work on its way to a thread.
 struct Job {
     key: String,
+    /// Its `x-request-id`, when it had one: then its end is also logged per request.
+    request_id: Option<String>,
     work: Work,
     enqueued: Instant,
     /// A duplicate of the connection's socket, to see the client leave even if hyper is not
@@ -193,6 +199,15 @@ impl Runner {
             queue_wait: began.saturating_duration_since(job.enqueued),
         };
         self.accounting.finish(&job.key, outcome, cost);
+        if let Some(id) = &job.request_id {
+            self.requests.push(Entry::new(
+                id,
+                &job.key,
+                outcome.into(),
+                cost,
+                sys::monotonic_ns(),
+            ));
+        }
         if outcome == Outcome::Completed {
             // The receiver may go between the check and the send; then it was abandoned after
             // all, but the reply is lost either way and the work is already counted.
@@ -313,13 +328,14 @@ impl Pool {
         })
     }
 
-    /// Queues a job, or hands it back if the queue is full (or the pool stopped).
-    fn try_submit(&self, job: Job) -> Result<(), Job> {
+    /// Queues a job, or hands it back (boxed: refusals are the rare path) if the queue is full
+    /// (or the pool stopped).
+    fn try_submit(&self, job: Job) -> Result<(), Box<Job>> {
         match &*self.queue.lock().unwrap_or_else(|e| e.into_inner()) {
             Some(sender) => sender.try_send(job).map_err(|e| match e {
-                TrySendError::Full(job) | TrySendError::Disconnected(job) => job,
+                TrySendError::Full(job) | TrySendError::Disconnected(job) => Box::new(job),
             }),
-            None => Err(job),
+            None => Err(Box::new(job)),
         }
     }
 
@@ -383,8 +399,13 @@ impl hyper::service::Service<Request<Incoming>> for Conn {
                 let body = accounting.snapshot().to_prometheus();
                 return ready(typed(body, "text/plain; version=0.0.4"));
             }
+            (&Method::GET, "/requests") => {
+                let body = self.shared.runner.requests.document().to_json();
+                return ready(typed(body, "application/json"));
+            }
             (&Method::POST, "/accounting/reset") => {
                 accounting.reset();
+                self.shared.runner.requests.reset();
                 return ready(plain(StatusCode::OK, "reset\n"));
             }
             _ => {}
@@ -398,13 +419,27 @@ impl hyper::service::Service<Request<Incoming>> for Conn {
             .get("x-api-key")
             .map(|v| String::from_utf8_lossy(v.as_bytes()))
             .unwrap_or(std::borrow::Cow::Borrowed(NO_KEY));
+        let request_id = req
+            .headers()
+            .get("x-request-id")
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         if work.is_trivial() {
             accounting.start_and_complete(&key);
+            if let Some(id) = &request_id {
+                self.shared.runner.requests.push(Entry::new(
+                    id,
+                    &key,
+                    Ended::Completed,
+                    Cost::default(),
+                    sys::monotonic_ns(),
+                ));
+            }
             return ready(work_reply(&work));
         }
         let (reply, answered) = oneshot::channel();
         let job = Job {
             key: key.into_owned(),
+            request_id,
             work,
             enqueued: Instant::now(),
             socket: sys::dup_fd(self.fd).ok(),
@@ -417,6 +452,15 @@ impl hyper::service::Service<Request<Incoming>> for Conn {
             Some(pool) => {
                 if let Err(job) = pool.try_submit(job) {
                     accounting.refuse(&job.key);
+                    if let Some(id) = &job.request_id {
+                        self.shared.runner.requests.push(Entry::new(
+                            id,
+                            &job.key,
+                            Ended::Refused,
+                            Cost::default(),
+                            sys::monotonic_ns(),
+                        ));
+                    }
                     // Best effort: without it the close is a FIN instead of a reset.
                     let _ = sys::set_zero_linger(self.fd);
                     return ReplyFuture::Ready(Some(Err(Unanswered::Refused)));

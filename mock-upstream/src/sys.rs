@@ -25,6 +25,21 @@ pub fn thread_cpu_time() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
+/// `CLOCK_MONOTONIC` in nanoseconds: the clock the `contend` driver stamps its requests with,
+/// system-wide on Linux, so the per-request log's times compare with the driver's directly.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant Linux supports.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// Largest CPU index `sched_setaffinity` accepts in a fixed `cpu_set_t`.
 pub const MAX_CPU_INDEX: usize = libc::CPU_SETSIZE as usize - 1;
 

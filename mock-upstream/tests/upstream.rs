@@ -10,6 +10,7 @@
 //! - `disconnect_with_cancel_stops_and_counts_cancelled`: less CPU, `cancelled` (both models).
 //! - `pool_beyond_backlog_resets_connections`: a full queue refuses, as a full accept queue would.
 //! - `accounting_totals_equal_the_work_sent_per_key`: plus /metrics, /healthz and reset.
+//! - `requests_with_an_id_are_logged_one_entry_each`: `GET /requests`, per request.
 //! - `binary_prints_listening_first_and_stops_on_sigterm`, `binary_rejects_bad_flags_with_exit_2`.
 //!
 //! Timing-sensitive tests hold `TIMING` so they do not share the two cores with each other; the
@@ -261,6 +262,72 @@ fn disconnect_with_run_finishes_and_counts_abandoned() {
     assert!((cpu_ms - 150.0).abs() <= 2.0, "run burned {cpu_ms} ms");
     assert_eq!(acct["keys"]["leaver"]["completed"], 0);
     assert_eq!(acct["keys"]["leaver"]["cancelled"], 0);
+}
+
+/// Sends `target` with an `x-request-id`, keeping the connection open.
+fn send_with_id(addr: SocketAddr, target: &str, key: &str, id: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nhost: test\r\nx-api-key: {key}\r\nx-request-id: {id}\r\nconnection: close\r\n\r\n"
+    )
+    .expect("send request");
+    stream
+}
+
+#[test]
+fn requests_with_an_id_are_logged_one_entry_each() {
+    let _t = timing();
+    let server = Server::start(Config::default());
+    let addr = server.addr;
+    let mut done = String::new();
+    send_with_id(addr, "/?cpu_ms=20", "ui", "00000000000000a1")
+        .read_to_string(&mut done)
+        .expect("reply");
+    assert!(done.starts_with("HTTP/1.1 200"), "{done}");
+    send_with_id(addr, "/", "ui", "00000000000000c3")
+        .read_to_string(&mut done)
+        .expect("reply");
+    let leaver = send_with_id(addr, "/?cpu_ms=120", "exporter", "00000000000000b2");
+    wait_for(addr, "exporter", |s| s["started"] == 1);
+    drop(leaver);
+    wait_for(addr, "exporter", |s| s["abandoned"] == 1);
+    // No id: counted per key, not logged per request.
+    assert_eq!(get(addr, "/?cpu_ms=1", Some("ui")).0, 200);
+    let (status, body) = get(addr, "/requests", None);
+    assert_eq!(status, 200);
+    let doc: Value = serde_json::from_str(&body).expect("requests JSON");
+    assert_eq!(doc["dropped"], 0);
+    let entries = doc["requests"].as_array().expect("requests");
+    let ids: Vec<&str> = entries.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        ["00000000000000a1", "00000000000000c3", "00000000000000b2"]
+    );
+    let (a, c, b) = (&entries[0], &entries[1], &entries[2]);
+    assert_eq!(
+        (&a["key"], &a["outcome"]),
+        (&Value::from("ui"), &Value::from("completed"))
+    );
+    assert!(
+        (ms(a["cpu_s"].as_f64().unwrap()) - 20.0).abs() <= 2.0,
+        "{a}"
+    );
+    assert_eq!(c["wall_s"], 0.0);
+    assert_eq!(b["outcome"], "abandoned");
+    let b_cpu_ms = ms(b["cpu_s"].as_f64().unwrap());
+    assert!((b_cpu_ms - 120.0).abs() <= 2.0, "{b}");
+    let (started, ended) = (
+        b["started_ns"].as_u64().unwrap(),
+        b["ended_ns"].as_u64().unwrap(),
+    );
+    assert!(
+        ended > started && b["enqueued_ns"].as_u64().unwrap() <= started,
+        "{b}"
+    );
+    assert_eq!(request(addr, "POST", "/accounting/reset", None).0, 200);
+    let (_, body) = get(addr, "/requests", None);
+    assert!(body.contains("\"requests\":[]"), "{body}");
 }
 
 #[test]

@@ -3,9 +3,14 @@
 //!
 //! Takes what one run already collected: the gateway's access log read into
 //! per-key accounting, the mock upstream's `/accounting` (both as the JSON
-//! the run holds) and the client's outcomes per key. Hands on a [`KeyAudit`]
-//! per key and a [`ModeAudit`] per mode, which `summary.json`, the console
-//! table and `abort-audit.csv` show. Pure: no I/O, no clock, no running.
+//! the run holds) and the client's outcomes per key; and, request by
+//! request, the client's records, the gateway's lines and the upstream's
+//! per-request log, joined by `x-request-id` ([`join`]). Hands on a
+//! [`KeyAudit`] per key and a [`ModeAudit`] per mode, the flat [`AuditRow`]s
+//! (a row per mode and key, and one for each key's 499s and 504s), the
+//! budget's effect and the noisy neighbour, which `summary.json`, the
+//! console table, `accounting.csv` and the scatter plot show. Pure: no I/O,
+//! no clock, no running.
 //!
 //! Missing values are never made up. A key the gateway logged no line for
 //! has `accounted_s` `null` (nginx's `-`), which is not the same as a key
@@ -14,10 +19,14 @@
 //! are real and more than 0; otherwise it is `null` and
 //! [`UnderCount`] says which case it is.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::driver::request_log::{RequestLogOutput, id_text};
+use crate::gateway::access_log::LoggedRequest;
+use crate::outcome::Outcome;
 
 /// What became of the factor `true / accounted` of one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +127,14 @@ pub struct KeyAudit {
     pub client_goodput_per_s: f64,
     /// The client's P99 latency, us.
     pub client_p99_us: u64,
+    /// Seconds from the load's start to the first 429 the client received
+    /// (the budget's block, or a rate limit's); `null`: never refused.
+    #[serde(default)]
+    pub blocked_at_s: Option<f64>,
+    /// Upstream worker seconds the key had used by `blocked_at_s` (its
+    /// requests' work clipped at that moment, from the per-request log).
+    #[serde(default)]
+    pub true_s_before_block: Option<f64>,
 }
 
 /// One gateway mode of the audit.
@@ -131,6 +148,455 @@ pub struct ModeAudit {
     pub duration_s: f64,
     /// Per API key.
     pub keys: BTreeMap<String, KeyAudit>,
+    /// Per key, its requests the gateway logged 499 or 504, joined with
+    /// the upstream's truth request by request (empty without request ids).
+    #[serde(default)]
+    pub logged: Vec<LoggedRow>,
+    /// The gateway's per-key worker-time budget in this mode; `null`: none.
+    #[serde(default)]
+    pub budget: Option<BudgetInfo>,
+    /// How the per-request join went; `null` without request ids.
+    #[serde(default)]
+    pub join: Option<JoinStats>,
+    /// The other keys' latency and goodput while the heaviest key's work
+    /// ran on the upstream, and while it did not; `null` without the join.
+    #[serde(default)]
+    pub neighbour: Option<Neighbour>,
+}
+
+/// A budget as the gateway ran it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BudgetInfo {
+    /// Accounted seconds a key may use per window.
+    pub budget_s: f64,
+    /// The sliding window, s.
+    pub window_s: f64,
+    /// How long a key past its budget is refused, s.
+    pub penalty_s: f64,
+}
+
+/// One key's requests the gateway logged with one status (499 or 504):
+/// what it accounted for them against what the upstream worked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoggedRow {
+    /// The API key.
+    pub key: String,
+    /// The status logged: `499` (the client left first) or `504` (the
+    /// gateway's own upstream timeout).
+    pub logged: String,
+    /// Lines with that status that the join matched to a client request.
+    pub requests: u64,
+    /// Of those, the ones the upstream's log has (the sums below are over these).
+    pub joined: u64,
+    /// Seconds the gateway accounted for them.
+    pub accounted_s: f64,
+    /// Upstream worker seconds they cost.
+    pub true_s: f64,
+    /// `true_s / accounted_s` (see [`under_count`]).
+    pub under_count: Option<f64>,
+    /// Why `under_count` is or is not a number.
+    pub under_count_status: UnderCount,
+}
+
+/// Counts of the per-request join of one mode.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct JoinStats {
+    /// Client records kept with an id (sent requests).
+    pub client_requests: u64,
+    /// Client records dropped because the driver's ring was full.
+    pub client_dropped: u64,
+    /// Gateway lines that carried an id.
+    pub gateway_lines: u64,
+    /// Gateway lines with an id left out (the reader's bound).
+    pub gateway_dropped: u64,
+    /// Upstream per-request entries.
+    pub upstream_entries: u64,
+    /// Upstream entries dropped because its ring was full.
+    pub upstream_dropped: u64,
+    /// Client requests matched to a gateway line.
+    pub joined_gateway: u64,
+    /// Client requests matched to an upstream entry.
+    pub joined_upstream: u64,
+}
+
+/// The noisy neighbour: how the other keys fared while the heavy key's
+/// work held upstream workers, and while it did not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Neighbour {
+    /// The key whose work is watched: the one whose requests the client
+    /// abandoned most (the exporter), else the one with the most worker time.
+    pub heavy_key: String,
+    /// Seconds of the load during which at least one of its requests was
+    /// running on an upstream worker.
+    pub heavy_running_s: f64,
+    /// Seconds of the load during which none was.
+    pub heavy_idle_s: f64,
+    /// Every other key, by the intended send time of its requests.
+    pub keys: BTreeMap<String, NeighbourKey>,
+}
+
+/// One key's requests in the two spans of a [`Neighbour`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct NeighbourKey {
+    /// Sent while the heavy key's work ran.
+    pub during: Span,
+    /// Sent while it did not.
+    pub outside: Span,
+}
+
+/// A key's requests sent within a span of time.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Span {
+    /// Requests.
+    pub requests: u64,
+    /// Of those, 2xx responses.
+    pub ok: u64,
+    /// P99 latency from the intended send time, us; `null` without requests.
+    pub p99_us: Option<u64>,
+    /// 2xx responses per second of the span; `null` for an empty span.
+    pub goodput_per_s: Option<f64>,
+}
+
+/// One request joined across the client, the gateway's line and the
+/// upstream's entry by its `x-request-id`. Times in seconds; `*_at_s` from
+/// the load's start. A side with no record is `None`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JoinedRequest {
+    /// The request id.
+    pub id: String,
+    /// The API key (`-`: none).
+    pub key: String,
+    /// Intended send time.
+    pub intended_at_s: f64,
+    /// What the client got: the exact status, or `client_timeout`, `io_error`, ...
+    pub client_outcome: String,
+    /// Client-facing time: intended send to the response or the timeout.
+    pub client_s: f64,
+    /// Status the gateway logged.
+    pub gateway_status: Option<u16>,
+    /// `$upstream_status` as the gateway logged it (`-`: none).
+    pub gateway_upstream_status: Option<String>,
+    /// Seconds the gateway accounted for it.
+    pub accounted_s: Option<f64>,
+    /// How the upstream's work ended (`completed`, `abandoned`, `cancelled`, `refused`).
+    pub upstream_outcome: Option<String>,
+    /// When an upstream worker took it.
+    pub upstream_started_at_s: Option<f64>,
+    /// When its work ended.
+    pub upstream_ended_at_s: Option<f64>,
+    /// Seconds it waited for a worker.
+    pub upstream_queue_wait_s: Option<f64>,
+    /// Wall seconds of its work: the worker time it really cost.
+    pub upstream_wall_s: Option<f64>,
+    /// Thread CPU seconds of its work.
+    pub upstream_cpu_s: Option<f64>,
+}
+
+/// The mock upstream's `GET /requests` document, as read back.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct UpstreamRequests {
+    /// Entries dropped from its ring.
+    #[serde(default)]
+    pub dropped: u64,
+    /// Its entries.
+    #[serde(default)]
+    pub requests: Vec<UpstreamEntry>,
+}
+
+/// One entry of the upstream's per-request log (times CLOCK_MONOTONIC ns).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct UpstreamEntry {
+    /// Its `x-request-id`.
+    pub id: String,
+    /// `completed`, `abandoned`, `cancelled` or `refused`.
+    pub outcome: String,
+    /// When a worker took it.
+    pub started_ns: u64,
+    /// When its work ended.
+    pub ended_ns: u64,
+    /// Seconds it waited for a worker.
+    pub queue_wait_s: f64,
+    /// Wall seconds of its work.
+    pub wall_s: f64,
+    /// Thread CPU seconds of its work.
+    pub cpu_s: f64,
+}
+
+/// The client's name for an outcome: the exact status, else its class.
+pub fn outcome_name(outcome: Outcome) -> String {
+    match outcome {
+        Outcome::Response(status) => status.to_string(),
+        other => other.class().name().to_string(),
+    }
+}
+
+fn since_s(t_ns: u64, start_ns: u64) -> f64 {
+    round((t_ns as f64 - start_ns as f64) / 1e9, 6)
+}
+
+/// Joins the client's records with the gateway's lines and the upstream's
+/// entries by request id. Only requests the client sent (with an id) are
+/// joined; ids the client did not keep are counted, never guessed at.
+pub fn join(
+    client: &RequestLogOutput,
+    key_names: &[String],
+    gateway: &[LoggedRequest],
+    gateway_dropped: u64,
+    upstream: &UpstreamRequests,
+) -> (Vec<JoinedRequest>, JoinStats) {
+    let lines: HashMap<&str, &LoggedRequest> = gateway.iter().map(|l| (l.id.as_str(), l)).collect();
+    let entries: HashMap<&str, &UpstreamEntry> = upstream
+        .requests
+        .iter()
+        .map(|e| (e.id.as_str(), e))
+        .collect();
+    let mut stats = JoinStats {
+        client_dropped: client.dropped,
+        gateway_lines: gateway.len() as u64,
+        gateway_dropped,
+        upstream_entries: upstream.requests.len() as u64,
+        upstream_dropped: upstream.dropped,
+        ..JoinStats::default()
+    };
+    let start = client.start_ns;
+    let mut joined = Vec::new();
+    for record in &client.records {
+        let Some(id) = record.id else { continue };
+        stats.client_requests += 1;
+        let id = id_text(id);
+        let line = lines.get(id.as_str()).copied();
+        let entry = entries.get(id.as_str()).copied();
+        stats.joined_gateway += u64::from(line.is_some());
+        stats.joined_upstream += u64::from(entry.is_some());
+        joined.push(JoinedRequest {
+            key: key_names
+                .get(record.key)
+                .cloned()
+                .unwrap_or_else(|| "-".into()),
+            intended_at_s: since_s(record.intended_ns, start),
+            client_outcome: outcome_name(record.outcome),
+            client_s: round(
+                record.end_ns.saturating_sub(record.intended_ns) as f64 / 1e9,
+                6,
+            ),
+            gateway_status: line.map(|l| l.status),
+            gateway_upstream_status: line.map(|l| l.upstream_status.clone()),
+            accounted_s: line.map(|l| round(l.accounted_s, 6)),
+            upstream_outcome: entry.map(|e| e.outcome.clone()),
+            upstream_started_at_s: entry.map(|e| since_s(e.started_ns, start)),
+            upstream_ended_at_s: entry.map(|e| since_s(e.ended_ns, start)),
+            upstream_queue_wait_s: entry.map(|e| round(e.queue_wait_s, 6)),
+            upstream_wall_s: entry.map(|e| round(e.wall_s, 6)),
+            upstream_cpu_s: entry.map(|e| round(e.cpu_s, 6)),
+            id,
+        });
+    }
+    (joined, stats)
+}
+
+/// Per key, the rows of its requests logged 499 and 504 (keys in `keys`
+/// order; a status with no line has no row).
+pub fn logged_rows(keys: &[String], joined: &[JoinedRequest]) -> Vec<LoggedRow> {
+    let mut rows = Vec::new();
+    for key in keys {
+        for status in [499u16, 504] {
+            let mut row = LoggedRow {
+                key: key.clone(),
+                logged: status.to_string(),
+                requests: 0,
+                joined: 0,
+                accounted_s: 0.0,
+                true_s: 0.0,
+                under_count: None,
+                under_count_status: UnderCount::NoGatewayLines,
+            };
+            for r in joined
+                .iter()
+                .filter(|r| &r.key == key && r.gateway_status == Some(status))
+            {
+                row.requests += 1;
+                if let (Some(accounted), Some(wall)) = (r.accounted_s, r.upstream_wall_s) {
+                    row.joined += 1;
+                    row.accounted_s += accounted;
+                    row.true_s += wall;
+                }
+            }
+            if row.requests == 0 {
+                continue;
+            }
+            row.accounted_s = round(row.accounted_s, 6);
+            row.true_s = round(row.true_s, 6);
+            let accounted = (row.joined > 0).then_some(row.accounted_s);
+            (row.under_count, row.under_count_status) = under_count(accounted, Some(row.true_s));
+            rows.push(row);
+        }
+    }
+    rows
+}
+
+/// Seconds of `[from, to]` covered by `intervals` (merged first).
+fn covered_s(mut intervals: Vec<(f64, f64)>, from: f64, to: f64) -> f64 {
+    intervals.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut total = 0.0;
+    let mut reach = from;
+    for (start, end) in intervals {
+        let (start, end) = (start.max(reach), end.min(to));
+        if end > start {
+            total += end - start;
+            reach = end;
+        }
+    }
+    total
+}
+
+fn inside(intervals: &[(f64, f64)], t: f64) -> bool {
+    intervals.iter().any(|&(a, b)| a <= t && t <= b)
+}
+
+/// The P99 of `values` (nearest rank); `None` when empty.
+fn p99(values: &mut [u64]) -> Option<u64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_unstable();
+    let rank = ((values.len() as f64) * 0.99).ceil() as usize;
+    Some(values[rank.clamp(1, values.len()) - 1])
+}
+
+/// Adds what the join tells to a mode's audit: per key when it was first
+/// refused and the worker time it had used by then, the 499 and 504 rows,
+/// and the noisy neighbour over a load of `duration_s`.
+pub fn add_join(mode: &mut ModeAudit, keys: &[String], joined: &[JoinedRequest], stats: JoinStats) {
+    mode.join = Some(stats);
+    mode.logged = logged_rows(keys, joined);
+    for (key, row) in mode.keys.iter_mut() {
+        let mine = || joined.iter().filter(move |r| &r.key == key);
+        let blocked = mine()
+            .filter(|r| r.client_outcome == "429")
+            .map(|r| r.intended_at_s)
+            .min_by(f64::total_cmp);
+        row.blocked_at_s = blocked.map(|t| round(t, 3));
+        row.true_s_before_block = blocked.map(|t| {
+            let used: f64 = mine()
+                .filter_map(|r| Some((r.upstream_started_at_s?, r.upstream_ended_at_s?)))
+                .map(|(a, b)| (b.min(t) - a).max(0.0))
+                .sum();
+            round(used, 3)
+        });
+    }
+    mode.neighbour = neighbour(mode, joined);
+}
+
+fn neighbour(mode: &ModeAudit, joined: &[JoinedRequest]) -> Option<Neighbour> {
+    let heavy = mode
+        .keys
+        .iter()
+        .filter(|(_, r)| r.client_abandoned > 0)
+        .max_by_key(|(_, r)| r.client_abandoned)
+        .or_else(|| {
+            mode.keys
+                .iter()
+                .filter(|(_, r)| r.true_s.is_some_and(|t| t > 0.0))
+                .max_by(|a, b| {
+                    a.1.true_s
+                        .unwrap_or(0.0)
+                        .total_cmp(&b.1.true_s.unwrap_or(0.0))
+                })
+        })?
+        .0
+        .clone();
+    let end_s = mode.duration_s;
+    let running: Vec<(f64, f64)> = joined
+        .iter()
+        .filter(|r| r.key == heavy)
+        .filter_map(|r| Some((r.upstream_started_at_s?, r.upstream_ended_at_s?)))
+        .collect();
+    let running_s = covered_s(running.clone(), 0.0, end_s);
+    let idle_s = (end_s - running_s).max(0.0);
+    let mut keys = BTreeMap::new();
+    for key in mode.keys.keys().filter(|k| **k != heavy) {
+        let mut spans = [(Span::default(), Vec::new()), (Span::default(), Vec::new())];
+        for r in joined.iter().filter(|r| &r.key == key) {
+            let during = inside(&running, r.intended_at_s);
+            let (span, latencies) = &mut spans[usize::from(!during)];
+            span.requests += 1;
+            if r.client_outcome.starts_with('2') && r.client_outcome.len() == 3 {
+                span.ok += 1;
+            }
+            latencies.push((r.client_s * 1e6).round() as u64);
+        }
+        let [(mut during, mut d_lat), (mut outside, mut o_lat)] = spans;
+        during.p99_us = p99(&mut d_lat);
+        outside.p99_us = p99(&mut o_lat);
+        during.goodput_per_s = (running_s > 0.0).then(|| round(during.ok as f64 / running_s, 3));
+        outside.goodput_per_s = (idle_s > 0.0).then(|| round(outside.ok as f64 / idle_s, 3));
+        keys.insert(key.clone(), NeighbourKey { during, outside });
+    }
+    Some(Neighbour {
+        heavy_key: heavy,
+        heavy_running_s: round(running_s, 3),
+        heavy_idle_s: round(idle_s, 3),
+        keys,
+    })
+}
+
+/// One row of the audit's table (`summary.json`'s `abort_audit.rows`,
+/// `accounting.csv`): a mode and key, over all its lines (`logged` = `all`)
+/// or over its lines with one status (`499`, `504`, from the join).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRow {
+    /// The gateway mode.
+    pub mode: String,
+    /// The API key.
+    pub key: String,
+    /// `all`, `499` or `504`.
+    pub logged: String,
+    /// Gateway lines in the row.
+    pub requests: u64,
+    /// Seconds the gateway accounted; `null`: it logged no line.
+    pub accounted_s: Option<f64>,
+    /// Upstream worker seconds; `null`: the upstream has no record.
+    pub true_s: Option<f64>,
+    /// `true_s / accounted_s`; `null` unless both are more than 0.
+    pub under_count: Option<f64>,
+    /// Why `under_count` is or is not a number.
+    pub under_count_status: UnderCount,
+}
+
+/// The flat rows of `audit`: per mode in run order (skipped modes have
+/// none), per key its `all` row and then its `499` and `504` rows.
+pub fn rows(audit: &AbortAudit) -> Vec<AuditRow> {
+    let mut out = Vec::new();
+    for name in &audit.order {
+        let Some(mode) = audit.modes.get(name) else {
+            continue;
+        };
+        for (key, row) in &mode.keys {
+            out.push(AuditRow {
+                mode: name.clone(),
+                key: key.clone(),
+                logged: "all".into(),
+                requests: row.gateway_lines,
+                accounted_s: row.accounted_s,
+                true_s: row.true_s,
+                under_count: row.under_count,
+                under_count_status: row.under_count_status,
+            });
+            for l in mode.logged.iter().filter(|l| &l.key == key) {
+                out.push(AuditRow {
+                    mode: name.clone(),
+                    key: key.clone(),
+                    logged: l.logged.clone(),
+                    requests: l.requests,
+                    accounted_s: (l.joined > 0).then_some(l.accounted_s),
+                    true_s: (l.joined > 0).then_some(l.true_s),
+                    under_count: l.under_count,
+                    under_count_status: l.under_count_status,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// The whole audit: `summary.json`'s `abort_audit`.
@@ -140,6 +606,12 @@ pub struct AbortAudit {
     pub order: Vec<String>,
     /// Per mode, by name.
     pub modes: BTreeMap<String, ModeAudit>,
+    /// The client timeout per key, s (where the scatter's knee is).
+    #[serde(default)]
+    pub client_timeouts_s: BTreeMap<String, f64>,
+    /// The table: see [`rows`].
+    #[serde(default)]
+    pub rows: Vec<AuditRow>,
 }
 
 fn round(x: f64, places: i32) -> f64 {
@@ -211,6 +683,8 @@ pub fn key_audit(
             0.0
         },
         client_p99_us: client.p99_us,
+        blocked_at_s: None,
+        true_s_before_block: None,
     }
 }
 
@@ -234,6 +708,10 @@ pub fn mode_audit(
             .and_then(Value::as_str)
             .map(str::to_string),
         skipped: None,
+        logged: Vec::new(),
+        budget: None,
+        join: None,
+        neighbour: None,
         duration_s: round(duration_s, 3),
         keys: keys
             .iter()
@@ -384,5 +862,214 @@ mod tests {
         assert_eq!(v["keys"]["ghost"]["accounted_s"], Value::Null);
         assert_eq!(v["keys"]["ghost"]["under_count_status"], "no_gateway_lines");
         assert_eq!(v["keys"]["quiet"]["accounted_s"], 0.0);
+    }
+
+    fn record(
+        id: u64,
+        key: usize,
+        intended_ms: u64,
+        end_ms: u64,
+        outcome: Outcome,
+    ) -> crate::driver::request_log::RequestRecord {
+        crate::driver::request_log::RequestRecord {
+            id: Some(id),
+            key,
+            intended_ns: 1_000_000_000 + intended_ms * 1_000_000,
+            sent_ns: Some(1_000_000_000 + intended_ms * 1_000_000),
+            end_ns: 1_000_000_000 + end_ms * 1_000_000,
+            outcome,
+        }
+    }
+
+    fn line(id: u64, key: &str, status: u16, accounted_s: f64) -> LoggedRequest {
+        LoggedRequest {
+            id: id_text(id),
+            key: key.into(),
+            status,
+            request_time_s: accounted_s,
+            upstream_status: if status == 499 {
+                "-".into()
+            } else {
+                status.to_string()
+            },
+            accounted_s,
+        }
+    }
+
+    fn entry(id: u64, started_ms: u64, wall_ms: u64) -> UpstreamEntry {
+        UpstreamEntry {
+            id: id_text(id),
+            outcome: "abandoned".into(),
+            started_ns: 1_000_000_000 + started_ms * 1_000_000,
+            ended_ns: 1_000_000_000 + (started_ms + wall_ms) * 1_000_000,
+            queue_wait_s: 0.0,
+            wall_s: wall_ms as f64 / 1000.0,
+            cpu_s: wall_ms as f64 / 1000.0,
+        }
+    }
+
+    #[test]
+    fn requests_join_by_id_and_give_the_499_and_504_rows_and_the_budget() {
+        let keys: Vec<String> = ["ui", "exporter", "batch"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let client = RequestLogOutput {
+            start_ns: 1_000_000_000,
+            records: vec![
+                record(1, 1, 0, 50, Outcome::ClientTimeout),
+                record(2, 0, 10, 12, Outcome::Response(200)),
+                record(3, 1, 100, 150, Outcome::ClientTimeout),
+                record(4, 2, 200, 2200, Outcome::Response(504)),
+                record(5, 0, 400, 410, Outcome::Response(200)),
+                record(6, 1, 500, 501, Outcome::Response(429)),
+                record(7, 0, 900, 901, Outcome::Response(200)),
+            ],
+            dropped: 2,
+        };
+        let gateway = vec![
+            line(1, "exporter", 499, 0.05),
+            line(2, "ui", 200, 0.002),
+            line(3, "exporter", 499, 0.05),
+            line(4, "batch", 504, 2.0),
+            line(5, "ui", 200, 0.01),
+            line(6, "exporter", 429, 0.0),
+            line(7, "ui", 200, 0.001),
+            line(99, "ui", 200, 0.001),
+        ];
+        let upstream = UpstreamRequests {
+            dropped: 0,
+            requests: vec![
+                entry(1, 0, 300),
+                entry(2, 10, 2),
+                entry(3, 300, 300),
+                entry(4, 200, 3000),
+                entry(5, 400, 1),
+                entry(7, 900, 1),
+            ],
+        };
+        let (joined, stats) = join(&client, &keys, &gateway, 0, &upstream);
+        assert_eq!(joined.len(), 7);
+        assert_eq!(
+            (
+                stats.client_requests,
+                stats.joined_gateway,
+                stats.joined_upstream,
+                stats.client_dropped
+            ),
+            (7, 7, 6, 2)
+        );
+        // The aborted request: accounted at the client timeout, worked in full.
+        let aborted = &joined[0];
+        assert_eq!(aborted.id, "0000000000000001");
+        assert_eq!(
+            (aborted.key.as_str(), aborted.client_outcome.as_str()),
+            ("exporter", "client_timeout")
+        );
+        assert_eq!(
+            (
+                aborted.client_s,
+                aborted.accounted_s,
+                aborted.upstream_wall_s
+            ),
+            (0.05, Some(0.05), Some(0.3))
+        );
+        assert_eq!(
+            joined[5].upstream_wall_s, None,
+            "a refused request reached no worker"
+        );
+
+        let mut mode = ModeAudit {
+            duration_s: 1.0,
+            ..ModeAudit::default()
+        };
+        for key in &keys {
+            mode.keys.insert(
+                key.clone(),
+                key_audit(None, None, ClientKey::default(), 1.0),
+            );
+        }
+        mode.keys.get_mut("exporter").unwrap().client_abandoned = 2;
+        add_join(&mut mode, &keys, &joined, stats);
+        // (key, logged, requests, joined, accounted, true, factor)
+        let want = [
+            ("exporter", "499", 2, 2, 0.1, 0.6, Some(6.0)),
+            ("batch", "504", 1, 1, 2.0, 3.0, Some(1.5)),
+        ];
+        assert_eq!(mode.logged.len(), want.len(), "{:?}", mode.logged);
+        for (row, (key, logged, requests, joined_n, accounted, truth, factor)) in
+            mode.logged.iter().zip(want)
+        {
+            assert_eq!(
+                (
+                    row.key.as_str(),
+                    row.logged.as_str(),
+                    row.requests,
+                    row.joined,
+                    row.accounted_s,
+                    row.true_s,
+                    row.under_count
+                ),
+                (key, logged, requests, joined_n, accounted, truth, factor)
+            );
+        }
+        // Refused at 0.5 s, by when request 1 had run 0.3 s and request 3 0.2 s.
+        let exporter = &mode.keys["exporter"];
+        assert_eq!(
+            (exporter.blocked_at_s, exporter.true_s_before_block),
+            (Some(0.5), Some(0.5))
+        );
+        assert_eq!(mode.keys["ui"].blocked_at_s, None);
+        // The exporter's work ran over 0-0.6 s: ui's requests at 10 and 400 ms
+        // were sent during it, the one at 900 ms after.
+        let n = mode.neighbour.as_ref().unwrap();
+        assert_eq!(
+            (n.heavy_key.as_str(), n.heavy_running_s, n.heavy_idle_s),
+            ("exporter", 0.6, 0.4)
+        );
+        let ui = &n.keys["ui"];
+        assert_eq!(
+            (ui.during.requests, ui.during.ok, ui.during.p99_us),
+            (2, 2, Some(10_000))
+        );
+        assert_eq!(ui.during.goodput_per_s, Some(3.333));
+        assert_eq!(
+            (ui.outside.requests, ui.outside.goodput_per_s),
+            (1, Some(2.5))
+        );
+
+        let mut audit = AbortAudit {
+            order: vec!["reference-early".into()],
+            ..AbortAudit::default()
+        };
+        audit.modes.insert("reference-early".into(), mode);
+        let table = rows(&audit);
+        let shape: Vec<(&str, &str)> = table
+            .iter()
+            .map(|r| (r.key.as_str(), r.logged.as_str()))
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                ("batch", "all"),
+                ("batch", "504"),
+                ("exporter", "all"),
+                ("exporter", "499"),
+                ("ui", "all")
+            ]
+        );
+        assert!(table.iter().all(|r| r.mode == "reference-early"));
+    }
+
+    #[test]
+    fn covered_time_merges_overlaps_and_clips() {
+        assert_eq!(
+            covered_s(vec![(0.5, 1.5), (0.0, 1.0), (3.0, 9.0)], 0.0, 4.0),
+            2.5
+        );
+        assert_eq!(covered_s(Vec::new(), 0.0, 4.0), 0.0);
+        assert_eq!(p99(&mut []), None);
+        let mut v: Vec<u64> = (1..=200).collect();
+        assert_eq!(p99(&mut v), Some(198));
     }
 }

@@ -8,6 +8,7 @@
 //! components or reports.
 
 pub mod http1;
+pub mod request_log;
 pub mod shard;
 pub mod worker;
 
@@ -32,6 +33,8 @@ pub struct RequestTemplate {
     pub bytes: Bytes,
     /// True for HEAD, whose response has no body.
     pub head: bool,
+    /// Where each request's id goes in `bytes` (with `[client] request_ids`).
+    pub id_at: Option<usize>,
 }
 
 /// Everything the driver needs, resolved from a scenario and a target URL.
@@ -53,10 +56,15 @@ pub struct Plan {
     pub threads: usize,
     /// Connection cap over all threads.
     pub max_connections: usize,
+    /// Closed loop with this many connections over all threads, instead of
+    /// the phases' schedule (`None`: open loop).
+    pub closed_loop: Option<usize>,
     /// Seed of the schedule and key mix.
     pub seed: u64,
     /// Reporting interval.
     pub interval: Duration,
+    /// Give every request an `x-request-id` and keep per-request records.
+    pub request_ids: bool,
 }
 
 impl Plan {
@@ -106,17 +114,31 @@ impl Plan {
                 headers.retain(|(n, _)| !n.eq_ignore_ascii_case("x-api-key"));
                 headers.push(("x-api-key".to_string(), key.to_string()));
             }
+            if scenario.client.request_ids {
+                headers.retain(|(n, _)| !n.eq_ignore_ascii_case(request_log::ID_HEADER));
+                headers.push((
+                    request_log::ID_HEADER.to_string(),
+                    request_log::ID_PLACEHOLDER.to_string(),
+                ));
+            }
             path.parse::<Uri>()
                 .map_err(|e| Error::Usage(format!("request path {path:?}: {e}")))?;
+            let bytes = http1::encode_request(
+                method.as_str(),
+                path,
+                authority.as_str(),
+                &headers,
+                scenario.request.body.as_bytes(),
+            );
+            let id_at = if scenario.client.request_ids {
+                request_log::placeholder_at(&bytes)
+            } else {
+                None
+            };
             Ok::<_, Error>(RequestTemplate {
-                bytes: http1::encode_request(
-                    method.as_str(),
-                    path,
-                    authority.as_str(),
-                    &headers,
-                    scenario.request.body.as_bytes(),
-                ),
+                bytes,
                 head: method == Method::HEAD,
+                id_at,
             })
         };
 
@@ -144,8 +166,10 @@ impl Plan {
             phases: scenario.phases.clone(),
             threads,
             max_connections: scenario.client.max_connections,
+            closed_loop: scenario.client.closed_loop,
             seed: scenario.client.seed,
             interval: scenario.client.interval,
+            request_ids: scenario.client.request_ids,
         })
     }
 
@@ -194,6 +218,9 @@ pub enum ShardMsg {
     /// The shard ended: its totals, and when it stopped dispatching
     /// (CLOCK_MONOTONIC ns).
     Done(Box<Totals>, u64),
+    /// The shard's per-request records and how many it dropped (sent
+    /// before `Done`, only with request ids on).
+    Requests(Vec<request_log::RequestRecord>, u64),
     /// The shard could not run.
     Failed(String),
 }
@@ -212,6 +239,8 @@ pub struct DriverOutput {
     pub interrupted: bool,
     /// Driver threads used.
     pub threads: usize,
+    /// Per-request records, with `[client] request_ids` on.
+    pub requests: Option<request_log::RequestLogOutput>,
 }
 
 /// Runs `plan` to its end, or until `stop` turns true. `on_interval` sees
@@ -232,10 +261,17 @@ pub fn run(
     let phases: Arc<[Phase]> = plan.phases.clone().into();
     let interval_ns = plan.interval.as_nanos().max(1) as u64;
     let per_shard_cap = plan.max_connections.div_ceil(shards).max(1);
-    // Enough for about 1 ms of arrivals at the peak rate, and a few more.
-    let warm = ((plan.peak_rate_per_s() / shards as f64 / 1000.0).ceil() as usize + 4)
-        .min(per_shard_cap)
-        .min(256);
+    // Enough for about 1 ms of arrivals at the peak rate, and a few more;
+    // none in closed loop, whose connections belong to its own clients.
+    let warm = match plan.closed_loop {
+        Some(_) => 0,
+        None => ((plan.peak_rate_per_s() / shards as f64 / 1000.0).ceil() as usize + 4)
+            .min(per_shard_cap)
+            .min(256),
+    };
+    let run_ns = crate::arrival::total_duration(&plan.phases)
+        .as_nanos()
+        .min(u64::MAX as u128) as u64;
 
     let (to_coordinator, from_shards) = mpsc::channel();
     let mut starts = Vec::new();
@@ -255,7 +291,15 @@ pub fn run(
             seed: plan.seed,
             max_connections: per_shard_cap,
             warm_connections: warm,
+            // Shard k of n takes every n-th of the closed-loop connections.
+            closed_loop: plan
+                .closed_loop
+                .map_or(0, |c| c / shards + usize::from(shard < c % shards)),
+            run_ns,
             interval_ns,
+            request_log: plan
+                .request_ids
+                .then(|| (request_log::RECORDS_PER_RUN / shards).max(1)),
         };
         let tx = to_coordinator.clone();
         let stop = stop.clone();
@@ -274,6 +318,9 @@ pub fn run(
     let mut totals = Totals::new(plan.key_names.len());
     let mut start_ns = 0;
     let mut dispatch_end_ns = 0;
+    let mut requests = plan
+        .request_ids
+        .then(request_log::RequestLogOutput::default);
     // The channel closes once every shard has ended and dropped its sender.
     while let Ok(msg) = from_shards.recv() {
         match msg {
@@ -296,6 +343,12 @@ pub fn run(
             ShardMsg::Done(shard_totals, end_ns) => {
                 totals.merge(&shard_totals);
                 dispatch_end_ns = dispatch_end_ns.max(end_ns);
+            }
+            ShardMsg::Requests(records, dropped) => {
+                if let Some(log) = requests.as_mut() {
+                    log.records.extend(records);
+                    log.dropped += dropped;
+                }
             }
             ShardMsg::Failed(message) => failure = Some(message),
         }
@@ -326,11 +379,16 @@ pub fn run(
     } else {
         dispatch_s.max(scheduled_s)
     };
+    if let Some(log) = requests.as_mut() {
+        log.start_ns = start_ns;
+        log.records.sort_by_key(|r| r.intended_ns);
+    }
     Ok(DriverOutput {
         totals,
         intervals,
         duration_s,
         interrupted,
         threads: shards,
+        requests,
     })
 }

@@ -17,6 +17,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::{Notify, oneshot, watch};
 
+use super::request_log::RequestLog;
 use super::worker::{self, Job, Mailbox};
 use super::{RequestTemplate, ShardMsg};
 use crate::arrival::Schedule;
@@ -60,6 +61,12 @@ pub struct ShardPlan {
     pub warm_connections: usize,
     /// Reporting interval, ns.
     pub interval_ns: u64,
+    /// Closed-loop connections of this shard (0: open loop, the schedule).
+    pub closed_loop: usize,
+    /// Length of the run, ns (the phases' total).
+    pub run_ns: u64,
+    /// Per-request records kept (`Some(capacity)`) with request ids on.
+    pub request_log: Option<usize>,
 }
 
 /// Connections that may be opening at once per shard. Past it, a due
@@ -99,6 +106,8 @@ pub(super) struct Shared {
     pub(super) closing: Cell<bool>,
     /// Token bucket of new connections: (tokens, last refill ns).
     connect_budget: Cell<(f64, u64)>,
+    /// Request ids and records, with `[client] request_ids` on.
+    pub(super) request_log: Option<RefCell<RequestLog>>,
 }
 
 impl Shared {
@@ -162,6 +171,13 @@ impl Shared {
         self.connect_budget
             .set((if allowed { tokens - 1.0 } else { tokens }, now_ns));
         allowed
+    }
+
+    /// The key of the next request, by the scenario's weights.
+    pub(super) fn next_key(&self) -> usize {
+        let mut arrivals = self.arrivals.borrow_mut();
+        let a = &mut *arrivals;
+        pick_key(&a.key_cdf, &mut a.rng)
     }
 
     /// Ends every idle worker (no more arrivals will come).
@@ -239,6 +255,9 @@ pub fn run(
             drained: Notify::new(),
             closing: Cell::new(false),
             connect_budget: Cell::new((NEW_CONNECTIONS_BURST, sys::monotonic_ns())),
+            request_log: plan
+                .request_log
+                .map(|capacity| RefCell::new(RequestLog::new(plan.shard, capacity))),
         });
         worker::warm(&shared, plan.warm_connections).await;
         if to_coordinator.send(ShardMsg::Ready).is_err() {
@@ -249,7 +268,21 @@ pub fn run(
             .recorder
             .replace(Recorder::new(start_ns, plan.interval_ns, plan.keys));
         shared.arrivals.replace(Arrivals::new(&plan, start_ns));
-        if let Err(e) = pace(&shared, plan.interval_ns, &to_coordinator, &mut stop).await {
+        let paced = if plan.closed_loop > 0 {
+            let end_ns = start_ns.saturating_add(plan.run_ns);
+            closed_loop(
+                &shared,
+                plan.closed_loop,
+                end_ns,
+                plan.interval_ns,
+                &to_coordinator,
+                &mut stop,
+            )
+            .await
+        } else {
+            pace(&shared, plan.interval_ns, &to_coordinator, &mut stop).await
+        };
+        if let Err(e) = paced {
             let _ = to_coordinator.send(ShardMsg::Failed(format!("driver timer: {e}")));
         }
         // No more arrivals, also when the pacer stopped early.
@@ -264,6 +297,10 @@ pub fn run(
         let (totals, intervals) = recorder.finish(sys::monotonic_ns(), 0);
         for snapshot in intervals {
             let _ = to_coordinator.send(ShardMsg::Interval(Box::new(snapshot)));
+        }
+        if let Some(log) = &shared.request_log {
+            let (records, dropped) = log.borrow_mut().take();
+            let _ = to_coordinator.send(ShardMsg::Requests(records, dropped));
         }
         let _ = to_coordinator.send(ShardMsg::Done(Box::new(totals), dispatch_end_ns));
     });
@@ -314,12 +351,7 @@ async fn pace(
         // Close intervals before dispatching, so `in_flight` is what the
         // interval ended with, not what this wake is about to send.
         if now_ns >= next_tick_ns {
-            let mut recorder = shared.recorder.borrow_mut();
-            recorder.tick(now_ns, shared.in_flight.get());
-            for snapshot in recorder.take_finished() {
-                let _ = to_coordinator.send(ShardMsg::Interval(Box::new(snapshot)));
-            }
-            next_tick_ns = start_ns + ((now_ns - start_ns) / interval_ns + 1) * interval_ns;
+            next_tick_ns = close_intervals(shared, now_ns, start_ns, interval_ns, to_coordinator);
         }
         let sent = dispatch_due(shared, now_ns);
         let Some(due_ns) = shared.arrivals.borrow().next_due_ns else {
@@ -336,16 +368,66 @@ async fn pace(
         let wake_ns = due_ns.max(now_ns + MIN_WAKE_GAP_NS).min(next_tick_ns);
         timer.get_ref().arm_at(wake_ns)?;
         tokio::select! {
-            guard = timer.readable() => {
-                let mut guard = guard?;
-                let _ = timer.get_ref().clear();
-                guard.clear_ready();
-            }
+            guard = timer.readable() => guard?.clear_ready(),
             // A closed channel (no one can stop us) disables this branch.
             Ok(()) = stop.changed() => break,
         }
     }
     Ok(())
+}
+
+/// Closed loop: `clients` workers each send the next request as soon as
+/// the last one ended, until `end_ns` or a stop; meanwhile this closes the
+/// intervals on time. Each request's intended time is its send time.
+async fn closed_loop(
+    shared: &Rc<Shared>,
+    clients: usize,
+    end_ns: u64,
+    interval_ns: u64,
+    to_coordinator: &mpsc::Sender<ShardMsg>,
+    stop: &mut watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    shared.arrivals.borrow_mut().next_due_ns = None;
+    for _ in 0..clients {
+        worker::spawn_closed(shared.clone(), end_ns);
+    }
+    let timer = sys::register_timer(sys::TimerFd::new()?)?;
+    let start_ns = shared.arrivals.borrow().start_ns;
+    let mut next_tick_ns = start_ns + interval_ns;
+    loop {
+        let now_ns = sys::monotonic_ns();
+        if now_ns >= next_tick_ns {
+            next_tick_ns = close_intervals(shared, now_ns, start_ns, interval_ns, to_coordinator);
+        }
+        if now_ns >= end_ns || *stop.borrow() {
+            break;
+        }
+        timer.get_ref().arm_at(next_tick_ns.min(end_ns))?;
+        tokio::select! {
+            guard = timer.readable() => guard?.clear_ready(),
+            Ok(()) = stop.changed() => break,
+        }
+    }
+    // Each client ends after the request it has in flight.
+    shared.closing.set(true);
+    Ok(())
+}
+
+/// Closes the intervals that ended by `now_ns` and hands them to the
+/// coordinator; returns when the next one ends.
+fn close_intervals(
+    shared: &Shared,
+    now_ns: u64,
+    start_ns: u64,
+    interval_ns: u64,
+    to_coordinator: &mpsc::Sender<ShardMsg>,
+) -> u64 {
+    let mut recorder = shared.recorder.borrow_mut();
+    recorder.tick(now_ns, shared.in_flight.get());
+    for snapshot in recorder.take_finished() {
+        let _ = to_coordinator.send(ShardMsg::Interval(Box::new(snapshot)));
+    }
+    start_ns + ((now_ns - start_ns) / interval_ns + 1) * interval_ns
 }
 
 /// Picks a request template by weight: index into `cdf`, or 0 when empty.

@@ -19,6 +19,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 
 use super::http1::Connection;
+use super::request_log::{RequestRecord, Scratch};
 use super::shard::Shared;
 use crate::outcome::Outcome;
 use crate::sys;
@@ -91,6 +92,36 @@ fn spawn_with(shared: Rc<Shared>, first: Option<Job>, connection: Option<Connect
     });
 }
 
+/// Starts a closed-loop client: one connection, the next request as soon
+/// as the last one ended, until `end_ns` or the shard closes. Its requests'
+/// intended time is their send time, so their latency is service time.
+pub(super) fn spawn_closed(shared: Rc<Shared>, end_ns: u64) {
+    shared.workers.set(shared.workers.get() + 1);
+    tokio::task::spawn_local(async move {
+        let _slot = WorkerSlot(shared.clone());
+        let mut scratch = Scratch::default();
+        let mut connection = None;
+        loop {
+            let now_ns = sys::monotonic_ns();
+            if now_ns >= end_ns || shared.closing.get() {
+                return;
+            }
+            let job = Job {
+                key: shared.next_key(),
+                intended_ns: now_ns,
+            };
+            shared.recorder.borrow_mut().dispatched(now_ns);
+            shared.in_flight.set(shared.in_flight.get() + 1);
+            connection = serve(&shared, job, connection, &mut scratch).await;
+            if connection.is_none() {
+                // A refused connect can fail without ever waiting: let the
+                // shard's other tasks (the interval clock, a stop) run.
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+}
+
 struct WorkerSlot(Rc<Shared>);
 
 impl Drop for WorkerSlot {
@@ -113,6 +144,8 @@ pub(super) async fn warm(shared: &Rc<Shared>, n: usize) {
 
 async fn run(shared: &Rc<Shared>, mut next: Option<Job>, mut connection: Option<Connection>) {
     let mailbox = Rc::new(Mailbox::default());
+    // Used only with request ids on; empty and unallocated otherwise.
+    let mut scratch = Scratch::default();
     loop {
         let queued = next
             .take()
@@ -128,7 +161,7 @@ async fn run(shared: &Rc<Shared>, mut next: Option<Job>, mut connection: Option<
                 }
             }
         };
-        connection = serve(shared, job, connection).await;
+        connection = serve(shared, job, connection, &mut scratch).await;
     }
 }
 
@@ -138,30 +171,41 @@ async fn serve(
     shared: &Rc<Shared>,
     job: Job,
     connection: Option<Connection>,
+    scratch: &mut Scratch,
 ) -> Option<Connection> {
     let deadline_ns = job.intended_ns + shared.timeouts_ns[job.key];
     let now_ns = sys::monotonic_ns();
     if now_ns >= deadline_ns {
         // It waited in the queue past its deadline: the client gave up.
+        log_request(shared, job, None, Outcome::ClientTimeout, None);
         shared.ended(job, Outcome::ClientTimeout, None);
         return connection;
     }
     // A keep-alive connection the server closed is replaced, not failed.
     let mut connection = connection.filter(Connection::is_reusable);
     let mut sent_ns = None;
+    let mut request_id = None;
     let attempt = async {
         if connection.is_none() {
             connection = Some(connect(shared).await.map_err(|()| Outcome::ConnectError)?);
         }
         let conn = connection.as_mut().ok_or(Outcome::ConnectError)?;
         let request = &shared.requests[job.key];
+        let bytes = match (&shared.request_log, request.id_at) {
+            (Some(log), Some(id_at)) => {
+                let id = log.borrow_mut().next_id();
+                request_id = Some(id);
+                scratch.stamp(&request.bytes, job.key, id_at, id)
+            }
+            _ => &request.bytes[..],
+        };
         let now_ns = sys::monotonic_ns();
         sent_ns = Some(now_ns);
         shared
             .recorder
             .borrow_mut()
             .sent(now_ns, now_ns.saturating_sub(job.intended_ns));
-        match conn.exchange(&request.bytes, request.head).await {
+        match conn.exchange(bytes, request.head).await {
             Ok((status, reusable)) => {
                 if !reusable {
                     connection = None;
@@ -183,13 +227,32 @@ async fn serve(
             Outcome::ClientTimeout
         }
     };
+    log_request(shared, job, request_id, outcome, sent_ns);
     shared.ended(job, outcome, sent_ns);
     connection
 }
 
+/// Keeps the request's record when request ids are on.
+fn log_request(shared: &Shared, job: Job, id: Option<u64>, outcome: Outcome, sent_ns: Option<u64>) {
+    if let Some(log) = &shared.request_log {
+        log.borrow_mut().push(RequestRecord {
+            id,
+            key: job.key,
+            intended_ns: job.intended_ns,
+            sent_ns,
+            end_ns: sys::monotonic_ns(),
+            outcome,
+        });
+    }
+}
+
 async fn connect(shared: &Shared) -> Result<Connection, ()> {
     let _connecting = Counted::new(&shared.connecting);
-    let stream = TcpStream::connect(shared.addr).await.map_err(|_| ())?;
+    // A refused connect is a `connect_error`; one refused by a limit (no
+    // file descriptor, no ephemeral port) is also counted for the warning.
+    let stream = TcpStream::connect(shared.addr)
+        .await
+        .map_err(|e| crate::limits::note_connect_error(&e))?;
     // Requests are small and latency is the measurement: no Nagle.
     stream.set_nodelay(true).map_err(|_| ())?;
     Ok(Connection::new(stream))

@@ -5,15 +5,22 @@
 //!
 //! Takes a validated [`Scenario`] whose target is the embedded mock (the
 //! truth comes from its `/accounting`); hands on an [`AuditOutput`]: every
-//! mode's [`RunOutput`] and the [`AbortAudit`] computed from them. A mode
+//! mode's [`RunOutput`], the [`AbortAudit`] computed from them, and per
+//! mode every request joined across the client, the gateway's log and the
+//! upstream by `x-request-id` (the scenario has request ids on: the audit's
+//! default). The per-request logs are taken out of each run's accounting
+//! documents once joined, so the per-mode summaries stay small. A mode
 //! that cannot run here (nginx not installed) is kept as skipped, with the
 //! reason. The arithmetic is `analysis::accounting`'s; nothing is printed.
 
 use std::path::Path;
 
-use crate::analysis::accounting::{self, AbortAudit, ClientKey};
+use crate::analysis::accounting::{
+    self, AbortAudit, BudgetInfo, ClientKey, JoinedRequest, UpstreamRequests,
+};
 use crate::error::{Error, Result};
 use crate::experiment::run::{self, RunOutput};
+use crate::gateway::access_log::LoggedRequest;
 use crate::outcome::Class;
 use crate::record::IntervalRow;
 use crate::scenario::{AuditMode, GatewayKind, Scenario, Target};
@@ -26,6 +33,8 @@ pub struct AuditOutput {
     pub runs: Vec<(AuditMode, RunOutput)>,
     /// Per mode and key: accounted against true time.
     pub audit: AbortAudit,
+    /// Per mode that ran (in order), its requests joined by id.
+    pub joined: Vec<(String, Vec<JoinedRequest>)>,
 }
 
 /// What happens to a mode before it runs, for progress messages.
@@ -55,7 +64,14 @@ pub fn run(
         ));
     }
     let mut runs = Vec::new();
+    let mut joined = Vec::new();
     let mut audit = AbortAudit::default();
+    for key in &scenario.keys {
+        let timeout = key.timeout.unwrap_or(scenario.client.timeout);
+        audit
+            .client_timeouts_s
+            .insert(key.name.clone(), timeout.as_secs_f64());
+    }
     for &mode in &scenario.abort_audit.modes {
         if stop.is_stopped() {
             break;
@@ -82,16 +98,16 @@ pub fn run(
         )?;
         if !dropped.is_empty() {
             output.warnings.push(format!(
-                "{}: nginx has no directive for {}; this mode ran without",
-                mode.as_str(),
+                "nginx has no directive for {}; this mode ran without",
                 dropped.join(", ")
             ));
         }
-        audit
-            .modes
-            .insert(mode.as_str().to_string(), audit_of(&output));
+        let (mode_audit, requests) = audit_and_join(&mut output);
+        audit.modes.insert(mode.as_str().to_string(), mode_audit);
+        joined.push((mode.as_str().to_string(), requests));
         runs.push((mode, output));
     }
+    audit.rows = accounting::rows(&audit);
     if runs.is_empty() && !stop.is_stopped() {
         let reasons: Vec<String> = audit
             .modes
@@ -106,7 +122,11 @@ pub fn run(
             ),
         });
     }
-    Ok(AuditOutput { runs, audit })
+    Ok(AuditOutput {
+        runs,
+        audit,
+        joined,
+    })
 }
 
 /// The scenario as one mode runs it: its gateway kind and abort accounting,
@@ -142,7 +162,51 @@ pub fn for_mode(scenario: &Scenario, mode: AuditMode) -> (Scenario, Vec<&'static
     (s, dropped)
 }
 
-/// The audit of one finished mode run.
+/// The audit of one finished mode run with its requests joined by id. The
+/// per-request logs are taken out of the run's accounting documents.
+pub fn audit_and_join(run: &mut RunOutput) -> (accounting::ModeAudit, Vec<JoinedRequest>) {
+    let (lines, lines_dropped) = take_gateway_requests(run.gateway_accounting.as_mut());
+    let upstream = take_upstream_requests(run.upstream_accounting.as_mut());
+    let mut mode = audit_of(run);
+    mode.budget = run.scenario.gateway.policies.budget.map(|b| BudgetInfo {
+        budget_s: b.budget.as_secs_f64(),
+        window_s: b.window.as_secs_f64(),
+        penalty_s: b.penalty.as_secs_f64(),
+    });
+    let Some(client) = &run.driver.requests else {
+        return (mode, Vec::new());
+    };
+    let (joined, stats) =
+        accounting::join(client, &run.key_names, &lines, lines_dropped, &upstream);
+    accounting::add_join(&mut mode, &run.key_names, &joined, stats);
+    (mode, joined)
+}
+
+/// Takes `requests` (and `requests_dropped`) out of the gateway's accounting.
+fn take_gateway_requests(doc: Option<&mut serde_json::Value>) -> (Vec<LoggedRequest>, u64) {
+    let Some(map) = doc.and_then(|d| d.as_object_mut()) else {
+        return (Vec::new(), 0);
+    };
+    let dropped = map
+        .remove("requests_dropped")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
+    let lines = map
+        .remove("requests")
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
+    (lines, dropped)
+}
+
+/// Takes `requests` (the mock's `/requests`) out of the upstream's accounting.
+fn take_upstream_requests(doc: Option<&mut serde_json::Value>) -> UpstreamRequests {
+    doc.and_then(|d| d.as_object_mut())
+        .and_then(|m| m.remove("requests"))
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default()
+}
+
+/// The audit of one finished mode run, from its per-key totals.
 pub fn audit_of(run: &RunOutput) -> accounting::ModeAudit {
     let clients: Vec<ClientKey> = run
         .driver

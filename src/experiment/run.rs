@@ -2,9 +2,11 @@
 //! collect the upstream's ground truth, stop the components.
 //!
 //! Takes a validated [`Scenario`]; hands on a [`RunOutput`] for the report.
-//! Components are stopped before this returns, on every path.
+//! Components are watched while the load runs (one that dies is recorded,
+//! and the run goes on) and stopped before this returns, on every path.
 
 use std::path::Path;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -14,7 +16,7 @@ use crate::error::Result;
 use crate::record::IntervalRow;
 use crate::scenario::Scenario;
 use crate::shutdown::Stop;
-use crate::topology::Topology;
+use crate::topology::{ChildExit, ChildGuard, Topology};
 
 /// Everything one run produced.
 #[derive(Debug)]
@@ -35,6 +37,8 @@ pub struct RunOutput {
     /// harness started one (`reference` or `nginx`): what ran (kind,
     /// version, config, address) and the log's totals per key.
     pub gateway_accounting: Option<serde_json::Value>,
+    /// Components that died while the driver ran: which, when, how.
+    pub component_exits: Vec<ChildExit>,
     /// Problems outside the measurement worth telling.
     pub warnings: Vec<String>,
 }
@@ -64,28 +68,37 @@ pub fn run_settled(
     on_interval: &mut dyn FnMut(&IntervalRow),
     settle: Duration,
 ) -> Result<RunOutput> {
+    run_observed(scenario, exe, stop, &mut |_| {}, on_interval, settle)
+}
+
+/// [`run_settled`], also handing `on_start` the run's start time once the
+/// components are up, before the first interval: the report's folder and
+/// the interval files written as the run goes are named from it.
+///
+/// The components are watched while the driver runs: one that dies is
+/// recorded (which, when, how) in [`RunOutput::component_exits`] and the
+/// warnings, and the run goes on counting the failed requests.
+pub fn run_observed(
+    scenario: &Scenario,
+    exe: &Path,
+    stop: &Stop,
+    on_start: &mut dyn FnMut(&DateTime<Utc>),
+    on_interval: &mut dyn FnMut(&IntervalRow),
+    settle: Duration,
+) -> Result<RunOutput> {
     let mut topology = Topology::start_with_gateway(&scenario.target, &scenario.gateway, exe)?;
     let plan = Plan::new(scenario, &topology.url)?;
     let started_at = Utc::now();
-    let driver = driver::run(&plan, stop.receiver(), on_interval)?;
-    let mut warnings = Vec::new();
-    if let Some(upstream) = topology.upstream.as_mut()
-        && let Some(status) = upstream.exited()
-    {
-        warnings.push(format!(
-            "the mock upstream exited during the run ({status})"
-        ));
-    }
+    on_start(&started_at);
+    let (driver, component_exits) = drive_watching(&plan, stop, on_interval, &mut topology);
+    let driver = driver?;
+    let mut warnings: Vec<String> = component_exits.iter().map(ChildExit::describe).collect();
+    let upstream_died = topology
+        .upstream
+        .as_ref()
+        .is_some_and(|u| component_exits.iter().any(|e| e.pid == u.pid()));
     // The gateway first: reading its accounting drains and stops it, so the
     // upstream's ground truth is read after the last proxied request.
-    if let Some(gateway) = topology.gateway.as_mut()
-        && let Some(status) = gateway.child.exited()
-    {
-        warnings.push(format!(
-            "the {} gateway exited during the run ({status})",
-            gateway.kind
-        ));
-    }
     let gateway_accounting = match topology.gateway_accounting() {
         Some(Ok(value)) => Some(value),
         Some(Err(e)) => {
@@ -94,7 +107,9 @@ pub fn run_settled(
         }
         None => None,
     };
+    // A dead upstream's truth died with it: nothing to read.
     let upstream_accounting = match settled_upstream_accounting(&topology, settle) {
+        _ if upstream_died => None,
         Some(Ok((value, drained))) => {
             if !drained {
                 warnings.push(format!(
@@ -110,6 +125,21 @@ pub fn run_settled(
         }
         None => None,
     };
+    let mut upstream_accounting = upstream_accounting;
+    // With request ids on, the mock's per-request log (its GET /requests)
+    // rides along under `requests`, read once it has drained.
+    if scenario.client.request_ids
+        && let (Some(doc), Some(upstream)) = (upstream_accounting.as_mut(), &topology.upstream)
+    {
+        match crate::topology::http::get_json(upstream.addr, "/requests") {
+            Ok(requests) => {
+                if let Some(map) = doc.as_object_mut() {
+                    map.insert("requests".into(), requests);
+                }
+            }
+            Err(e) => warnings.push(format!("could not read the mock upstream's /requests: {e}")),
+        }
+    }
     Ok(RunOutput {
         scenario: scenario.clone(),
         target_url: topology.url.clone(),
@@ -118,8 +148,77 @@ pub fn run_settled(
         key_names: plan.key_names,
         upstream_accounting,
         gateway_accounting,
+        component_exits,
         warnings,
     })
+}
+
+/// How often the components are checked while the driver runs: the
+/// precision of a death's time in the report.
+const WATCH_EVERY: Duration = Duration::from_millis(50);
+
+/// Runs the driver while a watcher thread checks the components every
+/// [`WATCH_EVERY`]; hands back the driver's result and every component
+/// that ended on its own before the driver finished, in order of death.
+fn drive_watching(
+    plan: &Plan,
+    stop: &Stop,
+    on_interval: &mut dyn FnMut(&IntervalRow),
+    topology: &mut Topology,
+) -> (Result<DriverOutput>, Vec<ChildExit>) {
+    let run_start = Instant::now();
+    let children: Vec<&mut ChildGuard> = topology
+        .upstream
+        .iter_mut()
+        .chain(topology.gateway.iter_mut().map(|g| &mut g.child))
+        .collect();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let (driver, watched) = std::thread::scope(|scope| {
+        let watcher = std::thread::Builder::new()
+            .name("contend-watch".into())
+            .spawn_scoped(scope, move || watch(children, run_start, &done_rx));
+        let driver = driver::run(plan, stop.receiver(), on_interval);
+        drop(done_tx);
+        (driver, watcher.ok().and_then(|h| h.join().ok()))
+    });
+    // Without a watcher thread the children are checked once, at the end.
+    let exits = watched.unwrap_or_else(|| {
+        let at_s = run_start.elapsed().as_secs_f64();
+        topology
+            .upstream
+            .iter_mut()
+            .chain(topology.gateway.iter_mut().map(|g| &mut g.child))
+            .filter_map(|child| child.exit_report(at_s))
+            .collect()
+    });
+    (driver, exits)
+}
+
+/// Checks `children` until `done` closes (once more then, so a death in
+/// the last moments is not missed).
+fn watch(
+    mut children: Vec<&mut ChildGuard>,
+    run_start: Instant,
+    done: &mpsc::Receiver<()>,
+) -> Vec<ChildExit> {
+    let mut exits = Vec::new();
+    loop {
+        let finished = !matches!(
+            done.recv_timeout(WATCH_EVERY),
+            Err(mpsc::RecvTimeoutError::Timeout)
+        );
+        let at_s = run_start.elapsed().as_secs_f64();
+        children.retain_mut(|child| match child.exit_report(at_s) {
+            Some(exit) => {
+                exits.push(exit);
+                false
+            }
+            None => true,
+        });
+        if finished || children.is_empty() {
+            return exits;
+        }
+    }
 }
 
 /// Reads the mock upstream's `/accounting` once it has drained; the flag is

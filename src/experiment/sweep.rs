@@ -302,10 +302,12 @@ pub fn run(
             duration_s,
             interrupted,
             threads,
+            requests: None,
         },
         key_names,
         upstream_accounting,
         gateway_accounting,
+        component_exits: Vec::new(),
         warnings,
     };
     Ok(SweepOutput { run, result })

@@ -3,13 +3,15 @@
 //! gateway's or nginx's) into per-key accounted time for the report.
 //!
 //! A text line is
-//! `TIME key=K method=M path=P status=S rt=SECS us=S|- urt=SECS|- [acct=SECS]`,
+//! `TIME key=K method=M path=P status=S rt=SECS us=S|- urt=SECS|- [acct=SECS] [id=ID|-]`,
 //! the fields of nginx's `$time_iso8601 $http_x_api_key $request_method
 //! $request_uri $status $request_time $upstream_status
-//! $upstream_response_time` (`scenarios/nginx/gateway.conf` writes the same
-//! shape), `-` where nginx writes `-`. `acct` is the reference gateway's own:
-//! what its budget was charged, which differs from `urt` only under
-//! `abort_charge`. JSON lines carry the same fields.
+//! $upstream_response_time $http_x_request_id` (`scenarios/nginx/gateway.conf`
+//! writes the same shape), `-` where nginx writes `-`. `acct` is the
+//! reference gateway's own: what its budget was charged, which differs from
+//! `urt` only under `abort_charge`. `id` is the request's `x-request-id`,
+//! which joins a line with the client's and the upstream's records of the
+//! same request. JSON lines carry the same fields.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -53,6 +55,8 @@ pub struct AccessRecord {
     pub upstream_response_time_s: Option<f64>,
     /// Seconds charged to the key's accounting (the budget and `/metrics`).
     pub accounted_s: f64,
+    /// The request's `x-request-id`; `None` is `-` (it had none).
+    pub request_id: Option<String>,
 }
 
 fn rfc3339_millis<S: serde::Serializer>(time: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
@@ -87,6 +91,11 @@ impl AccessRecord {
                 }
                 .ok();
                 let _ = write!(line, " acct={:.3}", self.accounted_s);
+                match &self.request_id {
+                    Some(id) => write!(line, " id={}", escape(id)),
+                    None => write!(line, " id=-"),
+                }
+                .ok();
                 line
             }
         }
@@ -197,6 +206,8 @@ pub struct ParsedLine {
     pub upstream_response_time_s: Option<f64>,
     /// `acct` when the line has it (the reference gateway), else `None`.
     pub accounted_s: Option<f64>,
+    /// `id` (`$http_x_request_id`) when the line has one that is not `-`.
+    pub request_id: Option<String>,
 }
 
 impl ParsedLine {
@@ -235,6 +246,10 @@ pub fn parse_line(line: &str) -> Option<ParsedLine> {
                 .map_or("-".into(), |s| s.to_string()),
             upstream_response_time_s: v.get("upstream_response_time_s").and_then(|t| t.as_f64()),
             accounted_s: v.get("accounted_s").and_then(|t| t.as_f64()),
+            request_id: v
+                .get("request_id")
+                .and_then(|t| t.as_str())
+                .map(str::to_string),
         });
     }
     // Fields are `name=value`; a token without `=` continues the previous
@@ -268,6 +283,9 @@ pub fn parse_line(line: &str) -> Option<ParsedLine> {
         upstream_status: get("us")?.to_string(),
         upstream_response_time_s: sum_times(get("urt")?),
         accounted_s: get("acct").and_then(|t| t.parse().ok()),
+        request_id: get("id")
+            .filter(|id| !id.is_empty() && *id != "-")
+            .map(str::to_string),
     })
 }
 
@@ -290,6 +308,26 @@ pub struct KeyAccounting {
     pub request_time_s: f64,
 }
 
+/// Lines with a request id kept per log (the newest); the rest are counted.
+pub const MAX_LOGGED_REQUESTS: usize = 100_000;
+
+/// One line that carried a request id: what the gateway logged for that request.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LoggedRequest {
+    /// The request's `x-request-id`.
+    pub id: String,
+    /// API key (`-`: none).
+    pub key: String,
+    /// Status logged.
+    pub status: u16,
+    /// `$request_time`, seconds.
+    pub request_time_s: f64,
+    /// `$upstream_status` as written (`-`: no upstream answer).
+    pub upstream_status: String,
+    /// Seconds the line charged its key (see [`ParsedLine::accounted`]).
+    pub accounted_s: f64,
+}
+
 /// What a whole log says.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct LogAccounting {
@@ -301,6 +339,17 @@ pub struct LogAccounting {
     pub keys: BTreeMap<String, KeyAccounting>,
     /// Totals over all keys.
     pub totals: KeyAccounting,
+    /// Lines that carried a request id, in log order (at most
+    /// [`MAX_LOGGED_REQUESTS`], the newest); absent when none did.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<LoggedRequest>,
+    /// Lines with an id left out of `requests` because it was full.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub requests_dropped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl KeyAccounting {
@@ -328,9 +377,24 @@ pub fn account(text: &str) -> LogAccounting {
                 out.lines += 1;
                 out.totals.add(&parsed);
                 out.keys.entry(parsed.key.clone()).or_default().add(&parsed);
+                if let Some(id) = &parsed.request_id {
+                    out.requests.push(LoggedRequest {
+                        id: id.clone(),
+                        key: parsed.key.clone(),
+                        status: parsed.status,
+                        request_time_s: parsed.request_time_s,
+                        upstream_status: parsed.upstream_status.clone(),
+                        accounted_s: parsed.accounted(),
+                    });
+                }
             }
             None => out.unparsed_lines += 1,
         }
+    }
+    if out.requests.len() > MAX_LOGGED_REQUESTS {
+        let extra = out.requests.len() - MAX_LOGGED_REQUESTS;
+        out.requests.drain(..extra);
+        out.requests_dropped = extra as u64;
     }
     out
 }
@@ -356,11 +420,12 @@ mod tests {
             upstream_status: None,
             upstream_response_time_s: Some(1.002),
             accounted_s: 1.002,
+            request_id: Some("00000000000000a1".into()),
         };
         let text = record.format(LogFormat::Text);
         assert_eq!(
             text,
-            "2023-11-14T22:13:20.123+00:00 key=a\\x20b\\x22 method=GET path=/work?cpu_ms=1 status=499 rt=1.002 us=- urt=1.002 acct=1.002"
+            "2023-11-14T22:13:20.123+00:00 key=a\\x20b\\x22 method=GET path=/work?cpu_ms=1 status=499 rt=1.002 us=- urt=1.002 acct=1.002 id=00000000000000a1"
         );
         for line in [text, record.format(LogFormat::Json)] {
             let p = parse_line(&line).unwrap_or_else(|| panic!("{line}"));
@@ -368,6 +433,7 @@ mod tests {
             assert_eq!(p.upstream_status, "-");
             assert_eq!(p.upstream_response_time_s, Some(1.002));
             assert_eq!(p.accounted(), 1.002);
+            assert_eq!(p.request_id.as_deref(), Some("00000000000000a1"));
         }
     }
 
@@ -427,5 +493,30 @@ mod tests {
         assert_eq!((acc.lines, acc.unparsed_lines), (2, 1));
         assert_eq!(acc.keys["ui"].client_aborts, 1);
         assert_eq!(acc.totals.upstream_status_missing, 2);
+        // Lines without an id are not kept per request, nor serialised.
+        assert!(acc.requests.is_empty());
+        assert!(
+            serde_json::to_value(&acc)
+                .unwrap()
+                .get("requests")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn lines_with_an_id_are_kept_per_request() {
+        let log = "\
+2024-01-01T00:00:00+00:00 key=exporter method=GET path=/ status=499 rt=0.050 us=- urt=0.050 id=0000000000000001
+2024-01-01T00:00:01+00:00 key=batch method=GET path=/ status=504 rt=2.001 us=504 urt=2.001 id=0000000000000002
+2024-01-01T00:00:01+00:00 key=ui method=GET path=/ status=200 rt=0.002 us=200 urt=0.002 id=-
+";
+        let acc = account(log);
+        assert_eq!(acc.lines, 3);
+        let ids: Vec<&str> = acc.requests.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["0000000000000001", "0000000000000002"]);
+        let timeout = &acc.requests[1];
+        assert_eq!((timeout.status, &timeout.upstream_status[..]), (504, "504"));
+        assert!((timeout.accounted_s - 2.001).abs() < 1e-9);
+        assert_eq!(acc.requests_dropped, 0);
     }
 }

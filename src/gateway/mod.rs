@@ -133,9 +133,18 @@ async fn serve_until_signal(config: Config) -> Result<()> {
         signal(SignalKind::terminate()).map_err(|e| component(format!("SIGTERM handler: {e}")))?;
     let mut interrupt =
         signal(SignalKind::interrupt()).map_err(|e| component(format!("SIGINT handler: {e}")))?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| component(format!("cannot listen on {}: {e}", config.listen)))?;
+    let listener = TcpListener::bind(config.listen).await.map_err(|e| {
+        let fix = if e.kind() == std::io::ErrorKind::AddrInUse {
+            format!(
+                ": another process listens there (`ss -ltnp 'sport = :{}'` shows which); stop it, \
+                 or pick a free port (--listen 127.0.0.1:0 takes any)",
+                config.listen.port()
+            )
+        } else {
+            String::new()
+        };
+        component(format!("cannot listen on {}: {e}{fix}", config.listen))
+    })?;
     let local = listener
         .local_addr()
         .map_err(|e| component(format!("reading the bound address: {e}")))?;

@@ -190,6 +190,9 @@ struct Entry {
     gateway: Arc<Gateway>,
     route: Option<usize>,
     key: String,
+    /// Its `x-request-id`, logged to join the line with the client's and
+    /// the upstream's records (the header is forwarded as it is).
+    request_id: Option<String>,
     method: String,
     path: String,
     arrived: Instant,
@@ -226,6 +229,7 @@ impl Entry {
             upstream_status,
             upstream_response_time_s: upstream_time,
             accounted_s,
+            request_id: self.request_id.clone(),
         };
         self.gateway.record(self.route, record);
     }
@@ -333,6 +337,12 @@ pub(crate) async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Res
         route: gateway.route_for(req.uri().path()),
         gateway: gateway.clone(),
         key,
+        request_id: req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .map(str::to_string),
         method: req.method().to_string(),
         path,
         arrived: Instant::now(),

@@ -1,9 +1,11 @@
-//! The abort audit's presentation: the console table and `abort-audit.csv`.
+//! The abort audit's presentation: the console table, `accounting.csv`,
+//! `requests.csv` and the client-vs-upstream scatter (`accounting.svg`/`.png`).
 //!
-//! Takes a finished [`AbortAudit`] and a writer; measures and computes
-//! nothing. Missing values are shown as the analysis keeps them: `-` for no
-//! gateway line (an empty CSV field), `unaccounted` for lines that accounted
-//! 0 s against real work, `n/a` where the upstream did no work.
+//! Takes a finished [`AbortAudit`] (and the requests joined by id) and a
+//! writer or folder; measures and computes nothing. Missing values are shown
+//! as the analysis keeps them: `-` for no gateway line (an empty CSV field),
+//! `unaccounted` for lines that accounted 0 s against real work, `n/a` where
+//! the upstream did no work.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -12,13 +14,20 @@ use serde::Serialize;
 
 use super::console::fmt_us;
 use super::summary::Summary;
-use crate::analysis::accounting::{AbortAudit, KeyAudit, UnderCount};
+use crate::analysis::accounting::{
+    AbortAudit, AuditRow, JoinedRequest, KeyAudit, ModeAudit, UnderCount,
+};
 use crate::error::Error;
 
 /// Writes the audit's top-level files into `dir` (created if needed):
-/// `summary.json` and, when `summary` holds an audit, `abort-audit.csv`.
+/// `summary.json` and, when `summary` holds an audit, `accounting.csv`,
+/// `requests.csv` (the requests of `joined`, per mode) and the scatter.
 /// Each is written on its own; returns the errors of those that failed.
-pub fn write_files(dir: &Path, summary: &Summary) -> Vec<Error> {
+pub fn write_files(
+    dir: &Path,
+    summary: &Summary,
+    joined: &[(String, Vec<JoinedRequest>)],
+) -> Vec<Error> {
     let mut errors = Vec::new();
     if let Err(e) = std::fs::create_dir_all(dir) {
         return vec![Error::io(dir, e)];
@@ -39,8 +48,13 @@ pub fn write_files(dir: &Path, summary: &Summary) -> Vec<Error> {
         writeln!(w)
     });
     if let Some(audit) = &summary.abort_audit {
-        one("abort-audit.csv", &|w| write_csv(w, audit));
-        let figure = figure(audit);
+        one("accounting.csv", &|w| write_csv(w, audit));
+        one("requests.csv", &|w| write_requests_csv(w, joined));
+        let figure = if joined.iter().any(|(_, r)| !r.is_empty()) {
+            scatter(audit, joined)
+        } else {
+            figure(audit)
+        };
         for path in super::plot::files(dir, "accounting") {
             if let Err(e) = super::plot::render(&path, &figure) {
                 errors.push(Error::Runtime(format!("{}: {e}", path.display())));
@@ -50,21 +64,165 @@ pub fn write_files(dir: &Path, summary: &Summary) -> Vec<Error> {
     errors
 }
 
-/// The client-vs-upstream scatter: per mode (one colour each) and key, the
-/// seconds the gateway accounted per logged request against the seconds an
-/// upstream worker spent per started request, with the line where they
-/// agree. Points above the line are under-counted. These are per-key means:
-/// the per-request scatter needs request ids joined across the client,
-/// gateway log and upstream, which the logs do not carry yet.
+/// One colour per mode, by the mode's place in the run order.
+const COLOURS: [plotters::style::RGBColor; 4] = [
+    plotters::style::RGBColor(214, 39, 40),
+    plotters::style::RGBColor(31, 119, 180),
+    plotters::style::RGBColor(230, 120, 0),
+    plotters::style::RGBColor(44, 160, 44),
+];
+
+/// Smallest time drawn on the scatter's log axes, us.
+const SCATTER_FLOOR_US: f64 = 100.0;
+
+/// The seed's scatter, per request: the time the gateway accounted (what it
+/// logged facing the client) against the time an upstream worker really
+/// spent, one colour per mode. The modes that finish early (reference
+/// `early`, nginx off) are drawn above, the modes that account the whole
+/// work below, on the same log axes. A gateway that stops counting when the
+/// client leaves shows a knee at the client timeout: the points follow the
+/// dashed line where accounted = true up to it, then stand in a column
+/// there however long the work ran. Requests the upstream never worked on
+/// (refused by the gateway) have no point.
+pub fn scatter(audit: &AbortAudit, joined: &[(String, Vec<JoinedRequest>)]) -> super::plot::Figure {
+    use super::plot::{Axis, Figure, Fmt, Kind, Panel, Series};
+    let order = modes(audit);
+    let colour = |mode: &str| {
+        let i = order.iter().position(|m| *m == mode).unwrap_or(0);
+        COLOURS[i % COLOURS.len()]
+    };
+    let point = |r: &JoinedRequest| {
+        let (Some(accounted), Some(wall)) = (r.accounted_s, r.upstream_wall_s) else {
+            return None;
+        };
+        Some((
+            (accounted * 1e6).max(SCATTER_FLOOR_US),
+            (wall * 1e6).max(SCATTER_FLOOR_US),
+        ))
+    };
+    let (mut lo, mut hi) = (f64::INFINITY, 0.0f64);
+    for (x, y) in joined
+        .iter()
+        .flat_map(|(_, rs)| rs.iter().filter_map(point))
+    {
+        lo = lo.min(x).min(y);
+        hi = hi.max(x).max(y);
+    }
+    if !lo.is_finite() {
+        (lo, hi) = (1e3, 1e6);
+    }
+    let range = (lo / 1.5, hi * 1.5);
+    let axis = |label: &str| Axis {
+        label: label.into(),
+        log: true,
+        fmt: Fmt::Micros,
+        range: Some(range),
+    };
+    // Each distinct client timeout of a key the client abandoned requests
+    // of (where a knee can be), with those keys.
+    let abandoning = |key: &str| {
+        audit
+            .modes
+            .values()
+            .any(|m| m.keys.get(key).is_some_and(|k| k.client_abandoned > 0))
+    };
+    let mut timeouts: Vec<(f64, Vec<&str>)> = Vec::new();
+    for (key, t) in audit
+        .client_timeouts_s
+        .iter()
+        .filter(|(key, _)| abandoning(key))
+    {
+        let t = &(t * 1e6);
+        match timeouts.iter_mut().find(|(v, _)| (v - t).abs() < 1e-9) {
+            Some((_, keys)) => keys.push(key),
+            None => timeouts.push((*t, vec![key])),
+        }
+    }
+    let vlines: Vec<(f64, String)> = timeouts
+        .iter()
+        .filter(|(t, _)| *t >= range.0 && *t <= range.1)
+        .map(|(t, keys)| {
+            (
+                *t,
+                format!(
+                    "client timeout {} ({})",
+                    secs_short(*t / 1e6),
+                    keys.join(", ")
+                ),
+            )
+        })
+        .collect();
+    let early = |mode: &str| {
+        audit.modes.get(mode).is_some_and(|m| m.gateway.is_some())
+            && (mode.ends_with("early") || mode.ends_with("off"))
+    };
+    let mut panels = Vec::new();
+    for (title, want_early) in [
+        (
+            "Early accounting (reference early, nginx proxy_ignore_client_abort off)",
+            true,
+        ),
+        (
+            "Complete accounting (reference complete, nginx proxy_ignore_client_abort on)",
+            false,
+        ),
+    ] {
+        let mut series = Vec::new();
+        for (mode, requests) in joined {
+            if early(mode) != want_early {
+                continue;
+            }
+            let data: Vec<(f64, f64)> = requests.iter().filter_map(point).collect();
+            series.push(Series {
+                name: mode.clone(),
+                color: colour(mode),
+                data,
+                kind: Kind::Dots,
+            });
+        }
+        if series.is_empty() {
+            continue;
+        }
+        series.push(Series {
+            name: "accounted = true".into(),
+            color: plotters::style::RGBColor(110, 110, 110),
+            data: vec![(range.0, range.0), (range.1, range.1)],
+            kind: Kind::Dashed,
+        });
+        panels.push((
+            Panel {
+                title: title.into(),
+                x: axis("accounted by the gateway (client-facing time), per request"),
+                y: axis("upstream worker time, per request"),
+                series,
+                vlines: vlines.clone(),
+                hlines: Vec::new(),
+                marks: Vec::new(),
+            },
+            1.0,
+        ));
+    }
+    Figure {
+        panels,
+        note: "Per request, joined by x-request-id. Above the dashed line the gateway accounted less than the upstream worked.".into(),
+    }
+}
+
+fn secs_short(s: f64) -> String {
+    if s < 1.0 {
+        format!("{:.0}ms", s * 1000.0)
+    } else {
+        format!("{s:.1}s")
+    }
+}
+
+/// The scatter without request ids (a saved audit without `requests.csv`):
+/// per mode (one colour each) and key, the seconds the gateway accounted
+/// per logged request against the seconds an upstream worker spent per
+/// started request, with the line where they agree.
 pub fn figure(audit: &AbortAudit) -> super::plot::Figure {
     use super::plot::{Axis, Figure, Fmt, Kind, Panel, Series};
     use plotters::style::RGBColor;
-    const COLOURS: [RGBColor; 4] = [
-        RGBColor(214, 39, 40),
-        RGBColor(31, 119, 180),
-        RGBColor(230, 120, 0),
-        RGBColor(44, 160, 44),
-    ];
     let mut series = Vec::new();
     let mut marks = Vec::new();
     let mut top: f64 = 0.0;
@@ -118,7 +276,7 @@ pub fn figure(audit: &AbortAudit) -> super::plot::Figure {
             },
             1.0,
         )],
-        note: "Per mode and key, means over the key's requests; above the dashed line the gateway under-counts.".into(),
+        note: "Per mode and key, means over the key's requests (no request ids); above the dashed line the gateway under-counts.".into(),
     }
 }
 
@@ -162,7 +320,9 @@ fn modes(audit: &AbortAudit) -> Vec<&str> {
     names
 }
 
-/// Writes the audit as a table, a row per mode and key.
+/// Writes the audit as a table: a row per mode and key, beneath each key
+/// its requests logged 499 and 504 (from the join), then per mode the
+/// budget's effect and the noisy neighbour.
 pub fn write_table(w: &mut dyn Write, audit: &AbortAudit) -> io::Result<()> {
     writeln!(
         w,
@@ -170,7 +330,7 @@ pub fn write_table(w: &mut dyn Write, audit: &AbortAudit) -> io::Result<()> {
     )?;
     writeln!(
         w,
-        "  {:<19} {:<10} {:>6} {:>10} {:>9} {:>9} {:>12}  {:<22} {:>9} {:>9} {:>10}",
+        "  {:<19} {:<14} {:>6} {:>10} {:>9} {:>9} {:>12}  {:<22} {:>9} {:>9} {:>10}",
         "mode",
         "key",
         "lines",
@@ -192,7 +352,7 @@ pub fn write_table(w: &mut dyn Write, audit: &AbortAudit) -> io::Result<()> {
         for (key, row) in &m.keys {
             writeln!(
                 w,
-                "  {mode:<19} {key:<10} {:>6} {:>10} {:>9} {:>9} {:>12}  {:<22} {:>9} {:>9} {:>10.1}",
+                "  {mode:<19} {key:<14} {:>6} {:>10} {:>9} {:>9} {:>12}  {:<22} {:>9} {:>9} {:>10.1}",
                 row.gateway_lines,
                 secs(row.accounted_s),
                 secs(row.true_s),
@@ -207,44 +367,136 @@ pub fn write_table(w: &mut dyn Write, audit: &AbortAudit) -> io::Result<()> {
                 fmt_us(row.client_p99_us),
                 row.client_goodput_per_s,
             )?;
+            for l in m.logged.iter().filter(|l| &l.key == key) {
+                let joined = (l.joined > 0).then_some(());
+                writeln!(
+                    w,
+                    "  {:<19} {:<14} {:>6} {:>10} {:>9} {:>9} {:>12}  joined by id: {} of {}",
+                    "",
+                    format!("  {} {}", key, l.logged),
+                    l.requests,
+                    secs(joined.map(|()| l.accounted_s)),
+                    secs(joined.map(|()| l.true_s)),
+                    "",
+                    match l.under_count {
+                        Some(f) => format!("{f:.2}x"),
+                        None => "-".into(),
+                    },
+                    l.joined,
+                    l.requests,
+                )?;
+            }
         }
         if let Some(gateway) = &m.gateway {
             writeln!(w, "  {:<19} ({gateway}, {:.1}s of load)", "", m.duration_s)?;
+        }
+        for line in effects(m) {
+            writeln!(w, "  {:<19} {line}", "")?;
         }
     }
     writeln!(
         w,
         "  (under-count = true / accounted, true = upstream worker wall time; `-`: no gateway line, \
-         `unaccounted`: 0 s accounted for real work, `n/a`: no upstream work)"
+         `unaccounted`: 0 s accounted for real work, `n/a`: no upstream work; `KEY 499`/`KEY 504`: \
+         that key's requests the gateway logged so, joined with the upstream per request)"
     )
 }
 
-/// One row of `abort-audit.csv`: a mode and key (or a skipped mode, key empty).
-#[derive(Serialize)]
+/// The budget's effect and the noisy neighbour of one mode, as sentences.
+fn effects(m: &ModeAudit) -> Vec<String> {
+    let mut out = Vec::new();
+    match &m.budget {
+        Some(b) => {
+            let mut blocked: Vec<String> = Vec::new();
+            for (key, row) in &m.keys {
+                let (Some(at), Some(used)) = (row.blocked_at_s, row.true_s_before_block) else {
+                    continue;
+                };
+                blocked.push(format!(
+                    "{key} first refused (429) at {at:.2}s, after {used:.2}s of true worker time ({:.1}x its budget)",
+                    if b.budget_s > 0.0 { used / b.budget_s } else { 0.0 }
+                ));
+            }
+            out.push(format!(
+                "budget {:.2}s per {:.1}s window (penalty {:.1}s): {}",
+                b.budget_s,
+                b.window_s,
+                b.penalty_s,
+                if blocked.is_empty() {
+                    "no key was refused".to_string()
+                } else {
+                    blocked.join("; ")
+                }
+            ));
+        }
+        None if m.gateway.is_some() => out.push("no budget in this mode".into()),
+        None => {}
+    }
+    if let Some(n) = &m.neighbour {
+        for (key, k) in &n.keys {
+            let span = |s: &crate::analysis::accounting::Span| {
+                format!(
+                    "p99 {}, goodput {}/s ({} requests)",
+                    s.p99_us.map_or("-".into(), fmt_us),
+                    s.goodput_per_s.map_or("-".into(), |g| format!("{g:.1}")),
+                    s.requests
+                )
+            };
+            out.push(format!(
+                "{key} while {} ran ({:.1}s): {}; otherwise ({:.1}s): {}",
+                n.heavy_key,
+                n.heavy_running_s,
+                span(&k.during),
+                n.heavy_idle_s,
+                span(&k.outside)
+            ));
+        }
+    }
+    if let Some(j) = &m.join {
+        out.push(format!(
+            "join by x-request-id: {} client requests, {} found in the gateway's log, {} in the upstream's \
+             (dropped: client {}, gateway {}, upstream {})",
+            j.client_requests,
+            j.joined_gateway,
+            j.joined_upstream,
+            j.client_dropped,
+            j.gateway_dropped,
+            j.upstream_dropped
+        ));
+    }
+    out
+}
+
+/// One row of `accounting.csv`: an [`AuditRow`] (or a skipped mode, key
+/// empty), with the key's details on its `all` row.
+#[derive(Serialize, Default)]
 struct CsvRow<'a> {
     mode: &'a str,
     key: &'a str,
-    skipped: &'a str,
-    gateway: &'a str,
-    gateway_lines: u64,
+    logged: &'a str,
+    requests: u64,
     accounted_s: Option<f64>,
     true_s: Option<f64>,
-    true_cpu_s: Option<f64>,
-    upstream_queue_wait_s: Option<f64>,
     under_count: Option<f64>,
     under_count_status: &'a str,
+    skipped: &'a str,
+    gateway: &'a str,
+    true_cpu_s: Option<f64>,
+    upstream_queue_wait_s: Option<f64>,
     logged_statuses: String,
-    logged_client_aborts: u64,
-    logged_gateway_timeouts: u64,
-    logged_upstream_status_missing: u64,
-    upstream_started: u64,
-    upstream_completed: u64,
-    upstream_abandoned: u64,
-    upstream_cancelled: u64,
-    upstream_refused: u64,
-    client_abandoned: u64,
-    client_goodput_per_s: f64,
-    client_p99_us: u64,
+    logged_client_aborts: Option<u64>,
+    logged_gateway_timeouts: Option<u64>,
+    logged_upstream_status_missing: Option<u64>,
+    upstream_started: Option<u64>,
+    upstream_completed: Option<u64>,
+    upstream_abandoned: Option<u64>,
+    upstream_cancelled: Option<u64>,
+    upstream_refused: Option<u64>,
+    client_abandoned: Option<u64>,
+    client_goodput_per_s: Option<f64>,
+    client_p99_us: Option<u64>,
+    blocked_at_s: Option<f64>,
+    true_s_before_block: Option<f64>,
 }
 
 fn status_name(s: UnderCount) -> &'static str {
@@ -256,65 +508,111 @@ fn status_name(s: UnderCount) -> &'static str {
     }
 }
 
-/// Writes `abort-audit.csv`: empty fields where the summary has `null`.
+/// Writes `accounting.csv`: the audit's rows (see
+/// [`crate::analysis::accounting::rows`]), empty fields where the summary
+/// has `null`, and a row per skipped mode.
 pub fn write_csv(w: &mut dyn Write, audit: &AbortAudit) -> io::Result<()> {
     let mut csv = csv::Writer::from_writer(w);
+    let rows: Vec<AuditRow> = if audit.rows.is_empty() {
+        crate::analysis::accounting::rows(audit)
+    } else {
+        audit.rows.clone()
+    };
     for mode in modes(audit) {
         let m = &audit.modes[mode];
         let gateway = m.gateway.as_deref().unwrap_or("");
         if let Some(reason) = &m.skipped {
             csv.serialize(CsvRow {
                 mode,
-                key: "",
                 skipped: reason,
                 gateway,
-                gateway_lines: 0,
-                accounted_s: None,
-                true_s: None,
-                true_cpu_s: None,
-                upstream_queue_wait_s: None,
-                under_count: None,
-                under_count_status: "",
-                logged_statuses: String::new(),
-                logged_client_aborts: 0,
-                logged_gateway_timeouts: 0,
-                logged_upstream_status_missing: 0,
-                upstream_started: 0,
-                upstream_completed: 0,
-                upstream_abandoned: 0,
-                upstream_cancelled: 0,
-                upstream_refused: 0,
-                client_abandoned: 0,
-                client_goodput_per_s: 0.0,
-                client_p99_us: 0,
+                ..CsvRow::default()
             })?;
             continue;
         }
-        for (key, row) in &m.keys {
-            csv.serialize(CsvRow {
+        for r in rows.iter().filter(|r| r.mode == mode) {
+            let mut row = CsvRow {
                 mode,
-                key,
-                skipped: "",
+                key: &r.key,
+                logged: &r.logged,
+                requests: r.requests,
+                accounted_s: r.accounted_s,
+                true_s: r.true_s,
+                under_count: r.under_count,
+                under_count_status: status_name(r.under_count_status),
                 gateway,
-                gateway_lines: row.gateway_lines,
-                accounted_s: row.accounted_s,
-                true_s: row.true_s,
-                true_cpu_s: row.true_cpu_s,
-                upstream_queue_wait_s: row.upstream_queue_wait_s,
-                under_count: row.under_count,
-                under_count_status: status_name(row.under_count_status),
-                logged_statuses: statuses(row),
-                logged_client_aborts: row.logged_client_aborts,
-                logged_gateway_timeouts: row.logged_gateway_timeouts,
-                logged_upstream_status_missing: row.logged_upstream_status_missing,
-                upstream_started: row.upstream.started,
-                upstream_completed: row.upstream.completed,
-                upstream_abandoned: row.upstream.abandoned,
-                upstream_cancelled: row.upstream.cancelled,
-                upstream_refused: row.upstream.refused,
-                client_abandoned: row.client_abandoned,
-                client_goodput_per_s: row.client_goodput_per_s,
-                client_p99_us: row.client_p99_us,
+                ..CsvRow::default()
+            };
+            if let (Some(k), "all") = (m.keys.get(&r.key), r.logged.as_str()) {
+                row.true_cpu_s = k.true_cpu_s;
+                row.upstream_queue_wait_s = k.upstream_queue_wait_s;
+                row.logged_statuses = statuses(k);
+                row.logged_client_aborts = Some(k.logged_client_aborts);
+                row.logged_gateway_timeouts = Some(k.logged_gateway_timeouts);
+                row.logged_upstream_status_missing = Some(k.logged_upstream_status_missing);
+                row.upstream_started = Some(k.upstream.started);
+                row.upstream_completed = Some(k.upstream.completed);
+                row.upstream_abandoned = Some(k.upstream.abandoned);
+                row.upstream_cancelled = Some(k.upstream.cancelled);
+                row.upstream_refused = Some(k.upstream.refused);
+                row.client_abandoned = Some(k.client_abandoned);
+                row.client_goodput_per_s = Some(k.client_goodput_per_s);
+                row.client_p99_us = Some(k.client_p99_us);
+                row.blocked_at_s = k.blocked_at_s;
+                row.true_s_before_block = k.true_s_before_block;
+            }
+            csv.serialize(row)?;
+        }
+    }
+    csv.flush()
+}
+
+/// One row of `requests.csv`: a request of one mode, joined by id (see
+/// [`JoinedRequest`] for the fields).
+#[derive(Serialize)]
+struct RequestRow<'a> {
+    mode: &'a str,
+    id: &'a str,
+    key: &'a str,
+    intended_at_s: f64,
+    client_outcome: &'a str,
+    client_s: f64,
+    gateway_status: Option<u16>,
+    gateway_upstream_status: Option<&'a str>,
+    accounted_s: Option<f64>,
+    upstream_outcome: Option<&'a str>,
+    upstream_started_at_s: Option<f64>,
+    upstream_ended_at_s: Option<f64>,
+    upstream_queue_wait_s: Option<f64>,
+    upstream_wall_s: Option<f64>,
+    upstream_cpu_s: Option<f64>,
+}
+
+/// Writes `requests.csv`: every joined request, per mode in run order.
+pub fn write_requests_csv(
+    w: &mut dyn Write,
+    joined: &[(String, Vec<JoinedRequest>)],
+) -> io::Result<()> {
+    let mut csv = csv::Writer::from_writer(w);
+    for (mode, requests) in joined {
+        for request in requests {
+            let r = request;
+            csv.serialize(RequestRow {
+                mode,
+                id: &r.id,
+                key: &r.key,
+                intended_at_s: r.intended_at_s,
+                client_outcome: &r.client_outcome,
+                client_s: r.client_s,
+                gateway_status: r.gateway_status,
+                gateway_upstream_status: r.gateway_upstream_status.as_deref(),
+                accounted_s: r.accounted_s,
+                upstream_outcome: r.upstream_outcome.as_deref(),
+                upstream_started_at_s: r.upstream_started_at_s,
+                upstream_ended_at_s: r.upstream_ended_at_s,
+                upstream_queue_wait_s: r.upstream_queue_wait_s,
+                upstream_wall_s: r.upstream_wall_s,
+                upstream_cpu_s: r.upstream_cpu_s,
             })?;
         }
     }
@@ -374,6 +672,91 @@ mod tests {
         assert!(text.contains("skipped: nginx is not installed"), "{text}");
     }
 
+    fn joined(key: &str, accounted_s: f64, wall_s: f64, status: u16) -> JoinedRequest {
+        JoinedRequest {
+            id: format!(
+                "{:016x}",
+                (accounted_s * 1e6) as u64 ^ (wall_s * 1e6) as u64
+            ),
+            key: key.into(),
+            intended_at_s: 0.0,
+            client_outcome: "client_timeout".into(),
+            client_s: 0.05,
+            gateway_status: Some(status),
+            gateway_upstream_status: Some("-".into()),
+            accounted_s: Some(accounted_s),
+            upstream_outcome: Some("abandoned".into()),
+            upstream_started_at_s: Some(0.0),
+            upstream_ended_at_s: Some(wall_s),
+            upstream_queue_wait_s: Some(0.0),
+            upstream_wall_s: Some(wall_s),
+            upstream_cpu_s: Some(wall_s),
+        }
+    }
+
+    #[test]
+    fn the_scatter_has_a_panel_per_accounting_and_the_knee_marked() {
+        let mut audit = audit();
+        audit.order = vec!["reference-early".into(), "reference-complete".into()];
+        let complete = audit.modes["reference-early"].clone();
+        audit.modes.insert("reference-complete".into(), complete);
+        audit.modes.remove("nginx-off");
+        audit.client_timeouts_s = [("exporter".to_string(), 0.05), ("lost".to_string(), 1.0)]
+            .into_iter()
+            .collect();
+        let early: Vec<JoinedRequest> = (1..40)
+            .map(|i| {
+                let work = 0.01 * f64::from(i);
+                joined(
+                    "exporter",
+                    work.min(0.05),
+                    work,
+                    if work > 0.05 { 499 } else { 200 },
+                )
+            })
+            .collect();
+        let complete: Vec<JoinedRequest> = (1..40)
+            .map(|i| joined("exporter", 0.01 * f64::from(i), 0.01 * f64::from(i), 200))
+            .collect();
+        let sets = vec![
+            ("reference-early".to_string(), early),
+            ("reference-complete".to_string(), complete),
+        ];
+        let figure = scatter(&audit, &sets);
+        assert_eq!(figure.panels.len(), 2);
+        let top = &figure.panels[0].0;
+        assert!(top.title.starts_with("Early"), "{}", top.title);
+        assert_eq!(top.series[0].name, "reference-early");
+        assert_eq!(top.series[0].data.len(), 39);
+        // The knee: every early point past the timeout sits at 50 ms accounted.
+        assert!(
+            top.series[0]
+                .data
+                .iter()
+                .all(|&(x, _)| x <= 50_000.0 + 1e-6)
+        );
+        // Only the key the client abandoned gets its timeout marked.
+        assert_eq!(top.vlines.len(), 1, "{:?}", top.vlines);
+        assert_eq!(top.vlines[0].0, 50_000.0);
+        assert!(top.vlines[0].1.contains("50ms (exporter)"));
+        assert!(figure.panels[1].0.title.starts_with("Complete"));
+        let dir = std::env::temp_dir().join(format!("contend-scatter-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for path in super::super::plot::files(&dir, "accounting") {
+            super::super::plot::render(&path, &figure).unwrap();
+            assert!(std::fs::metadata(&path).unwrap().len() > 1000);
+        }
+        let mut out = Vec::new();
+        write_requests_csv(&mut out, &sets).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with("mode,id,key,intended_at_s,client_outcome,client_s,gateway_status,"),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 1 + 2 * 39);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn the_csv_leaves_missing_values_empty() {
         let mut out = Vec::new();
@@ -381,22 +764,24 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert!(
-            lines[0].starts_with("mode,key,skipped,gateway,gateway_lines,accounted_s,true_s"),
+            lines[0].starts_with(
+                "mode,key,logged,requests,accounted_s,true_s,under_count,under_count_status,skipped,gateway,"
+            ),
             "{text}"
         );
         assert_eq!(lines.len(), 4, "{text}");
-        assert!(
-            lines[1].starts_with("reference-early,exporter,,contend 0.1.0,4,0.2,1.25,1.2,"),
+        assert_eq!(
+            lines[1],
+            "reference-early,exporter,all,4,0.2,1.25,6.25,ratio,,contend 0.1.0,1.2,,499:4,4,0,4,4,0,4,0,0,4,0.0,50000,,",
             "{text}"
         );
-        assert!(lines[1].contains(",6.25,ratio,499:4,4,0,4,"), "{text}");
         assert!(
-            lines[2].starts_with("reference-early,lost,,contend 0.1.0,0,,1.25,"),
+            lines[2]
+                .starts_with("reference-early,lost,all,0,,1.25,,no_gateway_lines,,contend 0.1.0,"),
             "{text}"
         );
-        assert!(lines[2].contains(",,no_gateway_lines,"), "{text}");
         assert!(
-            lines[3].starts_with("nginx-off,,skipped: nginx is not installed,"),
+            lines[3].starts_with("nginx-off,,,0,,,,,skipped: nginx is not installed,"),
             "{text}"
         );
     }

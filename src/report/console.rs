@@ -35,14 +35,17 @@ fn row(w: &mut dyn Write, label: &str, p: &Percentiles) -> io::Result<()> {
 
 /// Writes the human summary of a run.
 pub fn write(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
+    let load = match s.closed_loop_connections {
+        Some(n) => format!("closed loop, {n} connections"),
+        None => format!("{:.0} req/s intended", s.intended_rate_per_s),
+    };
     writeln!(
         w,
-        "{} @ {}: {:.1}s, {} driver threads, {:.0} req/s intended{}",
+        "{} @ {}: {:.1}s, {} driver threads, {load}{}",
         s.name,
         s.target,
         s.duration_s,
         s.driver.threads,
-        s.intended_rate_per_s,
         if s.interrupted { " (interrupted)" } else { "" }
     )?;
     writeln!(
@@ -53,10 +56,17 @@ pub fn write(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
     row(w, "Latency", &s.latency_us)?;
     row(w, "Service time", &s.service_time_us)?;
     row(w, "Schedule lag", &s.schedule_lag_us)?;
-    writeln!(
-        w,
-        "  (latency counts from each request's intended send time)"
-    )?;
+    if s.closed_loop_connections.is_some() {
+        writeln!(
+            w,
+            "  (closed loop: each request is sent when the last one ends, so latency is\n   service time and hides queueing; use a rate for open-loop latency)"
+        )?;
+    } else {
+        writeln!(
+            w,
+            "  (latency counts from each request's intended send time)"
+        )?;
+    }
     if !s.keys.is_empty() {
         writeln!(w, "  Per key:")?;
         for (name, k) in &s.keys {

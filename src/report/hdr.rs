@@ -7,11 +7,13 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
 use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 
 use crate::experiment::run::RunOutput;
+use crate::record::IntervalRow;
 
 /// Microseconds per millisecond: the files show milliseconds.
 const US_PER_MS: f64 = 1000.0;
@@ -73,8 +75,18 @@ pub fn write_hgrm(w: &mut dyn Write, h: &Histogram<u64>) -> io::Result<()> {
 }
 
 /// Writes the run's interval histograms as an interval log.
-pub fn write_hlog(mut w: &mut dyn Write, run: &RunOutput) -> io::Result<()> {
-    let start = std::time::SystemTime::from(run.started_at);
+pub fn write_hlog(w: &mut dyn Write, run: &RunOutput) -> io::Result<()> {
+    write_hlog_header(w, &run.started_at)?;
+    for row in &run.driver.intervals {
+        write_hlog_interval(w, row)?;
+    }
+    Ok(())
+}
+
+/// Writes an interval log's header for a run started at `started_at`: the
+/// lines before the first interval.
+pub fn write_hlog_header(w: &mut dyn Write, started_at: &DateTime<Utc>) -> io::Result<()> {
+    let start = std::time::SystemTime::from(*started_at);
     let start_s = start
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
@@ -86,21 +98,23 @@ pub fn write_hlog(mut w: &mut dyn Write, run: &RunOutput) -> io::Result<()> {
     writeln!(
         w,
         "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\""
-    )?;
+    )
+}
+
+/// Writes one interval's line of an interval log (after the header): so a
+/// log can grow as the run goes.
+pub fn write_hlog_interval(mut w: &mut dyn Write, row: &IntervalRow) -> io::Result<()> {
+    let h: Histogram<u64> = Deserializer::new()
+        .deserialize(&mut &row.latency_hist_v2[..])
+        .map_err(|e| io::Error::other(format!("interval {}: {e:?}", row.index)))?;
     let mut serializer = V2DeflateSerializer::new();
+    // The builder writes nothing of its own: the header is ours, above.
     let mut log = IntervalLogWriterBuilder::new().begin_log_with(&mut w, &mut serializer)?;
-    let mut deserializer = Deserializer::new();
-    for row in &run.driver.intervals {
-        let h: Histogram<u64> = deserializer
-            .deserialize(&mut &row.latency_hist_v2[..])
-            .map_err(|e| io::Error::other(format!("interval {}: {e:?}", row.index)))?;
-        log.write_histogram(
-            &h,
-            Duration::from_secs_f64(row.start_s),
-            Duration::from_secs_f64(row.duration_s),
-            None,
-        )
-        .map_err(|e| io::Error::other(format!("interval {}: {e}", row.index)))?;
-    }
-    Ok(())
+    log.write_histogram(
+        &h,
+        Duration::from_secs_f64(row.start_s),
+        Duration::from_secs_f64(row.duration_s),
+        None,
+    )
+    .map_err(|e| io::Error::other(format!("interval {}: {e}", row.index)))
 }

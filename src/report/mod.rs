@@ -6,7 +6,10 @@
 //! find-limit's own files in [`find_limit`]), the plots
 //! ([`plot`], SVG and PNG) and `report.html` ([`html`]). Each artifact is
 //! written on its own: one that fails is reported and never costs the
-//! others. Nothing here measures.
+//! others. [`LiveIntervals`] writes `intervals.csv` and `latency.hlog` as
+//! the run goes, so a crash or `kill -9` still leaves them up to the last
+//! closed interval; the end-of-run write replaces them with the same
+//! content. Nothing here measures.
 
 pub mod abort_audit;
 pub mod capacity;
@@ -279,6 +282,68 @@ pub fn read_intervals_csv(path: &Path) -> std::result::Result<Vec<IntervalCsvRow
         .deserialize()
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| format!("not a contend intervals.csv: {e}"))
+}
+
+/// `intervals.csv` and `latency.hlog` of a run, appended one interval at
+/// a time as the run goes: each row is flushed to the file when it closes.
+///
+/// A file that cannot be created or written is left alone from then on,
+/// with one warning on stderr: the end-of-run write tries again and reports
+/// its own failure, so nothing is lost twice and the run never stops for it.
+pub struct LiveIntervals {
+    csv: Option<(PathBuf, csv::Writer<fs::File>)>,
+    hlog: Option<(PathBuf, std::io::BufWriter<fs::File>)>,
+}
+
+impl LiveIntervals {
+    /// Creates both files in `dir` (and `dir`) for a run started at
+    /// `started_at`; the log's header is written now.
+    pub fn create(dir: &Path, started_at: &chrono::DateTime<chrono::Utc>) -> LiveIntervals {
+        let open = |name: &str| {
+            let path = dir.join(name);
+            fs::create_dir_all(dir)
+                .and_then(|()| fs::File::create(&path))
+                .map(|file| (path.clone(), file))
+                .map_err(|e| live_warning(&Error::io(&path, e)))
+                .ok()
+        };
+        let csv = open("intervals.csv").map(|(path, file)| (path, csv::Writer::from_writer(file)));
+        let hlog = open("latency.hlog").and_then(|(path, file)| {
+            let mut w = std::io::BufWriter::new(file);
+            match hdr::write_hlog_header(&mut w, started_at).and_then(|()| w.flush()) {
+                Ok(()) => Some((path, w)),
+                Err(e) => {
+                    live_warning(&Error::io(&path, e));
+                    None
+                }
+            }
+        });
+        LiveIntervals { csv, hlog }
+    }
+
+    /// Appends one closed interval to both files and flushes them.
+    pub fn append(&mut self, row: &IntervalRow) {
+        if let Some((path, w)) = &mut self.csv {
+            let written = w
+                .serialize(IntervalCsvRow::from(row))
+                .map_err(std::io::Error::from)
+                .and_then(|()| w.flush());
+            if let Err(e) = written {
+                live_warning(&Error::io(&*path, e));
+                self.csv = None;
+            }
+        }
+        if let Some((path, w)) = &mut self.hlog {
+            if let Err(e) = hdr::write_hlog_interval(w, row).and_then(|()| w.flush()) {
+                live_warning(&Error::io(&*path, e));
+                self.hlog = None;
+            }
+        }
+    }
+}
+
+fn live_warning(e: &Error) {
+    eprintln!("contend: warning: cannot write intervals as the run goes: {e}");
 }
 
 fn write_intervals_csv(w: &mut dyn Write, run: &RunOutput) -> std::io::Result<()> {

@@ -158,6 +158,11 @@ pub struct Summary {
     pub generator_bound_reasons: Vec<String>,
     /// Schedule lag p99 above which the run is generator-bound, us.
     pub lag_bound_us: u64,
+    /// `--connections N`: a closed-loop run with N connections (its latency
+    /// is service time and its intended rate is what it achieved); `None`
+    /// for the open loop of the phases' schedule.
+    #[serde(default)]
+    pub closed_loop_connections: Option<usize>,
     /// The driver's own cost.
     pub driver: DriverSummary,
     /// Per API key, by name.
@@ -169,6 +174,16 @@ pub struct Summary {
     pub gateway_accounting: Option<serde_json::Value>,
     /// Problems met outside the measurement (e.g. accounting unreadable).
     pub warnings: Vec<String>,
+    /// Components (mock upstream, gateway) that died during the run:
+    /// which, when (s from the run's start), exit code or signal, and
+    /// their last stderr lines. Empty when every component lasted.
+    #[serde(default)]
+    pub component_exits: Vec<crate::topology::ChildExit>,
+    /// The host settings checked before the run (open files, listen
+    /// queues, ephemeral ports, TIME_WAIT reuse), each OK, WARN or SKIP
+    /// with its fix; each WARN is also in `warnings`.
+    #[serde(default)]
+    pub preflight: Vec<crate::preflight::Check>,
     /// The thresholds evaluated at the end of the run, in the order given
     /// (scenario's `[thresholds] checks`, then `--threshold` flags).
     #[serde(default)]
@@ -290,7 +305,8 @@ impl Summary {
             ));
         }
         let scheduled_s = crate::arrival::total_duration(&run.scenario.phases).as_secs_f64();
-        let intended_rate_per_s = if d.interrupted {
+        let closed_loop = run.scenario.client.closed_loop;
+        let intended_rate_per_s = if d.interrupted || closed_loop.is_some() {
             t.arrivals as f64 / duration_s
         } else {
             crate::arrival::expected_arrivals(&run.scenario.phases) / scheduled_s.max(1e-9)
@@ -323,6 +339,7 @@ impl Summary {
             generator_bound: !reasons.is_empty(),
             generator_bound_reasons: reasons,
             lag_bound_us,
+            closed_loop_connections: closed_loop,
             driver: DriverSummary {
                 threads: d.threads,
                 cpu_s: round3(cpu_s),
@@ -346,6 +363,8 @@ impl Summary {
             upstream_accounting: run.upstream_accounting.clone(),
             gateway_accounting: run.gateway_accounting.clone(),
             warnings: run.warnings.clone(),
+            component_exits: run.component_exits.clone(),
+            preflight: Vec::new(),
             thresholds: Vec::new(),
             abort_audit: None,
             phase_starts_s: run

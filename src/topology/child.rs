@@ -1,5 +1,7 @@
 //! A child process (one that prints `listening on ADDR` first, or one
 //! polled until it answers, like nginx) stopped by PID when its guard drops.
+//! A child that ends on its own is described by a [`ChildExit`] (what,
+//! when, exit code or signal, last stderr lines) for the report.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
@@ -16,16 +18,114 @@ use crate::sys;
 const STDERR_TAIL_LINES: usize = 20;
 /// How long a child may take to exit after SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(3);
+/// How long the exit-at-once path waits for children to go after SIGTERM
+/// before it sends SIGKILL: short, since the user asked to exit now.
+const EXIT_NOW_GRACE: Duration = Duration::from_millis(500);
+/// Lines of a dead child's stderr kept in its [`ChildExit`].
+const EXIT_STDERR_LINES: usize = 5;
 
 /// PIDs of the children alive now, for the exit-at-once path.
 static LIVE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
-/// Sends SIGTERM to every child still alive (the second Ctrl-C's path,
-/// which exits without running destructors).
+/// Stops every child still alive (the second Ctrl-C's path, which exits
+/// without running destructors): SIGTERM, so nginx's master takes its
+/// workers down, then SIGKILL for any still there after a short grace.
 pub fn stop_all_children() {
     let pids = LIVE.lock().map(|l| l.clone()).unwrap_or_default();
-    for pid in pids {
+    for &pid in &pids {
         let _ = sys::signal(pid, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + EXIT_NOW_GRACE;
+    while pids.iter().any(|&pid| !has_ended(pid)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for &pid in &pids {
+        if !has_ended(pid) {
+            let _ = sys::signal(pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// True when our child `pid` has exited: it is a zombie (nobody reaps it
+/// on this path) or already gone. Reads `/proc/PID/stat`, whose third
+/// field is the state; the command name before it is in parentheses and
+/// may hold spaces, so the state is read after the last `)`.
+fn has_ended(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_none_or(|state| state == "Z" || state == "X"),
+        Err(_) => true,
+    }
+}
+
+/// A component that ended on its own during a run: which, when, and how.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ChildExit {
+    /// What it was (`mock upstream`, `reference gateway`, `nginx`).
+    pub component: String,
+    /// Its process ID.
+    pub pid: u32,
+    /// When it was seen gone, s from the run's start.
+    pub at_s: f64,
+    /// Its exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, when one did.
+    pub signal: Option<i32>,
+    /// The status in words (`exit code 1`, `killed by signal 9 (SIGKILL)`).
+    pub status: String,
+    /// The last lines it wrote to stderr.
+    pub stderr_tail: Vec<String>,
+}
+
+impl ChildExit {
+    /// One sentence for the console and the warnings.
+    pub fn describe(&self) -> String {
+        let mut text = format!(
+            "the {} (pid {}) died {:.1} s into the run: {}; requests after that are errors",
+            self.component, self.pid, self.at_s, self.status
+        );
+        if let Some(last) = self.stderr_tail.last() {
+            text.push_str(&format!("; its last stderr line: {last}"));
+        }
+        text
+    }
+}
+
+/// `exit code N` or `killed by signal N (NAME)`.
+fn status_words(status: std::process::ExitStatus) -> (Option<i32>, Option<i32>, String) {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => (Some(code), None, format!("exit code {code}")),
+        (None, Some(signal)) => {
+            let name = match signal {
+                libc::SIGHUP => "SIGHUP",
+                libc::SIGINT => "SIGINT",
+                libc::SIGQUIT => "SIGQUIT",
+                libc::SIGILL => "SIGILL",
+                libc::SIGABRT => "SIGABRT",
+                libc::SIGBUS => "SIGBUS",
+                libc::SIGFPE => "SIGFPE",
+                libc::SIGKILL => "SIGKILL",
+                libc::SIGSEGV => "SIGSEGV",
+                libc::SIGPIPE => "SIGPIPE",
+                libc::SIGTERM => "SIGTERM",
+                _ => "",
+            };
+            let core = if status.core_dumped() {
+                ", core dumped"
+            } else {
+                ""
+            };
+            let words = if name.is_empty() {
+                format!("killed by signal {signal}{core}")
+            } else {
+                format!("killed by signal {signal} ({name}){core}")
+            };
+            (None, Some(signal), words)
+        }
+        (None, None) => (None, None, status.to_string()),
     }
 }
 
@@ -58,7 +158,7 @@ impl ChildGuard {
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 return Err(guard.failure(&format!(
                     "did not print its address within {}s",
-                    ready_timeout.as_secs()
+                    ready_timeout.as_secs_f64()
                 )));
             }
         };
@@ -93,7 +193,7 @@ impl ChildGuard {
             if Instant::now() > deadline {
                 return Err(guard.failure(&format!(
                     "did not answer within {}s",
-                    ready_timeout.as_secs()
+                    ready_timeout.as_secs_f64()
                 )));
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -188,6 +288,24 @@ impl ChildGuard {
         self.child.try_wait().ok().flatten()
     }
 
+    /// `Some` once the child has ended: what, when (`at_s` from the run's
+    /// start) and how, for the report.
+    pub fn exit_report(&mut self, at_s: f64) -> Option<ChildExit> {
+        let status = self.exited()?;
+        let (exit_code, signal, status) = status_words(status);
+        let tail = self.stderr_tail();
+        let keep = tail.len().saturating_sub(EXIT_STDERR_LINES);
+        Some(ChildExit {
+            component: self.name.clone(),
+            pid: self.pid(),
+            at_s: (at_s * 1000.0).round() / 1000.0,
+            exit_code,
+            signal,
+            status,
+            stderr_tail: tail[keep..].to_vec(),
+        })
+    }
+
     /// Stops the child and returns an error naming this component, with
     /// the tail of its stderr.
     fn failure(&mut self, what: &str) -> Error {
@@ -233,6 +351,36 @@ impl Drop for ChildGuard {
         }
         if let Ok(mut live) = LIVE.lock() {
             live.retain(|p| *p != pid);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
+
+    use super::status_words;
+
+    #[test]
+    fn exit_statuses_are_told_in_words() {
+        // Raw wait statuses: the exit code in bits 8-15, the signal in the
+        // low 7 bits, 0x80 for a core dump.
+        let cases: &[(i32, Option<i32>, Option<i32>, &str)] = &[
+            (3 << 8, Some(3), None, "exit code 3"),
+            (0, Some(0), None, "exit code 0"),
+            (9, None, Some(9), "killed by signal 9 (SIGKILL)"),
+            (
+                11 | 0x80,
+                None,
+                Some(11),
+                "killed by signal 11 (SIGSEGV), core dumped",
+            ),
+            (40, None, Some(40), "killed by signal 40"),
+        ];
+        for &(raw, code, signal, words) in cases {
+            let (c, s, w) = status_words(ExitStatus::from_raw(raw));
+            assert_eq!((c, s, w.as_str()), (code, signal, words), "raw {raw:#x}");
         }
     }
 }

@@ -13,7 +13,7 @@ mod child;
 pub mod http;
 pub mod nginx;
 
-pub use child::{ChildGuard, stop_all_children};
+pub use child::{ChildExit, ChildGuard, stop_all_children};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -256,6 +256,7 @@ fn start_nginx(spec: &GatewaySpec, upstream_url: &str) -> Result<Gateway> {
     let text = nginx::render(&template, spec, listen, upstream, &dir.0);
     let conf = dir.0.join("nginx.conf");
     std::fs::write(&conf, &text).map_err(|e| Error::io(&conf, e))?;
+    nginx::test_config(&binary, &dir.0, &conf, &text, spec.template.as_deref())?;
     let child = ChildGuard::spawn_polled(
         "nginx",
         &binary,
@@ -266,7 +267,8 @@ fn start_nginx(spec: &GatewaySpec, upstream_url: &str) -> Result<Gateway> {
             http::request_within(listen, "/healthz", Duration::from_millis(200))
                 .is_ok_and(|status| status == 200)
         },
-    )?;
+    )
+    .map_err(|e| nginx::explain_bind_failure(e, listen))?;
     Ok(Gateway {
         kind: "nginx",
         version: nginx::version(&binary),

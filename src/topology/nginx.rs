@@ -29,9 +29,16 @@ pub fn find() -> Result<PathBuf> {
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default();
-    on_path
-        .into_iter()
-        .chain(FALLBACKS.iter().map(PathBuf::from))
+    find_among(
+        on_path
+            .into_iter()
+            .chain(FALLBACKS.iter().map(PathBuf::from)),
+    )
+}
+
+/// The first of `candidates` that is a file, or the error [`find`] gives.
+pub fn find_among(mut candidates: impl Iterator<Item = PathBuf>) -> Result<PathBuf> {
+    candidates
         .find(|p| p.is_file())
         .ok_or_else(|| Error::Component {
             component: "nginx".into(),
@@ -163,6 +170,96 @@ fn cpu_mask(cpus: &str) -> Option<String> {
     )
 }
 
+/// Runs `nginx -t` on the rendered config `conf` (text `text`) in `prefix`
+/// before nginx starts: an error naming nginx's complaint, the line it is
+/// about and the fix, rather than a child that exits at once. `template` is
+/// the scenario's `[gateway] template`, if it named one.
+pub fn test_config(
+    nginx: &Path,
+    prefix: &Path,
+    conf: &Path,
+    text: &str,
+    template: Option<&Path>,
+) -> Result<()> {
+    let mut args = args(prefix, conf);
+    args.insert(0, "-t".into());
+    let output = std::process::Command::new(nginx)
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| Error::Component {
+            component: "nginx".into(),
+            message: format!("could not run `{} -t`: {e}", nginx.display()),
+        })?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(config_test_failure(
+        &String::from_utf8_lossy(&output.stderr),
+        text,
+        template,
+    ))
+}
+
+/// The error for a failed `nginx -t`: its `[emerg]` line, the rendered
+/// line it names (`in FILE:LINE`), and the fix.
+pub fn config_test_failure(stderr: &str, text: &str, template: Option<&Path>) -> Error {
+    let complaint = stderr
+        .lines()
+        .find(|l| l.contains("[emerg]"))
+        .or_else(|| stderr.lines().find(|l| !l.trim().is_empty()))
+        .map(|l| {
+            // Drop nginx's timestamp and pid: "2026/11/23 10:43:20 [emerg] 1#1: ".
+            let l = l.find("[emerg]").map_or(l, |at| &l[at..]);
+            match l.find(": ") {
+                Some(at) if l.starts_with("[emerg]") => format!("[emerg] {}", &l[at + 2..]),
+                _ => l.to_string(),
+            }
+        })
+        .unwrap_or_else(|| "nginx -t failed and printed nothing".into());
+    let line = complaint
+        .rsplit_once(':')
+        .and_then(|(_, n)| n.trim().parse::<usize>().ok())
+        .and_then(|n| text.lines().nth(n.checked_sub(1)?).map(|l| (n, l.trim())));
+    let at = line
+        .map(|(n, l)| format!("; line {n} of the rendered config is `{l}`"))
+        .unwrap_or_default();
+    let fix = match template {
+        Some(path) => format!(
+            "fix the template {} ([gateway] template), or drop `template` to use the embedded one",
+            path.display()
+        ),
+        None => "this nginx rejects the embedded template, so it may lack a module the template                  uses (limit_req, limit_conn, proxy): install the full build (`apt-get install nginx`),                  or use [gateway] kind = \"reference\""
+            .to_string(),
+    };
+    Error::Component {
+        component: "nginx".into(),
+        message: format!("its config test (`nginx -t`) failed: {complaint}{at}. Fix: {fix}"),
+    }
+}
+
+/// A start failure whose stderr says a port was taken gets the fix: nginx
+/// binds at start (`nginx -t` does not), to the port contend picked at
+/// `listen` and to any other `listen` a template names.
+pub fn explain_bind_failure(error: Error, listen: SocketAddr) -> Error {
+    match error {
+        Error::Component { component, message } if message.contains("Address already in use") => {
+            let fix = if message.contains(&format!("bind() to {listen} failed")) {
+                format!("another process took {listen} after contend picked it as free: run again")
+            } else {
+                "a `listen` of the template names a port in use (`ss -ltnp` shows which process \
+                 holds it): free that port or change it"
+                    .to_string()
+            };
+            Error::Component {
+                component,
+                message: format!("{message}\nFix: {fix}"),
+            }
+        }
+        other => other,
+    }
+}
+
 /// The command line: `-p PREFIX -c CONF -e stderr -g 'daemon off;'`.
 pub fn args(prefix: &Path, conf: &Path) -> Vec<String> {
     vec![
@@ -180,6 +277,55 @@ pub fn args(prefix: &Path, conf: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_port_in_use_is_told_apart_by_whose_port_it_is() {
+        let listen: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let failure = |port: u16| Error::Component {
+            component: "nginx".into(),
+            message: format!(
+                "exited before it was ready; its last stderr lines:\n  [emerg] bind() to 127.0.0.1:{port} \
+                 failed (98: Address already in use)"
+            ),
+        };
+        let ours = explain_bind_failure(failure(8080), listen).to_string();
+        assert!(
+            ours.ends_with("after contend picked it as free: run again"),
+            "{ours}"
+        );
+        let template = explain_bind_failure(failure(9090), listen).to_string();
+        assert!(
+            template.ends_with("free that port or change it"),
+            "{template}"
+        );
+        let other = explain_bind_failure(Error::Runtime("x".into()), listen).to_string();
+        assert_eq!(other, "x");
+    }
+
+    #[test]
+    fn a_failed_config_test_names_the_line_and_the_fix() {
+        let text = "worker_processes 1;\nevents {}\nhttp { retrun 200; }\n";
+        let stderr = "2026/11/23 10:43:20 [emerg] 20083#20083: unknown directive \"retrun\" in /tmp/p/nginx.conf:3\n\
+                      nginx: configuration file /tmp/p/nginx.conf test failed\n";
+        let custom = config_test_failure(stderr, text, Some(Path::new("my.conf"))).to_string();
+        assert!(
+            custom.starts_with(
+                "nginx: its config test (`nginx -t`) failed: [emerg] unknown directive \"retrun\""
+            ),
+            "{custom}"
+        );
+        assert!(
+            custom.contains("line 3 of the rendered config is `http { retrun 200; }`"),
+            "{custom}"
+        );
+        assert!(custom.contains("fix the template my.conf"), "{custom}");
+        let embedded = config_test_failure(stderr, text, None).to_string();
+        assert!(embedded.contains("apt-get install nginx"), "{embedded}");
+        assert!(embedded.contains("kind = \"reference\""), "{embedded}");
+        // Nothing on stderr still makes an error that says so.
+        let silent = config_test_failure("", text, None).to_string();
+        assert!(silent.contains("printed nothing"), "{silent}");
+    }
 
     #[test]
     fn the_template_renders_every_placeholder() {
