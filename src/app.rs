@@ -42,7 +42,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
             report::progress::Progress::new(&scenario.phases, !args.no_progress && !args.quiet);
         // Both callbacks reach the interval files written as the run goes.
         let live = std::cell::RefCell::new(None);
-        let output = experiment::run::run_observed(
+        let mut output = experiment::run::run_observed(
             &scenario,
             &exe,
             &stop,
@@ -67,6 +67,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         )?;
         drop(live);
         progress.finish();
+        drop_request_lists(&mut output);
 
         let mut summary = Summary::of(&output);
         preflight.note(&mut summary);
@@ -407,6 +408,21 @@ fn prepare(args: &RunArgs, scenario: &scenario::Scenario) -> Result<Prepared> {
         exe: topology::current_exe()?,
         preflight,
     })
+}
+
+/// Takes the per-request lists (request ids on) out of a plain run's
+/// accounting: only `abort-audit` joins them, and they would swell
+/// summary.json by up to 100k entries each.
+fn drop_request_lists(output: &mut experiment::run::RunOutput) {
+    for doc in [
+        &mut output.gateway_accounting,
+        &mut output.upstream_accounting,
+    ] {
+        if let Some(map) = doc.as_mut().and_then(|d| d.as_object_mut()) {
+            map.remove("requests");
+            map.remove("requests_dropped");
+        }
+    }
 }
 
 /// `--repeat` is for `run`; the other experiments repeat in their own way.
