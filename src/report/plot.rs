@@ -807,8 +807,15 @@ fn draw_panel<DB: DrawingBackend>(
     let inside = |x: f64, y: f64| {
         x >= x_lo - 1e-9 && x <= x_hi + 1e-9 && y >= y_lo - 1e-9 && y <= y_hi + 1e-9
     };
-    // Room on the right for the labels at the lines' ends.
-    let label_px = 118;
+    // Room on the right for the labels at the lines' ends (about 8 px a
+    // character at the labels' size).
+    let longest = p
+        .series
+        .iter()
+        .map(|s| s.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    let label_px = (16 + 8 * longest as i32).clamp(118, 220);
     let mut chart = ChartBuilder::on(area)
         .caption(&p.title, (FONT, 20))
         .margin(10)
