@@ -99,32 +99,25 @@ pub fn run_observed(
         .is_some_and(|u| component_exits.iter().any(|e| e.pid == u.pid()));
     // The gateway first: reading its accounting drains and stops it, so the
     // upstream's ground truth is read after the last proxied request.
-    let gateway_accounting = match topology.gateway_accounting() {
-        Some(Ok(value)) => Some(value),
-        Some(Err(e)) => {
-            warnings.push(e.to_string());
-            None
-        }
-        None => None,
-    };
+    let gateway_accounting = super::or_warn(topology.gateway_accounting(), &mut warnings);
     // A dead upstream's truth died with it: nothing to read.
-    let upstream_accounting = match settled_upstream_accounting(&topology, settle) {
-        _ if upstream_died => None,
-        Some(Ok((value, drained))) => {
-            if !drained {
-                warnings.push(format!(
-                    "the mock upstream was still working {}s after the run: its accounting misses that work",
-                    settle.as_secs_f64()
-                ));
-            }
-            Some(value)
-        }
-        Some(Err(e)) => {
-            warnings.push(e.to_string());
-            None
-        }
-        None => None,
+    let settled = if upstream_died {
+        None
+    } else {
+        super::or_warn(
+            settled_upstream_accounting(&topology, settle),
+            &mut warnings,
+        )
     };
+    let upstream_accounting = settled.map(|(value, drained)| {
+        if !drained {
+            warnings.push(format!(
+                "the mock upstream was still working {}s after the run: its accounting misses that work",
+                settle.as_secs_f64()
+            ));
+        }
+        value
+    });
     let mut upstream_accounting = upstream_accounting;
     // With request ids on, the mock's per-request log (its GET /requests)
     // rides along under `requests`, read once it has drained.

@@ -273,22 +273,8 @@ pub fn run(
         }
     }
 
-    let gateway_accounting = match topology.gateway_accounting() {
-        Some(Ok(value)) => Some(value),
-        Some(Err(e)) => {
-            warnings.push(e.to_string());
-            None
-        }
-        None => None,
-    };
-    let upstream_accounting = match topology.upstream_accounting() {
-        Some(Ok(value)) => Some(value),
-        Some(Err(e)) => {
-            warnings.push(e.to_string());
-            None
-        }
-        None => None,
-    };
+    let gateway_accounting = super::or_warn(topology.gateway_accounting(), &mut warnings);
+    let upstream_accounting = super::or_warn(topology.upstream_accounting(), &mut warnings);
     let mut run_scenario = scenario.clone();
     run_scenario.phases = phases_run;
     let result = analyse(spec, steps, stopped_early, concurrency_steps);
