@@ -13,8 +13,8 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use contend::driver::Plan;
 use contend::driver::http1::Connection;
+use contend::driver::{Load, Plan};
 use contend::scenario::{self, Overrides, Rate};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use http_body_util::Empty;
@@ -72,8 +72,8 @@ fn bench_exchange(c: &mut Criterion) {
         ..Overrides::default()
     })
     .expect("flags make a scenario");
-    let plan = Plan::new(&scenario, &target).expect("plan");
-    let template = plan.requests[0].clone();
+    let plan = Plan::new(&scenario, &target, Load::Open(scenario.phases.clone())).expect("plan");
+    let template = plan.keys[0].request.clone();
 
     // The client side as a driver shard has it: a current-thread runtime and
     // one connection, with Nagle off.

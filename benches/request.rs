@@ -9,7 +9,7 @@
 
 use std::hint::black_box;
 
-use contend::driver::{Plan, http1};
+use contend::driver::{Load, Plan, http1};
 use contend::scenario::{self, Overrides, Rate, Source};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -22,7 +22,8 @@ fn bench_build(c: &mut Criterion) {
         ..Overrides::default()
     })
     .expect("flags make a scenario");
-    let plain = Plan::new(&plain, TARGET).expect("plan from flags");
+    let plain =
+        Plan::new(&plain, TARGET, Load::Open(plain.phases.clone())).expect("plan from flags");
 
     let keyed_text = r#"
         [[phases]]
@@ -71,9 +72,18 @@ fn bench_build(c: &mut Criterion) {
         })
     });
     group.bench_function("request_plan_keyed_scenario", |b| {
-        b.iter(|| black_box(Plan::new(&keyed_scenario, TARGET).expect("keyed plan")))
+        b.iter(|| {
+            black_box(
+                Plan::new(
+                    &keyed_scenario,
+                    TARGET,
+                    Load::Open(keyed_scenario.phases.clone()),
+                )
+                .expect("keyed plan"),
+            )
+        })
     });
-    assert!(!plain.requests[0].bytes.is_empty());
+    assert!(!plain.keys[0].request.bytes.is_empty());
     group.finish();
 }
 

@@ -5,7 +5,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{CompareArgs, DoctorArgs, RunArgs};
+use crate::driver::Load;
 use crate::error::{Error, Result};
+use crate::experiment::step::Step;
+use crate::experiment::{Bench, Event};
 use crate::report::{self, summary::Summary};
 use crate::scenario::{self, ExperimentKind};
 use crate::shutdown::{self, Stop};
@@ -33,47 +36,50 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         exe,
         mut preflight,
     } = prepare(args, &scenario)?;
+    let bench = Bench {
+        scenario: &scenario,
+        exe: &exe,
+        stop: &stop,
+    };
+    let load = match scenario.client.closed_loop {
+        Some(connections) => Load::Closed {
+            connections,
+            duration: crate::arrival::total_duration(&scenario.phases),
+        },
+        None => Load::Open(scenario.phases.clone()),
+    };
     let mut first_start = None;
     let mut cases = Vec::new();
     let mut any_failed = false;
     for index in 1..=args.repeat {
         preflight.limit_errors = crate::limits::LimitErrors::now();
-        let mut progress =
-            report::progress::Progress::new(&scenario.phases, !args.no_progress && !args.quiet);
-        // Both callbacks reach the interval files written as the run goes.
-        let live = std::cell::RefCell::new(None);
-        let mut output = experiment::run::run_observed(
-            &scenario,
-            &exe,
-            &stop,
-            &mut |started_at| {
+        // The interval files are written as the run goes, into the folder
+        // named from the first run's start.
+        let output = {
+            let mut console = Console::new(args, |started_at: &chrono::DateTime<chrono::Utc>| {
                 let first = *first_start.get_or_insert(*started_at);
-                let dir = run_folder(
+                run_folder(
                     &scenario.name,
                     &first,
                     args.out.as_deref(),
                     index,
                     args.repeat,
-                );
-                *live.borrow_mut() = Some(report::LiveIntervals::create(&dir, started_at));
-            },
-            &mut |row| {
-                progress.interval(row);
-                if let Some(live) = live.borrow_mut().as_mut() {
-                    live.append(row);
-                }
-            },
-            experiment::run::UPSTREAM_SETTLE,
-        )?;
-        drop(live);
-        progress.finish();
-        drop_request_lists(&mut output);
-
+                )
+            });
+            let output = experiment::run::run(
+                &bench,
+                Step::measured(load.clone()),
+                experiment::run::UPSTREAM_SETTLE,
+                &mut |event| console.event(event),
+            );
+            console.finish();
+            output?
+        };
         let mut summary = Summary::of(&output);
         preflight.note(&mut summary);
         evaluate_thresholds(&mut summary, &thresholds)?;
         any_failed |= summary.thresholds.iter().any(|r| !r.pass);
-        let started_at = *first_start.get_or_insert(output.started_at);
+        let started_at = *first_start.get_or_insert(output.step.started_at);
         let dir = run_folder(
             &scenario.name,
             &started_at,
@@ -128,6 +134,90 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     })
 }
 
+/// The report folder of a run that started at the given time.
+type FolderFor<'a> = dyn FnMut(&chrono::DateTime<chrono::Utc>) -> PathBuf + 'a;
+
+/// What every experiment shows as it goes, from its [`Event`]s: a progress
+/// bar per step (unless `--no-progress` or `--quiet`), its notes (unless
+/// `--quiet`), warnings always; and, when it knows where the run's folder
+/// is, `intervals.csv` and `latency.hlog` written as the load goes.
+struct Console<'a> {
+    bars: bool,
+    quiet: bool,
+    progress: Option<report::progress::Progress>,
+    live_folder: Option<Box<FolderFor<'a>>>,
+    live: Option<report::LiveIntervals>,
+}
+
+impl<'a> Console<'a> {
+    /// A console that writes the interval files into `live_folder(start)`.
+    fn new(
+        args: &RunArgs,
+        live_folder: impl FnMut(&chrono::DateTime<chrono::Utc>) -> PathBuf + 'a,
+    ) -> Console<'a> {
+        Console {
+            live_folder: Some(Box::new(live_folder)),
+            ..Console::plain(args)
+        }
+    }
+
+    /// A console with no interval files as the load goes.
+    fn plain(args: &RunArgs) -> Console<'a> {
+        Console {
+            bars: !args.no_progress && !args.quiet,
+            quiet: args.quiet,
+            progress: None,
+            live_folder: None,
+            live: None,
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        match event {
+            Event::Step { started_at, load } => {
+                self.end_bar();
+                self.progress = Some(report::progress::Progress::new(load, self.bars));
+                if let Some(folder) = self.live_folder.as_mut() {
+                    self.live = Some(report::LiveIntervals::create(
+                        &folder(&started_at),
+                        &started_at,
+                    ));
+                }
+            }
+            Event::Interval(row) => {
+                if let Some(p) = self.progress.as_mut() {
+                    p.interval(row);
+                }
+                if let Some(live) = self.live.as_mut() {
+                    live.append(row);
+                }
+            }
+            Event::Note(text) => {
+                self.end_bar();
+                if !self.quiet {
+                    eprintln!("{text}");
+                }
+            }
+            Event::Warning(text) => {
+                self.end_bar();
+                eprintln!("{text}");
+            }
+        }
+    }
+
+    fn end_bar(&mut self) {
+        if let Some(mut done) = self.progress.take() {
+            done.finish();
+        }
+    }
+
+    /// Ends the last bar and closes the interval files.
+    fn finish(&mut self) {
+        self.end_bar();
+        self.live = None;
+    }
+}
+
 /// `contend run` of `experiment = "abort-audit"`: every mode in turn; each
 /// mode's own report in `<dir>/<mode>/`; `<dir>/summary.json` (the first
 /// mode's run, with the audit of all modes in `abort_audit`, which the
@@ -144,44 +234,20 @@ fn abort_audit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
         exe,
         preflight,
     } = prepare(args, scenario)?;
-    let show = !args.no_progress && !args.quiet;
-    // Both callbacks reach the mode's progress bar, one at a time.
-    let progress = std::cell::RefCell::new(None::<report::progress::Progress>);
-    let output = experiment::abort_audit::run(
+    let bench = Bench {
         scenario,
-        &exe,
-        &stop,
-        &mut |event| {
-            if let Some(mut done) = progress.borrow_mut().take() {
-                done.finish();
-            }
-            match event {
-                experiment::abort_audit::ModeEvent::Starting(mode) => {
-                    if !args.quiet {
-                        eprintln!("abort-audit: {}", mode.as_str());
-                    }
-                    *progress.borrow_mut() =
-                        Some(report::progress::Progress::new(&scenario.phases, show));
-                }
-                experiment::abort_audit::ModeEvent::Skipped(mode, reason) => {
-                    eprintln!("abort-audit: {} {reason}", mode.as_str());
-                }
-            }
-        },
-        &mut |row| {
-            if let Some(p) = progress.borrow_mut().as_mut() {
-                p.interval(row);
-            }
-        },
-    )?;
-    if let Some(mut done) = progress.borrow_mut().take() {
-        done.finish();
-    }
+        exe: &exe,
+        stop: &stop,
+    };
+    let mut console = Console::plain(args);
+    let output = experiment::abort_audit::run(&bench, &mut |event| console.event(event));
+    console.finish();
+    let output = output?;
     let Some((_, first)) = output.runs.first() else {
         // Only an interrupt before the first mode ran lands here.
         return Ok(Stop::signal().map_or(0, |s| s.exit_code()));
     };
-    let dir = report::folder_for(&scenario.name, &first.started_at, args.out.as_deref());
+    let dir = report::folder_for(&scenario.name, &first.step.started_at, args.out.as_deref());
     let mut errors = Vec::new();
     for (mode, run) in &output.runs {
         let (_, mode_errors) = report::write(&dir.join(mode.as_str()), run, &Summary::of(run));
@@ -234,47 +300,17 @@ fn find_limit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
         exe,
         preflight,
     } = prepare(args, scenario)?;
-    let show = !args.no_progress && !args.quiet;
-    let mut progress: Option<report::progress::Progress> = None;
-    let output = experiment::find_limit::run(scenario, &exe, &stop, &mut |event| match event {
-        experiment::find_limit::Event::Class(name) => {
-            if !args.quiet {
-                eprintln!("find-limit: class {name}");
-            }
-        }
-        experiment::find_limit::Event::Step(limit, kind) => {
-            if let Some(mut done) = progress.take() {
-                done.finish();
-            }
-            if !args.quiet {
-                let limit = limit.map_or("none".to_string(), |l| l.to_string());
-                eprintln!("find-limit: {} step, limit {limit}", kind.as_str());
-            }
-            progress = Some(report::progress::Progress::new(&scenario.phases, show));
-        }
-        experiment::find_limit::Event::Interval(row) => {
-            if let Some(p) = progress.as_mut() {
-                p.interval(row);
-            }
-        }
-        experiment::find_limit::Event::Done(row) => {
-            if let Some(mut done) = progress.take() {
-                done.finish();
-            }
-            if !args.quiet {
-                eprintln!(
-                    "find-limit: goodput {:.1}/s, 504 {:.1}%, P99 2xx {}: {}",
-                    row.goodput_per_s,
-                    row.share_504 * 100.0,
-                    report::console::fmt_us(row.p99_2xx_us),
-                    if row.broke { "breaks" } else { "ok" }
-                );
-            }
-        }
-    })?;
-    if let Some(mut done) = progress.take() {
-        done.finish();
-    }
+    let bench = Bench {
+        scenario,
+        exe: &exe,
+        stop: &stop,
+    };
+    let mut console = Console::plain(args);
+    let output = experiment::find_limit::run(&bench, &scenario.find_limit, &mut |event| {
+        console.event(event)
+    });
+    console.finish();
+    let output = output?;
     let Some(run) = &output.run else {
         // Only an interrupt before the first step ended lands here.
         return Ok(Stop::signal().map_or(0, |s| s.exit_code()));
@@ -284,7 +320,7 @@ fn find_limit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
     summary.name = scenario.name.clone();
     summary.find_limit = Some(output.result.clone());
     evaluate_thresholds(&mut summary, &thresholds)?;
-    let dir = report::folder_for(&scenario.name, &run.started_at, args.out.as_deref());
+    let dir = report::folder_for(&scenario.name, &run.step.started_at, args.out.as_deref());
     let (mut written, mut errors) = report::write(&dir, run, &summary);
     let (w, e) = report::find_limit::write_files(&dir, &output.result);
     written.extend(w);
@@ -408,21 +444,6 @@ fn prepare(args: &RunArgs, scenario: &scenario::Scenario) -> Result<Prepared> {
         exe: topology::current_exe()?,
         preflight,
     })
-}
-
-/// Takes the per-request lists (request ids on) out of a plain run's
-/// accounting: only `abort-audit` joins them, and they would swell
-/// summary.json by up to 100k entries each.
-fn drop_request_lists(output: &mut experiment::run::RunOutput) {
-    for doc in [
-        &mut output.gateway_accounting,
-        &mut output.upstream_accounting,
-    ] {
-        if let Some(map) = doc.as_mut().and_then(|d| d.as_object_mut()) {
-            map.remove("requests");
-            map.remove("requests_dropped");
-        }
-    }
 }
 
 /// `--repeat` is for `run`; the other experiments repeat in their own way.
@@ -575,60 +596,15 @@ fn sweep(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
         exe,
         preflight,
     } = prepare(args, scenario)?;
-    let show = !args.no_progress && !args.quiet;
-    let steps = scenario.sweep.rates.len();
-    let mut progress: Option<report::progress::Progress> = None;
-    let output = experiment::sweep::run(scenario, &exe, &stop, &mut |event| match event {
-        experiment::sweep::Event::Step(i, rate) => {
-            if let Some(mut done) = progress.take() {
-                done.finish();
-            }
-            if !args.quiet {
-                eprintln!("sweep: step {i}/{steps} at {rate:.0}/s");
-            }
-            let phases = scenario::sweep_phases(&scenario::SweepSpec {
-                rates: vec![rate],
-                ..scenario.sweep.clone()
-            });
-            progress = Some(report::progress::Progress::new(&phases, show));
-        }
-        experiment::sweep::Event::Interval(row) => {
-            if let Some(p) = progress.as_mut() {
-                p.interval(row);
-            }
-        }
-        experiment::sweep::Event::Done(row) => {
-            if let Some(mut done) = progress.take() {
-                done.finish();
-            }
-            if !args.quiet {
-                eprintln!(
-                    "sweep: step {} done: {:.0}/s achieved, P99 {}{}",
-                    row.step,
-                    row.achieved_per_s,
-                    report::console::fmt_us(row.p99_us),
-                    if row.past_saturation {
-                        " (past saturation)"
-                    } else {
-                        ""
-                    }
-                );
-            }
-        }
-        experiment::sweep::Event::ClosedDone(row) => {
-            if !args.quiet {
-                eprintln!(
-                    "sweep: concurrency {}: {:.0} responses/s, service P99 {}",
-                    row.concurrency,
-                    row.throughput_per_s,
-                    report::console::fmt_us(row.p99_us)
-                );
-            }
-        }
-    })?;
-    if let Some(mut done) = progress.take() {
-        done.finish();
-    }
+    let bench = Bench {
+        scenario,
+        exe: &exe,
+        stop: &stop,
+    };
+    let mut console = Console::plain(args);
+    let output = experiment::sweep::run(&bench, &scenario.sweep, &mut |event| console.event(event));
+    console.finish();
+    let output = output?;
     let run = &output.run;
     let mut summary = Summary::of(run);
     preflight.note(&mut summary);
@@ -641,7 +617,7 @@ fn sweep(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
         .collect();
     summary.sweep = Some(output.result.clone());
     evaluate_thresholds(&mut summary, &thresholds)?;
-    let dir = report::folder_for(&scenario.name, &run.started_at, args.out.as_deref());
+    let dir = report::folder_for(&scenario.name, &run.step.started_at, args.out.as_deref());
     let (written, errors) = report::write(&dir, run, &summary);
     let mut stdout = std::io::stdout().lock();
     if args.quiet {

@@ -71,6 +71,18 @@ impl Class {
         }
     }
 
+    /// True for the classes of complete responses (any status).
+    pub fn is_response(self) -> bool {
+        matches!(
+            self,
+            Class::Success
+                | Class::TooMany
+                | Class::Unavailable
+                | Class::GatewayTimeout
+                | Class::OtherStatus
+        )
+    }
+
     /// Position in [`Class::ALL`], for array-indexed counters.
     pub fn index(self) -> usize {
         self as usize

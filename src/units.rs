@@ -156,6 +156,18 @@ fn split_number(text: &str) -> (&str, &str) {
     text.split_at(end)
 }
 
+/// Formats microseconds the way wrk does: `812us`, `1.25ms`, `2.10s`.
+pub fn fmt_us(us: u64) -> String {
+    let us = us as f64;
+    if us < 1_000.0 {
+        format!("{us:.0}us")
+    } else if us < 1_000_000.0 {
+        format!("{:.2}ms", us / 1_000.0)
+    } else {
+        format!("{:.2}s", us / 1_000_000.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

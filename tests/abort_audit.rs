@@ -16,6 +16,7 @@
 use std::path::Path;
 
 use contend::analysis::accounting::{JoinedRequest, KeyAudit, ModeAudit, UnderCount};
+use contend::experiment::Bench;
 use contend::experiment::abort_audit::{self, AuditOutput};
 use contend::scenario::{self, Overrides, Source};
 use contend::shutdown::Stop;
@@ -145,8 +146,13 @@ fn audit(modes: &str) -> AuditOutput {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let exe = Path::new(env!("CARGO_BIN_EXE_contend"));
-    abort_audit::run(&s, exe, &Stop::never(), &mut |_| {}, &mut |_| {})
-        .unwrap_or_else(|e| panic!("{e}"))
+    let stop = Stop::never();
+    let bench = Bench {
+        scenario: &s,
+        exe,
+        stop: &stop,
+    };
+    abort_audit::run(&bench, &mut |_| {}).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn row<'a>(mode: &'a ModeAudit, key: &str) -> &'a KeyAudit {
@@ -249,22 +255,10 @@ fn reference_early_under_counts_the_exporter_and_complete_agrees() {
     assert_complete_per_request(joined(&out, "reference-complete"));
     assert_gateway_timeouts(early);
     assert_gateway_timeouts(complete);
-    // The per-request logs were joined, then taken out of the run's documents.
+    // The per-request logs were joined, then taken out of the runs.
     for (_, run) in &out.runs {
-        assert!(
-            run.upstream_accounting
-                .as_ref()
-                .unwrap()
-                .get("requests")
-                .is_none()
-        );
-        assert!(
-            run.gateway_accounting
-                .as_ref()
-                .unwrap()
-                .get("requests")
-                .is_none()
-        );
+        assert!(run.upstream.is_some() && run.upstream_requests.is_none());
+        assert!(run.gateway.is_some() && run.gateway_requests.lines.is_empty());
     }
 }
 
@@ -424,8 +418,13 @@ fn the_shipped_scenario_under_counts_about_six_times_early_and_not_complete() {
     .unwrap_or_else(|e| panic!("{e}"));
     s.abort_audit.settle = std::time::Duration::from_secs(15);
     let exe = Path::new(env!("CARGO_BIN_EXE_contend"));
-    let out = abort_audit::run(&s, exe, &Stop::never(), &mut |_| {}, &mut |_| {})
-        .unwrap_or_else(|e| panic!("{e}"));
+    let stop = Stop::never();
+    let bench = Bench {
+        scenario: &s,
+        exe,
+        stop: &stop,
+    };
+    let out = abort_audit::run(&bench, &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
     let nginx = contend::topology::nginx::find().is_ok();
     if !nginx {
         eprintln!("nginx modes of the shipped scenario SKIPPED: nginx is not installed");

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use contend::experiment::find_limit;
+use contend::experiment::{Bench, find_limit};
 use contend::scenario::{self, HardwareClass, Overrides, Source};
 use contend::shutdown::Stop;
 
@@ -79,7 +79,13 @@ fn find_limit_refuses_what_it_cannot_run() {
         "{BASE}[find_limit]\nhardware = [{{ cpu_quota = 0.5 }}]\n"
     ))
     .unwrap();
-    let err = find_limit::run(&quota, exe, &Stop::never(), &mut |_| {})
+    let stop = Stop::never();
+    let bench = |scenario| Bench {
+        scenario,
+        exe,
+        stop: &stop,
+    };
+    let err = find_limit::run(&bench(&quota), &quota.find_limit, &mut |_| {})
         .expect_err("quota")
         .to_string();
     assert!(
@@ -87,7 +93,7 @@ fn find_limit_refuses_what_it_cannot_run() {
         "{err}"
     );
     let no_timeout = parse(&BASE.replace("upstream_timeout = \"110ms\"\n", "")).unwrap();
-    let err = find_limit::run(&no_timeout, exe, &Stop::never(), &mut |_| {})
+    let err = find_limit::run(&bench(&no_timeout), &no_timeout.find_limit, &mut |_| {})
         .expect_err("timeout")
         .to_string();
     assert!(err.contains("upstream_timeout"), "{err}");

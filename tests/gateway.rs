@@ -582,31 +582,32 @@ fn a_scenario_runs_through_the_reference_gateway_and_accounts_per_key() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let exe = std::path::Path::new(env!("CARGO_BIN_EXE_contend"));
-    let out = contend::experiment::run::run(
-        &scenario,
+    let stop = contend::shutdown::Stop::never();
+    let bench = contend::experiment::Bench {
+        scenario: &scenario,
         exe,
-        &contend::shutdown::Stop::never(),
+        stop: &stop,
+    };
+    let load = contend::driver::Load::Open(scenario.phases.clone());
+    let out = contend::experiment::run::run(
+        &bench,
+        contend::experiment::step::Step::measured(load),
+        Duration::from_secs(5),
         &mut |_| {},
     )
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(out.warnings.is_empty(), "{:?}", out.warnings);
-    let acc = out.gateway_accounting.expect("gateway accounting");
-    assert_eq!(acc["kind"], "reference");
-    assert_eq!(
-        acc["lines"].as_u64(),
-        Some(out.driver.totals.arrivals),
-        "{acc}"
-    );
-    assert_eq!(acc["unparsed_lines"], 0);
+    let acc = out.gateway.expect("gateway accounting");
+    assert_eq!(acc.kind, "reference");
+    let arrivals = out.step.driver.totals.arrivals;
+    assert_eq!(acc.log.lines, arrivals, "{acc:?}");
+    assert_eq!(acc.log.unparsed_lines, 0);
     let per_key: u64 = ["a", "b"]
         .iter()
-        .map(|k| acc["keys"][k]["by_status"]["200"].as_u64().unwrap_or(0))
+        .map(|k| acc.log.keys[*k].by_status.get(&200).copied().unwrap_or(0))
         .sum();
-    assert_eq!(per_key, out.driver.totals.arrivals, "{acc}");
-    assert!(
-        acc["totals"]["accounted_s"].as_f64().unwrap() > 0.0,
-        "{acc}"
-    );
+    assert_eq!(per_key, arrivals, "{acc:?}");
+    assert!(acc.log.totals.accounted_s > 0.0, "{acc:?}");
 }
 
 /// nginx with `proxy_ignore_client_abort` off and on, started by the
@@ -634,11 +635,10 @@ fn nginx_logs_client_aborts_as_nginx_does() {
             },
             ..GatewaySpec::default()
         };
-        let mut topology =
-            Topology::start_with_gateway(&Target::Mock(MockUpstreamSpec::default()), &spec, exe)
-                .unwrap_or_else(|e| panic!("{e}"));
-        let gateway = topology.gateway.as_ref().unwrap().child.addr;
-        let upstream = topology.upstream.as_ref().unwrap().addr;
+        let mut topology = Topology::start(&Target::Mock(MockUpstreamSpec::default()), &spec, exe)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let gateway = topology.gateway.as_ref().unwrap().addr();
+        let upstream = topology.upstream.as_ref().unwrap().addr();
         rt.block_on(async {
             assert_eq!(status(gateway, "/?bytes=3", "ok").await, 200);
             assert!(
@@ -659,30 +659,30 @@ fn nginx_logs_client_aborts_as_nginx_does() {
             let truth = upstream_key_once(upstream, "leaver", outcome, 1).await;
             assert!(truth["wall_s"].as_f64().unwrap() >= 0.59, "{truth}");
         });
-        let acc = topology
-            .gateway_accounting()
+        let log = topology
+            .gateway
+            .as_mut()
             .unwrap()
+            .finish()
             .unwrap_or_else(|e| panic!("{e}"));
-        assert!(
-            acc["version"].as_str().unwrap().starts_with("nginx/"),
-            "{acc}"
-        );
-        let leaver = &acc["keys"]["leaver"];
-        let accounted = leaver["accounted_s"].as_f64().unwrap();
+        let (acc, _) = contend::analysis::gateway_log::read(log).expect("the log reads");
+        assert!(acc.version.starts_with("nginx/"), "{acc:?}");
+        let leaver = &acc.log.keys["leaver"];
+        let accounted = leaver.accounted_s;
         match mode {
             AbortAccounting::Early => {
-                assert_eq!(leaver["by_status"]["499"], 1, "{acc}");
-                assert_eq!(leaver["upstream_status_missing"], 1, "{acc}");
+                assert_eq!(leaver.by_status.get(&499), Some(&1), "{acc:?}");
+                assert_eq!(leaver.upstream_status_missing, 1, "{acc:?}");
                 assert!(
                     (0.18..0.5).contains(&accounted),
-                    "accounted {accounted}: {acc}"
+                    "accounted {accounted}: {acc:?}"
                 );
             }
             AbortAccounting::Complete => {
-                assert_eq!(leaver["by_status"]["200"], 1, "{acc}");
-                assert!(accounted >= 0.59, "accounted {accounted}: {acc}");
+                assert_eq!(leaver.by_status.get(&200), Some(&1), "{acc:?}");
+                assert!(accounted >= 0.59, "accounted {accounted}: {acc:?}");
             }
         }
-        assert_eq!(acc["keys"]["ok"]["by_status"]["200"], 1, "{acc}");
+        assert_eq!(acc.log.keys["ok"].by_status.get(&200), Some(&1), "{acc:?}");
     }
 }

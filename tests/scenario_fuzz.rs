@@ -66,7 +66,8 @@ fn check(result: Result<Scenario, Error>) -> Result<(), TestCaseError> {
                 Target::Url(url) => url.clone(),
                 Target::Mock(_) => "http://127.0.0.1:9".to_string(),
             };
-            let _ = contend::driver::Plan::new(&s, &url);
+            let _ =
+                contend::driver::Plan::new(&s, &url, contend::driver::Load::Open(s.phases.clone()));
             let _ = arrival::total_duration(&s.phases);
             let _ = arrival::expected_arrivals(&s.phases);
             for shards in [1, 3] {

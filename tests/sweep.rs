@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use contend::experiment::sweep;
+use contend::experiment::{Bench, sweep};
 use contend::report::{self, summary::Summary};
 use contend::scenario::{self, Overrides, Source};
 use contend::shutdown::Stop;
@@ -86,8 +86,13 @@ fn a_short_sweep_writes_rows_plots_and_a_page() {
     let scenario = sweep_scenario(&server.url(), "[100, 200, 300]", "concurrency = [1, 2, 4]");
     let exe = Path::new(env!("CARGO_BIN_EXE_contend"));
     let mut events = 0;
-    let out =
-        sweep::run(&scenario, exe, &Stop::never(), &mut |_| events += 1).expect("the sweep runs");
+    let stop = Stop::never();
+    let bench = Bench {
+        scenario: &scenario,
+        exe,
+        stop: &stop,
+    };
+    let out = sweep::run(&bench, &scenario.sweep, &mut |_| events += 1).expect("the sweep runs");
     assert!(events >= 6, "steps and rows were reported as they happened");
     let r = &out.result;
     assert_eq!(r.steps.len(), 3);
@@ -113,7 +118,7 @@ fn a_short_sweep_writes_rows_plots_and_a_page() {
         assert!(c.throughput_per_s > 50.0 && c.errors == 0, "{c:?}");
     }
     // Every open-loop arrival of every step is in the merged totals.
-    let t = &out.run.driver.totals;
+    let t = &out.run.step.driver.totals;
     assert_eq!(t.counts.total(), t.arrivals);
     assert_eq!(t.arrivals, r.steps.iter().map(|s| s.arrivals).sum::<u64>());
 
@@ -223,7 +228,13 @@ fn a_sweep_stops_early_past_saturation() {
     scenario.sweep.duration = std::time::Duration::from_millis(500);
     scenario.phases = scenario::sweep_phases(&scenario.sweep);
     let exe = Path::new(env!("CARGO_BIN_EXE_contend"));
-    let out = sweep::run(&scenario, exe, &Stop::never(), &mut |_| {}).expect("the sweep runs");
+    let stop = Stop::never();
+    let bench = Bench {
+        scenario: &scenario,
+        exe,
+        stop: &stop,
+    };
+    let out = sweep::run(&bench, &scenario.sweep, &mut |_| {}).expect("the sweep runs");
     let r = &out.result;
     assert_eq!(r.steps.len(), 1, "{r:?}");
     assert!(r.steps[0].past_saturation);

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use contend::driver::{self, DriverOutput, Plan};
+use contend::driver::{self, DriverOutput, Load, Plan};
 use contend::scenario::{self, Overrides, Rate};
 use contend::shutdown::Stop;
 use http_body_util::Full;
@@ -160,7 +160,14 @@ pub fn overrides(url: &str, rate_per_s: f64, duration: Duration) -> Overrides {
 /// Runs the driver with `overrides` to its end.
 pub fn drive(overrides: &Overrides) -> DriverOutput {
     let scenario = scenario::from_overrides(overrides).expect("valid overrides");
-    let plan = Plan::new(&scenario, overrides.target.as_deref().unwrap()).expect("plan");
+    let load = match scenario.client.closed_loop {
+        Some(connections) => Load::Closed {
+            connections,
+            duration: contend::arrival::total_duration(&scenario.phases),
+        },
+        None => Load::Open(scenario.phases.clone()),
+    };
+    let plan = Plan::new(&scenario, overrides.target.as_deref().unwrap(), load).expect("plan");
     driver::run(&plan, Stop::never().receiver(), &mut |_| {}).expect("driver runs")
 }
 

@@ -10,13 +10,13 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Key used when a request carries no `x-api-key` header.
 pub const NO_KEY: &str = "-";
 
 /// Counters for one key (or the totals). Seconds are sums over requests.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct KeyStats {
     /// Requests that began work (entered a worker queue or ran inline).
     pub started: u64,
@@ -75,8 +75,8 @@ pub struct Cost {
     pub queue_wait: Duration,
 }
 
-/// The `/accounting` document.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The `/accounting` document (read back by a harness with `Deserialize`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// Counters per key, sorted by key.
     pub keys: BTreeMap<String, KeyStats>,

@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::accounting::{Cost, Outcome};
 
@@ -19,7 +19,7 @@ pub const CAPACITY: usize = 50_000;
 pub const MAX_ID_BYTES: usize = 64;
 
 /// How a logged request ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Ended {
     /// Answered to a connected client.
@@ -43,7 +43,7 @@ impl From<Outcome> for Ended {
 }
 
 /// One request as the upstream saw it. Times are `CLOCK_MONOTONIC` ns.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     /// Its `x-request-id`.
     pub id: String,
@@ -89,8 +89,8 @@ impl Entry {
     }
 }
 
-/// The `/requests` document.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The `/requests` document (read back by a harness with `Deserialize`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Document {
     /// Entries the ring keeps.
     pub capacity: usize,

@@ -1,16 +1,15 @@
 //! The abort audit's arithmetic: per gateway mode and API key, the worker
 //! time the gateway accounted against the time the upstream really worked.
 //!
-//! Takes what one run already collected: the gateway's access log read into
-//! per-key accounting, the mock upstream's `/accounting` (both as the JSON
-//! the run holds) and the client's outcomes per key; and, request by
-//! request, the client's records, the gateway's lines and the upstream's
-//! per-request log, joined by `x-request-id` ([`join`]). Hands on a
-//! [`KeyAudit`] per key and a [`ModeAudit`] per mode, the flat [`AuditRow`]s
-//! (a row per mode and key, and one for each key's 499s and 504s), the
-//! budget's effect and the noisy neighbour, which `summary.json`, the
-//! console table, `accounting.csv` and the scatter plot show. Pure: no I/O,
-//! no clock, no running.
+//! Takes what one run already collected, typed: the gateway's access log
+//! read into per-key accounting ([`GatewayAccounting`]), the mock
+//! upstream's truth ([`Snapshot`]) and the client's outcomes per key; and,
+//! request by request, the join of [`super::join`]. Hands on a [`KeyAudit`]
+//! per key and a [`ModeAudit`] per mode, the flat [`AuditRow`]s (a row per
+//! mode and key, and one for each key's 499s and 504s), the budget's effect
+//! and the noisy neighbour, which `summary.json`, the console table,
+//! `accounting.csv` and the scatter plot show. Pure: no I/O, no clock, no
+//! running.
 //!
 //! Missing values are never made up. A key the gateway logged no line for
 //! has `accounted_s` `null` (nginx's `-`), which is not the same as a key
@@ -19,14 +18,16 @@
 //! are real and more than 0; otherwise it is `null` and
 //! [`UnderCount`] says which case it is.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
+use mock_upstream::accounting::{KeyStats, Snapshot};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use crate::driver::request_log::{RequestLogOutput, id_text};
-use crate::gateway::access_log::LoggedRequest;
-use crate::outcome::Outcome;
+use super::gateway_log::{GatewayAccounting, KeyAccounting};
+use super::join::neighbour;
+// The join's types a ModeAudit holds, where its readers look for them.
+pub use super::join::{JoinStats, JoinedRequest, Neighbour, NeighbourKey, Span};
+use super::round;
 
 /// What became of the factor `true / accounted` of one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -198,348 +199,6 @@ pub struct LoggedRow {
     pub under_count_status: UnderCount,
 }
 
-/// Counts of the per-request join of one mode.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct JoinStats {
-    /// Client records kept with an id (sent requests).
-    pub client_requests: u64,
-    /// Client records dropped because the driver's ring was full.
-    pub client_dropped: u64,
-    /// Gateway lines that carried an id.
-    pub gateway_lines: u64,
-    /// Gateway lines with an id left out (the reader's bound).
-    pub gateway_dropped: u64,
-    /// Upstream per-request entries.
-    pub upstream_entries: u64,
-    /// Upstream entries dropped because its ring was full.
-    pub upstream_dropped: u64,
-    /// Client requests matched to a gateway line.
-    pub joined_gateway: u64,
-    /// Client requests matched to an upstream entry.
-    pub joined_upstream: u64,
-}
-
-/// The noisy neighbour: how the other keys fared while the heavy key's
-/// work held upstream workers, and while it did not.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Neighbour {
-    /// The key whose work is watched: the one whose requests the client
-    /// abandoned most (the exporter), else the one with the most worker time.
-    pub heavy_key: String,
-    /// Seconds of the load during which at least one of its requests was
-    /// running on an upstream worker.
-    pub heavy_running_s: f64,
-    /// Seconds of the load during which none was.
-    pub heavy_idle_s: f64,
-    /// Every other key, by the intended send time of its requests.
-    pub keys: BTreeMap<String, NeighbourKey>,
-}
-
-/// One key's requests in the two spans of a [`Neighbour`].
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct NeighbourKey {
-    /// Sent while the heavy key's work ran.
-    pub during: Span,
-    /// Sent while it did not.
-    pub outside: Span,
-}
-
-/// A key's requests sent within a span of time.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct Span {
-    /// Requests.
-    pub requests: u64,
-    /// Of those, 2xx responses.
-    pub ok: u64,
-    /// P99 latency from the intended send time, us; `null` without requests.
-    pub p99_us: Option<u64>,
-    /// 2xx responses per second of the span; `null` for an empty span.
-    pub goodput_per_s: Option<f64>,
-}
-
-/// One request joined across the client, the gateway's line and the
-/// upstream's entry by its `x-request-id`. Times in seconds; `*_at_s` from
-/// the load's start. A side with no record is `None`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JoinedRequest {
-    /// The request id.
-    pub id: String,
-    /// The API key (`-`: none).
-    pub key: String,
-    /// Intended send time.
-    pub intended_at_s: f64,
-    /// What the client got: the exact status, or `client_timeout`, `io_error`, ...
-    pub client_outcome: String,
-    /// Client-facing time: intended send to the response or the timeout.
-    pub client_s: f64,
-    /// Status the gateway logged.
-    pub gateway_status: Option<u16>,
-    /// `$upstream_status` as the gateway logged it (`-`: none).
-    pub gateway_upstream_status: Option<String>,
-    /// Seconds the gateway accounted for it.
-    pub accounted_s: Option<f64>,
-    /// How the upstream's work ended (`completed`, `abandoned`, `cancelled`, `refused`).
-    pub upstream_outcome: Option<String>,
-    /// When an upstream worker took it.
-    pub upstream_started_at_s: Option<f64>,
-    /// When its work ended.
-    pub upstream_ended_at_s: Option<f64>,
-    /// Seconds it waited for a worker.
-    pub upstream_queue_wait_s: Option<f64>,
-    /// Wall seconds of its work: the worker time it really cost.
-    pub upstream_wall_s: Option<f64>,
-    /// Thread CPU seconds of its work.
-    pub upstream_cpu_s: Option<f64>,
-}
-
-/// The mock upstream's `GET /requests` document, as read back.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct UpstreamRequests {
-    /// Entries dropped from its ring.
-    #[serde(default)]
-    pub dropped: u64,
-    /// Its entries.
-    #[serde(default)]
-    pub requests: Vec<UpstreamEntry>,
-}
-
-/// One entry of the upstream's per-request log (times CLOCK_MONOTONIC ns).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct UpstreamEntry {
-    /// Its `x-request-id`.
-    pub id: String,
-    /// `completed`, `abandoned`, `cancelled` or `refused`.
-    pub outcome: String,
-    /// When a worker took it.
-    pub started_ns: u64,
-    /// When its work ended.
-    pub ended_ns: u64,
-    /// Seconds it waited for a worker.
-    pub queue_wait_s: f64,
-    /// Wall seconds of its work.
-    pub wall_s: f64,
-    /// Thread CPU seconds of its work.
-    pub cpu_s: f64,
-}
-
-/// The client's name for an outcome: the exact status, else its class.
-pub fn outcome_name(outcome: Outcome) -> String {
-    match outcome {
-        Outcome::Response(status) => status.to_string(),
-        other => other.class().name().to_string(),
-    }
-}
-
-fn since_s(t_ns: u64, start_ns: u64) -> f64 {
-    round((t_ns as f64 - start_ns as f64) / 1e9, 6)
-}
-
-/// Joins the client's records with the gateway's lines and the upstream's
-/// entries by request id. Only requests the client sent (with an id) are
-/// joined; ids the client did not keep are counted, never guessed at.
-pub fn join(
-    client: &RequestLogOutput,
-    key_names: &[String],
-    gateway: &[LoggedRequest],
-    gateway_dropped: u64,
-    upstream: &UpstreamRequests,
-) -> (Vec<JoinedRequest>, JoinStats) {
-    let lines: HashMap<&str, &LoggedRequest> = gateway.iter().map(|l| (l.id.as_str(), l)).collect();
-    let entries: HashMap<&str, &UpstreamEntry> = upstream
-        .requests
-        .iter()
-        .map(|e| (e.id.as_str(), e))
-        .collect();
-    let mut stats = JoinStats {
-        client_dropped: client.dropped,
-        gateway_lines: gateway.len() as u64,
-        gateway_dropped,
-        upstream_entries: upstream.requests.len() as u64,
-        upstream_dropped: upstream.dropped,
-        ..JoinStats::default()
-    };
-    let start = client.start_ns;
-    let mut joined = Vec::new();
-    for record in &client.records {
-        let Some(id) = record.id else { continue };
-        stats.client_requests += 1;
-        let id = id_text(id);
-        let line = lines.get(id.as_str()).copied();
-        let entry = entries.get(id.as_str()).copied();
-        stats.joined_gateway += u64::from(line.is_some());
-        stats.joined_upstream += u64::from(entry.is_some());
-        joined.push(JoinedRequest {
-            key: key_names
-                .get(record.key)
-                .cloned()
-                .unwrap_or_else(|| "-".into()),
-            intended_at_s: since_s(record.intended_ns, start),
-            client_outcome: outcome_name(record.outcome),
-            client_s: round(
-                record.end_ns.saturating_sub(record.intended_ns) as f64 / 1e9,
-                6,
-            ),
-            gateway_status: line.map(|l| l.status),
-            gateway_upstream_status: line.map(|l| l.upstream_status.clone()),
-            accounted_s: line.map(|l| round(l.accounted_s, 6)),
-            upstream_outcome: entry.map(|e| e.outcome.clone()),
-            upstream_started_at_s: entry.map(|e| since_s(e.started_ns, start)),
-            upstream_ended_at_s: entry.map(|e| since_s(e.ended_ns, start)),
-            upstream_queue_wait_s: entry.map(|e| round(e.queue_wait_s, 6)),
-            upstream_wall_s: entry.map(|e| round(e.wall_s, 6)),
-            upstream_cpu_s: entry.map(|e| round(e.cpu_s, 6)),
-            id,
-        });
-    }
-    (joined, stats)
-}
-
-/// Per key, the rows of its requests logged 499 and 504 (keys in `keys`
-/// order; a status with no line has no row).
-pub fn logged_rows(keys: &[String], joined: &[JoinedRequest]) -> Vec<LoggedRow> {
-    let mut rows = Vec::new();
-    for key in keys {
-        for status in [499u16, 504] {
-            let mut row = LoggedRow {
-                key: key.clone(),
-                logged: status.to_string(),
-                requests: 0,
-                joined: 0,
-                accounted_s: 0.0,
-                true_s: 0.0,
-                under_count: None,
-                under_count_status: UnderCount::NoGatewayLines,
-            };
-            for r in joined
-                .iter()
-                .filter(|r| &r.key == key && r.gateway_status == Some(status))
-            {
-                row.requests += 1;
-                if let (Some(accounted), Some(wall)) = (r.accounted_s, r.upstream_wall_s) {
-                    row.joined += 1;
-                    row.accounted_s += accounted;
-                    row.true_s += wall;
-                }
-            }
-            if row.requests == 0 {
-                continue;
-            }
-            row.accounted_s = round(row.accounted_s, 6);
-            row.true_s = round(row.true_s, 6);
-            let accounted = (row.joined > 0).then_some(row.accounted_s);
-            (row.under_count, row.under_count_status) = under_count(accounted, Some(row.true_s));
-            rows.push(row);
-        }
-    }
-    rows
-}
-
-/// Seconds of `[from, to]` covered by `intervals` (merged first).
-fn covered_s(mut intervals: Vec<(f64, f64)>, from: f64, to: f64) -> f64 {
-    intervals.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut total = 0.0;
-    let mut reach = from;
-    for (start, end) in intervals {
-        let (start, end) = (start.max(reach), end.min(to));
-        if end > start {
-            total += end - start;
-            reach = end;
-        }
-    }
-    total
-}
-
-fn inside(intervals: &[(f64, f64)], t: f64) -> bool {
-    intervals.iter().any(|&(a, b)| a <= t && t <= b)
-}
-
-/// The P99 of `values` (nearest rank); `None` when empty.
-fn p99(values: &mut [u64]) -> Option<u64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_unstable();
-    let rank = ((values.len() as f64) * 0.99).ceil() as usize;
-    Some(values[rank.clamp(1, values.len()) - 1])
-}
-
-/// Adds what the join tells to a mode's audit: per key when it was first
-/// refused and the worker time it had used by then, the 499 and 504 rows,
-/// and the noisy neighbour over a load of `duration_s`.
-pub fn add_join(mode: &mut ModeAudit, keys: &[String], joined: &[JoinedRequest], stats: JoinStats) {
-    mode.join = Some(stats);
-    mode.logged = logged_rows(keys, joined);
-    for (key, row) in mode.keys.iter_mut() {
-        let mine = || joined.iter().filter(move |r| &r.key == key);
-        let blocked = mine()
-            .filter(|r| r.client_outcome == "429")
-            .map(|r| r.intended_at_s)
-            .min_by(f64::total_cmp);
-        row.blocked_at_s = blocked.map(|t| round(t, 3));
-        row.true_s_before_block = blocked.map(|t| {
-            let used: f64 = mine()
-                .filter_map(|r| Some((r.upstream_started_at_s?, r.upstream_ended_at_s?)))
-                .map(|(a, b)| (b.min(t) - a).max(0.0))
-                .sum();
-            round(used, 3)
-        });
-    }
-    mode.neighbour = neighbour(mode, joined);
-}
-
-fn neighbour(mode: &ModeAudit, joined: &[JoinedRequest]) -> Option<Neighbour> {
-    let heavy = mode
-        .keys
-        .iter()
-        .filter(|(_, r)| r.client_abandoned > 0)
-        .max_by_key(|(_, r)| r.client_abandoned)
-        .or_else(|| {
-            mode.keys
-                .iter()
-                .filter(|(_, r)| r.true_s.is_some_and(|t| t > 0.0))
-                .max_by(|a, b| {
-                    a.1.true_s
-                        .unwrap_or(0.0)
-                        .total_cmp(&b.1.true_s.unwrap_or(0.0))
-                })
-        })?
-        .0
-        .clone();
-    let end_s = mode.duration_s;
-    let running: Vec<(f64, f64)> = joined
-        .iter()
-        .filter(|r| r.key == heavy)
-        .filter_map(|r| Some((r.upstream_started_at_s?, r.upstream_ended_at_s?)))
-        .collect();
-    let running_s = covered_s(running.clone(), 0.0, end_s);
-    let idle_s = (end_s - running_s).max(0.0);
-    let mut keys = BTreeMap::new();
-    for key in mode.keys.keys().filter(|k| **k != heavy) {
-        let mut spans = [(Span::default(), Vec::new()), (Span::default(), Vec::new())];
-        for r in joined.iter().filter(|r| &r.key == key) {
-            let during = inside(&running, r.intended_at_s);
-            let (span, latencies) = &mut spans[usize::from(!during)];
-            span.requests += 1;
-            if r.client_outcome.starts_with('2') && r.client_outcome.len() == 3 {
-                span.ok += 1;
-            }
-            latencies.push((r.client_s * 1e6).round() as u64);
-        }
-        let [(mut during, mut d_lat), (mut outside, mut o_lat)] = spans;
-        during.p99_us = p99(&mut d_lat);
-        outside.p99_us = p99(&mut o_lat);
-        during.goodput_per_s = (running_s > 0.0).then(|| round(during.ok as f64 / running_s, 3));
-        outside.goodput_per_s = (idle_s > 0.0).then(|| round(outside.ok as f64 / idle_s, 3));
-        keys.insert(key.clone(), NeighbourKey { during, outside });
-    }
-    Some(Neighbour {
-        heavy_key: heavy,
-        heavy_running_s: round(running_s, 3),
-        heavy_idle_s: round(idle_s, 3),
-        keys,
-    })
-}
-
 /// One row of the audit's table (`summary.json`'s `abort_audit.rows`,
 /// `accounting.csv`): a mode and key, over all its lines (`logged` = `all`)
 /// or over its lines with one status (`499`, `504`, from the join).
@@ -614,68 +273,46 @@ pub struct AbortAudit {
     pub rows: Vec<AuditRow>,
 }
 
-fn round(x: f64, places: i32) -> f64 {
-    let scale = 10f64.powi(places);
-    (x * scale).round() / scale
-}
-
-fn u(v: Option<&Value>, name: &str) -> u64 {
-    v.and_then(|v| v.get(name))
-        .and_then(Value::as_u64)
-        .unwrap_or(0)
-}
-
-fn f(v: Option<&Value>, name: &str) -> Option<f64> {
-    v.and_then(|v| v.get(name))
-        .and_then(Value::as_f64)
-        .map(|x| round(x, 6))
-}
-
-/// One key's audit from its entry in the gateway accounting (`keys.K` of
-/// `gateway_accounting`; `None`: no line), its entry in the upstream's
-/// `/accounting` (`keys.K`; `None`: no record), the client's figures and
-/// the load's duration in seconds.
+/// One key's audit from its gateway totals (`None`: no line), its
+/// upstream truth (`None`: no record), the client's figures and the load's
+/// duration in seconds.
 pub fn key_audit(
-    gateway: Option<&Value>,
-    upstream: Option<&Value>,
+    gateway: Option<&KeyAccounting>,
+    upstream: Option<&KeyStats>,
     client: ClientKey,
     duration_s: f64,
 ) -> KeyAudit {
-    let accounted_s = gateway
-        .and_then(|g| g.get("accounted_s"))
-        .and_then(Value::as_f64)
-        .map(|x| round(x, 6));
-    let true_s = f(upstream, "wall_s");
+    let accounted_s = gateway.map(|g| round(g.accounted_s, 6));
+    let true_s = upstream.map(|u| round(u.wall_s, 6));
     let (factor, status) = under_count(accounted_s, true_s);
     let logged_statuses: BTreeMap<String, u64> = gateway
-        .and_then(|g| g.get("by_status"))
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+        .map(|g| {
+            g.by_status
+                .iter()
+                .map(|(code, n)| (code.to_string(), *n))
                 .collect()
         })
         .unwrap_or_default();
     let status_count = |code: &str| logged_statuses.get(code).copied().unwrap_or(0);
     KeyAudit {
-        gateway_lines: u(gateway, "requests"),
+        gateway_lines: gateway.map_or(0, |g| g.requests),
         accounted_s,
         true_s,
-        true_cpu_s: f(upstream, "cpu_s"),
-        upstream_queue_wait_s: f(upstream, "queue_wait_s"),
+        true_cpu_s: upstream.map(|u| round(u.cpu_s, 6)),
+        upstream_queue_wait_s: upstream.map(|u| round(u.queue_wait_s, 6)),
         under_count: factor,
         under_count_status: status,
         logged_client_aborts: status_count("499"),
         logged_gateway_timeouts: status_count("504"),
-        logged_upstream_status_missing: u(gateway, "upstream_status_missing"),
+        logged_upstream_status_missing: gateway.map_or(0, |g| g.upstream_status_missing),
         logged_statuses,
-        upstream: UpstreamCounts {
-            started: u(upstream, "started"),
-            completed: u(upstream, "completed"),
-            abandoned: u(upstream, "abandoned"),
-            cancelled: u(upstream, "cancelled"),
-            refused: u(upstream, "refused"),
-        },
+        upstream: upstream.map_or_else(UpstreamCounts::default, |u| UpstreamCounts {
+            started: u.started,
+            completed: u.completed,
+            abandoned: u.abandoned,
+            cancelled: u.cancelled,
+            refused: u.refused,
+        }),
         client_abandoned: client.abandoned,
         client_goodput_per_s: if duration_s > 0.0 {
             round(client.ok as f64 / duration_s, 3)
@@ -689,24 +326,16 @@ pub fn key_audit(
 }
 
 /// One mode's audit: a row per key of `keys` (with `clients` in the same
-/// order), from the run's `gateway_accounting` and `upstream_accounting`.
+/// order), from the run's gateway accounting and upstream truth.
 pub fn mode_audit(
     keys: &[String],
     clients: &[ClientKey],
-    gateway_accounting: Option<&Value>,
-    upstream_accounting: Option<&Value>,
+    gateway: Option<&GatewayAccounting>,
+    upstream: Option<&Snapshot>,
     duration_s: f64,
 ) -> ModeAudit {
-    let entry = |doc: Option<&Value>, key: &str| {
-        doc.and_then(|d| d.get("keys"))
-            .and_then(|k| k.get(key))
-            .cloned()
-    };
     ModeAudit {
-        gateway: gateway_accounting
-            .and_then(|g| g.get("version"))
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        gateway: gateway.map(|g| g.version.clone()),
         skipped: None,
         logged: Vec::new(),
         budget: None,
@@ -722,15 +351,101 @@ pub fn mode_audit(
                     .chain(std::iter::repeat(ClientKey::default())),
             )
             .map(|(key, client)| {
-                let gateway = entry(gateway_accounting, key);
-                let upstream = entry(upstream_accounting, key);
+                let gateway = gateway.and_then(|g| g.log.keys.get(key));
+                let upstream = upstream.and_then(|u| u.keys.get(key));
                 (
                     key.clone(),
-                    key_audit(gateway.as_ref(), upstream.as_ref(), client, duration_s),
+                    key_audit(gateway, upstream, client, duration_s),
                 )
             })
             .collect(),
     }
+}
+
+/// Per key, the rows of its requests logged 499 and 504 (keys in `keys`
+/// order; a status with no line has no row).
+pub fn logged_rows(keys: &[String], joined: &[JoinedRequest]) -> Vec<LoggedRow> {
+    let mut rows = Vec::new();
+    for key in keys {
+        for status in [499u16, 504] {
+            let mut row = LoggedRow {
+                key: key.clone(),
+                logged: status.to_string(),
+                requests: 0,
+                joined: 0,
+                accounted_s: 0.0,
+                true_s: 0.0,
+                under_count: None,
+                under_count_status: UnderCount::NoGatewayLines,
+            };
+            for r in joined
+                .iter()
+                .filter(|r| &r.key == key && r.gateway_status == Some(status))
+            {
+                row.requests += 1;
+                if let (Some(accounted), Some(wall)) = (r.accounted_s, r.upstream_wall_s) {
+                    row.joined += 1;
+                    row.accounted_s += accounted;
+                    row.true_s += wall;
+                }
+            }
+            if row.requests == 0 {
+                continue;
+            }
+            row.accounted_s = round(row.accounted_s, 6);
+            row.true_s = round(row.true_s, 6);
+            let accounted = (row.joined > 0).then_some(row.accounted_s);
+            (row.under_count, row.under_count_status) = under_count(accounted, Some(row.true_s));
+            rows.push(row);
+        }
+    }
+    rows
+}
+
+/// Adds what the join tells to a mode's audit: per key when it was first
+/// refused and the worker time it had used by then, the 499 and 504 rows,
+/// and the noisy neighbour over the mode's load.
+pub fn add_join(mode: &mut ModeAudit, keys: &[String], joined: &[JoinedRequest], stats: JoinStats) {
+    mode.join = Some(stats);
+    mode.logged = logged_rows(keys, joined);
+    for (key, row) in mode.keys.iter_mut() {
+        let mine = || joined.iter().filter(move |r| &r.key == key);
+        let blocked = mine()
+            .filter(|r| r.client_outcome == "429")
+            .map(|r| r.intended_at_s)
+            .min_by(f64::total_cmp);
+        row.blocked_at_s = blocked.map(|t| round(t, 3));
+        row.true_s_before_block = blocked.map(|t| {
+            let used: f64 = mine()
+                .filter_map(|r| Some((r.upstream_started_at_s?, r.upstream_ended_at_s?)))
+                .map(|(a, b)| (b.min(t) - a).max(0.0))
+                .sum();
+            round(used, 3)
+        });
+    }
+    mode.neighbour =
+        heavy_key(mode).map(|heavy| neighbour(&heavy, mode.keys.keys(), mode.duration_s, joined));
+}
+
+/// The key whose work the neighbour watches: the one whose requests the
+/// client abandoned most (the exporter), else the one with the most worker time.
+fn heavy_key(mode: &ModeAudit) -> Option<String> {
+    let abandoned = mode
+        .keys
+        .iter()
+        .filter(|(_, r)| r.client_abandoned > 0)
+        .max_by_key(|(_, r)| r.client_abandoned);
+    let busiest = || {
+        mode.keys
+            .iter()
+            .filter(|(_, r)| r.true_s.is_some_and(|t| t > 0.0))
+            .max_by(|a, b| {
+                a.1.true_s
+                    .unwrap_or(0.0)
+                    .total_cmp(&b.1.true_s.unwrap_or(0.0))
+            })
+    };
+    abandoned.or_else(busiest).map(|(k, _)| k.clone())
 }
 
 /// A skipped mode, with the reason.
@@ -744,7 +459,38 @@ pub fn skipped(reason: impl Into<String>) -> ModeAudit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::analysis::gateway_log::{LogAccounting, LoggedRequest};
+    use crate::analysis::join::join;
+    use crate::driver::request_log::{RequestLogOutput, RequestRecord, id_text};
+    use crate::outcome::Outcome;
+    use mock_upstream::requests::{Document, Ended, Entry};
+
+    fn gateway_key(
+        requests: u64,
+        by_status: &[(u16, u64)],
+        missing: u64,
+        accounted_s: f64,
+    ) -> KeyAccounting {
+        KeyAccounting {
+            requests,
+            by_status: by_status.iter().copied().collect(),
+            client_aborts: by_status.iter().filter(|s| s.0 == 499).map(|s| s.1).sum(),
+            upstream_status_missing: missing,
+            accounted_s,
+            upstream_response_time_s: accounted_s,
+            request_time_s: accounted_s,
+        }
+    }
+
+    fn upstream_key(started: u64, cpu_s: f64, wall_s: f64) -> KeyStats {
+        KeyStats {
+            started,
+            completed: started,
+            cpu_s,
+            wall_s,
+            ..KeyStats::default()
+        }
+    }
 
     #[test]
     fn the_factor_keeps_missing_and_zero_apart_from_real_values() {
@@ -771,15 +517,18 @@ mod tests {
 
     #[test]
     fn a_key_row_reads_both_sides_and_the_client() {
-        let gateway = json!({
-            "requests": 20, "by_status": {"499": 18, "504": 2}, "client_aborts": 18,
-            "upstream_status_missing": 18, "accounted_s": 1.0, "upstream_response_time_s": 1.0,
-            "request_time_s": 1.0
-        });
-        let upstream = json!({
-            "started": 20, "completed": 0, "abandoned": 20, "cancelled": 0, "refused": 1,
-            "cpu_s": 5.9, "wall_s": 6.2, "queue_wait_s": 0.4
-        });
+        let gateway = gateway_key(20, &[(499, 18), (504, 2)], 18, 1.0);
+        let upstream = KeyStats {
+            started: 20,
+            completed: 0,
+            abandoned: 20,
+            cancelled: 0,
+            refused: 1,
+            cpu_s: 5.9,
+            wasted_cpu_s: 5.9,
+            wall_s: 6.2,
+            queue_wait_s: 0.4,
+        };
         let client = ClientKey {
             abandoned: 20,
             ok: 0,
@@ -816,14 +565,32 @@ mod tests {
 
     #[test]
     fn a_mode_has_a_row_per_scenario_key_even_without_lines_or_work() {
-        let gateway = json!({"version": "nginx/1.22.1", "keys": {
-            "ui": {"requests": 10, "by_status": {"200": 10}, "accounted_s": 0.02, "upstream_status_missing": 0},
-            "quiet": {"requests": 3, "by_status": {"429": 3}, "accounted_s": 0.0, "upstream_status_missing": 3}
-        }});
-        let upstream = json!({"keys": {
-            "ui": {"started": 10, "completed": 10, "cpu_s": 0.01, "wall_s": 0.02, "queue_wait_s": 0.0},
-            "ghost": {"started": 1, "completed": 1, "cpu_s": 0.3, "wall_s": 0.3, "queue_wait_s": 0.0}
-        }});
+        let gateway = GatewayAccounting {
+            kind: "nginx".into(),
+            version: "nginx/1.22.1".into(),
+            addr: "127.0.0.1:1".into(),
+            abort_accounting: "early".into(),
+            stopped_cleanly: true,
+            config: String::new(),
+            log: LogAccounting {
+                keys: [
+                    ("ui".to_string(), gateway_key(10, &[(200, 10)], 0, 0.02)),
+                    ("quiet".to_string(), gateway_key(3, &[(429, 3)], 3, 0.0)),
+                ]
+                .into_iter()
+                .collect(),
+                ..LogAccounting::default()
+            },
+        };
+        let upstream = Snapshot {
+            keys: [
+                ("ui".to_string(), upstream_key(10, 0.01, 0.02)),
+                ("ghost".to_string(), upstream_key(1, 0.3, 0.3)),
+            ]
+            .into_iter()
+            .collect(),
+            totals: KeyStats::default(),
+        };
         let keys: Vec<String> = ["ui", "quiet", "ghost", "absent"]
             .iter()
             .map(|s| s.to_string())
@@ -859,7 +626,7 @@ mod tests {
         assert_eq!(mode.keys["ui"].client_goodput_per_s, 5.0);
         // Serialised, a missing side is null, never 0.
         let v = serde_json::to_value(&mode).unwrap();
-        assert_eq!(v["keys"]["ghost"]["accounted_s"], Value::Null);
+        assert_eq!(v["keys"]["ghost"]["accounted_s"], serde_json::Value::Null);
         assert_eq!(v["keys"]["ghost"]["under_count_status"], "no_gateway_lines");
         assert_eq!(v["keys"]["quiet"]["accounted_s"], 0.0);
     }
@@ -870,8 +637,8 @@ mod tests {
         intended_ms: u64,
         end_ms: u64,
         outcome: Outcome,
-    ) -> crate::driver::request_log::RequestRecord {
-        crate::driver::request_log::RequestRecord {
+    ) -> RequestRecord {
+        RequestRecord {
             id: Some(id),
             key,
             intended_ns: 1_000_000_000 + intended_ms * 1_000_000,
@@ -896,10 +663,12 @@ mod tests {
         }
     }
 
-    fn entry(id: u64, started_ms: u64, wall_ms: u64) -> UpstreamEntry {
-        UpstreamEntry {
+    fn entry(id: u64, started_ms: u64, wall_ms: u64) -> Entry {
+        Entry {
             id: id_text(id),
-            outcome: "abandoned".into(),
+            key: "-".into(),
+            outcome: Ended::Abandoned,
+            enqueued_ns: 1_000_000_000 + started_ms * 1_000_000,
             started_ns: 1_000_000_000 + started_ms * 1_000_000,
             ended_ns: 1_000_000_000 + (started_ms + wall_ms) * 1_000_000,
             queue_wait_s: 0.0,
@@ -937,7 +706,8 @@ mod tests {
             line(7, "ui", 200, 0.001),
             line(99, "ui", 200, 0.001),
         ];
-        let upstream = UpstreamRequests {
+        let upstream = Document {
+            capacity: 100,
             dropped: 0,
             requests: vec![
                 entry(1, 0, 300),
@@ -1059,17 +829,5 @@ mod tests {
             ]
         );
         assert!(table.iter().all(|r| r.mode == "reference-early"));
-    }
-
-    #[test]
-    fn covered_time_merges_overlaps_and_clips() {
-        assert_eq!(
-            covered_s(vec![(0.5, 1.5), (0.0, 1.0), (3.0, 9.0)], 0.0, 4.0),
-            2.5
-        );
-        assert_eq!(covered_s(Vec::new(), 0.0, 4.0), 0.0);
-        assert_eq!(p99(&mut []), None);
-        let mut v: Vec<u64> = (1..=200).collect();
-        assert_eq!(p99(&mut v), Some(198));
     }
 }

@@ -37,28 +37,87 @@ pub struct RequestTemplate {
     pub id_at: Option<usize>,
 }
 
-/// Everything the driver needs, resolved from a scenario and a target URL.
+/// What one step offers: an open-loop schedule, or closed-loop clients.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Load {
+    /// The phases' schedule, in order: each arrival sent at its intended
+    /// time whether or not earlier ones have answered.
+    Open(Vec<Phase>),
+    /// `connections` clients, each sending its next request as soon as the
+    /// last one ended, for `duration` (wrk's and oha's `-c`). Latency is
+    /// then service time: it hides queueing.
+    Closed {
+        /// Connections (clients) over all driver threads.
+        connections: usize,
+        /// How long the clients send.
+        duration: Duration,
+    },
+}
+
+impl Load {
+    /// How long the load is offered.
+    pub fn duration(&self) -> Duration {
+        match self {
+            Load::Open(phases) => crate::arrival::total_duration(phases),
+            Load::Closed { duration, .. } => *duration,
+        }
+    }
+
+    /// The phases of an open-loop load (none for a closed loop).
+    pub fn phases(&self) -> &[Phase] {
+        match self {
+            Load::Open(phases) => phases,
+            Load::Closed { .. } => &[],
+        }
+    }
+
+    /// Highest offered rate of any phase, per second (0 for a closed loop).
+    pub fn peak_rate_per_s(&self) -> f64 {
+        self.phases()
+            .iter()
+            .map(|p| match p.rate {
+                crate::scenario::Rate::Constant(r) => r,
+                crate::scenario::Rate::Ramp { from, to } => from.max(to),
+            })
+            .fold(0.0, f64::max)
+    }
+
+    /// The closed loop's connections, `None` for an open loop.
+    pub fn closed_loop(&self) -> Option<usize> {
+        match self {
+            Load::Open(_) => None,
+            Load::Closed { connections, .. } => Some(*connections),
+        }
+    }
+}
+
+/// One API key as the driver sends it: its request, its deadline and its
+/// weight in the mix. A scenario without keys has one plan with no name.
+#[derive(Debug, Clone)]
+pub struct KeyPlan {
+    /// The key (`x-api-key`); `None`: requests carry no key.
+    pub name: Option<String>,
+    /// Relative weight in the mix (> 0).
+    pub weight: f64,
+    /// The key's request, encoded.
+    pub request: RequestTemplate,
+    /// Client timeout, counted from the intended send time.
+    pub timeout: Duration,
+}
+
+/// Everything the driver needs, resolved from a scenario, a target URL and a load.
 #[derive(Debug, Clone)]
 pub struct Plan {
     /// Target socket address.
     pub addr: SocketAddr,
-    /// Request templates: one per key, or one when there are no keys.
-    pub requests: Vec<RequestTemplate>,
-    /// Key names, in scenario order (empty when there are no keys).
-    pub key_names: Vec<String>,
-    /// Key weights, same order (empty when there are no keys).
-    pub key_weights: Vec<f64>,
-    /// Client timeout per template.
-    pub timeouts: Vec<Duration>,
-    /// Phases of offered load.
-    pub phases: Vec<Phase>,
+    /// The keys, in scenario order (one unnamed plan when there are no keys).
+    pub keys: Vec<KeyPlan>,
+    /// What to offer.
+    pub load: Load,
     /// Driver threads.
     pub threads: usize,
     /// Connection cap over all threads.
     pub max_connections: usize,
-    /// Closed loop with this many connections over all threads, instead of
-    /// the phases' schedule (`None`: open loop).
-    pub closed_loop: Option<usize>,
     /// Seed of the schedule and key mix.
     pub seed: u64,
     /// Reporting interval.
@@ -68,8 +127,9 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Resolves `scenario` against the base URL `target` (`http://host:port`).
-    pub fn new(scenario: &Scenario, target: &str) -> Result<Plan> {
+    /// Resolves `scenario` against the base URL `target` (`http://host:port`)
+    /// for `load`.
+    pub fn new(scenario: &Scenario, target: &str, load: Load) -> Result<Plan> {
         let uri: Uri = target
             .parse()
             .map_err(|e| Error::Usage(format!("target {target:?} is not a URL: {e}")))?;
@@ -96,91 +156,59 @@ impl Plan {
             .max(1);
         let method = Method::from_bytes(scenario.request.method.as_bytes())
             .map_err(|e| Error::Usage(format!("method {:?}: {e}", scenario.request.method)))?;
-        // Checked here with hyper's rules, so what is encoded is valid HTTP.
-        let template = |path: &str, extra: &[(String, String)], key: Option<&str>| {
-            let mut headers: Vec<(String, String)> = Vec::new();
-            for (name, value) in scenario.request.headers.iter().chain(extra) {
-                HeaderName::from_bytes(name.as_bytes())
-                    .map_err(|e| Error::Usage(format!("header name {name:?}: {e}")))?;
-                HeaderValue::from_str(value)
-                    .map_err(|e| Error::Usage(format!("header {name}: {e}")))?;
-                // A key's header replaces the request's header of that name.
-                headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-                headers.push((name.clone(), value.clone()));
-            }
-            if let Some(key) = key {
-                HeaderValue::from_str(key)
-                    .map_err(|e| Error::Usage(format!("key name {key:?}: {e}")))?;
-                headers.retain(|(n, _)| !n.eq_ignore_ascii_case("x-api-key"));
-                headers.push(("x-api-key".to_string(), key.to_string()));
-            }
-            if scenario.client.request_ids {
-                headers.retain(|(n, _)| !n.eq_ignore_ascii_case(request_log::ID_HEADER));
-                headers.push((
-                    request_log::ID_HEADER.to_string(),
-                    request_log::ID_PLACEHOLDER.to_string(),
-                ));
-            }
-            path.parse::<Uri>()
-                .map_err(|e| Error::Usage(format!("request path {path:?}: {e}")))?;
-            let bytes = http1::encode_request(
-                method.as_str(),
-                path,
-                authority.as_str(),
-                &headers,
-                scenario.request.body.as_bytes(),
-            );
-            let id_at = if scenario.client.request_ids {
-                request_log::placeholder_at(&bytes)
-            } else {
-                None
-            };
-            Ok::<_, Error>(RequestTemplate {
-                bytes,
-                head: method == Method::HEAD,
-                id_at,
-            })
+        let encoder = Encoder {
+            scenario,
+            method: &method,
+            authority: authority.as_str(),
         };
-
-        let (requests, timeouts) = if scenario.keys.is_empty() {
-            (
-                vec![template(&scenario.request.path, &[], None)?],
-                vec![scenario.client.timeout],
-            )
+        let keys = if scenario.keys.is_empty() {
+            vec![KeyPlan {
+                name: None,
+                weight: 1.0,
+                request: encoder.template(&scenario.request.path, &[], None)?,
+                timeout: scenario.client.timeout,
+            }]
         } else {
-            let mut requests = Vec::new();
-            let mut timeouts = Vec::new();
-            for key in &scenario.keys {
-                let path = key.path.as_deref().unwrap_or(&scenario.request.path);
-                requests.push(template(path, &key.headers, Some(&key.name))?);
-                timeouts.push(key.timeout.unwrap_or(scenario.client.timeout));
-            }
-            (requests, timeouts)
+            scenario
+                .keys
+                .iter()
+                .map(|key| {
+                    let path = key.path.as_deref().unwrap_or(&scenario.request.path);
+                    Ok(KeyPlan {
+                        name: Some(key.name.clone()),
+                        weight: key.weight,
+                        request: encoder.template(path, &key.headers, Some(&key.name))?,
+                        timeout: key.timeout.unwrap_or(scenario.client.timeout),
+                    })
+                })
+                .collect::<Result<_>>()?
         };
         Ok(Plan {
             addr,
-            requests,
-            key_names: scenario.keys.iter().map(|k| k.name.clone()).collect(),
-            key_weights: scenario.keys.iter().map(|k| k.weight).collect(),
-            timeouts,
-            phases: scenario.phases.clone(),
+            keys,
+            load,
             threads,
             max_connections: scenario.client.max_connections,
-            closed_loop: scenario.client.closed_loop,
             seed: scenario.client.seed,
             interval: scenario.client.interval,
             request_ids: scenario.client.request_ids,
         })
     }
 
+    /// The names of the keys whose totals are kept, in scenario order
+    /// (empty when requests carry no key).
+    pub fn key_names(&self) -> Vec<String> {
+        self.keys.iter().filter_map(|k| k.name.clone()).collect()
+    }
+
     fn key_cdf(&self) -> Vec<f64> {
-        let total: f64 = self.key_weights.iter().sum();
+        let total: f64 = self.keys.iter().map(|k| k.weight).sum();
         let mut acc = 0.0;
         let mut cdf: Vec<f64> = self
-            .key_weights
+            .keys
             .iter()
-            .map(|w| {
-                acc += w / total;
+            .map(|k| {
+                acc += k.weight / total;
                 acc
             })
             .collect();
@@ -189,16 +217,66 @@ impl Plan {
         }
         cdf
     }
+}
 
-    /// Highest offered rate of any phase, per second.
-    fn peak_rate_per_s(&self) -> f64 {
-        self.phases
-            .iter()
-            .map(|p| match p.rate {
-                crate::scenario::Rate::Constant(r) => r,
-                crate::scenario::Rate::Ramp { from, to } => from.max(to),
-            })
-            .fold(0.0, f64::max)
+/// Encodes a scenario's request for one key, checked with hyper's rules so
+/// that what goes on the wire is valid HTTP.
+struct Encoder<'a> {
+    scenario: &'a Scenario,
+    method: &'a Method,
+    authority: &'a str,
+}
+
+impl Encoder<'_> {
+    fn template(
+        &self,
+        path: &str,
+        extra: &[(String, String)],
+        key: Option<&str>,
+    ) -> Result<RequestTemplate> {
+        let scenario = self.scenario;
+        let mut headers: Vec<(String, String)> = Vec::new();
+        for (name, value) in scenario.request.headers.iter().chain(extra) {
+            HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| Error::Usage(format!("header name {name:?}: {e}")))?;
+            HeaderValue::from_str(value)
+                .map_err(|e| Error::Usage(format!("header {name}: {e}")))?;
+            // A key's header replaces the request's header of that name.
+            headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+            headers.push((name.clone(), value.clone()));
+        }
+        if let Some(key) = key {
+            HeaderValue::from_str(key)
+                .map_err(|e| Error::Usage(format!("key name {key:?}: {e}")))?;
+            headers.retain(|(n, _)| !n.eq_ignore_ascii_case("x-api-key"));
+            headers.push(("x-api-key".to_string(), key.to_string()));
+        }
+        if scenario.client.request_ids {
+            headers.retain(|(n, _)| !n.eq_ignore_ascii_case(request_log::ID_HEADER));
+            headers.push((
+                request_log::ID_HEADER.to_string(),
+                request_log::ID_PLACEHOLDER.to_string(),
+            ));
+        }
+        path.parse::<Uri>()
+            .map_err(|e| Error::Usage(format!("request path {path:?}: {e}")))?;
+        let bytes = http1::encode_request(
+            self.method.as_str(),
+            path,
+            self.authority,
+            &headers,
+            scenario.request.body.as_bytes(),
+        );
+        let id_at = if scenario.client.request_ids {
+            request_log::placeholder_at(&bytes)
+        } else {
+            None
+        };
+        Ok(RequestTemplate {
+            bytes,
+            head: self.method == Method::HEAD,
+            id_at,
+        })
     }
 }
 
@@ -251,27 +329,30 @@ pub fn run(
     on_interval: &mut dyn FnMut(&IntervalRow),
 ) -> Result<DriverOutput> {
     let shards = plan.threads;
-    let requests: Arc<[RequestTemplate]> = plan.requests.clone().into();
-    let timeouts_ns: Arc<[u64]> = plan
-        .timeouts
+    let keys: Arc<[shard::ShardKey]> = plan
+        .keys
         .iter()
-        .map(|t| t.as_nanos().min(u64::MAX as u128) as u64)
+        .zip(plan.key_cdf())
+        .map(|(k, cdf)| shard::ShardKey {
+            request: k.request.clone(),
+            timeout_ns: k.timeout.as_nanos().min(u64::MAX as u128) as u64,
+            cdf,
+        })
         .collect();
-    let key_cdf: Arc<[f64]> = plan.key_cdf().into();
-    let phases: Arc<[Phase]> = plan.phases.clone().into();
+    let key_names = plan.key_names();
+    let phases: Arc<[Phase]> = plan.load.phases().into();
     let interval_ns = plan.interval.as_nanos().max(1) as u64;
     let per_shard_cap = plan.max_connections.div_ceil(shards).max(1);
     // Enough for about 1 ms of arrivals at the peak rate, and a few more;
     // none in closed loop, whose connections belong to its own clients.
-    let warm = match plan.closed_loop {
-        Some(_) => 0,
-        None => ((plan.peak_rate_per_s() / shards as f64 / 1000.0).ceil() as usize + 4)
-            .min(per_shard_cap)
-            .min(256),
+    let warm = match plan.load {
+        Load::Closed { .. } => 0,
+        Load::Open(_) => ((plan.load.peak_rate_per_s() / shards as f64 / 1000.0).ceil() as usize
+            + 4)
+        .min(per_shard_cap)
+        .min(256),
     };
-    let run_ns = crate::arrival::total_duration(&plan.phases)
-        .as_nanos()
-        .min(u64::MAX as u128) as u64;
+    let run_ns = plan.load.duration().as_nanos().min(u64::MAX as u128) as u64;
 
     let (to_coordinator, from_shards) = mpsc::channel();
     let mut starts = Vec::new();
@@ -283,17 +364,16 @@ pub fn run(
             shard,
             shards,
             addr: plan.addr,
-            requests: requests.clone(),
-            key_cdf: key_cdf.clone(),
-            timeouts_ns: timeouts_ns.clone(),
-            keys: plan.key_names.len(),
+            keys: keys.clone(),
+            tracked_keys: key_names.len(),
             phases: phases.clone(),
             seed: plan.seed,
             max_connections: per_shard_cap,
             warm_connections: warm,
             // Shard k of n takes every n-th of the closed-loop connections.
             closed_loop: plan
-                .closed_loop
+                .load
+                .closed_loop()
                 .map_or(0, |c| c / shards + usize::from(shard < c % shards)),
             run_ns,
             interval_ns,
@@ -315,7 +395,7 @@ pub fn run(
     let mut failure = None;
     let mut merger = IntervalMerger::new(shards, interval_ns);
     let mut intervals = Vec::new();
-    let mut totals = Totals::new(plan.key_names.len());
+    let mut totals = Totals::new(key_names.len());
     let mut start_ns = 0;
     let mut dispatch_end_ns = 0;
     let mut requests = plan
@@ -365,7 +445,7 @@ pub fn run(
         on_interval(&row);
         intervals.push(row);
     }
-    let scheduled_s = crate::arrival::total_duration(&plan.phases).as_secs_f64();
+    let scheduled_s = plan.load.duration().as_secs_f64();
     let interrupted = *stop.borrow();
     // Load was offered until the last arrival was dispatched and sent:
     // earlier when stopped, later when the driver fell behind its schedule

@@ -43,14 +43,10 @@ pub struct ShardPlan {
     pub shards: usize,
     /// Target address.
     pub addr: std::net::SocketAddr,
-    /// One request per key (or one when there are no keys).
-    pub requests: Arc<[RequestTemplate]>,
-    /// Cumulative key weights, ending at 1.0; empty for a single request.
-    pub key_cdf: Arc<[f64]>,
-    /// Client timeout per request template, ns.
-    pub timeouts_ns: Arc<[u64]>,
-    /// Number of API keys whose totals are kept (0: none).
-    pub keys: usize,
+    /// The keys: one per scenario key (or one when there are no keys).
+    pub keys: Arc<[ShardKey]>,
+    /// Number of API keys whose totals are kept (0: requests carry no key).
+    pub tracked_keys: usize,
     /// The phases of offered load.
     pub phases: Arc<[Phase]>,
     /// Seed of the schedule and the key mix.
@@ -67,6 +63,17 @@ pub struct ShardPlan {
     pub run_ns: u64,
     /// Per-request records kept (`Some(capacity)`) with request ids on.
     pub request_log: Option<usize>,
+}
+
+/// One key as a shard sends it.
+#[derive(Debug, Clone)]
+pub struct ShardKey {
+    /// Its request.
+    pub request: RequestTemplate,
+    /// Its client timeout, ns.
+    pub timeout_ns: u64,
+    /// Cumulative weight up to and including this key, ending at 1.0.
+    pub cdf: f64,
 }
 
 /// Connections that may be opening at once per shard. Past it, a due
@@ -87,8 +94,7 @@ pub(super) struct Shared {
     pub(super) addr: std::net::SocketAddr,
     pub(super) recorder: RefCell<Recorder>,
     arrivals: RefCell<Arrivals>,
-    pub(super) requests: Arc<[RequestTemplate]>,
-    pub(super) timeouts_ns: Arc<[u64]>,
+    pub(super) keys: Arc<[ShardKey]>,
     /// Due arrivals no worker has taken yet (while connections open).
     pub(super) queue: RefCell<VecDeque<Job>>,
     /// Workers waiting for an arrival, most recently used last.
@@ -177,7 +183,7 @@ impl Shared {
     pub(super) fn next_key(&self) -> usize {
         let mut arrivals = self.arrivals.borrow_mut();
         let a = &mut *arrivals;
-        pick_key(&a.key_cdf, &mut a.rng)
+        pick_key(&self.keys, &mut a.rng)
     }
 
     /// Ends every idle worker (no more arrivals will come).
@@ -197,7 +203,6 @@ struct Arrivals {
     /// the run was stopped.
     next_due_ns: Option<u64>,
     start_ns: u64,
-    key_cdf: Arc<[f64]>,
     rng: SmallRng,
 }
 
@@ -210,7 +215,6 @@ impl Arrivals {
             schedule,
             next_due_ns,
             start_ns,
-            key_cdf: plan.key_cdf.clone(),
             rng: SmallRng::seed_from_u64(shard_seed),
         }
     }
@@ -242,10 +246,9 @@ pub fn run(
     local.block_on(&runtime, async move {
         let shared = Rc::new(Shared {
             addr: plan.addr,
-            recorder: RefCell::new(Recorder::new(0, plan.interval_ns, plan.keys)),
+            recorder: RefCell::new(Recorder::new(0, plan.interval_ns, plan.tracked_keys)),
             arrivals: RefCell::new(Arrivals::new(&plan, 0)),
-            requests: plan.requests.clone(),
-            timeouts_ns: plan.timeouts_ns.clone(),
+            keys: plan.keys.clone(),
             queue: RefCell::new(VecDeque::new()),
             idle: RefCell::new(Vec::new()),
             workers: Cell::new(0),
@@ -266,7 +269,7 @@ pub fn run(
         let Ok(start_ns) = start.await else { return };
         shared
             .recorder
-            .replace(Recorder::new(start_ns, plan.interval_ns, plan.keys));
+            .replace(Recorder::new(start_ns, plan.interval_ns, plan.tracked_keys));
         shared.arrivals.replace(Arrivals::new(&plan, start_ns));
         let paced = if plan.closed_loop > 0 {
             let end_ns = start_ns.saturating_add(plan.run_ns);
@@ -318,7 +321,7 @@ fn dispatch_due(shared: &Rc<Shared>, now_ns: u64) -> usize {
             let a = &mut *arrivals;
             match a.next_due_ns {
                 Some(due_ns) if due_ns <= now_ns => {
-                    let key = pick_key(&a.key_cdf, &mut a.rng);
+                    let key = pick_key(&shared.keys, &mut a.rng);
                     a.next_due_ns = a.schedule.next().map(|next| a.start_ns + next.offset_ns);
                     Job {
                         key,
@@ -430,11 +433,14 @@ fn close_intervals(
     start_ns + ((now_ns - start_ns) / interval_ns + 1) * interval_ns
 }
 
-/// Picks a request template by weight: index into `cdf`, or 0 when empty.
-fn pick_key(cdf: &[f64], rng: &mut SmallRng) -> usize {
-    if cdf.len() <= 1 {
+/// Picks a key by weight: the first whose cumulative weight passes a
+/// uniform draw (no draw for a single key).
+fn pick_key(keys: &[ShardKey], rng: &mut SmallRng) -> usize {
+    if keys.len() <= 1 {
         return 0;
     }
     let u: f64 = rng.random();
-    cdf.iter().position(|&c| u < c).unwrap_or(cdf.len() - 1)
+    keys.iter()
+        .position(|k| u < k.cdf)
+        .unwrap_or(keys.len() - 1)
 }

@@ -173,7 +173,7 @@ async fn serve(
     connection: Option<Connection>,
     scratch: &mut Scratch,
 ) -> Option<Connection> {
-    let deadline_ns = job.intended_ns + shared.timeouts_ns[job.key];
+    let deadline_ns = job.intended_ns + shared.keys[job.key].timeout_ns;
     let now_ns = sys::monotonic_ns();
     if now_ns >= deadline_ns {
         // It waited in the queue past its deadline: the client gave up.
@@ -190,7 +190,7 @@ async fn serve(
             connection = Some(connect(shared).await.map_err(|()| Outcome::ConnectError)?);
         }
         let conn = connection.as_mut().ok_or(Outcome::ConnectError)?;
-        let request = &shared.requests[job.key];
+        let request = &shared.keys[job.key].request;
         let bytes = match (&shared.request_log, request.id_at) {
             (Some(log), Some(id_at)) => {
                 let id = log.borrow_mut().next_id();

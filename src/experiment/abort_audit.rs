@@ -3,28 +3,24 @@
 //! off/on), each on a fresh topology, then per mode and key the time the
 //! gateway accounted against the mock upstream's truth.
 //!
-//! Takes a validated [`Scenario`] whose target is the embedded mock (the
+//! Takes a [`Bench`] whose scenario's target is the embedded mock (the
 //! truth comes from its `/accounting`); hands on an [`AuditOutput`]: every
 //! mode's [`RunOutput`], the [`AbortAudit`] computed from them, and per
 //! mode every request joined across the client, the gateway's log and the
 //! upstream by `x-request-id` (the scenario has request ids on: the audit's
-//! default). The per-request logs are taken out of each run's accounting
-//! documents once joined, so the per-mode summaries stay small. A mode
-//! that cannot run here (nginx not installed) is kept as skipped, with the
-//! reason. The arithmetic is `analysis::accounting`'s; nothing is printed.
+//! default). A mode that cannot run here (nginx not installed) is kept as
+//! skipped, with the reason. The arithmetic is `analysis`'s; nothing is
+//! printed.
 
-use std::path::Path;
-
-use crate::analysis::accounting::{
-    self, AbortAudit, BudgetInfo, ClientKey, JoinedRequest, UpstreamRequests,
-};
+use super::run::{self, RunOutput};
+use super::step::Step;
+use super::{Bench, Event};
+use crate::analysis::accounting::{self, AbortAudit, BudgetInfo, ClientKey};
+use crate::analysis::join::{self, JoinedRequest};
+use crate::driver::Load;
 use crate::error::{Error, Result};
-use crate::experiment::run::{self, RunOutput};
-use crate::gateway::access_log::LoggedRequest;
 use crate::outcome::Class;
-use crate::record::IntervalRow;
 use crate::scenario::{AuditMode, GatewayKind, Scenario, Target};
-use crate::shutdown::Stop;
 
 /// Every mode that ran, and the audit.
 #[derive(Debug)]
@@ -37,25 +33,11 @@ pub struct AuditOutput {
     pub joined: Vec<(String, Vec<JoinedRequest>)>,
 }
 
-/// What happens to a mode before it runs, for progress messages.
-#[derive(Debug, Clone, Copy)]
-pub enum ModeEvent<'a> {
-    /// The mode is about to run.
-    Starting(AuditMode),
-    /// The mode is skipped, with the reason.
-    Skipped(AuditMode, &'a str),
-}
-
-/// Runs `scenario` once per mode of its `[abort_audit]`. `on_mode` hears
-/// of each mode as it starts or is skipped; `on_interval` sees the
-/// intervals of the mode running.
-pub fn run(
-    scenario: &Scenario,
-    exe: &Path,
-    stop: &Stop,
-    on_mode: &mut dyn FnMut(ModeEvent),
-    on_interval: &mut dyn FnMut(&IntervalRow),
-) -> Result<AuditOutput> {
+/// Runs the bench's scenario once per mode of its `[abort_audit]`, telling
+/// `on_event` of each mode as it starts (or why it is skipped) and of the
+/// running mode's steps.
+pub fn run(bench: &Bench, on_event: &mut dyn FnMut(Event)) -> Result<AuditOutput> {
+    let scenario = bench.scenario;
     if !matches!(scenario.target, Target::Mock(_)) {
         return Err(Error::Usage(
             "experiment \"abort-audit\" needs the embedded mock upstream (its /accounting is the truth): \
@@ -73,7 +55,7 @@ pub fn run(
             .insert(key.name.clone(), timeout.as_secs_f64());
     }
     for &mode in &scenario.abort_audit.modes {
-        if stop.is_stopped() {
+        if bench.stop.is_stopped() {
             break;
         }
         audit.order.push(mode.as_str().to_string());
@@ -82,20 +64,22 @@ pub fn run(
             && let Err(e) = crate::topology::nginx::find()
         {
             let reason = format!("skipped: {e}");
-            on_mode(ModeEvent::Skipped(mode, &reason));
+            on_event(Event::Warning(format!(
+                "abort-audit: {} {reason}",
+                mode.as_str()
+            )));
             audit
                 .modes
                 .insert(mode.as_str().to_string(), accounting::skipped(reason));
             continue;
         }
-        on_mode(ModeEvent::Starting(mode));
-        let mut output = run::run_settled(
-            &mode_scenario,
-            exe,
-            stop,
-            on_interval,
-            scenario.abort_audit.settle,
-        )?;
+        on_event(Event::Note(format!("abort-audit: {}", mode.as_str())));
+        let mode_bench = Bench {
+            scenario: &mode_scenario,
+            ..*bench
+        };
+        let step = Step::measured(Load::Open(scenario.phases.clone()));
+        let mut output = run::run(&mode_bench, step, scenario.abort_audit.settle, on_event)?;
         if !dropped.is_empty() {
             output.warnings.push(format!(
                 "nginx has no directive for {}; this mode ran without",
@@ -108,7 +92,7 @@ pub fn run(
         runs.push((mode, output));
     }
     audit.rows = accounting::rows(&audit);
-    if runs.is_empty() && !stop.is_stopped() {
+    if runs.is_empty() && !bench.stop.is_stopped() {
         let reasons: Vec<String> = audit
             .modes
             .iter()
@@ -163,52 +147,35 @@ pub fn for_mode(scenario: &Scenario, mode: AuditMode) -> (Scenario, Vec<&'static
 }
 
 /// The audit of one finished mode run with its requests joined by id. The
-/// per-request logs are taken out of the run's accounting documents.
+/// per-request logs are taken out of the run: once joined, they are the
+/// audit's, and the mode's own summary stays small.
 pub fn audit_and_join(run: &mut RunOutput) -> (accounting::ModeAudit, Vec<JoinedRequest>) {
-    let (lines, lines_dropped) = take_gateway_requests(run.gateway_accounting.as_mut());
-    let upstream = take_upstream_requests(run.upstream_accounting.as_mut());
+    let lines = std::mem::take(&mut run.gateway_requests);
+    let upstream = run.upstream_requests.take().unwrap_or_default();
     let mut mode = audit_of(run);
     mode.budget = run.scenario.gateway.policies.budget.map(|b| BudgetInfo {
         budget_s: b.budget.as_secs_f64(),
         window_s: b.window.as_secs_f64(),
         penalty_s: b.penalty.as_secs_f64(),
     });
-    let Some(client) = &run.driver.requests else {
+    let Some(client) = &run.step.driver.requests else {
         return (mode, Vec::new());
     };
-    let (joined, stats) =
-        accounting::join(client, &run.key_names, &lines, lines_dropped, &upstream);
-    accounting::add_join(&mut mode, &run.key_names, &joined, stats);
+    let (joined, stats) = join::join(
+        client,
+        &run.step.key_names,
+        &lines.lines,
+        lines.dropped,
+        &upstream,
+    );
+    accounting::add_join(&mut mode, &run.step.key_names, &joined, stats);
     (mode, joined)
-}
-
-/// Takes `requests` (and `requests_dropped`) out of the gateway's accounting.
-fn take_gateway_requests(doc: Option<&mut serde_json::Value>) -> (Vec<LoggedRequest>, u64) {
-    let Some(map) = doc.and_then(|d| d.as_object_mut()) else {
-        return (Vec::new(), 0);
-    };
-    let dropped = map
-        .remove("requests_dropped")
-        .and_then(|v| v.as_u64())
-        .unwrap_or(0);
-    let lines = map
-        .remove("requests")
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default();
-    (lines, dropped)
-}
-
-/// Takes `requests` (the mock's `/requests`) out of the upstream's accounting.
-fn take_upstream_requests(doc: Option<&mut serde_json::Value>) -> UpstreamRequests {
-    doc.and_then(|d| d.as_object_mut())
-        .and_then(|m| m.remove("requests"))
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default()
 }
 
 /// The audit of one finished mode run, from its per-key totals.
 pub fn audit_of(run: &RunOutput) -> accounting::ModeAudit {
     let clients: Vec<ClientKey> = run
+        .step
         .driver
         .totals
         .keys
@@ -224,10 +191,10 @@ pub fn audit_of(run: &RunOutput) -> accounting::ModeAudit {
         })
         .collect();
     accounting::mode_audit(
-        &run.key_names,
+        &run.step.key_names,
         &clients,
-        run.gateway_accounting.as_ref(),
-        run.upstream_accounting.as_ref(),
-        run.driver.duration_s,
+        run.gateway.as_ref(),
+        run.upstream.as_ref(),
+        run.step.driver.duration_s,
     )
 }

@@ -10,7 +10,7 @@
 //! its neighbour above with repeated steps. Each step is one short run on a
 //! fresh topology (the gateway's limit is part of its config, and a fresh
 //! upstream carries no backlog from the last step), driven by
-//! [`run::run_settled`]. Hands on a [`FindLimitOutput`]: the step rows, the
+//! [`run::run`]. Hands on a [`FindLimitOutput`]: the step rows, the
 //! answer and the model per class, and the run of the answer's step for the
 //! usual report files. It draws and writes nothing.
 //!
@@ -22,14 +22,16 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::run::{self, RunOutput};
+use super::step::{Step, Tally};
+use super::{Bench, Event};
 use crate::analysis::ps_model::{self, CpuWork};
+use crate::driver::Load;
 use crate::error::{Error, Result};
-use crate::experiment::run::{self, RunOutput};
 use crate::gateway::ConcurrencyRule;
 use crate::outcome::Class;
-use crate::record::IntervalRow;
 use crate::scenario::{self, FindLimitSpec, HardwareClass, Scenario, Target};
-use crate::shutdown::Stop;
+use crate::units::fmt_us;
 
 /// What a step was for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -309,26 +311,66 @@ pub struct FindLimitOutput {
     pub result: FindLimitResult,
 }
 
-/// What the experiment tells its caller as it goes.
-pub enum Event<'a> {
-    /// A class's search begins.
-    Class(&'a str),
-    /// A step begins (its limit; `None` is the baseline).
-    Step(Option<u32>, StepKind),
-    /// An interval of the running step closed.
-    Interval(&'a IntervalRow),
-    /// A step's row is done.
-    Done(&'a StepRow),
-}
-
-/// Runs `experiment = "find-limit"`. `exe` is the `contend` binary.
+/// Runs `experiment = "find-limit"` with `spec`.
 pub fn run(
-    scenario: &Scenario,
-    exe: &Path,
-    stop: &Stop,
+    bench: &Bench,
+    spec: &FindLimitSpec,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<FindLimitOutput> {
-    let spec = &scenario.find_limit;
+    let scenario = bench.scenario;
+    let timeout = check_gateway(scenario)?;
+    let classes: Vec<Option<HardwareClass>> = if spec.hardware.is_empty() {
+        vec![None]
+    } else {
+        spec.hardware.iter().cloned().map(Some).collect()
+    };
+    for class in classes.iter().flatten() {
+        check_class(class, &scenario.target)?;
+    }
+    let work = cpu_work(&scenario.target);
+    let first_rate_per_s = step_rate(
+        spec,
+        work,
+        class_cores(classes[0].as_ref(), &scenario.target),
+    )?;
+    let began = std::time::Instant::now();
+    let mut steps = Vec::new();
+    let mut results = Vec::new();
+    let mut first_run = None;
+    for class in &classes {
+        if bench.stop.is_stopped() {
+            break;
+        }
+        let mut search = ClassSearch::new(bench, spec, class.as_ref(), timeout, work)?;
+        on_event(Event::Note(format!("find-limit: class {}", search.name)));
+        let (result, at_limit) = search.run(on_event)?;
+        first_run = first_run.or(at_limit);
+        steps.extend(search.rows);
+        results.push(result);
+    }
+    let result = FindLimitResult {
+        limit: results.first().and_then(|r| r.limit),
+        model_limit: results.first().and_then(|r| r.model_limit),
+        timeout_s: timeout.as_secs_f64(),
+        cpu_per_request_s: work.map(|w| w.mean_s()),
+        model_cpu_s: work.map(|w| round6(w.quantile_s(1.0 - spec.max_504_share))),
+        rate_per_s: round3(first_rate_per_s),
+        warmup_s: spec.warmup.as_secs_f64(),
+        step_duration_s: spec.duration.as_secs_f64(),
+        max_504_share: spec.max_504_share,
+        repeats: spec.repeats,
+        elapsed_s: round3(began.elapsed().as_secs_f64()),
+        classes: results,
+        steps,
+    };
+    Ok(FindLimitOutput {
+        run: first_run,
+        result,
+    })
+}
+
+/// The gateway's upstream timeout; refuses a gateway the harness does not start.
+fn check_gateway(scenario: &Scenario) -> Result<Duration> {
     let timeout = scenario.gateway.policies.upstream_timeout.ok_or_else(|| {
         Error::Usage(
             "experiment = \"find-limit\" needs the gateway's timeout: set [gateway] upstream_timeout = \"290ms\"".into(),
@@ -342,133 +384,174 @@ pub fn run(
             "experiment = \"find-limit\" starts the gateway with each limit: set [gateway] kind = \"reference\" or \"nginx\"".into(),
         ));
     }
-    let classes: Vec<Option<HardwareClass>> = if spec.hardware.is_empty() {
-        vec![None]
-    } else {
-        spec.hardware.iter().cloned().map(Some).collect()
-    };
-    for class in classes.iter().flatten() {
-        check_class(class, &scenario.target)?;
-    }
-    let work = cpu_work(&scenario.target);
-    let timeout_s = timeout.as_secs_f64();
-    // Twice each class's capacity (cores / CPU per request) unless given.
-    let rate_for = |cores: f64| {
-        match (spec.rate, work) {
+    Ok(timeout)
+}
+
+/// The offered load of every step: `[find_limit] rate`, or twice the
+/// class's capacity (cores / CPU per request).
+fn step_rate(spec: &FindLimitSpec, work: Option<CpuWork>, cores: f64) -> Result<f64> {
+    match (spec.rate, work) {
         (Some(r), _) => Ok(r),
         (None, Some(w)) => Ok((2.0 * cores / w.mean_s()).max(1.0)),
         (None, None) => Err(Error::Usage(
             "[find_limit] rate is needed when the upstream is not the mock (its CPU per request is unknown): set rate = 40".into(),
         )),
     }
-    };
-    let first_rate_per_s = rate_for(class_cores(classes[0].as_ref(), &scenario.target))?;
-    let began = std::time::Instant::now();
-    let mut steps_all = Vec::new();
-    let mut results = Vec::new();
-    let mut first_run = None;
-    for class in &classes {
-        if stop.is_stopped() {
-            break;
-        }
-        let name = class
-            .as_ref()
-            .map_or_else(|| "as configured".to_string(), HardwareClass::name);
-        on_event(Event::Class(&name));
+}
+
+/// One hardware class's search: its scenario, the steps run so far and
+/// their rows, and the runs kept for the report.
+struct ClassSearch<'a> {
+    bench: &'a Bench<'a>,
+    spec: &'a FindLimitSpec,
+    /// `cpus=1`, or `as configured`.
+    name: String,
+    /// The scenario with the class's CPUs on the mock upstream.
+    base: Scenario,
+    cores: f64,
+    rate_per_s: f64,
+    timeout: Duration,
+    work: Option<CpuWork>,
+    model: Option<ps_model::ModelLimit>,
+    rows: Vec<StepRow>,
+    runs: Vec<(Option<u32>, RunOutput)>,
+}
+
+impl<'a> ClassSearch<'a> {
+    fn new(
+        bench: &'a Bench<'a>,
+        spec: &'a FindLimitSpec,
+        class: Option<&HardwareClass>,
+        timeout: Duration,
+        work: Option<CpuWork>,
+    ) -> Result<ClassSearch<'a>> {
+        let scenario = bench.scenario;
         let mut base = scenario.clone();
         if let (Some(HardwareClass::Cpus(cpus)), Target::Mock(mock)) = (class, &mut base.target) {
             mock.cpus = Some(cpus.clone());
         }
-        let cores = class_cores(class.as_ref(), &scenario.target);
-        let rate_per_s = rate_for(cores)?;
-        base.phases = scenario::find_limit_phases(spec, rate_per_s);
-        let model = work.map(|w| ps_model::limit(timeout_s, cores, w, spec.max_504_share));
-        let mut rows: Vec<StepRow> = Vec::new();
-        let mut runs: Vec<(Option<u32>, RunOutput)> = Vec::new();
-        let mut step_no = 0;
-        let mut one_step =
-            |limit: Option<u32>, kind: StepKind, rows: &mut Vec<StepRow>| -> Result<Option<bool>> {
-                if stop.is_stopped() {
-                    return Ok(None);
-                }
-                on_event(Event::Step(limit, kind));
-                let mut s = base.clone();
-                s.gateway.policies.concurrency = limit.map(|max| ConcurrencyRule {
-                    max: max as usize,
-                    queue: 0,
-                    queue_timeout: Duration::ZERO,
-                });
-                // Long enough for a broken step's backlog (at most the step's
-                // offered work past capacity, about its own length at 2x) to drain.
-                let settle = (spec.warmup + spec.duration) * 2 + Duration::from_secs(2);
-                let output =
-                    run::run_settled(&s, exe, stop, &mut |r| on_event(Event::Interval(r)), settle)?;
-                let number = if kind == StepKind::Baseline {
-                    0
-                } else {
-                    step_no + 1
-                };
-                let row = step_row(
-                    &name, number, kind, limit, rate_per_s, spec, timeout, &output,
-                );
-                if kind != StepKind::Baseline {
-                    step_no += 1;
-                }
-                on_event(Event::Done(&row));
-                let broke = row.broke;
-                let interrupted = output.driver.interrupted;
-                rows.push(row);
-                runs.push((limit, output));
-                Ok(if interrupted { None } else { Some(broke) })
-            };
-        if spec.baseline {
-            one_step(None, StepKind::Baseline, &mut rows)?;
+        let cores = class_cores(class, &scenario.target);
+        Ok(ClassSearch {
+            bench,
+            spec,
+            name: class.map_or_else(|| "as configured".to_string(), HardwareClass::name),
+            base,
+            cores,
+            rate_per_s: step_rate(spec, work, cores)?,
+            timeout,
+            work,
+            model: work
+                .map(|w| ps_model::limit(timeout.as_secs_f64(), cores, w, spec.max_504_share)),
+            rows: Vec::new(),
+            runs: Vec::new(),
+        })
+    }
+
+    /// The baseline (when asked for), then the search; the class's answer
+    /// and the run at its limit (or its last step) for the report.
+    fn run(&mut self, on_event: &mut dyn FnMut(Event)) -> Result<(ClassResult, Option<RunOutput>)> {
+        if self.spec.baseline {
+            self.step(None, StepKind::Baseline, on_event)?;
         }
         let search_spec = SearchSpec {
-            min: spec.min,
-            max: spec.max,
-            start: spec
+            min: self.spec.min,
+            max: self.spec.max,
+            start: self
+                .spec
                 .start
-                .or(model.map(|m| m.limit.max(1)))
-                .unwrap_or(spec.min),
-            repeats: spec.repeats,
-            max_steps: spec.max_steps,
+                .or(self.model.map(|m| m.limit.max(1)))
+                .unwrap_or(self.spec.min),
+            repeats: self.spec.repeats,
+            max_steps: self.spec.max_steps,
         };
         let (answer, _) = search(&search_spec, &mut |limit, kind| {
-            one_step(Some(limit), kind, &mut rows)
+            self.step(Some(limit), kind, on_event)
         })?;
-        let result = class_result(&name, cores, answer, model, timeout_s, work, &rows);
-        if first_run.is_none() {
-            let at = runs
-                .iter()
-                .position(|(l, _)| *l == answer.limit && l.is_some())
-                .unwrap_or(runs.len().saturating_sub(1));
-            if at < runs.len() {
-                first_run = Some(runs.swap_remove(at).1);
-            }
-        }
-        steps_all.extend(rows);
-        results.push(result);
+        let result = class_result(
+            &self.name,
+            self.cores,
+            answer,
+            self.model,
+            self.timeout.as_secs_f64(),
+            self.work,
+            &self.rows,
+        );
+        let at = self
+            .runs
+            .iter()
+            .position(|(l, _)| *l == answer.limit && l.is_some())
+            .unwrap_or(self.runs.len().saturating_sub(1));
+        let run = (at < self.runs.len()).then(|| self.runs.swap_remove(at).1);
+        Ok((result, run))
     }
-    let result = FindLimitResult {
-        limit: results.first().and_then(|r| r.limit),
-        model_limit: results.first().and_then(|r| r.model_limit),
-        timeout_s,
-        cpu_per_request_s: work.map(|w| w.mean_s()),
-        model_cpu_s: work.map(|w| round6(w.quantile_s(1.0 - spec.max_504_share))),
-        rate_per_s: round3(first_rate_per_s),
-        warmup_s: spec.warmup.as_secs_f64(),
-        step_duration_s: spec.duration.as_secs_f64(),
-        max_504_share: spec.max_504_share,
-        repeats: spec.repeats,
-        elapsed_s: round3(began.elapsed().as_secs_f64()),
-        classes: results,
-        steps: steps_all,
-    };
-    Ok(FindLimitOutput {
-        run: first_run,
-        result,
-    })
+
+    /// One step at `limit` (`None`: no limit) on a fresh topology: whether
+    /// it broke, or `None` when a stop cut it short.
+    fn step(
+        &mut self,
+        limit: Option<u32>,
+        kind: StepKind,
+        on_event: &mut dyn FnMut(Event),
+    ) -> Result<Option<bool>> {
+        if self.bench.stop.is_stopped() {
+            return Ok(None);
+        }
+        on_event(Event::Note(format!(
+            "find-limit: {} step, limit {}",
+            kind.as_str(),
+            limit.map_or("none".to_string(), |l| l.to_string())
+        )));
+        let mut scenario = self.base.clone();
+        scenario.gateway.policies.concurrency = limit.map(|max| ConcurrencyRule {
+            max: max as usize,
+            queue: 0,
+            queue_timeout: Duration::ZERO,
+        });
+        // Long enough for a broken step's backlog (at most the step's
+        // offered work past capacity, about its own length at 2x) to drain.
+        let settle = (self.spec.warmup + self.spec.duration) * 2 + Duration::from_secs(2);
+        let step = Step {
+            load: Load::Open(scenario::find_limit_phases(self.spec, self.rate_per_s)),
+            warmup: self.spec.warmup,
+        };
+        let bench = Bench {
+            scenario: &scenario,
+            ..*self.bench
+        };
+        let output = run::run(&bench, step, settle, on_event)?;
+        let number = match kind {
+            StepKind::Baseline => 0,
+            _ => {
+                self.rows
+                    .iter()
+                    .filter(|r| r.kind != StepKind::Baseline)
+                    .count()
+                    + 1
+            }
+        };
+        let row = step_row(
+            &self.name,
+            number,
+            kind,
+            limit,
+            self.rate_per_s,
+            self.spec,
+            self.timeout,
+            &output,
+        );
+        on_event(Event::Note(format!(
+            "find-limit: goodput {:.1}/s, 504 {:.1}%, P99 2xx {}: {}",
+            row.goodput_per_s,
+            row.share_504 * 100.0,
+            fmt_us(row.p99_2xx_us),
+            if row.broke { "breaks" } else { "ok" }
+        )));
+        let broke = row.broke;
+        let interrupted = output.step.driver.interrupted;
+        self.rows.push(row);
+        self.runs.push((limit, output));
+        Ok(if interrupted { None } else { Some(broke) })
+    }
 }
 
 /// A quota class needs a cgroup this process may write; say what is missing.
@@ -555,30 +638,9 @@ fn step_row(
     timeout: Duration,
     output: &RunOutput,
 ) -> StepRow {
-    let warmup_s = spec.warmup.as_secs_f64();
-    let end_s = warmup_s + spec.duration.as_secs_f64() + 1e-6;
-    let mut by_class = [0u64; Class::ALL.len()];
-    let mut window_s = 0.0;
-    for r in &output.driver.intervals {
-        if r.start_s + 1e-9 >= warmup_s && r.start_s + r.duration_s <= end_s {
-            window_s += r.duration_s;
-            for (a, b) in by_class.iter_mut().zip(r.by_class) {
-                *a += b;
-            }
-        }
-    }
-    let outcomes: u64 = by_class.iter().sum();
-    let n = |c: Class| by_class[c.index()];
-    let share = |count: u64| {
-        if outcomes == 0 {
-            0.0
-        } else {
-            round4(count as f64 / outcomes as f64)
-        }
-    };
-    let share_504 = share(n(Class::GatewayTimeout));
-    let share_timeout = share(n(Class::ClientTimeout));
-    let ok = &output.driver.totals.latency_by_class_us[Class::Success.index()];
+    let window = Tally::of(output.step.inside());
+    let n = |c: Class| window.count(c);
+    let ok = &output.step.driver.totals.latency_by_class_us[Class::Success.index()];
     let q = |q: f64| {
         if ok.is_empty() {
             0
@@ -586,21 +648,9 @@ fn step_row(
             ok.value_at_quantile(q)
         }
     };
-    let p99 = q(0.99);
-    let timeout_us = timeout.as_micros() as u64;
-    let mut reasons = Vec::new();
-    if share_504 > spec.max_504_share {
-        reasons.push(format!(
-            "504 share {:.1}% > {:.1}%",
-            share_504 * 100.0,
-            spec.max_504_share * 100.0
-        ));
-    }
-    if share_timeout > spec.max_504_share {
-        reasons.push(format!("client timeouts {:.1}%", share_timeout * 100.0));
-    }
     // "P99 past the timeout" at the default bound of 1%; in general the
     // (1 - bound) quantile: more than `bound` of the 2xx later than the timeout.
+    let timeout_us = timeout.as_micros() as u64;
     let late = if ok.is_empty() || ok.max() <= timeout_us {
         0
     } else {
@@ -611,54 +661,76 @@ fn step_row(
     } else {
         round4(late as f64 / ok.len() as f64)
     };
-    if share_2xx_late > spec.max_504_share {
-        reasons.push(format!(
-            "P{} of 2xx past the timeout ({:.1}% of 2xx later; P99 {})",
-            round4(100.0 * (1.0 - spec.max_504_share)),
-            share_2xx_late * 100.0,
-            crate::report::console::fmt_us(p99)
-        ));
-    }
-    if outcomes == 0 {
-        reasons.push("no outcomes in the measured part".into());
-    }
-    let upstream = output
-        .upstream_accounting
-        .as_ref()
-        .and_then(|a| a.get("totals"));
-    let field = |name: &str| upstream.and_then(|t| t.get(name)).and_then(|v| v.as_f64());
-    let upstream_cpu_s = field("cpu_s").map(round3);
+    let upstream = output.upstream.as_ref().map(|t| &t.totals);
+    let upstream_cpu_s = upstream.map(|t| round3(t.cpu_s));
+    let warmup_s = spec.warmup.as_secs_f64();
     let load_s = (warmup_s + spec.duration.as_secs_f64())
-        .max(output.driver.duration_s)
+        .max(output.step.driver.duration_s)
         .max(1e-9);
-    StepRow {
+    let mut row = StepRow {
         class: class.to_string(),
         step,
         kind,
         limit,
         rate_per_s: round3(rate_per_s),
-        arrivals: outcomes,
-        goodput_per_s: round3(n(Class::Success) as f64 / window_s.max(1e-9)),
-        share_2xx: share(n(Class::Success)),
-        share_503: share(n(Class::Unavailable)),
-        share_504,
-        share_client_timeout: share_timeout,
-        share_other: share(
-            outcomes
-                - n(Class::Success)
-                - n(Class::Unavailable)
-                - n(Class::GatewayTimeout)
-                - n(Class::ClientTimeout),
-        ),
+        arrivals: window.outcomes(),
+        goodput_per_s: round3(n(Class::Success) as f64 / window.seconds.max(1e-9)),
+        share_2xx: window.share(&[Class::Success]),
+        share_503: window.share(&[Class::Unavailable]),
+        share_504: window.share(&[Class::GatewayTimeout]),
+        share_client_timeout: window.share(&[Class::ClientTimeout]),
+        share_other: window.share(&[
+            Class::TooMany,
+            Class::OtherStatus,
+            Class::ConnectError,
+            Class::IoError,
+            Class::NotSent,
+        ]),
         p50_2xx_us: q(0.5),
-        p99_2xx_us: p99,
+        p99_2xx_us: q(0.99),
         share_2xx_late,
         upstream_cpu_s,
-        wasted_cpu_s: field("wasted_cpu_s").map(round3),
+        wasted_cpu_s: upstream.map(|t| round3(t.wasted_cpu_s)),
         upstream_cores: upstream_cpu_s.map(|c| round3((c / load_s).min(f64::MAX))),
-        broke: !reasons.is_empty(),
-        reason: reasons.join("; "),
+        broke: false,
+        reason: String::new(),
+    };
+    let reasons = break_reasons(&row, spec);
+    row.broke = !reasons.is_empty();
+    row.reason = reasons.join("; ");
+    row
+}
+
+/// Why a step's row breaks the limit: a share over the bound of 504s, of
+/// client timeouts or of 2xx later than the timeout, or no outcomes at
+/// all. Empty when it holds.
+fn break_reasons(row: &StepRow, spec: &FindLimitSpec) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if row.share_504 > spec.max_504_share {
+        reasons.push(format!(
+            "504 share {:.1}% > {:.1}%",
+            row.share_504 * 100.0,
+            spec.max_504_share * 100.0
+        ));
     }
+    if row.share_client_timeout > spec.max_504_share {
+        reasons.push(format!(
+            "client timeouts {:.1}%",
+            row.share_client_timeout * 100.0
+        ));
+    }
+    if row.share_2xx_late > spec.max_504_share {
+        reasons.push(format!(
+            "P{} of 2xx past the timeout ({:.1}% of 2xx later; P99 {})",
+            round4(100.0 * (1.0 - spec.max_504_share)),
+            row.share_2xx_late * 100.0,
+            fmt_us(row.p99_2xx_us)
+        ));
+    }
+    if row.arrivals == 0 {
+        reasons.push("no outcomes in the measured part".into());
+    }
+    reasons
 }
 
 /// A class's answer from its rows, with the model beside it and the reason
@@ -704,8 +776,8 @@ fn class_result(
             let slower = p99.map_or(String::new(), |p| {
                 format!(
                     "; at {l} the model predicts {} per response and the 2xx P99 was {} ({:.2}x)",
-                    crate::report::console::fmt_us(predicted_us.round() as u64),
-                    crate::report::console::fmt_us(p),
+                    fmt_us(predicted_us.round() as u64),
+                    fmt_us(p),
                     p as f64 / predicted_us.max(1.0)
                 )
             });

@@ -1,38 +1,38 @@
 //! The `sweep` experiment: offered load in steps, one result row per step.
 //!
-//! Takes a validated [`Scenario`] with a [`SweepSpec`]; starts the topology
-//! once; runs each open-loop rate step (warm-up, then the measured part, in
-//! one driver run so the queue is never drained between them) and then each
-//! closed-loop concurrency step; stops the open-loop steps early past
-//! saturation; hands on a [`SweepOutput`]: the whole sweep as a
-//! [`RunOutput`] (so every usual report file is written) plus a
-//! [`SweepResult`] with the step rows and the analyses (knee, USL fit, max
-//! rate within the SLO). It draws nothing and writes no file.
+//! Takes a [`Bench`] whose scenario has a [`SweepSpec`]; starts the
+//! topology once; runs each open-loop rate step (warm-up, then the measured
+//! part, in one step so the queue is never drained between them) and then
+//! each closed-loop concurrency step, every one a [`step`] of its own;
+//! stops the open-loop steps early past saturation; hands on a
+//! [`SweepOutput`]: the open-loop steps as one [`RunOutput`] (so every
+//! usual report file is written) plus a [`SweepResult`] with the step rows
+//! and the analyses (knee, USL fit, max rate within the SLO). It draws
+//! nothing and writes no file.
 //!
-//! Closed-loop steps use their own small loop (N tasks, each one request in
-//! flight on its own keep-alive connection) rather than the open-loop
-//! driver. In closed loop the next request waits for the last response, so
-//! latency there is service time: it hides queueing that an open-loop
-//! client would see. Those steps exist for the USL fit of throughput
-//! against concurrency, and the report says so.
+//! Closed-loop steps are the driver's closed loop: N clients, each with one
+//! request in flight, every key by its weight, timeouts counted from each
+//! request's intended send time (its send, in a closed loop). In closed
+//! loop the next request waits for the last response, so latency there is
+//! service time: it hides queueing that an open-loop client would see.
+//! Those steps exist for the USL fit of throughput against concurrency, and
+//! the report says so.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use chrono::Utc;
-use hdrhistogram::Histogram;
-use hdrhistogram::serialization::Deserializer;
 use serde::{Deserialize, Serialize};
 
+use super::run::{self, RunOutput};
+use super::step::{self, Step, StepResult, Tally};
+use super::{Bench, Event};
 use crate::analysis::{knee, usl};
-use crate::driver::{self, DriverOutput, Plan};
-use crate::error::{Error, Result};
-use crate::experiment::run::{RunOutput, drained};
-use crate::outcome::{Class, Outcome};
-use crate::record::{IntervalRow, Recorder, Totals, new_histogram};
-use crate::scenario::{Phase, Rate, Scenario, SweepSpec};
-use crate::shutdown::Stop;
+use crate::driver::{DriverOutput, Load};
+use crate::error::Result;
+use crate::outcome::Class;
+use crate::record::Totals;
+use crate::scenario::{Phase, Rate, SweepSpec};
 use crate::topology::Topology;
+use crate::units::fmt_us;
 
 /// One open-loop step's measured result (a row of `steps.csv`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,143 +160,165 @@ pub struct SweepOutput {
     pub result: SweepResult,
 }
 
-/// What the sweep tells its caller as it goes.
-pub enum Event<'a> {
-    /// An open-loop step begins (1-based number, rate per second).
-    Step(usize, f64),
-    /// An interval of an open-loop step closed (times from the step start).
-    Interval(&'a IntervalRow),
-    /// A step's row is done.
-    Done(&'a StepRow),
-    /// A closed-loop step's row is done.
-    ClosedDone(&'a ClosedStepRow),
-}
-
 /// Longest wait for the upstream to finish the last step's work before the
 /// next step starts.
 const SETTLE: Duration = Duration::from_secs(10);
 
-/// Runs the sweep of `scenario` (`experiment = "sweep"`). `exe` is the
-/// `contend` binary used to start embedded components.
+/// Runs the sweep of `spec` on one topology.
 pub fn run(
-    scenario: &Scenario,
-    exe: &Path,
-    stop: &Stop,
+    bench: &Bench,
+    spec: &SweepSpec,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<SweepOutput> {
-    let spec = &scenario.sweep;
-    let mut topology = Topology::start_with_gateway(&scenario.target, &scenario.gateway, exe)?;
-    let started_at = Utc::now();
+    let scenario = bench.scenario;
+    let mut topology = Topology::start(&scenario.target, &scenario.gateway, bench.exe)?;
     let mut warnings = Vec::new();
-    let mut steps = Vec::new();
-    let mut stopped_early = None;
-    let mut totals: Option<Totals> = None;
-    let mut intervals: Vec<IntervalRow> = Vec::new();
-    let mut phases_run: Vec<Phase> = Vec::new();
-    let mut offset_s = 0.0;
-    let mut duration_s = 0.0;
-    let mut threads = 1;
-    let mut interrupted = false;
-    let mut key_names = Vec::new();
-
-    for (i, &rate) in spec.rates.iter().enumerate() {
-        if stop.is_stopped() {
-            interrupted = true;
+    let (mut open, steps, stopped_early) =
+        open_steps(bench, spec, &mut topology, on_event, &mut warnings)?;
+    let mut concurrency_steps = Vec::new();
+    for &n in &spec.concurrency {
+        if bench.stop.is_stopped() {
             break;
         }
-        on_event(Event::Step(i + 1, rate));
-        let mut step_scenario = scenario.clone();
-        step_scenario.phases = step_phases(spec, rate);
-        let plan = Plan::new(&step_scenario, &topology.url)?;
-        key_names.clone_from(&plan.key_names);
-        let cpu_before = upstream_cpu_s(&topology);
-        let wall = Instant::now();
-        let output = driver::run(&plan, stop.receiver(), &mut |row| {
-            on_event(Event::Interval(row))
-        })?;
-        let cpu_cores = match (cpu_before, upstream_cpu_s(&topology)) {
+        let step = Step {
+            load: Load::Closed {
+                connections: n as usize,
+                duration: spec.warmup + spec.duration,
+            },
+            warmup: spec.warmup,
+        };
+        let result = step::run(bench, &mut topology, step, on_event)?;
+        let row = closed_row(n, spec, &result);
+        on_event(Event::Note(format!(
+            "sweep: concurrency {}: {:.0} responses/s, service P99 {}",
+            row.concurrency,
+            row.throughput_per_s,
+            fmt_us(row.p99_us)
+        )));
+        concurrency_steps.push(row);
+        settle(&topology, &mut warnings);
+        if result.driver.interrupted {
+            break;
+        }
+    }
+    // A stop between steps cuts the sweep short as surely as one inside a step.
+    open.driver.interrupted |= bench.stop.is_stopped();
+    let mut run = run::finish(bench, topology, open, SETTLE);
+    warnings.append(&mut run.warnings);
+    run.warnings = warnings;
+    let result = analyse(spec, steps, stopped_early, concurrency_steps);
+    Ok(SweepOutput { run, result })
+}
+
+/// The open-loop rate steps in order, until the last, an interrupt, or a
+/// step past saturation (with `stop_early`): the steps as one result, the
+/// rows, and why they stopped early.
+fn open_steps(
+    bench: &Bench,
+    spec: &SweepSpec,
+    topology: &mut Topology,
+    on_event: &mut dyn FnMut(Event),
+    warnings: &mut Vec<String>,
+) -> Result<(StepResult, Vec<StepRow>, Option<String>)> {
+    let mut joined: Option<StepResult> = None;
+    let mut rows: Vec<StepRow> = Vec::new();
+    for (i, &rate) in spec.rates.iter().enumerate() {
+        if bench.stop.is_stopped() {
+            break;
+        }
+        on_event(Event::Note(format!(
+            "sweep: step {}/{} at {rate:.0}/s",
+            i + 1,
+            spec.rates.len()
+        )));
+        let cpu_before = upstream_cpu_s(topology);
+        let wall = std::time::Instant::now();
+        let step = Step {
+            load: Load::Open(step_phases(spec, rate)),
+            warmup: spec.warmup,
+        };
+        let result = step::run(bench, topology, step, on_event)?;
+        let mut row = step_row(i + 1, rate, spec, &result);
+        row.upstream_cpu_cores = match (cpu_before, upstream_cpu_s(topology)) {
             (Some(a), Some(b)) => Some(round3(
                 (b - a).max(0.0) / wall.elapsed().as_secs_f64().max(1e-9),
             )),
             _ => None,
         };
-        let mut row = step_row(i + 1, rate, spec, &output);
-        row.upstream_cpu_cores = cpu_cores;
-        row.start_s = round3(offset_s);
-        threads = output.threads;
-        interrupted |= output.interrupted;
-        for r in &output.intervals {
-            let mut r = r.clone();
-            r.start_s += offset_s;
-            r.index = intervals.len() as u64;
-            intervals.push(r);
-        }
-        offset_s += output.duration_s;
-        duration_s += output.duration_s;
-        phases_run.extend(step_scenario.phases.iter().cloned());
-        match &mut totals {
-            Some(t) => t.merge(&output.totals),
-            None => totals = Some(output.totals.clone()),
-        }
-        on_event(Event::Done(&row));
-        let past = row.past_saturation;
-        let p99 = row.p99_us;
-        let share_error = 1.0 - row.share_2xx;
-        steps.push(row);
-        if output.interrupted {
+        row.start_s = round3(joined.as_ref().map_or(0.0, |j| j.driver.duration_s));
+        on_event(Event::Note(format!(
+            "sweep: step {} done: {:.0}/s achieved, P99 {}{}",
+            row.step,
+            row.achieved_per_s,
+            fmt_us(row.p99_us),
+            if row.past_saturation {
+                " (past saturation)"
+            } else {
+                ""
+            }
+        )));
+        let interrupted = result.driver.interrupted;
+        joined = Some(match joined {
+            None => result,
+            Some(before) => append(before, result),
+        });
+        let (past, p99, share_error) = (row.past_saturation, row.p99_us, 1.0 - row.share_2xx);
+        rows.push(row);
+        if interrupted {
             break;
         }
-        settle(&topology, &mut warnings);
+        settle(topology, warnings);
         if past && spec.stop_early && i + 1 < spec.rates.len() {
-            stopped_early = Some(format!(
+            let why = format!(
                 "stopped after step {} ({rate:.0}/s): past saturation (P99 {}, {:.1}% without a 2xx)",
                 i + 1,
-                crate::report::console::fmt_us(p99),
+                fmt_us(p99),
                 share_error * 100.0
-            ));
-            break;
+            );
+            return Ok((joined.unwrap_or_else(|| empty(bench)), rows, Some(why)));
         }
     }
+    Ok((joined.unwrap_or_else(|| empty(bench)), rows, None))
+}
 
-    let mut concurrency_steps = Vec::new();
-    if !spec.concurrency.is_empty() && !stop.is_stopped() {
-        let plan = closed_plan(scenario, &topology.url)?;
-        for &n in &spec.concurrency {
-            if stop.is_stopped() {
-                interrupted = true;
-                break;
-            }
-            let row = closed_step(&plan, n, spec.warmup, spec.duration, stop)?;
-            on_event(Event::ClosedDone(&row));
-            concurrency_steps.push(row);
-            settle(&topology, &mut warnings);
-        }
+/// `later` appended to `before`: totals merged, intervals end to end, the
+/// phases as run.
+fn append(mut before: StepResult, later: StepResult) -> StepResult {
+    let offset_s = before.driver.duration_s;
+    for r in &later.driver.intervals {
+        let mut r = r.clone();
+        r.start_s += offset_s;
+        r.index = before.driver.intervals.len() as u64;
+        before.driver.intervals.push(r);
     }
+    before.driver.totals.merge(&later.driver.totals);
+    before.driver.duration_s += later.driver.duration_s;
+    before.driver.interrupted |= later.driver.interrupted;
+    before.driver.threads = later.driver.threads;
+    before.component_exits.extend(later.component_exits);
+    let mut phases = before.step.load.phases().to_vec();
+    phases.extend(later.step.load.phases().iter().cloned());
+    before.step = Step::measured(Load::Open(phases));
+    before
+}
 
-    let gateway_accounting = super::or_warn(topology.gateway_accounting(), &mut warnings);
-    let upstream_accounting = super::or_warn(topology.upstream_accounting(), &mut warnings);
-    let mut run_scenario = scenario.clone();
-    run_scenario.phases = phases_run;
-    let result = analyse(spec, steps, stopped_early, concurrency_steps);
-    let run = RunOutput {
-        scenario: run_scenario,
-        target_url: topology.url.clone(),
-        started_at,
+/// The result of a sweep that ran no step (interrupted before the first).
+fn empty(bench: &Bench) -> StepResult {
+    let keys = bench.scenario.keys.len();
+    StepResult {
+        started_at: chrono::Utc::now(),
+        step: Step::measured(Load::Open(Vec::new())),
         driver: DriverOutput {
-            totals: totals.unwrap_or_else(|| Totals::new(key_names.len())),
-            intervals,
-            duration_s,
-            interrupted,
-            threads,
+            totals: Totals::new(keys),
+            intervals: Vec::new(),
+            duration_s: 0.0,
+            interrupted: true,
+            threads: 1,
             requests: None,
         },
-        key_names,
-        upstream_accounting,
-        gateway_accounting,
+        key_names: bench.scenario.keys.iter().map(|k| k.name.clone()).collect(),
         component_exits: Vec::new(),
-        warnings,
-    };
-    Ok(SweepOutput { run, result })
+    }
 }
 
 /// The phases of one open-loop step: its warm-up (when any) and its
@@ -315,106 +337,41 @@ fn step_phases(spec: &SweepSpec, rate: f64) -> Vec<Phase> {
 
 /// CPU seconds the mock upstream has spent, over all keys.
 fn upstream_cpu_s(topology: &Topology) -> Option<f64> {
-    let value = topology.upstream_accounting()?.ok()?;
-    value
-        .get("totals")
-        .and_then(|t| t.get("cpu_s"))
-        .and_then(|v| v.as_f64())
+    let truth = topology.upstream.as_deref()?.truth().ok()?;
+    Some(truth.totals.cpu_s)
 }
 
 /// Waits (bounded) until the mock upstream has finished the work still
 /// running or queued from the last step, so one step's backlog does not
 /// load the next. Only the mock reports that; others go on at once.
 fn settle(topology: &Topology, warnings: &mut Vec<String>) {
-    let deadline = Instant::now() + SETTLE;
-    let mut drained_readings = 0;
-    loop {
-        let Some(Ok(value)) = topology.upstream_accounting() else {
-            return;
-        };
-        drained_readings = if drained(&value) {
-            drained_readings + 1
-        } else {
-            0
-        };
-        if drained_readings >= 2 {
-            return;
-        }
-        if Instant::now() >= deadline {
-            warnings.push(format!(
-                "the mock upstream was still working {}s after a step: the next step began on its backlog",
-                SETTLE.as_secs()
-            ));
-            return;
-        }
-        // Nothing signals the upstream's last finish; poll (see run::settled_upstream_accounting).
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(upstream) = topology.upstream.as_deref() else {
+        return;
+    };
+    if let Ok(settled) = upstream.settle(SETTLE)
+        && !settled.drained
+    {
+        warnings.push(format!(
+            "the mock upstream was still working {}s after a step: the next step began on its backlog",
+            SETTLE.as_secs()
+        ));
     }
 }
 
-/// The row of one open-loop step from its driver output: only intervals
-/// that start at or after the warm-up's end count.
-fn step_row(step: usize, rate: f64, spec: &SweepSpec, output: &DriverOutput) -> StepRow {
+/// The row of one open-loop step: latency, shares and offered load over
+/// the intervals after the warm-up; throughput over those wholly inside
+/// the measured part (the drain after it, and the warm-up's backlog before,
+/// would credit the step with work done outside it).
+fn step_row(step: usize, rate: f64, spec: &SweepSpec, result: &StepResult) -> StepRow {
     let warmup_s = spec.warmup.as_secs_f64();
-    let measured: Vec<&IntervalRow> = output
-        .intervals
-        .iter()
-        .filter(|r| r.start_s + 1e-9 >= warmup_s)
-        .collect();
-    let first_s = measured.first().map_or(warmup_s, |r| r.start_s);
-    let end_s = (warmup_s + spec.duration.as_secs_f64()).max(output.duration_s);
+    let measured = Tally::of(result.after_warmup());
+    let first_s = result.after_warmup().next().map_or(warmup_s, |r| r.start_s);
+    let end_s = (warmup_s + spec.duration.as_secs_f64()).max(result.driver.duration_s);
     let measured_s = (end_s - first_s).max(1e-9);
-    let mut latency = new_histogram();
-    let mut deserializer = Deserializer::new();
-    let mut by_class = [0u64; Class::ALL.len()];
-    let (mut offered, mut lag_p99_us) = (0u64, 0u64);
-    // Completions inside the measured part only: the drain after it (and
-    // the warm-up's backlog before) would credit the step with work done
-    // outside it.
-    let window_end_s = warmup_s + spec.duration.as_secs_f64() + 1e-6;
-    let (mut window_s, mut window_responses, mut window_2xx) = (0.0, 0u64, 0u64);
-    for r in &measured {
-        if r.start_s + r.duration_s <= window_end_s {
-            window_s += r.duration_s;
-            let classes = [
-                Class::Success,
-                Class::TooMany,
-                Class::Unavailable,
-                Class::GatewayTimeout,
-                Class::OtherStatus,
-            ];
-            window_responses += classes.iter().map(|c| r.by_class[c.index()]).sum::<u64>();
-            window_2xx += r.by_class[Class::Success.index()];
-        }
-        if let Ok(h) = deserializer.deserialize::<u64, _>(&mut &r.latency_hist_v2[..]) {
-            let _ = latency.add(&h);
-        }
-        for (a, b) in by_class.iter_mut().zip(r.by_class) {
-            *a += b;
-        }
-        offered += r.offered;
-        lag_p99_us = lag_p99_us.max(r.lag_p99_us);
-    }
-    let outcomes: u64 = by_class.iter().sum();
-    let share = |classes: &[Class]| {
-        if outcomes == 0 {
-            0.0
-        } else {
-            round4(
-                classes.iter().map(|c| by_class[c.index()]).sum::<u64>() as f64 / outcomes as f64,
-            )
-        }
-    };
-    let q = |h: &Histogram<u64>, q: f64| {
-        if h.is_empty() {
-            0
-        } else {
-            h.value_at_quantile(q)
-        }
-    };
-    let p99_us = q(&latency, 0.99);
-    let share_2xx = share(&[Class::Success]);
-    let past_saturation = (outcomes > 0 && 1.0 - share_2xx > spec.stop_error_share)
+    let window = Tally::of(result.inside());
+    let p99_us = measured.latency_at(0.99);
+    let share_2xx = measured.share(&[Class::Success]);
+    let past_saturation = (measured.outcomes() > 0 && 1.0 - share_2xx > spec.stop_error_share)
         || spec
             .stop_p99
             .is_some_and(|bound| p99_us > bound.as_micros() as u64);
@@ -422,26 +379,43 @@ fn step_row(step: usize, rate: f64, spec: &SweepSpec, output: &DriverOutput) -> 
         step,
         rate_per_s: rate,
         start_s: 0.0,
-        offered_per_s: round3(offered as f64 / measured_s),
-        achieved_per_s: round3(window_responses as f64 / window_s.max(1e-9)),
-        goodput_per_s: round3(window_2xx as f64 / window_s.max(1e-9)),
-        arrivals: outcomes,
+        offered_per_s: round3(measured.offered as f64 / measured_s),
+        achieved_per_s: round3(window.responses() as f64 / window.seconds.max(1e-9)),
+        goodput_per_s: round3(window.count(Class::Success) as f64 / window.seconds.max(1e-9)),
+        arrivals: measured.outcomes(),
         share_2xx,
-        share_429: share(&[Class::TooMany]),
-        share_503: share(&[Class::Unavailable]),
-        share_504: share(&[Class::GatewayTimeout]),
-        share_other_status: share(&[Class::OtherStatus]),
-        share_timeout: share(&[Class::ClientTimeout]),
-        share_error: share(&[Class::ConnectError, Class::IoError, Class::NotSent]),
-        p50_us: q(&latency, 0.5),
-        p90_us: q(&latency, 0.9),
+        share_429: measured.share(&[Class::TooMany]),
+        share_503: measured.share(&[Class::Unavailable]),
+        share_504: measured.share(&[Class::GatewayTimeout]),
+        share_other_status: measured.share(&[Class::OtherStatus]),
+        share_timeout: measured.share(&[Class::ClientTimeout]),
+        share_error: measured.share(&[Class::ConnectError, Class::IoError, Class::NotSent]),
+        p50_us: measured.latency_at(0.5),
+        p90_us: measured.latency_at(0.9),
         p99_us,
-        p999_us: q(&latency, 0.999),
-        max_us: latency.max(),
-        slo_percentile_us: q(&latency, spec.slo_percentile / 100.0),
-        lag_p99_us,
+        p999_us: measured.latency_at(0.999),
+        max_us: measured.latency_us.max(),
+        slo_percentile_us: measured.latency_at(spec.slo_percentile / 100.0),
+        lag_p99_us: measured.lag_p99_us,
         upstream_cpu_cores: None,
         past_saturation,
+    }
+}
+
+/// The row of one closed-loop step, over the intervals wholly inside its
+/// measured part.
+fn closed_row(concurrency: u32, spec: &SweepSpec, result: &StepResult) -> ClosedStepRow {
+    let window = Tally::of(result.inside());
+    let secs = spec.duration.as_secs_f64().max(1e-9);
+    let responses = window.responses();
+    ClosedStepRow {
+        concurrency,
+        throughput_per_s: round3(responses as f64 / secs),
+        goodput_per_s: round3(window.count(Class::Success) as f64 / secs),
+        errors: window.outcomes() - responses,
+        p50_us: window.latency_at(0.5),
+        p99_us: window.latency_at(0.99),
+        max_us: window.latency_us.max(),
     }
 }
 
@@ -537,140 +511,6 @@ pub fn max_rate_within_slo(rates: &[f64], latency: &[f64], slo: f64) -> Option<f
         });
     }
     last_ok.map(|(r, _)| r)
-}
-
-/// What a closed-loop step sends: the plan's first request template.
-struct ClosedPlan {
-    addr: std::net::SocketAddr,
-    request: bytes::Bytes,
-    head: bool,
-    timeout: Duration,
-    interval_ns: u64,
-}
-
-fn closed_plan(scenario: &Scenario, url: &str) -> Result<ClosedPlan> {
-    let mut s = scenario.clone();
-    // Plan::new needs a phase; closed-loop steps do not use it.
-    s.phases = vec![Phase {
-        rate: Rate::Constant(1.0),
-        duration: Duration::from_secs(1),
-        arrival: s.sweep.arrival,
-    }];
-    let plan = Plan::new(&s, url)?;
-    Ok(ClosedPlan {
-        addr: plan.addr,
-        request: plan.requests[0].bytes.clone(),
-        head: plan.requests[0].head,
-        timeout: plan.timeouts[0],
-        interval_ns: plan.interval.as_nanos() as u64,
-    })
-}
-
-/// Runs `n` closed-loop clients for `warmup` (not recorded) and then
-/// `duration`, each with one request in flight on its own connection, on a
-/// current-thread runtime on this thread. Only exchanges that complete
-/// inside the measured window count toward throughput.
-fn closed_step(
-    plan: &ClosedPlan,
-    n: u32,
-    warmup: Duration,
-    duration: Duration,
-    stop: &Stop,
-) -> Result<ClosedStepRow> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Runtime(format!("closed-loop runtime: {e}")))?;
-    let totals = rt.block_on(async {
-        let measure_start_ns = crate::sys::monotonic_ns() + warmup.as_nanos() as u64;
-        let end_ns = measure_start_ns + duration.as_nanos() as u64;
-        let mut tasks = Vec::new();
-        for _ in 0..n {
-            let request = plan.request.clone();
-            let (addr, head, timeout, interval_ns) =
-                (plan.addr, plan.head, plan.timeout, plan.interval_ns);
-            let mut stop = stop.receiver();
-            tasks.push(tokio::spawn(async move {
-                let mut recorder = Recorder::new(measure_start_ns, interval_ns, 0);
-                let mut conn: Option<crate::driver::http1::Connection> = None;
-                loop {
-                    let start_ns = crate::sys::monotonic_ns();
-                    if start_ns >= end_ns || *stop.borrow() {
-                        break;
-                    }
-                    let exchange = async {
-                        let c = match conn.take() {
-                            Some(c) => c,
-                            None => match tokio::net::TcpStream::connect(addr).await {
-                                Ok(s) => {
-                                    let _ = s.set_nodelay(true);
-                                    crate::driver::http1::Connection::new(s)
-                                }
-                                Err(_) => return (Outcome::ConnectError, None),
-                            },
-                        };
-                        let mut c = c;
-                        match c.exchange(&request, head).await {
-                            Ok((status, reusable)) => {
-                                (Outcome::Response(status), reusable.then_some(c))
-                            }
-                            Err(_) => (Outcome::IoError, None),
-                        }
-                    };
-                    let (outcome, kept) = tokio::select! {
-                        r = tokio::time::timeout(timeout, exchange) => match r {
-                            Ok(r) => r,
-                            Err(_) => (Outcome::ClientTimeout, None),
-                        },
-                        // A closed channel (nothing can stop us) disables this branch.
-                        Ok(()) = stop.changed() => break,
-                    };
-                    conn = kept;
-                    let done_ns = crate::sys::monotonic_ns();
-                    if start_ns >= measure_start_ns && done_ns <= end_ns {
-                        let service_ns = done_ns - start_ns;
-                        recorder.dispatched(start_ns);
-                        recorder.sent(start_ns, 0);
-                        let sent = !matches!(outcome, Outcome::ConnectError);
-                        recorder.outcome(
-                            done_ns,
-                            0,
-                            outcome,
-                            service_ns,
-                            sent.then_some(service_ns),
-                        );
-                    }
-                }
-                recorder.finish(crate::sys::monotonic_ns(), 0).0
-            }));
-        }
-        let mut totals = Totals::new(0);
-        for t in tasks {
-            if let Ok(t) = t.await {
-                totals.merge(&t);
-            }
-        }
-        totals
-    });
-    let secs = duration.as_secs_f64().max(1e-9);
-    let responses: u64 = totals.counts.statuses().map(|(_, c)| c).sum();
-    let h = &totals.service_us;
-    let q = |q: f64| {
-        if h.is_empty() {
-            0
-        } else {
-            h.value_at_quantile(q)
-        }
-    };
-    Ok(ClosedStepRow {
-        concurrency: n,
-        throughput_per_s: round3(responses as f64 / secs),
-        goodput_per_s: round3(totals.counts.class(Class::Success) as f64 / secs),
-        errors: totals.counts.total() - responses,
-        p50_us: q(0.5),
-        p99_us: q(0.99),
-        max_us: h.max(),
-    })
 }
 
 fn round3(x: f64) -> f64 {

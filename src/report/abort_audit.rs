@@ -623,12 +623,25 @@ pub fn write_requests_csv(
 mod tests {
     use super::*;
     use crate::analysis::accounting::{ClientKey, key_audit, skipped};
-    use serde_json::json;
+    use crate::analysis::gateway_log::KeyAccounting;
+    use mock_upstream::accounting::KeyStats;
 
     fn audit() -> AbortAudit {
         let mut audit = AbortAudit::default();
-        let gateway = json!({"requests": 4, "by_status": {"499": 4}, "accounted_s": 0.2, "upstream_status_missing": 4});
-        let upstream = json!({"started": 4, "abandoned": 4, "cpu_s": 1.2, "wall_s": 1.25});
+        let gateway = KeyAccounting {
+            requests: 4,
+            by_status: [(499, 4)].into_iter().collect(),
+            accounted_s: 0.2,
+            upstream_status_missing: 4,
+            ..KeyAccounting::default()
+        };
+        let upstream = KeyStats {
+            started: 4,
+            abandoned: 4,
+            cpu_s: 1.2,
+            wall_s: 1.25,
+            ..KeyStats::default()
+        };
         let row = key_audit(
             Some(&gateway),
             Some(&upstream),
@@ -772,7 +785,7 @@ mod tests {
         assert_eq!(lines.len(), 4, "{text}");
         assert_eq!(
             lines[1],
-            "reference-early,exporter,all,4,0.2,1.25,6.25,ratio,,contend 0.1.0,1.2,,499:4,4,0,4,4,0,4,0,0,4,0.0,50000,,",
+            "reference-early,exporter,all,4,0.2,1.25,6.25,ratio,,contend 0.1.0,1.2,0.0,499:4,4,0,4,4,0,4,0,0,4,0.0,50000,,",
             "{text}"
         );
         assert!(

@@ -76,8 +76,8 @@ pub fn write_hgrm(w: &mut dyn Write, h: &Histogram<u64>) -> io::Result<()> {
 
 /// Writes the run's interval histograms as an interval log.
 pub fn write_hlog(w: &mut dyn Write, run: &RunOutput) -> io::Result<()> {
-    write_hlog_header(w, &run.started_at)?;
-    for row in &run.driver.intervals {
+    write_hlog_header(w, &run.step.started_at)?;
+    for row in &run.step.driver.intervals {
         write_hlog_interval(w, row)?;
     }
     Ok(())

@@ -74,7 +74,7 @@ pub fn write(dir: &Path, run: &RunOutput, summary: &Summary) -> (Vec<PathBuf>, V
         }),
         ("intervals.csv", &|w| write_intervals_csv(w, run)),
         ("latency.hgrm", &|w| {
-            hdr::write_hgrm(w, &run.driver.totals.latency_us)
+            hdr::write_hgrm(w, &run.step.driver.totals.latency_us)
         }),
         ("latency.hlog", &|w| hdr::write_hlog(w, run)),
     ];
@@ -103,8 +103,8 @@ pub fn write(dir: &Path, run: &RunOutput, summary: &Summary) -> (Vec<PathBuf>, V
     }
     let data = plot::ReportData::of(
         summary,
-        &run.driver.intervals,
-        &run.driver.totals.latency_us,
+        &run.step.driver.intervals,
+        &run.step.driver.totals.latency_us,
     );
     let (w, e) = write_plots_and_html(dir, &data);
     written.extend(w);
@@ -348,7 +348,7 @@ fn live_warning(e: &Error) {
 
 fn write_intervals_csv(w: &mut dyn Write, run: &RunOutput) -> std::io::Result<()> {
     let mut csv = csv::Writer::from_writer(w);
-    for r in &run.driver.intervals {
+    for r in &run.step.driver.intervals {
         csv.serialize(IntervalCsvRow::from(r))?;
     }
     csv.flush()

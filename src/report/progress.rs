@@ -1,14 +1,15 @@
-//! Progress bars on stderr: one per phase, added as each phase begins and
-//! advanced by interval rows.
+//! Progress bars on stderr: one per phase of a step's load (one for a
+//! closed loop), added as each phase begins and advanced by interval rows.
 //!
 //! Hidden when asked, or when stderr is not a terminal (indicatif's own
 //! check), so logs and CI output stay clean.
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::driver::Load;
 use crate::record::IntervalRow;
-use crate::report::console::fmt_us;
-use crate::scenario::{Phase, Rate};
+use crate::scenario::Rate;
+use crate::units::fmt_us;
 
 /// The bars of one run.
 pub struct Progress {
@@ -21,24 +22,34 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Bars for `phases`; `enabled = false` shows nothing.
-    pub fn new(phases: &[Phase], enabled: bool) -> Progress {
+    /// Bars for `load`; `enabled = false` shows nothing.
+    pub fn new(load: &Load, enabled: bool) -> Progress {
         let style = ProgressStyle::with_template("{prefix:>11} [{bar:30}] {pos:>4}/{len}s {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
         let mut end_s = 0.0;
-        let phases = phases
-            .iter()
-            .map(|p| {
-                let start_s = end_s;
-                end_s += p.duration.as_secs_f64();
-                let label = match p.rate {
-                    Rate::Constant(r) => format!("{r:.0}/s"),
-                    Rate::Ramp { from, to } => format!("{from:.0}->{to:.0}/s"),
-                };
-                (start_s, end_s, label)
-            })
-            .collect();
+        let phases = match load {
+            Load::Open(phases) => phases
+                .iter()
+                .map(|p| {
+                    let start_s = end_s;
+                    end_s += p.duration.as_secs_f64();
+                    let label = match p.rate {
+                        Rate::Constant(r) => format!("{r:.0}/s"),
+                        Rate::Ramp { from, to } => format!("{from:.0}->{to:.0}/s"),
+                    };
+                    (start_s, end_s, label)
+                })
+                .collect(),
+            Load::Closed {
+                connections,
+                duration,
+            } => vec![(
+                0.0,
+                duration.as_secs_f64(),
+                format!("{connections} connections"),
+            )],
+        };
         let target = if enabled {
             ProgressDrawTarget::stderr()
         } else {

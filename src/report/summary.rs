@@ -168,10 +168,10 @@ pub struct Summary {
     /// Per API key, by name.
     pub keys: BTreeMap<String, KeySummary>,
     /// The mock upstream's ground truth (`GET /accounting`), when used.
-    pub upstream_accounting: Option<serde_json::Value>,
+    pub upstream_accounting: Option<mock_upstream::accounting::Snapshot>,
     /// What the gateway's access log accounted per key, when `contend`
     /// started the gateway.
-    pub gateway_accounting: Option<serde_json::Value>,
+    pub gateway_accounting: Option<crate::analysis::gateway_log::GatewayAccounting>,
     /// Problems met outside the measurement (e.g. accounting unreadable).
     pub warnings: Vec<String>,
     /// Components (mock upstream, gateway) that died during the run:
@@ -275,8 +275,9 @@ const DRIVER_BUSY_SHARE: f64 = 0.9;
 impl Summary {
     /// Builds the summary of a finished run.
     pub fn of(run: &RunOutput) -> Summary {
-        let t = &run.driver.totals;
-        let d = &run.driver;
+        let t = &run.step.driver.totals;
+        let d = &run.step.driver;
+        let load = &run.step.step.load;
         let duration_s = d.duration_s.max(1e-9);
         let cpu_s = t.driver_cpu_ns as f64 / 1e9;
         let lag = Percentiles::of(&t.schedule_lag_us);
@@ -304,18 +305,19 @@ impl Summary {
                 DRIVER_BUSY_SHARE * 100.0
             ));
         }
-        let scheduled_s = crate::arrival::total_duration(&run.scenario.phases).as_secs_f64();
-        let closed_loop = run.scenario.client.closed_loop;
+        let scheduled_s = load.duration().as_secs_f64();
+        let closed_loop = load.closed_loop();
         let intended_rate_per_s = if d.interrupted || closed_loop.is_some() {
             t.arrivals as f64 / duration_s
         } else {
-            crate::arrival::expected_arrivals(&run.scenario.phases) / scheduled_s.max(1e-9)
+            crate::arrival::expected_arrivals(load.phases()) / scheduled_s.max(1e-9)
         };
         let responses: u64 = t.counts.statuses().map(|(_, n)| n).sum();
         Summary {
             schema_version: SCHEMA_VERSION,
             name: run.scenario.name.clone(),
             started_at: run
+                .step
                 .started_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             target: run.target_url.clone(),
@@ -347,6 +349,7 @@ impl Summary {
                 peak_cpu_cores: round3(peak_cpu_cores),
             },
             keys: run
+                .step
                 .key_names
                 .iter()
                 .zip(&t.keys)
@@ -360,16 +363,15 @@ impl Summary {
                     )
                 })
                 .collect(),
-            upstream_accounting: run.upstream_accounting.clone(),
-            gateway_accounting: run.gateway_accounting.clone(),
+            upstream_accounting: run.upstream.clone(),
+            gateway_accounting: run.gateway.clone(),
             warnings: run.warnings.clone(),
-            component_exits: run.component_exits.clone(),
+            component_exits: run.step.component_exits.clone(),
             preflight: Vec::new(),
             thresholds: Vec::new(),
             abort_audit: None,
-            phase_starts_s: run
-                .scenario
-                .phases
+            phase_starts_s: load
+                .phases()
                 .iter()
                 .scan(0.0, |at, p| {
                     let start = *at;

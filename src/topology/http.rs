@@ -72,11 +72,12 @@ pub fn request_within(addr: SocketAddr, path: &str, within: Duration) -> Result<
         .ok_or_else(|| "not HTTP".to_string())
 }
 
-/// `GET path` on `addr`, parsed as JSON.
-pub fn get_json(addr: SocketAddr, path: &str) -> Result<serde_json::Value, String> {
+/// `GET path` on `addr`, read as the JSON document `T` (the component's
+/// own type, shared with the crate that writes it).
+pub fn get_json<T: serde::de::DeserializeOwned>(addr: SocketAddr, path: &str) -> Result<T, String> {
     let (status, body) = request(addr, "GET", path)?;
     if status != 200 {
         return Err(format!("GET {path} answered {status}"));
     }
-    serde_json::from_slice(&body).map_err(|e| format!("GET {path}: not JSON: {e}"))
+    serde_json::from_slice(&body).map_err(|e| format!("GET {path}: not the expected document: {e}"))
 }

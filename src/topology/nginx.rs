@@ -1,17 +1,105 @@
 //! nginx as the gateway under test: finding the binary, rendering the
 //! template from `scenarios/nginx/` with the run's ports, paths and
-//! policies, and the command line that starts it in a temporary prefix.
+//! policies, checking it with `nginx -t`, and the component that runs it in
+//! a temporary prefix, stopped gracefully (SIGQUIT) so that every request
+//! in flight is finished and logged.
 //!
-//! Takes a validated [`GatewaySpec`]; hands back the config text and the
-//! arguments. Starting, waiting and stopping are `topology`'s.
+//! Takes a validated [`GatewaySpec`]; hands on a running [`Nginx`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::child::ChildGuard;
+use super::component::{AccessLog, Component, Gateway, GatewayInfo};
+use super::workdir::WorkDir;
+use super::{READY_TIMEOUT, http, open_log};
 use crate::error::{Error, Result};
 use crate::gateway::AbortAccounting;
 use crate::scenario::GatewaySpec;
+
+/// How long nginx may take to finish (and log) its requests in flight
+/// after SIGQUIT, its graceful stop.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running nginx.
+pub struct Nginx {
+    info: GatewayInfo,
+    child: ChildGuard,
+    // Dropped after `child`: the prefix goes once nginx has.
+    dir: WorkDir,
+}
+
+/// nginx from the template, in a temporary prefix, on a port picked now,
+/// proxying to `upstream_url`.
+pub fn start(spec: &GatewaySpec, upstream_url: &str) -> Result<Nginx> {
+    let binary = find()?;
+    let template = match &spec.template {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?,
+        None => EMBEDDED_TEMPLATE.to_string(),
+    };
+    let dir = WorkDir::new("nginx")?;
+    // nginx prints no address: pick a free port and hand it over. Another
+    // process could take it in between; nginx would then fail to bind, and
+    // that failure is reported with its stderr.
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| Error::Runtime(format!("no free port for nginx: {e}")))?;
+    let upstream = upstream_url.trim_start_matches("http://");
+    let text = render(&template, spec, listen, upstream, dir.path());
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(&conf, &text).map_err(|e| Error::io(&conf, e))?;
+    test_config(&binary, dir.path(), &conf, &text, spec.template.as_deref())?;
+    let child = ChildGuard::spawn_polled(
+        "nginx",
+        &binary,
+        &args(dir.path(), &conf),
+        listen,
+        READY_TIMEOUT,
+        || {
+            http::request_within(listen, "/healthz", Duration::from_millis(200))
+                .is_ok_and(|status| status == 200)
+        },
+    )
+    .map_err(|e| explain_bind_failure(e, listen))?;
+    Ok(Nginx {
+        info: GatewayInfo {
+            kind: "nginx",
+            version: version(&binary),
+            addr: listen,
+            abort_accounting: spec.abort_accounting.as_str(),
+            config: text,
+        },
+        child,
+        dir,
+    })
+}
+
+impl Component for Nginx {
+    fn child(&self) -> &ChildGuard {
+        &self.child
+    }
+
+    fn child_mut(&mut self) -> &mut ChildGuard {
+        &mut self.child
+    }
+}
+
+impl Gateway for Nginx {
+    fn info(&self) -> GatewayInfo {
+        self.info.clone()
+    }
+
+    fn finish(&mut self) -> Result<AccessLog> {
+        // SIGQUIT: nginx's graceful stop finishes (and logs) requests in flight.
+        let stopped_cleanly = self.child.stop_with(libc::SIGQUIT, DRAIN_TIMEOUT);
+        Ok(AccessLog {
+            info: self.info(),
+            stopped_cleanly,
+            file: open_log(&self.dir.path().join("access.log"), "nginx")?,
+        })
+    }
+}
 
 /// The template shipped with contend.
 pub const EMBEDDED_TEMPLATE: &str = include_str!("../../scenarios/nginx/gateway.conf");

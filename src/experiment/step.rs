@@ -1,0 +1,250 @@
+//! One measured load step against a running topology: the one place load
+//! is driven. `run`, `sweep`, `find-limit` and `abort-audit` are
+//! compositions of it.
+//!
+//! Takes a [`Step`] (an open-loop schedule or a closed loop, and how much
+//! of its start is warm-up) and a started [`Topology`]; drives it with the
+//! driver while a watcher thread checks the components (one that dies is
+//! recorded, which, when and how, and the step goes on counting the failed
+//! requests); hands on a typed [`StepResult`]. [`Tally`] adds up the
+//! intervals of a step's measured part. It reads no component's report:
+//! that is [`super::run::finish`]'s, once the load is over.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::Deserializer;
+
+use super::{Bench, Event};
+use crate::driver::{self, DriverOutput, Load, Plan};
+use crate::error::Result;
+use crate::outcome::Class;
+use crate::record::{IntervalRow, new_histogram};
+use crate::topology::{ChildExit, Component, Topology};
+
+/// How often the components are checked while the driver runs: the
+/// precision of a death's time in the report.
+const WATCH_EVERY: Duration = Duration::from_millis(50);
+
+/// What one step offers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// The load: open-loop phases or closed-loop clients.
+    pub load: Load,
+    /// How much of its start is warm-up, not measured: the load runs on
+    /// through it in one go, so the target's queue is never drained between
+    /// warm-up and measurement.
+    pub warmup: Duration,
+}
+
+impl Step {
+    /// A step measured from its first arrival.
+    pub fn measured(load: Load) -> Step {
+        Step {
+            load,
+            warmup: Duration::ZERO,
+        }
+    }
+}
+
+/// What one step measured.
+#[derive(Debug)]
+pub struct StepResult {
+    /// Wall-clock start of the load.
+    pub started_at: DateTime<Utc>,
+    /// What was offered.
+    pub step: Step,
+    /// What the driver measured (totals over warm-up and measured part).
+    pub driver: DriverOutput,
+    /// Key names in scenario order (matching `driver.totals.keys`).
+    pub key_names: Vec<String>,
+    /// Components that died while the driver ran: which, when, how.
+    pub component_exits: Vec<ChildExit>,
+}
+
+/// Runs `step` against `topology`, telling `on_event` of the step's start
+/// and of each interval as it closes.
+pub fn run(
+    bench: &Bench,
+    topology: &mut Topology,
+    step: Step,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<StepResult> {
+    let plan = Plan::new(bench.scenario, &topology.url, step.load.clone())?;
+    let started_at = Utc::now();
+    on_event(Event::Step {
+        started_at,
+        load: &step.load,
+    });
+    let (driver, component_exits) = drive_watching(&plan, bench, on_event, topology);
+    Ok(StepResult {
+        started_at,
+        step,
+        driver: driver?,
+        key_names: plan.key_names(),
+        component_exits,
+    })
+}
+
+/// Runs the driver while a watcher thread checks the components every
+/// [`WATCH_EVERY`]; hands back the driver's result and every component
+/// that ended on its own before the driver finished, in order of death.
+fn drive_watching(
+    plan: &Plan,
+    bench: &Bench,
+    on_event: &mut dyn FnMut(Event),
+    topology: &mut Topology,
+) -> (Result<DriverOutput>, Vec<ChildExit>) {
+    let run_start = Instant::now();
+    let components = topology.components_mut();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let (driver, watched) = std::thread::scope(|scope| {
+        let watcher = std::thread::Builder::new()
+            .name("contend-watch".into())
+            .spawn_scoped(scope, move || watch(components, run_start, &done_rx));
+        let driver = driver::run(plan, bench.stop.receiver(), &mut |row| {
+            on_event(Event::Interval(row))
+        });
+        drop(done_tx);
+        (driver, watcher.ok().and_then(|h| h.join().ok()))
+    });
+    // Without a watcher thread the components are checked once, at the end.
+    let exits = watched.unwrap_or_else(|| {
+        let at_s = run_start.elapsed().as_secs_f64();
+        topology
+            .components_mut()
+            .into_iter()
+            .filter_map(|c| c.exit_report(at_s))
+            .collect()
+    });
+    (driver, exits)
+}
+
+/// Checks `components` until `done` closes (once more then, so a death in
+/// the last moments is not missed).
+fn watch(
+    mut components: Vec<&mut dyn Component>,
+    run_start: Instant,
+    done: &mpsc::Receiver<()>,
+) -> Vec<ChildExit> {
+    let mut exits = Vec::new();
+    loop {
+        let finished = !matches!(
+            done.recv_timeout(WATCH_EVERY),
+            Err(mpsc::RecvTimeoutError::Timeout)
+        );
+        let at_s = run_start.elapsed().as_secs_f64();
+        components.retain_mut(|c| match c.exit_report(at_s) {
+            Some(exit) => {
+                exits.push(exit);
+                false
+            }
+            None => true,
+        });
+        if finished || components.is_empty() {
+            return exits;
+        }
+    }
+}
+
+/// The intervals of a step's measured part, added up.
+#[derive(Debug, Clone)]
+pub struct Tally {
+    /// Length of the intervals, s.
+    pub seconds: f64,
+    /// Outcomes by class ([`Class::index`]).
+    pub by_class: [u64; Class::ALL.len()],
+    /// Arrivals dispatched.
+    pub offered: u64,
+    /// Latency from the intended send time of what completed in them, us.
+    pub latency_us: Histogram<u64>,
+    /// The highest interval P99 of schedule lag, us.
+    pub lag_p99_us: u64,
+}
+
+impl Tally {
+    /// Adds up `rows`.
+    pub fn of<'a>(rows: impl IntoIterator<Item = &'a IntervalRow>) -> Tally {
+        let mut tally = Tally {
+            seconds: 0.0,
+            by_class: [0; Class::ALL.len()],
+            offered: 0,
+            latency_us: new_histogram(),
+            lag_p99_us: 0,
+        };
+        let mut deserializer = Deserializer::new();
+        for r in rows {
+            tally.seconds += r.duration_s;
+            if let Ok(h) = deserializer.deserialize::<u64, _>(&mut &r.latency_hist_v2[..]) {
+                let _ = tally.latency_us.add(&h);
+            }
+            for (a, b) in tally.by_class.iter_mut().zip(r.by_class) {
+                *a += b;
+            }
+            tally.offered += r.offered;
+            tally.lag_p99_us = tally.lag_p99_us.max(r.lag_p99_us);
+        }
+        tally
+    }
+
+    /// Outcomes of one class.
+    pub fn count(&self, class: Class) -> u64 {
+        self.by_class[class.index()]
+    }
+
+    /// Every outcome.
+    pub fn outcomes(&self) -> u64 {
+        self.by_class.iter().sum()
+    }
+
+    /// Complete responses, any status.
+    pub fn responses(&self) -> u64 {
+        Class::ALL
+            .iter()
+            .filter(|c| c.is_response())
+            .map(|c| self.count(*c))
+            .sum()
+    }
+
+    /// The share of outcomes in `classes`, 0 to 1, rounded to 4 places (0 without outcomes).
+    pub fn share(&self, classes: &[Class]) -> f64 {
+        let outcomes = self.outcomes();
+        if outcomes == 0 {
+            return 0.0;
+        }
+        let n: u64 = classes.iter().map(|c| self.count(*c)).sum();
+        crate::analysis::round(n as f64 / outcomes as f64, 4)
+    }
+
+    /// A latency quantile, us (0 when nothing completed).
+    pub fn latency_at(&self, quantile: f64) -> u64 {
+        if self.latency_us.is_empty() {
+            0
+        } else {
+            self.latency_us.value_at_quantile(quantile)
+        }
+    }
+}
+
+impl StepResult {
+    /// The step's intervals that start once its warm-up is over (the
+    /// drain after the load included).
+    pub fn after_warmup(&self) -> impl Iterator<Item = &IntervalRow> {
+        let warmup_s = self.step.warmup.as_secs_f64();
+        self.driver
+            .intervals
+            .iter()
+            .filter(move |r| r.start_s + 1e-9 >= warmup_s)
+    }
+
+    /// The intervals wholly inside the measured part: after the warm-up,
+    /// ending by the load's end. Completions counted there are the target's
+    /// throughput while loaded, without the warm-up's backlog or the drain.
+    pub fn inside(&self) -> impl Iterator<Item = &IntervalRow> {
+        let end_s = self.step.load.duration().as_secs_f64() + 1e-6;
+        self.after_warmup()
+            .filter(move |r| r.start_s + r.duration_s <= end_s)
+    }
+}

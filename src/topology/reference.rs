@@ -1,0 +1,111 @@
+//! The reference gateway as a component: `contend gateway --config FILE`
+//! in a child process, its config and access log in a folder of its own,
+//! drained by its in-flight gauge and stopped with SIGTERM (it flushes its
+//! log before it exits).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::child::ChildGuard;
+use super::component::{AccessLog, Component, Gateway, GatewayInfo};
+use super::workdir::WorkDir;
+use super::{READY_TIMEOUT, http, open_log};
+use crate::error::{Error, Result};
+use crate::scenario::GatewaySpec;
+
+/// How long the gateway may take to finish its requests in flight after the load.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long it may take to flush its log and exit after SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+/// How often the in-flight gauge is read while draining.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
+
+/// A running reference gateway.
+pub struct ReferenceGateway {
+    info: GatewayInfo,
+    child: ChildGuard,
+    access_log: PathBuf,
+    // Dropped after `child` (fields drop in order): the folder goes once the process has.
+    _dir: WorkDir,
+}
+
+/// Writes the gateway's config for `spec` in front of `upstream_url` and
+/// starts `exe gateway --config FILE`.
+pub fn start(spec: &GatewaySpec, upstream_url: &str, exe: &Path) -> Result<ReferenceGateway> {
+    let dir = WorkDir::new("gateway")?;
+    let access_log = dir.path().join("access.log");
+    let mut text = format!(
+        "upstream = {upstream_url:?}\nabort_accounting = {:?}\naccess_log = {:?}\n",
+        spec.abort_accounting.as_str(),
+        access_log.display().to_string()
+    );
+    if let Some(charge) = spec.abort_charge {
+        text.push_str(&format!("abort_charge = \"{}ns\"\n", charge.as_nanos()));
+    }
+    if let Some(cpus) = &spec.cpus {
+        text.push_str(&format!("cpus = {cpus:?}\n"));
+    }
+    text.push_str("\n[[routes]]\nprefix = \"/\"\n");
+    text.push_str(&crate::gateway::config::policies_toml(&spec.policies));
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, &text).map_err(|e| Error::io(&path, e))?;
+    let args = vec![
+        "gateway".to_string(),
+        "--config".into(),
+        path.display().to_string(),
+    ];
+    let child = ChildGuard::spawn("reference gateway", exe, &args, READY_TIMEOUT)?;
+    Ok(ReferenceGateway {
+        info: GatewayInfo {
+            kind: "reference",
+            version: format!("contend {}", env!("CARGO_PKG_VERSION")),
+            addr: child.addr,
+            abort_accounting: spec.abort_accounting.as_str(),
+            config: text,
+        },
+        child,
+        access_log,
+        _dir: dir,
+    })
+}
+
+impl Component for ReferenceGateway {
+    fn child(&self) -> &ChildGuard {
+        &self.child
+    }
+
+    fn child_mut(&mut self) -> &mut ChildGuard {
+        &mut self.child
+    }
+}
+
+impl Gateway for ReferenceGateway {
+    fn info(&self) -> GatewayInfo {
+        self.info.clone()
+    }
+
+    fn finish(&mut self) -> Result<AccessLog> {
+        // Nothing signals the end of the last request: poll the gateway's
+        // own gauge until it reads 0, up to the deadline.
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        while Instant::now() < deadline {
+            match http::request(self.child.addr, "GET", "/metrics") {
+                Ok((_, body))
+                    if String::from_utf8_lossy(&body)
+                        .contains("contend_gateway_upstream_in_flight 0\n") =>
+                {
+                    break;
+                }
+                Ok(_) => std::thread::sleep(DRAIN_POLL),
+                Err(_) => break,
+            }
+        }
+        // SIGTERM: it stops accepting and flushes its log before exiting.
+        let stopped_cleanly = self.child.stop_with(libc::SIGTERM, STOP_GRACE);
+        Ok(AccessLog {
+            info: self.info(),
+            stopped_cleanly,
+            file: open_log(&self.access_log, "reference gateway")?,
+        })
+    }
+}
