@@ -21,6 +21,8 @@ use contend::experiment::abort_audit::{self, AuditOutput};
 use contend::scenario::{self, Overrides, Source};
 use contend::shutdown::Stop;
 
+use crate::util;
+
 /// The audit scenario with `modes`; 200 ms / 40 ms is a work-to-timeout
 /// ratio of 5, light enough (0.8 of a core for the exporter) that the
 /// upstream's queue stays short on a shared two-core machine. The batch
@@ -265,8 +267,10 @@ fn reference_early_under_counts_the_exporter_and_complete_agrees() {
 #[test]
 fn nginx_off_under_counts_the_exporter_and_on_agrees() {
     let _turn = one_at_a_time();
-    if let Err(e) = contend::topology::nginx::find() {
-        eprintln!("SKIPPED nginx_off_under_counts_the_exporter_and_on_agrees: {e}");
+    if !util::component_present(
+        "nginx_off_under_counts_the_exporter_and_on_agrees",
+        contend::topology::nginx::find(),
+    ) {
         let out = audit("\"nginx-off\", \"reference-early\"");
         // The skip is kept in the audit with its reason; the other mode runs.
         let skipped = out.audit.modes["nginx-off"].skipped.as_deref().unwrap();
@@ -425,10 +429,10 @@ fn the_shipped_scenario_under_counts_about_six_times_early_and_not_complete() {
         stop: &stop,
     };
     let out = abort_audit::run(&bench, &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
-    let nginx = contend::topology::nginx::find().is_ok();
-    if !nginx {
-        eprintln!("nginx modes of the shipped scenario SKIPPED: nginx is not installed");
-    }
+    let nginx = util::component_present(
+        "the shipped scenario's nginx modes",
+        contend::topology::nginx::find(),
+    );
     let factor = |mode: &str| {
         let row = row(&out.audit.modes[mode], "exporter");
         row.under_count

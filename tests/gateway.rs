@@ -619,8 +619,10 @@ fn a_scenario_runs_through_the_reference_gateway_and_accounts_per_key() {
 fn nginx_logs_client_aborts_as_nginx_does() {
     use contend::scenario::{GatewayKind, GatewaySpec, MockUpstreamSpec, Target};
     use contend::topology::Topology;
-    if let Err(e) = contend::topology::nginx::find() {
-        eprintln!("SKIPPED nginx_logs_client_aborts_as_nginx_does: {e}");
+    if !crate::util::component_present(
+        "nginx_logs_client_aborts_as_nginx_does",
+        contend::topology::nginx::find(),
+    ) {
         return;
     }
     let exe = std::path::Path::new(env!("CARGO_BIN_EXE_contend"));

@@ -28,6 +28,7 @@ const SEEDS: &[&str] = &[
     include_str!("../scenarios/capacity-sweep.toml"),
     include_str!("../scenarios/client-abort.toml"),
     include_str!("../scenarios/timeout-break.toml"),
+    include_str!("../scenarios/gate.toml"),
 ];
 
 /// `cases` per property: a few seconds in a debug build on a busy
@@ -66,15 +67,35 @@ fn check(result: Result<Scenario, Error>) -> Result<(), TestCaseError> {
                 Target::Url(url) => url.clone(),
                 Target::Mock(_) => "http://127.0.0.1:9".to_string(),
             };
-            let _ =
-                contend::driver::Plan::new(&s, &url, contend::driver::Load::Open(s.phases.clone()));
-            let _ = arrival::total_duration(&s.phases);
-            let _ = arrival::expected_arrivals(&s.phases);
+            // A valid scenario plans one request per key (one without keys),
+            // or is refused as bad input.
+            let load = contend::driver::Load::Open(s.phases.clone());
+            match contend::driver::Plan::new(&s, &url, load) {
+                Ok(plan) => prop_assert_eq!(plan.keys.len(), s.keys.len().max(1)),
+                Err(e) => prop_assert_eq!(e.exit_code(), 2, "plan refused: {}", e),
+            }
+            let expected = arrival::expected_arrivals(&s.phases);
+            prop_assert!(expected.is_finite() && expected >= 0.0, "{}", expected);
+            // Every shard's schedule runs forward in time and in phases and
+            // stays inside the run.
+            let total_ns = arrival::total_duration(&s.phases).as_nanos();
             for shards in [1, 3] {
-                let taken = Schedule::new(&s.phases, 0, shards, s.client.seed)
+                let first: Vec<_> = Schedule::new(&s.phases, 0, shards, s.client.seed)
                     .take(64)
-                    .count();
-                prop_assert!(taken <= 64);
+                    .collect();
+                for w in first.windows(2) {
+                    prop_assert!(w[0].offset_ns <= w[1].offset_ns, "{:?}", w);
+                    prop_assert!(w[0].phase <= w[1].phase, "{:?}", w);
+                }
+                for a in &first {
+                    prop_assert!(
+                        u128::from(a.offset_ns) < total_ns,
+                        "{:?} past {}",
+                        a,
+                        total_ns
+                    );
+                    prop_assert!(a.phase < s.phases.len(), "{:?}", a);
+                }
             }
         }
     }

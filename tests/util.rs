@@ -147,6 +147,23 @@ pub fn answer_and_close(mut stream: TcpStream, bytes: &'static [u8]) {
     }
 }
 
+/// Whether a real component a test needs (nginx, ...) is installed:
+/// `found` is the harness's own lookup. Missing under `CI=true` it fails
+/// the test, since CI installs it (`.ci/run`); elsewhere it prints that
+/// `test` is skipped and why, and the test returns early.
+pub fn component_present<T, E: std::fmt::Display>(test: &str, found: Result<T, E>) -> bool {
+    match found {
+        Ok(_) => true,
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{test} needs a component CI installs (.ci/run), and it is missing: {e}")
+        }
+        Err(e) => {
+            eprintln!("SKIPPED {test}: {e}");
+            false
+        }
+    }
+}
+
 /// Overrides for a flag-only run against `url`.
 pub fn overrides(url: &str, rate_per_s: f64, duration: Duration) -> Overrides {
     Overrides {
