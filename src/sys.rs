@@ -170,6 +170,24 @@ pub fn signal(pid: u32, signal: libc::c_int) -> io::Result<()> {
     }
 }
 
+/// Sends `signal` to every process in the process group `pgid` (a group
+/// this process created for a child).
+pub fn signal_group(pgid: u32, signal: libc::c_int) -> io::Result<()> {
+    if pgid == 0 {
+        // kill(0, ...) would signal our own group.
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "process group 0",
+        ));
+    }
+    // SAFETY: plain syscall; a negative pid names the process group.
+    if unsafe { libc::kill(-(pgid as libc::pid_t), signal) } < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// RLIMIT_NOFILE as (soft, hard); no limit reads as `u64::MAX`.
 pub fn nofile_limit() -> io::Result<(u64, u64)> {
     let mut limit = libc::rlimit {

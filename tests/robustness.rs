@@ -451,6 +451,112 @@ fn a_second_signal_exits_at_once_and_leaves_no_child() {
     });
 }
 
+/// A terminal's Ctrl-C signals the whole foreground process group. The
+/// components live in groups of their own, so they serve through the
+/// drain: every request in flight ends with its response, no component is
+/// reported dead, and the report of what ran is written.
+#[test]
+fn ctrl_c_to_the_process_group_drains_through_live_components() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    // Each request sleeps 400 ms upstream: some are always in flight.
+    let scenario = mock_scenario(dir.path(), 20, "20s", "400ms");
+    let report = dir.path().join("report");
+    let mut child = spawn(
+        contend()
+            .arg("run")
+            .arg(&scenario)
+            .args(["--timeout", "5s", "--out"])
+            .arg(&report)
+            // As a shell starts a job: a group of its own, led by contend.
+            .process_group(0),
+    );
+    let contend_pid = child.id();
+    wait_for_rows(&report, 2, &mut child);
+    // What the terminal does on Ctrl-C: SIGINT to every process of the group.
+    contend::sys::signal_group(contend_pid, libc::SIGINT).expect("SIGINT to the group");
+    let out = finish(child);
+    assert_exit(&out, 130);
+    let s = summary(&report);
+    assert_eq!(s["interrupted"], true, "{s:#}");
+    assert_eq!(s["component_exits"], serde_json::json!([]), "{s:#}");
+    let warnings = s["warnings"].to_string();
+    assert!(!warnings.contains("died"), "{warnings}");
+    // Every request in flight at the signal was answered.
+    let arrivals = s["arrivals"].as_u64().unwrap();
+    assert!(arrivals > 0, "{s:#}");
+    assert_eq!(
+        s["outcomes"]["classes"]["2xx"].as_u64(),
+        Some(arrivals),
+        "{s:#}"
+    );
+    assert!(!text(&out.stdout).contains("died"), "{}", text(&out.stdout));
+}
+
+/// nginx's master killed mid-run leaves its worker serving: contend stops
+/// the whole process group then, says so, and leaves nothing of the run.
+#[test]
+fn a_killed_nginx_master_takes_its_workers_with_it() {
+    if !util::component_present(
+        "a_killed_nginx_master_takes_its_workers_with_it",
+        contend::topology::nginx::find(),
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nginx.toml");
+    std::fs::write(
+        &path,
+        "name = \"robust\"\n[[phases]]\nrate = 100\nduration = \"4s\"\n\
+         [upstream]\nkind = \"mock\"\nsleep = \"1ms\"\n[gateway]\nkind = \"nginx\"\n",
+    )
+    .unwrap();
+    let report = dir.path().join("report");
+    let mut child = spawn(
+        contend()
+            .arg("run")
+            .arg(&path)
+            .args(["--timeout", "1s", "--out"])
+            .arg(&report),
+    );
+    let contend_pid = child.id();
+    // Once load flows, the only nginx child of contend is the master (its
+    // config test, `nginx -t`, has come and gone).
+    wait_for_rows(&report, 1, &mut child);
+    let master = wait_for("nginx's master", || {
+        children_of(contend_pid).into_iter().find(|&pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "nginx")
+        })
+    });
+    assert!(!children_of(master).is_empty(), "nginx's worker");
+    contend::sys::signal(master, libc::SIGKILL).expect("kill nginx's master");
+    let out = finish(child);
+    assert_exit(&out, 0);
+    let s = summary(&report);
+    let exits = s["component_exits"].as_array().expect("component_exits");
+    let exit = exits
+        .iter()
+        .find(|e| e["component"] == "nginx")
+        .unwrap_or_else(|| panic!("nginx's death is reported: {s:#}"));
+    assert_eq!(exit["pid"], master);
+    let left = exit["left_running"].as_array().expect("left_running");
+    assert!(!left.is_empty(), "its worker was still serving: {exit:#}");
+    assert!(
+        text(&out.stdout).contains("went on serving until contend stopped"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Nothing of nginx is left, and requests after its death were errors.
+    assert!(contend::topology::group_members(master).is_empty());
+    let at_s = exit["at_s"].as_f64().unwrap();
+    let later_2xx: u64 = csv_rows(&report)
+        .iter()
+        .filter(|r| r.start_s >= at_s + 0.5)
+        .map(|r| r.ok_2xx)
+        .sum();
+    assert_eq!(later_2xx, 0, "responses after nginx died");
+}
+
 #[test]
 fn kill_9_leaves_the_intervals_so_far_and_a_readable_hlog() {
     let server = util::http_server(|_| Duration::ZERO);

@@ -66,7 +66,8 @@ pub fn run(
 /// and stops it, so the upstream's truth is read after the last proxied
 /// request), then the upstream's truth once it has drained (up to
 /// `settle`) and, with request ids on, its per-request log. Every read that
-/// fails becomes a warning. The components stop when `topology` drops here.
+/// fails becomes a warning. Then every component is stopped, and anything
+/// of theirs still running is killed and said.
 pub fn finish(
     bench: &Bench,
     mut topology: Topology,

@@ -1,7 +1,16 @@
 //! A child process (one that prints `listening on ADDR` first, or one
-//! polled until it answers, like nginx) stopped by PID when its guard drops.
+//! polled until it answers, like nginx), started in a process group of its
+//! own and stopped, with everything in that group, when its guard drops.
 //! A child that ends on its own is described by a [`ChildExit`] (what,
-//! when, exit code or signal, last stderr lines) for the report.
+//! when, exit code or signal, last stderr lines, and the processes of its
+//! group it left running, which are stopped then) for the report.
+//!
+//! Why a group of its own: a terminal's Ctrl-C goes to its foreground
+//! process group. Children in `contend`'s group would die with it, before
+//! `contend` has drained the requests in flight; in their own group they
+//! hear only `contend`, which stops them after the drain. And a component
+//! is more than one process (nginx's master and its workers): stopping the
+//! group stops all of them, also when the master is gone.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
@@ -24,40 +33,53 @@ const EXIT_NOW_GRACE: Duration = Duration::from_millis(500);
 /// Lines of a dead child's stderr kept in its [`ChildExit`].
 const EXIT_STDERR_LINES: usize = 5;
 
-/// PIDs of the children alive now, for the exit-at-once path.
+/// Process groups of the children alive now (each child leads its own),
+/// for the exit-at-once path.
 static LIVE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
-/// Stops every child still alive (the second Ctrl-C's path, which exits
-/// without running destructors): SIGTERM, so nginx's master takes its
-/// workers down, then SIGKILL for any still there after a short grace.
+/// Stops every child's process group still alive (the second Ctrl-C's
+/// path, which exits without running destructors): SIGTERM, so nginx's
+/// master takes its workers down, then SIGKILL for any process still there
+/// after a short grace.
 pub fn stop_all_children() {
-    let pids = LIVE.lock().map(|l| l.clone()).unwrap_or_default();
-    for &pid in &pids {
-        let _ = sys::signal(pid, libc::SIGTERM);
+    let groups = LIVE.lock().map(|l| l.clone()).unwrap_or_default();
+    for &pgid in &groups {
+        let _ = sys::signal_group(pgid, libc::SIGTERM);
     }
     let deadline = Instant::now() + EXIT_NOW_GRACE;
-    while pids.iter().any(|&pid| !has_ended(pid)) && Instant::now() < deadline {
+    while groups.iter().any(|&g| !group_members(g).is_empty()) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
-    for &pid in &pids {
-        if !has_ended(pid) {
-            let _ = sys::signal(pid, libc::SIGKILL);
+    for &pgid in &groups {
+        if !group_members(pgid).is_empty() {
+            let _ = sys::signal_group(pgid, libc::SIGKILL);
         }
     }
 }
 
-/// True when our child `pid` has exited: it is a zombie (nobody reaps it
-/// on this path) or already gone. Reads `/proc/PID/stat`, whose third
-/// field is the state; the command name before it is in parentheses and
-/// may hold spaces, so the state is read after the last `)`.
-fn has_ended(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_none_or(|state| state == "Z" || state == "X"),
-        Err(_) => true,
-    }
+/// The fields of `/proc/PID/stat` after the command name: the state, the
+/// parent, the process group... The name before them is in parentheses and
+/// may hold spaces, so they are read after the last `)`.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+/// The live processes of process group `pgid` (zombies, which only wait to
+/// be reaped, are not counted).
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            stat_fields(pid).is_some_and(|f| {
+                f.len() > 2 && f[2] == pgid.to_string() && f[0] != "Z" && f[0] != "X"
+            })
+        })
+        .collect()
 }
 
 /// A component that ended on its own during a run: which, when, and how.
@@ -77,13 +99,30 @@ pub struct ChildExit {
     pub status: String,
     /// The last lines it wrote to stderr.
     pub stderr_tail: Vec<String>,
+    /// Processes of its group still running when it died (nginx's workers
+    /// after their master): contend stopped them then.
+    #[serde(default)]
+    pub left_running: Vec<u32>,
 }
 
 impl ChildExit {
     /// One sentence for the console and the warnings.
     pub fn describe(&self) -> String {
+        let left = match self.left_running.as_slice() {
+            [] => String::new(),
+            pids => format!(
+                "; {} other process{} of it (pid {}) went on serving until contend stopped {}",
+                pids.len(),
+                if pids.len() == 1 { "" } else { "es" },
+                pids.iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if pids.len() == 1 { "it" } else { "them" }
+            ),
+        };
         let mut text = format!(
-            "the {} (pid {}) died {:.1} s into the run: {}; requests after that are errors",
+            "the {} (pid {}) died {:.1} s into the run: {}{left}; requests after that are errors",
             self.component, self.pid, self.at_s, self.status
         );
         if let Some(last) = self.stderr_tail.last() {
@@ -200,19 +239,57 @@ impl ChildGuard {
         }
     }
 
-    /// Sends `signal` and waits at most `grace` for the child to exit (nginx
-    /// drains its requests and writes their lines on SIGQUIT). True when it
-    /// exited; the guard's drop still stops it otherwise.
+    /// Sends `signal` to the child and waits at most `grace` for it to exit
+    /// (nginx drains its requests and writes their lines on SIGQUIT), then
+    /// stops whatever of its process group is left. True when it exited in
+    /// time and left nothing running; the guard's drop stops it otherwise.
     pub fn stop_with(&mut self, signal: libc::c_int, grace: Duration) -> bool {
-        if self.exited().is_some() {
-            return true;
+        if self.exited().is_none() {
+            let _ = sys::signal(self.child.id(), signal);
+            let deadline = Instant::now() + grace;
+            while self.exited().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
         }
-        let _ = sys::signal(self.child.id(), signal);
+        let exited = self.exited().is_some();
+        let left = self.stop_group(STOP_GRACE);
+        exited && left.is_empty()
+    }
+
+    /// Stops the child's whole process group: SIGTERM, then SIGKILL for
+    /// what is still there after `grace`. Returns the processes that were
+    /// still running besides the child when it began (its leftovers).
+    fn stop_group(&mut self, grace: Duration) -> Vec<u32> {
+        let pgid = self.child.id();
+        let others = |guard: &mut ChildGuard| {
+            let mut members = group_members(pgid);
+            members.retain(|&p| p != pgid || guard.exited().is_none());
+            members
+        };
+        let before: Vec<u32> = others(self).into_iter().filter(|&p| p != pgid).collect();
+        if others(self).is_empty() {
+            return before;
+        }
+        let _ = sys::signal_group(pgid, libc::SIGTERM);
         let deadline = Instant::now() + grace;
-        while self.exited().is_none() && Instant::now() < deadline {
+        while !others(self).is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        self.exited().is_some()
+        if !others(self).is_empty() {
+            let _ = sys::signal_group(pgid, libc::SIGKILL);
+            let _ = self.child.wait();
+            let deadline = Instant::now() + EXIT_NOW_GRACE;
+            while !others(self).is_empty() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        before
+    }
+
+    /// Processes of the child's group still running, for the check after
+    /// a run that nothing of it is left (empty once it has stopped).
+    pub fn leftovers(&self) -> Vec<u32> {
+        group_members(self.child.id())
     }
 
     /// The last lines the child wrote to stderr.
@@ -230,11 +307,14 @@ impl ChildGuard {
         exe: &Path,
         args: &[String],
     ) -> Result<(ChildGuard, mpsc::Receiver<Option<String>>)> {
+        use std::os::unix::process::CommandExt;
         let mut cmd = Command::new(exe);
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            // A group of its own, led by the child (see the module's doc).
+            .process_group(0);
         sys::kill_child_with_parent(&mut cmd);
         let mut child = cmd.spawn().map_err(|e| Error::Component {
             component: name.into(),
@@ -289,10 +369,13 @@ impl ChildGuard {
     }
 
     /// `Some` once the child has ended: what, when (`at_s` from the run's
-    /// start) and how, for the report.
+    /// start) and how, for the report. What it left running in its group
+    /// (nginx's workers after their master) is stopped now: a component
+    /// whose leader is gone is gone.
     pub fn exit_report(&mut self, at_s: f64) -> Option<ChildExit> {
         let status = self.exited()?;
         let (exit_code, signal, status) = status_words(status);
+        let left_running = self.stop_group(STOP_GRACE);
         let tail = self.stderr_tail();
         let keep = tail.len().saturating_sub(EXIT_STDERR_LINES);
         Some(ChildExit {
@@ -303,12 +386,14 @@ impl ChildGuard {
             signal,
             status,
             stderr_tail: tail[keep..].to_vec(),
+            left_running,
         })
     }
 
     /// Stops the child and returns an error naming this component, with
     /// the tail of its stderr.
     fn failure(&mut self, what: &str) -> Error {
+        self.stop_group(EXIT_NOW_GRACE);
         if self.exited().is_none() {
             let _ = self.child.kill();
         }
@@ -338,17 +423,11 @@ impl ChildGuard {
 impl Drop for ChildGuard {
     fn drop(&mut self) {
         let pid = self.child.id();
+        self.stop_group(STOP_GRACE);
         if self.exited().is_none() {
-            let _ = sys::signal(pid, libc::SIGTERM);
-            let deadline = Instant::now() + STOP_GRACE;
-            while self.exited().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            if self.exited().is_none() {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-            }
+            let _ = self.child.kill();
         }
+        let _ = self.child.wait();
         if let Ok(mut live) = LIVE.lock() {
             live.retain(|p| *p != pid);
         }

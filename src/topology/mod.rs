@@ -26,7 +26,7 @@ pub mod nginx;
 mod reference;
 mod workdir;
 
-pub use child::{ChildExit, ChildGuard, stop_all_children};
+pub use child::{ChildExit, ChildGuard, group_members, stop_all_children};
 pub use component::{AccessLog, Component, Gateway, GatewayInfo, Settled, Upstream};
 
 use std::path::{Path, PathBuf};
@@ -78,6 +78,30 @@ impl Topology {
             upstream,
             gateway,
         })
+    }
+
+    /// Stops every component, the gateway first, and checks that nothing of
+    /// them is left running (each component's process group is empty).
+    /// Hands on a warning for anything that was, after killing it.
+    pub fn stop(mut self) -> Vec<String> {
+        let groups: Vec<(String, u32)> = self
+            .components_mut()
+            .into_iter()
+            .map(|c| (c.name().to_string(), c.child().pid()))
+            .collect();
+        drop(self.gateway.take());
+        drop(self.upstream.take());
+        let mut warnings = Vec::new();
+        for (name, pgid) in groups {
+            let left = group_members(pgid);
+            if !left.is_empty() {
+                let _ = crate::sys::signal_group(pgid, libc::SIGKILL);
+                warnings.push(format!(
+                    "the {name}'s processes {left:?} were still running after it was stopped; contend killed them"
+                ));
+            }
+        }
+        warnings
     }
 
     /// Every component the harness started, upstream first.
