@@ -85,25 +85,68 @@ const SCATTER_FLOOR_US: f64 = 100.0;
 /// there however long the work ran. Requests the upstream never worked on
 /// (refused by the gateway) have no point.
 pub fn scatter(audit: &AbortAudit, joined: &[(String, Vec<JoinedRequest>)]) -> super::plot::Figure {
-    use super::plot::{Axis, Figure, Fmt, Kind, Panel, Series};
-    let order = modes(audit);
-    let colour = |mode: &str| {
-        let i = order.iter().position(|m| *m == mode).unwrap_or(0);
-        COLOURS[i % COLOURS.len()]
+    use super::plot::{Axis, Figure, Fmt, Panel};
+    let range = scatter_range(joined);
+    let axis = |label: &str| Axis {
+        label: label.into(),
+        log: true,
+        fmt: Fmt::Micros,
+        range: Some(range),
     };
-    let point = |r: &JoinedRequest| {
-        let (Some(accounted), Some(wall)) = (r.accounted_s, r.upstream_wall_s) else {
-            return None;
-        };
-        Some((
-            (accounted * 1e6).max(SCATTER_FLOOR_US),
-            (wall * 1e6).max(SCATTER_FLOOR_US),
-        ))
+    let vlines = timeout_lines(audit, range);
+    let mut panels = Vec::new();
+    for (title, want_early) in [
+        (
+            "Early accounting (reference early, nginx proxy_ignore_client_abort off)",
+            true,
+        ),
+        (
+            "Complete accounting (reference complete, nginx proxy_ignore_client_abort on)",
+            false,
+        ),
+    ] {
+        let series = scatter_series(audit, joined, want_early, range);
+        if series.is_empty() {
+            continue;
+        }
+        panels.push((
+            Panel {
+                title: title.into(),
+                x: axis("accounted by the gateway (client-facing time), per request"),
+                y: axis("upstream worker time, per request"),
+                series,
+                vlines: vlines.clone(),
+                hlines: Vec::new(),
+                marks: Vec::new(),
+            },
+            1.0,
+        ));
+    }
+    Figure {
+        panels,
+        note: "Per request, joined by x-request-id. Above the dashed line the gateway accounted less than the upstream worked.".into(),
+    }
+}
+
+/// A request's point on the scatter, us: (accounted, upstream worker
+/// time), raised to the axes' floor; `None` when a side has no time.
+fn scatter_point(r: &JoinedRequest) -> Option<(f64, f64)> {
+    let (Some(accounted), Some(wall)) = (r.accounted_s, r.upstream_wall_s) else {
+        return None;
     };
+    Some((
+        (accounted * 1e6).max(SCATTER_FLOOR_US),
+        (wall * 1e6).max(SCATTER_FLOOR_US),
+    ))
+}
+
+/// The range of both axes, us: every point's times with room around them
+/// (1 ms to 1 s when there is no point).
+fn scatter_range(joined: &[(String, Vec<JoinedRequest>)]) -> (f64, f64) {
     let (mut lo, mut hi) = (f64::INFINITY, 0.0f64);
     for (x, y) in joined
         .iter()
-        .flat_map(|(_, rs)| rs.iter().filter_map(point))
+        .flat_map(|(_, rs)| rs.iter().filter_map(scatter_point))
     {
         lo = lo.min(x).min(y);
         hi = hi.max(x).max(y);
@@ -111,15 +154,13 @@ pub fn scatter(audit: &AbortAudit, joined: &[(String, Vec<JoinedRequest>)]) -> s
     if !lo.is_finite() {
         (lo, hi) = (1e3, 1e6);
     }
-    let range = (lo / 1.5, hi * 1.5);
-    let axis = |label: &str| Axis {
-        label: label.into(),
-        log: true,
-        fmt: Fmt::Micros,
-        range: Some(range),
-    };
-    // Each distinct client timeout of a key the client abandoned requests
-    // of (where a knee can be), with those keys.
+    (lo / 1.5, hi * 1.5)
+}
+
+/// Each distinct client timeout of a key the client abandoned requests of
+/// (where a knee can be) that falls within `range`, as a vertical line
+/// labelled with those keys.
+fn timeout_lines(audit: &AbortAudit, range: (f64, f64)) -> Vec<(f64, String)> {
     let abandoning = |key: &str| {
         audit
             .modes
@@ -138,7 +179,7 @@ pub fn scatter(audit: &AbortAudit, joined: &[(String, Vec<JoinedRequest>)]) -> s
             None => timeouts.push((*t, vec![key])),
         }
     }
-    let vlines: Vec<(f64, String)> = timeouts
+    timeouts
         .iter()
         .filter(|(t, _)| *t >= range.0 && *t <= range.1)
         .map(|(t, keys)| {
@@ -151,61 +192,54 @@ pub fn scatter(audit: &AbortAudit, joined: &[(String, Vec<JoinedRequest>)]) -> s
                 ),
             )
         })
-        .collect();
+        .collect()
+}
+
+/// The series of one scatter panel: a colour per mode (by its place in the
+/// run order) for the modes that account early (`want_early`) or in full,
+/// then the dashed line where accounted = true; empty when no mode is of
+/// that kind.
+fn scatter_series(
+    audit: &AbortAudit,
+    joined: &[(String, Vec<JoinedRequest>)],
+    want_early: bool,
+    range: (f64, f64),
+) -> Vec<super::plot::Series> {
+    use super::plot::{Kind, Series};
+    let order = modes(audit);
+    let colour = |mode: &str| {
+        let i = order.iter().position(|m| *m == mode).unwrap_or(0);
+        COLOURS[i % COLOURS.len()]
+    };
+    // A mode that ran (it names its gateway) whose gateway stops accounting
+    // when the client leaves: reference `early`, nginx `off`.
     let early = |mode: &str| {
         audit.modes.get(mode).is_some_and(|m| m.gateway.is_some())
             && (mode.ends_with("early") || mode.ends_with("off"))
     };
-    let mut panels = Vec::new();
-    for (title, want_early) in [
-        (
-            "Early accounting (reference early, nginx proxy_ignore_client_abort off)",
-            true,
-        ),
-        (
-            "Complete accounting (reference complete, nginx proxy_ignore_client_abort on)",
-            false,
-        ),
-    ] {
-        let mut series = Vec::new();
-        for (mode, requests) in joined {
-            if early(mode) != want_early {
-                continue;
-            }
-            let data: Vec<(f64, f64)> = requests.iter().filter_map(point).collect();
-            series.push(Series {
-                name: mode.clone(),
-                color: colour(mode),
-                data,
-                kind: Kind::Dots,
-            });
-        }
-        if series.is_empty() {
+    let mut series = Vec::new();
+    for (mode, requests) in joined {
+        if early(mode) != want_early {
             continue;
         }
+        let data: Vec<(f64, f64)> = requests.iter().filter_map(scatter_point).collect();
         series.push(Series {
-            name: "accounted = true".into(),
-            color: plotters::style::RGBColor(110, 110, 110),
-            data: vec![(range.0, range.0), (range.1, range.1)],
-            kind: Kind::Dashed,
+            name: mode.clone(),
+            color: colour(mode),
+            data,
+            kind: Kind::Dots,
         });
-        panels.push((
-            Panel {
-                title: title.into(),
-                x: axis("accounted by the gateway (client-facing time), per request"),
-                y: axis("upstream worker time, per request"),
-                series,
-                vlines: vlines.clone(),
-                hlines: Vec::new(),
-                marks: Vec::new(),
-            },
-            1.0,
-        ));
     }
-    Figure {
-        panels,
-        note: "Per request, joined by x-request-id. Above the dashed line the gateway accounted less than the upstream worked.".into(),
+    if series.is_empty() {
+        return series;
     }
+    series.push(Series {
+        name: "accounted = true".into(),
+        color: plotters::style::RGBColor(110, 110, 110),
+        data: vec![(range.0, range.0), (range.1, range.1)],
+        kind: Kind::Dashed,
+    });
+    series
 }
 
 fn secs_short(s: f64) -> String {

@@ -7,6 +7,7 @@
 use std::io::{self, Write};
 
 use super::summary::{Percentiles, Summary};
+use crate::experiment::sweep::{ClosedStepRow, StepRow, SweepResult};
 
 /// Formats microseconds the way wrk does: `812.00us`, `1.25ms`, `2.10s`.
 pub fn fmt_us(us: u64) -> String {
@@ -137,58 +138,84 @@ pub fn write(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
 
 /// Writes a sweep's step table and findings: one line per step, then the
 /// knee, the rate within the SLO, the USL fit.
-pub fn write_sweep(w: &mut dyn Write, r: &crate::experiment::sweep::SweepResult) -> io::Result<()> {
+pub fn write_sweep(w: &mut dyn Write, r: &SweepResult) -> io::Result<()> {
     if !r.steps.is_empty() {
-        writeln!(
-            w,
-            "{:>4} {:>9} {:>10} {:>10} {:>6} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}",
-            "step",
-            "rate/s",
-            "achieved/s",
-            "goodput/s",
-            "2xx",
-            "5xx",
-            "t/o",
-            "p50",
-            "p90",
-            "p99",
-            "p99.9",
-            "lag p99",
-            "up CPU"
-        )?;
-        for s in &r.steps {
-            writeln!(
-                w,
-                "{:>4} {:>9.0} {:>10.1} {:>10.1} {:>5.1}% {:>5.1}% {:>5.1}% {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}{}",
-                s.step,
-                s.rate_per_s,
-                s.achieved_per_s,
-                s.goodput_per_s,
-                s.share_2xx * 100.0,
-                (s.share_503 + s.share_504) * 100.0,
-                s.share_timeout * 100.0,
-                fmt_us(s.p50_us),
-                fmt_us(s.p90_us),
-                fmt_us(s.p99_us),
-                fmt_us(s.p999_us),
-                fmt_us(s.lag_p99_us),
-                s.upstream_cpu_cores
-                    .map_or("-".to_string(), |c| format!("{c:.2}")),
-                if s.past_saturation {
-                    "  past saturation"
-                } else {
-                    ""
-                }
-            )?;
-        }
-        writeln!(
-            w,
-            "  (latency counts from each request's intended send time)"
-        )?;
+        write_steps(w, &r.steps)?;
     }
     if let Some(reason) = &r.stopped_early {
         writeln!(w, "  {reason}")?;
     }
+    write_knees_and_slo(w, r)?;
+    if !r.concurrency_steps.is_empty() {
+        write_concurrency_steps(w, &r.concurrency_steps)?;
+    }
+    if let Some(f) = &r.usl {
+        let peak = match (f.peak_concurrency, f.peak_throughput_per_s) {
+            (Some(n), Some(x)) => format!("peak at N={n:.1}: {x:.0}/s"),
+            _ => "no peak (kappa 0)".to_string(),
+        };
+        writeln!(
+            w,
+            "USL fit: sigma {:.4}, kappa {:.6}, lambda {:.1}/s, R^2 {:.3}; {peak}",
+            f.sigma, f.kappa, f.lambda, f.r_squared
+        )?;
+    }
+    Ok(())
+}
+
+/// The open-loop steps: a header, then a line per step.
+fn write_steps(w: &mut dyn Write, steps: &[StepRow]) -> io::Result<()> {
+    writeln!(
+        w,
+        "{:>4} {:>9} {:>10} {:>10} {:>6} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}",
+        "step",
+        "rate/s",
+        "achieved/s",
+        "goodput/s",
+        "2xx",
+        "5xx",
+        "t/o",
+        "p50",
+        "p90",
+        "p99",
+        "p99.9",
+        "lag p99",
+        "up CPU"
+    )?;
+    for s in steps {
+        writeln!(
+            w,
+            "{:>4} {:>9.0} {:>10.1} {:>10.1} {:>5.1}% {:>5.1}% {:>5.1}% {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}{}",
+            s.step,
+            s.rate_per_s,
+            s.achieved_per_s,
+            s.goodput_per_s,
+            s.share_2xx * 100.0,
+            (s.share_503 + s.share_504) * 100.0,
+            s.share_timeout * 100.0,
+            fmt_us(s.p50_us),
+            fmt_us(s.p90_us),
+            fmt_us(s.p99_us),
+            fmt_us(s.p999_us),
+            fmt_us(s.lag_p99_us),
+            s.upstream_cpu_cores
+                .map_or("-".to_string(), |c| format!("{c:.2}")),
+            if s.past_saturation {
+                "  past saturation"
+            } else {
+                ""
+            }
+        )?;
+    }
+    writeln!(
+        w,
+        "  (latency counts from each request's intended send time)"
+    )
+}
+
+/// The knee of P99, the throughput knee and the highest rate within the
+/// SLO, each when the sweep has it.
+fn write_knees_and_slo(w: &mut dyn Write, r: &SweepResult) -> io::Result<()> {
     match &r.knee {
         Some(k) => writeln!(
             w,
@@ -223,33 +250,25 @@ pub fn write_sweep(w: &mut dyn Write, r: &crate::experiment::sweep::SweepResult)
             )?,
         }
     }
-    if !r.concurrency_steps.is_empty() {
+    Ok(())
+}
+
+/// The closed-loop steps: a header, then a line per concurrency.
+fn write_concurrency_steps(w: &mut dyn Write, steps: &[ClosedStepRow]) -> io::Result<()> {
+    writeln!(
+        w,
+        "{:>11} {:>12} {:>7} {:>9} {:>9}   (closed loop: service time)",
+        "concurrency", "responses/s", "errors", "p50", "p99"
+    )?;
+    for c in steps {
         writeln!(
             w,
-            "{:>11} {:>12} {:>7} {:>9} {:>9}   (closed loop: service time)",
-            "concurrency", "responses/s", "errors", "p50", "p99"
-        )?;
-        for c in &r.concurrency_steps {
-            writeln!(
-                w,
-                "{:>11} {:>12.1} {:>7} {:>9} {:>9}",
-                c.concurrency,
-                c.throughput_per_s,
-                c.errors,
-                fmt_us(c.p50_us),
-                fmt_us(c.p99_us)
-            )?;
-        }
-    }
-    if let Some(f) = &r.usl {
-        let peak = match (f.peak_concurrency, f.peak_throughput_per_s) {
-            (Some(n), Some(x)) => format!("peak at N={n:.1}: {x:.0}/s"),
-            _ => "no peak (kappa 0)".to_string(),
-        };
-        writeln!(
-            w,
-            "USL fit: sigma {:.4}, kappa {:.6}, lambda {:.1}/s, R^2 {:.3}; {peak}",
-            f.sigma, f.kappa, f.lambda, f.r_squared
+            "{:>11} {:>12.1} {:>7} {:>9} {:>9}",
+            c.concurrency,
+            c.throughput_per_s,
+            c.errors,
+            fmt_us(c.p50_us),
+            fmt_us(c.p99_us)
         )?;
     }
     Ok(())

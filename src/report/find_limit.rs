@@ -13,7 +13,7 @@ use plotters::style::RGBColor;
 use super::console::fmt_us;
 use super::plot::{Axis, Figure, Fmt, Kind, Panel, Series};
 use crate::error::Error;
-use crate::experiment::find_limit::{ClassResult, FindLimitResult, StepKind};
+use crate::experiment::find_limit::{ClassResult, FindLimitResult, StepKind, StepRow};
 
 const COLORS: [RGBColor; 4] = [
     RGBColor(31, 119, 180),
@@ -166,127 +166,23 @@ struct MaxConnectionsRow<'a> {
 }
 
 /// Goodput (top) and 504 share (bottom) against the limit, per class: the
-/// mean over a limit's runs as a line, each run as a dot; the found and the
-/// model's limits as vertical lines; the no-limit goodput as a horizontal one.
+/// mean over a limit's runs as a line with a dot at each limit; the found
+/// and the model's limits as vertical lines; the no-limit goodput as a
+/// horizontal one.
 pub fn figure(r: &FindLimitResult) -> Figure {
-    let mut top = Vec::new();
-    let mut bottom = Vec::new();
-    let mut vlines = Vec::new();
-    let mut baselines: Vec<(f64, String)> = Vec::new();
-    for (i, c) in r.classes.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
-        let rows: Vec<_> = r
-            .steps
-            .iter()
-            .filter(|s| s.class == c.class && s.kind != StepKind::Baseline)
-            .collect();
-        let mut limits: Vec<u32> = rows.iter().filter_map(|s| s.limit).collect();
-        limits.sort_unstable();
-        limits.dedup();
-        let mean = |f: &dyn Fn(&crate::experiment::find_limit::StepRow) -> f64| -> Vec<(f64, f64)> {
-            limits
-                .iter()
-                .map(|&l| {
-                    let at: Vec<f64> = rows
-                        .iter()
-                        .filter(|s| s.limit == Some(l))
-                        .map(|s| f(s))
-                        .collect();
-                    (f64::from(l), at.iter().sum::<f64>() / at.len() as f64)
-                })
-                .collect()
-        };
-        let many = r.classes.len() > 1;
-        let (good_name, share_name) = if many {
-            (c.class.clone(), c.class.clone())
-        } else {
-            ("goodput".to_string(), "504 share".to_string())
-        };
-        top.push(Series {
-            name: good_name,
-            color,
-            data: mean(&|s| s.goodput_per_s),
-            kind: Kind::Line(true),
-        });
-        bottom.push(Series {
-            name: share_name,
-            color,
-            data: mean(&|s| s.share_504),
-            kind: Kind::Line(true),
-        });
-        let of = if many {
-            format!(" ({})", c.class)
-        } else {
-            String::new()
-        };
-        match (c.limit, c.model_limit) {
-            (Some(l), Some(m)) if l == m => {
-                vlines.push((f64::from(l), format!("found = model {l}{of}")))
-            }
-            // Labels sit right of their line: both on the left one, so
-            // that neighbouring lines do not print over each other.
-            (Some(l), Some(m)) => {
-                let text = format!("found {l}, model {m}{of}");
-                let (left, right) = (l.min(m), l.max(m));
-                vlines.push((f64::from(left), text));
-                vlines.push((f64::from(right), String::new()));
-            }
-            (Some(l), None) => vlines.push((f64::from(l), format!("found {l}{of}"))),
-            (None, Some(m)) => vlines.push((f64::from(m), format!("model {m}{of}"))),
-            (None, None) => {}
-        }
-        if let Some(g) = c.goodput_no_limit_per_s {
-            baselines.push((
-                g,
-                if many {
-                    format!("{} {g:.1}/s", c.class)
-                } else {
-                    format!("{g:.1}/s")
-                },
-            ));
-        }
-    }
-    // One line for the no-limit goodput (the classes' values in its label):
-    // they sit near zero together, where separate labels would overlap.
-    let hlines = match baselines.iter().map(|b| b.0).reduce(f64::max) {
-        Some(top_g) => vec![(
-            top_g,
-            format!(
-                "no limit: {}",
-                baselines
-                    .iter()
-                    .map(|b| b.1.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )],
-        None => Vec::new(),
-    };
-    let unlabelled: Vec<(f64, String)> = vlines.iter().map(|v| (v.0, String::new())).collect();
+    let lines = class_lines(r);
+    let unlabelled: Vec<(f64, String)> =
+        lines.vlines.iter().map(|v| (v.0, String::new())).collect();
     let x = |label: &str| Axis {
         label: label.into(),
         log: false,
         fmt: Fmt::Plain,
         range: None,
     };
-    let offered = if r.classes.len() > 1 {
-        let rate = |c: &ClassResult| {
-            r.steps
-                .iter()
-                .find(|s| s.class == c.class)
-                .map_or(0.0, |s| s.rate_per_s)
-        };
-        r.classes
-            .iter()
-            .map(|c| format!("{} {:.0}/s", c.class, rate(c)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    } else {
-        format!("{:.0}/s", r.rate_per_s)
-    };
     let note = format!(
-        "Gateway timeout {}, offered {offered}; a limit breaks past {:.1}% of 504s or of late 2xx. Vertical lines: the limit found and the PS model's L*.",
+        "Gateway timeout {}, offered {}; a limit breaks past {:.1}% of 504s or of late 2xx. Vertical lines: the limit found and the PS model's L*.",
         fmt_us((r.timeout_s * 1e6).round() as u64),
+        offered(r),
         r.max_504_share * 100.0
     );
     Figure {
@@ -302,9 +198,9 @@ pub fn figure(r: &FindLimitResult) -> Figure {
                         fmt: Fmt::Plain,
                         range: None,
                     },
-                    series: top,
-                    vlines,
-                    hlines,
+                    series: lines.goodput,
+                    vlines: lines.vlines,
+                    hlines: no_limit_line(&lines.baselines),
                     marks: Vec::new(),
                 },
                 0.6,
@@ -319,7 +215,7 @@ pub fn figure(r: &FindLimitResult) -> Figure {
                         fmt: Fmt::Share,
                         range: Some((0.0, 1.0)),
                     },
-                    series: bottom,
+                    series: lines.share_504,
                     vlines: unlabelled,
                     hlines: vec![(r.max_504_share, "bound".into())],
                     marks: Vec::new(),
@@ -328,5 +224,147 @@ pub fn figure(r: &FindLimitResult) -> Figure {
             ),
         ],
         note,
+    }
+}
+
+/// What the classes draw on the limit figure, in class order.
+struct ClassLines {
+    /// Mean goodput per limit, a series per class.
+    goodput: Vec<Series>,
+    /// Mean 504 share per limit, a series per class.
+    share_504: Vec<Series>,
+    /// The found and the model's limits, labelled.
+    vlines: Vec<(f64, String)>,
+    /// Each class's goodput with no limit, with its label.
+    baselines: Vec<(f64, String)>,
+}
+
+/// The series and marker lines of every class, one colour per class; with
+/// one class the series are named for what they show, with more for the class.
+fn class_lines(r: &FindLimitResult) -> ClassLines {
+    let mut lines = ClassLines {
+        goodput: Vec::new(),
+        share_504: Vec::new(),
+        vlines: Vec::new(),
+        baselines: Vec::new(),
+    };
+    let many = r.classes.len() > 1;
+    for (i, c) in r.classes.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        let rows: Vec<&StepRow> = r
+            .steps
+            .iter()
+            .filter(|s| s.class == c.class && s.kind != StepKind::Baseline)
+            .collect();
+        let (good_name, share_name) = if many {
+            (c.class.clone(), c.class.clone())
+        } else {
+            ("goodput".to_string(), "504 share".to_string())
+        };
+        lines.goodput.push(Series {
+            name: good_name,
+            color,
+            data: means_by_limit(&rows, |s| s.goodput_per_s),
+            kind: Kind::Line(true),
+        });
+        lines.share_504.push(Series {
+            name: share_name,
+            color,
+            data: means_by_limit(&rows, |s| s.share_504),
+            kind: Kind::Line(true),
+        });
+        lines.vlines.extend(limit_lines(c, many));
+        if let Some(g) = c.goodput_no_limit_per_s {
+            lines.baselines.push((
+                g,
+                if many {
+                    format!("{} {g:.1}/s", c.class)
+                } else {
+                    format!("{g:.1}/s")
+                },
+            ));
+        }
+    }
+    lines
+}
+
+/// Per limit among `rows` (ascending), the mean of `f` over the rows run
+/// at that limit.
+fn means_by_limit(rows: &[&StepRow], f: fn(&StepRow) -> f64) -> Vec<(f64, f64)> {
+    let mut limits: Vec<u32> = rows.iter().filter_map(|s| s.limit).collect();
+    limits.sort_unstable();
+    limits.dedup();
+    limits
+        .iter()
+        .map(|&l| {
+            let at: Vec<f64> = rows
+                .iter()
+                .filter(|s| s.limit == Some(l))
+                .map(|s| f(s))
+                .collect();
+            (f64::from(l), at.iter().sum::<f64>() / at.len() as f64)
+        })
+        .collect()
+}
+
+/// The vertical lines of one class: its found limit and the model's, one
+/// line when they agree; with `many` classes each label names its class.
+fn limit_lines(c: &ClassResult, many: bool) -> Vec<(f64, String)> {
+    let of = if many {
+        format!(" ({})", c.class)
+    } else {
+        String::new()
+    };
+    match (c.limit, c.model_limit) {
+        (Some(l), Some(m)) if l == m => vec![(f64::from(l), format!("found = model {l}{of}"))],
+        // Labels sit right of their line: both on the left one, so
+        // that neighbouring lines do not print over each other.
+        (Some(l), Some(m)) => {
+            let text = format!("found {l}, model {m}{of}");
+            let (left, right) = (l.min(m), l.max(m));
+            vec![(f64::from(left), text), (f64::from(right), String::new())]
+        }
+        (Some(l), None) => vec![(f64::from(l), format!("found {l}{of}"))],
+        (None, Some(m)) => vec![(f64::from(m), format!("model {m}{of}"))],
+        (None, None) => Vec::new(),
+    }
+}
+
+/// One line for the no-limit goodput (the classes' values in its label):
+/// they sit near zero together, where separate labels would overlap.
+fn no_limit_line(baselines: &[(f64, String)]) -> Vec<(f64, String)> {
+    match baselines.iter().map(|b| b.0).reduce(f64::max) {
+        Some(top_g) => vec![(
+            top_g,
+            format!(
+                "no limit: {}",
+                baselines
+                    .iter()
+                    .map(|b| b.1.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )],
+        None => Vec::new(),
+    }
+}
+
+/// The offered rate: the run's, or with more than one class each class's
+/// (the rate of its first step).
+fn offered(r: &FindLimitResult) -> String {
+    if r.classes.len() > 1 {
+        let rate = |c: &ClassResult| {
+            r.steps
+                .iter()
+                .find(|s| s.class == c.class)
+                .map_or(0.0, |s| s.rate_per_s)
+        };
+        r.classes
+            .iter()
+            .map(|c| format!("{} {:.0}/s", c.class, rate(c)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    } else {
+        format!("{:.0}/s", r.rate_per_s)
     }
 }

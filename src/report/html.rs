@@ -11,7 +11,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use super::plot::{ReportData, fmt_us};
-use super::summary::Percentiles;
+use super::summary::{Percentiles, Summary};
 
 /// Escapes text for HTML.
 fn esc(s: &str) -> String {
@@ -32,6 +32,28 @@ th{background:#f5f5f5}td:first-child,th:first-child{text-align:left}.warn{backgr
 pub fn write(w: &mut dyn Write, dir: &Path, data: &ReportData, plots: &[String]) -> io::Result<()> {
     let s = &data.summary;
     let mut h = String::new();
+    head(&mut h, s);
+    if let Some(sweep) = &s.sweep {
+        sweep_findings(&mut h, sweep);
+    }
+    facts(&mut h, s);
+    summary_tables(&mut h, s);
+    inline_plots(&mut h, dir, plots);
+    if let Some(sweep) = &s.sweep {
+        step_tables(&mut h, sweep);
+    }
+    health(&mut h, s);
+    let _ = writeln!(
+        h,
+        "<p class=\"muted\">Written by contend {}.</p></body></html>",
+        env!("CARGO_PKG_VERSION")
+    );
+    w.write_all(h.as_bytes())
+}
+
+/// The document's head, the title and the line under it, and the warning
+/// when the generator was the bottleneck.
+fn head(h: &mut String, s: &Summary) {
     let title = format!("contend: {}", s.name);
     let _ = write!(
         h,
@@ -69,10 +91,10 @@ pub fn write(w: &mut dyn Write, dir: &Path, data: &ReportData, plots: &[String])
                 .join("<br>")
         );
     }
-    if let Some(sweep) = &s.sweep {
-        sweep_findings(&mut h, sweep);
-    }
+}
 
+/// "Scenario and machine": what ran, where, on which CPUs.
+fn facts(h: &mut String, s: &Summary) {
     let _ = writeln!(h, "<h2>Scenario and machine</h2><table class=\"facts\">");
     let mut fact = |k: &str, v: String| {
         let _ = writeln!(h, "<tr><td>{}</td><td>{}</td></tr>", esc(k), esc(&v));
@@ -118,7 +140,10 @@ pub fn write(w: &mut dyn Write, dir: &Path, data: &ReportData, plots: &[String])
     }
     fact("driver threads", s.driver.threads.to_string());
     let _ = writeln!(h, "</table>");
+}
 
+/// "Summary": the counts and rates, the percentile table and the outcomes.
+fn summary_tables(h: &mut String, s: &Summary) {
     let _ = writeln!(h, "<h2>Summary</h2>");
     let _ = writeln!(
         h,
@@ -134,7 +159,7 @@ pub fn write(w: &mut dyn Write, dir: &Path, data: &ReportData, plots: &[String])
         ("service time", &s.service_time_us),
         ("schedule lag", &s.schedule_lag_us),
     ] {
-        percentile_row(&mut h, label, p);
+        percentile_row(h, label, p);
     }
     let _ = writeln!(
         h,
@@ -147,7 +172,11 @@ pub fn write(w: &mut dyn Write, dir: &Path, data: &ReportData, plots: &[String])
         }
     }
     let _ = writeln!(h, "</table>");
+}
 
+/// "Plots": each plot's SVG from `dir`, inline; one that cannot be read
+/// leaves a warning in its place.
+fn inline_plots(h: &mut String, dir: &Path, plots: &[String]) {
     if !plots.is_empty() {
         let _ = writeln!(h, "<h2>Plots</h2>");
     }
@@ -166,11 +195,11 @@ pub fn write(w: &mut dyn Write, dir: &Path, data: &ReportData, plots: &[String])
             }
         }
     }
+}
 
-    if let Some(sweep) = &s.sweep {
-        step_tables(&mut h, sweep);
-    }
-
+/// "Generator health": schedule lag, the driver's CPU, whether the
+/// generator was the bottleneck, then the run's warnings.
+fn health(h: &mut String, s: &Summary) {
     let _ = writeln!(h, "<h2>Generator health</h2><table class=\"facts\">");
     let _ = writeln!(
         h,
@@ -193,12 +222,6 @@ pub fn write(w: &mut dyn Write, dir: &Path, data: &ReportData, plots: &[String])
     for warning in &s.warnings {
         let _ = writeln!(h, "<p class=\"warn\">{}</p>", esc(warning));
     }
-    let _ = writeln!(
-        h,
-        "<p class=\"muted\">Written by contend {}.</p></body></html>",
-        env!("CARGO_PKG_VERSION")
-    );
-    w.write_all(h.as_bytes())
 }
 
 fn percentile_row(h: &mut String, label: &str, p: &Percentiles) {
