@@ -116,7 +116,7 @@ fn bench_merge(c: &mut Criterion) {
             } else {
                 Outcome::Response(204)
             };
-            r.dispatched(i as u64 * 10_000);
+            r.dispatched(i as u64 * 10_000, 0);
             r.sent(i as u64 * 10_000, l / 100);
             r.outcome(i as u64 * 10_000, 0, outcome, l, Some(l / 2));
         }

@@ -114,8 +114,14 @@ pub struct Totals {
     pub latency_by_class_us: Vec<Histogram<u64>>,
     /// Completion minus actual send time, of sent requests, us.
     pub service_us: Histogram<u64>,
-    /// Actual send minus intended send time, of sent requests, us.
+    /// Actual send minus intended send time, of sent requests, us: the
+    /// generator's own lateness plus the wait for a connection.
     pub schedule_lag_us: Histogram<u64>,
+    /// Dispatch minus intended send time, of every arrival, us: the
+    /// generator's own lateness alone (its timer and its CPU). The rest of
+    /// the schedule lag is the wait for a connection to the target, which
+    /// a target that does not accept or answer makes long.
+    pub generator_lag_us: Histogram<u64>,
     /// Per key, in scenario order; empty when the scenario has no keys.
     pub keys: Vec<KeyTotals>,
     /// CPU time the driver threads used, ns.
@@ -135,6 +141,7 @@ impl Totals {
             latency_by_class_us: Class::ALL.iter().map(|_| new_histogram()).collect(),
             service_us: new_histogram(),
             schedule_lag_us: new_histogram(),
+            generator_lag_us: new_histogram(),
             keys: (0..keys).map(|_| KeyTotals::new()).collect(),
             driver_cpu_ns: 0,
             last_sent_ns: 0,
@@ -156,6 +163,7 @@ impl Totals {
         }
         add(&mut self.service_us, &other.service_us);
         add(&mut self.schedule_lag_us, &other.schedule_lag_us);
+        add(&mut self.generator_lag_us, &other.generator_lag_us);
         for (a, b) in self.keys.iter_mut().zip(&other.keys) {
             a.counts.merge(&b.counts);
             add(&mut a.latency_us, &b.latency_us);
@@ -251,11 +259,15 @@ impl Recorder {
         }
     }
 
-    /// An arrival was dispatched at `now_ns`.
-    pub fn dispatched(&mut self, now_ns: u64) {
+    /// An arrival was dispatched at `now_ns`, `lag_ns` after its intended
+    /// time (0 in a closed loop, whose arrivals are made when sent).
+    pub fn dispatched(&mut self, now_ns: u64, lag_ns: u64) {
         self.roll(now_ns);
         self.totals.arrivals += 1;
         self.current.offered += 1;
+        self.totals
+            .generator_lag_us
+            .saturating_record(ns_to_us(lag_ns));
     }
 
     /// A request was written at `now_ns`, `lag_ns` after its intended time.
@@ -474,10 +486,10 @@ mod tests {
     #[test]
     fn outcomes_count_once_and_only_sent_requests_enter_latency() {
         let mut r = Recorder::new(0, 1000 * MS, 2);
-        r.dispatched(1);
+        r.dispatched(1, 0);
         r.sent(2, 1_000);
         r.outcome(5 * MS, 0, Outcome::Response(200), 5 * MS, Some(4 * MS));
-        r.dispatched(6 * MS);
+        r.dispatched(6 * MS, 0);
         r.outcome(6 * MS, 1, Outcome::NotSent, 0, None);
         let (t, intervals) = r.finish(7 * MS, 0);
         assert_eq!(t.arrivals, 2);
@@ -495,8 +507,8 @@ mod tests {
     #[test]
     fn intervals_roll_over_and_empty_ones_are_kept() {
         let mut r = Recorder::new(0, 1000 * MS, 0);
-        r.dispatched(10 * MS);
-        r.dispatched(3500 * MS);
+        r.dispatched(10 * MS, 0);
+        r.dispatched(3500 * MS, 0);
         let (_, intervals) = r.finish(3600 * MS, 0);
         let offered: Vec<u64> = intervals.iter().map(|i| i.offered).collect();
         assert_eq!(offered, vec![1, 0, 0, 1]);
@@ -510,7 +522,7 @@ mod tests {
         for s in 0..3u64 {
             let mut r = Recorder::new(0, 1000 * MS, 1);
             for i in 0..(100 + s) {
-                r.dispatched(i * MS);
+                r.dispatched(i * MS, 0);
                 r.sent(i * MS, 0);
                 r.outcome(
                     i * MS + MS,

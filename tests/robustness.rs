@@ -493,6 +493,79 @@ fn ctrl_c_to_the_process_group_drains_through_live_components() {
     assert!(!text(&out.stdout).contains("died"), "{}", text(&out.stdout));
 }
 
+/// A gateway frozen mid-run (SIGSTOP) makes requests wait for it: the
+/// stall is named, with when, and the run is not called generator-bound,
+/// since the generator kept its schedule (its own lag stayed small). The
+/// lag bound is wide (100 ms) so that a busy test machine's own jitter
+/// cannot decide it, while the 2.5 s wait on the gateway is far past it.
+#[test]
+fn a_frozen_gateway_is_named_and_not_blamed_on_the_generator() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("frozen.toml");
+    std::fs::write(
+        &path,
+        "name = \"robust\"\n[[phases]]\nrate = 200\nduration = \"6s\"\n\
+         [upstream]\nkind = \"mock\"\nsleep = \"1ms\"\n[gateway]\nkind = \"reference\"\n\
+         [client]\nthreads = 1\nlag_bound = \"100ms\"\n",
+    )
+    .unwrap();
+    let report = dir.path().join("report");
+    let mut child = spawn(
+        contend()
+            .arg("run")
+            .arg(&path)
+            .args(["--timeout", "10s", "--out"])
+            .arg(&report),
+    );
+    let contend_pid = child.id();
+    wait_for_rows(&report, 1, &mut child);
+    let gateway = wait_for("the reference gateway", || {
+        children_of(contend_pid).into_iter().find(|&pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).any(|arg| arg == b"gateway"))
+        })
+    });
+    contend::sys::signal(gateway, libc::SIGSTOP).expect("freeze the gateway");
+    // The stimulus: the gateway stays frozen this long (nothing to wait on).
+    std::thread::sleep(Duration::from_millis(2500));
+    contend::sys::signal(gateway, libc::SIGCONT).expect("thaw the gateway");
+    let out = finish(child);
+    assert_exit(&out, 0);
+    let s = summary(&report);
+    assert_eq!(s["generator_bound"], false, "{s:#}");
+    let stalls = s["component_stalls"].as_array().expect("component_stalls");
+    let stall = stalls
+        .iter()
+        .find(|st| st["component"] == "reference gateway" && st["reason"] == "stopped")
+        .unwrap_or_else(|| panic!("the gateway's stall is named: {s:#}"));
+    assert_eq!(stall["pid"], gateway);
+    let (from, to) = (
+        stall["from_s"].as_f64().unwrap(),
+        stall["to_s"].as_f64().unwrap(),
+    );
+    assert!((2.0..3.5).contains(&(to - from)), "{stall:#}");
+    // The requests waited for it: the schedule lag shows it, the
+    // generator's own lag does not.
+    assert!(
+        s["schedule_lag_us"]["max"].as_u64().unwrap() > 1_000_000,
+        "{s:#}"
+    );
+    assert!(
+        s["generator_lag_us"]["p99"].as_u64().unwrap()
+            < s["schedule_lag_us"]["p99"].as_u64().unwrap(),
+        "{s:#}"
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("the reference gateway (pid") && stdout.contains("stalled"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("the generator was the bottleneck"),
+        "{stdout}"
+    );
+}
+
 /// nginx's master killed mid-run leaves its worker serving: contend stops
 /// the whole process group then, says so, and leaves nothing of the run.
 #[test]

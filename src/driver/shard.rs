@@ -139,7 +139,9 @@ impl Shared {
     /// Hands `job` on: to an idle worker, a new worker, the queue, or (at
     /// the cap) it is not sent.
     fn dispatch(self: &Rc<Self>, job: Job, now_ns: u64) {
-        self.recorder.borrow_mut().dispatched(now_ns);
+        self.recorder
+            .borrow_mut()
+            .dispatched(now_ns, now_ns.saturating_sub(job.intended_ns));
         let idle = self.idle.borrow_mut().pop();
         if let Some(mailbox) = idle {
             self.in_flight.set(self.in_flight.get() + 1);

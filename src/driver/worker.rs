@@ -110,7 +110,7 @@ pub(super) fn spawn_closed(shared: Rc<Shared>, end_ns: u64) {
                 key: shared.next_key(),
                 intended_ns: now_ns,
             };
-            shared.recorder.borrow_mut().dispatched(now_ns);
+            shared.recorder.borrow_mut().dispatched(now_ns, 0);
             shared.in_flight.set(shared.in_flight.get() + 1);
             connection = serve(&shared, job, connection, &mut scratch).await;
             if connection.is_none() {

@@ -17,7 +17,7 @@ use super::{Bench, Event, or_warn};
 use crate::analysis::gateway_log::{self, GatewayAccounting, LoggedRequests};
 use crate::error::{Error, Result};
 use crate::scenario::Scenario;
-use crate::topology::{ChildExit, Topology};
+use crate::topology::{ChildExit, ComponentStall, Topology};
 
 /// Everything one run produced.
 #[derive(Debug)]
@@ -79,6 +79,7 @@ pub fn finish(
         .iter()
         .map(ChildExit::describe)
         .collect();
+    warnings.extend(step.component_stalls.iter().map(ComponentStall::describe));
     let (gateway, gateway_requests) = match topology.gateway.as_mut() {
         Some(g) => {
             let name = g.name().to_string();

@@ -22,11 +22,15 @@ use crate::driver::{self, DriverOutput, Load, Plan};
 use crate::error::Result;
 use crate::outcome::Class;
 use crate::record::{IntervalRow, new_histogram};
-use crate::topology::{ChildExit, Component, Topology};
+use crate::topology::{ChildExit, Component, ComponentStall, Topology};
 
 /// How often the components are checked while the driver runs: the
-/// precision of a death's time in the report.
+/// precision of a death's or a stall's time in the report.
 const WATCH_EVERY: Duration = Duration::from_millis(50);
+/// Shortest span of stopped processes reported as a stall.
+const MIN_STOPPED: f64 = 0.5;
+/// Shortest span without CPU (while requests waited) reported as a stall.
+const MIN_NO_CPU: f64 = 1.0;
 
 /// What one step offers.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +66,9 @@ pub struct StepResult {
     pub key_names: Vec<String>,
     /// Components that died while the driver ran: which, when, how.
     pub component_exits: Vec<ChildExit>,
+    /// Spans in which a component made no progress (stopped, or no CPU
+    /// while requests waited for it).
+    pub component_stalls: Vec<ComponentStall>,
 }
 
 /// Runs `step` against `topology`, telling `on_event` of the step's start
@@ -78,25 +85,28 @@ pub fn run(
         started_at,
         load: &step.load,
     });
-    let (driver, component_exits) = drive_watching(&plan, bench, on_event, topology);
+    let (driver, mut watched) = drive_watching(&plan, bench, on_event, topology);
+    let driver = driver?;
+    let component_exits = std::mem::take(&mut watched.exits);
+    let component_stalls = watched.stalls(&driver.intervals);
     Ok(StepResult {
         started_at,
         step,
-        driver: driver?,
+        driver,
         key_names: plan.key_names(),
         component_exits,
+        component_stalls,
     })
 }
 
 /// Runs the driver while a watcher thread checks the components every
-/// [`WATCH_EVERY`]; hands back the driver's result and every component
-/// that ended on its own before the driver finished, in order of death.
+/// [`WATCH_EVERY`]; hands back the driver's result and what the watcher saw.
 fn drive_watching(
     plan: &Plan,
     bench: &Bench,
     on_event: &mut dyn FnMut(Event),
     topology: &mut Topology,
-) -> (Result<DriverOutput>, Vec<ChildExit>) {
+) -> (Result<DriverOutput>, Watched) {
     let run_start = Instant::now();
     let components = topology.components_mut();
     let (done_tx, done_rx) = mpsc::channel::<()>();
@@ -111,42 +121,158 @@ fn drive_watching(
         (driver, watcher.ok().and_then(|h| h.join().ok()))
     });
     // Without a watcher thread the components are checked once, at the end.
-    let exits = watched.unwrap_or_else(|| {
+    let watched = watched.unwrap_or_else(|| {
         let at_s = run_start.elapsed().as_secs_f64();
-        topology
-            .components_mut()
-            .into_iter()
-            .filter_map(|c| c.exit_report(at_s))
-            .collect()
+        Watched {
+            exits: topology
+                .components_mut()
+                .into_iter()
+                .filter_map(|c| c.exit_report(at_s))
+                .collect(),
+            ..Watched::default()
+        }
     });
-    (driver, exits)
+    (driver, watched)
 }
 
-/// Checks `components` until `done` closes (once more then, so a death in
-/// the last moments is not missed).
+/// What the watcher saw of the components while the load ran.
+#[derive(Debug, Default)]
+struct Watched {
+    /// Components that ended on their own, in order of death.
+    exits: Vec<ChildExit>,
+    /// Spans in which a component's processes were stopped.
+    stopped: Vec<ComponentStall>,
+    /// Spans in which the component the driver sends to used no CPU.
+    idle_front: Vec<ComponentStall>,
+}
+
+impl Watched {
+    /// The stalls to report: every stopped span, and the front component's
+    /// spans without CPU in which requests waited and none was answered
+    /// (an idle component with nothing to do is no stall).
+    fn stalls(self, intervals: &[IntervalRow]) -> Vec<ComponentStall> {
+        let waited_unanswered = |stall: &ComponentStall| {
+            let inside: Vec<&IntervalRow> = intervals
+                .iter()
+                .filter(|r| r.start_s >= stall.from_s && r.start_s + r.duration_s <= stall.to_s)
+                .collect();
+            !inside.is_empty()
+                && inside.iter().all(|r| {
+                    r.in_flight > 0
+                        && Class::ALL
+                            .iter()
+                            .filter(|c| c.is_response())
+                            .all(|c| r.by_class[c.index()] == 0)
+                })
+        };
+        let mut stalls = self.stopped;
+        stalls.extend(self.idle_front.into_iter().filter(waited_unanswered));
+        stalls.sort_by(|a, b| a.from_s.total_cmp(&b.from_s));
+        stalls
+    }
+}
+
+/// One component's open spans while it is watched.
+struct Tracked<'a> {
+    component: &'a mut dyn Component,
+    /// The CPU ticks last read, and since when they have not moved.
+    cpu: Option<(u64, f64)>,
+    /// Since when its processes have been stopped.
+    stopped_since: Option<f64>,
+}
+
+impl Tracked<'_> {
+    fn stall(&self, from_s: f64, to_s: f64, reason: &str) -> ComponentStall {
+        ComponentStall {
+            component: self.component.name().to_string(),
+            pid: self.component.child().pid(),
+            from_s: round3(from_s),
+            to_s: round3(to_s),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Closes the spans that end at `at_s` (all of them when `end`).
+    fn observe(&mut self, at_s: f64, end: bool, front: bool, seen: &mut Watched) {
+        let activity = if end {
+            None
+        } else {
+            self.component.child().activity()
+        };
+        let stopped = activity.is_some_and(|a| a.stopped);
+        match (self.stopped_since, stopped) {
+            (None, true) => self.stopped_since = Some(at_s),
+            (Some(since), false) => {
+                if at_s - since >= MIN_STOPPED {
+                    let stall = self.stall(since, at_s, "stopped");
+                    seen.stopped.push(stall);
+                }
+                self.stopped_since = None;
+            }
+            _ => {}
+        }
+        let ticks = activity.map(|a| a.cpu_ticks);
+        match (self.cpu, ticks) {
+            (Some((last, since)), Some(now)) if now == last && !stopped => {
+                self.cpu = Some((last, since));
+            }
+            (Some((_, since)), _) => {
+                if front && at_s - since >= MIN_NO_CPU && self.stopped_since.is_none() {
+                    let stall = self.stall(since, at_s, "no_cpu");
+                    seen.idle_front.push(stall);
+                }
+                self.cpu = ticks.map(|t| (t, at_s));
+            }
+            (None, _) => self.cpu = ticks.map(|t| (t, at_s)),
+        }
+    }
+}
+
+/// Checks `components` (the last is the one the driver sends to) until
+/// `done` closes, once more then, so a death in the last moments is not
+/// missed: deaths, and spans without progress.
 fn watch(
-    mut components: Vec<&mut dyn Component>,
+    components: Vec<&mut dyn Component>,
     run_start: Instant,
     done: &mpsc::Receiver<()>,
-) -> Vec<ChildExit> {
-    let mut exits = Vec::new();
+) -> Watched {
+    let front = components.len().saturating_sub(1);
+    let mut tracked: Vec<Tracked> = components
+        .into_iter()
+        .map(|component| Tracked {
+            component,
+            cpu: None,
+            stopped_since: None,
+        })
+        .collect();
+    let mut seen = Watched::default();
+    let mut dead = vec![false; tracked.len()];
     loop {
         let finished = !matches!(
             done.recv_timeout(WATCH_EVERY),
             Err(mpsc::RecvTimeoutError::Timeout)
         );
         let at_s = run_start.elapsed().as_secs_f64();
-        components.retain_mut(|c| match c.exit_report(at_s) {
-            Some(exit) => {
-                exits.push(exit);
-                false
+        for (i, t) in tracked.iter_mut().enumerate() {
+            if dead[i] {
+                continue;
             }
-            None => true,
-        });
-        if finished || components.is_empty() {
-            return exits;
+            if let Some(exit) = t.component.exit_report(at_s) {
+                seen.exits.push(exit);
+                dead[i] = true;
+                t.observe(at_s, true, i == front, &mut seen);
+                continue;
+            }
+            t.observe(at_s, finished, i == front, &mut seen);
+        }
+        if finished || dead.iter().all(|d| *d) {
+            return seen;
         }
     }
+}
+
+fn round3(x: f64) -> f64 {
+    crate::analysis::round(x, 3)
 }
 
 /// The intervals of a step's measured part, added up.
@@ -246,5 +372,77 @@ impl StepResult {
         let end_s = self.step.load.duration().as_secs_f64() + 1e-6;
         self.after_warmup()
             .filter(move |r| r.start_s + r.duration_s <= end_s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn interval(start_s: f64, responses: u64, in_flight: u64) -> IntervalRow {
+        let mut by_class = [0; Class::ALL.len()];
+        by_class[Class::Success.index()] = responses;
+        IntervalRow {
+            index: start_s as u64,
+            start_s,
+            duration_s: 1.0,
+            offered: 10,
+            sent: 10,
+            by_class,
+            p50_us: 0,
+            p90_us: 0,
+            p99_us: 0,
+            p999_us: 0,
+            max_us: 0,
+            lag_p99_us: 0,
+            in_flight,
+            driver_cpu_cores: 0.0,
+            latency_hist_v2: Vec::new(),
+        }
+    }
+
+    fn idle(from_s: f64, to_s: f64) -> ComponentStall {
+        ComponentStall {
+            component: "nginx".into(),
+            pid: 7,
+            from_s,
+            to_s,
+            reason: "no_cpu".into(),
+        }
+    }
+
+    #[test]
+    fn a_span_without_cpu_is_a_stall_only_when_requests_waited_unanswered() {
+        // 1-3 s: requests in flight, nothing answered; 5-7 s: answered;
+        // 8-10 s: nothing in flight (idle, with nothing to do).
+        let intervals: Vec<IntervalRow> = [
+            (0.0, 9, 1),
+            (1.0, 0, 4),
+            (2.0, 0, 8),
+            (5.0, 3, 2),
+            (6.0, 3, 2),
+            (8.0, 0, 0),
+            (9.0, 0, 0),
+        ]
+        .iter()
+        .map(|&(start, responses, in_flight)| interval(start, responses, in_flight))
+        .collect();
+        let stopped = ComponentStall {
+            reason: "stopped".into(),
+            ..idle(11.0, 11.6)
+        };
+        let watched = Watched {
+            exits: Vec::new(),
+            stopped: vec![stopped.clone()],
+            idle_front: vec![
+                idle(1.0, 3.0),
+                idle(5.0, 7.0),
+                idle(8.0, 10.0),
+                idle(1.2, 1.9),
+            ],
+        };
+        // Stopped spans always count; of the idle ones only 1-3 s does (the
+        // 1.2-1.9 s span holds no whole interval to judge by).
+        assert_eq!(watched.stalls(&intervals), vec![idle(1.0, 3.0), stopped]);
     }
 }

@@ -295,7 +295,19 @@ fn append(mut before: StepResult, later: StepResult) -> StepResult {
     before.driver.duration_s += later.driver.duration_s;
     before.driver.interrupted |= later.driver.interrupted;
     before.driver.threads = later.driver.threads;
-    before.component_exits.extend(later.component_exits);
+    before
+        .component_exits
+        .extend(later.component_exits.into_iter().map(|mut e| {
+            e.at_s += offset_s;
+            e
+        }));
+    before
+        .component_stalls
+        .extend(later.component_stalls.into_iter().map(|mut s| {
+            s.from_s += offset_s;
+            s.to_s += offset_s;
+            s
+        }));
     let mut phases = before.step.load.phases().to_vec();
     phases.extend(later.step.load.phases().iter().cloned());
     before.step = Step::measured(Load::Open(phases));
@@ -318,6 +330,7 @@ fn empty(bench: &Bench) -> StepResult {
         },
         key_names: bench.scenario.keys.iter().map(|k| k.name.clone()).collect(),
         component_exits: Vec::new(),
+        component_stalls: Vec::new(),
     }
 }
 

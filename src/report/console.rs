@@ -57,6 +57,10 @@ pub fn write(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
     row(w, "Latency", &s.latency_us)?;
     row(w, "Service time", &s.service_time_us)?;
     row(w, "Schedule lag", &s.schedule_lag_us)?;
+    // Reports written before the split have no generator lag (count 0).
+    if s.generator_lag_us.count > 0 {
+        row(w, " of generator", &s.generator_lag_us)?;
+    }
     if s.closed_loop_connections.is_some() {
         writeln!(
             w,

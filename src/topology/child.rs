@@ -132,6 +132,49 @@ impl ChildExit {
     }
 }
 
+/// A span of a run in which a component made no progress: its processes
+/// were stopped (SIGSTOP, a debugger), or used no CPU while requests waited
+/// for it. Its latency then measures the stall, not the generator.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ComponentStall {
+    /// What it was (`mock upstream`, `reference gateway`, `nginx`).
+    pub component: String,
+    /// Its process ID.
+    pub pid: u32,
+    /// When the stall began and ended, s from the run's start.
+    pub from_s: f64,
+    /// End of the stall.
+    pub to_s: f64,
+    /// `stopped` (its processes were stopped) or `no_cpu` (running, but it
+    /// used no CPU while requests waited for it).
+    pub reason: String,
+}
+
+impl ComponentStall {
+    /// One sentence for the console and the warnings.
+    pub fn describe(&self) -> String {
+        let how = if self.reason == "stopped" {
+            "its processes were stopped"
+        } else {
+            "it used no CPU while requests waited for it"
+        };
+        format!(
+            "the {} (pid {}) stalled from {:.1} s to {:.1} s into the run ({how}): latency in that \
+             time measures the stall, not contend",
+            self.component, self.pid, self.from_s, self.to_s
+        )
+    }
+}
+
+/// What a component's processes were doing at one reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Activity {
+    /// CPU time its processes have used, in clock ticks (user + system).
+    pub cpu_ticks: u64,
+    /// True when one of them is stopped (state `T` or `t`).
+    pub stopped: bool,
+}
+
 /// `exit code N` or `killed by signal N (NAME)`.
 fn status_words(status: std::process::ExitStatus) -> (Option<i32>, Option<i32>, String) {
     use std::os::unix::process::ExitStatusExt;
@@ -284,6 +327,26 @@ impl ChildGuard {
             }
         }
         before
+    }
+
+    /// What the child's processes are doing now; `None` once none runs.
+    pub fn activity(&self) -> Option<Activity> {
+        let members = group_members(self.child.id());
+        let mut activity = Activity {
+            cpu_ticks: 0,
+            stopped: false,
+        };
+        let mut any = false;
+        for pid in members {
+            let Some(f) = stat_fields(pid) else { continue };
+            // After the name: state, ppid, pgrp, session, tty, tpgid, flags,
+            // minflt, cminflt, majflt, cmajflt, utime, stime.
+            let tick = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            activity.cpu_ticks += tick(11) + tick(12);
+            activity.stopped |= f[0] == "T" || f[0] == "t";
+            any = true;
+        }
+        any.then_some(activity)
     }
 
     /// Processes of the child's group still running, for the check after

@@ -26,7 +26,9 @@ pub mod nginx;
 mod reference;
 mod workdir;
 
-pub use child::{ChildExit, ChildGuard, group_members, stop_all_children};
+pub use child::{
+    Activity, ChildExit, ChildGuard, ComponentStall, group_members, stop_all_children,
+};
 pub use component::{AccessLog, Component, Gateway, GatewayInfo, Settled, Upstream};
 
 use std::path::{Path, PathBuf};
