@@ -5,7 +5,14 @@
 //! intervals are handed on as [`IntervalSnapshot`]s; the [`IntervalMerger`]
 //! joins the shards' snapshots into [`IntervalRow`]s. Totals from several
 //! shards merge exactly with [`Totals::merge`]. Nothing here knows about
-//! sockets or files, and nothing allocates per event.
+//! sockets or files, and nothing allocates per event (a key's first sent
+//! request, and a status code's first sighting, allocate once).
+//!
+//! Per API key only what a key needs is kept, so that a scenario may have
+//! many thousands of keys: its outcome counts (statuses held sparsely), and
+//! a latency histogram of [`KEY_HIST_SIGFIG`] significant digits (1%
+//! resolution) allocated at its first sent request, and grown only to the
+//! range its latencies reach. An idle key costs about 100 bytes.
 
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
@@ -16,8 +23,9 @@ use crate::outcome::{Class, Outcome};
 pub const HIST_MAX_US: u64 = 3_600_000_000;
 /// Significant digits the histograms keep.
 pub const HIST_SIGFIG: u8 = 3;
-/// Status codes are counted exactly in an array this long (hyper's range).
-const STATUS_SLOTS: usize = 1000;
+/// Significant digits of each API key's latency histogram: a 1% bucket
+/// width, a tenth of the run's own, for a tenth of its memory.
+pub const KEY_HIST_SIGFIG: u8 = 2;
 
 /// A microsecond histogram with the project's bounds.
 pub fn new_histogram() -> Histogram<u64> {
@@ -25,28 +33,27 @@ pub fn new_histogram() -> Histogram<u64> {
         .expect("constant histogram bounds are valid")
 }
 
-/// Outcome counts: by class and by exact status code.
-#[derive(Debug, Clone)]
+/// Outcome counts: by class and by exact status code. A run sees a few
+/// status codes, so they are kept as a short sorted list.
+#[derive(Debug, Clone, Default)]
 pub struct Counts {
     /// Indexed by [`Class::index`].
     pub by_class: [u64; Class::ALL.len()],
-    by_status: Box<[u64; STATUS_SLOTS]>,
-}
-
-impl Default for Counts {
-    fn default() -> Self {
-        Counts {
-            by_class: [0; Class::ALL.len()],
-            by_status: Box::new([0; STATUS_SLOTS]),
-        }
-    }
+    by_status: Vec<(u16, u64)>,
 }
 
 impl Counts {
     fn add(&mut self, outcome: Outcome) {
         self.by_class[outcome.class().index()] += 1;
         if let Outcome::Response(code) = outcome {
-            self.by_status[usize::from(code).min(STATUS_SLOTS - 1)] += 1;
+            self.add_status(code, 1);
+        }
+    }
+
+    fn add_status(&mut self, code: u16, n: u64) {
+        match self.by_status.binary_search_by_key(&code, |&(c, _)| c) {
+            Ok(at) => self.by_status[at].1 += n,
+            Err(at) => self.by_status.insert(at, (code, n)),
         }
     }
 
@@ -54,8 +61,8 @@ impl Counts {
         for (a, b) in self.by_class.iter_mut().zip(other.by_class) {
             *a += b;
         }
-        for (a, b) in self.by_status.iter_mut().zip(other.by_status.iter()) {
-            *a += b;
+        for &(code, n) in &other.by_status {
+            self.add_status(code, n);
         }
     }
 
@@ -71,28 +78,46 @@ impl Counts {
 
     /// `(status, count)` for every status code seen, ascending.
     pub fn statuses(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
-        self.by_status
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| **n > 0)
-            .map(|(code, n)| (code as u16, *n))
+        self.by_status.iter().copied()
     }
 }
 
 /// What one API key saw.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct KeyTotals {
     /// Outcome counts of this key's arrivals.
     pub counts: Counts,
-    /// Latency (from the intended send time) of this key's sent requests, us.
-    pub latency_us: Histogram<u64>,
+    /// Latency (from the intended send time) of this key's sent requests,
+    /// us; `None` until the first.
+    latency_us: Option<Box<Histogram<u64>>>,
 }
 
 impl KeyTotals {
-    fn new() -> Self {
-        KeyTotals {
-            counts: Counts::default(),
-            latency_us: new_histogram(),
+    /// Latency of this key's sent requests, us, at [`KEY_HIST_SIGFIG`]
+    /// digits; `None` when it sent none.
+    pub fn latency_us(&self) -> Option<&Histogram<u64>> {
+        self.latency_us.as_deref()
+    }
+
+    fn record_latency(&mut self, latency_us: u64) {
+        let h = self.latency_us.get_or_insert_with(|| {
+            // Auto-resizing: it grows to the largest latency recorded.
+            Box::new(Histogram::new(KEY_HIST_SIGFIG).expect("constant precision is valid"))
+        });
+        // Within the run's bounds, so the resize stays bounded too.
+        let _ = h.record(latency_us.clamp(1, HIST_MAX_US));
+    }
+
+    fn merge(&mut self, other: &KeyTotals) {
+        self.counts.merge(&other.counts);
+        if let Some(theirs) = other.latency_us() {
+            match &mut self.latency_us {
+                Some(mine) => {
+                    // Both auto-resize, so adding cannot fail for want of range.
+                    let _ = mine.add(theirs);
+                }
+                None => self.latency_us = Some(Box::new(theirs.clone())),
+            }
         }
     }
 }
@@ -142,7 +167,7 @@ impl Totals {
             service_us: new_histogram(),
             schedule_lag_us: new_histogram(),
             generator_lag_us: new_histogram(),
-            keys: (0..keys).map(|_| KeyTotals::new()).collect(),
+            keys: vec![KeyTotals::default(); keys],
             driver_cpu_ns: 0,
             last_sent_ns: 0,
         }
@@ -165,8 +190,7 @@ impl Totals {
         add(&mut self.schedule_lag_us, &other.schedule_lag_us);
         add(&mut self.generator_lag_us, &other.generator_lag_us);
         for (a, b) in self.keys.iter_mut().zip(&other.keys) {
-            a.counts.merge(&b.counts);
-            add(&mut a.latency_us, &b.latency_us);
+            a.merge(b);
         }
         self.driver_cpu_ns += other.driver_cpu_ns;
         self.last_sent_ns = self.last_sent_ns.max(other.last_sent_ns);
@@ -259,6 +283,14 @@ impl Recorder {
         }
     }
 
+    /// Starts the clock at `start_ns`: everything recorded from now on is
+    /// timed from it. A shard makes its recorder (and every per-key total)
+    /// before the common start, so no allocation delays its first arrival.
+    pub fn begin(&mut self, start_ns: u64) {
+        self.start_ns = start_ns;
+        self.interval_cpu_start_ns = crate::sys::thread_cpu_ns();
+    }
+
     /// An arrival was dispatched at `now_ns`, `lag_ns` after its intended
     /// time (0 in a closed loop, whose arrivals are made when sent).
     pub fn dispatched(&mut self, now_ns: u64, lag_ns: u64) {
@@ -308,7 +340,7 @@ impl Recorder {
         if let Some(k) = self.totals.keys.get_mut(key) {
             k.counts.add(outcome);
             if service_ns.is_some() {
-                k.latency_us.saturating_record(latency_us);
+                k.record_latency(latency_us);
             }
         }
     }
@@ -540,7 +572,7 @@ mod tests {
         }
         assert_eq!(all.arrivals, 303);
         assert_eq!(all.latency_us.len(), 303);
-        assert_eq!(all.keys[0].latency_us.len(), 303);
+        assert_eq!(all.keys[0].latency_us().map_or(0, |h| h.len()), 303);
         assert_eq!(all.counts.statuses().collect::<Vec<_>>(), vec![(204, 303)]);
     }
 

@@ -390,6 +390,47 @@ fn a_component_that_never_becomes_ready_is_an_error_with_its_stderr() {
     assert!(message.contains("error: bad --flag"), "{message}");
 }
 
+// ---- many keys ---------------------------------------------------------------
+
+/// Ten thousand API keys: per-key state is small (the run fits in a 1 GiB
+/// data limit, where a histogram per key per shard took about 1 MB a key),
+/// it is made before the schedule's clock starts (the generator's own lag
+/// stays small), and the console shows the busiest keys and a count.
+#[test]
+fn ten_thousand_keys_run_in_little_memory_and_on_schedule() {
+    let server = util::http_server(|_| Duration::ZERO);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.toml");
+    let mut file = String::from("name = \"keys\"\n[[phases]]\nrate = 200\nduration = \"1s\"\n");
+    for i in 0..10_000 {
+        file.push_str(&format!("[[keys]]\nname = \"k{i}\"\n"));
+    }
+    std::fs::write(&path, file).unwrap();
+    let report = dir.path().join("report");
+    let mut cmd = std::process::Command::new("prlimit");
+    cmd.arg(format!("--data={}", 1u64 << 30))
+        .arg(env!("CARGO_BIN_EXE_contend"))
+        .arg("run")
+        .arg(&path)
+        .args(["--target", &server.url(), "--timeout", "2s", "--out"])
+        .arg(&report)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null());
+    let out = finish(spawn(&mut cmd));
+    assert_exit(&out, 0);
+    let s = summary(&report);
+    assert_eq!(s["keys"].as_object().map(|k| k.len()), Some(10_000));
+    assert_eq!(s["arrivals"], 200, "{}", s["outcomes"]);
+    let lag_p99 = s["generator_lag_us"]["p99"].as_u64().unwrap();
+    assert!(
+        lag_p99 < 200_000,
+        "set-up delayed the schedule: generator lag p99 {lag_p99} us"
+    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("the 10 busiest of 10000"), "{stdout}");
+    assert!(stdout.lines().count() < 40, "{stdout}");
+}
+
 // ---- signals and kill -9 ---------------------------------------------------
 
 #[test]

@@ -269,9 +269,7 @@ pub fn run(
             return;
         }
         let Ok(start_ns) = start.await else { return };
-        shared
-            .recorder
-            .replace(Recorder::new(start_ns, plan.interval_ns, plan.tracked_keys));
+        shared.recorder.borrow_mut().begin(start_ns);
         shared.arrivals.replace(Arrivals::new(&plan, start_ns));
         let paced = if plan.closed_loop > 0 {
             let end_ns = start_ns.saturating_add(plan.run_ns);

@@ -183,11 +183,10 @@ pub fn audit_of(run: &RunOutput) -> accounting::ModeAudit {
         .map(|k| ClientKey {
             abandoned: k.counts.class(Class::ClientTimeout),
             ok: k.counts.class(Class::Success),
-            p99_us: if k.latency_us.is_empty() {
-                0
-            } else {
-                k.latency_us.value_at_quantile(0.99)
-            },
+            p99_us: k
+                .latency_us()
+                .filter(|h| !h.is_empty())
+                .map_or(0, |h| h.value_at_quantile(0.99)),
         })
         .collect();
     accounting::mode_audit(

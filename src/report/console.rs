@@ -6,7 +6,7 @@
 
 use std::io::{self, Write};
 
-use super::summary::{Percentiles, Summary};
+use super::summary::{KeySummary, Percentiles, Summary};
 use crate::experiment::sweep::{ClosedStepRow, StepRow, SweepResult};
 
 /// Formats microseconds the way wrk does: `812.00us`, `1.25ms`, `2.10s`.
@@ -72,19 +72,7 @@ pub fn write(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
             "  (latency counts from each request's intended send time)"
         )?;
     }
-    if !s.keys.is_empty() {
-        writeln!(w, "  Per key:")?;
-        for (name, k) in &s.keys {
-            writeln!(
-                w,
-                "    {name:<12} {:>8} arrivals  2xx {:<8} p50 {:>9}  p99 {:>9}",
-                k.outcomes.total(),
-                k.outcomes.classes.get("2xx").copied().unwrap_or(0),
-                fmt_us(k.latency_us.p50),
-                fmt_us(k.latency_us.p99)
-            )?;
-        }
-    }
+    write_keys(w, s)?;
     let responses: Vec<String> = s
         .outcomes
         .responses
@@ -136,6 +124,58 @@ pub fn write(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
     }
     if let Some(audit) = &s.abort_audit {
         super::abort_audit::write_table(w, audit)?;
+    }
+    Ok(())
+}
+
+/// Keys shown one per line; past this many, the busiest are shown and the
+/// rest summed in one line (summary.json has every key).
+const KEYS_SHOWN: usize = 10;
+
+/// The per-key lines: every key when there are few, else the busiest
+/// [`KEYS_SHOWN`] by arrivals and one line for the rest.
+fn write_keys(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
+    if s.keys.is_empty() {
+        return Ok(());
+    }
+    let mut keys: Vec<(&String, &KeySummary)> = s.keys.iter().collect();
+    let shown = if keys.len() > KEYS_SHOWN {
+        writeln!(
+            w,
+            "  Per key (the {KEYS_SHOWN} busiest of {}; summary.json has them all):",
+            keys.len()
+        )?;
+        // Busiest first; the name breaks ties, so the order is stable.
+        keys.sort_by(|a, b| {
+            b.1.outcomes
+                .total()
+                .cmp(&a.1.outcomes.total())
+                .then(a.0.cmp(b.0))
+        });
+        KEYS_SHOWN
+    } else {
+        writeln!(w, "  Per key:")?;
+        keys.len()
+    };
+    for (name, k) in &keys[..shown] {
+        writeln!(
+            w,
+            "    {name:<12} {:>8} arrivals  2xx {:<8} p50 {:>9}  p99 {:>9}",
+            k.outcomes.total(),
+            k.outcomes.classes.get("2xx").copied().unwrap_or(0),
+            fmt_us(k.latency_us.p50),
+            fmt_us(k.latency_us.p99)
+        )?;
+    }
+    let rest = &keys[shown..];
+    if !rest.is_empty() {
+        let arrivals: u64 = rest.iter().map(|(_, k)| k.outcomes.total()).sum();
+        let idle = rest.iter().filter(|(_, k)| k.outcomes.total() == 0).count();
+        writeln!(
+            w,
+            "    ... {} more keys: {arrivals} arrivals ({idle} keys with none)",
+            rest.len()
+        )?;
     }
     Ok(())
 }

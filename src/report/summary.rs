@@ -381,7 +381,7 @@ impl Summary {
                         name.clone(),
                         KeySummary {
                             outcomes: Outcomes::of(&k.counts),
-                            latency_us: Percentiles::of(&k.latency_us),
+                            latency_us: k.latency_us().map(Percentiles::of).unwrap_or_default(),
                         },
                     )
                 })
