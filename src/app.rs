@@ -266,7 +266,7 @@ fn find_limit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
                     "find-limit: goodput {:.1}/s, 504 {:.1}%, P99 2xx {}: {}",
                     row.goodput_per_s,
                     row.share_504 * 100.0,
-                    report::console::fmt_us(row.p99_2xx_us),
+                    contend_units::fmt_us(row.p99_2xx_us),
                     if row.broke { "breaks" } else { "ok" }
                 );
             }
@@ -606,7 +606,7 @@ fn sweep(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
                     "sweep: step {} done: {:.0}/s achieved, P99 {}{}",
                     row.step,
                     row.achieved_per_s,
-                    report::console::fmt_us(row.p99_us),
+                    contend_units::fmt_us(row.p99_us),
                     if row.past_saturation {
                         " (past saturation)"
                     } else {
@@ -621,7 +621,7 @@ fn sweep(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
                     "sweep: concurrency {}: {:.0} responses/s, service P99 {}",
                     row.concurrency,
                     row.throughput_per_s,
-                    report::console::fmt_us(row.p99_us)
+                    contend_units::fmt_us(row.p99_us)
                 );
             }
         }

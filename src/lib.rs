@@ -3,7 +3,6 @@
 //! The map of modules, in the order data flows through them:
 //!
 //! - [`scenario`]: TOML scenario files and flags, validated into a `Scenario`.
-//! - [`units`]: human units (`250ms`, `50k`).
 //! - [`arrival`]: pure arrival schedules (constant, Poisson, ramps).
 //! - [`topology`]: starts and stops the components (mock upstream, gateway, nginx).
 //! - [`gateway`]: the reference gateway (`contend gateway`): proxy, policies, access log.
@@ -41,4 +40,3 @@ pub mod scenario;
 pub mod shutdown;
 pub mod sys;
 pub mod topology;
-pub mod units;

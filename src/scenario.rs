@@ -10,11 +10,13 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use contend_units::de::{Int, Num, ScenarioWords};
+use contend_units::format_duration;
+use contend_units::located::{line_col, location};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use toml::Spanned;
 
 use crate::error::{Error, Result};
-use crate::units::{format_duration, parse_duration, parse_rate};
 
 /// A validated scenario: what to drive, how hard, for how long.
 #[derive(Debug, Clone, PartialEq)]
@@ -527,9 +529,8 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Scenario> {
             let bad_byte = e.as_bytes().get(good).copied().unwrap_or(0);
             // The prefix before the bad byte is valid UTF-8, so this is the exact position.
             let prefix = std::str::from_utf8(&e.as_bytes()[..good]).unwrap_or("");
-            let (line, col) = line_col(prefix, prefix.len());
             return Err(Error::Scenario {
-                location: format!("{}:{line}:{col}", path.display()),
+                location: location(path, prefix, Some(prefix.len()..prefix.len())),
                 message: format!(
                     "byte 0x{bad_byte:02x} is not UTF-8: scenario files must be UTF-8 text (re-save the file as UTF-8)"
                 ),
@@ -584,9 +585,8 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     /// An error at a byte span of the text: `path:line:col`.
     fn at(&self, span: Range<usize>, message: impl Into<String>) -> Error {
-        let (line, col) = line_col(self.text, span.start);
         let location = match self.source {
-            Source::File(path) => format!("{}:{line}:{col}", path.display()),
+            Source::File(path) => location(path, self.text, Some(span)),
             Source::Flags => COMMAND_LINE.to_string(),
         };
         Error::Scenario {
@@ -623,20 +623,6 @@ fn cli(message: impl Into<String>) -> Error {
         location: COMMAND_LINE.to_string(),
         message: message.into(),
     }
-}
-
-/// 1-based line and column (in characters) of byte `offset` in `text`.
-/// Offsets past the end or inside a character are moved back to a boundary.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let mut end = offset.min(text.len());
-    while end > 0 && !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let before = &text[..end];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let col = before[line_start..].chars().count() + 1;
-    (line, col)
 }
 
 // ---------------------------------------------------------------------------
@@ -860,108 +846,15 @@ struct RawClient {
 // toml attaches the value's position to them.
 // ---------------------------------------------------------------------------
 
-/// A duration written with a unit, as a string: `"250ms"`, `"10s"`.
-struct HumanDuration(Duration);
+/// A duration written with a unit (`"250ms"`), in the scenario's words.
+type HumanDuration = contend_units::de::HumanDuration<ScenarioWords>;
 
-impl<'de> Deserialize<'de> for HumanDuration {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = HumanDuration;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a duration as a string with a unit, like \"250ms\", \"10s\" or \"2m\"")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> std::result::Result<HumanDuration, E> {
-                parse_duration(s).map(HumanDuration).map_err(E::custom)
-            }
-            fn visit_i64<E: de::Error>(self, n: i64) -> std::result::Result<HumanDuration, E> {
-                Err(E::custom(format!(
-                    "a duration needs a unit: write \"{n}s\" or \"{n}ms\" (a string), not {n}"
-                )))
-            }
-            fn visit_u64<E: de::Error>(self, n: u64) -> std::result::Result<HumanDuration, E> {
-                Err(E::custom(format!(
-                    "a duration needs a unit: write \"{n}s\" or \"{n}ms\" (a string), not {n}"
-                )))
-            }
-            fn visit_f64<E: de::Error>(self, n: f64) -> std::result::Result<HumanDuration, E> {
-                Err(E::custom(format!(
-                    "a duration needs a unit: write \"{n}s\" (a string), not {n}"
-                )))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// A rate per second: a number, or a string like `"20k"` or `"1.5k/s"`.
-struct HumanRate(f64);
-
-impl<'de> Deserialize<'de> for HumanRate {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        d.deserialize_any(RateVisitor).and_then(|r| match r {
-            RawRate::Constant(v) => Ok(HumanRate(v)),
-            RawRate::Ramp { .. } => Err(de::Error::custom(
-                "a ramp's `from` and `to` are single rates, like \"1k\" or 20000",
-            )),
-        })
-    }
-}
+/// A rate per second (`20000`, `"20k"`), in the scenario's words.
+type HumanRate = contend_units::de::HumanRate<ScenarioWords>;
 
 /// A phase's rate as written: one rate, or a ramp table `{ from, to }` whose
 /// ends may be missing (the validation says which).
-enum RawRate {
-    Constant(f64),
-    Ramp {
-        from: Option<Spanned<HumanRate>>,
-        to: Option<Spanned<HumanRate>>,
-    },
-}
-
-struct RateVisitor;
-
-impl<'de> Visitor<'de> for RateVisitor {
-    type Value = RawRate;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a rate per second like 20000 or \"20k\", or a ramp like { from = \"1k\", to = \"20k\" }")
-    }
-    fn visit_i64<E: de::Error>(self, n: i64) -> std::result::Result<RawRate, E> {
-        Ok(RawRate::Constant(n as f64))
-    }
-    fn visit_u64<E: de::Error>(self, n: u64) -> std::result::Result<RawRate, E> {
-        Ok(RawRate::Constant(n as f64))
-    }
-    fn visit_f64<E: de::Error>(self, n: f64) -> std::result::Result<RawRate, E> {
-        if n.is_finite() {
-            Ok(RawRate::Constant(n))
-        } else {
-            Err(E::custom(
-                "a rate must be a finite number, like 20000 or \"20k\"",
-            ))
-        }
-    }
-    fn visit_str<E: de::Error>(self, s: &str) -> std::result::Result<RawRate, E> {
-        parse_rate(s).map(RawRate::Constant).map_err(E::custom)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<RawRate, A::Error> {
-        let mut from = None;
-        let mut to = None;
-        while let Some(key) = map.next_key::<String>()? {
-            match key.as_str() {
-                "from" => from = Some(map.next_value::<Spanned<HumanRate>>()?),
-                "to" => to = Some(map.next_value::<Spanned<HumanRate>>()?),
-                other => return Err(de::Error::unknown_field(other, &["from", "to"])),
-            }
-        }
-        Ok(RawRate::Ramp { from, to })
-    }
-}
-
-impl<'de> Deserialize<'de> for RawRate {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        d.deserialize_any(RateVisitor)
-    }
-}
+type RawRate = contend_units::de::RateOrRamp<ScenarioWords>;
 
 /// `workers = "unbounded"` or a count.
 enum Workers {
@@ -991,55 +884,6 @@ impl<'de> Deserialize<'de> for Workers {
             }
             fn visit_u64<E: de::Error>(self, n: u64) -> std::result::Result<Workers, E> {
                 Ok(Workers::Count(i64::try_from(n).unwrap_or(i64::MAX)))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// A whole number (TOML integer), with a message that says so.
-struct Int(i64);
-
-impl<'de> Deserialize<'de> for Int {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Int;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a whole number, like 4 (no quotes)")
-            }
-            fn visit_i64<E: de::Error>(self, n: i64) -> std::result::Result<Int, E> {
-                Ok(Int(n))
-            }
-            fn visit_u64<E: de::Error>(self, n: u64) -> std::result::Result<Int, E> {
-                i64::try_from(n)
-                    .map(Int)
-                    .map_err(|_| E::custom(format!("{n} is far too large")))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// A number (TOML integer or float), with a message that says so.
-struct Num(f64);
-
-impl<'de> Deserialize<'de> for Num {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Num;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a number, like 1 or 0.5 (no quotes)")
-            }
-            fn visit_i64<E: de::Error>(self, n: i64) -> std::result::Result<Num, E> {
-                Ok(Num(n as f64))
-            }
-            fn visit_u64<E: de::Error>(self, n: u64) -> std::result::Result<Num, E> {
-                Ok(Num(n as f64))
-            }
-            fn visit_f64<E: de::Error>(self, n: f64) -> std::result::Result<Num, E> {
-                Ok(Num(n))
             }
         }
         d.deserialize_any(V)
@@ -2518,28 +2362,6 @@ mod tests {
     }
 
     const PHASE: &str = "[[phases]]\nrate = \"1k\"\nduration = \"1s\"\n";
-
-    #[test]
-    fn line_col_counts_characters_from_one() {
-        let text = "ab\ncé d\n\nx";
-        // (byte offset, line, col)
-        let cases = [
-            (0, 1, 1),
-            (1, 1, 2),
-            (3, 2, 1),
-            (4, 2, 2),
-            (6, 2, 3),
-            (7, 2, 4),
-            (9, 3, 1),
-            (10, 4, 1),
-            (99, 4, 2),
-        ];
-        for (offset, line, col) in cases {
-            assert_eq!(line_col(text, offset), (line, col), "offset {offset}");
-        }
-        // Inside the two bytes of 'é': moved back to its start.
-        assert_eq!(line_col(text, 5), (2, 2));
-    }
 
     #[test]
     fn urls_parse() {

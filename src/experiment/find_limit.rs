@@ -616,7 +616,7 @@ fn step_row(
             "P{} of 2xx past the timeout ({:.1}% of 2xx later; P99 {})",
             round4(100.0 * (1.0 - spec.max_504_share)),
             share_2xx_late * 100.0,
-            crate::report::console::fmt_us(p99)
+            contend_units::fmt_us(p99)
         ));
     }
     if outcomes == 0 {
@@ -704,8 +704,8 @@ fn class_result(
             let slower = p99.map_or(String::new(), |p| {
                 format!(
                     "; at {l} the model predicts {} per response and the 2xx P99 was {} ({:.2}x)",
-                    crate::report::console::fmt_us(predicted_us.round() as u64),
-                    crate::report::console::fmt_us(p),
+                    contend_units::fmt_us(predicted_us.round() as u64),
+                    contend_units::fmt_us(p),
                     p as f64 / predicted_us.max(1.0)
                 )
             });

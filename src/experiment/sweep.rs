@@ -251,7 +251,7 @@ pub fn run(
             stopped_early = Some(format!(
                 "stopped after step {} ({rate:.0}/s): past saturation (P99 {}, {:.1}% without a 2xx)",
                 i + 1,
-                crate::report::console::fmt_us(p99),
+                contend_units::fmt_us(p99),
                 share_error * 100.0
             ));
             break;

@@ -26,13 +26,13 @@
 //! breaker = { error_share = 0.5, window = "10s", min_requests = 20, cool_down = "5s", probes = 1 }
 //! ```
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::de::{self, Deserialize, Deserializer, Visitor};
+use contend_units::de::{GatewayWords, HumanDuration, HumanRate};
+use contend_units::located::location;
 use toml::Spanned;
 
 use super::access_log::{AccessRecord, LogFormat};
@@ -40,7 +40,6 @@ use super::policy::breaker::BreakerRule;
 use super::policy::budget::BudgetRule;
 use super::policy::concurrency::ConcurrencyRule;
 use crate::error::{Error, Result};
-use crate::units::{parse_duration, parse_rate};
 
 /// What the gateway does when its client leaves before the upstream answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -226,67 +225,11 @@ pub(crate) struct RawBreaker {
     probes: Option<Spanned<i64>>,
 }
 
-/// A duration with a unit, as a string (`"250ms"`).
-pub(crate) struct Dur(pub(crate) Duration);
+/// A duration with a unit, as a string (`"250ms"`), in the gateway config's words.
+pub(crate) type Dur = HumanDuration<GatewayWords>;
 
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Dur;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a duration as a string with a unit, like \"250ms\" or \"2s\"")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> std::result::Result<Dur, E> {
-                parse_duration(s).map(Dur).map_err(E::custom)
-            }
-            fn visit_i64<E: de::Error>(self, n: i64) -> std::result::Result<Dur, E> {
-                Err(E::custom(format!(
-                    "a duration needs a unit: write \"{n}s\" or \"{n}ms\" (a string), not {n}"
-                )))
-            }
-            fn visit_u64<E: de::Error>(self, n: u64) -> std::result::Result<Dur, E> {
-                Err(E::custom(format!(
-                    "a duration needs a unit: write \"{n}s\" or \"{n}ms\" (a string), not {n}"
-                )))
-            }
-            fn visit_f64<E: de::Error>(self, n: f64) -> std::result::Result<Dur, E> {
-                Err(E::custom(format!(
-                    "a duration needs a unit: write \"{n}s\" (a string), not {n}"
-                )))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// A rate per second: a number or a string like `"1k"`.
-pub(crate) struct Rate(f64);
-
-impl<'de> Deserialize<'de> for Rate {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Rate;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a rate per second like 100 or \"1k\"")
-            }
-            fn visit_i64<E: de::Error>(self, n: i64) -> std::result::Result<Rate, E> {
-                Ok(Rate(n as f64))
-            }
-            fn visit_u64<E: de::Error>(self, n: u64) -> std::result::Result<Rate, E> {
-                Ok(Rate(n as f64))
-            }
-            fn visit_f64<E: de::Error>(self, n: f64) -> std::result::Result<Rate, E> {
-                Ok(Rate(n))
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> std::result::Result<Rate, E> {
-                parse_rate(s).map(Rate).map_err(E::custom)
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
+/// A rate per second: a number or a string like `"1k"`, in the gateway config's words.
+pub(crate) type Rate = HumanRate<GatewayWords>;
 
 // ---------------------------------------------------------------------------
 // Validation. Errors are (byte span, message); the caller turns spans into
@@ -507,17 +450,9 @@ pub fn load(path: &Path) -> Result<Config> {
 
 /// Parses and validates gateway config `text`; `path` is named in errors.
 pub fn parse(text: &str, path: &Path) -> Result<Config> {
-    let at = |span: Option<Range<usize>>, message: String| {
-        let location = match span {
-            Some(span) => {
-                let before = &text[..span.start.min(text.len())];
-                let line = before.matches('\n').count() + 1;
-                let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-                format!("{}:{line}:{col}", path.display())
-            }
-            None => path.display().to_string(),
-        };
-        Error::Scenario { location, message }
+    let at = |span: Option<Range<usize>>, message: String| Error::Scenario {
+        location: location(path, text, span),
+        message,
     };
     let raw: RawConfig =
         toml::from_str(text).map_err(|e| at(e.span(), e.message().trim().to_string()))?;

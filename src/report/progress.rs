@@ -4,10 +4,10 @@
 //! Hidden when asked, or when stderr is not a terminal (indicatif's own
 //! check), so logs and CI output stay clean.
 
+use contend_units::fmt_us;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::record::IntervalRow;
-use crate::report::console::fmt_us;
 use crate::scenario::{Phase, Rate};
 
 /// The bars of one run.
