@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{CompareArgs, DoctorArgs, RunArgs};
+use crate::cli::{CompareArgs, DoctorArgs, GatewayArgs, RunArgs};
 use crate::error::{Error, Result};
 use crate::report::{self, summary::Summary};
 use crate::scenario::{self, ExperimentKind};
@@ -535,6 +535,26 @@ pub fn doctor(args: &DoctorArgs) -> Result<i32> {
             "{n} setting(s) will limit the run: apply the fixes above."
         ),
     };
+    Ok(0)
+}
+
+/// `contend gateway`: loads the gateway config, applies `--listen` and
+/// `--upstream` over it, and runs the reference gateway until SIGTERM or
+/// SIGINT (0). A bad config or flag is exit code 2.
+pub fn gateway(args: &GatewayArgs) -> Result<i32> {
+    let mut config = contend_gateway::config::load(&args.config)?;
+    if let Some(listen) = &args.listen {
+        config.listen = listen.parse().map_err(|_| {
+            Error::Usage(format!(
+                "--listen {listen:?} is not IP:PORT, like 127.0.0.1:0"
+            ))
+        })?;
+    }
+    if let Some(upstream) = &args.upstream {
+        config.upstream = contend_gateway::config::check_upstream(upstream)
+            .map_err(|m| Error::Usage(format!("--upstream: {m}")))?;
+    }
+    contend_gateway::run(config)?;
     Ok(0)
 }
 

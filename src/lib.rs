@@ -5,7 +5,6 @@
 //! - [`scenario`]: TOML scenario files and flags, validated into a `Scenario`.
 //! - [`arrival`]: pure arrival schedules (constant, Poisson, ramps).
 //! - [`topology`]: starts and stops the components (mock upstream, gateway, nginx).
-//! - [`gateway`]: the reference gateway (`contend gateway`): proxy, policies, access log.
 //! - [`driver`]: the open-loop driver, share-nothing shards on their own threads.
 //! - [`outcome`]: what became of one arrival; shared by everything.
 //! - [`record`]: histograms and counters per shard, merged exactly.
@@ -19,6 +18,11 @@
 //! - [`limits`]: RLIMIT_NOFILE raised at start; connects refused by a limit, counted.
 //! - [`error`]: the library's errors and their exit codes.
 //! - [`sys`]: the one module with `unsafe` (clocks, timerfd, signals, rlimits).
+//!
+//! Two crates of the workspace stand beside it: `contend-units` (human
+//! units, `250ms` and `50k`, for every file and flag) and `contend-gateway`
+//! (the reference gateway, `contend gateway`, which the harness starts and
+//! measures but which never imports the harness).
 
 #![deny(missing_docs)]
 
@@ -30,7 +34,6 @@ pub mod driver;
 pub mod error;
 pub mod experiment;
 pub mod gate;
-pub mod gateway;
 pub mod limits;
 pub mod outcome;
 pub mod preflight;

@@ -202,13 +202,13 @@ impl AuditMode {
     }
 
     /// Its abort accounting (nginx: `off` is early, `on` is complete).
-    pub fn abort_accounting(self) -> crate::gateway::AbortAccounting {
+    pub fn abort_accounting(self) -> contend_gateway::AbortAccounting {
         match self {
             AuditMode::ReferenceEarly | AuditMode::NginxOff => {
-                crate::gateway::AbortAccounting::Early
+                contend_gateway::AbortAccounting::Early
             }
             AuditMode::ReferenceComplete | AuditMode::NginxOn => {
-                crate::gateway::AbortAccounting::Complete
+                contend_gateway::AbortAccounting::Complete
             }
         }
     }
@@ -271,11 +271,11 @@ pub struct GatewaySpec {
     /// `kind = "external"`: where it listens (`http://host:port`).
     pub url: Option<String>,
     /// Client-abort behaviour (nginx: `proxy_ignore_client_abort` off/on).
-    pub abort_accounting: crate::gateway::AbortAccounting,
+    pub abort_accounting: contend_gateway::AbortAccounting,
     /// Reference only: what an early abort charges instead of its time.
     pub abort_charge: Option<Duration>,
     /// The policies on `/`.
-    pub policies: crate::gateway::Policies,
+    pub policies: contend_gateway::Policies,
     /// CPUs for the gateway: nginx `worker_cpu_affinity`; the reference
     /// gateway sizes its runtime to their number.
     pub cpus: Option<String>,
@@ -729,13 +729,13 @@ struct RawThresholds {
 struct RawGateway {
     kind: Option<Spanned<RawGatewayKind>>,
     url: Option<Spanned<String>>,
-    abort_accounting: Option<crate::gateway::AbortAccounting>,
-    abort_charge: Option<Spanned<crate::gateway::config::Dur>>,
-    upstream_timeout: Option<Spanned<crate::gateway::config::Dur>>,
-    rate_limit: Option<Spanned<crate::gateway::config::RawRateLimit>>,
-    budget: Option<Spanned<crate::gateway::config::RawBudget>>,
-    concurrency: Option<Spanned<crate::gateway::config::RawConcurrency>>,
-    breaker: Option<Spanned<crate::gateway::config::RawBreaker>>,
+    abort_accounting: Option<contend_gateway::AbortAccounting>,
+    abort_charge: Option<Spanned<contend_gateway::config::Dur>>,
+    upstream_timeout: Option<Spanned<contend_gateway::config::Dur>>,
+    rate_limit: Option<Spanned<contend_gateway::config::RawRateLimit>>,
+    budget: Option<Spanned<contend_gateway::config::RawBudget>>,
+    concurrency: Option<Spanned<contend_gateway::config::RawConcurrency>>,
+    breaker: Option<Spanned<contend_gateway::config::RawBreaker>>,
     cpus: Option<Spanned<String>>,
     template: Option<PathBuf>,
 }
@@ -1699,7 +1699,7 @@ fn build_gateway(ctx: &Ctx, spanned: Spanned<RawGateway>, has_target: bool) -> R
         Some(RawGatewayKind::External) => GatewayKind::External,
         Some(RawGatewayKind::None) => GatewayKind::None,
     };
-    let policies = crate::gateway::config::RawPolicies {
+    let policies = contend_gateway::config::RawPolicies {
         upstream_timeout: g.upstream_timeout,
         rate_limit: g.rate_limit,
         budget: g.budget,
@@ -1771,7 +1771,7 @@ fn build_gateway(ctx: &Ctx, spanned: Spanned<RawGateway>, has_target: bool) -> R
             ));
         }
     }
-    let has_settings = p != &crate::gateway::Policies::default()
+    let has_settings = p != &contend_gateway::Policies::default()
         || spec.abort_charge.is_some()
         || g.abort_accounting.is_some()
         || spec.cpus.is_some()

@@ -21,11 +21,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use contend_gateway::access_log::LoggedRequest;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::driver::request_log::{RequestLogOutput, id_text};
-use crate::gateway::access_log::LoggedRequest;
 use crate::outcome::Outcome;
 
 /// What became of the factor `true / accounted` of one key.

@@ -15,12 +15,13 @@
 
 use std::path::Path;
 
+use contend_gateway::access_log::LoggedRequest;
+
 use crate::analysis::accounting::{
     self, AbortAudit, BudgetInfo, ClientKey, JoinedRequest, UpstreamRequests,
 };
 use crate::error::{Error, Result};
 use crate::experiment::run::{self, RunOutput};
-use crate::gateway::access_log::LoggedRequest;
 use crate::outcome::Class;
 use crate::record::IntervalRow;
 use crate::scenario::{AuditMode, GatewayKind, Scenario, Target};

@@ -20,12 +20,12 @@
 use std::path::Path;
 use std::time::Duration;
 
+use contend_gateway::ConcurrencyRule;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::ps_model::{self, CpuWork};
 use crate::error::{Error, Result};
 use crate::experiment::run::{self, RunOutput};
-use crate::gateway::ConcurrencyRule;
 use crate::outcome::Class;
 use crate::record::IntervalRow;
 use crate::scenario::{self, FindLimitSpec, HardwareClass, Scenario, Target};

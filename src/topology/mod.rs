@@ -44,7 +44,7 @@ pub struct Gateway {
     /// The config it was started with (TOML, or nginx.conf).
     pub config_text: String,
     /// Its abort accounting (`early`/`complete`).
-    pub abort_accounting: crate::gateway::AbortAccounting,
+    pub abort_accounting: contend_gateway::AbortAccounting,
     /// The running process.
     pub child: ChildGuard,
     access_log: PathBuf,
@@ -123,7 +123,7 @@ impl Topology {
 
     /// After the run: lets the gateway finish what is in flight, stops it
     /// (so every line is written), and reads its access log into per-key
-    /// accounting (JSON, see [`crate::gateway::access_log::LogAccounting`]).
+    /// accounting (JSON, see [`contend_gateway::access_log::LogAccounting`]).
     /// `None` when the harness started no gateway.
     pub fn gateway_accounting(&mut self) -> Option<Result<serde_json::Value>> {
         let gateway = self.gateway.as_mut()?;
@@ -164,7 +164,7 @@ impl Topology {
                 ))));
             }
         };
-        let accounting = crate::gateway::access_log::account(&text);
+        let accounting = contend_gateway::access_log::account(&text);
         let mut value = serde_json::json!({
             "kind": gateway.kind,
             "version": gateway.version,
@@ -218,7 +218,7 @@ fn start_reference(spec: &GatewaySpec, upstream_url: &str, exe: &Path) -> Result
         text.push_str(&format!("cpus = {cpus:?}\n"));
     }
     text.push_str("\n[[routes]]\nprefix = \"/\"\n");
-    text.push_str(&crate::gateway::config::policies_toml(&spec.policies));
+    text.push_str(&contend_gateway::config::policies_toml(&spec.policies));
     let path = dir.0.join("gateway.toml");
     std::fs::write(&path, &text).map_err(|e| Error::io(&path, e))?;
     let args = vec![

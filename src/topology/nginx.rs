@@ -9,8 +9,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use contend_gateway::AbortAccounting;
+
 use crate::error::{Error, Result};
-use crate::gateway::AbortAccounting;
 use crate::scenario::GatewaySpec;
 
 /// The template shipped with contend.
@@ -330,7 +331,7 @@ mod tests {
     #[test]
     fn the_template_renders_every_placeholder() {
         let mut spec = GatewaySpec::default();
-        spec.policies.rate_limit = Some(crate::gateway::RateLimitRule {
+        spec.policies.rate_limit = Some(contend_gateway::RateLimitRule {
             rate_per_s: 0.5,
             burst: 3,
         });

@@ -3,7 +3,7 @@
 //! `[gateway]` section shares.
 //!
 //! Takes TOML text; hands on a validated [`Config`]. Every error is an
-//! [`Error::Scenario`] located at `file:line:col` (exit code 2) that says
+//! [`Error::Config`] located at `file:line:col` (exit code 2) that says
 //! what would be valid. It opens no sockets.
 //!
 //! ```toml
@@ -32,14 +32,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use contend_units::de::{GatewayWords, HumanDuration, HumanRate};
-use contend_units::located::location;
+use contend_units::located::LocatedError;
 use toml::Spanned;
 
-use super::access_log::{AccessRecord, LogFormat};
-use super::policy::breaker::BreakerRule;
-use super::policy::budget::BudgetRule;
-use super::policy::concurrency::ConcurrencyRule;
+use crate::access_log::{AccessRecord, LogFormat};
 use crate::error::{Error, Result};
+use crate::policy::breaker::BreakerRule;
+use crate::policy::budget::BudgetRule;
+use crate::policy::concurrency::ConcurrencyRule;
 
 /// What the gateway does when its client leaves before the upstream answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -184,40 +184,49 @@ struct RawRoute {
 /// `#[serde(flatten)]`ing this struct: flatten buffers values, which loses
 /// their spans and `deny_unknown_fields`.)
 #[derive(Default)]
-pub(crate) struct RawPolicies {
-    pub(crate) upstream_timeout: Option<Spanned<Dur>>,
-    pub(crate) rate_limit: Option<Spanned<RawRateLimit>>,
-    pub(crate) budget: Option<Spanned<RawBudget>>,
-    pub(crate) concurrency: Option<Spanned<RawConcurrency>>,
-    pub(crate) breaker: Option<Spanned<RawBreaker>>,
+pub struct RawPolicies {
+    /// `upstream_timeout = "2s"`.
+    pub upstream_timeout: Option<Spanned<Dur>>,
+    /// `rate_limit = { rate, burst }`.
+    pub rate_limit: Option<Spanned<RawRateLimit>>,
+    /// `budget = { budget, window, penalty }`.
+    pub budget: Option<Spanned<RawBudget>>,
+    /// `concurrency = { max, queue, queue_timeout }`.
+    pub concurrency: Option<Spanned<RawConcurrency>>,
+    /// `breaker = { error_share, window, min_requests, cool_down, probes }`.
+    pub breaker: Option<Spanned<RawBreaker>>,
 }
 
+/// `rate_limit = { rate = 100, burst = 10 }` as written.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawRateLimit {
+pub struct RawRateLimit {
     rate: Option<Spanned<Rate>>,
     burst: Option<Spanned<i64>>,
 }
 
+/// `budget = { budget = "1s", window = "10s", penalty = "5s" }` as written.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawBudget {
+pub struct RawBudget {
     budget: Option<Spanned<Dur>>,
     window: Option<Spanned<Dur>>,
     penalty: Option<Spanned<Dur>>,
 }
 
+/// `concurrency = { max = 4, queue = 8, queue_timeout = "500ms" }` as written.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawConcurrency {
+pub struct RawConcurrency {
     max: Option<Spanned<i64>>,
     queue: Option<Spanned<i64>>,
     queue_timeout: Option<Spanned<Dur>>,
 }
 
+/// `breaker = { error_share = 0.5, window = "10s", ... }` as written.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawBreaker {
+pub struct RawBreaker {
     error_share: Option<Spanned<f64>>,
     window: Option<Spanned<Dur>>,
     min_requests: Option<Spanned<i64>>,
@@ -226,10 +235,10 @@ pub(crate) struct RawBreaker {
 }
 
 /// A duration with a unit, as a string (`"250ms"`), in the gateway config's words.
-pub(crate) type Dur = HumanDuration<GatewayWords>;
+pub type Dur = HumanDuration<GatewayWords>;
 
 /// A rate per second: a number or a string like `"1k"`, in the gateway config's words.
-pub(crate) type Rate = HumanRate<GatewayWords>;
+type Rate = HumanRate<GatewayWords>;
 
 // ---------------------------------------------------------------------------
 // Validation. Errors are (byte span, message); the caller turns spans into
@@ -237,7 +246,7 @@ pub(crate) type Rate = HumanRate<GatewayWords>;
 // ---------------------------------------------------------------------------
 
 /// A validation error at a span of the text.
-pub(crate) type Located = (Range<usize>, String);
+pub type Located = (Range<usize>, String);
 
 /// Longest duration a policy may name: far past honest use, catches unit slips.
 const MAX_POLICY_DURATION: Duration = Duration::from_secs(24 * 3600);
@@ -282,7 +291,7 @@ fn required<'a, T>(
 
 impl RawPolicies {
     /// Validates the tables; `label` prefixes messages (`[gateway]`, `route 1`).
-    pub(crate) fn validate(&self, label: &str) -> std::result::Result<Policies, Located> {
+    pub fn validate(&self, label: &str) -> std::result::Result<Policies, Located> {
         let mut out = Policies::default();
         if let Some(t) = &self.upstream_timeout {
             out.upstream_timeout =
@@ -418,7 +427,7 @@ impl RawPolicies {
 }
 
 /// Checks an upstream URL: `http://host:port` with no path.
-pub(crate) fn check_upstream(url: &str) -> std::result::Result<String, String> {
+pub fn check_upstream(url: &str) -> std::result::Result<String, String> {
     let expected = "expected http://HOST:PORT, like http://127.0.0.1:8081";
     let uri: hyper::Uri = url
         .parse()
@@ -441,18 +450,19 @@ pub(crate) fn check_upstream(url: &str) -> std::result::Result<String, String> {
 
 /// Reads and validates the gateway config file at `path`.
 pub fn load(path: &Path) -> Result<Config> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Scenario {
-        location: path.display().to_string(),
-        message: format!("cannot read the gateway config: {e}"),
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::Config(LocatedError {
+            location: path.display().to_string(),
+            message: format!("cannot read the gateway config: {e}"),
+        })
     })?;
     parse(&text, path)
 }
 
 /// Parses and validates gateway config `text`; `path` is named in errors.
 pub fn parse(text: &str, path: &Path) -> Result<Config> {
-    let at = |span: Option<Range<usize>>, message: String| Error::Scenario {
-        location: location(path, text, span),
-        message,
+    let at = |span: Option<Range<usize>>, message: String| {
+        Error::Config(LocatedError::at(path, text, span, message))
     };
     let raw: RawConfig =
         toml::from_str(text).map_err(|e| at(e.span(), e.message().trim().to_string()))?;
