@@ -394,11 +394,9 @@ fn check_host(scenario: &scenario::Scenario, quiet: bool) -> Result<Preflight> {
 
 fn prepare(args: &RunArgs, scenario: &scenario::Scenario) -> Result<Prepared> {
     let mut thresholds = scenario.thresholds.clone();
-    thresholds.extend(gate::threshold::parse_all(&args.thresholds, |i, e| {
-        Error::Scenario {
-            location: format!("--threshold {:?}: col {}", args.thresholds[i], e.col),
-            message: e.message,
-        }
+    thresholds.extend(gate::parse_all(&args.thresholds, |i, e| Error::Scenario {
+        location: format!("--threshold {:?}: col {}", args.thresholds[i], e.col),
+        message: e.message,
     })?);
     let preflight = check_host(scenario, args.quiet)?;
     let stop = shutdown::install().map_err(|e| Error::Runtime(format!("signal handlers: {e}")))?;

@@ -11,6 +11,7 @@
 //! - [`experiment`]: compose load steps into results (`run`, `sweep`, `abort_audit`, `find_limit`).
 //! - [`analysis`]: pure analyses of finished results (knee, USL fit, abort accounting).
 //! - [`report`]: summary.json, intervals.csv, .hgrm, .hlog, plots, report.html, the console.
+//! - [`threshold`]: threshold expressions (`p99 < 250ms`) and their verdicts over a summary.
 //! - [`gate`]: the CI gate: thresholds, baseline comparison, JUnit XML.
 //! - [`shutdown`]: Ctrl-C and SIGTERM: stop, drain, report.
 //! - [`cli`] and [`app`]: the command line and its commands.
@@ -42,4 +43,5 @@ pub mod report;
 pub mod scenario;
 pub mod shutdown;
 pub mod sys;
+pub mod threshold;
 pub mod topology;

@@ -36,7 +36,7 @@ pub struct Scenario {
     /// The gateway under test in front of the target (`[gateway]`); none by default.
     pub gateway: GatewaySpec,
     /// `[thresholds] checks`: evaluated over the summary at the end of the run.
-    pub thresholds: Vec<crate::gate::Threshold>,
+    pub thresholds: Vec<crate::threshold::Threshold>,
     /// `experiment`: what the run composes its load steps into.
     pub experiment: ExperimentKind,
     /// `[abort_audit]`: the modes and settling time of `experiment = "abort-audit"`.
@@ -1669,12 +1669,15 @@ fn build_abort_audit(
 /// Parses `[thresholds] checks`, locating a malformed one at its character
 /// (the string's opening quote plus the column within the expression; exact
 /// for strings without escapes).
-fn build_thresholds(ctx: &Ctx, raw: Option<RawThresholds>) -> Result<Vec<crate::gate::Threshold>> {
+fn build_thresholds(
+    ctx: &Ctx,
+    raw: Option<RawThresholds>,
+) -> Result<Vec<crate::threshold::Threshold>> {
     let checks = raw.and_then(|t| t.checks).unwrap_or_default();
     checks
         .iter()
         .map(|check| {
-            crate::gate::Threshold::parse(check.get_ref()).map_err(|e| {
+            crate::threshold::Threshold::parse(check.get_ref()).map_err(|e| {
                 let start = check.span().start + 1;
                 let (line, col) = line_col(ctx.text, start);
                 let location = match ctx.source {

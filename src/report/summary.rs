@@ -187,7 +187,7 @@ pub struct Summary {
     /// The thresholds evaluated at the end of the run, in the order given
     /// (scenario's `[thresholds] checks`, then `--threshold` flags).
     #[serde(default)]
-    pub thresholds: Vec<crate::gate::ThresholdResult>,
+    pub thresholds: Vec<crate::threshold::ThresholdResult>,
     /// `experiment = "abort-audit"`: per gateway mode and key, accounted
     /// against true worker time (the other fields then describe the first
     /// mode that ran; each mode's own report is in its subfolder).
