@@ -135,11 +135,7 @@ pub(super) fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Resul
     })
 }
 
-pub(super) fn build_name(
-    ctx: &Ctx,
-    raw: Option<&Spanned<String>>,
-    overrides: &Overrides,
-) -> Result<String> {
+fn build_name(ctx: &Ctx, raw: Option<&Spanned<String>>, overrides: &Overrides) -> Result<String> {
     if let Some(name) = &overrides.name {
         check_name("--name", name).map_err(cli)?;
         return Ok(name.clone());
@@ -173,7 +169,7 @@ pub(super) fn build_name(
     })
 }
 
-pub(super) fn build_phases(
+fn build_phases(
     ctx: &Ctx,
     raw: Option<&Spanned<Vec<Spanned<RawPhase>>>>,
     overrides: &Overrides,
@@ -242,7 +238,7 @@ pub(super) fn build_phases(
     Ok(phases)
 }
 
-pub(super) fn build_rate(ctx: &Ctx, number: usize, raw: &Spanned<RawRate>) -> Result<Rate> {
+fn build_rate(ctx: &Ctx, number: usize, raw: &Spanned<RawRate>) -> Result<Rate> {
     let what = format!("phase {number} rate");
     match raw.get_ref() {
         RawRate::Constant(r) => {
@@ -284,7 +280,7 @@ pub(super) fn build_rate(ctx: &Ctx, number: usize, raw: &Spanned<RawRate>) -> Re
 /// Parses `[thresholds] checks`, locating a malformed one at its character
 /// (the string's opening quote plus the column within the expression; exact
 /// for strings without escapes).
-pub(super) fn build_thresholds(
+fn build_thresholds(
     ctx: &Ctx,
     raw: Option<RawThresholds>,
 ) -> Result<Vec<crate::threshold::Threshold>> {

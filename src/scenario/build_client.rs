@@ -22,6 +22,8 @@ use super::{
 };
 use crate::error::Result;
 
+/// `[request]`: the method (upper-cased), path and headers, checked;
+/// `GET /` with no headers or body by default.
 pub(super) fn build_request(ctx: &Ctx, raw: Option<RawRequest>) -> Result<RequestSpec> {
     let raw = raw.unwrap_or(RawRequest {
         method: None,
@@ -52,11 +54,9 @@ pub(super) fn build_request(ctx: &Ctx, raw: Option<RawRequest>) -> Result<Reques
     })
 }
 
-pub(super) fn build_headers(
-    ctx: &Ctx,
-    what: &str,
-    raw: Option<Headers>,
-) -> Result<Vec<(String, String)>> {
+/// A header table, each name and value checked; `what` labels the
+/// messages (`[request] header`, `key "ui" header`).
+fn build_headers(ctx: &Ctx, what: &str, raw: Option<Headers>) -> Result<Vec<(String, String)>> {
     let mut headers = Vec::new();
     for (name, value) in raw.map(|h| h.0).unwrap_or_default() {
         ctx.check(&name, |n| check_header_name(what, n))?;
@@ -66,6 +66,8 @@ pub(super) fn build_headers(
     Ok(headers)
 }
 
+/// `[[keys]]`: each named, once, with a weight above 0 (weights are
+/// relative) and its path, headers and timeout checked.
 pub(super) fn build_keys(ctx: &Ctx, raw: Vec<Spanned<RawKey>>) -> Result<Vec<KeySpec>> {
     let mut keys: Vec<KeySpec> = Vec::with_capacity(raw.len());
     let mut weight_sum = 0.0;
@@ -141,6 +143,9 @@ pub(super) fn build_keys(ctx: &Ctx, raw: Vec<Spanned<RawKey>>) -> Result<Vec<Key
     Ok(keys)
 }
 
+/// `[client]` with the command line over it; request ids on by default for
+/// `experiment = "abort-audit"` (which needs them), and never beside an
+/// `x-request-id` header set by hand.
 pub(super) fn build_client(
     ctx: &Ctx,
     raw: Option<RawClient>,
@@ -158,46 +163,83 @@ pub(super) fn build_client(
         .and_then(|r| r.request_ids.as_ref())
         .map(|r| r.span());
     if let Some(raw) = raw {
-        if let Some(ids) = &raw.request_ids {
-            if experiment == ExperimentKind::AbortAudit && !*ids.get_ref() {
-                return Err(ctx.at(
-                    ids.span(),
-                    "experiment = \"abort-audit\" joins the client, the gateway's log and the upstream per request by x-request-id: remove request_ids = false",
-                ));
-            }
-            client.request_ids = *ids.get_ref();
-        }
-        if let Some(t) = &raw.timeout {
-            ctx.check(t, |t| {
-                check_positive_duration("[client] timeout", t.0, MAX_DURATION)
-            })?;
-            client.timeout = t.get_ref().0;
-        }
-        if let Some(m) = &raw.max_connections {
-            ctx.check(m, |n| {
-                check_int("[client] max_connections", n.0, 1, MAX_CONNECTIONS)
-            })?;
-            client.max_connections = m.get_ref().0 as usize;
-        }
-        if let Some(t) = &raw.threads {
-            ctx.check(t, |n| check_int("[client] threads", n.0, 1, MAX_THREADS))?;
-            client.threads = Some(t.get_ref().0 as usize);
-        }
-        if let Some(s) = &raw.seed {
-            ctx.check(s, |n| check_int("[client] seed", n.0, 0, i64::MAX))?;
-            client.seed = s.get_ref().0 as u64;
-        }
-        if let Some(i) = &raw.interval {
-            ctx.check(i, |d| check_interval("[client] interval", d.0))?;
-            client.interval = i.get_ref().0;
-        }
-        if let Some(l) = &raw.lag_bound {
-            ctx.check(l, |d| {
-                check_positive_duration("[client] lag_bound", d.0, Duration::from_secs(3600))
-            })?;
-            client.lag_bound = l.get_ref().0;
+        client_from_file(ctx, &raw, experiment, &mut client)?;
+    }
+    apply_client_flags(overrides, experiment, &mut client)?;
+    if client.request_ids {
+        let set_by_hand = request
+            .headers
+            .iter()
+            .chain(keys.iter().flat_map(|k| k.headers.iter()))
+            .any(|(name, _)| name.eq_ignore_ascii_case("x-request-id"));
+        if set_by_hand {
+            let message = "an x-request-id header is set by hand, but with [client] request_ids on (the default of experiment = \"abort-audit\") the driver sets a unique one per request: remove the header";
+            return Err(match ids_span {
+                Some(span) => ctx.at(span, message),
+                None => ctx.whole(message),
+            });
         }
     }
+    Ok(client)
+}
+
+/// The `[client]` section's values, each in range, over `client`.
+fn client_from_file(
+    ctx: &Ctx,
+    raw: &RawClient,
+    experiment: ExperimentKind,
+    client: &mut ClientSpec,
+) -> Result<()> {
+    if let Some(ids) = &raw.request_ids {
+        if experiment == ExperimentKind::AbortAudit && !*ids.get_ref() {
+            return Err(ctx.at(
+                ids.span(),
+                "experiment = \"abort-audit\" joins the client, the gateway's log and the upstream per request by x-request-id: remove request_ids = false",
+            ));
+        }
+        client.request_ids = *ids.get_ref();
+    }
+    if let Some(t) = &raw.timeout {
+        ctx.check(t, |t| {
+            check_positive_duration("[client] timeout", t.0, MAX_DURATION)
+        })?;
+        client.timeout = t.get_ref().0;
+    }
+    if let Some(m) = &raw.max_connections {
+        ctx.check(m, |n| {
+            check_int("[client] max_connections", n.0, 1, MAX_CONNECTIONS)
+        })?;
+        client.max_connections = m.get_ref().0 as usize;
+    }
+    if let Some(t) = &raw.threads {
+        ctx.check(t, |n| check_int("[client] threads", n.0, 1, MAX_THREADS))?;
+        client.threads = Some(t.get_ref().0 as usize);
+    }
+    if let Some(s) = &raw.seed {
+        ctx.check(s, |n| check_int("[client] seed", n.0, 0, i64::MAX))?;
+        client.seed = s.get_ref().0 as u64;
+    }
+    if let Some(i) = &raw.interval {
+        ctx.check(i, |d| check_interval("[client] interval", d.0))?;
+        client.interval = i.get_ref().0;
+    }
+    if let Some(l) = &raw.lag_bound {
+        ctx.check(l, |d| {
+            check_positive_duration("[client] lag_bound", d.0, Duration::from_secs(3600))
+        })?;
+        client.lag_bound = l.get_ref().0;
+    }
+    Ok(())
+}
+
+/// `--timeout`, `--max-connections`, `--connections` (closed loop, only
+/// for `experiment = "run"` and never with `--rate`), `--threads` and
+/// `--seed`, each in range, over `client`.
+fn apply_client_flags(
+    overrides: &Overrides,
+    experiment: ExperimentKind,
+    client: &mut ClientSpec,
+) -> Result<()> {
     if let Some(t) = overrides.timeout {
         check_positive_duration("--timeout", t, MAX_DURATION).map_err(cli)?;
         client.timeout = t;
@@ -251,19 +293,5 @@ pub(super) fn build_client(
     if let Some(s) = overrides.seed {
         client.seed = s;
     }
-    if client.request_ids {
-        let set_by_hand = request
-            .headers
-            .iter()
-            .chain(keys.iter().flat_map(|k| k.headers.iter()))
-            .any(|(name, _)| name.eq_ignore_ascii_case("x-request-id"));
-        if set_by_hand {
-            let message = "an x-request-id header is set by hand, but with [client] request_ids on (the default of experiment = \"abort-audit\") the driver sets a unique one per request: remove the header";
-            return Err(match ids_span {
-                Some(span) => ctx.at(span, message),
-                None => ctx.whole(message),
-            });
-        }
-    }
-    Ok(client)
+    Ok(())
 }

@@ -15,7 +15,8 @@ use toml::Spanned;
 use super::build::Ctx;
 use super::check::{check_cpus, check_int, check_positive_duration, check_rate};
 use super::raw::{
-    HumanDuration, RawAbortAudit, RawArrival, RawCpuList, RawFindLimit, RawSpacing, RawSweep,
+    HumanDuration, HumanRate, RawAbortAudit, RawArrival, RawCpuList, RawFindLimit, RawHardware,
+    RawSpacing, RawSweep,
 };
 use super::{
     AbortAuditSpec, ArrivalKind, ExperimentKind, FindLimitSpec, HardwareClass, MAX_DURATION, Phase,
@@ -147,27 +148,42 @@ pub(super) fn build_find_limit(
         spec.baseline = b;
     }
     for class in raw.hardware.iter().flatten() {
-        let h = class.get_ref();
-        spec.hardware.push(match (&h.cpus, &h.cpu_quota) {
-            (Some(cpus), None) => {
-                let text = match cpus {
-                    RawCpuList::Text(t) => t.clone(),
-                    RawCpuList::List(l) if !l.is_empty() => l.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
-                    RawCpuList::List(_) => return Err(ctx.at(class.span(), "[find_limit] hardware cpus is empty: list at least one CPU, e.g. [0]")),
-                };
-                check_cpus("[find_limit] hardware cpus", &text).map_err(|m| ctx.at(class.span(), m))?;
-                HardwareClass::Cpus(text)
-            }
-            (None, Some(q)) if q.0.is_finite() && q.0 > 0.0 && q.0 <= 1024.0 => HardwareClass::CpuQuota(q.0),
-            (None, Some(q)) => {
-                return Err(ctx.at(class.span(), format!("[find_limit] hardware cpu_quota is in cores, more than 0 (0.5 is half a core), got {}", q.0)));
-            }
-            _ => {
-                return Err(ctx.at(class.span(), "[find_limit] a hardware class is { cpus = \"0,1\" } or { cpu_quota = 0.5 }: give exactly one"));
-            }
-        });
+        spec.hardware.push(hardware_class(ctx, class)?);
     }
     Ok(spec)
+}
+
+/// One `hardware = [...]` entry: `{ cpus = "0,1" }` (or a list of CPUs) or
+/// `{ cpu_quota = 0.5 }`, exactly one of the two.
+fn hardware_class(ctx: &Ctx, class: &Spanned<RawHardware>) -> Result<HardwareClass> {
+    let h = class.get_ref();
+    Ok(match (&h.cpus, &h.cpu_quota) {
+        (Some(cpus), None) => {
+            let text = match cpus {
+                RawCpuList::Text(t) => t.clone(),
+                RawCpuList::List(l) if !l.is_empty() => {
+                    l.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+                }
+                RawCpuList::List(_) => {
+                    return Err(ctx.at(
+                        class.span(),
+                        "[find_limit] hardware cpus is empty: list at least one CPU, e.g. [0]",
+                    ));
+                }
+            };
+            check_cpus("[find_limit] hardware cpus", &text).map_err(|m| ctx.at(class.span(), m))?;
+            HardwareClass::Cpus(text)
+        }
+        (None, Some(q)) if q.0.is_finite() && q.0 > 0.0 && q.0 <= 1024.0 => {
+            HardwareClass::CpuQuota(q.0)
+        }
+        (None, Some(q)) => {
+            return Err(ctx.at(class.span(), format!("[find_limit] hardware cpu_quota is in cores, more than 0 (0.5 is half a core), got {}", q.0)));
+        }
+        _ => {
+            return Err(ctx.at(class.span(), "[find_limit] a hardware class is { cpus = \"0,1\" } or { cpu_quota = 0.5 }: give exactly one"));
+        }
+    })
 }
 
 /// The phases a sweep offers: per open-loop step, its warm-up and its
@@ -213,99 +229,8 @@ pub(super) fn build_sweep(
         ));
     }
     let raw = spanned.get_ref();
-    let range = [&raw.from, &raw.to]
-        .into_iter()
-        .flatten()
-        .next()
-        .map(|v| v.span());
-    match (&raw.rates, range) {
-        (Some(rates), Some(other)) => {
-            let _ = rates;
-            return Err(ctx.at(
-                other,
-                "[sweep] gives rates both as a list and as from/to: keep one",
-            ));
-        }
-        (Some(rates), None) => {
-            if let Some(extra) = raw
-                .steps
-                .as_ref()
-                .map(|v| v.span())
-                .or(raw.spacing.as_ref().map(|v| v.span()))
-            {
-                return Err(ctx.at(
-                    extra,
-                    "[sweep] steps and spacing go with from/to, not with a rates list",
-                ));
-            }
-            if rates.get_ref().is_empty() {
-                return Err(ctx.at(
-                    rates.span(),
-                    "[sweep] rates is empty: list at least one rate, e.g. [250, 500, \"1k\"]",
-                ));
-            }
-            for r in rates.get_ref() {
-                ctx.check(r, |r| check_rate("[sweep] rate", r.0))?;
-                spec.rates.push(r.get_ref().0);
-            }
-        }
-        (None, Some(_)) => {
-            let (Some(from), Some(to)) = (&raw.from, &raw.to) else {
-                return Err(ctx.at(
-                    spanned.span(),
-                    "[sweep] needs both from and to (and steps) for a range of rates",
-                ));
-            };
-            ctx.check(from, |r| check_rate("[sweep] from", r.0))?;
-            ctx.check(to, |r| check_rate("[sweep] to", r.0))?;
-            let Some(steps) = &raw.steps else {
-                return Err(ctx.at(
-                    spanned.span(),
-                    "[sweep] from/to needs steps = N (the number of rates, 2 or more)",
-                ));
-            };
-            ctx.check(steps, |n| check_int("[sweep] steps", n.0, 2, 1000))?;
-            let n = steps.get_ref().0 as usize;
-            let (a, b) = (from.get_ref().0, to.get_ref().0);
-            let geometric = raw
-                .spacing
-                .as_ref()
-                .is_some_and(|s| *s.get_ref() == RawSpacing::Geometric);
-            spec.rates = (0..n)
-                .map(|i| {
-                    let t = i as f64 / (n - 1) as f64;
-                    if geometric {
-                        a * (b / a).powf(t)
-                    } else {
-                        a + (b - a) * t
-                    }
-                })
-                .map(|r| (r * 1000.0).round() / 1000.0)
-                .collect();
-        }
-        (None, None) => {
-            if let Some(extra) = raw
-                .steps
-                .as_ref()
-                .map(|v| v.span())
-                .or(raw.spacing.as_ref().map(|v| v.span()))
-            {
-                return Err(ctx.at(extra, "[sweep] steps and spacing need from and to"));
-            }
-        }
-    }
-    if let Some(list) = &raw.concurrency {
-        if list.get_ref().is_empty() {
-            return Err(ctx.at(
-                list.span(),
-                "[sweep] concurrency is empty: list at least one, e.g. [1, 2, 4, 8]",
-            ));
-        }
-        for n in list.get_ref() {
-            ctx.check(n, |n| check_int("[sweep] concurrency", n.0, 1, 10_000))?;
-            spec.concurrency.push(n.get_ref().0 as u32);
-        }
-    }
+    spec.rates = sweep_rates(ctx, spanned)?;
+    spec.concurrency = sweep_concurrency(ctx, raw)?;
     if spec.rates.is_empty() && spec.concurrency.is_empty() {
         return Err(ctx.at(
             spanned.span(),
@@ -325,6 +250,130 @@ pub(super) fn build_sweep(
             RawArrival::Poisson => ArrivalKind::Poisson,
         };
     }
+    sweep_slo(ctx, raw, &mut spec)?;
+    sweep_stop(ctx, raw, &mut spec)?;
+    if let Some(s) = &raw.sensitivity {
+        ctx.check(s, |s| {
+            if s.0.is_finite() && s.0 > 0.0 && s.0 <= 100.0 { Ok(()) } else { Err(format!("[sweep] sensitivity must be more than 0 and at most 100 (1 is the paper's default), got {}", s.0)) }
+        })?;
+        spec.sensitivity = s.get_ref().0;
+    }
+    Ok(spec)
+}
+
+/// The open-loop rates of a `[sweep]`: a `rates` list, or `from`/`to` with
+/// `steps` (and `spacing`), never both; none when neither is given.
+fn sweep_rates(ctx: &Ctx, spanned: &Spanned<RawSweep>) -> Result<Vec<f64>> {
+    let raw = spanned.get_ref();
+    let range = [&raw.from, &raw.to]
+        .into_iter()
+        .flatten()
+        .next()
+        .map(|v| v.span());
+    // `steps` and `spacing` shape a from/to range: where they were written, if at all.
+    let steps_or_spacing = raw
+        .steps
+        .as_ref()
+        .map(|v| v.span())
+        .or(raw.spacing.as_ref().map(|v| v.span()));
+    match (&raw.rates, range) {
+        (Some(_), Some(other)) => Err(ctx.at(
+            other,
+            "[sweep] gives rates both as a list and as from/to: keep one",
+        )),
+        (Some(rates), None) => {
+            if let Some(extra) = steps_or_spacing {
+                return Err(ctx.at(
+                    extra,
+                    "[sweep] steps and spacing go with from/to, not with a rates list",
+                ));
+            }
+            listed_rates(ctx, rates)
+        }
+        (None, Some(_)) => rate_range(ctx, spanned),
+        (None, None) => match steps_or_spacing {
+            Some(extra) => Err(ctx.at(extra, "[sweep] steps and spacing need from and to")),
+            None => Ok(Vec::new()),
+        },
+    }
+}
+
+/// `rates = [250, "1k"]`: at least one, each a valid rate.
+fn listed_rates(ctx: &Ctx, rates: &Spanned<Vec<Spanned<HumanRate>>>) -> Result<Vec<f64>> {
+    if rates.get_ref().is_empty() {
+        return Err(ctx.at(
+            rates.span(),
+            "[sweep] rates is empty: list at least one rate, e.g. [250, 500, \"1k\"]",
+        ));
+    }
+    let mut listed = Vec::with_capacity(rates.get_ref().len());
+    for r in rates.get_ref() {
+        ctx.check(r, |r| check_rate("[sweep] rate", r.0))?;
+        listed.push(r.get_ref().0);
+    }
+    Ok(listed)
+}
+
+/// `from`, `to` and `steps`: `steps` rates from `from` to `to`, evenly
+/// spaced or (`spacing = "geometric"`) in a constant ratio, each rounded to
+/// a thousandth per second.
+fn rate_range(ctx: &Ctx, spanned: &Spanned<RawSweep>) -> Result<Vec<f64>> {
+    let raw = spanned.get_ref();
+    let (Some(from), Some(to)) = (&raw.from, &raw.to) else {
+        return Err(ctx.at(
+            spanned.span(),
+            "[sweep] needs both from and to (and steps) for a range of rates",
+        ));
+    };
+    ctx.check(from, |r| check_rate("[sweep] from", r.0))?;
+    ctx.check(to, |r| check_rate("[sweep] to", r.0))?;
+    let Some(steps) = &raw.steps else {
+        return Err(ctx.at(
+            spanned.span(),
+            "[sweep] from/to needs steps = N (the number of rates, 2 or more)",
+        ));
+    };
+    ctx.check(steps, |n| check_int("[sweep] steps", n.0, 2, 1000))?;
+    let n = steps.get_ref().0 as usize;
+    let (a, b) = (from.get_ref().0, to.get_ref().0);
+    let geometric = raw
+        .spacing
+        .as_ref()
+        .is_some_and(|s| *s.get_ref() == RawSpacing::Geometric);
+    Ok((0..n)
+        .map(|i| {
+            let t = i as f64 / (n - 1) as f64;
+            if geometric {
+                a * (b / a).powf(t)
+            } else {
+                a + (b - a) * t
+            }
+        })
+        .map(|r| (r * 1000.0).round() / 1000.0)
+        .collect())
+}
+
+/// `concurrency = [1, 2, 4]`: the closed-loop steps, when given at least one.
+fn sweep_concurrency(ctx: &Ctx, raw: &RawSweep) -> Result<Vec<u32>> {
+    let Some(list) = &raw.concurrency else {
+        return Ok(Vec::new());
+    };
+    if list.get_ref().is_empty() {
+        return Err(ctx.at(
+            list.span(),
+            "[sweep] concurrency is empty: list at least one, e.g. [1, 2, 4, 8]",
+        ));
+    }
+    let mut steps = Vec::with_capacity(list.get_ref().len());
+    for n in list.get_ref() {
+        ctx.check(n, |n| check_int("[sweep] concurrency", n.0, 1, 10_000))?;
+        steps.push(n.get_ref().0 as u32);
+    }
+    Ok(steps)
+}
+
+/// `slo` and `slo_percentile`: the bound of `max_rate_within_slo`.
+fn sweep_slo(ctx: &Ctx, raw: &RawSweep, spec: &mut SweepSpec) -> Result<()> {
     if let Some(slo) = &raw.slo {
         ctx.check(slo, |d| {
             check_positive_duration("[sweep] slo", d.0, MAX_DURATION)
@@ -344,6 +393,12 @@ pub(super) fn build_sweep(
         })?;
         spec.slo_percentile = p.get_ref().0;
     }
+    Ok(())
+}
+
+/// `stop_early`, `stop_error_share` and `stop_p99`: when a step is past
+/// saturation and the open-loop steps end.
+fn sweep_stop(ctx: &Ctx, raw: &RawSweep, spec: &mut SweepSpec) -> Result<()> {
     if let Some(stop) = raw.stop_early {
         spec.stop_early = stop;
     }
@@ -359,13 +414,7 @@ pub(super) fn build_sweep(
         })?;
         spec.stop_p99 = Some(p99.get_ref().0);
     }
-    if let Some(s) = &raw.sensitivity {
-        ctx.check(s, |s| {
-            if s.0.is_finite() && s.0 > 0.0 && s.0 <= 100.0 { Ok(()) } else { Err(format!("[sweep] sensitivity must be more than 0 and at most 100 (1 is the paper's default), got {}", s.0)) }
-        })?;
-        spec.sensitivity = s.get_ref().0;
-    }
-    Ok(spec)
+    Ok(())
 }
 
 /// `[abort_audit]`: only with `experiment = "abort-audit"`; modes known,

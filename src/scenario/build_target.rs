@@ -8,6 +8,8 @@
 //! code (`contend_gateway::config::RawPolicies`), so a scenario and a
 //! gateway config accept exactly the same policies.
 
+use std::ops::Range;
+
 use contend_units::de::Num;
 use toml::Spanned;
 
@@ -23,6 +25,9 @@ use super::{
 };
 use crate::error::Result;
 
+/// `--target`, `[target]` or `[upstream]`, at most one of the two
+/// sections; the mock upstream with its defaults when none is given. A
+/// `--target` URL's path becomes the request's.
 pub(super) fn build_target(
     ctx: &Ctx,
     target: Option<&Spanned<RawTarget>>,
@@ -56,7 +61,7 @@ pub(super) fn build_target(
 }
 
 /// A URL from the file: valid, and without a path (that belongs in [request]).
-pub(super) fn file_url(ctx: &Ctx, what: &str, url: &Spanned<String>) -> Result<String> {
+fn file_url(ctx: &Ctx, what: &str, url: &Spanned<String>) -> Result<String> {
     let parsed = parse_http_url(what, url.get_ref()).map_err(|m| ctx.at(url.span(), m))?;
     if let Some(path) = parsed.path {
         return Err(ctx.at(
@@ -70,38 +75,16 @@ pub(super) fn file_url(ctx: &Ctx, what: &str, url: &Spanned<String>) -> Result<S
     Ok(parsed.base)
 }
 
-pub(super) fn build_upstream(ctx: &Ctx, spanned: &Spanned<RawUpstream>) -> Result<Target> {
+/// `[upstream]`: the embedded mock (the default) and its settings, or an
+/// external server at a URL.
+fn build_upstream(ctx: &Ctx, spanned: &Spanned<RawUpstream>) -> Result<Target> {
     let up = spanned.get_ref();
     let kind = up
         .kind
         .as_ref()
         .map_or(UpstreamKind::Mock, |k| *k.get_ref());
     if kind == UpstreamKind::External {
-        let Some(url) = &up.url else {
-            return Err(ctx.at(
-                spanned.span(),
-                "[upstream] kind = \"external\" needs url = \"http://HOST:PORT\"",
-            ));
-        };
-        let mock_only = up.workers.is_some()
-            || up.backlog.is_some()
-            || up.on_disconnect.is_some()
-            || up.cpu.is_some()
-            || up.cpu_dist.is_some()
-            || up.cpu_sigma.is_some()
-            || up.sleep.is_some()
-            || up.bytes.is_some()
-            || up.status.is_some()
-            || up.cpus.is_some()
-            || up.seed.is_some();
-        if mock_only {
-            return Err(ctx.at(
-                spanned.span(),
-                "[upstream] kind = \"external\" takes only url: workers, backlog, on_disconnect, cpu, cpu_dist, \
-                 cpu_sigma, sleep, bytes, status, cpus and seed set up the embedded mock (kind = \"mock\")",
-            ));
-        }
-        return Ok(Target::Url(file_url(ctx, "[upstream] url", url)?));
+        return external_upstream(ctx, spanned);
     }
     if let Some(url) = &up.url {
         return Err(ctx.at(
@@ -109,6 +92,42 @@ pub(super) fn build_upstream(ctx: &Ctx, spanned: &Spanned<RawUpstream>) -> Resul
             "[upstream] url is for kind = \"external\"; the embedded mock (kind = \"mock\", the default) picks its own port",
         ));
     }
+    Ok(Target::Mock(mock_upstream(ctx, up)?))
+}
+
+/// `[upstream] kind = "external"`: a URL and nothing of the mock's.
+fn external_upstream(ctx: &Ctx, spanned: &Spanned<RawUpstream>) -> Result<Target> {
+    let up = spanned.get_ref();
+    let Some(url) = &up.url else {
+        return Err(ctx.at(
+            spanned.span(),
+            "[upstream] kind = \"external\" needs url = \"http://HOST:PORT\"",
+        ));
+    };
+    let mock_only = up.workers.is_some()
+        || up.backlog.is_some()
+        || up.on_disconnect.is_some()
+        || up.cpu.is_some()
+        || up.cpu_dist.is_some()
+        || up.cpu_sigma.is_some()
+        || up.sleep.is_some()
+        || up.bytes.is_some()
+        || up.status.is_some()
+        || up.cpus.is_some()
+        || up.seed.is_some();
+    if mock_only {
+        return Err(ctx.at(
+            spanned.span(),
+            "[upstream] kind = \"external\" takes only url: workers, backlog, on_disconnect, cpu, cpu_dist, \
+             cpu_sigma, sleep, bytes, status, cpus and seed set up the embedded mock (kind = \"mock\")",
+        ));
+    }
+    Ok(Target::Url(file_url(ctx, "[upstream] url", url)?))
+}
+
+/// The embedded mock's settings, each in range; what is not given is left
+/// to the mock's own defaults.
+fn mock_upstream(ctx: &Ctx, up: &RawUpstream) -> Result<MockUpstreamSpec> {
     let mut spec = MockUpstreamSpec::default();
     if let Some(w) = &up.workers {
         spec.workers = match w.get_ref() {
@@ -171,9 +190,12 @@ pub(super) fn build_upstream(ctx: &Ctx, spanned: &Spanned<RawUpstream>) -> Resul
         ctx.check(s, |n| check_int("[upstream] seed", n.0, 0, i64::MAX))?;
         spec.seed = Some(s.get_ref().0 as u64);
     }
-    Ok(Target::Mock(spec))
+    Ok(spec)
 }
 
+/// `[gateway]`: its kind (the reference gateway by default), the policies
+/// (validated as the gateway validates its own file), and what that kind
+/// can take.
 pub(super) fn build_gateway(
     ctx: &Ctx,
     spanned: Spanned<RawGateway>,
@@ -241,6 +263,22 @@ pub(super) fn build_gateway(
             "[gateway] kind = \"external\" is driven at its url and has its own upstream: remove [target] and [upstream]",
         ));
     }
+    check_gateway_takes(ctx, span, name, &spec, g.abort_accounting.is_some())?;
+    Ok(spec)
+}
+
+/// What a gateway kind can take: nginx has no directive for the reference
+/// gateway's own policies, and contend neither starts nor configures an
+/// external gateway or none (`accounting_given`: `abort_accounting` was
+/// written, even as its default); a template is nginx's.
+fn check_gateway_takes(
+    ctx: &Ctx,
+    span: Range<usize>,
+    name: &str,
+    spec: &GatewaySpec,
+    accounting_given: bool,
+) -> Result<()> {
+    let kind = spec.kind;
     let p = &spec.policies;
     if kind == GatewayKind::Nginx {
         let unsupported = [
@@ -261,7 +299,7 @@ pub(super) fn build_gateway(
     }
     let has_settings = p != &contend_gateway::Policies::default()
         || spec.abort_charge.is_some()
-        || g.abort_accounting.is_some()
+        || accounting_given
         || spec.cpus.is_some()
         || spec.template.is_some();
     if matches!(kind, GatewayKind::External | GatewayKind::None) && has_settings {
@@ -273,5 +311,5 @@ pub(super) fn build_gateway(
     if spec.template.is_some() && kind != GatewayKind::Nginx {
         return Err(ctx.at(span, "[gateway] template is for kind = \"nginx\""));
     }
-    Ok(spec)
+    Ok(())
 }

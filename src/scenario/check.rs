@@ -12,6 +12,7 @@ use contend_units::format_duration;
 
 use super::{INTERVAL_RANGE, MAX_RATE_PER_S, Rate};
 
+/// A constant rate: more than 0 per second and at most [`MAX_RATE_PER_S`].
 pub(super) fn check_rate(what: &str, rate_per_s: f64) -> Result<(), String> {
     if !rate_per_s.is_finite() || rate_per_s <= 0.0 {
         return Err(format!(
@@ -21,6 +22,8 @@ pub(super) fn check_rate(what: &str, rate_per_s: f64) -> Result<(), String> {
     check_rate_cap(what, rate_per_s)
 }
 
+/// One end of a ramp: 0 or more per second (a ramp may start or end at
+/// rest) and at most [`MAX_RATE_PER_S`].
 pub(super) fn check_ramp_end(what: &str, rate_per_s: f64) -> Result<(), String> {
     if !rate_per_s.is_finite() || rate_per_s < 0.0 {
         return Err(format!(
@@ -30,7 +33,8 @@ pub(super) fn check_ramp_end(what: &str, rate_per_s: f64) -> Result<(), String> 
     check_rate_cap(what, rate_per_s)
 }
 
-pub(super) fn check_rate_cap(what: &str, rate_per_s: f64) -> Result<(), String> {
+/// At most [`MAX_RATE_PER_S`].
+fn check_rate_cap(what: &str, rate_per_s: f64) -> Result<(), String> {
     if rate_per_s > MAX_RATE_PER_S {
         return Err(format!(
             "{what} of {rate_per_s} per second is more than contend can offer: at most {MAX_RATE_PER_S} (\"10000k\")"
@@ -39,6 +43,7 @@ pub(super) fn check_rate_cap(what: &str, rate_per_s: f64) -> Result<(), String> 
     Ok(())
 }
 
+/// A ramp as a whole: not 0 at both ends (it would offer nothing).
 pub(super) fn check_ramp(what: &str, from: f64, to: f64) -> Result<(), String> {
     if from == 0.0 && to == 0.0 {
         return Err(format!(
@@ -79,6 +84,7 @@ pub(super) fn check_positive_duration(
     Ok(())
 }
 
+/// A reporting interval within [`INTERVAL_RANGE`].
 pub(super) fn check_interval(what: &str, d: Duration) -> Result<(), String> {
     let (low, high) = INTERVAL_RANGE;
     if d < low || d > high {
@@ -92,6 +98,7 @@ pub(super) fn check_interval(what: &str, d: Duration) -> Result<(), String> {
     Ok(())
 }
 
+/// A whole number within `low..=high`.
 pub(super) fn check_int(what: &str, n: i64, low: i64, high: i64) -> Result<(), String> {
     if n < low || n > high {
         return Err(format!("{what} must be between {low} and {high}, got {n}"));
@@ -100,12 +107,13 @@ pub(super) fn check_int(what: &str, n: i64, low: i64, high: i64) -> Result<(), S
 }
 
 /// `tchar` of RFC 9110: what a method or a header name may hold.
-pub(super) fn is_token(s: &str) -> bool {
+fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+/// An HTTP method: a token (`GET`, `POST`, any case).
 pub(super) fn check_method(what: &str, method: &str) -> Result<(), String> {
     if !is_token(method) {
         return Err(format!(
@@ -115,6 +123,8 @@ pub(super) fn check_method(what: &str, method: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A request path: starts with `/`, and every character can stand in a
+/// request line as it is.
 pub(super) fn check_path(what: &str, path: &str) -> Result<(), String> {
     if !path.starts_with('/') {
         return Err(format!(
@@ -129,6 +139,7 @@ pub(super) fn check_path(what: &str, path: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A header name: a token.
 pub(super) fn check_header_name(what: &str, name: &str) -> Result<(), String> {
     if !is_token(name) {
         return Err(format!(
@@ -138,6 +149,7 @@ pub(super) fn check_header_name(what: &str, name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A header value: no control character but tab.
 pub(super) fn check_header_value(what: &str, value: &str) -> Result<(), String> {
     // HTTP field values may hold visible characters, spaces and tabs: no
     // other control character (a newline would split the request).
@@ -152,6 +164,8 @@ pub(super) fn check_header_value(what: &str, value: &str) -> Result<(), String> 
     Ok(())
 }
 
+/// A scenario name, used as a folder name: 1 to 100 of `[A-Za-z0-9._-]`,
+/// not starting with `.`.
 pub(super) fn check_name(what: &str, name: &str) -> Result<(), String> {
     let ok_chars = name
         .chars()
@@ -164,6 +178,7 @@ pub(super) fn check_name(what: &str, name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A CPU list: numbers and ranges, `"0"`, `"0,1"`, `"0-3"`.
 pub(super) fn check_cpus(what: &str, cpus: &str) -> Result<(), String> {
     let bad = || {
         format!(
