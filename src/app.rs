@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{CompareArgs, DoctorArgs, RunArgs};
+use crate::cli::{CompareArgs, DoctorArgs, GatewayArgs, RunArgs};
 use crate::driver::Load;
 use crate::error::{Error, Result};
 use crate::experiment::step::Step;
@@ -430,11 +430,9 @@ fn check_host(scenario: &scenario::Scenario, quiet: bool) -> Result<Preflight> {
 
 fn prepare(args: &RunArgs, scenario: &scenario::Scenario) -> Result<Prepared> {
     let mut thresholds = scenario.thresholds.clone();
-    thresholds.extend(gate::threshold::parse_all(&args.thresholds, |i, e| {
-        Error::Scenario {
-            location: format!("--threshold {:?}: col {}", args.thresholds[i], e.col),
-            message: e.message,
-        }
+    thresholds.extend(gate::parse_all(&args.thresholds, |i, e| Error::Scenario {
+        location: format!("--threshold {:?}: col {}", args.thresholds[i], e.col),
+        message: e.message,
     })?);
     let preflight = check_host(scenario, args.quiet)?;
     let stop = shutdown::install().map_err(|e| Error::Runtime(format!("signal handlers: {e}")))?;
@@ -556,6 +554,26 @@ pub fn doctor(args: &DoctorArgs) -> Result<i32> {
             "{n} setting(s) will limit the run: apply the fixes above."
         ),
     };
+    Ok(0)
+}
+
+/// `contend gateway`: loads the gateway config, applies `--listen` and
+/// `--upstream` over it, and runs the reference gateway until SIGTERM or
+/// SIGINT (0). A bad config or flag is exit code 2.
+pub fn gateway(args: &GatewayArgs) -> Result<i32> {
+    let mut config = contend_gateway::config::load(&args.config)?;
+    if let Some(listen) = &args.listen {
+        config.listen = listen.parse().map_err(|_| {
+            Error::Usage(format!(
+                "--listen {listen:?} is not IP:PORT, like 127.0.0.1:0"
+            ))
+        })?;
+    }
+    if let Some(upstream) = &args.upstream {
+        config.upstream = contend_gateway::config::check_upstream(upstream)
+            .map_err(|m| Error::Usage(format!("--upstream: {m}")))?;
+    }
+    contend_gateway::run(config)?;
     Ok(0)
 }
 

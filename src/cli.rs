@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use contend_units::{parse_duration, parse_rate};
 
 use crate::scenario::{ArrivalKind, Overrides, Rate};
-use crate::units::{parse_duration, parse_rate};
 
 const AFTER_HELP: &str = "\
 Examples:

@@ -44,6 +44,10 @@ pub enum Error {
     /// descriptors for its connections); the message names the fix.
     #[error("{0}")]
     Limit(String),
+    /// `contend gateway`: the reference gateway's own error, with its own
+    /// exit code (2 for a bad config).
+    #[error(transparent)]
+    Gateway(#[from] contend_gateway::Error),
 }
 
 impl Error {
@@ -52,6 +56,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Scenario { .. } | Error::Usage(_) | Error::Limit(_) => 2,
+            Error::Gateway(e) => e.exit_code(),
             _ => 1,
         }
     }

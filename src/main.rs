@@ -23,7 +23,7 @@ fn main() {
         Command::Report { dir } => contend::app::report(&dir).map_err(anyhow::Error::from),
         Command::Compare(args) => contend::app::compare(&args).map_err(anyhow::Error::from),
         Command::Upstream(args) => mock_upstream::run(args).map(|()| 0),
-        Command::Gateway(args) => contend::gateway::run(&args).map_err(anyhow::Error::from),
+        Command::Gateway(args) => contend::app::gateway(&args).map_err(anyhow::Error::from),
         Command::Doctor(args) => contend::app::doctor(&args).map_err(anyhow::Error::from),
     };
     match result {

@@ -1,4 +1,4 @@
-//! The reference gateway in process (`contend::gateway::serve`) in front of
+//! The reference gateway in process (`contend_gateway::serve`) in front of
 //! the mock upstream (`mock_upstream::serve`), both on loopback port 0: each
 //! policy gives its status at its configured point, and a client that
 //! leaves early is logged and accounted as `early` / `complete` say while
@@ -13,8 +13,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use contend::gateway::access_log::AccessRecord;
-use contend::gateway::{
+use contend_gateway::access_log::AccessRecord;
+use contend_gateway::{
     AbortAccounting, BreakerRule, BudgetRule, ConcurrencyRule, Config, Policies, RateLimitRule,
     Route,
 };
@@ -50,7 +50,7 @@ impl Stack {
         config.tap = Some(tx);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let gateway = listener.local_addr().unwrap();
-        tokio::spawn(contend::gateway::serve(
+        tokio::spawn(contend_gateway::serve(
             listener,
             config,
             std::future::pending::<()>(),

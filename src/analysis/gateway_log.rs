@@ -13,8 +13,8 @@ use std::io::BufRead;
 
 use serde::{Deserialize, Serialize};
 
-use crate::gateway::access_log::{ParsedLine, parse_line};
 use crate::topology::AccessLog;
+use contend_gateway::access_log::{ParsedLine, parse_line};
 
 /// Most id-carrying lines kept for the per-request join (the newest); a
 /// longer log's older lines are counted in [`LoggedRequests::dropped`].

@@ -28,10 +28,10 @@ use super::{Bench, Event};
 use crate::analysis::ps_model::{self, CpuWork};
 use crate::driver::Load;
 use crate::error::{Error, Result};
-use crate::gateway::ConcurrencyRule;
 use crate::outcome::Class;
 use crate::scenario::{self, FindLimitSpec, HardwareClass, Scenario, Target};
-use crate::units::fmt_us;
+use contend_gateway::ConcurrencyRule;
+use contend_units::fmt_us;
 
 /// What a step was for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -29,8 +29,6 @@ use crate::topology::{ChildExit, Component, ComponentStall, Topology};
 const WATCH_EVERY: Duration = Duration::from_millis(50);
 /// Shortest span of stopped processes reported as a stall.
 const MIN_STOPPED: f64 = 0.5;
-/// Shortest span without CPU (while requests waited) reported as a stall.
-const MIN_NO_CPU: f64 = 1.0;
 
 /// What one step offers.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,8 +64,8 @@ pub struct StepResult {
     pub key_names: Vec<String>,
     /// Components that died while the driver ran: which, when, how.
     pub component_exits: Vec<ChildExit>,
-    /// Spans in which a component made no progress (stopped, or no CPU
-    /// while requests waited for it).
+    /// Spans in which a component's processes were stopped: no progress,
+    /// no CPU, requests waiting on it.
     pub component_stalls: Vec<ComponentStall>,
 }
 
@@ -88,7 +86,7 @@ pub fn run(
     let (driver, mut watched) = drive_watching(&plan, bench, on_event, topology);
     let driver = driver?;
     let component_exits = std::mem::take(&mut watched.exits);
-    let component_stalls = watched.stalls(&driver.intervals);
+    let component_stalls = std::mem::take(&mut watched.stalls);
     Ok(StepResult {
         started_at,
         step,
@@ -141,107 +139,56 @@ struct Watched {
     /// Components that ended on their own, in order of death.
     exits: Vec<ChildExit>,
     /// Spans in which a component's processes were stopped.
-    stopped: Vec<ComponentStall>,
-    /// Spans in which the component the driver sends to used no CPU.
-    idle_front: Vec<ComponentStall>,
+    stalls: Vec<ComponentStall>,
 }
 
-impl Watched {
-    /// The stalls to report: every stopped span, and the front component's
-    /// spans without CPU in which requests waited and none was answered
-    /// (an idle component with nothing to do is no stall).
-    fn stalls(self, intervals: &[IntervalRow]) -> Vec<ComponentStall> {
-        let waited_unanswered = |stall: &ComponentStall| {
-            let inside: Vec<&IntervalRow> = intervals
-                .iter()
-                .filter(|r| r.start_s >= stall.from_s && r.start_s + r.duration_s <= stall.to_s)
-                .collect();
-            !inside.is_empty()
-                && inside.iter().all(|r| {
-                    r.in_flight > 0
-                        && Class::ALL
-                            .iter()
-                            .filter(|c| c.is_response())
-                            .all(|c| r.by_class[c.index()] == 0)
-                })
-        };
-        let mut stalls = self.stopped;
-        stalls.extend(self.idle_front.into_iter().filter(waited_unanswered));
-        stalls.sort_by(|a, b| a.from_s.total_cmp(&b.from_s));
-        stalls
-    }
-}
-
-/// One component's open spans while it is watched.
+/// One component while it is watched: since when its processes have been
+/// stopped, if they are.
+///
+/// Why only a stopped process counts as a stall: a component that uses no
+/// CPU while requests wait may be waiting for its own upstream (busy, or
+/// sleeping on purpose, like the mock's `sleep_ms`), which is no stall of
+/// its own; a stopped one (SIGSTOP, a debugger) is certainly stalled.
 struct Tracked<'a> {
     component: &'a mut dyn Component,
-    /// The CPU ticks last read, and since when they have not moved.
-    cpu: Option<(u64, f64)>,
-    /// Since when its processes have been stopped.
     stopped_since: Option<f64>,
 }
 
 impl Tracked<'_> {
-    fn stall(&self, from_s: f64, to_s: f64, reason: &str) -> ComponentStall {
-        ComponentStall {
-            component: self.component.name().to_string(),
-            pid: self.component.child().pid(),
-            from_s: round3(from_s),
-            to_s: round3(to_s),
-            reason: reason.to_string(),
-        }
-    }
-
-    /// Closes the spans that end at `at_s` (all of them when `end`).
-    fn observe(&mut self, at_s: f64, end: bool, front: bool, seen: &mut Watched) {
-        let activity = if end {
-            None
-        } else {
-            self.component.child().activity()
-        };
-        let stopped = activity.is_some_and(|a| a.stopped);
+    /// Reads the component at `at_s` (as gone when `end`), closing a
+    /// stopped span that ends then.
+    fn observe(&mut self, at_s: f64, end: bool, seen: &mut Watched) {
+        let stopped = !end && self.component.child().activity().is_some_and(|a| a.stopped);
         match (self.stopped_since, stopped) {
             (None, true) => self.stopped_since = Some(at_s),
             (Some(since), false) => {
                 if at_s - since >= MIN_STOPPED {
-                    let stall = self.stall(since, at_s, "stopped");
-                    seen.stopped.push(stall);
+                    seen.stalls.push(ComponentStall {
+                        component: self.component.name().to_string(),
+                        pid: self.component.child().pid(),
+                        from_s: round3(since),
+                        to_s: round3(at_s),
+                        reason: "stopped".into(),
+                    });
                 }
                 self.stopped_since = None;
             }
             _ => {}
         }
-        let ticks = activity.map(|a| a.cpu_ticks);
-        match (self.cpu, ticks) {
-            (Some((last, since)), Some(now)) if now == last && !stopped => {
-                self.cpu = Some((last, since));
-            }
-            (Some((_, since)), _) => {
-                if front && at_s - since >= MIN_NO_CPU && self.stopped_since.is_none() {
-                    let stall = self.stall(since, at_s, "no_cpu");
-                    seen.idle_front.push(stall);
-                }
-                self.cpu = ticks.map(|t| (t, at_s));
-            }
-            (None, _) => self.cpu = ticks.map(|t| (t, at_s)),
-        }
     }
 }
 
-/// Checks `components` (the last is the one the driver sends to) until
-/// `done` closes, once more then, so a death in the last moments is not
-/// missed: deaths, and spans without progress.
+/// Checks `components` until `done` closes, once more then, so a death in
+/// the last moments is not missed: deaths, and spans of stopped processes.
 fn watch(
     components: Vec<&mut dyn Component>,
     run_start: Instant,
     done: &mpsc::Receiver<()>,
 ) -> Watched {
-    let front = components.len().saturating_sub(1);
     let mut tracked: Vec<Tracked> = components
         .into_iter()
         .map(|component| Tracked {
             component,
-            cpu: None,
             stopped_since: None,
         })
         .collect();
@@ -253,19 +200,20 @@ fn watch(
             Err(mpsc::RecvTimeoutError::Timeout)
         );
         let at_s = run_start.elapsed().as_secs_f64();
-        for (i, t) in tracked.iter_mut().enumerate() {
-            if dead[i] {
+        for (t, dead) in tracked.iter_mut().zip(dead.iter_mut()) {
+            if *dead {
                 continue;
             }
             if let Some(exit) = t.component.exit_report(at_s) {
                 seen.exits.push(exit);
-                dead[i] = true;
-                t.observe(at_s, true, i == front, &mut seen);
+                *dead = true;
+                t.observe(at_s, true, &mut seen);
                 continue;
             }
-            t.observe(at_s, finished, i == front, &mut seen);
+            t.observe(at_s, finished, &mut seen);
         }
         if finished || dead.iter().all(|d| *d) {
+            seen.stalls.sort_by(|a, b| a.from_s.total_cmp(&b.from_s));
             return seen;
         }
     }
@@ -372,77 +320,5 @@ impl StepResult {
         let end_s = self.step.load.duration().as_secs_f64() + 1e-6;
         self.after_warmup()
             .filter(move |r| r.start_s + r.duration_s <= end_s)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn interval(start_s: f64, responses: u64, in_flight: u64) -> IntervalRow {
-        let mut by_class = [0; Class::ALL.len()];
-        by_class[Class::Success.index()] = responses;
-        IntervalRow {
-            index: start_s as u64,
-            start_s,
-            duration_s: 1.0,
-            offered: 10,
-            sent: 10,
-            by_class,
-            p50_us: 0,
-            p90_us: 0,
-            p99_us: 0,
-            p999_us: 0,
-            max_us: 0,
-            lag_p99_us: 0,
-            in_flight,
-            driver_cpu_cores: 0.0,
-            latency_hist_v2: Vec::new(),
-        }
-    }
-
-    fn idle(from_s: f64, to_s: f64) -> ComponentStall {
-        ComponentStall {
-            component: "nginx".into(),
-            pid: 7,
-            from_s,
-            to_s,
-            reason: "no_cpu".into(),
-        }
-    }
-
-    #[test]
-    fn a_span_without_cpu_is_a_stall_only_when_requests_waited_unanswered() {
-        // 1-3 s: requests in flight, nothing answered; 5-7 s: answered;
-        // 8-10 s: nothing in flight (idle, with nothing to do).
-        let intervals: Vec<IntervalRow> = [
-            (0.0, 9, 1),
-            (1.0, 0, 4),
-            (2.0, 0, 8),
-            (5.0, 3, 2),
-            (6.0, 3, 2),
-            (8.0, 0, 0),
-            (9.0, 0, 0),
-        ]
-        .iter()
-        .map(|&(start, responses, in_flight)| interval(start, responses, in_flight))
-        .collect();
-        let stopped = ComponentStall {
-            reason: "stopped".into(),
-            ..idle(11.0, 11.6)
-        };
-        let watched = Watched {
-            exits: Vec::new(),
-            stopped: vec![stopped.clone()],
-            idle_front: vec![
-                idle(1.0, 3.0),
-                idle(5.0, 7.0),
-                idle(8.0, 10.0),
-                idle(1.2, 1.9),
-            ],
-        };
-        // Stopped spans always count; of the idle ones only 1-3 s does (the
-        // 1.2-1.9 s span holds no whole interval to judge by).
-        assert_eq!(watched.stalls(&intervals), vec![idle(1.0, 3.0), stopped]);
     }
 }

@@ -32,7 +32,7 @@ use crate::outcome::Class;
 use crate::record::Totals;
 use crate::scenario::{Phase, Rate, SweepSpec};
 use crate::topology::Topology;
-use crate::units::fmt_us;
+use contend_units::fmt_us;
 
 /// One open-loop step's measured result (a row of `steps.csv`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -19,11 +19,11 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use contend_units::fmt_us;
 use serde_json::Value;
 
 use super::stats::{mann_whitney_greater, median};
 use crate::error::{Error, Result};
-use crate::report::console::fmt_us;
 
 /// How much worse is allowed before a change is a regression.
 #[derive(Debug, Clone, Copy, PartialEq)]

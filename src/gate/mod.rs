@@ -5,7 +5,9 @@
 //! on verdicts; the commands in [`crate::app`] print them and turn them into
 //! exit code 3. Nothing here runs load or decides an exit code.
 //!
-//! - [`threshold`]: the expression language (`p99 < 250ms`) and its evaluation.
+//! - thresholds: the expression language (`p99 < 250ms`) and its
+//!   evaluation live in [`crate::threshold`], which a scenario also reads;
+//!   its items are re-exported here.
 //! - [`compare`]: baseline vs current, with tolerance and a rank test.
 //! - [`stats`]: median and the Mann-Whitney U test.
 //! - [`junit`]: JUnit XML for CI systems.
@@ -13,11 +15,10 @@
 pub mod compare;
 pub mod junit;
 pub mod stats;
-pub mod threshold;
 
 use std::io::{self, Write};
 
-pub use threshold::{ParseError, Threshold, ThresholdResult};
+pub use crate::threshold::{ParseError, Threshold, ThresholdResult, parse_all};
 
 /// Exit code when a threshold fails or compare finds a regression.
 pub const EXIT_GATE_FAILED: i32 = 3;

@@ -9,17 +9,9 @@ use std::io::{self, Write};
 use super::summary::{KeySummary, Percentiles, Summary};
 use crate::experiment::sweep::{ClosedStepRow, StepRow, SweepResult};
 
-/// Formats microseconds the way wrk does: `812.00us`, `1.25ms`, `2.10s`.
-pub fn fmt_us(us: u64) -> String {
-    let us = us as f64;
-    if us < 1_000.0 {
-        format!("{us:.0}us")
-    } else if us < 1_000_000.0 {
-        format!("{:.2}ms", us / 1_000.0)
-    } else {
-        format!("{:.2}s", us / 1_000_000.0)
-    }
-}
+/// wrk's latency format, the one every table and message uses; the
+/// report's other writers name it through this module.
+pub use contend_units::fmt_us;
 
 fn row(w: &mut dyn Write, label: &str, p: &Percentiles) -> io::Result<()> {
     writeln!(

@@ -9,7 +9,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::driver::Load;
 use crate::record::IntervalRow;
 use crate::scenario::Rate;
-use crate::units::fmt_us;
+use contend_units::fmt_us;
 
 /// The bars of one run.
 pub struct Progress {

@@ -185,8 +185,7 @@ pub struct Summary {
     #[serde(default)]
     pub component_exits: Vec<crate::topology::ChildExit>,
     /// Spans in which a component made no progress: its processes were
-    /// stopped, or it used no CPU while requests waited for it (the one the
-    /// driver sends to). Latency in them measures the stall, not contend.
+    /// stopped. Latency in them measures the stall, not contend.
     #[serde(default)]
     pub component_stalls: Vec<crate::topology::ComponentStall>,
     /// The host settings checked before the run (open files, listen
@@ -197,7 +196,7 @@ pub struct Summary {
     /// The thresholds evaluated at the end of the run, in the order given
     /// (scenario's `[thresholds] checks`, then `--threshold` flags).
     #[serde(default)]
-    pub thresholds: Vec<crate::gate::ThresholdResult>,
+    pub thresholds: Vec<crate::threshold::ThresholdResult>,
     /// `experiment = "abort-audit"`: per gateway mode and key, accounted
     /// against true worker time (the other fields then describe the first
     /// mode that ran; each mode's own report is in its subfolder).

@@ -133,8 +133,9 @@ impl ChildExit {
 }
 
 /// A span of a run in which a component made no progress: its processes
-/// were stopped (SIGSTOP, a debugger), or used no CPU while requests waited
-/// for it. Its latency then measures the stall, not the generator.
+/// were stopped (SIGSTOP, a debugger), so it used no CPU and answered
+/// nothing while requests waited on it. Latency then measures the stall,
+/// not the generator.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ComponentStall {
     /// What it was (`mock upstream`, `reference gateway`, `nginx`).
@@ -145,23 +146,17 @@ pub struct ComponentStall {
     pub from_s: f64,
     /// End of the stall.
     pub to_s: f64,
-    /// `stopped` (its processes were stopped) or `no_cpu` (running, but it
-    /// used no CPU while requests waited for it).
+    /// `stopped`: its processes were stopped.
     pub reason: String,
 }
 
 impl ComponentStall {
     /// One sentence for the console and the warnings.
     pub fn describe(&self) -> String {
-        let how = if self.reason == "stopped" {
-            "its processes were stopped"
-        } else {
-            "it used no CPU while requests waited for it"
-        };
         format!(
-            "the {} (pid {}) stalled from {:.1} s to {:.1} s into the run ({how}): latency in that \
-             time measures the stall, not contend",
-            self.component, self.pid, self.from_s, self.to_s
+            "the {} (pid {}) stalled from {:.1} s to {:.1} s into the run (its processes were \
+             {}: no CPU, no progress): latency in that time measures the stall, not contend",
+            self.component, self.pid, self.from_s, self.to_s, self.reason
         )
     }
 }

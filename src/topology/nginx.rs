@@ -15,8 +15,8 @@ use super::component::{AccessLog, Component, Gateway, GatewayInfo};
 use super::workdir::WorkDir;
 use super::{READY_TIMEOUT, http, open_log};
 use crate::error::{Error, Result};
-use crate::gateway::AbortAccounting;
 use crate::scenario::GatewaySpec;
+use contend_gateway::AbortAccounting;
 
 /// How long nginx may take to finish (and log) its requests in flight
 /// after SIGQUIT, its graceful stop.
@@ -418,7 +418,7 @@ mod tests {
     #[test]
     fn the_template_renders_every_placeholder() {
         let mut spec = GatewaySpec::default();
-        spec.policies.rate_limit = Some(crate::gateway::RateLimitRule {
+        spec.policies.rate_limit = Some(contend_gateway::RateLimitRule {
             rate_per_s: 0.5,
             burst: 3,
         });

@@ -46,7 +46,7 @@ pub fn start(spec: &GatewaySpec, upstream_url: &str, exe: &Path) -> Result<Refer
         text.push_str(&format!("cpus = {cpus:?}\n"));
     }
     text.push_str("\n[[routes]]\nprefix = \"/\"\n");
-    text.push_str(&crate::gateway::config::policies_toml(&spec.policies));
+    text.push_str(&contend_gateway::config::policies_toml(&spec.policies));
     let path = dir.path().join("gateway.toml");
     std::fs::write(&path, &text).map_err(|e| Error::io(&path, e))?;
     let args = vec![

@@ -22,12 +22,11 @@
 
 use std::fmt;
 
+use contend_units::{fmt_us, parse_duration, parse_rate};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::outcome::Class;
-use crate::report::console::fmt_us;
-use crate::units::{parse_duration, parse_rate};
 
 /// A malformed expression: what is wrong and where (1-based column, in
 /// characters, within the expression).

@@ -1,9 +1,12 @@
-//! The reference gateway (`contend gateway --config FILE`, or started by
-//! the harness for `[gateway] kind = "reference"`): a hyper reverse proxy
-//! with the overload policies of the field, in front of the upstream.
+//! `contend-gateway`: the reference gateway (`contend gateway --config
+//! FILE`, or started by the harness for `[gateway] kind = "reference"`): a
+//! hyper reverse proxy with the overload policies of the field, in front of
+//! the upstream.
 //!
-//! Takes a validated [`Config`]; serves until its shutdown future ends.
-//! Map of the modules, in the order a request meets them:
+//! Takes a validated [`Config`]; serves until its shutdown future ends. It
+//! knows nothing of the harness that measures it (a crate of its own, so
+//! the compiler holds that line). Map of the modules, in the order a
+//! request meets them:
 //! - [`config`]: the TOML file and its validation (also a scenario's policies).
 //! - `proxy`: routing, the policies in order, the pooled upstream client,
 //!   client-abort handling and the access record.
@@ -12,16 +15,22 @@
 //! - [`access_log`]: the nginx-shaped access line, its writer thread, and the
 //!   reader that turns a log (ours or nginx's) into per-key accounting.
 //! - `metrics`: `/metrics` in Prometheus text.
+//! - [`error`]: its errors and their exit codes.
+//! - `sys`: the one module with `unsafe` (pinning to CPUs).
 //!
-//! [`run`] is the process entry (runtime, signals, the `listening on ADDR`
-//! line); [`serve`] is the in-process entry tests use. It does not start
-//! the upstream: `topology` does.
+//! [`run`] is the process entry (CPUs, runtime, signals, the `listening on
+//! ADDR` line); [`serve`] is the in-process entry tests use. It does not
+//! start the upstream: the harness does.
+
+#![deny(missing_docs)]
 
 pub mod access_log;
 pub mod config;
+pub mod error;
 mod metrics;
 pub mod policy;
 mod proxy;
+mod sys;
 
 use std::future::Future;
 use std::io::Write as _;
@@ -33,11 +42,10 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 pub use config::{AbortAccounting, Config, Policies, RateLimitRule, Route};
+pub use error::{Error, Result};
 pub use policy::breaker::BreakerRule;
 pub use policy::budget::BudgetRule;
 pub use policy::concurrency::ConcurrencyRule;
-
-use crate::error::{Error, Result};
 
 /// Pause after an accept error such as EMFILE, so a full fd table does not spin a core.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
@@ -82,26 +90,14 @@ pub async fn serve(
     Ok(())
 }
 
-/// `contend gateway`: loads the config, applies `--listen`/`--upstream`,
-/// binds, prints `listening on ADDR` first on stdout, and serves until
-/// SIGTERM or SIGINT (exit code 0). A bad config is an [`Error::Scenario`]
-/// (exit code 2).
-pub fn run(args: &crate::cli::GatewayArgs) -> Result<i32> {
-    let mut config = config::load(&args.config)?;
-    if let Some(listen) = &args.listen {
-        config.listen = listen.parse().map_err(|_| {
-            Error::Usage(format!(
-                "--listen {listen:?} is not IP:PORT, like 127.0.0.1:0"
-            ))
-        })?;
-    }
-    if let Some(upstream) = &args.upstream {
-        config.upstream = config::check_upstream(upstream)
-            .map_err(|m| Error::Usage(format!("--upstream: {m}")))?;
-    }
+/// The gateway as a process (`contend gateway`): pins itself to the
+/// config's `cpus`, builds its runtime, binds, prints `listening on ADDR`
+/// first on stdout, and serves until SIGTERM or SIGINT. The caller loads the
+/// config ([`config::load`]) and applies its own flags first.
+pub fn run(config: Config) -> Result<()> {
     if let Some(cpus) = &config.cpus {
         // Pinned before the runtime exists, so every thread inherits the mask.
-        crate::sys::pin_current_thread(cpus)
+        sys::pin_current_thread(cpus)
             .map_err(|e| Error::Usage(format!("cpus {cpus:?}: cannot pin the gateway: {e}")))?;
     }
     let threads = config.threads.unwrap_or_else(|| {
@@ -118,21 +114,17 @@ pub fn run(args: &crate::cli::GatewayArgs) -> Result<i32> {
         .map_err(|e| Error::Runtime(format!("building the gateway runtime: {e}")))?;
     let result = runtime.block_on(serve_until_signal(config));
     runtime.shutdown_timeout(Duration::from_millis(100));
-    result.map(|()| 0)
+    result
 }
 
 async fn serve_until_signal(config: Config) -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let component = |message: String| Error::Component {
-        component: "gateway".into(),
-        message,
-    };
     // Handlers go in before the address is printed: a harness may send
     // SIGTERM the moment it has read the line.
-    let mut terminate =
-        signal(SignalKind::terminate()).map_err(|e| component(format!("SIGTERM handler: {e}")))?;
-    let mut interrupt =
-        signal(SignalKind::interrupt()).map_err(|e| component(format!("SIGINT handler: {e}")))?;
+    let mut terminate = signal(SignalKind::terminate())
+        .map_err(|e| Error::Serve(format!("SIGTERM handler: {e}")))?;
+    let mut interrupt = signal(SignalKind::interrupt())
+        .map_err(|e| Error::Serve(format!("SIGINT handler: {e}")))?;
     let listener = TcpListener::bind(config.listen).await.map_err(|e| {
         let fix = if e.kind() == std::io::ErrorKind::AddrInUse {
             format!(
@@ -143,15 +135,15 @@ async fn serve_until_signal(config: Config) -> Result<()> {
         } else {
             String::new()
         };
-        component(format!("cannot listen on {}: {e}{fix}", config.listen))
+        Error::Serve(format!("cannot listen on {}: {e}{fix}", config.listen))
     })?;
     let local = listener
         .local_addr()
-        .map_err(|e| component(format!("reading the bound address: {e}")))?;
+        .map_err(|e| Error::Serve(format!("reading the bound address: {e}")))?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening on {local}")
         .and_then(|()| stdout.flush())
-        .map_err(|e| component(format!("writing to stdout: {e}")))?;
+        .map_err(|e| Error::Serve(format!("writing to stdout: {e}")))?;
     drop(stdout);
     let log = config.access_log.clone();
     let shutdown = async move {
@@ -163,7 +155,7 @@ async fn serve_until_signal(config: Config) -> Result<()> {
     serve(listener, config, shutdown)
         .await
         .map_err(|e| match log {
-            Some(path) => Error::io(path, e),
-            None => component(e.to_string()),
+            Some(path) => Error::Io { path, error: e },
+            None => Error::Serve(e.to_string()),
         })
 }

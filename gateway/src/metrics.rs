@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
-use super::proxy::Gateway;
+use crate::proxy::Gateway;
 
 /// The exposition text.
 pub(crate) fn render(gateway: &Gateway) -> String {

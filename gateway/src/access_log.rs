@@ -1,6 +1,7 @@
 //! The access log: one line per request in nginx's shape, written by a
-//! thread of its own; and the reader that turns such a log (the reference
-//! gateway's or nginx's) into per-key accounted time for the report.
+//! thread of its own; and [`parse_line`], which reads one such line back
+//! (the reference gateway's or nginx's) for whoever sums a log (the
+//! harness's analysis).
 //!
 //! A text line is
 //! `TIME key=K method=M path=P status=S rt=SECS us=S|- urt=SECS|- [acct=SECS] [id=ID|-]`,
@@ -13,7 +14,6 @@
 //! which joins a line with the client's and the upstream's records of the
 //! same request. JSON lines carry the same fields.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{BufWriter, Write as _};
 use std::path::Path;
@@ -289,116 +289,6 @@ pub fn parse_line(line: &str) -> Option<ParsedLine> {
     })
 }
 
-/// Per-key totals of an access log.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct KeyAccounting {
-    /// Lines logged.
-    pub requests: u64,
-    /// Lines per status.
-    pub by_status: BTreeMap<u16, u64>,
-    /// Lines with status 499 (the client left first).
-    pub client_aborts: u64,
-    /// Lines whose upstream status is `-`.
-    pub upstream_status_missing: u64,
-    /// Seconds the gateway accounted (see [`ParsedLine::accounted`]).
-    pub accounted_s: f64,
-    /// Sum of upstream response times that were numbers, seconds.
-    pub upstream_response_time_s: f64,
-    /// Sum of request times, seconds.
-    pub request_time_s: f64,
-}
-
-/// Lines with a request id kept per log (the newest); the rest are counted.
-pub const MAX_LOGGED_REQUESTS: usize = 100_000;
-
-/// One line that carried a request id: what the gateway logged for that request.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct LoggedRequest {
-    /// The request's `x-request-id`.
-    pub id: String,
-    /// API key (`-`: none).
-    pub key: String,
-    /// Status logged.
-    pub status: u16,
-    /// `$request_time`, seconds.
-    pub request_time_s: f64,
-    /// `$upstream_status` as written (`-`: no upstream answer).
-    pub upstream_status: String,
-    /// Seconds the line charged its key (see [`ParsedLine::accounted`]).
-    pub accounted_s: f64,
-}
-
-/// What a whole log says.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct LogAccounting {
-    /// Lines read as requests.
-    pub lines: u64,
-    /// Lines that could not be read (kept apart, never guessed).
-    pub unparsed_lines: u64,
-    /// Totals per key (`-`: requests with no key).
-    pub keys: BTreeMap<String, KeyAccounting>,
-    /// Totals over all keys.
-    pub totals: KeyAccounting,
-    /// Lines that carried a request id, in log order (at most
-    /// [`MAX_LOGGED_REQUESTS`], the newest); absent when none did.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub requests: Vec<LoggedRequest>,
-    /// Lines with an id left out of `requests` because it was full.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub requests_dropped: u64,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
-impl KeyAccounting {
-    fn add(&mut self, line: &ParsedLine) {
-        self.requests += 1;
-        *self.by_status.entry(line.status).or_default() += 1;
-        if line.status == 499 {
-            self.client_aborts += 1;
-        }
-        if line.upstream_status.trim() == "-" {
-            self.upstream_status_missing += 1;
-        }
-        self.accounted_s += line.accounted();
-        self.upstream_response_time_s += line.upstream_response_time_s.unwrap_or(0.0);
-        self.request_time_s += line.request_time_s;
-    }
-}
-
-/// Reads a whole log's text into per-key accounting.
-pub fn account(text: &str) -> LogAccounting {
-    let mut out = LogAccounting::default();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        match parse_line(line) {
-            Some(parsed) => {
-                out.lines += 1;
-                out.totals.add(&parsed);
-                out.keys.entry(parsed.key.clone()).or_default().add(&parsed);
-                if let Some(id) = &parsed.request_id {
-                    out.requests.push(LoggedRequest {
-                        id: id.clone(),
-                        key: parsed.key.clone(),
-                        status: parsed.status,
-                        request_time_s: parsed.request_time_s,
-                        upstream_status: parsed.upstream_status.clone(),
-                        accounted_s: parsed.accounted(),
-                    });
-                }
-            }
-            None => out.unparsed_lines += 1,
-        }
-    }
-    if out.requests.len() > MAX_LOGGED_REQUESTS {
-        let extra = out.requests.len() - MAX_LOGGED_REQUESTS;
-        out.requests.drain(..extra);
-        out.requests_dropped = extra as u64;
-    }
-    out
-}
-
 /// Seconds as `Duration`, for the budget.
 pub fn secs(d: f64) -> Duration {
     Duration::from_secs_f64(d.max(0.0))
@@ -489,34 +379,6 @@ mod tests {
             );
             assert!((p.accounted() - acct).abs() < 1e-9, "{line}");
         }
-        let acc = account(&format!("{}\n{}\ngarbage\n", cases[0].0, cases[3].0));
-        assert_eq!((acc.lines, acc.unparsed_lines), (2, 1));
-        assert_eq!(acc.keys["ui"].client_aborts, 1);
-        assert_eq!(acc.totals.upstream_status_missing, 2);
-        // Lines without an id are not kept per request, nor serialised.
-        assert!(acc.requests.is_empty());
-        assert!(
-            serde_json::to_value(&acc)
-                .unwrap()
-                .get("requests")
-                .is_none()
-        );
-    }
-
-    #[test]
-    fn lines_with_an_id_are_kept_per_request() {
-        let log = "\
-2024-01-01T00:00:00+00:00 key=exporter method=GET path=/ status=499 rt=0.050 us=- urt=0.050 id=0000000000000001
-2024-01-01T00:00:01+00:00 key=batch method=GET path=/ status=504 rt=2.001 us=504 urt=2.001 id=0000000000000002
-2024-01-01T00:00:01+00:00 key=ui method=GET path=/ status=200 rt=0.002 us=200 urt=0.002 id=-
-";
-        let acc = account(log);
-        assert_eq!(acc.lines, 3);
-        let ids: Vec<&str> = acc.requests.iter().map(|r| r.id.as_str()).collect();
-        assert_eq!(ids, ["0000000000000001", "0000000000000002"]);
-        let timeout = &acc.requests[1];
-        assert_eq!((timeout.status, &timeout.upstream_status[..]), (504, "504"));
-        assert!((timeout.accounted_s - 2.001).abs() < 1e-9);
-        assert_eq!(acc.requests_dropped, 0);
+        assert_eq!(parse_line("garbage"), None);
     }
 }

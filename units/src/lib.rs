@@ -1,10 +1,25 @@
-//! Human units: durations (`250ms`, `10s`, `1.5s`, `2m`) and rates (`20000`,
-//! `20k`, `1.5k/s`).
+//! `contend-units`: human units, shared by the `contend` harness and the
+//! reference gateway.
 //!
-//! Takes a short string from a scenario file or a flag and hands on plain
-//! values (`Duration`, arrivals per second as `f64`), or a message that says
-//! what was expected. It only reads units: whether a value is in range (not
-//! zero, not absurd) is for the caller's validation, which knows the field.
+//! Takes short strings from scenario files, gateway configs and flags and
+//! hands on plain values (`Duration`, arrivals per second as `f64`), or a
+//! message that says what was expected; formats values back for people. It
+//! only reads units: whether a value is in range (not zero, not absurd) is
+//! for the caller's validation, which knows the field.
+//!
+//! - this module: durations (`250ms`, `10s`, `1.5s`, `2m`), rates (`20000`,
+//!   `20k`, `1.5k/s`), and wrk-style latencies (`812us`, `1.25ms`).
+//! - [`de`]: serde deserializers for those values in TOML files, whose
+//!   messages say what was expected (toml adds the position).
+//! - [`located`]: `file:line:col` of a byte offset, and an error that
+//!   carries it, for messages about a file.
+
+#![deny(missing_docs)]
+
+pub mod de;
+pub mod located;
+
+pub use located::line_col;
 
 use std::time::Duration;
 
@@ -133,6 +148,19 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
+/// Formats microseconds the way wrk does: `812us`, `1.25ms`, `2.10s`
+/// (whole microseconds below 1 ms, then two decimals of ms or s).
+pub fn fmt_us(us: u64) -> String {
+    let us = us as f64;
+    if us < 1_000.0 {
+        format!("{us:.0}us")
+    } else if us < 1_000_000.0 {
+        format!("{:.2}ms", us / 1_000.0)
+    } else {
+        format!("{:.2}s", us / 1_000_000.0)
+    }
+}
+
 /// Splits `text` into a leading decimal number (optional sign, digits and at
 /// most one point) and the rest.
 fn split_number(text: &str) -> (&str, &str) {
@@ -154,18 +182,6 @@ fn split_number(text: &str) -> (&str, &str) {
         end = i + c.len_utf8();
     }
     text.split_at(end)
-}
-
-/// Formats microseconds the way wrk does: `812us`, `1.25ms`, `2.10s`.
-pub fn fmt_us(us: u64) -> String {
-    let us = us as f64;
-    if us < 1_000.0 {
-        format!("{us:.0}us")
-    } else if us < 1_000_000.0 {
-        format!("{:.2}ms", us / 1_000.0)
-    } else {
-        format!("{:.2}s", us / 1_000_000.0)
-    }
 }
 
 #[cfg(test)]
@@ -246,6 +262,23 @@ mod tests {
         for text in cases {
             let err = parse_rate(text).expect_err(text);
             assert!(err.contains("rate"), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn micros_format_like_wrk() {
+        let cases: &[(u64, &str)] = &[
+            (0, "0us"),
+            (812, "812us"),
+            (999, "999us"),
+            (1_000, "1.00ms"),
+            (1_250, "1.25ms"),
+            (999_994, "999.99ms"),
+            (1_000_000, "1.00s"),
+            (2_100_000, "2.10s"),
+        ];
+        for (us, want) in cases {
+            assert_eq!(fmt_us(*us), *want, "{us}");
         }
     }
 

@@ -4,7 +4,7 @@
 //! applies them in order: rate limit, budget, concurrency, breaker (the
 //! upstream timeout is a `tokio::time::timeout` in `proxy`).
 //!
-//! Takes validated settings from [`crate::gateway::config`]; hands on
+//! Takes validated settings from [`crate::config`]; hands on
 //! allow/refuse decisions (with how long to wait before retrying). They do
 //! not build responses or write logs.
 

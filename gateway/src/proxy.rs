@@ -24,12 +24,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use super::access_log::{AccessRecord, LogSink, secs};
-use super::config::{AbortAccounting, Config, Policies};
-use super::policy::breaker::{Breaker, BreakerState, Pass};
-use super::policy::budget::KeyBudget;
-use super::policy::concurrency::{ConcurrencyLimit, Refused};
-use super::policy::gcra::Gcra;
+use crate::access_log::{AccessRecord, LogSink, secs};
+use crate::config::{AbortAccounting, Config, Policies};
+use crate::policy::breaker::{Breaker, BreakerState, Pass};
+use crate::policy::budget::KeyBudget;
+use crate::policy::concurrency::{ConcurrencyLimit, Refused};
+use crate::policy::gcra::Gcra;
 
 /// Largest request body forwarded (nginx's `client_max_body_size` default).
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -313,7 +313,7 @@ pub(crate) async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Res
         "/healthz" => return respond(StatusCode::OK, "ok\n"),
         "/metrics" => {
             let mut response =
-                Response::new(Full::new(Bytes::from(super::metrics::render(&gateway))));
+                Response::new(Full::new(Bytes::from(crate::metrics::render(&gateway))));
             response.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4"),

@@ -3,7 +3,7 @@
 //! `[gateway]` section shares.
 //!
 //! Takes TOML text; hands on a validated [`Config`]. Every error is an
-//! [`Error::Scenario`] located at `file:line:col` (exit code 2) that says
+//! [`Error::Config`] located at `file:line:col` (exit code 2) that says
 //! what would be valid. It opens no sockets.
 //!
 //! ```toml
@@ -26,21 +26,20 @@
 //! breaker = { error_share = 0.5, window = "10s", min_requests = 20, cool_down = "5s", probes = 1 }
 //! ```
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::de::{self, Deserialize, Deserializer, Visitor};
+use contend_units::de::{GatewayWords, HumanDuration, HumanRate};
+use contend_units::located::LocatedError;
 use toml::Spanned;
 
-use super::access_log::{AccessRecord, LogFormat};
-use super::policy::breaker::BreakerRule;
-use super::policy::budget::BudgetRule;
-use super::policy::concurrency::ConcurrencyRule;
+use crate::access_log::{AccessRecord, LogFormat};
 use crate::error::{Error, Result};
-use crate::units::{parse_duration, parse_rate};
+use crate::policy::breaker::BreakerRule;
+use crate::policy::budget::BudgetRule;
+use crate::policy::concurrency::ConcurrencyRule;
 
 /// What the gateway does when its client leaves before the upstream answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -185,40 +184,49 @@ struct RawRoute {
 /// `#[serde(flatten)]`ing this struct: flatten buffers values, which loses
 /// their spans and `deny_unknown_fields`.)
 #[derive(Default)]
-pub(crate) struct RawPolicies {
-    pub(crate) upstream_timeout: Option<Spanned<Dur>>,
-    pub(crate) rate_limit: Option<Spanned<RawRateLimit>>,
-    pub(crate) budget: Option<Spanned<RawBudget>>,
-    pub(crate) concurrency: Option<Spanned<RawConcurrency>>,
-    pub(crate) breaker: Option<Spanned<RawBreaker>>,
+pub struct RawPolicies {
+    /// `upstream_timeout = "2s"`.
+    pub upstream_timeout: Option<Spanned<Dur>>,
+    /// `rate_limit = { rate, burst }`.
+    pub rate_limit: Option<Spanned<RawRateLimit>>,
+    /// `budget = { budget, window, penalty }`.
+    pub budget: Option<Spanned<RawBudget>>,
+    /// `concurrency = { max, queue, queue_timeout }`.
+    pub concurrency: Option<Spanned<RawConcurrency>>,
+    /// `breaker = { error_share, window, min_requests, cool_down, probes }`.
+    pub breaker: Option<Spanned<RawBreaker>>,
 }
 
+/// `rate_limit = { rate = 100, burst = 10 }` as written.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawRateLimit {
+pub struct RawRateLimit {
     rate: Option<Spanned<Rate>>,
     burst: Option<Spanned<i64>>,
 }
 
+/// `budget = { budget = "1s", window = "10s", penalty = "5s" }` as written.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawBudget {
+pub struct RawBudget {
     budget: Option<Spanned<Dur>>,
     window: Option<Spanned<Dur>>,
     penalty: Option<Spanned<Dur>>,
 }
 
+/// `concurrency = { max = 4, queue = 8, queue_timeout = "500ms" }` as written.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawConcurrency {
+pub struct RawConcurrency {
     max: Option<Spanned<i64>>,
     queue: Option<Spanned<i64>>,
     queue_timeout: Option<Spanned<Dur>>,
 }
 
+/// `breaker = { error_share = 0.5, window = "10s", ... }` as written.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawBreaker {
+pub struct RawBreaker {
     error_share: Option<Spanned<f64>>,
     window: Option<Spanned<Dur>>,
     min_requests: Option<Spanned<i64>>,
@@ -226,67 +234,11 @@ pub(crate) struct RawBreaker {
     probes: Option<Spanned<i64>>,
 }
 
-/// A duration with a unit, as a string (`"250ms"`).
-pub(crate) struct Dur(pub(crate) Duration);
+/// A duration with a unit, as a string (`"250ms"`), in the gateway config's words.
+pub type Dur = HumanDuration<GatewayWords>;
 
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Dur;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a duration as a string with a unit, like \"250ms\" or \"2s\"")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> std::result::Result<Dur, E> {
-                parse_duration(s).map(Dur).map_err(E::custom)
-            }
-            fn visit_i64<E: de::Error>(self, n: i64) -> std::result::Result<Dur, E> {
-                Err(E::custom(format!(
-                    "a duration needs a unit: write \"{n}s\" or \"{n}ms\" (a string), not {n}"
-                )))
-            }
-            fn visit_u64<E: de::Error>(self, n: u64) -> std::result::Result<Dur, E> {
-                Err(E::custom(format!(
-                    "a duration needs a unit: write \"{n}s\" or \"{n}ms\" (a string), not {n}"
-                )))
-            }
-            fn visit_f64<E: de::Error>(self, n: f64) -> std::result::Result<Dur, E> {
-                Err(E::custom(format!(
-                    "a duration needs a unit: write \"{n}s\" (a string), not {n}"
-                )))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// A rate per second: a number or a string like `"1k"`.
-pub(crate) struct Rate(f64);
-
-impl<'de> Deserialize<'de> for Rate {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Rate;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a rate per second like 100 or \"1k\"")
-            }
-            fn visit_i64<E: de::Error>(self, n: i64) -> std::result::Result<Rate, E> {
-                Ok(Rate(n as f64))
-            }
-            fn visit_u64<E: de::Error>(self, n: u64) -> std::result::Result<Rate, E> {
-                Ok(Rate(n as f64))
-            }
-            fn visit_f64<E: de::Error>(self, n: f64) -> std::result::Result<Rate, E> {
-                Ok(Rate(n))
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> std::result::Result<Rate, E> {
-                parse_rate(s).map(Rate).map_err(E::custom)
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
+/// A rate per second: a number or a string like `"1k"`, in the gateway config's words.
+type Rate = HumanRate<GatewayWords>;
 
 // ---------------------------------------------------------------------------
 // Validation. Errors are (byte span, message); the caller turns spans into
@@ -294,7 +246,7 @@ impl<'de> Deserialize<'de> for Rate {
 // ---------------------------------------------------------------------------
 
 /// A validation error at a span of the text.
-pub(crate) type Located = (Range<usize>, String);
+pub type Located = (Range<usize>, String);
 
 /// Longest duration a policy may name: far past honest use, catches unit slips.
 const MAX_POLICY_DURATION: Duration = Duration::from_secs(24 * 3600);
@@ -339,7 +291,7 @@ fn required<'a, T>(
 
 impl RawPolicies {
     /// Validates the tables; `label` prefixes messages (`[gateway]`, `route 1`).
-    pub(crate) fn validate(&self, label: &str) -> std::result::Result<Policies, Located> {
+    pub fn validate(&self, label: &str) -> std::result::Result<Policies, Located> {
         let mut out = Policies::default();
         if let Some(t) = &self.upstream_timeout {
             out.upstream_timeout =
@@ -475,7 +427,7 @@ impl RawPolicies {
 }
 
 /// Checks an upstream URL: `http://host:port` with no path.
-pub(crate) fn check_upstream(url: &str) -> std::result::Result<String, String> {
+pub fn check_upstream(url: &str) -> std::result::Result<String, String> {
     let expected = "expected http://HOST:PORT, like http://127.0.0.1:8081";
     let uri: hyper::Uri = url
         .parse()
@@ -498,9 +450,11 @@ pub(crate) fn check_upstream(url: &str) -> std::result::Result<String, String> {
 
 /// Reads and validates the gateway config file at `path`.
 pub fn load(path: &Path) -> Result<Config> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Scenario {
-        location: path.display().to_string(),
-        message: format!("cannot read the gateway config: {e}"),
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::Config(LocatedError {
+            location: path.display().to_string(),
+            message: format!("cannot read the gateway config: {e}"),
+        })
     })?;
     parse(&text, path)
 }
@@ -508,16 +462,7 @@ pub fn load(path: &Path) -> Result<Config> {
 /// Parses and validates gateway config `text`; `path` is named in errors.
 pub fn parse(text: &str, path: &Path) -> Result<Config> {
     let at = |span: Option<Range<usize>>, message: String| {
-        let location = match span {
-            Some(span) => {
-                let before = &text[..span.start.min(text.len())];
-                let line = before.matches('\n').count() + 1;
-                let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-                format!("{}:{line}:{col}", path.display())
-            }
-            None => path.display().to_string(),
-        };
-        Error::Scenario { location, message }
+        Error::Config(LocatedError::at(path, text, span, message))
     };
     let raw: RawConfig =
         toml::from_str(text).map_err(|e| at(e.span(), e.message().trim().to_string()))?;

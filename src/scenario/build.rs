@@ -1,0 +1,305 @@
+//! From the file as written to a validated [`Scenario`]: the whole, its
+//! name, its phases and its thresholds; and [`Ctx`], which turns a span of
+//! the text into `file:line:col` for every builder.
+//!
+//! Takes a [`RawScenario`] and the command-line [`Overrides`]; hands on a
+//! [`Scenario`] or the first error, located. Each section has its builder,
+//! here or in a sibling (`build_client`, `build_target`,
+//! `build_experiment`), called in the order of [`build`], so the first
+//! problem of a file is always the one reported.
+
+use std::ops::Range;
+
+use contend_units::located::{line_col, location};
+use toml::Spanned;
+
+use super::build_client::{build_client, build_keys, build_request};
+use super::build_experiment::{
+    build_abort_audit, build_find_limit, build_sweep, find_limit_phases, sweep_phases,
+};
+use super::build_target::{build_gateway, build_target};
+use super::check::{
+    check_name, check_positive_duration, check_ramp, check_ramp_end, check_rate, check_rate_value,
+};
+use super::raw::{RawArrival, RawPhase, RawRate, RawScenario, RawThresholds};
+use super::{
+    ArrivalKind, COMMAND_LINE, DEFAULT_PHASE_DURATION, ExperimentKind, GatewaySpec, MAX_DURATION,
+    Overrides, Phase, Rate, Scenario, Source,
+};
+use crate::error::{Error, Result};
+
+/// The text being parsed and where it came from, to turn spans into locations.
+pub(super) struct Ctx<'a> {
+    pub(super) text: &'a str,
+    pub(super) source: &'a Source,
+}
+
+impl Ctx<'_> {
+    /// An error at a byte span of the text: `path:line:col`.
+    pub(super) fn at(&self, span: Range<usize>, message: impl Into<String>) -> Error {
+        let location = match self.source {
+            Source::File(path) => location(path, self.text, Some(span)),
+            Source::Flags => COMMAND_LINE.to_string(),
+        };
+        Error::Scenario {
+            location,
+            message: message.into(),
+        }
+    }
+
+    /// An error about the file as a whole (no position applies).
+    pub(super) fn whole(&self, message: impl Into<String>) -> Error {
+        let location = match self.source {
+            Source::File(path) => path.display().to_string(),
+            Source::Flags => COMMAND_LINE.to_string(),
+        };
+        Error::Scenario {
+            location,
+            message: message.into(),
+        }
+    }
+
+    /// Checks a spanned value with `check`, locating its message at the value.
+    pub(super) fn check<T>(
+        &self,
+        value: &Spanned<T>,
+        check: impl FnOnce(&T) -> Result<(), String>,
+    ) -> Result<()> {
+        check(value.get_ref()).map_err(|m| self.at(value.span(), m))
+    }
+}
+
+/// An error about a command-line flag.
+pub(super) fn cli(message: impl Into<String>) -> Error {
+    Error::Scenario {
+        location: COMMAND_LINE.to_string(),
+        message: message.into(),
+    }
+}
+
+pub(super) fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Result<Scenario> {
+    let name = build_name(ctx, raw.name.as_ref(), overrides)?;
+    let experiment = raw.experiment.unwrap_or_default();
+    let sweep = build_sweep(ctx, raw.sweep.as_ref(), experiment)?;
+    let find_limit = build_find_limit(ctx, raw.find_limit.as_ref(), experiment)?;
+    let phases = if experiment == ExperimentKind::FindLimit {
+        if let Some(listed) = &raw.phases {
+            return Err(ctx.at(
+                listed.span(),
+                "experiment = \"find-limit\" takes its load from [find_limit] (rate, warmup, duration), not [[phases]]: remove the phases",
+            ));
+        }
+        // What one step offers; the experiment sets the rate once it knows it.
+        find_limit_phases(&find_limit, find_limit.rate.unwrap_or(1.0))
+    } else if experiment == ExperimentKind::Sweep {
+        // A sweep's load is its steps; the phases say what it offers, in order.
+        if let Some(listed) = &raw.phases {
+            return Err(ctx.at(
+                listed.span(),
+                "experiment = \"sweep\" takes its load from [sweep] (rates or concurrency), not [[phases]]: remove the phases",
+            ));
+        }
+        sweep_phases(&sweep)
+    } else {
+        build_phases(ctx, raw.phases.as_ref(), overrides)?
+    };
+    let mut request = build_request(ctx, raw.request)?;
+    let target = build_target(
+        ctx,
+        raw.target.as_ref(),
+        raw.upstream.as_ref(),
+        overrides,
+        &mut request,
+    )?;
+    let keys = build_keys(ctx, raw.keys.unwrap_or_default())?;
+    let client = build_client(ctx, raw.client, overrides, experiment, &request, &keys)?;
+    let gateway = match raw.gateway {
+        Some(g) => build_gateway(ctx, g, raw.target.is_some() || raw.upstream.is_some())?,
+        None => GatewaySpec::default(),
+    };
+    let thresholds = build_thresholds(ctx, raw.thresholds)?;
+    let abort_audit = build_abort_audit(ctx, raw.abort_audit, experiment)?;
+    Ok(Scenario {
+        name,
+        phases,
+        target,
+        request,
+        keys,
+        client,
+        gateway,
+        thresholds,
+        experiment,
+        abort_audit,
+        sweep,
+        find_limit,
+    })
+}
+
+fn build_name(ctx: &Ctx, raw: Option<&Spanned<String>>, overrides: &Overrides) -> Result<String> {
+    if let Some(name) = &overrides.name {
+        check_name("--name", name).map_err(cli)?;
+        return Ok(name.clone());
+    }
+    if let Some(name) = raw {
+        ctx.check(name, |n| check_name("name", n))?;
+        return Ok(name.get_ref().clone());
+    }
+    // Default: the file stem, made fit for a folder name.
+    let stem = match ctx.source {
+        Source::File(path) => path.file_stem().map(|s| s.to_string_lossy().into_owned()),
+        Source::Flags => None,
+    };
+    let cleaned: String = stem
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(100)
+        .collect();
+    let cleaned = cleaned.trim_start_matches('.');
+    Ok(if cleaned.is_empty() {
+        "run".to_string()
+    } else {
+        cleaned.to_string()
+    })
+}
+
+fn build_phases(
+    ctx: &Ctx,
+    raw: Option<&Spanned<Vec<Spanned<RawPhase>>>>,
+    overrides: &Overrides,
+) -> Result<Vec<Phase>> {
+    if let Some(rate) = overrides.rate {
+        check_rate_value("--rate", rate).map_err(cli)?;
+    }
+    if let Some(d) = overrides.duration {
+        check_positive_duration("--duration", d, MAX_DURATION).map_err(cli)?;
+    }
+    let listed = raw.map_or(&[][..], |p| p.get_ref().as_slice());
+    // Closed loop: no schedule, so no rate (a rate of 0 yields no arrivals).
+    let closed_rate = overrides.connections.map(|_| Rate::Constant(0.0));
+    if listed.is_empty() {
+        let Some(rate) = overrides.rate.or(closed_rate) else {
+            let fix = "add at least one [[phases]] table with rate = \"1k\" and duration = \"10s\" (or give --rate)";
+            return Err(match raw {
+                Some(list) => ctx.at(list.span(), format!("the phase list is empty: {fix}")),
+                None => ctx.whole(format!("no [[phases]]: {fix}")),
+            });
+        };
+        return Ok(vec![Phase {
+            rate,
+            duration: overrides.duration.unwrap_or(DEFAULT_PHASE_DURATION),
+            arrival: overrides.arrival.unwrap_or(ArrivalKind::Constant),
+        }]);
+    }
+    let mut phases = Vec::with_capacity(listed.len());
+    for (i, spanned) in listed.iter().enumerate() {
+        let number = i + 1;
+        let phase = spanned.get_ref();
+        let rate = match (overrides.rate.or(closed_rate), &phase.rate) {
+            (Some(rate), _) => rate,
+            (None, Some(rate)) => build_rate(ctx, number, rate)?,
+            (None, None) => {
+                return Err(ctx.at(
+                    spanned.span(),
+                    format!("phase {number} has no rate: add rate = \"20k\" (or a ramp, rate = {{ from = \"1k\", to = \"20k\" }})"),
+                ));
+            }
+        };
+        let duration = match (overrides.duration, &phase.duration) {
+            (Some(d), _) => d,
+            (None, Some(d)) => {
+                let what = format!("phase {number} duration");
+                ctx.check(d, |d| check_positive_duration(&what, d.0, MAX_DURATION))?;
+                d.get_ref().0
+            }
+            (None, None) => {
+                return Err(ctx.at(
+                    spanned.span(),
+                    format!("phase {number} has no duration: add duration = \"10s\""),
+                ));
+            }
+        };
+        let arrival = overrides.arrival.unwrap_or(match phase.arrival {
+            Some(RawArrival::Poisson) => ArrivalKind::Poisson,
+            Some(RawArrival::Constant) | None => ArrivalKind::Constant,
+        });
+        phases.push(Phase {
+            rate,
+            duration,
+            arrival,
+        });
+    }
+    Ok(phases)
+}
+
+fn build_rate(ctx: &Ctx, number: usize, raw: &Spanned<RawRate>) -> Result<Rate> {
+    let what = format!("phase {number} rate");
+    match raw.get_ref() {
+        RawRate::Constant(r) => {
+            check_rate(&what, *r).map_err(|m| ctx.at(raw.span(), m))?;
+            Ok(Rate::Constant(*r))
+        }
+        RawRate::Ramp { from, to } => {
+            let example = "e.g. rate = { from = \"1k\", to = \"20k\" }";
+            let (from, to) = match (from, to) {
+                (Some(f), Some(t)) => (f, t),
+                (Some(_), None) => {
+                    return Err(ctx.at(
+                        raw.span(),
+                        format!("{what} is a ramp with no `to`: give both ends, {example}"),
+                    ));
+                }
+                (None, Some(_)) => {
+                    return Err(ctx.at(
+                        raw.span(),
+                        format!("{what} is a ramp with no `from`: give both ends, {example}"),
+                    ));
+                }
+                (None, None) => {
+                    return Err(ctx.at(
+                        raw.span(),
+                        format!("{what} is an empty table: give a rate like \"20k\" or a ramp, {example}"),
+                    ));
+                }
+            };
+            ctx.check(from, |r| check_ramp_end(&format!("{what} `from`"), r.0))?;
+            ctx.check(to, |r| check_ramp_end(&format!("{what} `to`"), r.0))?;
+            let (from, to) = (from.get_ref().0, to.get_ref().0);
+            check_ramp(&what, from, to).map_err(|m| ctx.at(raw.span(), m))?;
+            Ok(Rate::Ramp { from, to })
+        }
+    }
+}
+
+/// Parses `[thresholds] checks`, locating a malformed one at its character
+/// (the string's opening quote plus the column within the expression; exact
+/// for strings without escapes).
+fn build_thresholds(
+    ctx: &Ctx,
+    raw: Option<RawThresholds>,
+) -> Result<Vec<crate::threshold::Threshold>> {
+    let checks = raw.and_then(|t| t.checks).unwrap_or_default();
+    checks
+        .iter()
+        .map(|check| {
+            crate::threshold::Threshold::parse(check.get_ref()).map_err(|e| {
+                let start = check.span().start + 1;
+                let (line, col) = line_col(ctx.text, start);
+                let location = match ctx.source {
+                    Source::File(path) => format!("{}:{line}:{}", path.display(), col + e.col - 1),
+                    Source::Flags => COMMAND_LINE.to_string(),
+                };
+                Error::Scenario {
+                    location,
+                    message: format!("threshold `{}`: {}", check.get_ref(), e.message),
+                }
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,297 @@
+//! What every arrival sends and how the client behaves: `[request]`,
+//! `[[keys]]` and `[client]`, with the command line's `--timeout`,
+//! `--max-connections`, `--connections`, `--threads` and `--seed` over them.
+//!
+//! Takes their raw sections and hands on a [`RequestSpec`], the
+//! [`KeySpec`]s and a [`ClientSpec`], or the first error, located.
+
+use std::time::Duration;
+
+use contend_units::de::Num;
+use toml::Spanned;
+
+use super::build::{Ctx, cli};
+use super::check::{
+    check_header_name, check_header_value, check_int, check_interval, check_method, check_path,
+    check_positive_duration,
+};
+use super::raw::{Headers, RawClient, RawKey, RawRequest};
+use super::{
+    ClientSpec, ExperimentKind, KeySpec, MAX_CONNECTIONS, MAX_DURATION, MAX_THREADS, Overrides,
+    RequestSpec,
+};
+use crate::error::Result;
+
+/// `[request]`: the method (upper-cased), path and headers, checked;
+/// `GET /` with no headers or body by default.
+pub(super) fn build_request(ctx: &Ctx, raw: Option<RawRequest>) -> Result<RequestSpec> {
+    let raw = raw.unwrap_or(RawRequest {
+        method: None,
+        path: None,
+        headers: None,
+        body: None,
+    });
+    let method = match &raw.method {
+        Some(m) => {
+            ctx.check(m, |m| check_method("[request] method", m))?;
+            m.get_ref().to_ascii_uppercase()
+        }
+        None => "GET".to_string(),
+    };
+    let path = match &raw.path {
+        Some(p) => {
+            ctx.check(p, |p| check_path("[request] path", p))?;
+            p.get_ref().clone()
+        }
+        None => "/".to_string(),
+    };
+    let headers = build_headers(ctx, "[request] header", raw.headers)?;
+    Ok(RequestSpec {
+        method,
+        path,
+        headers,
+        body: raw.body.unwrap_or_default(),
+    })
+}
+
+/// A header table, each name and value checked; `what` labels the
+/// messages (`[request] header`, `key "ui" header`).
+fn build_headers(ctx: &Ctx, what: &str, raw: Option<Headers>) -> Result<Vec<(String, String)>> {
+    let mut headers = Vec::new();
+    for (name, value) in raw.map(|h| h.0).unwrap_or_default() {
+        ctx.check(&name, |n| check_header_name(what, n))?;
+        ctx.check(&value, |v| check_header_value(what, v))?;
+        headers.push((name.into_inner(), value.into_inner()));
+    }
+    Ok(headers)
+}
+
+/// `[[keys]]`: each named, once, with a weight above 0 (weights are
+/// relative) and its path, headers and timeout checked.
+pub(super) fn build_keys(ctx: &Ctx, raw: Vec<Spanned<RawKey>>) -> Result<Vec<KeySpec>> {
+    let mut keys: Vec<KeySpec> = Vec::with_capacity(raw.len());
+    let mut weight_sum = 0.0;
+    for (i, spanned) in raw.into_iter().enumerate() {
+        let number = i + 1;
+        let span = spanned.span();
+        let key = spanned.into_inner();
+        let Some(name) = key.name else {
+            return Err(ctx.at(
+                span,
+                format!(
+                    "key {number} has no name: add name = \"ui\" (sent as the x-api-key header)"
+                ),
+            ));
+        };
+        ctx.check(&name, |n| {
+            if n.is_empty() {
+                return Err(format!("key {number} has an empty name: give name = \"ui\" (sent as the x-api-key header)"));
+            }
+            if n.trim() != n {
+                return Err(format!("key name {n:?} starts or ends with white space, which HTTP would drop"));
+            }
+            if keys.iter().any(|k| &k.name == n) {
+                return Err(format!("key name {n:?} is used twice: each [[keys]] needs its own name"));
+            }
+            check_header_value("key name (x-api-key)", n)
+        })?;
+        let label = format!("key {:?}", name.get_ref());
+        let weight = match &key.weight {
+            Some(w) => {
+                ctx.check(w, |Num(w)| {
+                    if w.is_finite() && *w > 0.0 {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "{label} weight must be more than 0 (weights are relative: 9 and 1 send 90% and 10%), got {w}"
+                        ))
+                    }
+                })?;
+                w.get_ref().0
+            }
+            None => 1.0,
+        };
+        weight_sum += weight;
+        if !weight_sum.is_finite() {
+            return Err(ctx.at(span, "the key weights add up past the largest number: use small relative weights like 9 and 1"));
+        }
+        let path = match &key.path {
+            Some(p) => {
+                ctx.check(p, |p| check_path(&format!("{label} path"), p))?;
+                Some(p.get_ref().clone())
+            }
+            None => None,
+        };
+        let headers = build_headers(ctx, &format!("{label} header"), key.headers)?;
+        let timeout = match &key.timeout {
+            Some(t) => {
+                ctx.check(t, |t| {
+                    check_positive_duration(&format!("{label} timeout"), t.0, MAX_DURATION)
+                })?;
+                Some(t.get_ref().0)
+            }
+            None => None,
+        };
+        keys.push(KeySpec {
+            name: name.into_inner(),
+            weight,
+            path,
+            headers,
+            timeout,
+        });
+    }
+    Ok(keys)
+}
+
+/// `[client]` with the command line over it; request ids on by default for
+/// `experiment = "abort-audit"` (which needs them), and never beside an
+/// `x-request-id` header set by hand.
+pub(super) fn build_client(
+    ctx: &Ctx,
+    raw: Option<RawClient>,
+    overrides: &Overrides,
+    experiment: ExperimentKind,
+    request: &RequestSpec,
+    keys: &[KeySpec],
+) -> Result<ClientSpec> {
+    let mut client = ClientSpec {
+        request_ids: experiment == ExperimentKind::AbortAudit,
+        ..ClientSpec::default()
+    };
+    let ids_span = raw
+        .as_ref()
+        .and_then(|r| r.request_ids.as_ref())
+        .map(|r| r.span());
+    if let Some(raw) = raw {
+        client_from_file(ctx, &raw, experiment, &mut client)?;
+    }
+    apply_client_flags(overrides, experiment, &mut client)?;
+    if client.request_ids {
+        let set_by_hand = request
+            .headers
+            .iter()
+            .chain(keys.iter().flat_map(|k| k.headers.iter()))
+            .any(|(name, _)| name.eq_ignore_ascii_case("x-request-id"));
+        if set_by_hand {
+            let message = "an x-request-id header is set by hand, but with [client] request_ids on (the default of experiment = \"abort-audit\") the driver sets a unique one per request: remove the header";
+            return Err(match ids_span {
+                Some(span) => ctx.at(span, message),
+                None => ctx.whole(message),
+            });
+        }
+    }
+    Ok(client)
+}
+
+/// The `[client]` section's values, each in range, over `client`.
+fn client_from_file(
+    ctx: &Ctx,
+    raw: &RawClient,
+    experiment: ExperimentKind,
+    client: &mut ClientSpec,
+) -> Result<()> {
+    if let Some(ids) = &raw.request_ids {
+        if experiment == ExperimentKind::AbortAudit && !*ids.get_ref() {
+            return Err(ctx.at(
+                ids.span(),
+                "experiment = \"abort-audit\" joins the client, the gateway's log and the upstream per request by x-request-id: remove request_ids = false",
+            ));
+        }
+        client.request_ids = *ids.get_ref();
+    }
+    if let Some(t) = &raw.timeout {
+        ctx.check(t, |t| {
+            check_positive_duration("[client] timeout", t.0, MAX_DURATION)
+        })?;
+        client.timeout = t.get_ref().0;
+    }
+    if let Some(m) = &raw.max_connections {
+        ctx.check(m, |n| {
+            check_int("[client] max_connections", n.0, 1, MAX_CONNECTIONS)
+        })?;
+        client.max_connections = m.get_ref().0 as usize;
+    }
+    if let Some(t) = &raw.threads {
+        ctx.check(t, |n| check_int("[client] threads", n.0, 1, MAX_THREADS))?;
+        client.threads = Some(t.get_ref().0 as usize);
+    }
+    if let Some(s) = &raw.seed {
+        ctx.check(s, |n| check_int("[client] seed", n.0, 0, i64::MAX))?;
+        client.seed = s.get_ref().0 as u64;
+    }
+    if let Some(i) = &raw.interval {
+        ctx.check(i, |d| check_interval("[client] interval", d.0))?;
+        client.interval = i.get_ref().0;
+    }
+    if let Some(l) = &raw.lag_bound {
+        ctx.check(l, |d| {
+            check_positive_duration("[client] lag_bound", d.0, Duration::from_secs(3600))
+        })?;
+        client.lag_bound = l.get_ref().0;
+    }
+    Ok(())
+}
+
+/// `--timeout`, `--max-connections`, `--connections` (closed loop, only
+/// for `experiment = "run"` and never with `--rate`), `--threads` and
+/// `--seed`, each in range, over `client`.
+fn apply_client_flags(
+    overrides: &Overrides,
+    experiment: ExperimentKind,
+    client: &mut ClientSpec,
+) -> Result<()> {
+    if let Some(t) = overrides.timeout {
+        check_positive_duration("--timeout", t, MAX_DURATION).map_err(cli)?;
+        client.timeout = t;
+    }
+    if let Some(m) = overrides.max_connections {
+        check_int(
+            "--max-connections",
+            i64::try_from(m).unwrap_or(i64::MAX),
+            1,
+            MAX_CONNECTIONS,
+        )
+        .map_err(cli)?;
+        client.max_connections = m;
+    }
+    if let Some(n) = overrides.connections {
+        check_int(
+            "--connections",
+            i64::try_from(n).unwrap_or(i64::MAX),
+            1,
+            MAX_CONNECTIONS,
+        )
+        .map_err(cli)?;
+        if overrides.rate.is_some() {
+            return Err(cli(
+                "--connections runs closed loop (no schedule): drop --rate, or drop --connections for open loop",
+            ));
+        }
+        let other = match experiment {
+            ExperimentKind::Run => None,
+            ExperimentKind::Sweep => Some("sweep"),
+            ExperimentKind::FindLimit => Some("find-limit"),
+            ExperimentKind::AbortAudit => Some("abort-audit"),
+        };
+        if let Some(other) = other {
+            return Err(cli(format!(
+                "--connections (closed loop) applies to experiment = \"run\", not \"{other}\": drop --connections"
+            )));
+        }
+        client.closed_loop = Some(n);
+    }
+    if let Some(t) = overrides.threads {
+        check_int(
+            "--threads",
+            i64::try_from(t).unwrap_or(i64::MAX),
+            1,
+            MAX_THREADS,
+        )
+        .map_err(cli)?;
+        client.threads = Some(t);
+    }
+    if let Some(s) = overrides.seed {
+        client.seed = s;
+    }
+    Ok(())
+}

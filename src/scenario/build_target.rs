@@ -1,0 +1,315 @@
+//! What the driver sends to and through: `[target]` (a running server),
+//! `[upstream]` (the embedded mock, or an external one) and `[gateway]`,
+//! with `--target` over them.
+//!
+//! Takes their raw sections; hands on a [`Target`] (and the request path a
+//! `--target` URL carries) and a [`GatewaySpec`], or the first error,
+//! located. The gateway's policy tables are validated by the gateway's own
+//! code (`contend_gateway::config::RawPolicies`), so a scenario and a
+//! gateway config accept exactly the same policies.
+
+use std::ops::Range;
+
+use contend_units::de::Num;
+use toml::Spanned;
+
+use super::build::{Ctx, cli};
+use super::check::{check_cpus, check_int, check_positive_duration, check_work_duration};
+use super::raw::{
+    CpuDist, OnDisconnect, RawGateway, RawGatewayKind, RawTarget, RawUpstream, UpstreamKind,
+    Workers,
+};
+use super::url::parse_http_url;
+use super::{
+    GatewayKind, GatewaySpec, MAX_DURATION, MockUpstreamSpec, Overrides, RequestSpec, Target,
+};
+use crate::error::Result;
+
+/// `--target`, `[target]` or `[upstream]`, at most one of the two
+/// sections; the mock upstream with its defaults when none is given. A
+/// `--target` URL's path becomes the request's.
+pub(super) fn build_target(
+    ctx: &Ctx,
+    target: Option<&Spanned<RawTarget>>,
+    upstream: Option<&Spanned<RawUpstream>>,
+    overrides: &Overrides,
+    request: &mut RequestSpec,
+) -> Result<Target> {
+    if let Some(url) = &overrides.target {
+        let parsed = parse_http_url("--target", url).map_err(cli)?;
+        if let Some(path) = parsed.path {
+            request.path = path;
+        }
+        return Ok(Target::Url(parsed.base));
+    }
+    match (target, upstream) {
+        (Some(_), Some(up)) => Err(ctx.at(
+            up.span(),
+            "both [target] and [upstream] are given: choose one ([target] url = \"http://HOST:PORT\" for a running \
+             server, or [upstream] for the embedded mock upstream)",
+        )),
+        (Some(t), None) => match &t.get_ref().url {
+            Some(url) => Ok(Target::Url(file_url(ctx, "[target] url", url)?)),
+            None => Err(ctx.at(
+                t.span(),
+                "[target] has no url: give url = \"http://HOST:PORT\", or remove [target] to drive the embedded mock upstream",
+            )),
+        },
+        (None, Some(up)) => build_upstream(ctx, up),
+        (None, None) => Ok(Target::Mock(MockUpstreamSpec::default())),
+    }
+}
+
+/// A URL from the file: valid, and without a path (that belongs in [request]).
+fn file_url(ctx: &Ctx, what: &str, url: &Spanned<String>) -> Result<String> {
+    let parsed = parse_http_url(what, url.get_ref()).map_err(|m| ctx.at(url.span(), m))?;
+    if let Some(path) = parsed.path {
+        return Err(ctx.at(
+            url.span(),
+            format!(
+                "{what} {:?} has a path: give only http://HOST:PORT here and put the path in [request] path = {path:?}",
+                url.get_ref()
+            ),
+        ));
+    }
+    Ok(parsed.base)
+}
+
+/// `[upstream]`: the embedded mock (the default) and its settings, or an
+/// external server at a URL.
+fn build_upstream(ctx: &Ctx, spanned: &Spanned<RawUpstream>) -> Result<Target> {
+    let up = spanned.get_ref();
+    let kind = up
+        .kind
+        .as_ref()
+        .map_or(UpstreamKind::Mock, |k| *k.get_ref());
+    if kind == UpstreamKind::External {
+        return external_upstream(ctx, spanned);
+    }
+    if let Some(url) = &up.url {
+        return Err(ctx.at(
+            url.span(),
+            "[upstream] url is for kind = \"external\"; the embedded mock (kind = \"mock\", the default) picks its own port",
+        ));
+    }
+    Ok(Target::Mock(mock_upstream(ctx, up)?))
+}
+
+/// `[upstream] kind = "external"`: a URL and nothing of the mock's.
+fn external_upstream(ctx: &Ctx, spanned: &Spanned<RawUpstream>) -> Result<Target> {
+    let up = spanned.get_ref();
+    let Some(url) = &up.url else {
+        return Err(ctx.at(
+            spanned.span(),
+            "[upstream] kind = \"external\" needs url = \"http://HOST:PORT\"",
+        ));
+    };
+    let mock_only = up.workers.is_some()
+        || up.backlog.is_some()
+        || up.on_disconnect.is_some()
+        || up.cpu.is_some()
+        || up.cpu_dist.is_some()
+        || up.cpu_sigma.is_some()
+        || up.sleep.is_some()
+        || up.bytes.is_some()
+        || up.status.is_some()
+        || up.cpus.is_some()
+        || up.seed.is_some();
+    if mock_only {
+        return Err(ctx.at(
+            spanned.span(),
+            "[upstream] kind = \"external\" takes only url: workers, backlog, on_disconnect, cpu, cpu_dist, \
+             cpu_sigma, sleep, bytes, status, cpus and seed set up the embedded mock (kind = \"mock\")",
+        ));
+    }
+    Ok(Target::Url(file_url(ctx, "[upstream] url", url)?))
+}
+
+/// The embedded mock's settings, each in range; what is not given is left
+/// to the mock's own defaults.
+fn mock_upstream(ctx: &Ctx, up: &RawUpstream) -> Result<MockUpstreamSpec> {
+    let mut spec = MockUpstreamSpec::default();
+    if let Some(w) = &up.workers {
+        spec.workers = match w.get_ref() {
+            Workers::Unbounded => None,
+            Workers::Count(n) => {
+                check_int("[upstream] workers", *n, 1, 100_000).map_err(|m| ctx.at(w.span(), m))?;
+                Some(*n as u32)
+            }
+        };
+    }
+    if let Some(b) = &up.backlog {
+        ctx.check(b, |n| check_int("[upstream] backlog", n.0, 0, 1_000_000))?;
+        spec.backlog = Some(b.get_ref().0 as u32);
+    }
+    spec.on_disconnect = up.on_disconnect.map(|o| match o {
+        OnDisconnect::Run => "run".to_string(),
+        OnDisconnect::Cancel => "cancel".to_string(),
+    });
+    if let Some(cpu) = &up.cpu {
+        ctx.check(cpu, |d| check_work_duration("[upstream] cpu", d.0))?;
+        spec.cpu_ms = Some(cpu.get_ref().0.as_secs_f64() * 1e3);
+    }
+    spec.cpu_dist = up.cpu_dist.map(|d| {
+        match d {
+            CpuDist::Constant => "constant",
+            CpuDist::Exponential => "exponential",
+            CpuDist::Lognormal => "lognormal",
+        }
+        .to_string()
+    });
+    if let Some(sigma) = &up.cpu_sigma {
+        ctx.check(sigma, |Num(s)| {
+            if s.is_finite() && (0.0..=10.0).contains(s) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "[upstream] cpu_sigma must be between 0 and 10, got {s}"
+                ))
+            }
+        })?;
+        spec.cpu_sigma = Some(sigma.get_ref().0);
+    }
+    if let Some(sleep) = &up.sleep {
+        ctx.check(sleep, |d| check_work_duration("[upstream] sleep", d.0))?;
+        spec.sleep_ms = Some(sleep.get_ref().0.as_secs_f64() * 1e3);
+    }
+    if let Some(b) = &up.bytes {
+        ctx.check(b, |n| check_int("[upstream] bytes", n.0, 0, 1 << 30))?;
+        spec.bytes = Some(b.get_ref().0 as u64);
+    }
+    if let Some(s) = &up.status {
+        ctx.check(s, |n| check_int("[upstream] status", n.0, 100, 599))?;
+        spec.status = Some(s.get_ref().0 as u16);
+    }
+    if let Some(c) = &up.cpus {
+        ctx.check(c, |c| check_cpus("[upstream] cpus", c))?;
+        spec.cpus = Some(c.get_ref().clone());
+    }
+    if let Some(s) = &up.seed {
+        ctx.check(s, |n| check_int("[upstream] seed", n.0, 0, i64::MAX))?;
+        spec.seed = Some(s.get_ref().0 as u64);
+    }
+    Ok(spec)
+}
+
+/// `[gateway]`: its kind (the reference gateway by default), the policies
+/// (validated as the gateway validates its own file), and what that kind
+/// can take.
+pub(super) fn build_gateway(
+    ctx: &Ctx,
+    spanned: Spanned<RawGateway>,
+    has_target: bool,
+) -> Result<GatewaySpec> {
+    let span = spanned.span();
+    let g = spanned.into_inner();
+    let kind = match g.kind.as_ref().map(|k| *k.get_ref()) {
+        None | Some(RawGatewayKind::Reference) => GatewayKind::Reference,
+        Some(RawGatewayKind::Nginx) => GatewayKind::Nginx,
+        Some(RawGatewayKind::External) => GatewayKind::External,
+        Some(RawGatewayKind::None) => GatewayKind::None,
+    };
+    let policies = contend_gateway::config::RawPolicies {
+        upstream_timeout: g.upstream_timeout,
+        rate_limit: g.rate_limit,
+        budget: g.budget,
+        concurrency: g.concurrency,
+        breaker: g.breaker,
+    };
+    let policies = policies
+        .validate("[gateway]")
+        .map_err(|(at, m)| ctx.at(at, m))?;
+    let mut spec = GatewaySpec {
+        kind,
+        url: None,
+        abort_accounting: g.abort_accounting.unwrap_or_default(),
+        abort_charge: None,
+        policies,
+        cpus: None,
+        template: g.template,
+    };
+    if let Some(c) = &g.abort_charge {
+        ctx.check(c, |d| {
+            check_positive_duration("[gateway] abort_charge", d.0, MAX_DURATION)
+        })?;
+        spec.abort_charge = Some(c.get_ref().0);
+    }
+    if let Some(c) = &g.cpus {
+        ctx.check(c, |c| check_cpus("[gateway] cpus", c))?;
+        spec.cpus = Some(c.get_ref().clone());
+    }
+    let name = match kind {
+        GatewayKind::Nginx => "nginx",
+        GatewayKind::External => "external",
+        GatewayKind::None => "none",
+        GatewayKind::Reference => "reference",
+    };
+    match (&g.url, kind) {
+        (Some(url), GatewayKind::External) => spec.url = Some(file_url(ctx, "[gateway] url", url)?),
+        (None, GatewayKind::External) => {
+            return Err(ctx.at(span, "[gateway] kind = \"external\" needs url = \"http://HOST:PORT\" (where the gateway listens)"));
+        }
+        (Some(url), _) => {
+            return Err(ctx.at(
+                url.span(),
+                format!("[gateway] url is for kind = \"external\"; kind = \"{name}\" is started by contend on its own port"),
+            ));
+        }
+        (None, _) => {}
+    }
+    if kind == GatewayKind::External && has_target {
+        return Err(ctx.at(
+            span,
+            "[gateway] kind = \"external\" is driven at its url and has its own upstream: remove [target] and [upstream]",
+        ));
+    }
+    check_gateway_takes(ctx, span, name, &spec, g.abort_accounting.is_some())?;
+    Ok(spec)
+}
+
+/// What a gateway kind can take: nginx has no directive for the reference
+/// gateway's own policies, and contend neither starts nor configures an
+/// external gateway or none (`accounting_given`: `abort_accounting` was
+/// written, even as its default); a template is nginx's.
+fn check_gateway_takes(
+    ctx: &Ctx,
+    span: Range<usize>,
+    name: &str,
+    spec: &GatewaySpec,
+    accounting_given: bool,
+) -> Result<()> {
+    let kind = spec.kind;
+    let p = &spec.policies;
+    if kind == GatewayKind::Nginx {
+        let unsupported = [
+            (p.budget.is_some(), "budget"),
+            (p.breaker.is_some(), "breaker"),
+            (
+                p.concurrency.is_some_and(|c| c.queue > 0),
+                "a concurrency queue",
+            ),
+            (spec.abort_charge.is_some(), "abort_charge"),
+        ];
+        if let Some((_, what)) = unsupported.iter().find(|(set, _)| *set) {
+            return Err(ctx.at(
+                span,
+                format!("[gateway] {what} is a reference-gateway policy that nginx has no directive for: remove it, or use kind = \"reference\""),
+            ));
+        }
+    }
+    let has_settings = p != &contend_gateway::Policies::default()
+        || spec.abort_charge.is_some()
+        || accounting_given
+        || spec.cpus.is_some()
+        || spec.template.is_some();
+    if matches!(kind, GatewayKind::External | GatewayKind::None) && has_settings {
+        return Err(ctx.at(
+            span,
+            format!("[gateway] kind = \"{name}\" takes no policies or settings: contend does not start or configure it"),
+        ));
+    }
+    if spec.template.is_some() && kind != GatewayKind::Nginx {
+        return Err(ctx.at(span, "[gateway] template is for kind = \"nginx\""));
+    }
+    Ok(())
+}

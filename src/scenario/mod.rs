@@ -1,0 +1,591 @@
+//! Scenario files: the TOML schema, its defaults and its validation.
+//!
+//! Takes a TOML text (from a file or built from CLI flags) and hands on a
+//! validated [`Scenario`]: every value in range, every duration and rate in
+//! plain units. Errors carry file:line:col and say what would be valid. This
+//! module does no I/O beyond reading the file and knows nothing of sockets.
+//!
+//! This file holds the validated types and the entry points ([`load`],
+//! [`parse`], [`from_overrides`]). The way from text to a [`Scenario`]:
+//! - `raw`: the file as written (serde mirrors, every field optional).
+//! - `check`: value checks (ranges, names, header text, CPU lists).
+//! - `url`: the `http://HOST:PORT/PATH` URLs of targets and flags.
+//! - `build`: the whole scenario, its name, phases and thresholds.
+//! - `build_client`: `[request]`, `[[keys]]` and `[client]`.
+//! - `build_target`: `[target]`, `[upstream]` and `[gateway]`.
+//! - `build_experiment`: `[sweep]`, `[find_limit]` and `[abort_audit]`.
+
+mod build;
+mod build_client;
+mod build_experiment;
+mod build_target;
+mod check;
+mod raw;
+mod url;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use contend_units::located::location;
+
+use crate::error::{Error, Result};
+use build::{Ctx, build, cli};
+pub use build_experiment::{find_limit_phases, sweep_phases};
+use raw::RawScenario;
+
+/// A validated scenario: what to drive, how hard, for how long.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// Name used for the report folder (`reports/<name>-<stamp>/`).
+    pub name: String,
+    /// The phases of offered load, run in order.
+    pub phases: Vec<Phase>,
+    /// What the driver sends to.
+    pub target: Target,
+    /// The request every arrival sends (keys may override path and headers).
+    pub request: RequestSpec,
+    /// A weighted mix of API keys; empty means no `x-api-key` header.
+    pub keys: Vec<KeySpec>,
+    /// Client behaviour: timeout, connection cap, threads, seed.
+    pub client: ClientSpec,
+    /// The gateway under test in front of the target (`[gateway]`); none by default.
+    pub gateway: GatewaySpec,
+    /// `[thresholds] checks`: evaluated over the summary at the end of the run.
+    pub thresholds: Vec<crate::threshold::Threshold>,
+    /// `experiment`: what the run composes its load steps into.
+    pub experiment: ExperimentKind,
+    /// `[abort_audit]`: the modes and settling time of `experiment = "abort-audit"`.
+    pub abort_audit: AbortAuditSpec,
+    /// `[sweep]`: the steps of `experiment = "sweep"` (defaults when absent).
+    pub sweep: SweepSpec,
+    /// `[find_limit]`: the search of `experiment = "find-limit"` (defaults when absent).
+    pub find_limit: FindLimitSpec,
+}
+
+/// The `[find_limit]` section, validated: the candidate limits, each
+/// step's load and length, what counts as broken, and the hardware classes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FindLimitSpec {
+    /// Smallest candidate concurrency limit.
+    pub min: u32,
+    /// Largest candidate concurrency limit.
+    pub max: u32,
+    /// Where the bracket starts; `None`: at the model's limit (clamped into
+    /// min..=max), or at `min` when there is no model.
+    pub start: Option<u32>,
+    /// Offered load of every step, per second; `None`: twice the mock
+    /// upstream's capacity (cores / mean CPU per request).
+    pub rate: Option<f64>,
+    /// Load offered before each step's measurement (not measured).
+    pub warmup: Duration,
+    /// Measured length of each step.
+    pub duration: Duration,
+    /// Share of 504s above which a limit breaks (0.01 is 1%).
+    pub max_504_share: f64,
+    /// Runs of the answer and of its neighbour above before it stands.
+    pub repeats: u32,
+    /// Most steps one search may take (bracket, bisect and confirm).
+    pub max_steps: u32,
+    /// Run a step with no limit first (the collapse the limit prevents).
+    pub baseline: bool,
+    /// Hardware classes, each searched once; empty: the upstream as configured.
+    pub hardware: Vec<HardwareClass>,
+}
+
+impl Default for FindLimitSpec {
+    fn default() -> Self {
+        FindLimitSpec {
+            min: 1,
+            max: 64,
+            start: None,
+            rate: None,
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(3),
+            max_504_share: 0.01,
+            repeats: 2,
+            max_steps: 24,
+            baseline: true,
+            hardware: Vec::new(),
+        }
+    }
+}
+
+/// One hardware class of a find-limit: where the mock upstream runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HardwareClass {
+    /// Worker threads pinned to these CPUs (`"1"`, `"0,1"`, `"0-3"`).
+    Cpus(String),
+    /// A CPU quota in cores (cgroup `cpu.max`), e.g. 0.5.
+    CpuQuota(f64),
+}
+
+impl HardwareClass {
+    /// The class's name in reports: `cpus=0,1` or `quota=0.5`.
+    pub fn name(&self) -> String {
+        match self {
+            HardwareClass::Cpus(c) => format!("cpus={c}"),
+            HardwareClass::CpuQuota(q) => format!("quota={q}"),
+        }
+    }
+}
+
+/// The `[sweep]` section, validated: open-loop rate steps, closed-loop
+/// concurrency steps, when to stop early, and the SLO.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepSpec {
+    /// Offered rates of the open-loop steps, per second, in order.
+    pub rates: Vec<f64>,
+    /// Concurrency of the closed-loop steps, in order.
+    pub concurrency: Vec<u32>,
+    /// Load offered before each step's measurement starts (not measured).
+    pub warmup: Duration,
+    /// Measured length of each step.
+    pub duration: Duration,
+    /// Spacing of arrivals in the open-loop steps.
+    pub arrival: ArrivalKind,
+    /// Latency bound of `max_rate_within_slo`; none: not computed.
+    pub slo: Option<Duration>,
+    /// Percentile the SLO bounds, in (0, 100): 99 is P99.
+    pub slo_percentile: f64,
+    /// Stop the open-loop steps after a step past saturation.
+    pub stop_early: bool,
+    /// Share of arrivals without a 2xx above which a step is past saturation.
+    pub stop_error_share: f64,
+    /// P99 above which a step is past saturation; none: only the error share.
+    pub stop_p99: Option<Duration>,
+    /// Kneedle sensitivity S (1 is the paper's default).
+    pub sensitivity: f64,
+}
+
+impl Default for SweepSpec {
+    fn default() -> Self {
+        SweepSpec {
+            rates: Vec::new(),
+            concurrency: Vec::new(),
+            warmup: Duration::from_secs(2),
+            duration: Duration::from_secs(5),
+            arrival: ArrivalKind::Constant,
+            slo: None,
+            slo_percentile: 99.0,
+            stop_early: true,
+            stop_error_share: 0.5,
+            stop_p99: None,
+            sensitivity: 1.0,
+        }
+    }
+}
+
+/// One gateway configuration the abort audit runs the scenario through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuditMode {
+    /// The reference gateway, `abort_accounting = "early"`.
+    ReferenceEarly,
+    /// The reference gateway, `abort_accounting = "complete"`.
+    ReferenceComplete,
+    /// nginx, `proxy_ignore_client_abort off`.
+    NginxOff,
+    /// nginx, `proxy_ignore_client_abort on`.
+    NginxOn,
+}
+
+impl AuditMode {
+    /// Every mode, in the order the audit runs them by default.
+    pub const ALL: [AuditMode; 4] = [
+        AuditMode::ReferenceEarly,
+        AuditMode::ReferenceComplete,
+        AuditMode::NginxOff,
+        AuditMode::NginxOn,
+    ];
+
+    /// The name used in scenario files and reports (`reference-early`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditMode::ReferenceEarly => "reference-early",
+            AuditMode::ReferenceComplete => "reference-complete",
+            AuditMode::NginxOff => "nginx-off",
+            AuditMode::NginxOn => "nginx-on",
+        }
+    }
+
+    /// The gateway this mode starts.
+    pub fn gateway_kind(self) -> GatewayKind {
+        match self {
+            AuditMode::ReferenceEarly | AuditMode::ReferenceComplete => GatewayKind::Reference,
+            AuditMode::NginxOff | AuditMode::NginxOn => GatewayKind::Nginx,
+        }
+    }
+
+    /// Its abort accounting (nginx: `off` is early, `on` is complete).
+    pub fn abort_accounting(self) -> contend_gateway::AbortAccounting {
+        match self {
+            AuditMode::ReferenceEarly | AuditMode::NginxOff => {
+                contend_gateway::AbortAccounting::Early
+            }
+            AuditMode::ReferenceComplete | AuditMode::NginxOn => {
+                contend_gateway::AbortAccounting::Complete
+            }
+        }
+    }
+}
+
+/// The `[abort_audit]` section, validated (defaults when absent).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AbortAuditSpec {
+    /// The modes to run, in order, each once.
+    pub modes: Vec<AuditMode>,
+    /// After each mode's load: the longest wait for the mock upstream to
+    /// finish the work its departed clients left behind, before its
+    /// accounting is read (the truth is only whole once it has drained).
+    pub settle: Duration,
+}
+
+impl Default for AbortAuditSpec {
+    fn default() -> Self {
+        AbortAuditSpec {
+            modes: AuditMode::ALL.to_vec(),
+            settle: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What a scenario's load steps are composed into (`experiment = "..."`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExperimentKind {
+    /// The phases in order, one result.
+    #[default]
+    Run,
+    /// Offered load (or concurrency) in steps; knee, USL fit, max rate within an SLO.
+    Sweep,
+    /// The largest gateway concurrency limit that keeps responses inside the gateway timeout.
+    FindLimit,
+    /// Gateway-accounted time per key against the upstream's ground truth.
+    AbortAudit,
+}
+
+/// Which gateway stands between the driver and the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GatewayKind {
+    /// None: the driver sends to the target directly.
+    #[default]
+    None,
+    /// The reference gateway, `contend gateway`, started by the harness.
+    Reference,
+    /// nginx from the PATH, started by the harness from a template.
+    Nginx,
+    /// A gateway already running at `url`, in front of its own upstream.
+    External,
+}
+
+/// The `[gateway]` section, validated.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GatewaySpec {
+    /// Which gateway.
+    pub kind: GatewayKind,
+    /// `kind = "external"`: where it listens (`http://host:port`).
+    pub url: Option<String>,
+    /// Client-abort behaviour (nginx: `proxy_ignore_client_abort` off/on).
+    pub abort_accounting: contend_gateway::AbortAccounting,
+    /// Reference only: what an early abort charges instead of its time.
+    pub abort_charge: Option<Duration>,
+    /// The policies on `/`.
+    pub policies: contend_gateway::Policies,
+    /// CPUs for the gateway: nginx `worker_cpu_affinity`; the reference
+    /// gateway sizes its runtime to their number.
+    pub cpus: Option<String>,
+    /// nginx: a template to render instead of the embedded one.
+    pub template: Option<PathBuf>,
+}
+
+/// One phase of offered load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Phase {
+    /// Offered rate in arrivals per second: constant or a linear ramp.
+    pub rate: Rate,
+    /// How long the phase offers load.
+    pub duration: Duration,
+    /// Spacing of arrivals.
+    pub arrival: ArrivalKind,
+}
+
+/// Offered rate of a phase, in arrivals per second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rate {
+    /// The same rate for the whole phase.
+    Constant(f64),
+    /// A linear ramp from `from` at the phase start to `to` at its end.
+    Ramp {
+        /// Rate at the start of the phase, per second.
+        from: f64,
+        /// Rate at the end of the phase, per second.
+        to: f64,
+    },
+}
+
+/// How arrivals are spaced within a phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArrivalKind {
+    /// Evenly spaced at the (instantaneous) rate.
+    Constant,
+    /// A Poisson process at the (instantaneous) rate.
+    Poisson,
+}
+
+/// What the driver sends to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// Any HTTP/1.1 server, given by URL (`http://host:port`, no path).
+    Url(String),
+    /// The embedded mock upstream, started by the harness as a child process.
+    Mock(MockUpstreamSpec),
+}
+
+/// Settings of the embedded mock upstream (`[upstream]`, `kind = "mock"`),
+/// handed to it as command-line flags.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MockUpstreamSpec {
+    /// `--workers`: `None` is `unbounded`, `Some(n)` a pool of n workers.
+    pub workers: Option<u32>,
+    /// `--backlog`: connections that may wait for a worker.
+    pub backlog: Option<u32>,
+    /// `--on-disconnect`: `"run"` or `"cancel"`.
+    pub on_disconnect: Option<String>,
+    /// `--cpu-ms`: CPU time per request unless the query says otherwise.
+    pub cpu_ms: Option<f64>,
+    /// `--cpu-dist`: `"constant"`, `"exponential"` or `"lognormal"`.
+    pub cpu_dist: Option<String>,
+    /// `--cpu-sigma`: sigma of the lognormal distribution.
+    pub cpu_sigma: Option<f64>,
+    /// `--sleep-ms`: off-CPU wait per request.
+    pub sleep_ms: Option<f64>,
+    /// `--bytes`: response body size.
+    pub bytes: Option<u64>,
+    /// `--status`: response status.
+    pub status: Option<u16>,
+    /// `--cpus`: CPU list to pin worker threads to, e.g. `"0"` or `"0,1"`.
+    pub cpus: Option<String>,
+    /// `--seed`: seed of the CPU-time distribution.
+    pub seed: Option<u64>,
+}
+
+/// The request sent by every arrival.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestSpec {
+    /// HTTP method, upper case (default `GET`).
+    pub method: String,
+    /// Path and query (default `/`).
+    pub path: String,
+    /// Extra headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// Request body (default empty).
+    pub body: String,
+}
+
+/// One API key of the weighted mix; sent as `x-api-key: <name>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeySpec {
+    /// The key's name, sent as the header value and used in reports.
+    pub name: String,
+    /// Relative weight (> 0) in the mix.
+    pub weight: f64,
+    /// Path for this key's requests instead of the request's.
+    pub path: Option<String>,
+    /// Headers added to (or replacing) the request's headers.
+    pub headers: Vec<(String, String)>,
+    /// Client timeout for this key's requests instead of the client's.
+    pub timeout: Option<Duration>,
+}
+
+/// Client behaviour.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientSpec {
+    /// Deadline of a request, counted from its intended send time.
+    pub timeout: Duration,
+    /// Cap of open connections across all driver threads.
+    pub max_connections: usize,
+    /// Driver threads; `None` means the cores this process may use.
+    pub threads: Option<usize>,
+    /// Seed of every random choice (Poisson gaps, key mix).
+    pub seed: u64,
+    /// Length of one reporting interval.
+    pub interval: Duration,
+    /// Schedule lag p99 above which the run is marked generator-bound.
+    pub lag_bound: Duration,
+    /// `request_ids`: give every request a unique `x-request-id` and keep a
+    /// bounded per-request record, so the client, the gateway's log and the
+    /// upstream can be joined per request. Off by default (the hot path is
+    /// then untouched); on by default for `experiment = "abort-audit"`.
+    pub request_ids: bool,
+    /// `--connections N`: closed loop instead of the phases' schedule. N
+    /// connections each send the next request as soon as the last one
+    /// ended, for the phases' total duration (wrk's and oha's `-c`). Its
+    /// latency is service time: it hides queueing (coordinated omission).
+    pub closed_loop: Option<usize>,
+}
+
+impl Default for ClientSpec {
+    fn default() -> Self {
+        ClientSpec {
+            timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            threads: None,
+            seed: 1,
+            interval: Duration::from_secs(1),
+            lag_bound: Duration::from_millis(1),
+            request_ids: false,
+            closed_loop: None,
+        }
+    }
+}
+
+/// Overrides from the command line, applied over a file (or over defaults
+/// when there is no file). `None` leaves the value alone.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--target URL`: becomes `Target::Url` with the URL's path as the request path.
+    pub target: Option<String>,
+    /// `--rate`: replaces every phase's rate (one phase is made when there is none).
+    pub rate: Option<Rate>,
+    /// `--duration`: replaces every phase's duration.
+    pub duration: Option<Duration>,
+    /// `--arrival`.
+    pub arrival: Option<ArrivalKind>,
+    /// `--timeout`.
+    pub timeout: Option<Duration>,
+    /// `--max-connections`.
+    pub max_connections: Option<usize>,
+    /// `--connections`: closed loop with this many connections; the
+    /// phases keep their durations, their rates are not used.
+    pub connections: Option<usize>,
+    /// `--threads`.
+    pub threads: Option<usize>,
+    /// `--seed`.
+    pub seed: Option<u64>,
+    /// `--name`.
+    pub name: Option<String>,
+}
+
+/// Where a scenario came from, for error messages.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A file on disk.
+    File(PathBuf),
+    /// Built from command-line flags only.
+    Flags,
+}
+
+// ---------------------------------------------------------------------------
+// Limits. Each is far past any honest use and exists to catch typos (an
+// extra three zeros, a unit slip) before a run starts, not after it hangs.
+// ---------------------------------------------------------------------------
+
+/// Highest offered rate, per second: far beyond what one machine generates.
+pub const MAX_RATE_PER_S: f64 = 10_000_000.0;
+/// Longest phase (and longest timeout).
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+/// Highest `max_connections`.
+pub const MAX_CONNECTIONS: i64 = 1_000_000;
+/// Highest number of driver threads.
+pub const MAX_THREADS: i64 = 256;
+/// Shortest and longest reporting interval.
+pub const INTERVAL_RANGE: (Duration, Duration) =
+    (Duration::from_millis(10), Duration::from_secs(3600));
+/// Phase duration when `--rate` makes the only phase and nothing gives one.
+pub const DEFAULT_PHASE_DURATION: Duration = Duration::from_secs(10);
+/// Largest scenario file read: a scenario is a page of text, not a data set.
+const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+/// Where errors about flags point.
+const COMMAND_LINE: &str = "command line";
+
+// ---------------------------------------------------------------------------
+// Entry points.
+// ---------------------------------------------------------------------------
+
+/// Reads and validates the scenario file at `path`, with `overrides` (the
+/// command-line flags) applied over it.
+///
+/// Every problem is an [`Error::Scenario`]: a missing path, a directory, a
+/// file that is not UTF-8 text (located at the first bad byte), TOML syntax,
+/// unknown fields, wrong types and values out of range (located at
+/// `path:line:col`).
+pub fn load(path: &Path, overrides: &Overrides) -> Result<Scenario> {
+    let whole = |message: String| Error::Scenario {
+        location: path.display().to_string(),
+        message,
+    };
+    let metadata = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(whole(
+                "no such file: check the path (scenario files are .toml files, e.g. scenarios/quickstart.toml)"
+                    .to_string(),
+            ));
+        }
+        Err(e) => return Err(whole(format!("cannot read the scenario file: {e}"))),
+    };
+    if metadata.is_dir() {
+        return Err(whole(
+            "is a directory, not a scenario file: give the path of a .toml file".to_string(),
+        ));
+    }
+    if metadata.len() > MAX_FILE_BYTES {
+        return Err(whole(format!(
+            "is {} bytes, too large for a scenario file (at most {MAX_FILE_BYTES}): is this the right file?",
+            metadata.len()
+        )));
+    }
+    let bytes =
+        std::fs::read(path).map_err(|e| whole(format!("cannot read the scenario file: {e}")))?;
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let good = e.utf8_error().valid_up_to();
+            let bad_byte = e.as_bytes().get(good).copied().unwrap_or(0);
+            // The prefix before the bad byte is valid UTF-8, so this is the exact position.
+            let prefix = std::str::from_utf8(&e.as_bytes()[..good]).unwrap_or("");
+            return Err(Error::Scenario {
+                location: location(path, prefix, Some(prefix.len()..prefix.len())),
+                message: format!(
+                    "byte 0x{bad_byte:02x} is not UTF-8: scenario files must be UTF-8 text (re-save the file as UTF-8)"
+                ),
+            });
+        }
+    };
+    parse(&text, &Source::File(path.to_path_buf()), overrides)
+}
+
+/// Parses and validates a scenario from TOML `text`, applying `overrides`.
+/// `source` is named in error locations (and gives the default name: the
+/// file stem).
+pub fn parse(text: &str, source: &Source, overrides: &Overrides) -> Result<Scenario> {
+    let ctx = Ctx { text, source };
+    let raw: RawScenario = toml::from_str(text).map_err(|e| {
+        let message = e.message().trim().to_string();
+        match e.span() {
+            Some(span) => ctx.at(span, message),
+            None => ctx.whole(message),
+        }
+    })?;
+    build(&ctx, raw, overrides)
+}
+
+/// Builds a scenario from flags alone (no file): `--target` and `--rate`
+/// are required, `--duration` defaults to 10s, the rest to their defaults.
+pub fn from_overrides(overrides: &Overrides) -> Result<Scenario> {
+    if overrides.target.is_none() {
+        return Err(cli(
+            "no scenario file and no --target: give --target http://HOST:PORT/PATH (e.g. --target http://127.0.0.1:8080/) \
+             or a scenario file (e.g. contend run scenarios/quickstart.toml)",
+        ));
+    }
+    if overrides.rate.is_none() && overrides.connections.is_none() {
+        return Err(cli(
+            "no scenario file and no --rate: give --rate (e.g. --rate 20k), --connections N (closed loop) or a scenario file",
+        ));
+    }
+    parse("", &Source::Flags, overrides)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,308 @@
+//! The scenario file as written: serde mirrors of every section, with every
+//! field optional, so that a missing value gets the scenario's message (with
+//! the fix) rather than serde's; values keep their spans for locations.
+//!
+//! Takes TOML (through `toml::from_str`) and hands on a [`RawScenario`] for
+//! `build` to validate. Human units come from `contend_units::de`, in the
+//! scenario's words; the `[gateway]` policy tables are the gateway's own.
+//! Nothing here checks a range.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use contend_gateway::AbortAccounting;
+use contend_gateway::config::{Dur, RawBreaker, RawBudget, RawConcurrency, RawRateLimit};
+use contend_units::de::{Int, Num, ScenarioWords};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use toml::Spanned;
+
+use super::{AuditMode, ExperimentKind};
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawScenario {
+    pub(super) name: Option<Spanned<String>>,
+    pub(super) phases: Option<Spanned<Vec<Spanned<RawPhase>>>>,
+    pub(super) target: Option<Spanned<RawTarget>>,
+    pub(super) upstream: Option<Spanned<RawUpstream>>,
+    pub(super) request: Option<RawRequest>,
+    pub(super) keys: Option<Vec<Spanned<RawKey>>>,
+    pub(super) client: Option<RawClient>,
+    pub(super) gateway: Option<Spanned<RawGateway>>,
+    pub(super) thresholds: Option<RawThresholds>,
+    pub(super) experiment: Option<ExperimentKind>,
+    pub(super) abort_audit: Option<Spanned<RawAbortAudit>>,
+    pub(super) sweep: Option<Spanned<RawSweep>>,
+    pub(super) find_limit: Option<Spanned<RawFindLimit>>,
+}
+
+/// `[find_limit]`: candidates, step timing, the 504 bound, repeats, hardware.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFindLimit {
+    pub(super) min: Option<Spanned<Int>>,
+    pub(super) max: Option<Spanned<Int>>,
+    pub(super) start: Option<Spanned<Int>>,
+    pub(super) rate: Option<Spanned<HumanRate>>,
+    pub(super) warmup: Option<Spanned<HumanDuration>>,
+    pub(super) duration: Option<Spanned<HumanDuration>>,
+    pub(super) max_504_share: Option<Spanned<Num>>,
+    pub(super) repeats: Option<Spanned<Int>>,
+    pub(super) max_steps: Option<Spanned<Int>>,
+    pub(super) baseline: Option<bool>,
+    pub(super) hardware: Option<Vec<Spanned<RawHardware>>>,
+}
+
+/// One `hardware = [...]` entry: `{ cpus = "0,1" }` (or `[0, 1]`) or `{ cpu_quota = 0.5 }`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHardware {
+    pub(super) cpus: Option<RawCpuList>,
+    pub(super) cpu_quota: Option<Num>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawCpuList {
+    Text(String),
+    List(Vec<u32>),
+}
+
+/// `[sweep]`: rates (a list, or from/to/steps/spacing), concurrency, timing,
+/// stop-early bounds and the SLO.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSweep {
+    pub(super) rates: Option<Spanned<Vec<Spanned<HumanRate>>>>,
+    pub(super) from: Option<Spanned<HumanRate>>,
+    pub(super) to: Option<Spanned<HumanRate>>,
+    pub(super) steps: Option<Spanned<Int>>,
+    pub(super) spacing: Option<Spanned<RawSpacing>>,
+    pub(super) concurrency: Option<Spanned<Vec<Spanned<Int>>>>,
+    pub(super) warmup: Option<Spanned<HumanDuration>>,
+    pub(super) duration: Option<Spanned<HumanDuration>>,
+    pub(super) arrival: Option<RawArrival>,
+    pub(super) slo: Option<Spanned<HumanDuration>>,
+    pub(super) slo_percentile: Option<Spanned<Num>>,
+    pub(super) stop_early: Option<bool>,
+    pub(super) stop_error_share: Option<Spanned<Num>>,
+    pub(super) stop_p99: Option<Spanned<HumanDuration>>,
+    pub(super) sensitivity: Option<Spanned<Num>>,
+}
+
+#[derive(serde::Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum RawSpacing {
+    Linear,
+    Geometric,
+}
+
+/// `[abort_audit]`: `modes = ["reference-early", ...]`, `settle = "30s"`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAbortAudit {
+    pub(super) modes: Option<Spanned<Vec<Spanned<AuditMode>>>>,
+    pub(super) settle: Option<Spanned<HumanDuration>>,
+}
+
+/// `[thresholds]`: `checks = ["p99 < 250ms", "error_rate < 1%"]`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawThresholds {
+    pub(super) checks: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGateway {
+    pub(super) kind: Option<Spanned<RawGatewayKind>>,
+    pub(super) url: Option<Spanned<String>>,
+    pub(super) abort_accounting: Option<AbortAccounting>,
+    pub(super) abort_charge: Option<Spanned<Dur>>,
+    pub(super) upstream_timeout: Option<Spanned<Dur>>,
+    pub(super) rate_limit: Option<Spanned<RawRateLimit>>,
+    pub(super) budget: Option<Spanned<RawBudget>>,
+    pub(super) concurrency: Option<Spanned<RawConcurrency>>,
+    pub(super) breaker: Option<Spanned<RawBreaker>>,
+    pub(super) cpus: Option<Spanned<String>>,
+    pub(super) template: Option<PathBuf>,
+}
+
+#[derive(serde::Deserialize, Clone, Copy, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum RawGatewayKind {
+    Reference,
+    Nginx,
+    External,
+    None,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPhase {
+    pub(super) rate: Option<Spanned<RawRate>>,
+    pub(super) duration: Option<Spanned<HumanDuration>>,
+    pub(super) arrival: Option<RawArrival>,
+}
+
+#[derive(serde::Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum RawArrival {
+    Constant,
+    Poisson,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTarget {
+    pub(super) url: Option<Spanned<String>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUpstream {
+    pub(super) kind: Option<Spanned<UpstreamKind>>,
+    pub(super) url: Option<Spanned<String>>,
+    pub(super) workers: Option<Spanned<Workers>>,
+    pub(super) backlog: Option<Spanned<Int>>,
+    pub(super) on_disconnect: Option<OnDisconnect>,
+    pub(super) cpu: Option<Spanned<HumanDuration>>,
+    pub(super) cpu_dist: Option<CpuDist>,
+    pub(super) cpu_sigma: Option<Spanned<Num>>,
+    pub(super) sleep: Option<Spanned<HumanDuration>>,
+    pub(super) bytes: Option<Spanned<Int>>,
+    pub(super) status: Option<Spanned<Int>>,
+    pub(super) cpus: Option<Spanned<String>>,
+    pub(super) seed: Option<Spanned<Int>>,
+}
+
+#[derive(serde::Deserialize, Clone, Copy, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum UpstreamKind {
+    Mock,
+    External,
+}
+
+#[derive(serde::Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum OnDisconnect {
+    Run,
+    Cancel,
+}
+
+#[derive(serde::Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum CpuDist {
+    Constant,
+    Exponential,
+    Lognormal,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRequest {
+    pub(super) method: Option<Spanned<String>>,
+    pub(super) path: Option<Spanned<String>>,
+    pub(super) headers: Option<Headers>,
+    pub(super) body: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKey {
+    pub(super) name: Option<Spanned<String>>,
+    pub(super) weight: Option<Spanned<Num>>,
+    pub(super) path: Option<Spanned<String>>,
+    pub(super) headers: Option<Headers>,
+    pub(super) timeout: Option<Spanned<HumanDuration>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClient {
+    pub(super) timeout: Option<Spanned<HumanDuration>>,
+    pub(super) max_connections: Option<Spanned<Int>>,
+    pub(super) threads: Option<Spanned<Int>>,
+    pub(super) seed: Option<Spanned<Int>>,
+    pub(super) interval: Option<Spanned<HumanDuration>>,
+    pub(super) lag_bound: Option<Spanned<HumanDuration>>,
+    pub(super) request_ids: Option<Spanned<bool>>,
+}
+
+// ---------------------------------------------------------------------------
+// Values in human units. Their visitors' messages say what was expected;
+// toml attaches the value's position to them.
+// ---------------------------------------------------------------------------
+
+/// A duration written with a unit (`"250ms"`), in the scenario's words.
+pub(super) type HumanDuration = contend_units::de::HumanDuration<ScenarioWords>;
+
+/// A rate per second (`20000`, `"20k"`), in the scenario's words.
+pub(super) type HumanRate = contend_units::de::HumanRate<ScenarioWords>;
+
+/// A phase's rate as written: one rate, or a ramp table `{ from, to }` whose
+/// ends may be missing (the validation says which).
+pub(super) type RawRate = contend_units::de::RateOrRamp<ScenarioWords>;
+
+/// `workers = "unbounded"` or a count.
+pub(super) enum Workers {
+    Unbounded,
+    Count(i64),
+}
+
+impl<'de> Deserialize<'de> for Workers {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Workers;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("\"unbounded\" or a number of workers (1 or more)")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> std::result::Result<Workers, E> {
+                if s == "unbounded" {
+                    Ok(Workers::Unbounded)
+                } else {
+                    Err(E::custom(format!(
+                        "workers = \"{s}\" is not valid: expected \"unbounded\" or a number of workers (1 or more)"
+                    )))
+                }
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> std::result::Result<Workers, E> {
+                Ok(Workers::Count(n))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> std::result::Result<Workers, E> {
+                Ok(Workers::Count(i64::try_from(n).unwrap_or(i64::MAX)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A header table `{ "name" = "value" }`, kept in the order written.
+pub(super) struct Headers(pub(super) Vec<(Spanned<String>, Spanned<String>)>);
+
+impl<'de> Deserialize<'de> for Headers {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Headers;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a table of header names to string values, like { \"x-a\" = \"b\" }")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Headers, A::Error> {
+                let mut pairs: Vec<(Spanned<String>, Spanned<String>)> = Vec::new();
+                while let Some(name) = map.next_key::<Spanned<String>>()? {
+                    let value = map.next_value::<Spanned<String>>()?;
+                    pairs.push((name, value));
+                }
+                // toml hands tables over sorted by key; the spans give back the order written.
+                pairs.sort_by_key(|(name, _)| name.span().start);
+                Ok(Headers(pairs))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
