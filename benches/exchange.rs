@@ -72,7 +72,7 @@ fn bench_exchange(c: &mut Criterion) {
         ..Overrides::default()
     })
     .expect("flags make a scenario");
-    let plan = Plan::new(&scenario, &target, Load::Open(scenario.phases.clone())).expect("plan");
+    let plan = Plan::new(&scenario, &target, Load::Open(scenario.phases().to_vec())).expect("plan");
     let template = plan.keys[0].request.clone();
 
     // The client side as a driver shard has it: a current-thread runtime and

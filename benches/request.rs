@@ -23,7 +23,7 @@ fn bench_build(c: &mut Criterion) {
     })
     .expect("flags make a scenario");
     let plain =
-        Plan::new(&plain, TARGET, Load::Open(plain.phases.clone())).expect("plan from flags");
+        Plan::new(&plain, TARGET, Load::Open(plain.phases().to_vec())).expect("plan from flags");
 
     let keyed_text = r#"
         [[phases]]
@@ -77,7 +77,7 @@ fn bench_build(c: &mut Criterion) {
                 Plan::new(
                     &keyed_scenario,
                     TARGET,
-                    Load::Open(keyed_scenario.phases.clone()),
+                    Load::Open(keyed_scenario.phases().to_vec()),
                 )
                 .expect("keyed plan"),
             )

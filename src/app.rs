@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::experiment::step::Step;
 use crate::experiment::{Bench, Event};
 use crate::report::{self, summary::Summary};
-use crate::scenario::{self, ExperimentKind};
+use crate::scenario::{self, Experiment};
 use crate::shutdown::{self, Stop};
 use crate::{experiment, gate, preflight, topology};
 
@@ -24,29 +24,28 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         Some(path) => scenario::load(path, &overrides)?,
         None => scenario::from_overrides(&overrides)?,
     };
-    match scenario.experiment {
-        ExperimentKind::Run => {}
-        ExperimentKind::Sweep => return sweep(args, &scenario),
-        ExperimentKind::FindLimit => return find_limit(args, &scenario),
-        ExperimentKind::AbortAudit => return abort_audit(args, &scenario),
+    match &scenario.experiment {
+        Experiment::Run(load) => run_load(args, &scenario, load),
+        Experiment::Sweep(spec) => sweep(args, &scenario, spec),
+        Experiment::FindLimit(spec) => find_limit(args, &scenario, spec),
+        Experiment::AbortAudit(spec) => abort_audit(args, &scenario, spec),
     }
+}
+
+/// `contend run` of `experiment = "run"`: the load (`--repeat` times),
+/// each run's report written (also when interrupted), its summary and
+/// verdicts printed.
+fn run_load(args: &RunArgs, scenario: &scenario::Scenario, load: &Load) -> Result<i32> {
     let Prepared {
         thresholds,
         stop,
         exe,
         mut preflight,
-    } = prepare(args, &scenario)?;
+    } = prepare(args, scenario)?;
     let bench = Bench {
-        scenario: &scenario,
+        scenario,
         exe: &exe,
         stop: &stop,
-    };
-    let load = match scenario.client.closed_loop {
-        Some(connections) => Load::Closed {
-            connections,
-            duration: crate::arrival::total_duration(&scenario.phases),
-        },
-        None => Load::Open(scenario.phases.clone()),
     };
     let mut first_start = None;
     let mut cases = Vec::new();
@@ -223,7 +222,11 @@ impl<'a> Console<'a> {
 /// mode's run, with the audit of all modes in `abort_audit`, which the
 /// thresholds also read), `<dir>/accounting.csv`, `<dir>/requests.csv` and
 /// the scatter `<dir>/accounting.svg`/`.png`. Exit codes as `run`.
-fn abort_audit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
+fn abort_audit(
+    args: &RunArgs,
+    scenario: &scenario::Scenario,
+    spec: &scenario::AbortAuditSpec,
+) -> Result<i32> {
     refuse_repeat(
         args,
         "--repeat is not available for experiment = \"abort-audit\" (it already runs once per mode)",
@@ -240,7 +243,7 @@ fn abort_audit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
         stop: &stop,
     };
     let mut console = Console::plain(args);
-    let output = experiment::abort_audit::run(&bench, &mut |event| console.event(event));
+    let output = experiment::abort_audit::run(&bench, spec, &mut |event| console.event(event));
     console.finish();
     let output = output?;
     let Some((_, first)) = output.runs.first() else {
@@ -289,7 +292,11 @@ fn abort_audit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
 /// its limit (its summary holds every step and answer under `find_limit`,
 /// which the thresholds also read), `steps.csv`, `max-connections.csv` and
 /// `limit.svg`/`.png`. Exit codes as `run`.
-fn find_limit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
+fn find_limit(
+    args: &RunArgs,
+    scenario: &scenario::Scenario,
+    spec: &scenario::FindLimitSpec,
+) -> Result<i32> {
     refuse_repeat(
         args,
         "--repeat is not available for experiment = \"find-limit\" (set [find_limit] repeats instead)",
@@ -306,9 +313,7 @@ fn find_limit(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
         stop: &stop,
     };
     let mut console = Console::plain(args);
-    let output = experiment::find_limit::run(&bench, &scenario.find_limit, &mut |event| {
-        console.event(event)
-    });
+    let output = experiment::find_limit::run(&bench, spec, &mut |event| console.event(event));
     console.finish();
     let output = output?;
     let Some(run) = &output.run else {
@@ -522,12 +527,8 @@ pub fn doctor(args: &DoctorArgs) -> Result<i32> {
     let load = preflight::Load::of(&scenario);
     let mut checks = preflight::checks(&preflight::Readings::read(), &load);
     let nginx_needed = scenario.gateway.kind == scenario::GatewayKind::Nginx
-        || (scenario.experiment == ExperimentKind::AbortAudit
-            && scenario
-                .abort_audit
-                .modes
-                .iter()
-                .any(|m| m.gateway_kind() == scenario::GatewayKind::Nginx));
+        || matches!(&scenario.experiment, Experiment::AbortAudit(audit)
+            if audit.modes.iter().any(|m| m.gateway_kind() == scenario::GatewayKind::Nginx));
     checks.push(preflight::nginx(nginx_needed));
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(
@@ -606,7 +607,7 @@ pub fn report(dir: &std::path::Path) -> Result<i32> {
 /// files (the steps together), `steps.csv`, `concurrency.csv`, the sweep's
 /// plots and `report.html`; the thresholds read the summary, which holds
 /// the sweep's rows and analyses under `sweep`. Exit codes as `run`.
-fn sweep(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
+fn sweep(args: &RunArgs, scenario: &scenario::Scenario, spec: &scenario::SweepSpec) -> Result<i32> {
     refuse_repeat(args, "--repeat is not available for experiment = \"sweep\"")?;
     let Prepared {
         thresholds,
@@ -620,13 +621,13 @@ fn sweep(args: &RunArgs, scenario: &scenario::Scenario) -> Result<i32> {
         stop: &stop,
     };
     let mut console = Console::plain(args);
-    let output = experiment::sweep::run(&bench, &scenario.sweep, &mut |event| console.event(event));
+    let output = experiment::sweep::run(&bench, spec, &mut |event| console.event(event));
     console.finish();
     let output = output?;
     let run = &output.run;
     let mut summary = Summary::of(run);
     preflight.note(&mut summary);
-    let warmup_s = scenario.sweep.warmup.as_secs_f64();
+    let warmup_s = spec.warmup.as_secs_f64();
     summary.phase_starts_s = output
         .result
         .steps

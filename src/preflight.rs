@@ -14,7 +14,7 @@ use std::io::Write;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::scenario::{ExperimentKind, GatewayKind, Scenario, Target};
+use crate::scenario::{Experiment, GatewayKind, Scenario, Target};
 
 /// File descriptors `contend` keeps for itself beside its connections:
 /// stdio, the report files, signal handling, child pipes, and the
@@ -117,38 +117,25 @@ impl Load {
             .threads
             .unwrap_or_else(crate::driver::default_threads)
             .max(1) as u64;
-        let mut connections = client.closed_loop.unwrap_or(client.max_connections) as u64;
-        let mut peak = if client.closed_loop.is_some() {
-            0.0
-        } else {
-            scenario
-                .phases
-                .iter()
-                .map(|p| match p.rate {
-                    crate::scenario::Rate::Constant(r) => r,
-                    crate::scenario::Rate::Ramp { from, to } => from.max(to),
-                })
-                .fold(0.0, f64::max)
+        let peak = scenario.experiment.peak_rate_per_s();
+        // Closed-loop clients all connect at once.
+        let closed = match &scenario.experiment {
+            Experiment::Run(load) => load.closed_loop().unwrap_or(0),
+            Experiment::Sweep(sweep) => {
+                sweep.concurrency.iter().copied().max().unwrap_or(0) as usize
+            }
+            Experiment::FindLimit(_) | Experiment::AbortAudit(_) => 0,
         };
-        let mut closed_burst = client.closed_loop.unwrap_or(0) as u64;
-        match scenario.experiment {
-            ExperimentKind::Sweep => {
-                let most = scenario
-                    .sweep
-                    .concurrency
-                    .iter()
-                    .copied()
-                    .max()
-                    .unwrap_or(0) as u64;
-                connections = connections.max(most);
-                closed_burst = closed_burst.max(most);
-                peak = scenario.sweep.rates.iter().copied().fold(peak, f64::max);
-            }
-            ExperimentKind::FindLimit => {
-                peak = peak.max(scenario.find_limit.rate.unwrap_or(0.0));
-            }
-            ExperimentKind::Run | ExperimentKind::AbortAudit => {}
-        }
+        let closed_run = matches!(
+            &scenario.experiment,
+            Experiment::Run(crate::scenario::Load::Closed { .. })
+        );
+        let connections = if closed_run {
+            closed as u64
+        } else {
+            (client.max_connections as u64).max(closed as u64)
+        };
+        let closed_burst = closed as u64;
         let stall_burst = (peak * ACCEPT_STALL_S).ceil() as u64;
         let accept_burst = stall_burst.max(closed_burst).min(connections);
 
@@ -185,7 +172,7 @@ impl Load {
                 (local, local)
             }
         };
-        let connections_default = client.closed_loop.is_none()
+        let connections_default = !closed_run
             && client.max_connections == crate::scenario::ClientSpec::default().max_connections
             && connections == client.max_connections as u64;
         Load {

@@ -154,7 +154,15 @@ fn audit(modes: &str) -> AuditOutput {
         exe,
         stop: &stop,
     };
-    abort_audit::run(&bench, &mut |_| {}).unwrap_or_else(|e| panic!("{e}"))
+    abort_audit::run(&bench, &spec(&s), &mut |_| {}).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The scenario's `[abort_audit]` spec (with its phases).
+fn spec(s: &scenario::Scenario) -> scenario::AbortAuditSpec {
+    match &s.experiment {
+        scenario::Experiment::AbortAudit(spec) => spec.clone(),
+        other => panic!("not an abort audit: {other:?}"),
+    }
 }
 
 fn row<'a>(mode: &'a ModeAudit, key: &str) -> &'a KeyAudit {
@@ -396,8 +404,8 @@ fn the_shipped_scenario_is_an_audit_of_all_four_modes() {
         &Overrides::default(),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(s.experiment, scenario::ExperimentKind::AbortAudit);
-    assert_eq!(s.abort_audit.modes, scenario::AuditMode::ALL);
+    assert_eq!(s.experiment.kind(), scenario::ExperimentKind::AbortAudit);
+    assert_eq!(spec(&s).modes, scenario::AuditMode::ALL);
     let exporter = s.keys.iter().find(|k| k.name == "exporter").unwrap();
     assert_eq!(exporter.timeout, Some(std::time::Duration::from_millis(50)));
     assert!(s.client.request_ids, "the audit joins requests by id");
@@ -412,7 +420,7 @@ fn the_shipped_scenario_is_an_audit_of_all_four_modes() {
 #[test]
 fn the_shipped_scenario_under_counts_about_six_times_early_and_not_complete() {
     let _turn = one_at_a_time();
-    let mut s = scenario::load(
+    let s = scenario::load(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/client-abort.toml"),
         &Overrides {
             duration: Some(std::time::Duration::from_secs(5)),
@@ -420,7 +428,8 @@ fn the_shipped_scenario_under_counts_about_six_times_early_and_not_complete() {
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    s.abort_audit.settle = std::time::Duration::from_secs(15);
+    let mut audit = spec(&s);
+    audit.settle = std::time::Duration::from_secs(15);
     let exe = Path::new(env!("CARGO_BIN_EXE_contend"));
     let stop = Stop::never();
     let bench = Bench {
@@ -428,7 +437,7 @@ fn the_shipped_scenario_under_counts_about_six_times_early_and_not_complete() {
         exe,
         stop: &stop,
     };
-    let out = abort_audit::run(&bench, &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
+    let out = abort_audit::run(&bench, &audit, &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
     let nginx = util::component_present(
         "the shipped scenario's nginx modes",
         contend::topology::nginx::find(),

@@ -22,16 +22,20 @@ const BASE: &str = "experiment = \"find-limit\"\n[upstream]\nkind = \"mock\"\ncp
 
 #[test]
 fn find_limit_section_parses_with_defaults_and_hardware_classes() {
-    let s = parse(BASE).expect("defaults");
-    assert_eq!(s.find_limit, scenario::FindLimitSpec::default());
-    assert_eq!(s.find_limit.max_504_share, 0.01);
+    let spec = |s: scenario::Scenario| match s.experiment {
+        scenario::Experiment::FindLimit(spec) => spec,
+        other => panic!("not a find-limit: {other:?}"),
+    };
+    let f = spec(parse(BASE).expect("defaults"));
+    assert_eq!(f, scenario::FindLimitSpec::default());
+    assert_eq!(f.max_504_share, 0.01);
     let s = parse(&format!(
         "{BASE}[find_limit]\nmin = 2\nmax = 16\nrate = 90\nwarmup = \"500ms\"\nduration = \"2s\"\n\
          max_504_share = 0.05\nrepeats = 3\nbaseline = false\n\
          hardware = [{{ cpus = \"1\" }}, {{ cpus = [0, 1] }}, {{ cpu_quota = 0.5 }}]\n"
     ))
     .expect("a full section");
-    let f = &s.find_limit;
+    let f = spec(s);
     assert_eq!(
         (f.min, f.max, f.rate, f.repeats, f.baseline),
         (2, 16, Some(90.0), 3, false)
@@ -45,8 +49,6 @@ fn find_limit_section_parses_with_defaults_and_hardware_classes() {
             HardwareClass::CpuQuota(0.5)
         ]
     );
-    // One step offers the warm-up then the measured part.
-    assert_eq!(s.phases.len(), 2);
 }
 
 #[test]
@@ -85,7 +87,11 @@ fn find_limit_refuses_what_it_cannot_run() {
         exe,
         stop: &stop,
     };
-    let err = find_limit::run(&bench(&quota), &quota.find_limit, &mut |_| {})
+    let spec = |s: &scenario::Scenario| match &s.experiment {
+        scenario::Experiment::FindLimit(spec) => spec.clone(),
+        other => panic!("not a find-limit: {other:?}"),
+    };
+    let err = find_limit::run(&bench(&quota), &spec(&quota), &mut |_| {})
         .expect_err("quota")
         .to_string();
     assert!(
@@ -93,7 +99,7 @@ fn find_limit_refuses_what_it_cannot_run() {
         "{err}"
     );
     let no_timeout = parse(&BASE.replace("upstream_timeout = \"110ms\"\n", "")).unwrap();
-    let err = find_limit::run(&bench(&no_timeout), &no_timeout.find_limit, &mut |_| {})
+    let err = find_limit::run(&bench(&no_timeout), &spec(&no_timeout), &mut |_| {})
         .expect_err("timeout")
         .to_string();
     assert!(err.contains("upstream_timeout"), "{err}");

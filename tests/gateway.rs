@@ -588,7 +588,7 @@ fn a_scenario_runs_through_the_reference_gateway_and_accounts_per_key() {
         exe,
         stop: &stop,
     };
-    let load = contend::driver::Load::Open(scenario.phases.clone());
+    let load = contend::driver::Load::Open(scenario.phases().to_vec());
     let out = contend::experiment::run::run(
         &bench,
         contend::experiment::step::Step::measured(load),

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use contend::scenario::{
-    self, ArrivalKind, ClientSpec, KeySpec, MockUpstreamSpec, Overrides, Phase, Rate, Scenario,
-    Target,
+    self, ArrivalKind, ClientSpec, Experiment, KeySpec, Load, MockUpstreamSpec, Overrides, Phase,
+    Rate, Scenario, Target,
 };
 
 /// `tests/data/` of this crate.
@@ -93,7 +93,7 @@ fn good_full_scenario_parses() {
         scenario::load(&data_dir().join("good-full.toml"), &Overrides::default()).expect("loads");
     let want = Scenario {
         name: "full-example".to_string(),
-        phases: vec![
+        experiment: Experiment::Run(Load::Open(vec![
             Phase {
                 rate: Rate::Ramp {
                     from: 1000.0,
@@ -112,7 +112,7 @@ fn good_full_scenario_parses() {
                 duration: Duration::from_millis(1500),
                 arrival: ArrivalKind::Constant,
             },
-        ],
+        ])),
         target: Target::Url("http://127.0.0.1:8080".to_string()),
         request: scenario::RequestSpec {
             method: "POST".to_string(),
@@ -149,14 +149,9 @@ fn good_full_scenario_parses() {
             interval: Duration::from_millis(500),
             lag_bound: Duration::from_millis(2),
             request_ids: false,
-            closed_loop: None,
         },
         gateway: scenario::GatewaySpec::default(),
         thresholds: vec![],
-        experiment: scenario::ExperimentKind::Run,
-        abort_audit: scenario::AbortAuditSpec::default(),
-        sweep: scenario::SweepSpec::default(),
-        find_limit: scenario::FindLimitSpec::default(),
     };
     assert_eq!(s, want);
 }
@@ -191,7 +186,7 @@ fn good_minimal_scenario_takes_defaults() {
         .expect("loads");
     assert_eq!(s.name, "good-minimal");
     assert_eq!(
-        s.phases,
+        s.phases(),
         vec![Phase {
             rate: Rate::Constant(100.0),
             duration: Duration::from_secs(1),
@@ -225,8 +220,8 @@ fn flags_override_a_file() {
     assert_eq!(s.name, "renamed");
     assert_eq!(s.target, Target::Url("http://localhost:9000".to_string()));
     assert_eq!(s.request.path, "/other?x=1");
-    assert_eq!(s.phases.len(), 3, "every phase is kept, each overridden");
-    for phase in &s.phases {
+    assert_eq!(s.phases().len(), 3, "every phase is kept, each overridden");
+    for phase in s.phases() {
         assert_eq!(
             *phase,
             Phase {
@@ -251,7 +246,7 @@ fn flags_rescue_a_file_without_phases() {
     };
     let s = scenario::load(&path, &overrides).expect("--rate makes the phase");
     assert_eq!(
-        s.phases,
+        s.phases(),
         vec![Phase {
             rate: Rate::Constant(50.0),
             duration: Duration::from_secs(10),

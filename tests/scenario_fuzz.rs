@@ -69,18 +69,18 @@ fn check(result: Result<Scenario, Error>) -> Result<(), TestCaseError> {
             };
             // A valid scenario plans one request per key (one without keys),
             // or is refused as bad input.
-            let load = contend::driver::Load::Open(s.phases.clone());
+            let load = contend::driver::Load::Open(s.phases().to_vec());
             match contend::driver::Plan::new(&s, &url, load) {
                 Ok(plan) => prop_assert_eq!(plan.keys.len(), s.keys.len().max(1)),
                 Err(e) => prop_assert_eq!(e.exit_code(), 2, "plan refused: {}", e),
             }
-            let expected = arrival::expected_arrivals(&s.phases);
+            let expected = arrival::expected_arrivals(s.phases());
             prop_assert!(expected.is_finite() && expected >= 0.0, "{}", expected);
             // Every shard's schedule runs forward in time and in phases and
             // stays inside the run.
-            let total_ns = arrival::total_duration(&s.phases).as_nanos();
+            let total_ns = arrival::total_duration(s.phases()).as_nanos();
             for shards in [1, 3] {
-                let first: Vec<_> = Schedule::new(&s.phases, 0, shards, s.client.seed)
+                let first: Vec<_> = Schedule::new(s.phases(), 0, shards, s.client.seed)
                     .take(64)
                     .collect();
                 for w in first.windows(2) {
@@ -94,7 +94,7 @@ fn check(result: Result<Scenario, Error>) -> Result<(), TestCaseError> {
                         a,
                         total_ns
                     );
-                    prop_assert!(a.phase < s.phases.len(), "{:?}", a);
+                    prop_assert!(a.phase < s.phases().len(), "{:?}", a);
                 }
             }
         }

@@ -24,19 +24,34 @@ fn sweep_sections_parse_into_steps() {
         "{TARGET}[sweep]\nrates = [100, \"1k\"]\nwarmup = \"500ms\"\nduration = \"2s\"\nslo = \"50ms\"\nconcurrency = [1, 4]"
     ))
     .expect("parses");
-    assert_eq!(s.sweep.rates, vec![100.0, 1000.0]);
-    assert_eq!(s.sweep.concurrency, vec![1, 4]);
-    assert_eq!(s.sweep.slo, Some(std::time::Duration::from_millis(50)));
-    // The phases say what the sweep offers: warm-up and measured part per rate.
-    assert_eq!(s.phases.len(), 4);
+    let spec = sweep_spec(&s);
+    assert_eq!(spec.rates, vec![100.0, 1000.0]);
+    assert_eq!(spec.concurrency, vec![1, 4]);
+    assert_eq!(spec.slo, Some(std::time::Duration::from_millis(50)));
+    // Its load is its steps: it names no phases of its own.
+    assert!(s.phases().is_empty());
 
     let s = parse(&format!(
         "{TARGET}[sweep]\nfrom = 100\nto = 1600\nsteps = 5\nspacing = \"geometric\""
     ))
     .expect("parses");
-    assert_eq!(s.sweep.rates, vec![100.0, 200.0, 400.0, 800.0, 1600.0]);
+    assert_eq!(
+        sweep_spec(&s).rates,
+        vec![100.0, 200.0, 400.0, 800.0, 1600.0]
+    );
     let s = parse(&format!("{TARGET}[sweep]\nfrom = 100\nto = 500\nsteps = 5")).expect("parses");
-    assert_eq!(s.sweep.rates, vec![100.0, 200.0, 300.0, 400.0, 500.0]);
+    assert_eq!(
+        sweep_spec(&s).rates,
+        vec![100.0, 200.0, 300.0, 400.0, 500.0]
+    );
+}
+
+/// The scenario's `[sweep]` spec.
+fn sweep_spec(s: &scenario::Scenario) -> scenario::SweepSpec {
+    match &s.experiment {
+        scenario::Experiment::Sweep(spec) => spec.clone(),
+        other => panic!("not a sweep: {other:?}"),
+    }
 }
 
 #[test]
@@ -92,7 +107,8 @@ fn a_short_sweep_writes_rows_plots_and_a_page() {
         exe,
         stop: &stop,
     };
-    let out = sweep::run(&bench, &scenario.sweep, &mut |_| events += 1).expect("the sweep runs");
+    let out =
+        sweep::run(&bench, &sweep_spec(&scenario), &mut |_| events += 1).expect("the sweep runs");
     assert!(events >= 6, "steps and rows were reported as they happened");
     let r = &out.result;
     assert_eq!(r.steps.len(), 3);
@@ -224,9 +240,9 @@ fn a_sweep_stops_early_past_saturation() {
             b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
         )
     });
-    let mut scenario = sweep_scenario(&server.url(), "[20, 40, 80]", "");
-    scenario.sweep.duration = std::time::Duration::from_millis(500);
-    scenario.phases = scenario::sweep_phases(&scenario.sweep);
+    let scenario = sweep_scenario(&server.url(), "[20, 40, 80]", "");
+    let mut spec = sweep_spec(&scenario);
+    spec.duration = std::time::Duration::from_millis(500);
     let exe = Path::new(env!("CARGO_BIN_EXE_contend"));
     let stop = Stop::never();
     let bench = Bench {
@@ -234,7 +250,7 @@ fn a_sweep_stops_early_past_saturation() {
         exe,
         stop: &stop,
     };
-    let out = sweep::run(&bench, &scenario.sweep, &mut |_| {}).expect("the sweep runs");
+    let out = sweep::run(&bench, &spec, &mut |_| {}).expect("the sweep runs");
     let r = &out.result;
     assert_eq!(r.steps.len(), 1, "{r:?}");
     assert!(r.steps[0].past_saturation);

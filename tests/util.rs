@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use contend::driver::{self, DriverOutput, Load, Plan};
+use contend::driver::{self, DriverOutput, Plan};
 use contend::scenario::{self, Overrides, Rate};
 use contend::shutdown::Stop;
 use http_body_util::Full;
@@ -177,12 +177,8 @@ pub fn overrides(url: &str, rate_per_s: f64, duration: Duration) -> Overrides {
 /// Runs the driver with `overrides` to its end.
 pub fn drive(overrides: &Overrides) -> DriverOutput {
     let scenario = scenario::from_overrides(overrides).expect("valid overrides");
-    let load = match scenario.client.closed_loop {
-        Some(connections) => Load::Closed {
-            connections,
-            duration: contend::arrival::total_duration(&scenario.phases),
-        },
-        None => Load::Open(scenario.phases.clone()),
+    let contend::scenario::Experiment::Run(load) = scenario.experiment.clone() else {
+        panic!("flags make a run");
     };
     let plan = Plan::new(&scenario, overrides.target.as_deref().unwrap(), load).expect("plan");
     driver::run(&plan, Stop::never().receiver(), &mut |_| {}).expect("driver runs")

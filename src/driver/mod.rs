@@ -23,6 +23,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::error::{Error, Result};
 use crate::record::{IntervalMerger, IntervalRow, IntervalSnapshot, Totals};
+pub use crate::scenario::Load;
 use crate::scenario::{Phase, Scenario};
 use crate::sys;
 
@@ -35,60 +36,6 @@ pub struct RequestTemplate {
     pub head: bool,
     /// Where each request's id goes in `bytes` (with `[client] request_ids`).
     pub id_at: Option<usize>,
-}
-
-/// What one step offers: an open-loop schedule, or closed-loop clients.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Load {
-    /// The phases' schedule, in order: each arrival sent at its intended
-    /// time whether or not earlier ones have answered.
-    Open(Vec<Phase>),
-    /// `connections` clients, each sending its next request as soon as the
-    /// last one ended, for `duration` (wrk's and oha's `-c`). Latency is
-    /// then service time: it hides queueing.
-    Closed {
-        /// Connections (clients) over all driver threads.
-        connections: usize,
-        /// How long the clients send.
-        duration: Duration,
-    },
-}
-
-impl Load {
-    /// How long the load is offered.
-    pub fn duration(&self) -> Duration {
-        match self {
-            Load::Open(phases) => crate::arrival::total_duration(phases),
-            Load::Closed { duration, .. } => *duration,
-        }
-    }
-
-    /// The phases of an open-loop load (none for a closed loop).
-    pub fn phases(&self) -> &[Phase] {
-        match self {
-            Load::Open(phases) => phases,
-            Load::Closed { .. } => &[],
-        }
-    }
-
-    /// Highest offered rate of any phase, per second (0 for a closed loop).
-    pub fn peak_rate_per_s(&self) -> f64 {
-        self.phases()
-            .iter()
-            .map(|p| match p.rate {
-                crate::scenario::Rate::Constant(r) => r,
-                crate::scenario::Rate::Ramp { from, to } => from.max(to),
-            })
-            .fold(0.0, f64::max)
-    }
-
-    /// The closed loop's connections, `None` for an open loop.
-    pub fn closed_loop(&self) -> Option<usize> {
-        match self {
-            Load::Open(_) => None,
-            Load::Closed { connections, .. } => Some(*connections),
-        }
-    }
 }
 
 /// One API key as the driver sends it: its request, its deadline and its

@@ -20,7 +20,7 @@ use crate::analysis::join::{self, JoinedRequest};
 use crate::driver::Load;
 use crate::error::{Error, Result};
 use crate::outcome::Class;
-use crate::scenario::{AuditMode, GatewayKind, Scenario, Target};
+use crate::scenario::{AbortAuditSpec, AuditMode, GatewayKind, Scenario, Target};
 
 /// Every mode that ran, and the audit.
 #[derive(Debug)]
@@ -33,10 +33,14 @@ pub struct AuditOutput {
     pub joined: Vec<(String, Vec<JoinedRequest>)>,
 }
 
-/// Runs the bench's scenario once per mode of its `[abort_audit]`, telling
+/// Runs the bench's scenario once per mode of `spec`, telling
 /// `on_event` of each mode as it starts (or why it is skipped) and of the
 /// running mode's steps.
-pub fn run(bench: &Bench, on_event: &mut dyn FnMut(Event)) -> Result<AuditOutput> {
+pub fn run(
+    bench: &Bench,
+    spec: &AbortAuditSpec,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<AuditOutput> {
     let scenario = bench.scenario;
     if !matches!(scenario.target, Target::Mock(_)) {
         return Err(Error::Usage(
@@ -54,7 +58,7 @@ pub fn run(bench: &Bench, on_event: &mut dyn FnMut(Event)) -> Result<AuditOutput
             .client_timeouts_s
             .insert(key.name.clone(), timeout.as_secs_f64());
     }
-    for &mode in &scenario.abort_audit.modes {
+    for &mode in &spec.modes {
         if bench.stop.is_stopped() {
             break;
         }
@@ -78,8 +82,8 @@ pub fn run(bench: &Bench, on_event: &mut dyn FnMut(Event)) -> Result<AuditOutput
             scenario: &mode_scenario,
             ..*bench
         };
-        let step = Step::measured(Load::Open(scenario.phases.clone()));
-        let mut output = run::run(&mode_bench, step, scenario.abort_audit.settle, on_event)?;
+        let step = Step::measured(Load::Open(spec.phases.clone()));
+        let mut output = run::run(&mode_bench, step, spec.settle, on_event)?;
         if !dropped.is_empty() {
             output.warnings.push(format!(
                 "nginx has no directive for {}; this mode ran without",

@@ -29,7 +29,9 @@ use crate::analysis::ps_model::{self, CpuWork};
 use crate::driver::Load;
 use crate::error::{Error, Result};
 use crate::outcome::Class;
-use crate::scenario::{self, FindLimitSpec, HardwareClass, Scenario, Target};
+use crate::scenario::{
+    self, ArrivalKind, FindLimitSpec, HardwareClass, Phase, Rate, Scenario, Target,
+};
 use contend_gateway::ConcurrencyRule;
 use contend_units::fmt_us;
 
@@ -369,6 +371,20 @@ pub fn run(
     })
 }
 
+/// The phases of one step at `rate_per_s`: its warm-up (when any), then
+/// its measured part.
+fn step_phases(spec: &FindLimitSpec, rate_per_s: f64) -> Vec<Phase> {
+    [spec.warmup, spec.duration]
+        .into_iter()
+        .filter(|d| !d.is_zero())
+        .map(|duration| Phase {
+            rate: Rate::Constant(rate_per_s),
+            duration,
+            arrival: ArrivalKind::Constant,
+        })
+        .collect()
+}
+
 /// The gateway's upstream timeout; refuses a gateway the harness does not start.
 fn check_gateway(scenario: &Scenario) -> Result<Duration> {
     let timeout = scenario.gateway.policies.upstream_timeout.ok_or_else(|| {
@@ -511,7 +527,7 @@ impl<'a> ClassSearch<'a> {
         // offered work past capacity, about its own length at 2x) to drain.
         let settle = (self.spec.warmup + self.spec.duration) * 2 + Duration::from_secs(2);
         let step = Step {
-            load: Load::Open(scenario::find_limit_phases(self.spec, self.rate_per_s)),
+            load: Load::Open(step_phases(self.spec, self.rate_per_s)),
             warmup: self.spec.warmup,
         };
         let bench = Bench {

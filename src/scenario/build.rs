@@ -14,17 +14,15 @@ use contend_units::located::{line_col, location};
 use toml::Spanned;
 
 use super::build_client::{build_client, build_keys, build_request};
-use super::build_experiment::{
-    build_abort_audit, build_find_limit, build_sweep, find_limit_phases, sweep_phases,
-};
+use super::build_experiment::{build_abort_audit, build_find_limit, build_sweep};
 use super::build_target::{build_gateway, build_target};
 use super::check::{
     check_name, check_positive_duration, check_ramp, check_ramp_end, check_rate, check_rate_value,
 };
 use super::raw::{RawArrival, RawPhase, RawRate, RawScenario, RawThresholds};
 use super::{
-    ArrivalKind, COMMAND_LINE, DEFAULT_PHASE_DURATION, ExperimentKind, GatewaySpec, MAX_DURATION,
-    Overrides, Phase, Rate, Scenario, Source,
+    AbortAuditSpec, ArrivalKind, COMMAND_LINE, DEFAULT_PHASE_DURATION, Experiment, ExperimentKind,
+    GatewaySpec, Load, MAX_DURATION, Overrides, Phase, Rate, Scenario, Source,
 };
 use crate::error::{Error, Result};
 
@@ -79,29 +77,27 @@ pub(super) fn cli(message: impl Into<String>) -> Error {
 
 pub(super) fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Result<Scenario> {
     let name = build_name(ctx, raw.name.as_ref(), overrides)?;
-    let experiment = raw.experiment.unwrap_or_default();
-    let sweep = build_sweep(ctx, raw.sweep.as_ref(), experiment)?;
-    let find_limit = build_find_limit(ctx, raw.find_limit.as_ref(), experiment)?;
-    let phases = if experiment == ExperimentKind::FindLimit {
-        if let Some(listed) = &raw.phases {
+    let kind = raw.experiment.unwrap_or_default();
+    let sweep = build_sweep(ctx, raw.sweep.as_ref(), kind)?;
+    let find_limit = build_find_limit(ctx, raw.find_limit.as_ref(), kind)?;
+    // A sweep's and a find-limit's load is their steps, from their sections.
+    let section = match kind {
+        ExperimentKind::Sweep => Some("[sweep] (rates or concurrency)"),
+        ExperimentKind::FindLimit => Some("[find_limit] (rate, warmup, duration)"),
+        ExperimentKind::Run | ExperimentKind::AbortAudit => None,
+    };
+    let phases = match (section, &raw.phases) {
+        (Some(section), Some(listed)) => {
             return Err(ctx.at(
                 listed.span(),
-                "experiment = \"find-limit\" takes its load from [find_limit] (rate, warmup, duration), not [[phases]]: remove the phases",
+                format!(
+                    "experiment = \"{}\" takes its load from {section}, not [[phases]]: remove the phases",
+                    kind.as_str()
+                ),
             ));
         }
-        // What one step offers; the experiment sets the rate once it knows it.
-        find_limit_phases(&find_limit, find_limit.rate.unwrap_or(1.0))
-    } else if experiment == ExperimentKind::Sweep {
-        // A sweep's load is its steps; the phases say what it offers, in order.
-        if let Some(listed) = &raw.phases {
-            return Err(ctx.at(
-                listed.span(),
-                "experiment = \"sweep\" takes its load from [sweep] (rates or concurrency), not [[phases]]: remove the phases",
-            ));
-        }
-        sweep_phases(&sweep)
-    } else {
-        build_phases(ctx, raw.phases.as_ref(), overrides)?
+        (Some(_), None) => Vec::new(),
+        (None, _) => build_phases(ctx, raw.phases.as_ref(), overrides)?,
     };
     let mut request = build_request(ctx, raw.request)?;
     let target = build_target(
@@ -112,26 +108,38 @@ pub(super) fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Resul
         &mut request,
     )?;
     let keys = build_keys(ctx, raw.keys.unwrap_or_default())?;
-    let client = build_client(ctx, raw.client, overrides, experiment, &request, &keys)?;
+    let client = build_client(ctx, raw.client, overrides, kind, &request, &keys)?;
     let gateway = match raw.gateway {
         Some(g) => build_gateway(ctx, g, raw.target.is_some() || raw.upstream.is_some())?,
         None => GatewaySpec::default(),
     };
     let thresholds = build_thresholds(ctx, raw.thresholds)?;
-    let abort_audit = build_abort_audit(ctx, raw.abort_audit, experiment)?;
+    let abort_audit = build_abort_audit(ctx, raw.abort_audit, kind)?;
+    let experiment = match kind {
+        ExperimentKind::Run => Experiment::Run(match overrides.connections {
+            // Closed loop: the phases give only the duration.
+            Some(connections) => Load::Closed {
+                connections,
+                duration: phases.iter().map(|p| p.duration).sum(),
+            },
+            None => Load::Open(phases),
+        }),
+        ExperimentKind::Sweep => Experiment::Sweep(sweep),
+        ExperimentKind::FindLimit => Experiment::FindLimit(find_limit),
+        ExperimentKind::AbortAudit => Experiment::AbortAudit(AbortAuditSpec {
+            phases,
+            ..abort_audit
+        }),
+    };
     Ok(Scenario {
         name,
-        phases,
+        experiment,
         target,
         request,
         keys,
         client,
         gateway,
         thresholds,
-        experiment,
-        abort_audit,
-        sweep,
-        find_limit,
     })
 }
 

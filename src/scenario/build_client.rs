@@ -267,18 +267,13 @@ fn apply_client_flags(
                 "--connections runs closed loop (no schedule): drop --rate, or drop --connections for open loop",
             ));
         }
-        let other = match experiment {
-            ExperimentKind::Run => None,
-            ExperimentKind::Sweep => Some("sweep"),
-            ExperimentKind::FindLimit => Some("find-limit"),
-            ExperimentKind::AbortAudit => Some("abort-audit"),
-        };
-        if let Some(other) = other {
+        // The closed loop itself is the run's load (see `build`).
+        if experiment != ExperimentKind::Run {
             return Err(cli(format!(
-                "--connections (closed loop) applies to experiment = \"run\", not \"{other}\": drop --connections"
+                "--connections (closed loop) applies to experiment = \"run\", not \"{}\": drop --connections",
+                experiment.as_str()
             )));
         }
-        client.closed_loop = Some(n);
     }
     if let Some(t) = overrides.threads {
         check_int(

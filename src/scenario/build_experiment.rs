@@ -1,6 +1,6 @@
 //! The experiments' own sections: `[sweep]`, `[find_limit]` and
 //! `[abort_audit]`, each read only by its `experiment = "..."`; and the
-//! phases a sweep or a find-limit step offers.
+//! its specs.
 //!
 //! Takes their raw sections and the experiment kind; hands on a
 //! [`SweepSpec`], a [`FindLimitSpec`] and an [`AbortAuditSpec`] (defaults
@@ -19,8 +19,8 @@ use super::raw::{
     RawSpacing, RawSweep,
 };
 use super::{
-    AbortAuditSpec, ArrivalKind, ExperimentKind, FindLimitSpec, HardwareClass, MAX_DURATION, Phase,
-    Rate, SweepSpec,
+    AbortAuditSpec, ArrivalKind, ExperimentKind, FindLimitSpec, HardwareClass, MAX_DURATION,
+    SweepSpec,
 };
 use crate::error::Result;
 
@@ -55,20 +55,6 @@ fn build_step_timing(
         duration_d = d.get_ref().0;
     }
     Ok((warmup_d, duration_d))
-}
-
-/// The phases of one find-limit step at `rate_per_s`: its warm-up (when
-/// any), then its measured part.
-pub fn find_limit_phases(spec: &FindLimitSpec, rate_per_s: f64) -> Vec<Phase> {
-    [spec.warmup, spec.duration]
-        .into_iter()
-        .filter(|d| !d.is_zero())
-        .map(|duration| Phase {
-            rate: Rate::Constant(rate_per_s),
-            duration,
-            arrival: ArrivalKind::Constant,
-        })
-        .collect()
 }
 
 /// `[find_limit]`: only with `experiment = "find-limit"` (which runs on
@@ -184,25 +170,6 @@ fn hardware_class(ctx: &Ctx, class: &Spanned<RawHardware>) -> Result<HardwareCla
             return Err(ctx.at(class.span(), "[find_limit] a hardware class is { cpus = \"0,1\" } or { cpu_quota = 0.5 }: give exactly one"));
         }
     })
-}
-
-/// The phases a sweep offers: per open-loop step, its warm-up and its
-/// measured part at the step's rate. Closed-loop steps offer no rate.
-pub fn sweep_phases(sweep: &SweepSpec) -> Vec<Phase> {
-    sweep
-        .rates
-        .iter()
-        .flat_map(|&rate| {
-            [sweep.warmup, sweep.duration]
-                .into_iter()
-                .filter(|d| !d.is_zero())
-                .map(move |duration| Phase {
-                    rate: Rate::Constant(rate),
-                    duration,
-                    arrival: sweep.arrival,
-                })
-        })
-        .collect()
 }
 
 /// `[sweep]`: only with `experiment = "sweep"`, which needs it; rates as a

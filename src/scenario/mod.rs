@@ -30,7 +30,6 @@ use contend_units::located::location;
 
 use crate::error::{Error, Result};
 use build::{Ctx, build, cli};
-pub use build_experiment::{find_limit_phases, sweep_phases};
 use raw::RawScenario;
 
 /// A validated scenario: what to drive, how hard, for how long.
@@ -38,8 +37,8 @@ use raw::RawScenario;
 pub struct Scenario {
     /// Name used for the report folder (`reports/<name>-<stamp>/`).
     pub name: String,
-    /// The phases of offered load, run in order.
-    pub phases: Vec<Phase>,
+    /// What the run is: its load, or the steps it composes, with its spec.
+    pub experiment: Experiment,
     /// What the driver sends to.
     pub target: Target,
     /// The request every arrival sends (keys may override path and headers).
@@ -52,14 +51,111 @@ pub struct Scenario {
     pub gateway: GatewaySpec,
     /// `[thresholds] checks`: evaluated over the summary at the end of the run.
     pub thresholds: Vec<crate::threshold::Threshold>,
-    /// `experiment`: what the run composes its load steps into.
-    pub experiment: ExperimentKind,
-    /// `[abort_audit]`: the modes and settling time of `experiment = "abort-audit"`.
-    pub abort_audit: AbortAuditSpec,
-    /// `[sweep]`: the steps of `experiment = "sweep"` (defaults when absent).
-    pub sweep: SweepSpec,
-    /// `[find_limit]`: the search of `experiment = "find-limit"` (defaults when absent).
-    pub find_limit: FindLimitSpec,
+}
+
+impl Scenario {
+    /// The scenario's `[[phases]]`: a run's open-loop load, or the load
+    /// each mode of an abort audit runs; none for a sweep, a find-limit
+    /// (their steps come from their sections) or a closed loop.
+    pub fn phases(&self) -> &[Phase] {
+        match &self.experiment {
+            Experiment::Run(load) => load.phases(),
+            Experiment::AbortAudit(audit) => &audit.phases,
+            Experiment::Sweep(_) | Experiment::FindLimit(_) => &[],
+        }
+    }
+}
+
+/// What a scenario runs (`experiment = "..."`), each with its own spec.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Experiment {
+    /// The load once: the phases in order (or `--connections N` clients).
+    Run(Load),
+    /// Offered load (or concurrency) in steps: `[sweep]`.
+    Sweep(SweepSpec),
+    /// The largest gateway concurrency limit inside the gateway timeout: `[find_limit]`.
+    FindLimit(FindLimitSpec),
+    /// The phases once per gateway mode, accounted time against the
+    /// upstream's truth: `[abort_audit]` and `[[phases]]`.
+    AbortAudit(AbortAuditSpec),
+}
+
+impl Experiment {
+    /// Which experiment this is.
+    pub fn kind(&self) -> ExperimentKind {
+        match self {
+            Experiment::Run(_) => ExperimentKind::Run,
+            Experiment::Sweep(_) => ExperimentKind::Sweep,
+            Experiment::FindLimit(_) => ExperimentKind::FindLimit,
+            Experiment::AbortAudit(_) => ExperimentKind::AbortAudit,
+        }
+    }
+
+    /// The highest rate any of its steps offers, per second, when it is
+    /// known before the run (a find-limit's default rate depends on the
+    /// upstream and is 0 here); a closed loop offers none.
+    pub fn peak_rate_per_s(&self) -> f64 {
+        match self {
+            Experiment::Run(load) => load.peak_rate_per_s(),
+            Experiment::Sweep(sweep) => sweep.rates.iter().copied().fold(0.0, f64::max),
+            Experiment::FindLimit(find_limit) => find_limit.rate.unwrap_or(0.0),
+            Experiment::AbortAudit(audit) => Load::Open(audit.phases.clone()).peak_rate_per_s(),
+        }
+    }
+}
+
+/// What one load step offers: an open-loop schedule, or closed-loop clients.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Load {
+    /// The phases' schedule, in order: each arrival sent at its intended
+    /// time whether or not earlier ones have answered.
+    Open(Vec<Phase>),
+    /// `connections` clients, each sending its next request as soon as the
+    /// last one ended, for `duration` (wrk's and oha's `-c`). Latency is
+    /// then service time: it hides queueing (coordinated omission).
+    Closed {
+        /// Connections (clients) over all driver threads.
+        connections: usize,
+        /// How long the clients send.
+        duration: Duration,
+    },
+}
+
+impl Load {
+    /// How long the load is offered.
+    pub fn duration(&self) -> Duration {
+        match self {
+            Load::Open(phases) => phases.iter().map(|p| p.duration).sum(),
+            Load::Closed { duration, .. } => *duration,
+        }
+    }
+
+    /// The phases of an open-loop load (none for a closed loop).
+    pub fn phases(&self) -> &[Phase] {
+        match self {
+            Load::Open(phases) => phases,
+            Load::Closed { .. } => &[],
+        }
+    }
+
+    /// Highest offered rate of any phase, per second (0 for a closed loop).
+    pub fn peak_rate_per_s(&self) -> f64 {
+        self.phases()
+            .iter()
+            .map(|p| match p.rate {
+                Rate::Constant(r) => r,
+                Rate::Ramp { from, to } => from.max(to),
+            })
+            .fold(0.0, f64::max)
+    }
+
+    /// The closed loop's connections, `None` for an open loop.
+    pub fn closed_loop(&self) -> Option<usize> {
+        match self {
+            Load::Open(_) => None,
+            Load::Closed { connections, .. } => Some(*connections),
+        }
+    }
 }
 
 /// The `[find_limit]` section, validated: the candidate limits, each
@@ -229,9 +325,11 @@ impl AuditMode {
     }
 }
 
-/// The `[abort_audit]` section, validated (defaults when absent).
+/// The `[abort_audit]` section with the `[[phases]]` each mode runs, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AbortAuditSpec {
+    /// The load every mode runs: the scenario's phases.
+    pub phases: Vec<Phase>,
     /// The modes to run, in order, each once.
     pub modes: Vec<AuditMode>,
     /// After each mode's load: the longest wait for the mock upstream to
@@ -243,13 +341,15 @@ pub struct AbortAuditSpec {
 impl Default for AbortAuditSpec {
     fn default() -> Self {
         AbortAuditSpec {
+            phases: Vec::new(),
             modes: AuditMode::ALL.to_vec(),
             settle: Duration::from_secs(30),
         }
     }
 }
 
-/// What a scenario's load steps are composed into (`experiment = "..."`).
+/// Which experiment a scenario names (`experiment = "..."`); the
+/// validated scenario's [`Experiment`] carries its spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ExperimentKind {
@@ -262,6 +362,18 @@ pub enum ExperimentKind {
     FindLimit,
     /// Gateway-accounted time per key against the upstream's ground truth.
     AbortAudit,
+}
+
+impl ExperimentKind {
+    /// The name in scenario files (`find-limit`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExperimentKind::Run => "run",
+            ExperimentKind::Sweep => "sweep",
+            ExperimentKind::FindLimit => "find-limit",
+            ExperimentKind::AbortAudit => "abort-audit",
+        }
+    }
 }
 
 /// Which gateway stands between the driver and the target.
@@ -417,11 +529,6 @@ pub struct ClientSpec {
     /// upstream can be joined per request. Off by default (the hot path is
     /// then untouched); on by default for `experiment = "abort-audit"`.
     pub request_ids: bool,
-    /// `--connections N`: closed loop instead of the phases' schedule. N
-    /// connections each send the next request as soon as the last one
-    /// ended, for the phases' total duration (wrk's and oha's `-c`). Its
-    /// latency is service time: it hides queueing (coordinated omission).
-    pub closed_loop: Option<usize>,
 }
 
 impl Default for ClientSpec {
@@ -434,7 +541,6 @@ impl Default for ClientSpec {
             interval: Duration::from_secs(1),
             lag_bound: Duration::from_millis(1),
             request_ids: false,
-            closed_loop: None,
         }
     }
 }

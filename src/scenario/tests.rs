@@ -179,7 +179,7 @@ fn ramps_and_units_parse() {
          [[phases]]\nrate = 2.5\nduration = \"2m\"\narrival = \"poisson\"",
     );
     assert_eq!(
-        s.phases,
+        s.phases(),
         vec![
             Phase {
                 rate: Rate::Ramp {
@@ -202,16 +202,24 @@ fn ramps_and_units_parse() {
 #[test]
 fn abort_audit_section_parses_and_is_checked() {
     let audit = "experiment = \"abort-audit\"\n";
-    let s = parse_ok(&format!("{audit}{PHASE}"));
-    assert_eq!(s.abort_audit, AbortAuditSpec::default());
-    let s = parse_ok(&format!(
-        "{audit}{PHASE}[abort_audit]\nmodes = [\"nginx-on\", \"reference-early\"]\nsettle = \"2s\""
-    ));
+    let audit_of = |s: Scenario| match s.experiment {
+        Experiment::AbortAudit(spec) => spec,
+        other => panic!("not an abort audit: {other:?}"),
+    };
+    let s = audit_of(parse_ok(&format!("{audit}{PHASE}")));
     assert_eq!(
-        s.abort_audit.modes,
-        vec![AuditMode::NginxOn, AuditMode::ReferenceEarly]
+        s,
+        AbortAuditSpec {
+            phases: s.phases.clone(),
+            ..AbortAuditSpec::default()
+        }
     );
-    assert_eq!(s.abort_audit.settle, Duration::from_secs(2));
+    assert_eq!(s.phases.len(), 1);
+    let s = audit_of(parse_ok(&format!(
+        "{audit}{PHASE}[abort_audit]\nmodes = [\"nginx-on\", \"reference-early\"]\nsettle = \"2s\""
+    )));
+    assert_eq!(s.modes, vec![AuditMode::NginxOn, AuditMode::ReferenceEarly]);
+    assert_eq!(s.settle, Duration::from_secs(2));
     // (scenario text, part of the error)
     let cases = [
         (
@@ -326,7 +334,7 @@ fn from_overrides_needs_target_and_rate() {
     assert_eq!(s.target, Target::Url("http://127.0.0.1:8080".to_string()));
     assert_eq!(s.request.path, "/x");
     assert_eq!(
-        s.phases,
+        s.phases(),
         vec![Phase {
             rate: Rate::Constant(20_000.0),
             duration: DEFAULT_PHASE_DURATION,
