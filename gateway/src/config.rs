@@ -298,132 +298,156 @@ impl RawPolicies {
                 Some(duration_in(&format!("{label} upstream_timeout"), t, false)?);
         }
         if let Some(rl) = &self.rate_limit {
-            let what = format!("{label} rate_limit");
-            let r = rl.get_ref();
-            let rate = required(
-                &format!("{what} rate"),
-                rl.span(),
-                &r.rate,
-                "rate = 100 (per second)",
-            )?;
-            let rate_per_s = rate.get_ref().0;
-            if !(rate_per_s.is_finite() && rate_per_s > 0.0 && rate_per_s <= 10_000_000.0) {
-                return Err((
-                    rate.span(),
-                    format!("{what} rate must be more than 0 and at most 10000k per second"),
-                ));
-            }
-            let burst = match &r.burst {
-                Some(b) => int_in(&format!("{what} burst"), b, 1, 1_000_000)? as u32,
-                None => 1,
-            };
-            out.rate_limit = Some(RateLimitRule { rate_per_s, burst });
+            out.rate_limit = Some(rate_limit_rule(label, rl)?);
         }
         if let Some(b) = &self.budget {
-            let what = format!("{label} budget");
-            let raw = b.get_ref();
-            let budget = required(
-                &format!("{what} budget"),
-                b.span(),
-                &raw.budget,
-                "budget = \"1s\" (accounted seconds per window)",
-            )?;
-            let window = required(
-                &format!("{what} window"),
-                b.span(),
-                &raw.window,
-                "window = \"10s\"",
-            )?;
-            let penalty = required(
-                &format!("{what} penalty"),
-                b.span(),
-                &raw.penalty,
-                "penalty = \"5s\"",
-            )?;
-            out.budget = Some(BudgetRule {
-                budget: duration_in(&format!("{what} budget"), budget, true)?,
-                window: duration_in(&format!("{what} window"), window, false)?,
-                penalty: duration_in(&format!("{what} penalty"), penalty, false)?,
-            });
+            out.budget = Some(budget_rule(label, b)?);
         }
         if let Some(c) = &self.concurrency {
-            let what = format!("{label} concurrency");
-            let raw = c.get_ref();
-            let max = required(
-                &format!("{what} max"),
-                c.span(),
-                &raw.max,
-                "max = 4 (requests in flight)",
-            )?;
-            let max = int_in(&format!("{what} max"), max, 1, 1_000_000)? as usize;
-            let queue = match &raw.queue {
-                Some(q) => int_in(&format!("{what} queue"), q, 0, 1_000_000)? as usize,
-                None => 0,
-            };
-            let queue_timeout = match &raw.queue_timeout {
-                Some(t) => duration_in(&format!("{what} queue_timeout"), t, false)?,
-                None if queue > 0 => {
-                    return Err((
-                        c.span(),
-                        format!(
-                            "{what} has a queue but no queue_timeout: add queue_timeout = \"1s\""
-                        ),
-                    ));
-                }
-                None => Duration::ZERO,
-            };
-            out.concurrency = Some(ConcurrencyRule {
-                max,
-                queue,
-                queue_timeout,
-            });
+            out.concurrency = Some(concurrency_rule(label, c)?);
         }
         if let Some(b) = &self.breaker {
-            let what = format!("{label} breaker");
-            let raw = b.get_ref();
-            let share = required(
-                &format!("{what} error_share"),
-                b.span(),
-                &raw.error_share,
-                "error_share = 0.5",
-            )?;
-            let error_share = *share.get_ref();
-            if !(error_share > 0.0 && error_share <= 1.0) {
-                return Err((
-                    share.span(),
-                    format!("{what} error_share must be above 0 and at most 1, like 0.5"),
-                ));
-            }
-            let window = required(
-                &format!("{what} window"),
-                b.span(),
-                &raw.window,
-                "window = \"10s\"",
-            )?;
-            let cool_down = required(
-                &format!("{what} cool_down"),
-                b.span(),
-                &raw.cool_down,
-                "cool_down = \"5s\"",
-            )?;
-            let min_requests = match &raw.min_requests {
-                Some(m) => int_in(&format!("{what} min_requests"), m, 1, 1_000_000_000)? as u32,
-                None => 10,
-            };
-            let probes = match &raw.probes {
-                Some(p) => int_in(&format!("{what} probes"), p, 1, 1_000_000)? as u32,
-                None => 1,
-            };
-            out.breaker = Some(BreakerRule {
-                error_share,
-                window: duration_in(&format!("{what} window"), window, false)?,
-                min_requests,
-                cool_down: duration_in(&format!("{what} cool_down"), cool_down, false)?,
-                probes,
-            });
+            out.breaker = Some(breaker_rule(label, b)?);
         }
         Ok(out)
     }
+}
+
+/// `rate_limit` of a policy table, validated (`label` prefixes messages).
+fn rate_limit_rule(
+    label: &str,
+    rl: &Spanned<RawRateLimit>,
+) -> std::result::Result<RateLimitRule, Located> {
+    let what = format!("{label} rate_limit");
+    let r = rl.get_ref();
+    let rate = required(
+        &format!("{what} rate"),
+        rl.span(),
+        &r.rate,
+        "rate = 100 (per second)",
+    )?;
+    let rate_per_s = rate.get_ref().0;
+    if !(rate_per_s.is_finite() && rate_per_s > 0.0 && rate_per_s <= 10_000_000.0) {
+        return Err((
+            rate.span(),
+            format!("{what} rate must be more than 0 and at most 10000k per second"),
+        ));
+    }
+    let burst = match &r.burst {
+        Some(b) => int_in(&format!("{what} burst"), b, 1, 1_000_000)? as u32,
+        None => 1,
+    };
+    Ok(RateLimitRule { rate_per_s, burst })
+}
+
+/// `budget` of a policy table, validated (`label` prefixes messages).
+fn budget_rule(label: &str, b: &Spanned<RawBudget>) -> std::result::Result<BudgetRule, Located> {
+    let what = format!("{label} budget");
+    let raw = b.get_ref();
+    let budget = required(
+        &format!("{what} budget"),
+        b.span(),
+        &raw.budget,
+        "budget = \"1s\" (accounted seconds per window)",
+    )?;
+    let window = required(
+        &format!("{what} window"),
+        b.span(),
+        &raw.window,
+        "window = \"10s\"",
+    )?;
+    let penalty = required(
+        &format!("{what} penalty"),
+        b.span(),
+        &raw.penalty,
+        "penalty = \"5s\"",
+    )?;
+    Ok(BudgetRule {
+        budget: duration_in(&format!("{what} budget"), budget, true)?,
+        window: duration_in(&format!("{what} window"), window, false)?,
+        penalty: duration_in(&format!("{what} penalty"), penalty, false)?,
+    })
+}
+
+/// `concurrency` of a policy table, validated (`label` prefixes messages).
+fn concurrency_rule(
+    label: &str,
+    c: &Spanned<RawConcurrency>,
+) -> std::result::Result<ConcurrencyRule, Located> {
+    let what = format!("{label} concurrency");
+    let raw = c.get_ref();
+    let max = required(
+        &format!("{what} max"),
+        c.span(),
+        &raw.max,
+        "max = 4 (requests in flight)",
+    )?;
+    let max = int_in(&format!("{what} max"), max, 1, 1_000_000)? as usize;
+    let queue = match &raw.queue {
+        Some(q) => int_in(&format!("{what} queue"), q, 0, 1_000_000)? as usize,
+        None => 0,
+    };
+    let queue_timeout = match &raw.queue_timeout {
+        Some(t) => duration_in(&format!("{what} queue_timeout"), t, false)?,
+        None if queue > 0 => {
+            return Err((
+                c.span(),
+                format!("{what} has a queue but no queue_timeout: add queue_timeout = \"1s\""),
+            ));
+        }
+        None => Duration::ZERO,
+    };
+    Ok(ConcurrencyRule {
+        max,
+        queue,
+        queue_timeout,
+    })
+}
+
+/// `breaker` of a policy table, validated (`label` prefixes messages).
+fn breaker_rule(label: &str, b: &Spanned<RawBreaker>) -> std::result::Result<BreakerRule, Located> {
+    let what = format!("{label} breaker");
+    let raw = b.get_ref();
+    let share = required(
+        &format!("{what} error_share"),
+        b.span(),
+        &raw.error_share,
+        "error_share = 0.5",
+    )?;
+    let error_share = *share.get_ref();
+    if !(error_share > 0.0 && error_share <= 1.0) {
+        return Err((
+            share.span(),
+            format!("{what} error_share must be above 0 and at most 1, like 0.5"),
+        ));
+    }
+    let window = required(
+        &format!("{what} window"),
+        b.span(),
+        &raw.window,
+        "window = \"10s\"",
+    )?;
+    let cool_down = required(
+        &format!("{what} cool_down"),
+        b.span(),
+        &raw.cool_down,
+        "cool_down = \"5s\"",
+    )?;
+    let min_requests = match &raw.min_requests {
+        Some(m) => int_in(&format!("{what} min_requests"), m, 1, 1_000_000_000)? as u32,
+        None => 10,
+    };
+    let probes = match &raw.probes {
+        Some(p) => int_in(&format!("{what} probes"), p, 1, 1_000_000)? as u32,
+        None => 1,
+    };
+    Ok(BreakerRule {
+        error_share,
+        window: duration_in(&format!("{what} window"), window, false)?,
+        min_requests,
+        cool_down: duration_in(&format!("{what} cool_down"), cool_down, false)?,
+        probes,
+    })
 }
 
 /// Checks an upstream URL: `http://host:port` with no path.

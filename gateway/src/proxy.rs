@@ -366,6 +366,10 @@ pub(crate) async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Res
 }
 
 /// The policies in order, then the upstream.
+///
+/// One function on purpose, though long: the numbered steps are the order
+/// in which the policies apply, and each may end the request with its own
+/// status; read top to bottom, the order is the code.
 async fn pipeline(
     gateway: Arc<Gateway>,
     req: Request<Incoming>,

@@ -275,6 +275,41 @@ pub fn run(
     stop: watch::Receiver<bool>,
     on_interval: &mut dyn FnMut(&IntervalRow),
 ) -> Result<DriverOutput> {
+    let (to_coordinator, from_shards) = mpsc::channel();
+    let mut starts = Vec::new();
+    let mut handles = Vec::new();
+    for shard_plan in shard_plans(plan) {
+        let (start_tx, start_rx) = oneshot::channel();
+        starts.push(start_tx);
+        let tx = to_coordinator.clone();
+        let stop = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("contend-driver-{}", shard_plan.shard))
+            .spawn(move || shard::run(shard_plan, tx, start_rx, stop))
+            .map_err(|e| Error::Runtime(format!("cannot start driver thread: {e}")))?;
+        handles.push(handle);
+    }
+    drop(to_coordinator);
+    let mut collected = Collected::new(plan);
+    // The channel closes once every shard has ended and dropped its sender.
+    while let Ok(msg) = from_shards.recv() {
+        collected.take(msg, &mut starts, on_interval);
+    }
+    for handle in handles {
+        if handle.join().is_err() {
+            collected
+                .failure
+                .get_or_insert_with(|| "a driver thread panicked".to_string());
+        }
+    }
+    if let Some(message) = collected.failure.take() {
+        return Err(Error::Runtime(message));
+    }
+    Ok(collected.finish(plan, *stop.borrow(), on_interval))
+}
+
+/// Each shard's share of `plan`: its keys, phases, connections and records.
+fn shard_plans(plan: &Plan) -> Vec<shard::ShardPlan> {
     let shards = plan.threads;
     let keys: Arc<[shard::ShardKey]> = plan
         .keys
@@ -286,9 +321,8 @@ pub fn run(
             cdf,
         })
         .collect();
-    let key_names = plan.key_names();
+    let tracked_keys = plan.key_names().len();
     let phases: Arc<[Phase]> = plan.load.phases().into();
-    let interval_ns = plan.interval.as_nanos().max(1) as u64;
     let per_shard_cap = plan.max_connections.div_ceil(shards).max(1);
     // Enough for about 1 ms of arrivals at the peak rate, and a few more;
     // none in closed loop, whose connections belong to its own clients.
@@ -299,20 +333,13 @@ pub fn run(
         .min(per_shard_cap)
         .min(256),
     };
-    let run_ns = plan.load.duration().as_nanos().min(u64::MAX as u128) as u64;
-
-    let (to_coordinator, from_shards) = mpsc::channel();
-    let mut starts = Vec::new();
-    let mut handles = Vec::new();
-    for shard in 0..shards {
-        let (start_tx, start_rx) = oneshot::channel();
-        starts.push(start_tx);
-        let shard_plan = shard::ShardPlan {
+    (0..shards)
+        .map(|shard| shard::ShardPlan {
             shard,
             shards,
             addr: plan.addr,
             keys: keys.clone(),
-            tracked_keys: key_names.len(),
+            tracked_keys,
             phases: phases.clone(),
             seed: plan.seed,
             max_connections: per_shard_cap,
@@ -322,100 +349,120 @@ pub fn run(
                 .load
                 .closed_loop()
                 .map_or(0, |c| c / shards + usize::from(shard < c % shards)),
-            run_ns,
-            interval_ns,
+            run_ns: plan.load.duration().as_nanos().min(u64::MAX as u128) as u64,
+            interval_ns: plan.interval.as_nanos().max(1) as u64,
             request_log: plan
                 .request_ids
                 .then(|| (request_log::RECORDS_PER_RUN / shards).max(1)),
-        };
-        let tx = to_coordinator.clone();
-        let stop = stop.clone();
-        let handle = std::thread::Builder::new()
-            .name(format!("contend-driver-{shard}"))
-            .spawn(move || shard::run(shard_plan, tx, start_rx, stop))
-            .map_err(|e| Error::Runtime(format!("cannot start driver thread: {e}")))?;
-        handles.push(handle);
-    }
-    drop(to_coordinator);
+        })
+        .collect()
+}
 
-    let mut ready = 0;
-    let mut failure = None;
-    let mut merger = IntervalMerger::new(shards, interval_ns);
-    let mut intervals = Vec::new();
-    let mut totals = Totals::new(key_names.len());
-    let mut start_ns = 0;
-    let mut dispatch_end_ns = 0;
-    let mut requests = plan
-        .request_ids
-        .then(request_log::RequestLogOutput::default);
-    // The channel closes once every shard has ended and dropped its sender.
-    while let Ok(msg) = from_shards.recv() {
+/// What the coordinator gathers from the shards as they run.
+struct Collected {
+    shards: usize,
+    ready: usize,
+    failure: Option<String>,
+    merger: IntervalMerger,
+    intervals: Vec<IntervalRow>,
+    totals: Totals,
+    start_ns: u64,
+    dispatch_end_ns: u64,
+    requests: Option<request_log::RequestLogOutput>,
+}
+
+impl Collected {
+    fn new(plan: &Plan) -> Collected {
+        Collected {
+            shards: plan.threads,
+            ready: 0,
+            failure: None,
+            merger: IntervalMerger::new(plan.threads, plan.interval.as_nanos().max(1) as u64),
+            intervals: Vec::new(),
+            totals: Totals::new(plan.key_names().len()),
+            start_ns: 0,
+            dispatch_end_ns: 0,
+            requests: plan
+                .request_ids
+                .then(request_log::RequestLogOutput::default),
+        }
+    }
+
+    /// Takes one shard's message; once every shard is ready, sends them all
+    /// the common start time.
+    fn take(
+        &mut self,
+        msg: ShardMsg,
+        starts: &mut Vec<oneshot::Sender<u64>>,
+        on_interval: &mut dyn FnMut(&IntervalRow),
+    ) {
         match msg {
             ShardMsg::Ready => {
-                ready += 1;
-                if ready == shards {
+                self.ready += 1;
+                if self.ready == self.shards {
                     // A common start a little ahead, so no shard begins late.
-                    start_ns = sys::monotonic_ns() + 2_000_000;
+                    self.start_ns = sys::monotonic_ns() + 2_000_000;
                     for tx in starts.drain(..) {
-                        let _ = tx.send(start_ns);
+                        let _ = tx.send(self.start_ns);
                     }
                 }
             }
             ShardMsg::Interval(snapshot) => {
-                for row in merger.add(*snapshot) {
+                for row in self.merger.add(*snapshot) {
                     on_interval(&row);
-                    intervals.push(row);
+                    self.intervals.push(row);
                 }
             }
             ShardMsg::Done(shard_totals, end_ns) => {
-                totals.merge(&shard_totals);
-                dispatch_end_ns = dispatch_end_ns.max(end_ns);
+                self.totals.merge(&shard_totals);
+                self.dispatch_end_ns = self.dispatch_end_ns.max(end_ns);
             }
             ShardMsg::Requests(records, dropped) => {
-                if let Some(log) = requests.as_mut() {
+                if let Some(log) = self.requests.as_mut() {
                     log.records.extend(records);
                     log.dropped += dropped;
                 }
             }
-            ShardMsg::Failed(message) => failure = Some(message),
+            ShardMsg::Failed(message) => self.failure = Some(message),
         }
     }
-    for handle in handles {
-        if handle.join().is_err() {
-            failure.get_or_insert_with(|| "a driver thread panicked".to_string());
+
+    /// The run's output once every shard has ended.
+    fn finish(
+        mut self,
+        plan: &Plan,
+        interrupted: bool,
+        on_interval: &mut dyn FnMut(&IntervalRow),
+    ) -> DriverOutput {
+        for row in self.merger.finish() {
+            on_interval(&row);
+            self.intervals.push(row);
+        }
+        let scheduled_s = plan.load.duration().as_secs_f64();
+        // Load was offered until the last arrival was dispatched and sent:
+        // earlier when stopped, later when the driver fell behind its schedule
+        // (then the achieved rate must come out lower than the intended one).
+        let dispatch_s = self
+            .dispatch_end_ns
+            .max(self.totals.last_sent_ns)
+            .saturating_sub(self.start_ns) as f64
+            / 1e9;
+        let duration_s = if interrupted {
+            dispatch_s.min(scheduled_s)
+        } else {
+            dispatch_s.max(scheduled_s)
+        };
+        if let Some(log) = self.requests.as_mut() {
+            log.start_ns = self.start_ns;
+            log.records.sort_by_key(|r| r.intended_ns);
+        }
+        DriverOutput {
+            totals: self.totals,
+            intervals: self.intervals,
+            duration_s,
+            interrupted,
+            threads: self.shards,
+            requests: self.requests,
         }
     }
-    if let Some(message) = failure {
-        return Err(Error::Runtime(message));
-    }
-    for row in merger.finish() {
-        on_interval(&row);
-        intervals.push(row);
-    }
-    let scheduled_s = plan.load.duration().as_secs_f64();
-    let interrupted = *stop.borrow();
-    // Load was offered until the last arrival was dispatched and sent:
-    // earlier when stopped, later when the driver fell behind its schedule
-    // (then the achieved rate must come out lower than the intended one).
-    let dispatch_s = dispatch_end_ns
-        .max(totals.last_sent_ns)
-        .saturating_sub(start_ns) as f64
-        / 1e9;
-    let duration_s = if interrupted {
-        dispatch_s.min(scheduled_s)
-    } else {
-        dispatch_s.max(scheduled_s)
-    };
-    if let Some(log) = requests.as_mut() {
-        log.start_ns = start_ns;
-        log.records.sort_by_key(|r| r.intended_ns);
-    }
-    Ok(DriverOutput {
-        totals,
-        intervals,
-        duration_s,
-        interrupted,
-        threads: shards,
-        requests,
-    })
 }

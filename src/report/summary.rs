@@ -278,6 +278,42 @@ impl Machine {
     }
 }
 
+/// Why the run counts as generator-bound (empty when it does not), and a
+/// warning when requests waited on the target instead. Only the
+/// generator's own lateness (or its threads being busy) is evidence against
+/// it: an arrival that waits for a connection to a target that does not
+/// accept or answer is late because of the target.
+fn generator_verdict(
+    schedule_lag: &Percentiles,
+    generator_lag: &Percentiles,
+    lag_bound_us: u64,
+    busy: f64,
+) -> (Vec<String>, Option<String>) {
+    let mut reasons = Vec::new();
+    let mut waited = None;
+    if generator_lag.p99 > lag_bound_us {
+        reasons.push(format!(
+            "generator lag p99 {} us is over the bound of {} us",
+            generator_lag.p99, lag_bound_us
+        ));
+    } else if schedule_lag.p99 > lag_bound_us {
+        waited = Some(format!(
+            "requests waited for a connection to the target: schedule lag p99 {} us, of which the \
+             generator's own lag p99 was {} us; the rest is the target not accepting or not \
+             answering fast enough (latency counts it), not contend",
+            schedule_lag.p99, generator_lag.p99
+        ));
+    }
+    if busy > DRIVER_BUSY_SHARE {
+        reasons.push(format!(
+            "driver threads were {:.0}% busy (over {:.0}%)",
+            busy * 100.0,
+            DRIVER_BUSY_SHARE * 100.0
+        ));
+    }
+    (reasons, waited)
+}
+
 /// Driver CPU share of its threads above which it is called the bottleneck.
 const DRIVER_BUSY_SHARE: f64 = 0.9;
 
@@ -300,32 +336,10 @@ impl Summary {
             .filter(|r| r.duration_s >= full_s / 2.0)
             .map(|r| r.driver_cpu_cores)
             .fold(0.0, f64::max);
-        let mut reasons = Vec::new();
-        let mut warnings = run.warnings.clone();
-        // Only the generator's own lateness is evidence against it: an
-        // arrival that waits for a connection to a target that does not
-        // accept or answer is late because of the target.
-        if generator_lag.p99 > lag_bound_us {
-            reasons.push(format!(
-                "generator lag p99 {} us is over the bound of {} us",
-                generator_lag.p99, lag_bound_us
-            ));
-        } else if lag.p99 > lag_bound_us {
-            warnings.push(format!(
-                "requests waited for a connection to the target: schedule lag p99 {} us, of which the \
-                 generator's own lag p99 was {} us; the rest is the target not accepting or not \
-                 answering fast enough (latency counts it), not contend",
-                lag.p99, generator_lag.p99
-            ));
-        }
         let busy = cpu_s / (duration_s * d.threads as f64);
-        if busy > DRIVER_BUSY_SHARE {
-            reasons.push(format!(
-                "driver threads were {:.0}% busy (over {:.0}%)",
-                busy * 100.0,
-                DRIVER_BUSY_SHARE * 100.0
-            ));
-        }
+        let (reasons, waited) = generator_verdict(&lag, &generator_lag, lag_bound_us, busy);
+        let mut warnings = run.warnings.clone();
+        warnings.extend(waited);
         let scheduled_s = load.duration().as_secs_f64();
         let closed_loop = load.closed_loop();
         let intended_rate_per_s = if d.interrupted || closed_loop.is_some() {
