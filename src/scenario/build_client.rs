@@ -70,6 +70,8 @@ fn build_headers(ctx: &Ctx, what: &str, raw: Option<Headers>) -> Result<Vec<(Str
 /// relative) and its path, headers and timeout checked.
 pub(super) fn build_keys(ctx: &Ctx, raw: Vec<Spanned<RawKey>>) -> Result<Vec<KeySpec>> {
     let mut keys: Vec<KeySpec> = Vec::with_capacity(raw.len());
+    // Names seen so far: a scenario may list many thousands of keys.
+    let mut names: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut weight_sum = 0.0;
     for (i, spanned) in raw.into_iter().enumerate() {
         let number = i + 1;
@@ -90,11 +92,12 @@ pub(super) fn build_keys(ctx: &Ctx, raw: Vec<Spanned<RawKey>>) -> Result<Vec<Key
             if n.trim() != n {
                 return Err(format!("key name {n:?} starts or ends with white space, which HTTP would drop"));
             }
-            if keys.iter().any(|k| &k.name == n) {
+            if names.contains(n) {
                 return Err(format!("key name {n:?} is used twice: each [[keys]] needs its own name"));
             }
             check_header_value("key name (x-api-key)", n)
         })?;
+        names.insert(name.get_ref().clone());
         let label = format!("key {:?}", name.get_ref());
         let weight = match &key.weight {
             Some(w) => {
