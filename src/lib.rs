@@ -1,29 +1,36 @@
 //! `contend`: open-loop load generation and gateway contention benchmarks.
 //!
-//! The map of modules, in the order data flows through them:
+//! The map of modules, upstream first: each imports only the modules
+//! above it (docs/architecture.md has the flow and the rules).
 //!
-//! - [`scenario`]: TOML scenario files and flags, validated into a `Scenario`.
+//! - Leaves: [`error`] (the library's errors and their exit codes), [`sys`]
+//!   (the one module with `unsafe`: clocks, timerfd, signals, rlimits),
+//!   [`outcome`] (what became of one arrival), [`limits`] (RLIMIT_NOFILE
+//!   and connects a limit refused), [`record`] (histograms and counters per
+//!   shard, merged exactly), [`threshold`] (`p99 < 250ms` and its verdict
+//!   over a summary).
+//! - [`scenario`]: TOML scenario files and flags, validated into a
+//!   `Scenario` whose experiment carries its spec.
 //! - [`arrival`]: pure arrival schedules (constant, Poisson, ramps).
-//! - [`topology`]: starts and stops the components (mock upstream, gateway, nginx).
-//! - [`driver`]: the open-loop driver, share-nothing shards on their own threads.
-//! - [`outcome`]: what became of one arrival; shared by everything.
-//! - [`record`]: histograms and counters per shard, merged exactly.
-//! - [`experiment`]: compose load steps into results (`run`, `sweep`, `abort_audit`, `find_limit`).
-//! - [`analysis`]: pure analyses of finished results (knee, USL fit, abort accounting).
-//! - [`report`]: summary.json, intervals.csv, .hgrm, .hlog, plots, report.html, the console.
-//! - [`threshold`]: threshold expressions (`p99 < 250ms`) and their verdicts over a summary.
-//! - [`gate`]: the CI gate: thresholds, baseline comparison, JUnit XML.
+//! - [`driver`]: the open-loop (or closed-loop) driver, share-nothing shards.
+//! - [`topology`]: the component interface; starts, watches and stops the
+//!   mock upstream, the reference gateway, nginx.
+//! - [`preflight`]: host settings checked against a run; `contend doctor`.
+//! - [`analysis`]: pure analyses of finished results (knee, USL fit, the
+//!   gateway's access log, the per-request join, abort accounting, the
+//!   processor-sharing model).
 //! - [`shutdown`]: Ctrl-C and SIGTERM: stop, drain, report.
+//! - [`experiment`]: one load step, and its compositions (`run`, `sweep`,
+//!   `find_limit`, `abort_audit`).
+//! - [`report`]: summary.json, intervals.csv, .hgrm, .hlog, plots,
+//!   report.html, the console.
+//! - [`gate`]: the CI gate: thresholds' verdicts, baseline comparison, JUnit XML.
 //! - [`cli`] and [`app`]: the command line and its commands.
-//! - [`preflight`]: host settings (open files, sysctls) checked against a run; `contend doctor`.
-//! - [`limits`]: RLIMIT_NOFILE raised at start; connects refused by a limit, counted.
-//! - [`error`]: the library's errors and their exit codes.
-//! - [`sys`]: the one module with `unsafe` (clocks, timerfd, signals, rlimits).
 //!
-//! Two crates of the workspace stand beside it: `contend-units` (human
-//! units, `250ms` and `50k`, for every file and flag) and `contend-gateway`
-//! (the reference gateway, `contend gateway`, which the harness starts and
-//! measures but which never imports the harness).
+//! Three crates of the workspace stand beside it: `contend-units` (human
+//! units, `250ms` and `50k`, for every file and flag), `mock-upstream` and
+//! `contend-gateway` (the components the harness starts and measures,
+//! which never import the harness).
 
 #![deny(missing_docs)]
 

@@ -9,13 +9,16 @@
 //! `reference`, `nginx`) starts it, makes it ready and reads it; reading an
 //! access log into accounting is the analysis's, not this module's.
 //!
-//! Every child process is held by a [`ChildGuard`] that stops it (by its
-//! PID) when dropped, on every path out, and is kept in a registry that the
-//! second Ctrl-C empties before exiting. Children also get SIGTERM from the
-//! kernel if `contend` itself dies.
+//! Every child process leads a process group of its own (a terminal's
+//! Ctrl-C reaches only `contend`, which stops the children after the
+//! drain) and is held by a [`ChildGuard`] that stops its whole group when
+//! dropped, on every path out; a registry lets the second Ctrl-C stop them
+//! before exiting, and children get SIGTERM from the kernel if `contend`
+//! itself dies. After a run, [`Topology::stop`] checks that nothing of any
+//! component is left running.
 //!
 //! Adding a kind of gateway: a file here with its `start` and its
-//! [`Gateway`] impl, one arm in [`start_gateway`], and its name in the
+//! [`Gateway`] impl, one arm in `start_gateway`, and its name in the
 //! scenario's `GatewayKind` (see docs/architecture.md).
 
 mod child;
