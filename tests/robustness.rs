@@ -671,6 +671,117 @@ fn a_killed_nginx_master_takes_its_workers_with_it() {
     assert_eq!(later_2xx, 0, "responses after nginx died");
 }
 
+/// Sends SIGINT to `child` once its stderr shows a line containing
+/// `needle` (its own word that the moment has come), and keeps reading so
+/// it never blocks on a full pipe. Returns the reader, which ends with all
+/// of stderr.
+fn sigint_on_stderr_line(
+    child: &mut Child,
+    needle: &'static str,
+) -> std::thread::JoinHandle<String> {
+    let pid = child.id();
+    let stderr = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        let mut all = String::new();
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !sent && line.contains(needle) {
+                contend::sys::signal(pid, libc::SIGINT).expect("SIGINT");
+                sent = true;
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        assert!(sent, "no line with {needle:?} on stderr:\n{all}");
+        all
+    })
+}
+
+/// A sweep cut short in a step's warm-up: that step has no row, and no
+/// answer is made up from the steps before it (the highest rate within the
+/// SLO is not "the last rate that ran"); summary.json and capacity.json
+/// say the sweep was interrupted.
+#[test]
+fn an_interrupted_sweep_makes_up_no_answer() {
+    let server = util::http_server(|_| Duration::ZERO);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sweep.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"sweep\"\nexperiment = \"sweep\"\n[target]\nurl = \"{}\"\n\
+             [sweep]\nrates = [100, 200, 300]\nwarmup = \"2s\"\nduration = \"1s\"\nslo = \"100ms\"\n\
+             [client]\nthreads = 1\ninterval = \"250ms\"\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let report = dir.path().join("report");
+    let mut child = spawn(contend().arg("run").arg(&path).arg("--out").arg(&report));
+    let stderr = sigint_on_stderr_line(&mut child, "sweep: step 2/3");
+    let out = finish(child);
+    let stderr = stderr.join().unwrap_or_default();
+    assert_exit(&out, 130);
+    let s = summary(&report);
+    let sweep = &s["sweep"];
+    assert_eq!(sweep["interrupted"], true, "{sweep:#}");
+    assert_eq!(
+        sweep["steps"].as_array().map(Vec::len),
+        Some(1),
+        "{sweep:#}"
+    );
+    assert_eq!(sweep["max_rate_within_slo_per_s"], Value::Null, "{sweep:#}");
+    assert_eq!(sweep["slo_held_up_to_per_s"], 100.0, "{sweep:#}");
+    let capacity: Value = serde_json::from_str(
+        &std::fs::read_to_string(report.join("capacity.json")).unwrap_or_else(|_| "{}".into()),
+    )
+    .unwrap();
+    assert_ne!(capacity["interrupted"], false, "{capacity:#}");
+    assert!(
+        capacity.get("max_rate_within_slo").is_none(),
+        "{capacity:#}"
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("not known, interrupted"),
+        "{stdout}\n{stderr}"
+    );
+}
+
+/// find-limit cut short in its baseline: no limit was measured, so there
+/// is no answer, and none is made up ("every candidate broke").
+#[test]
+fn an_interrupted_find_limit_makes_up_no_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fl.toml");
+    std::fs::write(
+        &path,
+        "name = \"fl\"\nexperiment = \"find-limit\"\n\
+         [upstream]\nkind = \"mock\"\ncpu = \"20ms\"\n\
+         [gateway]\nkind = \"reference\"\nupstream_timeout = \"110ms\"\n\
+         [find_limit]\nwarmup = \"2s\"\nduration = \"2s\"\n[client]\nthreads = 1\n",
+    )
+    .unwrap();
+    let report = dir.path().join("report");
+    let mut child = spawn(contend().arg("run").arg(&path).arg("--out").arg(&report));
+    let stderr = sigint_on_stderr_line(&mut child, "baseline step");
+    let out = finish(child);
+    let stderr = stderr.join().unwrap_or_default();
+    assert_exit(&out, 130);
+    let s = summary(&report);
+    let f = &s["find_limit"];
+    assert_eq!(f["interrupted"], true, "{f:#}");
+    let class = &f["classes"][0];
+    assert_eq!(class["limit"], Value::Null, "{class:#}");
+    assert_eq!(class["interrupted"], true, "{class:#}");
+    let stdout = text(&out.stdout);
+    assert!(
+        !stdout.contains("every candidate broke"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("no answer"), "{stdout}\n{stderr}");
+}
+
 #[test]
 fn kill_9_leaves_the_intervals_so_far_and_a_readable_hlog() {
     let server = util::http_server(|_| Duration::ZERO);

@@ -148,6 +148,16 @@ pub struct SweepResult {
     pub concurrency_steps: Vec<ClosedStepRow>,
     /// USL fit of throughput against concurrency (3 or more closed-loop steps).
     pub usl: Option<usl::UslFit>,
+    /// True when Ctrl-C or SIGTERM cut the sweep short: the answers come
+    /// from the steps measured whole (a step cut short has no row), and the
+    /// highest rate within the SLO is withheld unless a measured step
+    /// crossed the SLO.
+    #[serde(default)]
+    pub interrupted: bool,
+    /// With the SLO answer withheld for an interrupt: the highest rate
+    /// measured within the SLO, which the answer is at least, per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_held_up_to_per_s: Option<f64>,
 }
 
 /// Everything a sweep produced.
@@ -188,6 +198,9 @@ pub fn run(
             warmup: spec.warmup,
         };
         let result = step::run(bench, &mut topology, step, on_event)?;
+        if result.driver.interrupted {
+            break;
+        }
         let row = closed_row(n, spec, &result);
         on_event(Event::Note(format!(
             "sweep: concurrency {}: {:.0} responses/s, service P99 {}",
@@ -197,16 +210,19 @@ pub fn run(
         )));
         concurrency_steps.push(row);
         settle(&topology, &mut warnings);
-        if result.driver.interrupted {
-            break;
-        }
     }
     // A stop between steps cuts the sweep short as surely as one inside a step.
     open.driver.interrupted |= bench.stop.is_stopped();
     let mut run = run::finish(bench, topology, open, SETTLE);
     warnings.append(&mut run.warnings);
     run.warnings = warnings;
-    let result = analyse(spec, steps, stopped_early, concurrency_steps);
+    let result = analyse(
+        spec,
+        steps,
+        stopped_early,
+        concurrency_steps,
+        run.step.driver.interrupted,
+    );
     Ok(SweepOutput { run, result })
 }
 
@@ -238,6 +254,15 @@ fn open_steps(
             warmup: spec.warmup,
         };
         let result = step::run(bench, topology, step, on_event)?;
+        if result.driver.interrupted {
+            // Cut short: its measurements stay in the run, but it has no row
+            // (an unmeasured step answers nothing).
+            joined = Some(match joined {
+                None => result,
+                Some(before) => append(before, result),
+            });
+            break;
+        }
         let mut row = step_row(i + 1, rate, spec, &result);
         row.upstream_cpu_cores = match (cpu_before, upstream_cpu_s(topology)) {
             (Some(a), Some(b)) => Some(round3(
@@ -257,16 +282,12 @@ fn open_steps(
                 ""
             }
         )));
-        let interrupted = result.driver.interrupted;
         joined = Some(match joined {
             None => result,
             Some(before) => append(before, result),
         });
         let (past, p99, share_error) = (row.past_saturation, row.p99_us, 1.0 - row.share_2xx);
         rows.push(row);
-        if interrupted {
-            break;
-        }
         settle(topology, warnings);
         if past && spec.stop_early && i + 1 < spec.rates.len() {
             let why = format!(
@@ -438,6 +459,7 @@ pub fn analyse(
     steps: Vec<StepRow>,
     stopped_early: Option<String>,
     concurrency_steps: Vec<ClosedStepRow>,
+    interrupted: bool,
 ) -> SweepResult {
     let offered: Vec<f64> = steps.iter().map(|s| s.rate_per_s).collect();
     let p99: Vec<f64> = steps.iter().map(|s| s.p99_us as f64).collect();
@@ -476,6 +498,18 @@ pub fn analyse(
             .collect();
         max_rate_within_slo(&offered, &values, slo as f64).map(round3)
     });
+    // Cut short before any measured step crossed the SLO, the highest rate
+    // within it is unknown: it is at least the last rate measured.
+    let crossed = slo_us.is_some_and(|slo| {
+        steps
+            .iter()
+            .any(|s| s.past_saturation || s.slo_percentile_us > slo)
+    });
+    let (max_rate_within_slo_per_s, slo_held_up_to_per_s) = if interrupted && !crossed {
+        (None, max_rate_within_slo_per_s)
+    } else {
+        (max_rate_within_slo_per_s, None)
+    };
     let n: Vec<f64> = concurrency_steps
         .iter()
         .map(|s| f64::from(s.concurrency))
@@ -497,6 +531,8 @@ pub fn analyse(
         max_rate_within_slo_per_s,
         concurrency_steps,
         usl: usl::fit(&n, &x),
+        interrupted,
+        slo_held_up_to_per_s,
     }
 }
 
@@ -628,7 +664,7 @@ mod tests {
         .iter()
         .map(|&(r, p)| row(r, p, r.min(1000.0)))
         .collect();
-        let result = analyse(&spec, steps, None, Vec::new());
+        let result = analyse(&spec, steps.clone(), None, Vec::new(), false);
         let knee = result.knee.expect("a knee");
         assert!((850.0..=1000.0).contains(&knee.offered_per_s), "{knee:?}");
         assert_eq!(
@@ -638,5 +674,16 @@ mod tests {
         let slo_rate = result.max_rate_within_slo_per_s.expect("a rate");
         assert!(slo_rate > 1000.0 && slo_rate < 1002.0, "{slo_rate}");
         assert_eq!(result.usl, None);
+
+        // Cut short after three steps, all within the SLO: the answer is
+        // unknown (at least 600/s), never "600/s".
+        let cut = analyse(&spec, steps[..3].to_vec(), None, Vec::new(), true);
+        assert!(cut.interrupted);
+        assert_eq!(cut.max_rate_within_slo_per_s, None);
+        assert_eq!(cut.slo_held_up_to_per_s, Some(600.0));
+        // Cut short after a step crossed the SLO: the crossing was measured.
+        let cut = analyse(&spec, steps.clone(), None, Vec::new(), true);
+        assert_eq!(cut.max_rate_within_slo_per_s, Some(slo_rate));
+        assert_eq!(cut.slo_held_up_to_per_s, None);
     }
 }

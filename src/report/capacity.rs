@@ -18,6 +18,10 @@ pub struct Capacity {
     pub name: String,
     /// When the run started, RFC 3339 UTC.
     pub started_at: String,
+    /// True when Ctrl-C or SIGTERM cut the run short: a sweep's answer is
+    /// then withheld unless a measured step crossed the SLO, and each
+    /// find-limit class says whether its search was cut short.
+    pub interrupted: bool,
     /// From a sweep: the highest offered rate within the SLO.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_rate_within_slo: Option<SloRate>,
@@ -55,6 +59,10 @@ pub struct ClassLimit {
     pub goodput_at_limit_per_s: Option<f64>,
     /// Goodput with no limit, per second.
     pub goodput_no_limit_per_s: Option<f64>,
+    /// False when the answer was not confirmed by repeats.
+    pub confirmed: bool,
+    /// True when the class's search was cut short.
+    pub interrupted: bool,
 }
 
 impl Capacity {
@@ -79,6 +87,8 @@ impl Capacity {
                 model_limit: c.model_limit,
                 goodput_at_limit_per_s: c.goodput_at_limit_per_s,
                 goodput_no_limit_per_s: c.goodput_no_limit_per_s,
+                confirmed: c.confirmed,
+                interrupted: c.interrupted,
             })
             .collect();
         if max_rate_within_slo.is_none() && max_connections.is_empty() {
@@ -88,6 +98,7 @@ impl Capacity {
             schema_version: SCHEMA_VERSION,
             name: summary.name.clone(),
             started_at: summary.started_at.clone(),
+            interrupted: summary.interrupted,
             max_rate_within_slo,
             max_connections,
         })

@@ -252,6 +252,13 @@ fn write_steps(w: &mut dyn Write, steps: &[StepRow]) -> io::Result<()> {
 /// The knee of P99, the throughput knee and the highest rate within the
 /// SLO, each when the sweep has it.
 fn write_knees_and_slo(w: &mut dyn Write, r: &SweepResult) -> io::Result<()> {
+    if r.interrupted {
+        writeln!(
+            w,
+            "INTERRUPTED: the answers below come from the {} step(s) measured whole before the stop",
+            r.steps.len() + r.concurrency_steps.len()
+        )?;
+    }
     match &r.knee {
         Some(k) => writeln!(
             w,
@@ -271,14 +278,27 @@ fn write_knees_and_slo(w: &mut dyn Write, r: &SweepResult) -> io::Result<()> {
         )?;
     }
     if let Some(slo) = r.slo_us {
-        match r.max_rate_within_slo_per_s {
-            Some(rate) => writeln!(
+        match (r.max_rate_within_slo_per_s, r.slo_held_up_to_per_s) {
+            (Some(rate), _) => writeln!(
                 w,
                 "Max rate within SLO (P{} <= {}): {rate:.0}/s",
                 r.slo_percentile,
                 fmt_us(slo)
             )?,
-            None => writeln!(
+            (None, Some(held)) => writeln!(
+                w,
+                "Max rate within SLO (P{} <= {}): not known, interrupted before a step passed the \
+                 SLO (it held up to {held:.0}/s)",
+                r.slo_percentile,
+                fmt_us(slo)
+            )?,
+            (None, None) if r.steps.is_empty() => writeln!(
+                w,
+                "Max rate within SLO (P{} <= {}): not known, no step was measured",
+                r.slo_percentile,
+                fmt_us(slo)
+            )?,
+            (None, None) => writeln!(
                 w,
                 "Max rate within SLO (P{} <= {}): none, the lowest step broke it",
                 r.slo_percentile,

@@ -92,6 +92,7 @@ fn write_class(w: &mut dyn Write, c: &ClassResult) -> io::Result<()> {
             c.goodput_at_limit_per_s.unwrap_or(0.0),
             c.p99_at_limit_us.map_or("-".to_string(), fmt_us)
         ),
+        None if c.first_break.is_none() => "no answer: no limit was measured".to_string(),
         None => "every candidate broke: no limit keeps responses inside the timeout".to_string(),
     };
     let first_break = c
@@ -101,7 +102,11 @@ fn write_class(w: &mut dyn Write, c: &ClassResult) -> io::Result<()> {
         w,
         "{}: {limit}; {first_break}{}; model L* = {} on {} cores",
         c.class,
-        if c.confirmed { "" } else { " (not confirmed)" },
+        match (c.interrupted, c.confirmed) {
+            (true, _) => " (INTERRUPTED, not confirmed)",
+            (false, true) => "",
+            (false, false) => " (not confirmed)",
+        },
         c.model_limit.map_or("-".to_string(), |m| m.to_string()),
         c.cores
     )?;

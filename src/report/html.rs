@@ -239,6 +239,13 @@ fn percentile_row(h: &mut String, label: &str, p: &Percentiles) {
 
 fn sweep_findings(h: &mut String, sweep: &crate::experiment::sweep::SweepResult) {
     let _ = writeln!(h, "<h2>Findings</h2><ul>");
+    if sweep.interrupted {
+        let _ = writeln!(
+            h,
+            "<li><b>Interrupted:</b> these findings come from the {} step(s) measured whole before the stop.</li>",
+            sweep.steps.len() + sweep.concurrency_steps.len()
+        );
+    }
     match &sweep.knee {
         Some(k) => {
             let _ = writeln!(
@@ -264,14 +271,26 @@ fn sweep_findings(h: &mut String, sweep: &crate::experiment::sweep::SweepResult)
         );
     }
     if let Some(slo) = sweep.slo_us {
-        let _ = match sweep.max_rate_within_slo_per_s {
-            Some(r) => writeln!(
+        let _ = match (sweep.max_rate_within_slo_per_s, sweep.slo_held_up_to_per_s) {
+            (Some(r), _) => writeln!(
                 h,
                 "<li>Highest rate with P{} within {}: <b>{r:.0}/s</b> (interpolated between steps).</li>",
                 sweep.slo_percentile,
                 fmt_us(slo as f64)
             ),
-            None => writeln!(
+            (None, Some(held)) => writeln!(
+                h,
+                "<li>Highest rate with P{} within {}: not known, the sweep was interrupted before a step passed the SLO (it held up to {held:.0}/s).</li>",
+                sweep.slo_percentile,
+                fmt_us(slo as f64)
+            ),
+            (None, None) if sweep.steps.is_empty() => writeln!(
+                h,
+                "<li>Highest rate with P{} within {}: not known, no step was measured.</li>",
+                sweep.slo_percentile,
+                fmt_us(slo as f64)
+            ),
+            (None, None) => writeln!(
                 h,
                 "<li>Even the lowest step broke the SLO (P{} within {}).</li>",
                 sweep.slo_percentile,

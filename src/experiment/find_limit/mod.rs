@@ -120,6 +120,11 @@ pub struct ClassResult {
     pub share_504_no_limit: Option<f64>,
     /// Why the measured limit differs from the model, when it does.
     pub note: String,
+    /// True when Ctrl-C or SIGTERM cut the class's search short: its
+    /// answer (if any) is the largest limit that held among those measured
+    /// whole, unconfirmed.
+    #[serde(default)]
+    pub interrupted: bool,
 }
 
 /// What `summary.json` holds under `find_limit`.
@@ -151,6 +156,10 @@ pub struct FindLimitResult {
     pub classes: Vec<ClassResult>,
     /// Every step of every class, in order.
     pub steps: Vec<StepRow>,
+    /// True when Ctrl-C or SIGTERM cut the experiment short: a class cut
+    /// short is marked, and the classes after it did not run.
+    #[serde(default)]
+    pub interrupted: bool,
 }
 
 /// Everything a find-limit produced.
@@ -214,6 +223,7 @@ pub fn run(
         elapsed_s: round3(began.elapsed().as_secs_f64()),
         classes: results,
         steps,
+        interrupted: bench.stop.is_stopped(),
     };
     Ok(FindLimitOutput {
         run: first_run,
@@ -341,6 +351,7 @@ impl<'a> ClassSearch<'a> {
             self.timeout.as_secs_f64(),
             self.work,
             &self.rows,
+            self.bench.stop.is_stopped(),
         );
         let at = self
             .runs
@@ -385,6 +396,12 @@ impl<'a> ClassSearch<'a> {
             ..*self.bench
         };
         let output = run::run(&bench, step, settle, on_event)?;
+        if output.step.driver.interrupted {
+            // Cut short: its load was not offered whole, so it decides
+            // nothing; what it measured still goes to the report.
+            self.runs.push((limit, output));
+            return Ok(None);
+        }
         let number = match kind {
             StepKind::Baseline => 0,
             _ => {
@@ -413,10 +430,9 @@ impl<'a> ClassSearch<'a> {
             if row.broke { "breaks" } else { "ok" }
         )));
         let broke = row.broke;
-        let interrupted = output.step.driver.interrupted;
         self.rows.push(row);
         self.runs.push((limit, output));
-        Ok(if interrupted { None } else { Some(broke) })
+        Ok(Some(broke))
     }
 }
 

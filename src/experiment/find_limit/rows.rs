@@ -132,6 +132,7 @@ pub(super) fn class_result(
     timeout_s: f64,
     work: Option<CpuWork>,
     rows: &[StepRow],
+    interrupted: bool,
 ) -> ClassResult {
     let at: Vec<&StepRow> = rows
         .iter()
@@ -156,6 +157,9 @@ pub(super) fn class_result(
         _ => None,
     };
     let note = match (answer.limit, model) {
+        (None, _) if answer.first_break.is_none() => {
+            "no limit was measured (the search was cut short), so there is no answer".to_string()
+        }
         (_, None) => "no model: the upstream's CPU per request is unknown".to_string(),
         (Some(l), Some(m)) if l == m.limit => "as the model".to_string(),
         (None, Some(m)) => format!("every candidate broke; the model gives {}", m.limit),
@@ -200,7 +204,12 @@ pub(super) fn class_result(
         p99_at_limit_us: p99,
         goodput_no_limit_per_s: baseline.map(|r| r.goodput_per_s),
         share_504_no_limit: baseline.map(|r| r.share_504),
-        note,
+        note: if interrupted {
+            format!("INTERRUPTED before the search ended, not confirmed: {note}")
+        } else {
+            note
+        },
+        interrupted,
     }
 }
 
