@@ -343,16 +343,7 @@ impl<'a> ClassSearch<'a> {
         let (answer, _) = search(&search_spec, &mut |limit, kind| {
             self.step(Some(limit), kind, on_event)
         })?;
-        let result = class_result(
-            &self.name,
-            self.cores,
-            answer,
-            self.model,
-            self.timeout.as_secs_f64(),
-            self.work,
-            &self.rows,
-            self.bench.stop.is_stopped(),
-        );
+        let result = class_result(self, answer, self.bench.stop.is_stopped());
         let at = self
             .runs
             .iter()

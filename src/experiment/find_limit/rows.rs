@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use super::search::{Answer, StepKind};
-use super::{ClassResult, StepRow};
-use crate::analysis::ps_model::{self, CpuWork};
+use super::{ClassResult, ClassSearch, StepRow};
+use crate::analysis::ps_model;
 use crate::experiment::run::RunOutput;
 use crate::experiment::step::Tally;
 use crate::outcome::Class;
@@ -124,16 +124,15 @@ fn break_reasons(row: &StepRow, spec: &FindLimitSpec) -> Vec<String> {
 
 /// A class's answer from its rows, with the model beside it and the reason
 /// for any difference.
-pub(super) fn class_result(
-    class: &str,
-    cores: f64,
-    answer: Answer,
-    model: Option<ps_model::ModelLimit>,
-    timeout_s: f64,
-    work: Option<CpuWork>,
-    rows: &[StepRow],
-    interrupted: bool,
-) -> ClassResult {
+pub(super) fn class_result(search: &ClassSearch, answer: Answer, interrupted: bool) -> ClassResult {
+    let (class, cores, model, work, rows) = (
+        search.name.as_str(),
+        search.cores,
+        search.model,
+        search.work,
+        &search.rows,
+    );
+    let timeout_s = search.timeout.as_secs_f64();
     let at: Vec<&StepRow> = rows
         .iter()
         .filter(|r| r.limit.is_some() && r.limit == answer.limit)
