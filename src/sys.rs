@@ -33,6 +33,14 @@ pub fn process_cpu_ns() -> u64 {
     clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID)
 }
 
+/// Clock ticks per second of the CPU times in `/proc/PID/stat` (`CLK_TCK`).
+pub fn clock_ticks_per_s() -> u64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    // Linux has answered 100 for decades; a failed call falls back to it.
+    if ticks > 0 { ticks as u64 } else { 100 }
+}
+
 /// A non-blocking CLOCK_MONOTONIC timerfd, armed at absolute times.
 ///
 /// tokio's timers have a 1 ms grain; registered with the runtime's epoll,

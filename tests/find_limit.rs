@@ -184,6 +184,12 @@ fn a_short_find_limit_on_one_core_lands_within_one_of_the_model() {
     );
     let steps = f["steps"].as_array().unwrap();
     assert!(steps.len() <= 6, "few steps: {}", steps.len());
+    // The upstream had one core: what it used while loaded cannot be more,
+    // also in the baseline, whose backlog it works off after the load.
+    for step in steps {
+        let cores = step["upstream_cores"].as_f64().expect("upstream_cores");
+        assert!((0.0..=1.1).contains(&cores), "{step:#}");
+    }
 
     let csv = std::fs::read_to_string(out_dir.join("steps.csv")).unwrap();
     assert!(

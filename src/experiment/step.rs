@@ -67,6 +67,37 @@ pub struct StepResult {
     /// Spans in which a component's processes were stopped: no progress,
     /// no CPU, requests waiting on it.
     pub component_stalls: Vec<ComponentStall>,
+    /// The CPU the components used while the load ran.
+    pub cpu: StepCpu,
+}
+
+/// The CPU the started components used while a step's load ran (from its
+/// first connection to its last response), read from their processes: what
+/// they had while loaded, not the work they finished afterwards.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StepCpu {
+    /// Wall time of the load, s.
+    pub wall_s: f64,
+    /// CPU seconds of the upstream's processes, when the harness started it.
+    pub upstream_s: Option<f64>,
+    /// CPU seconds of the gateway's processes, when the harness started one.
+    pub gateway_s: Option<f64>,
+}
+
+impl StepCpu {
+    /// The upstream's CPU as cores while loaded.
+    pub fn upstream_cores(&self) -> Option<f64> {
+        self.upstream_s.map(|s| s / self.wall_s.max(1e-9))
+    }
+}
+
+/// CPU seconds of the upstream's and the gateway's processes now.
+fn cpu_now(topology: &Topology) -> (Option<f64>, Option<f64>) {
+    let cpu = |c: Option<&dyn Component>| c.and_then(|c| c.child().activity()).map(|a| a.cpu_s());
+    (
+        cpu(topology.upstream.as_deref().map(|u| u as &dyn Component)),
+        cpu(topology.gateway.as_deref().map(|g| g as &dyn Component)),
+    )
 }
 
 /// Runs `step` against `topology`, telling `on_event` of the step's start
@@ -83,7 +114,17 @@ pub fn run(
         started_at,
         load: &step.load,
     });
+    let (upstream_before, gateway_before) = cpu_now(topology);
+    let wall = Instant::now();
     let (driver, mut watched) = drive_watching(&plan, bench, on_event, topology);
+    let wall_s = wall.elapsed().as_secs_f64();
+    let (upstream_after, gateway_after) = cpu_now(topology);
+    let used = |a: Option<f64>, b: Option<f64>| Some((b? - a?).max(0.0));
+    let cpu = StepCpu {
+        wall_s,
+        upstream_s: used(upstream_before, upstream_after),
+        gateway_s: used(gateway_before, gateway_after),
+    };
     let driver = driver?;
     let component_exits = std::mem::take(&mut watched.exits);
     let component_stalls = std::mem::take(&mut watched.stalls);
@@ -94,6 +135,7 @@ pub fn run(
         key_names: plan.key_names(),
         component_exits,
         component_stalls,
+        cpu,
     })
 }
 

@@ -23,7 +23,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::run::{self, RunOutput};
-use super::step::{self, Step, StepResult, Tally};
+use super::step::{self, Step, StepCpu, StepResult, Tally};
 use super::{Bench, Event};
 use crate::analysis::{knee, usl};
 use crate::driver::{DriverOutput, Load};
@@ -329,6 +329,15 @@ fn append(mut before: StepResult, later: StepResult) -> StepResult {
             s.to_s += offset_s;
             s
         }));
+    let add = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => Some(a + b),
+        (a, b) => a.or(b),
+    };
+    before.cpu = StepCpu {
+        wall_s: before.cpu.wall_s + later.cpu.wall_s,
+        upstream_s: add(before.cpu.upstream_s, later.cpu.upstream_s),
+        gateway_s: add(before.cpu.gateway_s, later.cpu.gateway_s),
+    };
     let mut phases = before.step.load.phases().to_vec();
     phases.extend(later.step.load.phases().iter().cloned());
     before.step = Step::measured(Load::Open(phases));
@@ -352,6 +361,7 @@ fn empty(bench: &Bench) -> StepResult {
         key_names: bench.scenario.keys.iter().map(|k| k.name.clone()).collect(),
         component_exits: Vec::new(),
         component_stalls: Vec::new(),
+        cpu: StepCpu::default(),
     }
 }
 

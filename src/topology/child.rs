@@ -217,6 +217,13 @@ pub struct ChildGuard {
     stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
+impl Activity {
+    /// Its CPU time in seconds.
+    pub fn cpu_s(&self) -> f64 {
+        self.cpu_ticks as f64 / sys::clock_ticks_per_s() as f64
+    }
+}
+
 impl ChildGuard {
     /// Starts `exe args...`, waits at most `ready_timeout` for its first
     /// stdout line `listening on ADDR`.

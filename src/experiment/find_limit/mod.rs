@@ -79,9 +79,9 @@ pub struct StepRow {
     pub upstream_cpu_s: Option<f64>,
     /// The part spent on requests that ended as 504 or were abandoned, s.
     pub wasted_cpu_s: Option<f64>,
-    /// `upstream_cpu_s` over the step's load time: the cores the upstream
-    /// used while loaded; more than the class has when a backlog drained
-    /// after the load (a broken step).
+    /// The cores the upstream's processes used while the step's load ran
+    /// (their CPU time over the load's wall time; the backlog it worked off
+    /// after the load is not in it).
     pub upstream_cores: Option<f64>,
     /// True when the step broke: a share over the bound (`max_504_share`)
     /// of 504s, of client timeouts, or of 2xx later than the timeout (at

@@ -52,10 +52,6 @@ pub(super) fn step_row(
     };
     let upstream = output.upstream.as_ref().map(|t| &t.totals);
     let upstream_cpu_s = upstream.map(|t| round3(t.cpu_s));
-    let warmup_s = spec.warmup.as_secs_f64();
-    let load_s = (warmup_s + spec.duration.as_secs_f64())
-        .max(output.step.driver.duration_s)
-        .max(1e-9);
     let mut row = StepRow {
         class: class.to_string(),
         step,
@@ -80,7 +76,9 @@ pub(super) fn step_row(
         share_2xx_late,
         upstream_cpu_s,
         wasted_cpu_s: upstream.map(|t| round3(t.wasted_cpu_s)),
-        upstream_cores: upstream_cpu_s.map(|c| round3((c / load_s).min(f64::MAX))),
+        // Its processes' CPU while the load ran, not the backlog it worked
+        // off afterwards (which the truth's cpu_s includes).
+        upstream_cores: output.step.cpu.upstream_cores().map(round3),
         broke: false,
         reason: String::new(),
     };
