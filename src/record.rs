@@ -153,6 +153,8 @@ pub struct Totals {
     pub driver_cpu_ns: u64,
     /// When the last request was sent (CLOCK_MONOTONIC ns; 0: none was).
     pub last_sent_ns: u64,
+    /// Why the first failed connect failed, when one did.
+    pub first_connect_error: Option<String>,
 }
 
 impl Totals {
@@ -170,6 +172,7 @@ impl Totals {
             keys: vec![KeyTotals::default(); keys],
             driver_cpu_ns: 0,
             last_sent_ns: 0,
+            first_connect_error: None,
         }
     }
 
@@ -194,6 +197,10 @@ impl Totals {
         }
         self.driver_cpu_ns += other.driver_cpu_ns;
         self.last_sent_ns = self.last_sent_ns.max(other.last_sent_ns);
+        if self.first_connect_error.is_none() {
+            self.first_connect_error
+                .clone_from(&other.first_connect_error);
+        }
     }
 }
 

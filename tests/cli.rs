@@ -419,6 +419,46 @@ fn unreachable_target_counts_connect_errors_and_writes_the_report() {
     assert_eq!(u64_at(&s, "/outcomes/connect_error"), arrivals, "{s:#}");
     assert_eq!(u64_at(&s, "/sent"), 0);
     assert_eq!(outcome_total(&s), arrivals);
+    // Said in one line, with the reason, not left to the reader.
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("no request got a response: every connect to")
+            && stdout.contains("refused"),
+        "{stdout}"
+    );
+}
+
+/// A client timeout shorter than any response: every request times out,
+/// and the console says why in one line.
+#[test]
+fn a_timeout_shorter_than_any_response_is_said() {
+    let server = util::http_server(|_| Duration::ZERO);
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(contend()
+        .args([
+            "run",
+            "--target",
+            &server.url(),
+            "--rate",
+            "100",
+            "--duration",
+            "1s",
+        ])
+        .args(["--timeout", "1ns", "--out"])
+        .arg(dir.path()));
+    assert_exit(&out, 0);
+    let s = summary(dir.path());
+    assert_eq!(
+        u64_at(&s, "/outcomes/client_timeout"),
+        u64_at(&s, "/arrivals")
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(
+            "every request timed out, and the client timeout (1ns) is shorter than any response"
+        ),
+        "{stdout}"
+    );
 }
 
 /// Starts a 30 s run against a loopback server, sends `signal` once the

@@ -114,6 +114,9 @@ pub(super) struct Shared {
     connect_budget: Cell<(f64, u64)>,
     /// Request ids and records, with `[client] request_ids` on.
     pub(super) request_log: Option<RefCell<RequestLog>>,
+    /// Why the first connect that failed did (for the summary's one line
+    /// when no request got through); set on the error path only.
+    pub(super) first_connect_error: RefCell<Option<String>>,
 }
 
 impl Shared {
@@ -263,6 +266,7 @@ pub fn run(
             request_log: plan
                 .request_log
                 .map(|capacity| RefCell::new(RequestLog::new(plan.shard, capacity))),
+            first_connect_error: RefCell::new(None),
         });
         worker::warm(&shared, plan.warm_connections).await;
         if to_coordinator.send(ShardMsg::Ready).is_err() {
@@ -297,7 +301,8 @@ pub fn run(
         }
         shared.close();
         let recorder = shared.recorder.replace(Recorder::new(0, 1, 0));
-        let (totals, intervals) = recorder.finish(sys::monotonic_ns(), 0);
+        let (mut totals, intervals) = recorder.finish(sys::monotonic_ns(), 0);
+        totals.first_connect_error = shared.first_connect_error.take();
         for snapshot in intervals {
             let _ = to_coordinator.send(ShardMsg::Interval(Box::new(snapshot)));
         }

@@ -250,9 +250,13 @@ async fn connect(shared: &Shared) -> Result<Connection, ()> {
     let _connecting = Counted::new(&shared.connecting);
     // A refused connect is a `connect_error`; one refused by a limit (no
     // file descriptor, no ephemeral port) is also counted for the warning.
-    let stream = TcpStream::connect(shared.addr)
-        .await
-        .map_err(|e| crate::limits::note_connect_error(&e))?;
+    let stream = TcpStream::connect(shared.addr).await.map_err(|e| {
+        let mut first = shared.first_connect_error.borrow_mut();
+        if first.is_none() {
+            *first = Some(e.to_string());
+        }
+        crate::limits::note_connect_error(&e)
+    })?;
     // Requests are small and latency is the measurement: no Nagle.
     stream.set_nodelay(true).map_err(|_| ())?;
     Ok(Connection::new(stream))

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::experiment::run::RunOutput;
 use crate::outcome::Class;
-use crate::record::Counts;
+use crate::record::{Counts, Totals};
 
 /// Version of the summary's layout; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -314,6 +314,43 @@ fn generator_verdict(
     (reasons, waited)
 }
 
+/// One line on why no request got a response, when none did: every
+/// connect failed (and why), or every request timed out (and whether the
+/// timeout was shorter than any response could be), or the mix.
+fn nothing_answered(t: &Totals, target: &str, timeout: std::time::Duration) -> Option<String> {
+    let responses: u64 = t.counts.statuses().map(|(_, n)| n).sum();
+    if t.arrivals == 0 || responses > 0 {
+        return None;
+    }
+    let all = |class: Class| t.counts.class(class) == t.arrivals;
+    Some(if all(Class::ConnectError) {
+        let why = t
+            .first_connect_error
+            .as_deref()
+            .unwrap_or("no reason given");
+        format!(
+            "no request got a response: every connect to {target} failed ({why}); is anything listening there?"
+        )
+    } else if all(Class::ClientTimeout) && timeout < std::time::Duration::from_millis(1) {
+        format!(
+            "no request got a response: every request timed out, and the client timeout ({}) is shorter than any response can take",
+            contend_units::format_duration(timeout)
+        )
+    } else if all(Class::ClientTimeout) {
+        format!(
+            "no request got a response: {target} answered none within the client timeout ({})",
+            contend_units::format_duration(timeout)
+        )
+    } else {
+        let failed: Vec<String> = Class::ALL
+            .iter()
+            .filter(|c| t.counts.class(**c) > 0)
+            .map(|c| format!("{} {}", c.name(), t.counts.class(*c)))
+            .collect();
+        format!("no request got a response: {}", failed.join(", "))
+    })
+}
+
 /// Driver CPU share of its threads above which it is called the bottleneck.
 const DRIVER_BUSY_SHARE: f64 = 0.9;
 
@@ -340,6 +377,11 @@ impl Summary {
         let (reasons, waited) = generator_verdict(&lag, &generator_lag, lag_bound_us, busy);
         let mut warnings = run.warnings.clone();
         warnings.extend(waited);
+        warnings.extend(nothing_answered(
+            t,
+            &run.target_url,
+            run.scenario.client.timeout,
+        ));
         let scheduled_s = load.duration().as_secs_f64();
         let closed_loop = load.closed_loop();
         let intended_rate_per_s = if d.interrupted || closed_loop.is_some() {
