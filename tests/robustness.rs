@@ -131,6 +131,29 @@ fn mock_scenario(dir: &Path, rate: u32, duration: &str, sleep: &str) -> PathBuf 
     path
 }
 
+/// Writes `text` as a scenario in `dir` and starts `contend run` on it with
+/// `--timeout timeout`, its report folder `dir/report`.
+fn start_scenario(dir: &Path, text: &str, timeout: &str) -> (Child, PathBuf) {
+    let path = dir.join("scenario.toml");
+    std::fs::write(&path, text).unwrap();
+    let report = dir.join("report");
+    let child = spawn(
+        contend()
+            .arg("run")
+            .arg(&path)
+            .args(["--timeout", timeout, "--out"])
+            .arg(&report),
+    );
+    (child, report)
+}
+
+/// The first child of `parent` that `is` says is the one.
+fn child_where(parent: u32, what: &str, is: impl Fn(u32) -> bool) -> u32 {
+    wait_for(what, || {
+        children_of(parent).into_iter().find(|&pid| is(pid))
+    })
+}
+
 // ---- failing targets -------------------------------------------------------
 
 #[test]
@@ -542,29 +565,17 @@ fn ctrl_c_to_the_process_group_drains_through_live_components() {
 #[test]
 fn a_frozen_gateway_is_named_and_not_blamed_on_the_generator() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("frozen.toml");
-    std::fs::write(
-        &path,
+    let (mut child, report) = start_scenario(
+        dir.path(),
         "name = \"robust\"\n[[phases]]\nrate = 200\nduration = \"6s\"\n\
          [upstream]\nkind = \"mock\"\nsleep = \"1ms\"\n[gateway]\nkind = \"reference\"\n\
          [client]\nthreads = 1\nlag_bound = \"100ms\"\n",
-    )
-    .unwrap();
-    let report = dir.path().join("report");
-    let mut child = spawn(
-        contend()
-            .arg("run")
-            .arg(&path)
-            .args(["--timeout", "10s", "--out"])
-            .arg(&report),
+        "10s",
     );
-    let contend_pid = child.id();
     wait_for_rows(&report, 1, &mut child);
-    let gateway = wait_for("the reference gateway", || {
-        children_of(contend_pid).into_iter().find(|&pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| c.split(|b| *b == 0).any(|arg| arg == b"gateway"))
-        })
+    let gateway = child_where(child.id(), "the reference gateway", |pid| {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| c.split(|b| *b == 0).any(|arg| arg == b"gateway"))
     });
     contend::sys::signal(gateway, libc::SIGSTOP).expect("freeze the gateway");
     // The stimulus: the gateway stays frozen this long (nothing to wait on).
@@ -618,29 +629,17 @@ fn a_killed_nginx_master_takes_its_workers_with_it() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("nginx.toml");
-    std::fs::write(
-        &path,
+    let (mut child, report) = start_scenario(
+        dir.path(),
         "name = \"robust\"\n[[phases]]\nrate = 100\nduration = \"4s\"\n\
          [upstream]\nkind = \"mock\"\nsleep = \"1ms\"\n[gateway]\nkind = \"nginx\"\n",
-    )
-    .unwrap();
-    let report = dir.path().join("report");
-    let mut child = spawn(
-        contend()
-            .arg("run")
-            .arg(&path)
-            .args(["--timeout", "1s", "--out"])
-            .arg(&report),
+        "1s",
     );
-    let contend_pid = child.id();
     // Once load flows, the only nginx child of contend is the master (its
     // config test, `nginx -t`, has come and gone).
     wait_for_rows(&report, 1, &mut child);
-    let master = wait_for("nginx's master", || {
-        children_of(contend_pid).into_iter().find(|&pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "nginx")
-        })
+    let master = child_where(child.id(), "nginx's master", |pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "nginx")
     });
     assert!(!children_of(master).is_empty(), "nginx's worker");
     contend::sys::signal(master, libc::SIGKILL).expect("kill nginx's master");
