@@ -229,8 +229,13 @@ per-interval values; at least 10us or 0.2% of the baseline, so rounding alone ne
 makes a regression. One baseline run of fewer than 5 intervals has no noise to
 measure: 1ms. --latency-slack sets it instead. The evidence column says which it was.
 
-Exit codes: 0 no regression, 1 runtime failure, 2 bad input (not a report folder, bad
-flags), 3 a metric regressed.";
+A run cut short by Ctrl-C (summary.json \"interrupted\": true) on either side is named
+in a warning before the table and in every JUnit case. It is still compared and does
+not change the exit code (its numbers are what it measured), but it covers only what
+ran before the signal, so it is no fair baseline: run it again.
+
+Exit codes: 0 no regression (also with interrupted runs, warned about), 1 runtime
+failure, 2 bad input (not a report folder, bad flags), 3 a metric regressed.";
 
 /// `contend compare`.
 #[derive(Debug, Args)]

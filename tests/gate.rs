@@ -3,7 +3,7 @@
 //! runs against a fast and a slow loopback server, `--repeat`, `--quiet`
 //! and JUnit XML read back with a small well-formedness check; `compare` of
 //! synthetic report folders for the latency slack measured from the
-//! baseline's noise.
+//! baseline's noise and the warning of an interrupted run.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -596,5 +596,62 @@ fn compare_scales_the_latency_slack_with_the_baselines_noise() {
     assert!(
         p50.contains("pass") && p50.contains(" of 20 baseline intervals"),
         "{stdout}"
+    );
+}
+
+#[test]
+fn compare_warns_of_an_interrupted_run_on_either_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let steady = |name: &str, interrupted: bool| {
+        let path = dir.path().join(name);
+        synthetic_report(
+            &path,
+            &Synthetic {
+                p50_us: 800,
+                wobble_us: 30,
+                seed: 1,
+                interrupted,
+            },
+        );
+        path
+    };
+    let (complete, cut) = (steady("complete", false), steady("cut-short", true));
+    let junit = dir.path().join("compare.xml");
+    for (baseline, current, side) in [(&cut, &complete, "baseline"), (&complete, &cut, "current")] {
+        let out = run(contend()
+            .arg("compare")
+            .arg(baseline)
+            .arg(current)
+            .arg("--quiet")
+            .arg("--junit")
+            .arg(&junit));
+        // The numbers are the same: the verdict stands, the warning is extra.
+        assert_exit(&out, 0);
+        let stdout = text(&out.stdout);
+        let warning = format!(
+            "warning: interrupted {side} run (summary.json \"interrupted\": true): {}",
+            cut.display()
+        );
+        assert!(
+            stdout.starts_with(&warning) && stdout.contains("compare: PASS"),
+            "--quiet still warns:\n{stdout}"
+        );
+        let xml = std::fs::read_to_string(&junit).unwrap();
+        let (cases, _) = junit_cases(&junit);
+        assert_eq!(cases.len(), 6);
+        let escaped = warning.replace('"', "&quot;");
+        assert_eq!(
+            xml.matches(&escaped).count(),
+            6,
+            "every case says it:\n{xml}"
+        );
+    }
+    // Two complete runs: no warning.
+    let out = run(contend().arg("compare").arg(&complete).arg(&complete));
+    assert_exit(&out, 0);
+    assert!(
+        !text(&out.stdout).contains("warning"),
+        "{}",
+        text(&out.stdout)
     );
 }

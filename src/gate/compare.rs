@@ -13,6 +13,11 @@
 //!   baseline run of that run's per-interval values, never under a floor
 //!   for rounding. `--latency-slack` overrides it. Each latency row says
 //!   which it was and how much.
+//! - A run cut short (summary.json `"interrupted": true`) is compared like
+//!   any other, since its numbers are what it measured, but the comparison
+//!   names it in a warning ([`Comparison::warnings`]) on the table and in
+//!   every JUnit case: it covers only what ran before the signal, so it is
+//!   no fair baseline. It does not change the verdict or the exit code.
 //! - Two or more runs on both sides: each run's per-interval values (p99 of
 //!   each interval, and so on) are pooled per side and a one-sided
 //!   Mann-Whitney U test asks whether the current side tends to be worse. A
@@ -297,6 +302,8 @@ pub struct RunData {
     pub values: [f64; 6],
     /// Per-interval values per metric (full intervals that saw arrivals).
     pub samples: [Vec<f64>; 6],
+    /// True when the run was cut short (summary.json `"interrupted"`).
+    pub interrupted: bool,
 }
 
 /// One row of the comparison.
@@ -329,12 +336,43 @@ pub struct Comparison {
     pub current_runs: usize,
     /// One row per metric.
     pub rows: Vec<Row>,
+    /// Baseline folders whose run was interrupted.
+    pub interrupted_baseline: Vec<PathBuf>,
+    /// Current folders whose run was interrupted.
+    pub interrupted_current: Vec<PathBuf>,
 }
 
 impl Comparison {
     /// True when any metric regressed.
     pub fn regressed(&self) -> bool {
         self.rows.iter().any(|r| r.regression)
+    }
+
+    /// One warning per side with interrupted runs, naming their folders;
+    /// empty when every run completed.
+    pub fn warnings(&self) -> Vec<String> {
+        [
+            ("baseline", &self.interrupted_baseline),
+            ("current", &self.interrupted_current),
+        ]
+        .into_iter()
+        .filter(|(_, dirs)| !dirs.is_empty())
+        .map(|(side, dirs)| {
+            let many = dirs.len() > 1;
+            format!(
+                "warning: interrupted {side} run{} (summary.json \"interrupted\": true): {}; \
+                 cut short, {} only what ran before the signal: run {} again (the verdict still counts {})",
+                if many { "s" } else { "" },
+                dirs.iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if many { "they cover" } else { "it covers" },
+                if many { "them" } else { "it" },
+                if many { "them" } else { "it" },
+            )
+        })
+        .collect()
     }
 
     /// What the verdicts rest on, in one sentence.
@@ -480,10 +518,18 @@ pub fn compare(baseline: &[RunData], current: &[RunData], tol: &Tolerance) -> Co
             }
         })
         .collect();
+    let interrupted = |runs: &[RunData]| {
+        runs.iter()
+            .filter(|r| r.interrupted)
+            .map(|r| r.dir.clone())
+            .collect()
+    };
     Comparison {
         baseline_runs: baseline.len(),
         current_runs: current.len(),
         rows,
+        interrupted_baseline: interrupted(baseline),
+        interrupted_current: interrupted(current),
     }
 }
 
@@ -499,8 +545,12 @@ fn relative(b: f64, c: f64) -> String {
     }
 }
 
-/// The comparison as a table, then the evidence and the verdict.
+/// The comparison as a table, then the evidence and the verdict; warnings
+/// of interrupted runs come first, also when `quiet`.
 pub fn write_table(w: &mut dyn Write, cmp: &Comparison, quiet: bool) -> io::Result<()> {
+    for warning in cmp.warnings() {
+        writeln!(w, "{warning}")?;
+    }
     if !quiet {
         writeln!(
             w,
@@ -549,8 +599,10 @@ pub fn write_table(w: &mut dyn Write, cmp: &Comparison, quiet: bool) -> io::Resu
     }
 }
 
-/// The comparison as JUnit cases.
+/// The comparison as JUnit cases; each case's output (and failure) carries
+/// the warnings of interrupted runs, since a CI page shows cases one by one.
 pub fn junit_cases(cmp: &Comparison) -> Vec<super::junit::Case> {
+    let warnings: String = cmp.warnings().iter().map(|w| format!("{w}. ")).collect();
     cmp.rows
         .iter()
         .map(|r| {
@@ -565,8 +617,11 @@ pub fn junit_cases(cmp: &Comparison) -> Vec<super::junit::Case> {
             super::junit::Case {
                 classname: "contend.compare".to_string(),
                 name: r.metric.name().to_string(),
-                failure: r.regression.then(|| format!("regression: {detail}")),
-                output: format!("{detail}. {}", cmp.evidence()),
+                failure: r.regression.then(|| match warnings.trim_end() {
+                    "" => format!("regression: {detail}"),
+                    w => format!("regression: {detail}. {w}"),
+                }),
+                output: format!("{warnings}{detail}. {}", cmp.evidence()),
             }
         })
         .collect()
@@ -598,6 +653,10 @@ pub fn read_run(dir: &Path) -> Result<RunData> {
     let arrivals: f64 = classes.values().filter_map(Value::as_f64).sum();
     let ok = classes.get("2xx").and_then(Value::as_f64).unwrap_or(0.0);
     let duration_s = number("/duration_s")?.max(1e-9);
+    let interrupted = s
+        .get("interrupted")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let values = [
         number("/latency_us/p50")?,
         number("/latency_us/p99")?,
@@ -640,6 +699,7 @@ pub fn read_run(dir: &Path) -> Result<RunData> {
         dir: dir.to_path_buf(),
         values,
         samples,
+        interrupted,
     })
 }
 
@@ -669,6 +729,7 @@ mod tests {
                 vec![rate; intervals.len()],
                 vec![rate * (1.0 - error_rate); intervals.len()],
             ],
+            interrupted: false,
         }
     }
 
@@ -1036,6 +1097,65 @@ mod tests {
                 "slack +1.00ms: 3 baseline intervals, too few to measure noise (need 5)"
             ),
             "{cmp:#?}"
+        );
+    }
+
+    #[test]
+    fn interrupted_runs_are_named_on_the_table_and_in_every_junit_case() {
+        let tol = Tolerance::default();
+        let at = |dir: &str, interrupted: bool| RunData {
+            dir: PathBuf::from(dir),
+            interrupted,
+            ..run(20_000.0, &noisy(20_000.0, 2_000.0, 20, 1), 0.001, 1000.0)
+        };
+        let complete = [at("base/run-1", false), at("base/run-2", false)];
+        let cmp = compare(&complete, &complete, &tol);
+        assert_eq!(cmp.warnings(), Vec::<String>::new());
+        let mut out = Vec::new();
+        write_table(&mut out, &cmp, true).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "compare: PASS (6 metrics within the allowed change)\n"
+        );
+
+        let cut_base = [at("base/run-1", true), at("base/run-2", true)];
+        let cut_current = [at("cur/run-1", false), at("cur/run-2", true)];
+        let cmp = compare(&cut_base, &cut_current, &tol);
+        let want = [
+            "warning: interrupted baseline runs (summary.json \"interrupted\": true): base/run-1, base/run-2; \
+             cut short, they cover only what ran before the signal: run them again (the verdict still counts them)",
+            "warning: interrupted current run (summary.json \"interrupted\": true): cur/run-2; \
+             cut short, it covers only what ran before the signal: run it again (the verdict still counts it)",
+        ];
+        assert_eq!(cmp.warnings(), want);
+        // The verdict is the same as without the flag: a warning, not a failure.
+        assert!(!cmp.regressed(), "{cmp:#?}");
+        for quiet in [false, true] {
+            let mut out = Vec::new();
+            write_table(&mut out, &cmp, quiet).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            assert_eq!(lines[..2], want, "{text}");
+        }
+        for case in junit_cases(&cmp) {
+            assert!(
+                case.output
+                    .starts_with(&format!("{}. {}. baseline ", want[0], want[1])),
+                "{case:#?}"
+            );
+        }
+        // A regression's failure message carries them too.
+        let slow = [at("cur/run-1", true)].map(|r| RunData {
+            values: [10_000.0, 40_000.0, 60_000.0, 0.001, 1000.0, 999.0],
+            ..r
+        });
+        let cmp = compare(&complete[..1], &slow, &tol);
+        let cases = junit_cases(&cmp);
+        let failure = cases[1].failure.as_deref().unwrap();
+        assert!(
+            failure.starts_with("regression: baseline 20.00ms, current 40.00ms")
+                && failure.ends_with("run it again (the verdict still counts it)."),
+            "{failure}"
         );
     }
 }
