@@ -222,8 +222,20 @@ sides, each run's per-interval values (from intervals.csv) are pooled per side a
 regression needs both a one-sided Mann-Whitney U test below --alpha and a change past
 the tolerance, so noise within the baseline's spread passes.
 
-Exit codes: 0 no regression, 1 runtime failure, 2 bad input (not a report folder, bad
-flags), 3 a metric regressed.";
+A latency may rise by --latency-tolerance or by a slack, whichever is larger. The
+slack is measured per metric from the baseline's noise: 3 x the median absolute
+deviation (MAD) of the baseline runs' values, or with one baseline run of its
+per-interval values; at least 10us or 0.2% of the baseline, so rounding alone never
+makes a regression. One baseline run of fewer than 5 intervals has no noise to
+measure: 1ms. --latency-slack sets it instead. The evidence column says which it was.
+
+A run cut short by Ctrl-C (summary.json \"interrupted\": true) on either side is named
+in a warning before the table and in every JUnit case. It is still compared and does
+not change the exit code (its numbers are what it measured), but it covers only what
+ran before the signal, so it is no fair baseline: run it again.
+
+Exit codes: 0 no regression (also with interrupted runs, warned about), 1 runtime
+failure, 2 bad input (not a report folder, bad flags), 3 a metric regressed.";
 
 /// `contend compare`.
 #[derive(Debug, Args)]
@@ -240,9 +252,11 @@ pub struct CompareArgs {
     /// Allowed latency increase, relative: 10% (or 0.1).
     #[arg(long, value_name = "PCT", default_value = "10%", value_parser = parse_share)]
     pub latency_tolerance: f64,
-    /// Latency increase always allowed (jitter below it is not a regression).
-    #[arg(long, value_name = "DURATION", default_value = "1ms", value_parser = parse_duration)]
-    pub latency_slack: Duration,
+    /// Latency increase always allowed (jitter below it is not a regression),
+    /// e.g. 1ms [default: measured, 3 x the MAD of the baseline's runs (or of
+    /// one run's intervals), at least 10us or 0.2%].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub latency_slack: Option<Duration>,
     /// Allowed error-rate increase in percentage points: 0.5 (or 0.5pp).
     #[arg(long, value_name = "PP", default_value = "0.5", value_parser = parse_pp)]
     pub error_tolerance: f64,
@@ -265,7 +279,7 @@ impl CompareArgs {
     pub fn tolerance(&self) -> crate::gate::compare::Tolerance {
         crate::gate::compare::Tolerance {
             latency_rel: self.latency_tolerance,
-            latency_slack_us: self.latency_slack.as_secs_f64() * 1e6,
+            latency_slack_us: self.latency_slack.map(|d| d.as_secs_f64() * 1e6),
             error_pp: self.error_tolerance,
             rate_rel: self.rate_tolerance,
             alpha: self.alpha,

@@ -1,7 +1,9 @@
 //! The CI gate through the binary: thresholds over a real run (exit 0 and
 //! 3), malformed thresholds (exit 2 with the position), `compare` of real
 //! runs against a fast and a slow loopback server, `--repeat`, `--quiet`
-//! and JUnit XML read back with a small well-formedness check.
+//! and JUnit XML read back with a small well-formedness check; `compare` of
+//! synthetic report folders for the latency slack measured from the
+//! baseline's noise and the warning of an interrupted run.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -423,5 +425,233 @@ fn compare_of_a_folder_that_is_no_report_exits_2() {
         text(&out.stderr).contains("compare takes BASELINE CURRENT"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+/// Latencies of one synthetic run, us: each interval's p50 is `p50_us` plus
+/// a deterministic wobble of up to ±`wobble_us` (seeded by `seed`); p99 and
+/// p99.9 sit at steady 5 ms and 9 ms with the same wobble.
+struct Synthetic {
+    p50_us: u64,
+    wobble_us: u64,
+    seed: u64,
+    interrupted: bool,
+}
+
+/// Writes a report folder as `contend run` would for [`Synthetic`]: 20
+/// one-second intervals of 1000 requests, all 2xx, in `intervals.csv`, and
+/// the fields of `summary.json` that `compare` reads.
+fn synthetic_report(dir: &Path, run: &Synthetic) {
+    const INTERVALS: u64 = 20;
+    std::fs::create_dir_all(dir).unwrap();
+    let wobble = |i: u64| -> i64 {
+        let span = 2 * run.wobble_us + 1;
+        ((i * 7919 + run.seed * 104_729) % span) as i64 - run.wobble_us as i64
+    };
+    let mut csv = String::from(
+        "index,start_s,duration_s,offered,sent,2xx,429,503,504,other_status,client_timeout,\
+         connect_error,io_error,not_sent,p50_us,p90_us,p99_us,p999_us,max_us,lag_p99_us,\
+         in_flight,driver_cpu_cores\n",
+    );
+    for i in 0..INTERVALS {
+        let at = |us: u64| (us as i64 + wobble(i)) as u64;
+        csv.push_str(&format!(
+            "{i},{i}.0,1.0,1000,1000,1000,0,0,0,0,0,0,0,0,{},{},{},{},{},50,0,0.05\n",
+            at(run.p50_us),
+            at(2_000),
+            at(5_000),
+            at(9_000),
+            at(12_000)
+        ));
+    }
+    std::fs::write(dir.join("intervals.csv"), csv).unwrap();
+    let requests = 1000 * INTERVALS;
+    let summary = serde_json::json!({
+        "interrupted": run.interrupted,
+        "duration_s": INTERVALS as f64,
+        "achieved_rate_per_s": 1000.0,
+        "latency_us": {"p50": run.p50_us, "p99": 5_000, "p999": 9_000},
+        "outcomes": {"classes": {
+            "2xx": requests, "429": 0, "503": 0, "504": 0, "client_timeout": 0,
+            "connect_error": 0, "io_error": 0, "not_sent": 0, "other_status": 0
+        }},
+    });
+    std::fs::write(dir.join("summary.json"), summary.to_string()).unwrap();
+}
+
+/// A synthetic run per entry of `p50s_us` in `dir/run-1..`, each with
+/// that whole-run p50; returns their folders.
+fn synthetic_side(dir: &Path, p50s_us: &[u64], wobble_us: u64, seed: u64) -> Vec<PathBuf> {
+    (1..)
+        .zip(p50s_us)
+        .map(|(i, &p50_us)| {
+            let run_dir = dir.join(format!("run-{i}"));
+            synthetic_report(
+                &run_dir,
+                &Synthetic {
+                    p50_us,
+                    wobble_us,
+                    seed: seed + i,
+                    interrupted: false,
+                },
+            );
+            run_dir
+        })
+        .collect()
+}
+
+/// The table row of `metric` in compare's stdout.
+fn row<'a>(stdout: &'a str, metric: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{metric} ")))
+        .unwrap_or_else(|| panic!("no {metric} row in\n{stdout}"))
+}
+
+/// `contend compare --baseline BASE... --current CURRENT...` with `extra` flags.
+fn compare_sides(base: &[PathBuf], current: &[PathBuf], extra: &[&str]) -> std::process::Output {
+    run(contend()
+        .arg("compare")
+        .arg("--baseline")
+        .args(base)
+        .arg("--current")
+        .args(current)
+        .args(extra))
+}
+
+#[test]
+fn compare_scales_the_latency_slack_with_the_baselines_noise() {
+    let dir = tempfile::tempdir().unwrap();
+    let side = |name: &str, p50s_us: &[u64], wobble_us: u64, seed: u64| {
+        synthetic_side(&dir.path().join(name), p50s_us, wobble_us, seed)
+    };
+    // p50 800us -> 1.3ms (+62%) over steady baseline runs (800us +-15us,
+    // +-30us between intervals): a regression, though under the former
+    // fixed 1 ms slack.
+    let base = side("base", &[790, 800, 815], 30, 0);
+    let slower = side("slower", &[1_300, 1_300, 1_300], 30, 10);
+    let out = compare_sides(&base, &slower, &[]);
+    assert_exit(&out, 3);
+    let stdout = text(&out.stdout);
+    let p50 = row(&stdout, "p50");
+    assert!(
+        p50.contains("REGRESSION")
+            && p50.contains("+10% (at least +30us)")
+            && p50.contains("U test p=0.000")
+            && p50.contains("slack +30us: 3 x MAD (10us) of 3 baseline runs"),
+        "{stdout}"
+    );
+    // Identical p99s on every run: no spread, so the floor.
+    let p99 = row(&stdout, "p99");
+    assert!(
+        p99.contains("pass")
+            && p99.contains("slack +10us: the floor (3 x MAD (0us) of 3 baseline runs is less)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("compare: FAIL (1 of 6 metrics regressed)"),
+        "{stdout}"
+    );
+
+    // One run a side: that run's intervals measure the noise.
+    let out = run(contend().arg("compare").arg(&base[0]).arg(&slower[0]));
+    assert_exit(&out, 3);
+    let stdout = text(&out.stdout);
+    let p50 = row(&stdout, "p50");
+    assert!(
+        p50.contains("REGRESSION") && p50.contains(" of 20 baseline intervals"),
+        "{stdout}"
+    );
+
+    // An explicit slack overrides the measured one, and says so.
+    let out = compare_sides(&base, &slower, &["--latency-slack", "1ms"]);
+    assert_exit(&out, 0);
+    let stdout = text(&out.stdout);
+    let p50 = row(&stdout, "p50");
+    assert!(
+        p50.contains("+10% (at least +1.00ms)")
+            && p50.contains("slack +1.00ms from --latency-slack"),
+        "{stdout}"
+    );
+
+    // The same +500us over baseline runs that spread 600us..1ms is within
+    // their noise: the slack grew with it.
+    let noisy = side("noisy", &[600, 800, 1_000], 30, 20);
+    let out = compare_sides(&noisy, &slower, &[]);
+    assert_exit(&out, 0);
+    let stdout = text(&out.stdout);
+    let p50 = row(&stdout, "p50");
+    assert!(
+        p50.contains("pass")
+            && p50.contains("worse, but within the tolerance")
+            && p50.contains("slack +600us: 3 x MAD (200us) of 3 baseline runs"),
+        "{stdout}"
+    );
+    // And one baseline run whose intervals wobble +-400us.
+    let wobbly = side("wobbly", &[800], 400, 30);
+    let out = run(contend().arg("compare").arg(&wobbly[0]).arg(&slower[0]));
+    assert_exit(&out, 0);
+    let stdout = text(&out.stdout);
+    let p50 = row(&stdout, "p50");
+    assert!(
+        p50.contains("pass") && p50.contains(" of 20 baseline intervals"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn compare_warns_of_an_interrupted_run_on_either_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let steady = |name: &str, interrupted: bool| {
+        let path = dir.path().join(name);
+        synthetic_report(
+            &path,
+            &Synthetic {
+                p50_us: 800,
+                wobble_us: 30,
+                seed: 1,
+                interrupted,
+            },
+        );
+        path
+    };
+    let (complete, cut) = (steady("complete", false), steady("cut-short", true));
+    let junit = dir.path().join("compare.xml");
+    for (baseline, current, side) in [(&cut, &complete, "baseline"), (&complete, &cut, "current")] {
+        let out = run(contend()
+            .arg("compare")
+            .arg(baseline)
+            .arg(current)
+            .arg("--quiet")
+            .arg("--junit")
+            .arg(&junit));
+        // The numbers are the same: the verdict stands, the warning is extra.
+        assert_exit(&out, 0);
+        let stdout = text(&out.stdout);
+        let warning = format!(
+            "warning: interrupted {side} run (summary.json \"interrupted\": true): {}",
+            cut.display()
+        );
+        assert!(
+            stdout.starts_with(&warning) && stdout.contains("compare: PASS"),
+            "--quiet still warns:\n{stdout}"
+        );
+        let xml = std::fs::read_to_string(&junit).unwrap();
+        let (cases, _) = junit_cases(&junit);
+        assert_eq!(cases.len(), 6);
+        let escaped = warning.replace('"', "&quot;");
+        assert_eq!(
+            xml.matches(&escaped).count(),
+            6,
+            "every case says it:\n{xml}"
+        );
+    }
+    // Two complete runs: no warning.
+    let out = run(contend().arg("compare").arg(&complete).arg(&complete));
+    assert_exit(&out, 0);
+    assert!(
+        !text(&out.stdout).contains("warning"),
+        "{}",
+        text(&out.stdout)
     );
 }

@@ -1,5 +1,6 @@
-//! The statistics `compare` needs, hand-written: medians and the
-//! Mann-Whitney U rank test with its normal approximation.
+//! The statistics `compare` needs, hand-written: medians, the median
+//! absolute deviation and the Mann-Whitney U rank test with its normal
+//! approximation.
 //!
 //! Pure functions over slices of `f64`; no I/O, no allocation beyond a
 //! sorted copy. Why a rank test: per-interval latency percentiles are
@@ -20,6 +21,21 @@ pub fn median(values: &[f64]) -> Option<f64> {
     } else {
         (sorted[mid - 1] + sorted[mid]) / 2.0
     })
+}
+
+/// The median absolute deviation of `values`: the median of each value's
+/// distance from the median. `None` when empty. A robust spread: up to half
+/// the values can be wild (one interval stalled by a GC pause) without
+/// moving it, where a standard deviation follows the worst of them. It is
+/// not rescaled: for normal data the standard deviation is about 1.48 MAD.
+pub fn median_abs_deviation(values: &[f64]) -> Option<f64> {
+    let centre = median(values)?;
+    median(
+        &values
+            .iter()
+            .map(|v| (v - centre).abs())
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// The result of a one-sided Mann-Whitney U test.
@@ -123,6 +139,24 @@ mod tests {
         ];
         for (values, want) in cases {
             assert_eq!(median(values), *want, "{values:?}");
+        }
+    }
+
+    #[test]
+    fn median_abs_deviation_cases() {
+        let cases: &[(&[f64], Option<f64>)] = &[
+            (&[], None),
+            (&[7.0], Some(0.0)),
+            // Identical samples: no spread at all.
+            (&[5.0, 5.0, 5.0, 5.0], Some(0.0)),
+            (&[1.0, 3.0], Some(1.0)),
+            // Median 2; distances 1, 1, 0, 0, 2, 4, 7 -> median 1.
+            (&[1.0, 1.0, 2.0, 2.0, 4.0, 6.0, 9.0], Some(1.0)),
+            // One wild value does not move it.
+            (&[10.0, 11.0, 12.0, 13.0, 1e9], Some(1.0)),
+        ];
+        for (values, want) in cases {
+            assert_eq!(median_abs_deviation(values), *want, "{values:?}");
         }
     }
 
