@@ -396,127 +396,7 @@ pub fn compare(baseline: &[RunData], current: &[RunData], tol: &Tolerance) -> Co
     let repeated = baseline.len() >= 2 && current.len() >= 2;
     let rows = Metric::ALL
         .iter()
-        .map(|&metric| {
-            let i = metric.index();
-            let side = |runs: &[RunData]| {
-                median(&runs.iter().map(|r| r.values[i]).collect::<Vec<_>>()).unwrap_or(0.0)
-            };
-            let (b, c) = (side(baseline), side(current));
-            // How much worse the current side is, in the metric's direction (negative: better).
-            let worse_by = if metric.higher_is_worse() {
-                c - b
-            } else {
-                b - c
-            };
-            let slack = metric.is_latency().then(|| match baseline {
-                [one] => latency_slack(
-                    &one.samples[i],
-                    SpreadOf::Intervals,
-                    b,
-                    tol.latency_slack_us,
-                ),
-                runs => {
-                    let values: Vec<f64> = runs.iter().map(|r| r.values[i]).collect();
-                    latency_slack(&values, SpreadOf::Runs, b, tol.latency_slack_us)
-                }
-            });
-            let (change, allowed_abs, allowed) = if let Some(slack) = slack {
-                let allowed_us = (b * tol.latency_rel).max(slack.us);
-                (
-                    format!(
-                        "{} ({}{})",
-                        relative(b, c),
-                        if c >= b { "+" } else { "-" },
-                        fmt_us((c - b).abs().round() as u64)
-                    ),
-                    allowed_us,
-                    format!(
-                        "+{:.0}% (at least +{})",
-                        tol.latency_rel * 100.0,
-                        fmt_us(slack.us.round() as u64)
-                    ),
-                )
-            } else if metric == Metric::ErrorRate {
-                (
-                    format!("{:+.2} pp", (c - b) * 100.0),
-                    tol.error_pp / 100.0,
-                    format!("+{:.2} pp", tol.error_pp),
-                )
-            } else {
-                (
-                    relative(b, c),
-                    b * tol.rate_rel,
-                    format!("-{:.0}%", tol.rate_rel * 100.0),
-                )
-            };
-            let beyond = worse_by > allowed_abs;
-            let pooled = |runs: &[RunData]| -> Vec<f64> {
-                runs.iter()
-                    .flat_map(|r| {
-                        r.samples[i]
-                            .iter()
-                            .map(|v| if metric.higher_is_worse() { *v } else { -*v })
-                    })
-                    .collect()
-            };
-            let (regression, evidence) = if !repeated {
-                (
-                    beyond,
-                    format!(
-                        "one run each; {}",
-                        if beyond {
-                            "past the tolerance"
-                        } else {
-                            "within the tolerance"
-                        }
-                    ),
-                )
-            } else {
-                let (bs, cs) = (pooled(baseline), pooled(current));
-                match mann_whitney_greater(&bs, &cs) {
-                    Some(t) if bs.len() >= 3 && cs.len() >= 3 => {
-                        let significant = t.p_greater < tol.alpha;
-                        let why = match (beyond, significant) {
-                            (true, true) => "worse, and past the tolerance",
-                            (true, false) => "within the noise",
-                            (false, true) => "worse, but within the tolerance",
-                            (false, false) => "within the tolerance and the noise",
-                        };
-                        (
-                            beyond && significant,
-                            format!(
-                                "U test p={:.3} ({} vs {} intervals); {why}",
-                                t.p_greater,
-                                bs.len(),
-                                cs.len()
-                            ),
-                        )
-                    }
-                    _ => (
-                        beyond,
-                        format!(
-                            "too few intervals for a rank test ({} vs {}); tolerance only",
-                            bs.len(),
-                            cs.len()
-                        ),
-                    ),
-                }
-            };
-            let evidence = match slack {
-                Some(slack) => format!("{evidence}; {}", slack.describe()),
-                None => evidence,
-            };
-            Row {
-                metric,
-                baseline: b,
-                current: c,
-                change,
-                allowed,
-                regression,
-                slack,
-                evidence,
-            }
-        })
+        .map(|&metric| row(metric, baseline, current, tol, repeated))
         .collect();
     let interrupted = |runs: &[RunData]| {
         runs.iter()
@@ -530,6 +410,157 @@ pub fn compare(baseline: &[RunData], current: &[RunData], tol: &Tolerance) -> Co
         rows,
         interrupted_baseline: interrupted(baseline),
         interrupted_current: interrupted(current),
+    }
+}
+
+/// One metric's row: the medians of both sides, the change against what
+/// is allowed, and the verdict with its evidence.
+fn row(
+    metric: Metric,
+    baseline: &[RunData],
+    current: &[RunData],
+    tol: &Tolerance,
+    repeated: bool,
+) -> Row {
+    let i = metric.index();
+    let side = |runs: &[RunData]| {
+        median(&runs.iter().map(|r| r.values[i]).collect::<Vec<_>>()).unwrap_or(0.0)
+    };
+    let (b, c) = (side(baseline), side(current));
+    // How much worse the current side is, in the metric's direction (negative: better).
+    let worse_by = if metric.higher_is_worse() {
+        c - b
+    } else {
+        b - c
+    };
+    let slack = metric.is_latency().then(|| match baseline {
+        [one] => latency_slack(
+            &one.samples[i],
+            SpreadOf::Intervals,
+            b,
+            tol.latency_slack_us,
+        ),
+        runs => {
+            let values: Vec<f64> = runs.iter().map(|r| r.values[i]).collect();
+            latency_slack(&values, SpreadOf::Runs, b, tol.latency_slack_us)
+        }
+    });
+    let (change, allowed_abs, allowed) = allowance(metric, b, c, slack, tol);
+    let beyond = worse_by > allowed_abs;
+    let (regression, evidence) = if repeated {
+        rank_verdict(metric, baseline, current, beyond, tol.alpha)
+    } else {
+        let within = if beyond {
+            "past the tolerance"
+        } else {
+            "within the tolerance"
+        };
+        (beyond, format!("one run each; {within}"))
+    };
+    let evidence = match slack {
+        Some(slack) => format!("{evidence}; {}", slack.describe()),
+        None => evidence,
+    };
+    Row {
+        metric,
+        baseline: b,
+        current: c,
+        change,
+        allowed,
+        regression,
+        slack,
+        evidence,
+    }
+}
+
+/// The change from `b` to `c` for people, the allowed worsening in the
+/// metric's unit, and the allowance for people.
+fn allowance(
+    metric: Metric,
+    b: f64,
+    c: f64,
+    slack: Option<Slack>,
+    tol: &Tolerance,
+) -> (String, f64, String) {
+    if let Some(slack) = slack {
+        let allowed_us = (b * tol.latency_rel).max(slack.us);
+        (
+            format!(
+                "{} ({}{})",
+                relative(b, c),
+                if c >= b { "+" } else { "-" },
+                fmt_us((c - b).abs().round() as u64)
+            ),
+            allowed_us,
+            format!(
+                "+{:.0}% (at least +{})",
+                tol.latency_rel * 100.0,
+                fmt_us(slack.us.round() as u64)
+            ),
+        )
+    } else if metric == Metric::ErrorRate {
+        (
+            format!("{:+.2} pp", (c - b) * 100.0),
+            tol.error_pp / 100.0,
+            format!("+{:.2} pp", tol.error_pp),
+        )
+    } else {
+        (
+            relative(b, c),
+            b * tol.rate_rel,
+            format!("-{:.0}%", tol.rate_rel * 100.0),
+        )
+    }
+}
+
+/// With repeated runs on both sides: a regression needs the change past
+/// the tolerance (`beyond`) and a one-sided Mann-Whitney U test over the
+/// pooled per-interval values below `alpha`.
+fn rank_verdict(
+    metric: Metric,
+    baseline: &[RunData],
+    current: &[RunData],
+    beyond: bool,
+    alpha: f64,
+) -> (bool, String) {
+    let i = metric.index();
+    let pooled = |runs: &[RunData]| -> Vec<f64> {
+        runs.iter()
+            .flat_map(|r| {
+                r.samples[i]
+                    .iter()
+                    .map(|v| if metric.higher_is_worse() { *v } else { -*v })
+            })
+            .collect()
+    };
+    let (bs, cs) = (pooled(baseline), pooled(current));
+    match mann_whitney_greater(&bs, &cs) {
+        Some(t) if bs.len() >= 3 && cs.len() >= 3 => {
+            let significant = t.p_greater < alpha;
+            let why = match (beyond, significant) {
+                (true, true) => "worse, and past the tolerance",
+                (true, false) => "within the noise",
+                (false, true) => "worse, but within the tolerance",
+                (false, false) => "within the tolerance and the noise",
+            };
+            (
+                beyond && significant,
+                format!(
+                    "U test p={:.3} ({} vs {} intervals); {why}",
+                    t.p_greater,
+                    bs.len(),
+                    cs.len()
+                ),
+            )
+        }
+        _ => (
+            beyond,
+            format!(
+                "too few intervals for a rank test ({} vs {}); tolerance only",
+                bs.len(),
+                cs.len()
+            ),
+        ),
     }
 }
 
