@@ -23,6 +23,7 @@ mod check;
 mod raw;
 mod url;
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -612,6 +613,8 @@ const COMMAND_LINE: &str = "command line";
 /// command-line flags) applied over it.
 ///
 /// Every problem is an [`Error::Scenario`]: a missing path, a directory, a
+/// device or socket (a regular file or a pipe is read), more than 16 MiB
+/// (the bytes read are capped, whatever size the file reports), a
 /// file that is not UTF-8 text (located at the first bad byte), TOML syntax,
 /// unknown fields, wrong types and values out of range (located at
 /// `path:line:col`).
@@ -635,14 +638,28 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Scenario> {
             "is a directory, not a scenario file: give the path of a .toml file".to_string(),
         ));
     }
+    if let Some(kind) = not_readable_as_text(&metadata.file_type()) {
+        return Err(whole(format!(
+            "is {kind}, not a scenario file: give the path of a .toml file"
+        )));
+    }
     if metadata.len() > MAX_FILE_BYTES {
         return Err(whole(format!(
             "is {} bytes, too large for a scenario file (at most {MAX_FILE_BYTES}): is this the right file?",
             metadata.len()
         )));
     }
-    let bytes =
-        std::fs::read(path).map_err(|e| whole(format!("cannot read the scenario file: {e}")))?;
+    // The bytes read are capped too: a pipe reports no size, and what it
+    // (or a file that grows) holds is only known by reading it.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| whole(format!("cannot read the scenario file: {e}")))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(whole(format!(
+            "holds more than {MAX_FILE_BYTES} bytes, too large for a scenario file: is this the right file?"
+        )));
+    }
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => {
@@ -659,6 +676,24 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Scenario> {
         }
     };
     parse(&text, &Source::File(path.to_path_buf()), overrides)
+}
+
+/// What a file of this type is, when it is not one a scenario can be read
+/// from: a regular file and a pipe (`<(cat f.toml)`) can; a device, a
+/// socket cannot (reading `/dev/zero` would never end).
+fn not_readable_as_text(file_type: &std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_file() || file_type.is_fifo() {
+        None
+    } else if file_type.is_char_device() {
+        Some("a character device")
+    } else if file_type.is_block_device() {
+        Some("a block device")
+    } else if file_type.is_socket() {
+        Some("a socket")
+    } else {
+        Some("not a regular file")
+    }
 }
 
 /// Parses and validates a scenario from TOML `text`, applying `overrides`.
