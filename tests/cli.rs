@@ -599,3 +599,45 @@ fn report_of_a_folder_without_summary_says_the_cause_once() {
         "{stderr}"
     );
 }
+
+#[test]
+fn url_errors_mask_the_password_and_cut_long_values_short() {
+    // (--target, what stderr must hold)
+    let long_path = format!("/{}", "p".repeat(100_000));
+    let cases = [
+        (
+            "https://admin:hunter2@127.0.0.1:9/".to_string(),
+            "--target \"https://admin:***@127.0.0.1:9/\": https is not supported".to_string(),
+        ),
+        (
+            "http://admin:hunter2@127.0.0.1:9/".to_string(),
+            "--target \"http://admin:***@127.0.0.1:9/\": user names and passwords".to_string(),
+        ),
+        (
+            format!("http://127.0.0.1:9{long_path}"),
+            format!(
+                "--target path \"/{}\"... (100001 characters, the first 60 shown) is longer than \
+                 the 65534 bytes a request target can hold",
+                "p".repeat(59)
+            ),
+        ),
+        (
+            format!("http://127.0.0.1:9{long_path}%20x y"),
+            format!(
+                "--target path \"/{}\"... (100007 characters, the first 60 shown) holds ' '",
+                "p".repeat(59)
+            ),
+        ),
+    ];
+    for (target, want) in cases {
+        let out = run(contend().args(["run", "--target", &target, "--rate", "10"]));
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&want),
+            "stderr lacks {want:?}:\n{stderr:.400}"
+        );
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+        assert!(stderr.len() < 1000, "{} bytes of stderr", stderr.len());
+    }
+}

@@ -31,6 +31,7 @@ use contend_units::located::location;
 
 use crate::error::{Error, Result};
 use build::{Ctx, build, cli};
+pub(crate) use check::quoted;
 use raw::RawScenario;
 
 /// A validated scenario: what to drive, how hard, for how long.
