@@ -438,11 +438,19 @@ fn check_host(scenario: &scenario::Scenario, quiet: bool) -> Result<Preflight> {
 }
 
 fn prepare(args: &RunArgs, scenario: &scenario::Scenario) -> Result<Prepared> {
-    let mut thresholds = scenario.thresholds.clone();
-    thresholds.extend(gate::parse_all(&args.thresholds, |i, e| Error::Scenario {
-        location: format!("--threshold {:?}: col {}", args.thresholds[i], e.col),
+    let flag_location =
+        |i: usize, col: usize| format!("--threshold {:?}: col {col}", args.thresholds[i]);
+    let flags = gate::parse_all(&args.thresholds, |i, e| Error::Scenario {
+        location: flag_location(i, e.col),
         message: e.message,
-    })?);
+    })?;
+    check_thresholds(scenario, &flags, flag_location)?;
+    let mut thresholds: Vec<gate::Threshold> = scenario
+        .thresholds
+        .iter()
+        .map(|t| t.threshold.clone())
+        .collect();
+    thresholds.extend(flags);
     let preflight = check_host(scenario, args.quiet)?;
     let stop = shutdown::install().map_err(|e| Error::Runtime(format!("signal handlers: {e}")))?;
     Ok(Prepared {
@@ -451,6 +459,43 @@ fn prepare(args: &RunArgs, scenario: &scenario::Scenario) -> Result<Prepared> {
         exe: topology::current_exe()?,
         preflight,
     })
+}
+
+/// Refuses, before anything starts, a threshold that reads a value no
+/// summary of this run can hold (an unknown metric, a key the scenario
+/// does not have, a part of summary.json this experiment never fills):
+/// a typo is bad input (exit 2), not a failed threshold at the end.
+fn check_thresholds(
+    scenario: &scenario::Scenario,
+    flags: &[gate::Threshold],
+    flag_location: impl Fn(usize, usize) -> String,
+) -> Result<()> {
+    if scenario.thresholds.is_empty() && flags.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<&str> = scenario.keys.iter().map(|k| k.name.as_str()).collect();
+    let paths = report::summary::number_paths(scenario);
+    // The flags' location quotes the expression; the file's does not.
+    let refused = |location: String, message: String| Error::Scenario {
+        location,
+        message: format!(
+            "{message} (experiment = \"{}\")",
+            scenario.experiment.kind().as_str()
+        ),
+    };
+    for t in &scenario.thresholds {
+        t.threshold.check(&keys, &paths).map_err(|e| {
+            refused(
+                t.location(e.col),
+                format!("threshold `{}`: {}", t.threshold.expr, e.message),
+            )
+        })?;
+    }
+    for (i, t) in flags.iter().enumerate() {
+        t.check(&keys, &paths)
+            .map_err(|e| refused(flag_location(i, e.col), e.message))?;
+    }
+    Ok(())
 }
 
 /// `--repeat` is for `run`; the other experiments repeat in their own way.

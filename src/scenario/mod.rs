@@ -52,7 +52,31 @@ pub struct Scenario {
     /// The gateway under test in front of the target (`[gateway]`); none by default.
     pub gateway: GatewaySpec,
     /// `[thresholds] checks`: evaluated over the summary at the end of the run.
-    pub thresholds: Vec<crate::threshold::Threshold>,
+    pub thresholds: Vec<ScenarioThreshold>,
+}
+
+/// A threshold of `[thresholds] checks`, and where the file holds it (so
+/// a check made once the whole scenario is known can point at it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScenarioThreshold {
+    /// The parsed expression.
+    pub threshold: crate::threshold::Threshold,
+    /// The file, and the line and column of the expression's first
+    /// character (exact for strings without escapes).
+    written_at: (PathBuf, usize, usize),
+}
+
+impl ScenarioThreshold {
+    /// `file:line:col` of the expression's column `col` (from 1).
+    pub fn location(&self, col: usize) -> String {
+        threshold_location(&self.written_at, col)
+    }
+}
+
+/// `file:line:col` of column `col` (from 1) of an expression whose first
+/// character is at `(file, line, start)`.
+fn threshold_location((file, line, start): &(PathBuf, usize, usize), col: usize) -> String {
+    format!("{}:{line}:{}", file.display(), start + col.max(1) - 1)
 }
 
 impl Scenario {
