@@ -322,6 +322,11 @@ fn every_number_of_a_real_summary_passes_the_threshold_check() {
 }
 
 #[test]
+fn every_file_of_the_report_is_one_force_would_clear() {
+    crate::binary::assert_only_contend_files(&shared_run().dir);
+}
+
+#[test]
 fn schema_check_rejects_what_it_should() {
     // The checker must fail a wrong summary, or the test above proves nothing.
     let schema = schema();
