@@ -7,7 +7,11 @@
 //! exits 2 with the fix on stderr and no panic; an unreachable target is
 //! counted as `connect_error`, not a crash; SIGINT and SIGTERM stop the run,
 //! write the report of what ran and exit 130 and 143; `contend report`
-//! prints a saved run again. Every target is on loopback; the tests wait on
+//! prints a saved run again; an `--out` that cannot hold the report fails
+//! before the load, one holding another run is refused unless `--force`
+//! (which clears only that run), and a summary that cannot be written
+//! leaves no file and no `Report:` line; URL errors mask a password and cut
+//! long values short. Every target is on loopback; the tests wait on
 //! a server's first request, a process appearing or an exit, never a sleep.
 
 use std::io::{Read, Write};
