@@ -41,30 +41,21 @@ fn run_load(args: &RunArgs, scenario: &scenario::Scenario, load: &Load) -> Resul
         stop,
         exe,
         mut preflight,
+        folders,
+        made: _made,
     } = prepare(args, scenario)?;
     let bench = Bench {
         scenario,
         exe: &exe,
         stop: &stop,
     };
-    let mut first_start = None;
     let mut cases = Vec::new();
     let mut any_failed = false;
-    for index in 1..=args.repeat {
+    for (index, dir) in (1..=args.repeat).zip(folders) {
         preflight.limit_errors = crate::limits::LimitErrors::now();
-        // The interval files are written as the run goes, into the folder
-        // named from the first run's start.
+        // The interval files are written as the run goes.
         let output = {
-            let mut console = Console::new(args, |started_at: &chrono::DateTime<chrono::Utc>| {
-                let first = *first_start.get_or_insert(*started_at);
-                run_folder(
-                    &scenario.name,
-                    &first,
-                    args.out.as_deref(),
-                    index,
-                    args.repeat,
-                )
-            });
+            let mut console = Console::new(args, dir.clone());
             let output = experiment::run::run(
                 &bench,
                 Step::measured(load.clone()),
@@ -78,14 +69,6 @@ fn run_load(args: &RunArgs, scenario: &scenario::Scenario, load: &Load) -> Resul
         preflight.note(&mut summary);
         evaluate_thresholds(&mut summary, &thresholds)?;
         any_failed |= summary.thresholds.iter().any(|r| !r.pass);
-        let started_at = *first_start.get_or_insert(output.step.started_at);
-        let dir = run_folder(
-            &scenario.name,
-            &started_at,
-            args.out.as_deref(),
-            index,
-            args.repeat,
-        );
         let label = if args.repeat > 1 {
             format!("run-{index}")
         } else {
@@ -100,19 +83,20 @@ fn run_load(args: &RunArgs, scenario: &scenario::Scenario, load: &Load) -> Resul
             &summary.thresholds,
         ));
         let (written, errors) = report::write(&dir, &output, &summary);
+        let wrote = wrote_summary(&dir, &written);
         let mut stdout = std::io::stdout().lock();
         if args.quiet {
             if !label.is_empty() {
                 let _ = write!(stdout, "{label}: ");
             }
-            if summary.thresholds.is_empty() {
+            if summary.thresholds.is_empty() && wrote {
                 let _ = writeln!(stdout, "no thresholds; report in {}", dir.display());
             }
         } else {
             let _ = report::console::write(&mut stdout, &summary);
         }
         let _ = gate::write_thresholds(&mut stdout, &summary.thresholds, args.quiet);
-        if !written.is_empty() && !args.quiet {
+        if wrote && !args.quiet {
             let _ = writeln!(stdout, "Report: {}", dir.display());
         }
         drop(stdout);
@@ -133,35 +117,29 @@ fn run_load(args: &RunArgs, scenario: &scenario::Scenario, load: &Load) -> Resul
     })
 }
 
-/// The report folder of a run that started at the given time.
-type FolderFor<'a> = dyn FnMut(&chrono::DateTime<chrono::Utc>) -> PathBuf + 'a;
-
 /// What every experiment shows as it goes, from its [`Event`]s: a progress
 /// bar per step (unless `--no-progress` or `--quiet`), its notes (unless
 /// `--quiet`), warnings always; and, when it knows where the run's folder
 /// is, `intervals.csv` and `latency.hlog` written as the load goes.
-struct Console<'a> {
+struct Console {
     bars: bool,
     quiet: bool,
     progress: Option<report::progress::Progress>,
-    live_folder: Option<Box<FolderFor<'a>>>,
+    live_folder: Option<PathBuf>,
     live: Option<report::LiveIntervals>,
 }
 
-impl<'a> Console<'a> {
-    /// A console that writes the interval files into `live_folder(start)`.
-    fn new(
-        args: &RunArgs,
-        live_folder: impl FnMut(&chrono::DateTime<chrono::Utc>) -> PathBuf + 'a,
-    ) -> Console<'a> {
+impl Console {
+    /// A console that writes the interval files into `live_folder`.
+    fn new(args: &RunArgs, live_folder: PathBuf) -> Console {
         Console {
-            live_folder: Some(Box::new(live_folder)),
+            live_folder: Some(live_folder),
             ..Console::plain(args)
         }
     }
 
     /// A console with no interval files as the load goes.
-    fn plain(args: &RunArgs) -> Console<'a> {
+    fn plain(args: &RunArgs) -> Console {
         Console {
             bars: !args.no_progress && !args.quiet,
             quiet: args.quiet,
@@ -176,11 +154,8 @@ impl<'a> Console<'a> {
             Event::Step { started_at, load } => {
                 self.end_bar();
                 self.progress = Some(report::progress::Progress::new(load, self.bars));
-                if let Some(folder) = self.live_folder.as_mut() {
-                    self.live = Some(report::LiveIntervals::create(
-                        &folder(&started_at),
-                        &started_at,
-                    ));
+                if let Some(folder) = &self.live_folder {
+                    self.live = Some(report::LiveIntervals::create(folder, &started_at));
                 }
             }
             Event::Interval(row) => {
@@ -236,7 +211,10 @@ fn abort_audit(
         stop,
         exe,
         preflight,
+        folders,
+        made: _made,
     } = prepare(args, scenario)?;
+    let dir = one_folder(folders)?;
     let bench = Bench {
         scenario,
         exe: &exe,
@@ -250,7 +228,6 @@ fn abort_audit(
         // Only an interrupt before the first mode ran lands here.
         return Ok(Stop::signal().map_or(0, |s| s.exit_code()));
     };
-    let dir = report::folder_for(&scenario.name, &first.step.started_at, args.out.as_deref());
     let mut errors = Vec::new();
     for (mode, run) in &output.runs {
         let (_, mode_errors) = report::write(&dir.join(mode.as_str()), run, &Summary::of(run));
@@ -270,11 +247,8 @@ fn abort_audit(
         .collect();
     preflight.note(&mut summary);
     evaluate_thresholds(&mut summary, &thresholds)?;
-    errors.extend(report::abort_audit::write_files(
-        &dir,
-        &summary,
-        &output.joined,
-    ));
+    let (written, top_errors) = report::abort_audit::write_files(&dir, &summary, &output.joined);
+    errors.extend(top_errors);
     let mut stdout = std::io::stdout().lock();
     if !args.quiet {
         let _ = report::abort_audit::write_table(&mut stdout, &output.audit);
@@ -283,7 +257,8 @@ fn abort_audit(
         }
     }
     drop(stdout);
-    conclude(args, &stop, &dir, &summary, errors, true)
+    let wrote = wrote_summary(&dir, &written);
+    conclude(args, &stop, &dir, &summary, errors, wrote)
 }
 
 /// `contend run` of `experiment = "find-limit"`: per hardware class a
@@ -306,7 +281,10 @@ fn find_limit(
         stop,
         exe,
         preflight,
+        folders,
+        made: _made,
     } = prepare(args, scenario)?;
+    let dir = one_folder(folders)?;
     let bench = Bench {
         scenario,
         exe: &exe,
@@ -325,7 +303,6 @@ fn find_limit(
     summary.name = scenario.name.clone();
     summary.find_limit = Some(output.result.clone());
     evaluate_thresholds(&mut summary, &thresholds)?;
-    let dir = report::folder_for(&scenario.name, &run.step.started_at, args.out.as_deref());
     let (mut written, mut errors) = report::write(&dir, run, &summary);
     let (w, e) = report::find_limit::write_files(&dir, &output.result);
     written.extend(w);
@@ -338,10 +315,10 @@ fn find_limit(
         }
     }
     drop(stdout);
-    conclude(args, &stop, &dir, &summary, errors, !written.is_empty())
+    let wrote = wrote_summary(&dir, &written);
+    conclude(args, &stop, &dir, &summary, errors, wrote)
 }
 
-/// Run `index` of `repeat`'s folder: as before for one run; with
 /// Evaluates `thresholds` over the summary as summary.json holds it, so a
 /// dotted path means the same thing here as in the file.
 fn evaluate_thresholds(summary: &mut Summary, thresholds: &[gate::Threshold]) -> Result<()> {
@@ -400,6 +377,26 @@ struct Prepared {
     exe: PathBuf,
     /// The host checked against the run, for its summary.
     preflight: Preflight,
+    /// The report folders, created and writable: one, or one per
+    /// `--repeat` run, in order.
+    folders: Vec<PathBuf>,
+    /// Removes the folders made for the report that are still empty when
+    /// the command ends (a component failed to start, say).
+    made: MadeFolders,
+}
+
+/// Report folders this command made; those still empty are removed when it
+/// drops, so a run that never got to write leaves no empty folder behind.
+struct MadeFolders(Vec<PathBuf>);
+
+impl Drop for MadeFolders {
+    fn drop(&mut self) {
+        // `run-N` before the `--out` folder that holds them.
+        for dir in self.0.iter().rev() {
+            // Fails, as it should, unless the folder is empty.
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
 }
 
 /// The preflight checks of a run and the limit-error counters at its start.
@@ -438,19 +435,67 @@ fn check_host(scenario: &scenario::Scenario, quiet: bool) -> Result<Preflight> {
 }
 
 fn prepare(args: &RunArgs, scenario: &scenario::Scenario) -> Result<Prepared> {
-    let mut thresholds = scenario.thresholds.clone();
-    thresholds.extend(gate::parse_all(&args.thresholds, |i, e| Error::Scenario {
-        location: format!("--threshold {:?}: col {}", args.thresholds[i], e.col),
+    let flag_location =
+        |i: usize, col: usize| format!("--threshold {:?}: col {col}", args.thresholds[i]);
+    let flags = gate::parse_all(&args.thresholds, |i, e| Error::Scenario {
+        location: flag_location(i, e.col),
         message: e.message,
-    })?);
+    })?;
+    check_thresholds(scenario, &flags, flag_location)?;
+    let mut thresholds: Vec<gate::Threshold> = scenario
+        .thresholds
+        .iter()
+        .map(|t| t.threshold.clone())
+        .collect();
+    thresholds.extend(flags);
     let preflight = check_host(scenario, args.quiet)?;
+    let (folders, made) = report_folders(args, &scenario.name)?;
     let stop = shutdown::install().map_err(|e| Error::Runtime(format!("signal handlers: {e}")))?;
     Ok(Prepared {
         thresholds,
         stop,
         exe: topology::current_exe()?,
         preflight,
+        folders,
+        made,
     })
+}
+
+/// Refuses, before anything starts, a threshold that reads a value no
+/// summary of this run can hold (an unknown metric, a key the scenario
+/// does not have, a part of summary.json this experiment never fills):
+/// a typo is bad input (exit 2), not a failed threshold at the end.
+fn check_thresholds(
+    scenario: &scenario::Scenario,
+    flags: &[gate::Threshold],
+    flag_location: impl Fn(usize, usize) -> String,
+) -> Result<()> {
+    if scenario.thresholds.is_empty() && flags.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<&str> = scenario.keys.iter().map(|k| k.name.as_str()).collect();
+    let paths = report::summary::number_paths(scenario);
+    // The flags' location quotes the expression; the file's does not.
+    let refused = |location: String, message: String| Error::Scenario {
+        location,
+        message: format!(
+            "{message} (experiment = \"{}\")",
+            scenario.experiment.kind().as_str()
+        ),
+    };
+    for t in &scenario.thresholds {
+        t.threshold.check(&keys, &paths).map_err(|e| {
+            refused(
+                t.location(e.col),
+                format!("threshold `{}`: {}", t.threshold.expr, e.message),
+            )
+        })?;
+    }
+    for (i, t) in flags.iter().enumerate() {
+        t.check(&keys, &paths)
+            .map_err(|e| refused(flag_location(i, e.col), e.message))?;
+    }
+    Ok(())
 }
 
 /// `--repeat` is for `run`; the other experiments repeat in their own way.
@@ -461,30 +506,74 @@ fn refuse_repeat(args: &RunArgs, message: &str) -> Result<()> {
     Ok(())
 }
 
-/// `--repeat N`, `<out>/run-<index>` or `reports/<name>-<time>-<index>`.
-fn run_folder(
-    name: &str,
-    started_at: &chrono::DateTime<chrono::Utc>,
-    out: Option<&Path>,
-    index: u32,
-    repeat: u32,
-) -> PathBuf {
-    match (repeat, out) {
-        (1, _) => report::folder_for(name, started_at, out),
-        (_, Some(out)) => out.join(format!("run-{index}")),
-        (_, None) => {
-            let base = report::folder_for(name, started_at, None);
-            PathBuf::from(format!("{}-{index}", base.display()))
+/// The report folders of this command, made ready before any component or
+/// load starts (see [`report::folder::prepare`]), so a folder that cannot
+/// hold the report fails now, not after the load: `--out DIR` (refused
+/// when it holds an earlier run, unless `--force`), or with `--repeat N`
+/// its `run-1..N`; by default `reports/<name>-<time>` (or `-1..N`), named
+/// from the command's start. A default folder is never an earlier run's:
+/// if one started in the same second, the name takes a suffix (`.2`).
+fn report_folders(args: &RunArgs, name: &str) -> Result<(Vec<PathBuf>, MadeFolders)> {
+    let started_at = chrono::Utc::now();
+    let runs = |base: &Path, chosen: bool| -> Vec<PathBuf> {
+        match (args.repeat, chosen) {
+            (1, _) => vec![base.to_path_buf()],
+            (n, true) => (1..=n).map(|i| base.join(format!("run-{i}"))).collect(),
+            (n, false) => (1..=n)
+                .map(|i| PathBuf::from(format!("{}-{i}", base.display())))
+                .collect(),
         }
+    };
+    let mut made = MadeFolders(Vec::new());
+    let mut prepare = |dir: &Path, force: bool, chosen: bool| -> Result<()> {
+        if report::folder::prepare(dir, force, chosen)? {
+            made.0.push(dir.to_path_buf());
+        }
+        Ok(())
+    };
+    if let Some(out) = &args.out {
+        prepare(out, args.force, true)?;
+        let folders = runs(out, true);
+        for dir in folders.iter().filter(|dir| *dir != out) {
+            prepare(dir, false, true)?;
+        }
+        return Ok((folders, made));
     }
+    let base = report::folder_for(name, &started_at, None);
+    let taken = |dir: &PathBuf| dir.exists() && !report::folder::earlier_run(dir).is_empty();
+    let folders = (1..=MAX_SUFFIX)
+        .map(|n| match n {
+            1 => runs(&base, false),
+            n => runs(&PathBuf::from(format!("{}.{n}", base.display())), false),
+        })
+        .find(|folders| !folders.iter().any(taken))
+        .unwrap_or_else(|| runs(&base, false));
+    for dir in &folders {
+        prepare(dir, args.force, false)?;
+    }
+    Ok((folders, made))
 }
 
+/// Most suffixes tried for a default report folder taken in the same second.
+const MAX_SUFFIX: u32 = 100;
+
+/// The one report folder of an experiment that is not repeated.
+fn one_folder(folders: Vec<PathBuf>) -> Result<PathBuf> {
+    folders
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Runtime("no report folder".to_string()))
+}
+
+/// True when `written` holds `dir`'s summary.json: only then is there a
+/// report to point at.
+fn wrote_summary(dir: &Path, written: &[PathBuf]) -> bool {
+    written.contains(&dir.join("summary.json"))
+}
+
+/// Writes JUnit XML to `path`, whole or not at all.
 fn write_junit(path: &Path, suite: &str, cases: &[gate::junit::Case]) -> Result<()> {
-    let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
-    let mut w = std::io::BufWriter::new(file);
-    gate::junit::write(&mut w, suite, cases)
-        .and_then(|()| w.flush())
-        .map_err(|e| Error::io(path, e))
+    report::write_file(path, &|w| gate::junit::write(w, suite, cases))
 }
 
 /// `contend compare`: baseline report folders against current ones. Returns
@@ -618,7 +707,10 @@ fn sweep(args: &RunArgs, scenario: &scenario::Scenario, spec: &scenario::SweepSp
         stop,
         exe,
         preflight,
+        folders,
+        made: _made,
     } = prepare(args, scenario)?;
+    let dir = one_folder(folders)?;
     let bench = Bench {
         scenario,
         exe: &exe,
@@ -640,11 +732,11 @@ fn sweep(args: &RunArgs, scenario: &scenario::Scenario, spec: &scenario::SweepSp
         .collect();
     summary.sweep = Some(output.result.clone());
     evaluate_thresholds(&mut summary, &thresholds)?;
-    let dir = report::folder_for(&scenario.name, &run.step.started_at, args.out.as_deref());
     let (written, errors) = report::write(&dir, run, &summary);
+    let wrote = wrote_summary(&dir, &written);
     let mut stdout = std::io::stdout().lock();
     if args.quiet {
-        if summary.thresholds.is_empty() {
+        if summary.thresholds.is_empty() && wrote {
             let _ = writeln!(stdout, "no thresholds; report in {}", dir.display());
         }
     } else {
@@ -654,5 +746,5 @@ fn sweep(args: &RunArgs, scenario: &scenario::Scenario, spec: &scenario::SweepSp
         }
     }
     drop(stdout);
-    conclude(args, &stop, &dir, &summary, errors, !written.is_empty())
+    conclude(args, &stop, &dir, &summary, errors, wrote)
 }

@@ -14,6 +14,7 @@ Examples:
   contend run scenarios/quickstart.toml
   contend run --target http://127.0.0.1:8080/ --rate 20k --duration 10s
   contend run scenarios/quickstart.toml --rate 5k --out /tmp/run1
+  contend run scenarios/quickstart.toml --out /tmp/run1 --force   # replace that run
   contend report reports/quickstart-20261123-101500
   contend run gate.toml --threshold 'p99 < 250ms' --threshold 'error_rate < 1%' --junit gate.xml
   contend run gate.toml --repeat 5 --out /tmp/current
@@ -23,7 +24,8 @@ Examples:
 Exit codes:
   0    the run completed (and every threshold held; compare: no regression)
   1    runtime failure (a component failed, a file could not be written)
-  2    bad input (scenario file, flags, a malformed threshold)
+  2    bad input (scenario file, flags, a malformed or unknown threshold, an --out
+       that cannot hold the report or holds another run without --force)
   3    a threshold failed (run), or a metric regressed (compare)
   130  interrupted by Ctrl-C (SIGINT); the report of what ran is written
   143  stopped by SIGTERM; the report of what ran is written";
@@ -187,9 +189,15 @@ pub struct RunArgs {
     /// Name of the run (report folder prefix).
     #[arg(long)]
     pub name: Option<String>,
-    /// Write the report folder here instead of reports/<name>-<time>/.
+    /// Write the report folder here instead of reports/<name>-<time>/. A
+    /// folder that holds another run is refused unless --force.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Replace the run already in --out: first remove the files and
+    /// subfolders contend wrote there (summary.json, intervals.csv, plots,
+    /// run-N/, ...), and nothing else, so no stale file stays beside the new run.
+    #[arg(long)]
+    pub force: bool,
     /// No progress bars.
     #[arg(long)]
     pub no_progress: bool,

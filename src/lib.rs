@@ -22,8 +22,9 @@
 //! - [`shutdown`]: Ctrl-C and SIGTERM: stop, drain, report.
 //! - [`experiment`]: one load step, and its compositions (`run`, `sweep`,
 //!   `find_limit`, `abort_audit`).
-//! - [`report`]: summary.json, intervals.csv, .hgrm, .hlog, plots,
-//!   report.html, the console.
+//! - [`report`]: the report folder (made ready before the run),
+//!   summary.json, intervals.csv, .hgrm, .hlog, plots, report.html, the
+//!   console.
 //! - [`gate`]: the CI gate: thresholds' verdicts, baseline comparison, JUnit XML.
 //! - [`cli`] and [`app`]: the command line and its commands.
 //!

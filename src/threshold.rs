@@ -2,10 +2,12 @@
 //! `keys.ui.p99 < 50ms`, `find_limit.limit >= 5`.
 //!
 //! Takes expression text (from `[thresholds] checks` or `--threshold`) and
-//! parses it into a [`Threshold`]; evaluates that over a run's summary as
-//! JSON (so a dotted path reaches any value `summary.json` holds, experiment
-//! results included) and hands on a [`ThresholdResult`]. Does not print
-//! and does not decide the exit code.
+//! parses it into a [`Threshold`]; checks it, before the run, against the
+//! scenario's keys and the paths a summary of its experiment can hold
+//! (given by the caller); evaluates it over a run's summary as JSON (so a
+//! dotted path reaches any value `summary.json` holds, experiment results
+//! included) and hands on a [`ThresholdResult`]. Does not print and does
+//! not decide the exit code.
 //!
 //! The grammar, small enough to parse by hand:
 //!
@@ -123,6 +125,9 @@ pub struct Threshold {
     /// The right-hand side in the metric's own unit.
     limit: f64,
     unit: Unit,
+    /// Column of the metric's first character in the expression as
+    /// given, from 1 (where [`Threshold::check`] points).
+    metric_col: usize,
 }
 
 /// The verdict of one threshold over one run: `thresholds[]` in summary.json.
@@ -255,7 +260,38 @@ impl Threshold {
             op,
             limit,
             unit,
+            metric_col: path_col,
         })
+    }
+
+    /// Checks, before anything runs, that the threshold reads a value a
+    /// summary of this run can hold: a key it names is one of `keys` (the
+    /// scenario's), and a dotted path is one of `paths`: the dotted paths
+    /// of the numbers (and booleans) summary.json holds for this
+    /// experiment, where `*` stands for any one name, `#` for any one index
+    /// and a last `**` for anything below. The error points at the name
+    /// that is not there and lists what would be valid, so a typo is bad
+    /// input, not a failed threshold.
+    pub fn check(&self, keys: &[&str], paths: &[String]) -> Result<(), ParseError> {
+        let key_col = self.metric_col + "keys.".len();
+        let scope = match &self.metric {
+            Metric::Latency { scope, .. }
+            | Metric::ErrorRate { scope }
+            | Metric::Share { scope, .. }
+            | Metric::Goodput { scope } => scope,
+            Metric::Path { segments } => {
+                if let [first, key, _, ..] = segments.as_slice() {
+                    if first == "keys" {
+                        check_key(key, key_col, keys)?;
+                    }
+                }
+                return check_path(segments, self.metric_col, keys, paths);
+            }
+        };
+        match scope {
+            Scope::Run => Ok(()),
+            Scope::Key(key) => check_key(key, key_col, keys),
+        }
     }
 
     /// Evaluates the threshold over a summary (summary.json as JSON). A
@@ -379,6 +415,127 @@ impl Threshold {
             }
         }
     }
+}
+
+/// In a pattern of [`Threshold::check`]'s `paths`: any one name (a map's member).
+const ANY_NAME: &str = "*";
+/// Any one index (an array's element).
+const ANY_INDEX: &str = "#";
+/// Anything below (a part whose layout the summary does not fix).
+const ANYTHING: &str = "**";
+
+/// A key a threshold names is one of the scenario's.
+fn check_key(key: &str, col: usize, keys: &[&str]) -> Result<(), ParseError> {
+    if keys.contains(&key) {
+        return Ok(());
+    }
+    let message = if keys.is_empty() {
+        format!(
+            "no key `{key}`: this scenario has no [[keys]], so summary.json has no per-key values \
+             (drop `keys.{key}.` to read the whole run)"
+        )
+    } else {
+        format!(
+            "no key `{key}` in this scenario: its keys are {}",
+            keys.join(", ")
+        )
+    };
+    Err(ParseError { col, message })
+}
+
+/// A dotted path matches one of `paths` and ends at a number.
+fn check_path(
+    segments: &[String],
+    col: usize,
+    keys: &[&str],
+    paths: &[String],
+) -> Result<(), ParseError> {
+    let patterns: Vec<Vec<&str>> = paths.iter().map(|p| p.split('.').collect()).collect();
+    let mut live: Vec<&Vec<&str>> = patterns.iter().collect();
+    let mut segment_col = col;
+    for (i, segment) in segments.iter().enumerate() {
+        if live.iter().any(|p| p.get(i) == Some(&ANYTHING)) {
+            return Ok(());
+        }
+        let next: Vec<&Vec<&str>> = live
+            .iter()
+            .copied()
+            .filter(|p| match p.get(i) {
+                Some(&ANY_NAME) => true,
+                Some(&ANY_INDEX) => segment.bytes().all(|b| b.is_ascii_digit()),
+                Some(name) => name == segment,
+                None => false,
+            })
+            .collect();
+        if next.is_empty() {
+            let message = if i == 0 {
+                format!(
+                    "no `{segment}` in summary.json for this experiment: use a named metric \
+                     ({NAMED_METRICS}), {} or a number in summary.json ({})",
+                    keys_hint(keys),
+                    members(&live, 0)
+                )
+            } else {
+                let parent = segments[..i].join(".");
+                if live.iter().all(|p| p.len() == i) {
+                    format!("`{parent}` is a number: nothing lies under it")
+                } else {
+                    format!(
+                        "no `{segment}` under `{parent}` in summary.json for this experiment: \
+                         it holds {}",
+                        members(&live, i)
+                    )
+                }
+            };
+            return Err(ParseError {
+                col: segment_col,
+                message,
+            });
+        }
+        live = next;
+        segment_col += segment.chars().count() + 1;
+    }
+    if live.iter().any(|p| p.len() == segments.len()) {
+        return Ok(());
+    }
+    Err(ParseError {
+        col,
+        message: format!(
+            "`{}` is not a number in summary.json: name one of its members ({})",
+            segments.join("."),
+            members(&live, segments.len())
+        ),
+    })
+}
+
+/// The named metrics, for messages.
+const NAMED_METRICS: &str = "p50, p90, p99, p99.9, p99.99, max, mean, error_rate, \
+     rate(STATUS|Nxx|CLASS), goodput_per_s";
+
+/// How to name a key's metric, for messages.
+fn keys_hint(keys: &[&str]) -> String {
+    if keys.is_empty() {
+        "no keys.NAME.METRIC (this scenario has no [[keys]])".to_string()
+    } else {
+        format!("keys.NAME.METRIC (NAME: {})", keys.join(", "))
+    }
+}
+
+/// The distinct names at depth `i` of `patterns`, in their order, for
+/// messages.
+fn members(patterns: &[&Vec<&str>], i: usize) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for name in patterns.iter().filter_map(|p| p.get(i)) {
+        let name = match *name {
+            ANY_NAME | ANYTHING => "any name",
+            ANY_INDEX => "an index: 0, 1, ...",
+            name => name,
+        };
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names.join(", ")
 }
 
 /// The arrivals of a scope (the sum of its outcome classes) and its outcomes.
@@ -755,6 +912,133 @@ mod tests {
         for (expr, col, message) in cases {
             let e = Threshold::parse(expr).expect_err(expr);
             assert!(e.message.contains(message), "{expr}: {e}");
+            assert_eq!(e.col, *col, "{expr}: {e}");
+        }
+    }
+
+    /// Paths as a summary of some experiment holds them.
+    fn paths() -> Vec<String> {
+        [
+            "arrivals",
+            "duration_s",
+            "latency_us.p99",
+            "latency_us.count",
+            "keys.*.latency_us.p99",
+            "outcomes.responses.*",
+            "find_limit.classes.#.limit",
+            "gateway_accounting.keys.**",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    #[test]
+    fn thresholds_that_this_run_can_hold_pass_the_check() {
+        let cases = [
+            "p99 < 1s",
+            "keys.ui.p99 < 1s",
+            "keys.export.rate(503) < 1%",
+            "error_rate < 1%",
+            "goodput_per_s > 1",
+            "arrivals > 1",
+            "latency_us.p99 < 5ms",
+            "keys.ui.latency_us.p99 < 5",
+            "outcomes.responses.200 > 0",
+            "find_limit.classes.0.limit >= 1",
+            "gateway_accounting.keys.ui.anything.below > 1",
+        ];
+        for expr in cases {
+            let t = Threshold::parse(expr).unwrap();
+            assert_eq!(t.check(&["ui", "export"], &paths()), Ok(()), "{expr}");
+        }
+    }
+
+    #[test]
+    fn thresholds_that_this_run_cannot_hold_are_refused_with_the_valid_names() {
+        let named = "use a named metric (p50, p90, p99, p99.9, p99.99, max, mean, error_rate, \
+                     rate(STATUS|Nxx|CLASS), goodput_per_s)";
+        // (expression, the scenario's keys, column, message)
+        let cases: &[(&str, &[&str], usize, String)] = &[
+            (
+                "nonsense > 1",
+                &["ui", "export"],
+                1,
+                format!(
+                    "no `nonsense` in summary.json for this experiment: {named}, keys.NAME.METRIC \
+                     (NAME: ui, export) or a number in summary.json (arrivals, duration_s, \
+                     latency_us, keys, outcomes, find_limit, gateway_accounting)"
+                ),
+            ),
+            (
+                "  nonsense.p99 > 1",
+                &[],
+                3,
+                format!(
+                    "no `nonsense` in summary.json for this experiment: {named}, no \
+                     keys.NAME.METRIC (this scenario has no [[keys]]) or a number in summary.json \
+                     (arrivals, duration_s, latency_us, keys, outcomes, find_limit, gateway_accounting)"
+                ),
+            ),
+            (
+                "keys.batch.p99 < 1s",
+                &["ui", "export"],
+                6,
+                "no key `batch` in this scenario: its keys are ui, export".to_string(),
+            ),
+            (
+                "keys.batch.latency_us.p99 < 5",
+                &["ui"],
+                6,
+                "no key `batch` in this scenario: its keys are ui".to_string(),
+            ),
+            (
+                " keys.ui.error_rate < 1%",
+                &[],
+                7,
+                "no key `ui`: this scenario has no [[keys]], so summary.json has no per-key values \
+                 (drop `keys.ui.` to read the whole run)"
+                    .to_string(),
+            ),
+            (
+                "latency_us.p98 < 1",
+                &[],
+                12,
+                "no `p98` under `latency_us` in summary.json for this experiment: it holds p99, count"
+                    .to_string(),
+            ),
+            (
+                "arrivals.x > 1",
+                &[],
+                10,
+                "`arrivals` is a number: nothing lies under it".to_string(),
+            ),
+            (
+                "latency_us > 1",
+                &[],
+                1,
+                "`latency_us` is not a number in summary.json: name one of its members (p99, count)"
+                    .to_string(),
+            ),
+            (
+                "find_limit.classes.x.limit > 1",
+                &[],
+                20,
+                "no `x` under `find_limit.classes` in summary.json for this experiment: it holds \
+                 an index: 0, 1, ..."
+                    .to_string(),
+            ),
+            (
+                "outcomes.responses > 1",
+                &[],
+                1,
+                "`outcomes.responses` is not a number in summary.json: name one of its members (any name)"
+                    .to_string(),
+            ),
+        ];
+        for (expr, keys, col, message) in cases {
+            let t = Threshold::parse(expr).unwrap();
+            let e = t.check(keys, &paths()).expect_err(expr);
+            assert_eq!(&e.message, message, "{expr}");
             assert_eq!(e.col, *col, "{expr}: {e}");
         }
     }

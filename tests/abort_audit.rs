@@ -394,6 +394,7 @@ fn the_binary_writes_the_audit_report() {
     for plot in ["accounting.svg", "accounting.png"] {
         assert!(out_dir.join(plot).is_file(), "{plot} missing");
     }
+    crate::binary::assert_only_contend_files(&out_dir);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

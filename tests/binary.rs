@@ -81,3 +81,27 @@ pub fn summary(dir: &Path) -> Value {
     crate::reports::assert_matches_schema(&value);
     value
 }
+
+/// Every file and subfolder in the report folder `dir` is one contend
+/// knows as its own, so `--force` would clear them all (a new artifact
+/// must be added to `report::folder`'s lists).
+pub fn assert_only_contend_files(dir: &Path) {
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type().unwrap().is_dir() {
+            assert!(
+                contend::report::folder::is_contend_folder(&name),
+                "{}: subfolder {name} is not one contend knows",
+                dir.display()
+            );
+            assert_only_contend_files(&entry.path());
+        } else {
+            assert!(
+                contend::report::folder::is_contend_file(&name),
+                "{}: {name} is not a file contend knows",
+                dir.display()
+            );
+        }
+    }
+}

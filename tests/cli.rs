@@ -7,7 +7,11 @@
 //! exits 2 with the fix on stderr and no panic; an unreachable target is
 //! counted as `connect_error`, not a crash; SIGINT and SIGTERM stop the run,
 //! write the report of what ran and exit 130 and 143; `contend report`
-//! prints a saved run again. Every target is on loopback; the tests wait on
+//! prints a saved run again; an `--out` that cannot hold the report fails
+//! before the load, one holding another run is refused unless `--force`
+//! (which clears only that run), and a summary that cannot be written
+//! leaves no file and no `Report:` line; URL errors mask a password and cut
+//! long values short. Every target is on loopback; the tests wait on
 //! a server's first request, a process appearing or an exit, never a sleep.
 
 use std::io::{Read, Write};
@@ -637,5 +641,277 @@ fn report_of_a_folder_without_summary_says_the_cause_once() {
         stderr.matches("No such file or directory").count(),
         1,
         "{stderr}"
+    );
+}
+
+#[test]
+fn url_errors_mask_the_password_and_cut_long_values_short() {
+    // (--target, what stderr must hold)
+    let long_path = format!("/{}", "p".repeat(100_000));
+    let cases = [
+        (
+            "https://admin:hunter2@127.0.0.1:9/".to_string(),
+            "--target \"https://admin:***@127.0.0.1:9/\": https is not supported".to_string(),
+        ),
+        (
+            "http://admin:hunter2@127.0.0.1:9/".to_string(),
+            "--target \"http://admin:***@127.0.0.1:9/\": user names and passwords".to_string(),
+        ),
+        (
+            format!("http://127.0.0.1:9{long_path}"),
+            format!(
+                "--target path \"/{}\"... (100001 characters, the first 60 shown) is longer than \
+                 the 65534 bytes a request target can hold",
+                "p".repeat(59)
+            ),
+        ),
+        (
+            format!("http://127.0.0.1:9{long_path}%20x y"),
+            format!(
+                "--target path \"/{}\"... (100007 characters, the first 60 shown) holds ' '",
+                "p".repeat(59)
+            ),
+        ),
+    ];
+    for (target, want) in cases {
+        let out = run(contend().args(["run", "--target", &target, "--rate", "10"]));
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&want),
+            "stderr lacks {want:?}:\n{stderr:.400}"
+        );
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+        assert!(stderr.len() < 1000, "{} bytes of stderr", stderr.len());
+    }
+}
+
+/// `contend run` of a 3 s flag-only load into `--out out` with `args`;
+/// fails unless it exits `code` well before the load could have run.
+fn refused_before_the_load(out: &Path, args: &[&str], code: i32) -> String {
+    let started = Instant::now();
+    let result = run(contend()
+        .args(["run", "--target", &closed_port_url(), "--rate", "100"])
+        .args(["--duration", "3s", "--no-progress"])
+        .args(args)
+        .arg("--out")
+        .arg(out));
+    assert_exit(&result, code);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the load ran first: {:?}",
+        started.elapsed()
+    );
+    let stderr = text(&result.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(result.stdout.is_empty(), "{}", text(&result.stdout));
+    stderr
+}
+
+#[test]
+fn an_out_that_cannot_hold_the_report_fails_before_the_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a folder").unwrap();
+    // (--out, extra flags, what stderr must hold)
+    let cases = [
+        (
+            file.clone(),
+            vec![],
+            format!(
+                "report folder {}: it is a file, not a folder: give --out a folder",
+                file.display()
+            ),
+        ),
+        (
+            file.join("report"),
+            vec![],
+            format!(
+                "cannot create the report folder {}: Not a directory (os error 20): choose a \
+                 writable --out",
+                file.join("report").display()
+            ),
+        ),
+        (
+            file.join("report"),
+            vec!["--repeat", "2"],
+            format!(
+                "cannot create the report folder {}: Not a directory (os error 20)",
+                file.join("report").display()
+            ),
+        ),
+    ];
+    for (out, args, want) in cases {
+        let stderr = refused_before_the_load(&out, &args, 2);
+        assert!(
+            stderr.contains(&want),
+            "{args:?}: stderr lacks {want:?}:\n{stderr}"
+        );
+    }
+    // A `--repeat` run's folder is checked too, before the first run.
+    let out = dir.path().join("repeat");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("run-2"), "a file where run-2/ goes").unwrap();
+    let stderr = refused_before_the_load(&out, &["--repeat", "2"], 2);
+    assert!(
+        stderr.contains(&format!(
+            "report folder {}: it is a file, not a folder",
+            out.join("run-2").display()
+        )),
+        "{stderr}"
+    );
+    assert!(!out.join("run-1").exists(), "run 1 ran: {stderr}");
+    // A read-only place (sysfs is read-only to everyone, root included).
+    let read_only = Path::new("/sys/contend-test-report");
+    if std::fs::create_dir(read_only).is_err() {
+        let stderr = refused_before_the_load(read_only, &[], 2);
+        assert!(
+            stderr.contains("cannot create the report folder /sys/contend-test-report: ")
+                && stderr.contains("(os error ")
+                && stderr.contains(": choose a writable --out"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn every_experiment_checks_its_folder_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a folder").unwrap();
+    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    for scenario in [
+        "capacity-sweep.toml",
+        "timeout-break.toml",
+        "client-abort.toml",
+    ] {
+        let out = file.join("report");
+        let started = Instant::now();
+        let result = run(contend()
+            .arg("run")
+            .arg(scenarios.join(scenario))
+            .args(["--no-progress", "--out"])
+            .arg(&out));
+        assert_exit(&result, 2);
+        let stderr = text(&result.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "cannot create the report folder {}: Not a directory",
+                out.display()
+            )),
+            "{scenario}: {stderr}"
+        );
+        // Each of these takes a minute or more once it starts.
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{scenario}: started first ({:?})",
+            started.elapsed()
+        );
+    }
+}
+
+#[test]
+fn a_folder_holding_a_run_is_refused_unless_force_which_clears_only_that_run() {
+    let server = util::http_server(|_| Duration::ZERO);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    let run_into = |extra: &[&str]| {
+        run(contend()
+            .args(["run", "--target", &server.url(), "--rate", "100"])
+            .args(["--duration", "1s", "--no-progress"])
+            .args(extra)
+            .arg("--out")
+            .arg(&out))
+    };
+    assert_exit(&run_into(&[]), 0);
+    let first = summary(&out)["started_at"].clone();
+    // An earlier sweep's files, a user's notes, a repeated run's folder.
+    for (name, body) in [
+        ("capacity.json", "{}"),
+        ("steps.csv", "step\n"),
+        ("usl.svg", "<svg/>"),
+        ("run-3/summary.json", "{}"),
+        ("notes.txt", "keep me"),
+        ("data/steps.csv", "keep me too"),
+    ] {
+        let path = out.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+    let stderr = refused_before_the_load(&out, &[], 2);
+    assert!(
+        stderr.contains(&format!(
+            "report folder {} holds an earlier run (capacity.json, intervals.csv, latency-over-time.png, \
+             latency-over-time.svg, and ",
+            out.display()
+        )) && stderr.contains(
+            "choose another --out, or add --force to replace it (--force first removes the \
+             files contend writes there, and nothing else)"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(
+        summary(&out)["started_at"],
+        first,
+        "the refusal changed the run"
+    );
+    let forced = run_into(&["--force"]);
+    assert_exit(&forced, 0);
+    assert_ne!(summary(&out)["started_at"], first);
+    for stale in ["capacity.json", "steps.csv", "usl.svg", "run-3"] {
+        assert!(
+            !out.join(stale).exists(),
+            "{stale} stayed beside the new run"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(out.join("notes.txt")).unwrap(),
+        "keep me"
+    );
+    assert!(out.join("data/steps.csv").exists());
+    assert_report_folder(&out);
+}
+
+#[test]
+fn a_summary_that_cannot_be_written_leaves_no_file_and_no_report_line() {
+    // A file size limit of two 512-byte blocks, with SIGXFSZ ignored, makes
+    // every write past 1 KiB fail with EFBIG, as a full disk fails them: the
+    // folder takes the small probe, the summary (several KiB) cannot fit.
+    let server = util::http_server(|_| Duration::ZERO);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    let result = run(std::process::Command::new("sh")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 2 && exec \"$@\"")
+        .arg("sh")
+        .arg(crate::binary::CONTEND)
+        .args(["run", "--target", &server.url(), "--rate", "100"])
+        .args(["--duration", "1s", "--no-progress", "--out"])
+        .arg(&out)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null()));
+    assert_exit(&result, 1);
+    let stderr = text(&result.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}: File too large (os error 27)",
+            out.join("summary.json").display()
+        )),
+        "{stderr}"
+    );
+    let stdout = text(&result.stdout);
+    assert!(stdout.contains("Requests/sec"), "{stdout}");
+    assert!(!stdout.contains("Report:"), "{stdout}");
+    assert!(
+        !out.join("summary.json").exists(),
+        "a truncated summary.json"
+    );
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.starts_with(".contend-tmp-")),
+        "temporary files left: {names:?}"
     );
 }

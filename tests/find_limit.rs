@@ -148,6 +148,7 @@ fn a_short_find_limit_on_one_core_lands_within_one_of_the_model() {
         "{console}"
     );
 
+    binary::assert_only_contend_files(&out_dir);
     let s = binary::summary(&out_dir);
     let f = &s["find_limit"];
     assert_eq!(f["model_limit"], 5, "{f:#}");

@@ -194,7 +194,7 @@ fn thresholds_pass_with_exit_0_and_fail_with_exit_3_and_junit() {
             "--threshold",
             "p50 > 1s",
             "--threshold",
-            "find_limit.limit >= 5",
+            "latency_by_class_us.client_timeout.p99 < 1000000",
             "--junit",
         ])
         .arg(&junit)
@@ -208,7 +208,10 @@ fn thresholds_pass_with_exit_0_and_fail_with_exit_3_and_junit() {
     );
     assert!(stdout.contains("FAIL p50 > 1s: "), "{stdout}");
     assert!(
-        stdout.contains("FAIL find_limit.limit >= 5: no such value in the summary"),
+        stdout.contains(
+            "FAIL latency_by_class_us.client_timeout.p99 < 1000000: no such value in the summary \
+             (`client_timeout` is absent)"
+        ),
         "{stdout}"
     );
     assert!(
@@ -234,7 +237,10 @@ fn thresholds_pass_with_exit_0_and_fail_with_exit_3_and_junit() {
             ("error_rate < 1%".to_string(), false),
             ("rate(204) >= 99%".to_string(), false),
             ("p50 > 1s".to_string(), true),
-            ("find_limit.limit >= 5".to_string(), true),
+            (
+                "latency_by_class_us.client_timeout.p99 < 1000000".to_string(),
+                true
+            ),
         ]
     );
     // `contend report` shows the saved verdicts again.
@@ -305,6 +311,114 @@ fn malformed_thresholds_exit_2_with_their_position() {
         text(&out.stderr).contains("unknown field `check`"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+#[test]
+fn thresholds_on_values_this_run_cannot_hold_exit_2_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("never");
+    // Port 9 on loopback refuses: were the load started, the run would take
+    // its full second and exit 0 or 3, and write the report folder.
+    let keys = "\n[[keys]]\nname = \"ui\"\n\n[[keys]]\nname = \"export\"\n";
+    let file = scenario(dir.path(), "http://127.0.0.1:9", 10, keys);
+    let named = "use a named metric (p50, p90, p99, p99.9, p99.99, max, mean, error_rate, \
+                 rate(STATUS|Nxx|CLASS), goodput_per_s)";
+    // (--threshold, the error after `--threshold "EXPR": `)
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "nonsense > 1",
+            format!(
+                "col 1: no `nonsense` in summary.json for this experiment: {named}, keys.NAME.METRIC \
+                 (NAME: ui, export) or a number in summary.json (achieved_rate_per_s, arrivals, "
+            ),
+        ),
+        (
+            "keys.batch.p99 < 50ms",
+            "col 6: no key `batch` in this scenario: its keys are ui, export (experiment = \"run\")"
+                .to_string(),
+        ),
+        (
+            "keys.batch.latency_us.p99 < 50000",
+            "col 6: no key `batch` in this scenario: its keys are ui, export".to_string(),
+        ),
+        (
+            "find_limit.limit >= 5",
+            "col 1: no `find_limit` in summary.json for this experiment".to_string(),
+        ),
+        (
+            "upstream_accounting.totals.cpu_s < 1",
+            "col 1: no `upstream_accounting` in summary.json for this experiment".to_string(),
+        ),
+        (
+            "latency_us.p98 < 1",
+            "col 12: no `p98` under `latency_us` in summary.json for this experiment: it holds \
+             count, max, mean, p50, p90, p99, p999, p9999 (experiment = \"run\")"
+                .to_string(),
+        ),
+        (
+            "latency_us < 1",
+            "col 1: `latency_us` is not a number in summary.json: name one of its members".to_string(),
+        ),
+    ];
+    for (expr, want) in cases {
+        let started = std::time::Instant::now();
+        let out = run(contend()
+            .arg("run")
+            .arg(&file)
+            .args(["--no-progress", "--threshold", expr, "--out"])
+            .arg(&out_dir));
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        let want = format!("--threshold {expr:?}: {want}");
+        assert!(
+            stderr.contains(&want),
+            "{expr}: stderr lacks\n{want}\n{stderr}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(900),
+            "{expr}: the load ran ({:?})",
+            started.elapsed()
+        );
+        assert!(!out_dir.exists(), "{expr}: a report folder was made");
+    }
+    // Valid names pass the check: the run goes ahead (and fails one of them).
+    let out = run(contend()
+        .arg("run")
+        .arg(&file)
+        .args(["--quiet", "--threshold", "keys.ui.p99 < 1s"])
+        .args([
+            "--threshold",
+            "latency_us.p999 < 1s",
+            "--threshold",
+            "p99 < 1us",
+        ])
+        .arg("--out")
+        .arg(&out_dir));
+    assert_exit(&out, 3);
+    // The scenario's own checks: file:line:col of the name that is not there.
+    let file = scenario(
+        dir.path(),
+        "http://127.0.0.1:9",
+        10,
+        &format!("{keys}\n[thresholds]\nchecks = [\"p99 < 1s\", \"keys.nope.p99 < 1s\"]\n"),
+    );
+    let line = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .position(|l| l.starts_with("checks"))
+        .unwrap()
+        + 1;
+    let out = run(contend().arg("run").arg(&file));
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}:{line}:29: threshold `keys.nope.p99 < 1s`: no key `nope` in this scenario: its keys \
+             are ui, export (experiment = \"run\")",
+            file.display()
+        )),
+        "{stderr}"
     );
 }
 

@@ -276,6 +276,56 @@ fn summary_matches_its_schema() {
     assert_matches_schema(&shared_run().summary);
 }
 
+/// The dotted path of every number and boolean in `value`, as a threshold
+/// names it.
+fn number_leaves(value: &Value, at: &str, out: &mut Vec<String>) {
+    let below = |name: &str| {
+        if at.is_empty() {
+            name.to_string()
+        } else {
+            format!("{at}.{name}")
+        }
+    };
+    match value {
+        Value::Object(map) => map
+            .iter()
+            .for_each(|(k, v)| number_leaves(v, &below(k), out)),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .for_each(|(i, v)| number_leaves(v, &below(&i.to_string()), out)),
+        Value::Number(_) | Value::Bool(_) => out.push(at.to_string()),
+        Value::Null | Value::String(_) => {}
+    }
+}
+
+#[test]
+fn every_number_of_a_real_summary_passes_the_threshold_check() {
+    // What `contend run` checks thresholds against before it starts must
+    // let through every number the run then writes.
+    let run = shared_run();
+    let scenario = contend::scenario::load(
+        &run.dir.parent().unwrap().join("scenario.toml"),
+        &contend::scenario::Overrides::default(),
+    )
+    .unwrap();
+    let paths = contend::report::summary::number_paths(&scenario);
+    let mut leaves = Vec::new();
+    number_leaves(&run.summary, "", &mut leaves);
+    assert!(leaves.len() > 100, "{leaves:?}");
+    for leaf in leaves {
+        let expr = format!("{leaf} >= 0");
+        let t = contend::threshold::Threshold::parse(&expr).unwrap();
+        t.check(&["ui", "batch"], &paths)
+            .unwrap_or_else(|e| panic!("{expr}: {e}"));
+    }
+}
+
+#[test]
+fn every_file_of_the_report_is_one_force_would_clear() {
+    crate::binary::assert_only_contend_files(&shared_run().dir);
+}
+
 #[test]
 fn schema_check_rejects_what_it_should() {
     // The checker must fail a wrong summary, or the test above proves nothing.

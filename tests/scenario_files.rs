@@ -88,6 +88,56 @@ fn directory_is_a_scenario_error() {
 }
 
 #[test]
+fn devices_are_refused_with_their_kind_before_any_read() {
+    // /dev/zero never ends and reports a size of 0: it must be refused by
+    // its type, not read up to a cap.
+    for (path, kind) in [
+        ("/dev/zero", "a character device"),
+        ("/dev/null", "a character device"),
+    ] {
+        let (message, code) = load_error(Path::new(path));
+        assert_eq!(code, 2, "{message}");
+        assert_eq!(
+            message,
+            format!("{path}: is {kind}, not a scenario file: give the path of a .toml file")
+        );
+    }
+}
+
+/// `contend doctor SCENARIO` through bash, with the scenario given as
+/// bash's process substitution `<(COMMAND)`: a pipe.
+fn doctor_through_a_pipe(command: &str) -> std::process::Output {
+    crate::binary::run(
+        std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("exec \"$0\" doctor <({command})"))
+            .arg(crate::binary::CONTEND)
+            .current_dir(data_dir())
+            .stdin(std::process::Stdio::null()),
+    )
+}
+
+#[test]
+fn a_pipe_is_read_as_a_scenario() {
+    let out = doctor_through_a_pipe("cat good-minimal.toml");
+    crate::binary::assert_exit(&out, 0);
+}
+
+#[test]
+fn an_endless_pipe_is_cut_at_the_cap() {
+    // `yes` never ends: the read must stop at 16 MiB, not when memory does.
+    let out = doctor_through_a_pipe("yes");
+    crate::binary::assert_exit(&out, 2);
+    let stderr = crate::binary::text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "holds more than 16777216 bytes, too large for a scenario file: is this the right file?"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn good_full_scenario_parses() {
     let s =
         scenario::load(&data_dir().join("good-full.toml"), &Overrides::default()).expect("loads");

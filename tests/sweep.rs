@@ -228,6 +228,7 @@ fn a_short_sweep_writes_rows_plots_and_a_page() {
     }
     let again = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     assert_eq!(again.matches("<svg").count(), plots.len());
+    crate::binary::assert_only_contend_files(dir.path());
 }
 
 /// A target that answers 503 to everything is past saturation at the

@@ -5,14 +5,16 @@
 //! - `scenario_files`: broken and good scenario files and their messages.
 //! - `driver`: the open-loop driver against servers that stall, refuse,
 //!   reset, never answer, or run out of connections.
-//! - `cli`: the `contend` binary end to end: exit codes, messages, signals.
+//! - `cli`: the `contend` binary end to end: exit codes, messages, signals,
+//!   the report folder's rules (made ready first, `--force`, whole files).
 //! - `gateway`: the reference gateway's policies and abort accounting, its
 //!   binary, and nginx as the gateway under test.
 //! - `preflight`: resource limits (the fd limit raised, a run that cannot fit
 //!   refused, descriptors running out mid-run), `contend doctor`, and a port
 //!   in use or nginx missing or failing its config test.
 //! - `reports`: the report folder's files against their formats and schema.
-//! - `gate`: thresholds, `compare`, `--repeat` and JUnit through the binary.
+//! - `gate`: thresholds (and those refused before the run), `compare`,
+//!   `--repeat` and JUnit through the binary.
 //! - `abort_audit`: the abort-audit experiment: accounted against true worker time per mode.
 //! - `find_limit`: the find-limit experiment: `[find_limit]`, refusals, one short real search.
 //! - `robustness`: failing targets (huge, endless, cut, reset, garbage,

@@ -205,8 +205,12 @@ impl Encoder<'_> {
                 request_log::ID_PLACEHOLDER.to_string(),
             ));
         }
-        path.parse::<Uri>()
-            .map_err(|e| Error::Usage(format!("request path {path:?}: {e}")))?;
+        path.parse::<Uri>().map_err(|e| {
+            Error::Usage(format!(
+                "request path {}: {e}",
+                crate::scenario::quoted(path)
+            ))
+        })?;
         let bytes = http1::encode_request(
             self.method.as_str(),
             path,

@@ -8,7 +8,7 @@
 //! the upstream did no work.
 
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -22,25 +22,23 @@ use crate::error::Error;
 /// Writes the audit's top-level files into `dir` (created if needed):
 /// `summary.json` and, when `summary` holds an audit, `accounting.csv`,
 /// `requests.csv` (the requests of `joined`, per mode) and the scatter.
-/// Each is written on its own; returns the errors of those that failed.
+/// Each is written on its own, whole or not at all; returns the files
+/// written and the errors of those that failed.
 pub fn write_files(
     dir: &Path,
     summary: &Summary,
     joined: &[(String, Vec<JoinedRequest>)],
-) -> Vec<Error> {
+) -> (Vec<PathBuf>, Vec<Error>) {
+    let mut written = Vec::new();
     let mut errors = Vec::new();
     if let Err(e) = std::fs::create_dir_all(dir) {
-        return vec![Error::io(dir, e)];
+        return (written, vec![Error::io(dir, e)]);
     }
     let mut one = |name: &str, body: &dyn Fn(&mut dyn Write) -> io::Result<()>| {
         let path = dir.join(name);
-        let result = std::fs::File::create(&path).and_then(|file| {
-            let mut w = io::BufWriter::new(file);
-            body(&mut w)?;
-            w.flush()
-        });
-        if let Err(e) = result {
-            errors.push(Error::io(&path, e));
+        match super::write_file(&path, body) {
+            Ok(()) => written.push(path),
+            Err(e) => errors.push(e),
         }
     };
     one("summary.json", &|w| {
@@ -56,12 +54,13 @@ pub fn write_files(
             figure(audit)
         };
         for path in super::plot::files(dir, "accounting") {
-            if let Err(e) = super::plot::render(&path, &figure) {
-                errors.push(Error::Runtime(format!("{}: {e}", path.display())));
+            match super::plot::render_file(&path, &figure) {
+                Ok(()) => written.push(path),
+                Err(e) => errors.push(e),
             }
         }
     }
-    errors
+    (written, errors)
 }
 
 /// One colour per mode, by the mode's place in the run order.

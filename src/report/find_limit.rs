@@ -120,27 +120,27 @@ fn write_class(w: &mut dyn Write, c: &ClassResult) -> io::Result<()> {
     writeln!(w, "  {}", c.note)
 }
 
+/// Writes one CSV file's rows.
+type RowsFn<'a> = dyn Fn(&mut csv::Writer<&mut dyn std::io::Write>) -> Result<(), csv::Error> + 'a;
+
 /// Writes `steps.csv` and `max-connections.csv` into `dir` (the plot is
 /// drawn with the others, by [`super::plot::charts`]).
 /// Returns the files written and the errors of those that failed.
 pub fn write_files(dir: &Path, r: &FindLimitResult) -> (Vec<PathBuf>, Vec<Error>) {
     let mut written = Vec::new();
     let mut errors = Vec::new();
-    let mut put =
-        |name: &str, f: &dyn Fn(&mut csv::Writer<std::fs::File>) -> Result<(), csv::Error>| {
-            let path = dir.join(name);
-            let result = std::fs::File::create(&path)
-                .map_err(csv::Error::from)
-                .and_then(|file| {
-                    let mut csv = csv::Writer::from_writer(file);
-                    f(&mut csv)?;
-                    csv.flush().map_err(csv::Error::from)
-                });
-            match result {
-                Ok(()) => written.push(path),
-                Err(e) => errors.push(Error::io(&path, std::io::Error::other(e))),
-            }
-        };
+    let mut put = |name: &str, f: &RowsFn| {
+        let path = dir.join(name);
+        let result = super::write_file(&path, &|w| {
+            let mut csv = csv::Writer::from_writer(w);
+            f(&mut csv).map_err(std::io::Error::from)?;
+            csv.flush()
+        });
+        match result {
+            Ok(()) => written.push(path),
+            Err(e) => errors.push(e),
+        }
+    };
     put("steps.csv", &|csv| {
         r.steps.iter().try_for_each(|row| csv.serialize(row))
     });

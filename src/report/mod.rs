@@ -5,16 +5,19 @@
 //! `latency.hlog`, a sweep's `steps.csv` and `concurrency.csv` (a
 //! find-limit's own files in [`find_limit`]), the plots
 //! ([`plot`], SVG and PNG) and `report.html` ([`html`]). Each artifact is
-//! written on its own: one that fails is reported and never costs the
-//! others. [`LiveIntervals`] writes `intervals.csv` and `latency.hlog` as
-//! the run goes, so a crash or `kill -9` still leaves them up to the last
-//! closed interval; the end-of-run write replaces them with the same
-//! content. Nothing here measures.
+//! written on its own, whole or not at all (under a temporary name, then
+//! renamed: [`write_file`]): one that fails is reported, never costs the
+//! others and never leaves a truncated file. [`folder`] makes the folder
+//! ready before the run. [`LiveIntervals`] writes `intervals.csv` and
+//! `latency.hlog` as the run goes, so a crash or `kill -9` still leaves
+//! them up to the last closed interval; the end-of-run write replaces them
+//! with the same content. Nothing here measures.
 
 pub mod abort_audit;
 pub mod capacity;
 pub mod console;
 pub mod find_limit;
+pub mod folder;
 pub mod hdr;
 pub mod html;
 pub mod plot;
@@ -168,12 +171,56 @@ pub fn write_sweep_tables(
 /// Writes one artifact's bytes to a writer.
 type WriteFn<'a> = dyn Fn(&mut dyn Write) -> std::io::Result<()> + 'a;
 
-fn write_file(path: &Path, body: &WriteFn) -> Result<()> {
-    let file = fs::File::create(path).map_err(|e| Error::io(path, e))?;
-    let mut w = std::io::BufWriter::new(file);
-    body(&mut w)
-        .and_then(|()| w.flush())
-        .map_err(|e| Error::io(path, e))
+/// Writes the file at `path` whole or not at all: `body` goes to a
+/// temporary file beside it, which replaces `path` only once written,
+/// flushed and synced. A write that fails (a full disk) leaves no
+/// truncated file under the real name: the earlier file, if any, or none.
+pub fn write_file(path: &Path, body: &WriteFn) -> Result<()> {
+    replace_file(path, &|temp| {
+        let mut w = std::io::BufWriter::new(fs::File::create(temp)?);
+        body(&mut w)?;
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        // A device or a pipe written in place has nothing to sync.
+        if file.metadata()?.is_file() {
+            file.sync_all()?;
+        }
+        Ok(())
+    })
+}
+
+/// Makes the file at `path` whole or not at all: `make` writes the file
+/// at the path it is given (a temporary name in the same folder, ending in
+/// the same file name, so its extension still says its format), which is
+/// then renamed over `path`. A device or a pipe (`--junit /dev/stdout`) is
+/// written in place, and a symbolic link's target is what is replaced.
+pub fn replace_file(path: &Path, make: &dyn Fn(&Path) -> std::io::Result<()>) -> Result<()> {
+    let target = match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => fs::canonicalize(path).unwrap_or(path.into()),
+        _ => path.to_path_buf(),
+    };
+    if fs::metadata(&target).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return make(&target).map_err(|e| Error::io(path, e));
+    }
+    let temp = temp_path(&target);
+    match make(&temp).and_then(|()| fs::rename(&temp, &target)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = fs::remove_file(&temp);
+            Err(Error::io(path, e))
+        }
+    }
+}
+
+/// What a temporary file's name starts with: `.contend-tmp-<pid>-<name>`
+/// (hidden, and this process's own).
+pub const TEMP_PREFIX: &str = ".contend-tmp-";
+
+/// The temporary name [`replace_file`] writes `path` under first.
+fn temp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map_or_else(|| "file".into(), |n| n.to_string_lossy());
+    path.with_file_name(format!("{TEMP_PREFIX}{}-{name}", std::process::id()))
 }
 
 /// One row of `intervals.csv`: written by every run, read back by
@@ -352,4 +399,65 @@ fn write_intervals_csv(w: &mut dyn Write, run: &RunOutput) -> std::io::Result<()
         csv.serialize(IntervalCsvRow::from(r))?;
     }
     csv.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names in `dir`, sorted.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_write_that_fails_leaves_no_truncated_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("summary.json");
+        // Half written, then the disk is full.
+        let failing = |w: &mut dyn Write| {
+            w.write_all(b"{\"half\": ")?;
+            Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
+        };
+        let e = write_file(&path, &failing).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("{}: No space left on device (os error 28)", path.display())
+        );
+        assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+        // An earlier file stays whole, and a good write replaces it whole.
+        write_file(&path, &|w| w.write_all(b"old")).unwrap();
+        write_file(&path, &failing).unwrap_err();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "old");
+        write_file(&path, &|w| w.write_all(b"new")).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "new");
+        assert_eq!(names(dir.path()), ["summary.json"]);
+    }
+
+    #[test]
+    fn a_plot_that_fails_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("usl.png");
+        let e = replace_file(&path, &|temp| {
+            // The temporary name keeps the extension the encoder goes by.
+            assert_eq!(temp.extension().unwrap(), "png");
+            fs::write(temp, b"\x89PNG half")?;
+            Err(std::io::Error::other("drawing failed"))
+        })
+        .unwrap_err();
+        assert_eq!(e.to_string(), format!("{}: drawing failed", path.display()));
+        assert!(names(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn a_device_is_written_in_place() {
+        // `--junit /dev/null` (or /dev/stdout): nothing to rename over.
+        write_file(Path::new("/dev/null"), &|w| w.write_all(b"<xml/>")).unwrap();
+        assert!(Path::new("/dev/null").exists());
+    }
 }

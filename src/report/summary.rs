@@ -465,6 +465,202 @@ impl Summary {
     }
 }
 
+/// summary.json's layout, the contract CI users read.
+const SCHEMA: &str = include_str!("../../docs/summary.schema.json");
+
+/// The dotted paths of the numbers (and booleans) a summary of
+/// `scenario`'s experiment holds, read off summary.json's schema, for
+/// checking thresholds before the run: `*` stands for any one name (a
+/// key, a status), `#` for any one index, and a last `**` for anything
+/// below a part the schema leaves open. A part this experiment never fills
+/// (`sweep` in a plain run, `upstream_accounting` with no mock upstream) is
+/// left out, so a threshold on it is refused instead of failing at the end.
+pub fn number_paths(scenario: &crate::scenario::Scenario) -> Vec<String> {
+    use crate::scenario::{Experiment, GatewayKind, Load, Target};
+    let Ok(schema) = serde_json::from_str::<serde_json::Value>(SCHEMA) else {
+        // Built in and parsed by a test; were it broken, check nothing.
+        return vec!["**".to_string()];
+    };
+    let experiment = &scenario.experiment;
+    let starts_gateway = matches!(
+        scenario.gateway.kind,
+        GatewayKind::Reference | GatewayKind::Nginx
+    ) || matches!(
+        experiment,
+        Experiment::FindLimit(_) | Experiment::AbortAudit(_)
+    );
+    let holds = |member: &str| match member {
+        "sweep" => matches!(experiment, Experiment::Sweep(_)),
+        "find_limit" => matches!(experiment, Experiment::FindLimit(_)),
+        "abort_audit" => matches!(experiment, Experiment::AbortAudit(_)),
+        "closed_loop_connections" => {
+            matches!(experiment, Experiment::Run(Load::Closed { .. }))
+        }
+        "upstream_accounting" => matches!(scenario.target, Target::Mock(_)),
+        "gateway_accounting" => starts_gateway,
+        _ => true,
+    };
+    let mut paths = Vec::new();
+    let Some(members) = schema.get("properties").and_then(|p| p.as_object()) else {
+        return vec!["**".to_string()];
+    };
+    for (name, member) in members.iter().filter(|(name, _)| holds(name)) {
+        collect_paths(&schema, member, &mut vec![name.clone()], &mut paths);
+    }
+    paths
+}
+
+/// Pushes onto `out` the paths of the numbers under `node` (a schema),
+/// reached by `at`.
+fn collect_paths(
+    root: &serde_json::Value,
+    node: &serde_json::Value,
+    at: &mut Vec<String>,
+    out: &mut Vec<String>,
+) {
+    // The schema's references do not loop; the bound is a guard all the same.
+    const MAX_DEPTH: usize = 16;
+    let node = match node.get("$ref").and_then(|r| r.as_str()) {
+        Some(r) => r
+            .strip_prefix("#/")
+            .and_then(|pointer| root.pointer(&format!("/{pointer}")))
+            .unwrap_or(node),
+        None => node,
+    };
+    if at.len() > MAX_DEPTH {
+        return;
+    }
+    let types: Vec<&str> = match node.get("type") {
+        Some(serde_json::Value::String(t)) => vec![t.as_str()],
+        Some(serde_json::Value::Array(ts)) => ts.iter().filter_map(|t| t.as_str()).collect(),
+        _ if node.get("properties").is_some() => vec!["object"],
+        _ => Vec::new(),
+    };
+    let below =
+        |name: &str, sub: &serde_json::Value, at: &mut Vec<String>, out: &mut Vec<String>| {
+            at.push(name.to_string());
+            collect_paths(root, sub, at, out);
+            at.pop();
+        };
+    if types.contains(&"object") {
+        let members = node.get("properties").and_then(|p| p.as_object());
+        for (name, sub) in members.into_iter().flatten() {
+            below(name, sub, at, out);
+        }
+        match node.get("additionalProperties") {
+            Some(sub @ serde_json::Value::Object(_)) => below("*", sub, at, out),
+            Some(serde_json::Value::Bool(false)) => {}
+            _ if members.is_none() => out.push(format!("{}.**", at.join("."))),
+            _ => {}
+        }
+    }
+    if types.contains(&"array") {
+        if let Some(items) = node.get("items") {
+            below("#", items, at, out);
+        }
+    }
+    if types
+        .iter()
+        .any(|t| matches!(*t, "number" | "integer" | "boolean"))
+    {
+        out.push(at.join("."));
+    }
+}
+
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{Overrides, Source};
+
+    /// The paths of a scenario file under `scenarios/` (`+target`: with
+    /// `--target` given, so without the mock upstream).
+    fn paths_of(file: &str) -> Vec<String> {
+        let (file, target) = match file.strip_suffix("+target") {
+            Some(file) => (file, Some("http://127.0.0.1:8080/".to_string())),
+            None => (file, None),
+        };
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scenarios")
+            .join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let overrides = Overrides {
+            target,
+            ..Overrides::default()
+        };
+        let scenario = crate::scenario::parse(&text, &Source::File(path), &overrides).unwrap();
+        number_paths(&scenario)
+    }
+
+    #[test]
+    fn number_paths_are_those_of_the_experiment() {
+        // (scenario, paths it holds, paths it does not)
+        let cases: &[(&str, &[&str], &[&str])] = &[
+            (
+                "gate.toml+target",
+                &[
+                    "arrivals",
+                    "latency_us.p99",
+                    "keys.*.latency_us.p99",
+                    "outcomes.responses.*",
+                    "latency_by_class_us.*.p99",
+                    "component_exits.#.exit_code",
+                    "machine.online_cpus",
+                ],
+                &[
+                    "name",
+                    "sweep.max_rate_within_slo_per_s",
+                    "find_limit.limit",
+                    "abort_audit.rows.#.under_count",
+                    "closed_loop_connections",
+                    "upstream_accounting.totals.cpu_s",
+                    "gateway_accounting.lines",
+                ],
+            ),
+            (
+                "quickstart.toml",
+                &[
+                    "upstream_accounting.totals.cpu_s",
+                    "upstream_accounting.keys.*.started",
+                ],
+                &["gateway_accounting.lines"],
+            ),
+            (
+                "capacity-sweep.toml",
+                &[
+                    "sweep.max_rate_within_slo_per_s",
+                    "sweep.steps.#.p99_us",
+                    "sweep.knee.offered_per_s",
+                ],
+                &["find_limit.limit", "sweep.steps"],
+            ),
+            (
+                "timeout-break.toml",
+                &[
+                    "find_limit.limit",
+                    "find_limit.classes.#.limit",
+                    "gateway_accounting.lines",
+                    "gateway_accounting.keys.**",
+                ],
+                &["sweep.knee.offered_per_s"],
+            ),
+            (
+                "client-abort.toml",
+                &["abort_audit.rows.#.under_count"],
+                &["find_limit.limit"],
+            ),
+        ];
+        for (file, holds, lacks) in cases {
+            let paths = paths_of(file);
+            for path in *holds {
+                assert!(paths.iter().any(|p| p == path), "{file}: no {path}");
+            }
+            for path in *lacks {
+                assert!(!paths.iter().any(|p| p == path), "{file}: {path}");
+            }
+        }
+    }
 }

@@ -9,6 +9,7 @@
 //! problem of a file is always the one reported.
 
 use std::ops::Range;
+use std::path::PathBuf;
 
 use contend_units::located::{line_col, location};
 use toml::Spanned;
@@ -22,7 +23,8 @@ use super::check::{
 use super::raw::{RawArrival, RawPhase, RawRate, RawScenario, RawThresholds};
 use super::{
     AbortAuditSpec, ArrivalKind, COMMAND_LINE, DEFAULT_PHASE_DURATION, Experiment, ExperimentKind,
-    GatewaySpec, Load, MAX_DURATION, Overrides, Phase, Rate, Scenario, Source,
+    GatewaySpec, Load, MAX_DURATION, Overrides, Phase, Rate, Scenario, ScenarioThreshold, Source,
+    threshold_location,
 };
 use crate::error::{Error, Result};
 
@@ -288,25 +290,26 @@ fn build_rate(ctx: &Ctx, number: usize, raw: &Spanned<RawRate>) -> Result<Rate> 
 /// Parses `[thresholds] checks`, locating a malformed one at its character
 /// (the string's opening quote plus the column within the expression; exact
 /// for strings without escapes).
-fn build_thresholds(
-    ctx: &Ctx,
-    raw: Option<RawThresholds>,
-) -> Result<Vec<crate::threshold::Threshold>> {
+fn build_thresholds(ctx: &Ctx, raw: Option<RawThresholds>) -> Result<Vec<ScenarioThreshold>> {
     let checks = raw.and_then(|t| t.checks).unwrap_or_default();
+    let file = match ctx.source {
+        Source::File(path) => path.clone(),
+        Source::Flags => PathBuf::from(COMMAND_LINE),
+    };
     checks
         .iter()
         .map(|check| {
-            crate::threshold::Threshold::parse(check.get_ref()).map_err(|e| {
-                let start = check.span().start + 1;
-                let (line, col) = line_col(ctx.text, start);
-                let location = match ctx.source {
-                    Source::File(path) => format!("{}:{line}:{}", path.display(), col + e.col - 1),
-                    Source::Flags => COMMAND_LINE.to_string(),
-                };
+            let (line, col) = line_col(ctx.text, check.span().start + 1);
+            let written_at = (file.clone(), line, col);
+            let threshold = crate::threshold::Threshold::parse(check.get_ref()).map_err(|e| {
                 Error::Scenario {
-                    location,
+                    location: threshold_location(&written_at, e.col),
                     message: format!("threshold `{}`: {}", check.get_ref(), e.message),
                 }
+            })?;
+            Ok(ScenarioThreshold {
+                threshold,
+                written_at,
             })
         })
         .collect()

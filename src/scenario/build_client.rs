@@ -13,7 +13,7 @@ use toml::Spanned;
 use super::build::{Ctx, cli};
 use super::check::{
     check_header_name, check_header_value, check_int, check_interval, check_method, check_path,
-    check_positive_duration,
+    check_positive_duration, quoted,
 };
 use super::raw::{Headers, RawClient, RawKey, RawRequest};
 use super::{
@@ -90,15 +90,15 @@ pub(super) fn build_keys(ctx: &Ctx, raw: Vec<Spanned<RawKey>>) -> Result<Vec<Key
                 return Err(format!("key {number} has an empty name: give name = \"ui\" (sent as the x-api-key header)"));
             }
             if n.trim() != n {
-                return Err(format!("key name {n:?} starts or ends with white space, which HTTP would drop"));
+                return Err(format!("key name {} starts or ends with white space, which HTTP would drop", quoted(n)));
             }
             if names.contains(n) {
-                return Err(format!("key name {n:?} is used twice: each [[keys]] needs its own name"));
+                return Err(format!("key name {} is used twice: each [[keys]] needs its own name", quoted(n)));
             }
             check_header_value("key name (x-api-key)", n)
         })?;
         names.insert(name.get_ref().clone());
-        let label = format!("key {:?}", name.get_ref());
+        let label = format!("key {}", quoted(name.get_ref()));
         let weight = match &key.weight {
             Some(w) => {
                 ctx.check(w, |Num(w)| {

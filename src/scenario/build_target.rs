@@ -14,12 +14,12 @@ use contend_units::de::Num;
 use toml::Spanned;
 
 use super::build::{Ctx, cli};
-use super::check::{check_cpus, check_int, check_positive_duration, check_work_duration};
+use super::check::{check_cpus, check_int, check_positive_duration, check_work_duration, quoted};
 use super::raw::{
     CpuDist, OnDisconnect, RawGateway, RawGatewayKind, RawTarget, RawUpstream, UpstreamKind,
     Workers,
 };
-use super::url::parse_http_url;
+use super::url::{mask_userinfo, parse_http_url};
 use super::{
     GatewayKind, GatewaySpec, MAX_DURATION, MockUpstreamSpec, Overrides, RequestSpec, Target,
 };
@@ -67,8 +67,9 @@ fn file_url(ctx: &Ctx, what: &str, url: &Spanned<String>) -> Result<String> {
         return Err(ctx.at(
             url.span(),
             format!(
-                "{what} {:?} has a path: give only http://HOST:PORT here and put the path in [request] path = {path:?}",
-                url.get_ref()
+                "{what} {} has a path: give only http://HOST:PORT here and put the path in [request] path = {}",
+                quoted(&mask_userinfo(url.get_ref())),
+                quoted(&path)
             ),
         ));
     }

@@ -12,6 +12,22 @@ use contend_units::format_duration;
 
 use super::{INTERVAL_RANGE, MAX_RATE_PER_S, Rate};
 
+/// Longest value echoed whole in a message, in characters.
+const MAX_SHOWN_CHARS: usize = 100;
+/// How much of a longer value is shown, in characters.
+const SHOWN_PREFIX_CHARS: usize = 60;
+
+/// A value as messages echo it: quoted, and cut short with a note of its
+/// length when it is long (a 100 KB path would bury the message).
+pub(crate) fn quoted(value: &str) -> String {
+    let chars = value.chars().count();
+    if chars <= MAX_SHOWN_CHARS {
+        return format!("{value:?}");
+    }
+    let prefix: String = value.chars().take(SHOWN_PREFIX_CHARS).collect();
+    format!("{prefix:?}... ({chars} characters, the first {SHOWN_PREFIX_CHARS} shown)")
+}
+
 /// A constant rate: more than 0 per second and at most [`MAX_RATE_PER_S`].
 pub(super) fn check_rate(what: &str, rate_per_s: f64) -> Result<(), String> {
     if !rate_per_s.is_finite() || rate_per_s <= 0.0 {
@@ -117,23 +133,36 @@ fn is_token(s: &str) -> bool {
 pub(super) fn check_method(what: &str, method: &str) -> Result<(), String> {
     if !is_token(method) {
         return Err(format!(
-            "{what} {method:?} is not a valid HTTP method: use a word of letters like GET, POST or PUT"
+            "{what} {} is not a valid HTTP method: use a word of letters like GET, POST or PUT",
+            quoted(method)
         ));
     }
     Ok(())
 }
+
+/// Longest request path, in bytes: the most the HTTP library's URI holds
+/// (the driver parses every path as one).
+const MAX_PATH_BYTES: usize = u16::MAX as usize - 1;
 
 /// A request path: starts with `/`, and every character can stand in a
 /// request line as it is.
 pub(super) fn check_path(what: &str, path: &str) -> Result<(), String> {
     if !path.starts_with('/') {
         return Err(format!(
-            "{what} {path:?} must start with '/', like \"/\" or \"/api?x=1\""
+            "{what} {} must start with '/', like \"/\" or \"/api?x=1\"",
+            quoted(path)
         ));
     }
     if let Some(c) = path.chars().find(|c| !c.is_ascii_graphic()) {
         return Err(format!(
-            "{what} {path:?} holds {c:?}, which cannot be sent in a request line: percent-encode it (a space is %20)"
+            "{what} {} holds {c:?}, which cannot be sent in a request line: percent-encode it (a space is %20)",
+            quoted(path)
+        ));
+    }
+    if path.len() > MAX_PATH_BYTES {
+        return Err(format!(
+            "{what} {} is longer than the {MAX_PATH_BYTES} bytes a request target can hold: use a shorter path",
+            quoted(path)
         ));
     }
     Ok(())
@@ -143,7 +172,8 @@ pub(super) fn check_path(what: &str, path: &str) -> Result<(), String> {
 pub(super) fn check_header_name(what: &str, name: &str) -> Result<(), String> {
     if !is_token(name) {
         return Err(format!(
-            "{what} name {name:?} is not a valid HTTP header name: use letters, digits and '-', like \"x-request-id\""
+            "{what} name {} is not a valid HTTP header name: use letters, digits and '-', like \"x-request-id\"",
+            quoted(name)
         ));
     }
     Ok(())
@@ -158,7 +188,8 @@ pub(super) fn check_header_value(what: &str, value: &str) -> Result<(), String> 
         .find(|&c| (c.is_control() && c != '\t') || c == '\u{7f}')
     {
         return Err(format!(
-            "{what} value {value:?} holds the control character {c:?}, which HTTP does not allow"
+            "{what} value {} holds the control character {c:?}, which HTTP does not allow",
+            quoted(value)
         ));
     }
     Ok(())
@@ -172,7 +203,8 @@ pub(super) fn check_name(what: &str, name: &str) -> Result<(), String> {
         .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if name.is_empty() || name.len() > 100 || !ok_chars || name.starts_with('.') {
         return Err(format!(
-            "{what} {name:?} is not usable as a report folder name: use 1 to 100 letters, digits, '-', '_' or '.' (not first)"
+            "{what} {} is not usable as a report folder name: use 1 to 100 letters, digits, '-', '_' or '.' (not first)",
+            quoted(name)
         ));
     }
     Ok(())
@@ -182,7 +214,8 @@ pub(super) fn check_name(what: &str, name: &str) -> Result<(), String> {
 pub(super) fn check_cpus(what: &str, cpus: &str) -> Result<(), String> {
     let bad = || {
         format!(
-            "{what} {cpus:?} is not a CPU list: expected numbers and ranges like \"0\", \"0,1\" or \"0-3\""
+            "{what} {} is not a CPU list: expected numbers and ranges like \"0\", \"0,1\" or \"0-3\"",
+            quoted(cpus)
         )
     };
     if cpus.trim().is_empty() {

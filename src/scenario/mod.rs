@@ -23,6 +23,7 @@ mod check;
 mod raw;
 mod url;
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -30,6 +31,7 @@ use contend_units::located::location;
 
 use crate::error::{Error, Result};
 use build::{Ctx, build, cli};
+pub(crate) use check::quoted;
 use raw::RawScenario;
 
 /// A validated scenario: what to drive, how hard, for how long.
@@ -50,7 +52,31 @@ pub struct Scenario {
     /// The gateway under test in front of the target (`[gateway]`); none by default.
     pub gateway: GatewaySpec,
     /// `[thresholds] checks`: evaluated over the summary at the end of the run.
-    pub thresholds: Vec<crate::threshold::Threshold>,
+    pub thresholds: Vec<ScenarioThreshold>,
+}
+
+/// A threshold of `[thresholds] checks`, and where the file holds it (so
+/// a check made once the whole scenario is known can point at it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScenarioThreshold {
+    /// The parsed expression.
+    pub threshold: crate::threshold::Threshold,
+    /// The file, and the line and column of the expression's first
+    /// character (exact for strings without escapes).
+    written_at: (PathBuf, usize, usize),
+}
+
+impl ScenarioThreshold {
+    /// `file:line:col` of the expression's column `col` (from 1).
+    pub fn location(&self, col: usize) -> String {
+        threshold_location(&self.written_at, col)
+    }
+}
+
+/// `file:line:col` of column `col` (from 1) of an expression whose first
+/// character is at `(file, line, start)`.
+fn threshold_location((file, line, start): &(PathBuf, usize, usize), col: usize) -> String {
+    format!("{}:{line}:{}", file.display(), start + col.max(1) - 1)
 }
 
 impl Scenario {
@@ -612,6 +638,8 @@ const COMMAND_LINE: &str = "command line";
 /// command-line flags) applied over it.
 ///
 /// Every problem is an [`Error::Scenario`]: a missing path, a directory, a
+/// device or socket (a regular file or a pipe is read), more than 16 MiB
+/// (the bytes read are capped, whatever size the file reports), a
 /// file that is not UTF-8 text (located at the first bad byte), TOML syntax,
 /// unknown fields, wrong types and values out of range (located at
 /// `path:line:col`).
@@ -635,14 +663,28 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Scenario> {
             "is a directory, not a scenario file: give the path of a .toml file".to_string(),
         ));
     }
+    if let Some(kind) = not_readable_as_text(&metadata.file_type()) {
+        return Err(whole(format!(
+            "is {kind}, not a scenario file: give the path of a .toml file"
+        )));
+    }
     if metadata.len() > MAX_FILE_BYTES {
         return Err(whole(format!(
             "is {} bytes, too large for a scenario file (at most {MAX_FILE_BYTES}): is this the right file?",
             metadata.len()
         )));
     }
-    let bytes =
-        std::fs::read(path).map_err(|e| whole(format!("cannot read the scenario file: {e}")))?;
+    // The bytes read are capped too: a pipe reports no size, and what it
+    // (or a file that grows) holds is only known by reading it.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| whole(format!("cannot read the scenario file: {e}")))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(whole(format!(
+            "holds more than {MAX_FILE_BYTES} bytes, too large for a scenario file: is this the right file?"
+        )));
+    }
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => {
@@ -659,6 +701,24 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Scenario> {
         }
     };
     parse(&text, &Source::File(path.to_path_buf()), overrides)
+}
+
+/// What a file of this type is, when it is not one a scenario can be read
+/// from: a regular file and a pipe (`<(cat f.toml)`) can; a device, a
+/// socket cannot (reading `/dev/zero` would never end).
+fn not_readable_as_text(file_type: &std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_file() || file_type.is_fifo() {
+        None
+    } else if file_type.is_char_device() {
+        Some("a character device")
+    } else if file_type.is_block_device() {
+        Some("a block device")
+    } else if file_type.is_socket() {
+        Some("a socket")
+    } else {
+        Some("not a regular file")
+    }
 }
 
 /// Parses and validates a scenario from TOML `text`, applying `overrides`.

@@ -173,6 +173,73 @@ fn inline_errors_name_the_place_and_the_fix() {
 }
 
 #[test]
+fn long_values_are_echoed_cut_short_with_their_length() {
+    let long = "x".repeat(100_000);
+    // (scenario text, the start of the message after the location)
+    let cases: Vec<(String, String)> = vec![
+        (
+            format!("{PHASE}[request]\npath = \"/{long} \""),
+            format!(
+                "[request] path \"/{}\"... (100002 characters, the first 60 shown) holds ' '",
+                &long[..59]
+            ),
+        ),
+        (
+            format!("{PHASE}[request]\nmethod = \"{long} \""),
+            format!(
+                "[request] method \"{}\"... (100001 characters, the first 60 shown) is not",
+                &long[..60]
+            ),
+        ),
+        (
+            format!("{PHASE}[request]\nheaders = {{ \"x-a\" = \"{long}\\n\" }}"),
+            format!(
+                "[request] header value \"{}\"... (100001 characters, the first 60 shown) holds",
+                &long[..60]
+            ),
+        ),
+        (
+            format!("{PHASE}[[keys]]\nname = \"{long}\"\npath = \"nope\""),
+            format!(
+                "key \"{}\"... (100000 characters, the first 60 shown) path \"nope\" must start",
+                &long[..60]
+            ),
+        ),
+        (
+            format!("name = \"{long}\"\n{PHASE}"),
+            format!(
+                "name \"{}\"... (100000 characters, the first 60 shown) is not usable",
+                &long[..60]
+            ),
+        ),
+        (
+            format!("{PHASE}[target]\nurl = \"http://h:1/{}\"", &long[..1000]),
+            format!(
+                "[target] url \"http://h:1/{}\"... (1011 characters, the first 60 shown) has a path: \
+                 give only http://HOST:PORT here and put the path in [request] path = \"/{}\"... \
+                 (1001 characters, the first 60 shown)",
+                &long[..49],
+                &long[..59]
+            ),
+        ),
+        (
+            format!("{PHASE}[request]\npath = \"/{long}\""),
+            format!(
+                "[request] path \"/{}\"... (100001 characters, the first 60 shown) is longer than \
+                 the 65534 bytes a request target can hold",
+                &long[..59]
+            ),
+        ),
+    ];
+    for (text, want) in cases {
+        let e = parse_err(&text);
+        assert!(e.len() < 1000, "{} bytes: {}", e.len(), &e[..300]);
+        let message = e.split_once(": ").map_or(e.as_str(), |(_, m)| m);
+        assert!(message.starts_with(&want), "{e}\nwant {want}");
+    }
+}
+
+#[test]
 fn ramps_and_units_parse() {
     let s = parse_ok(
         "[[phases]]\nrate = { from = 0, to = \"1.5k/s\" }\nduration = \"250ms\"\n\

@@ -121,8 +121,8 @@ pub fn write_all(dir: &Path, data: &ReportData) -> (Vec<String>, Vec<Error>) {
         let mut ok = true;
         for ext in ["svg", "png"] {
             let path = dir.join(format!("{name}.{ext}"));
-            if let Err(e) = render(&path, &chart) {
-                errors.push(Error::io(&path, std::io::Error::other(e)));
+            if let Err(e) = render_file(&path, &chart) {
+                errors.push(e);
                 ok = false;
             }
         }
@@ -131,6 +131,14 @@ pub fn write_all(dir: &Path, data: &ReportData) -> (Vec<String>, Vec<Error>) {
         }
     }
     (drawn, errors)
+}
+
+/// Draws `figure` into the file at `path` (SVG or PNG by its extension),
+/// whole or not at all (see [`super::replace_file`]).
+pub fn render_file(path: &Path, figure: &Figure) -> Result<(), Error> {
+    super::replace_file(path, &|temp| {
+        render(temp, figure).map_err(std::io::Error::other)
+    })
 }
 
 /// The plots `data` has data for, by file name.
