@@ -24,6 +24,18 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         Some(path) => scenario::load(path, &overrides)?,
         None => scenario::from_overrides(&overrides)?,
     };
+    if let (Some(each), false) = (overrides.duration, args.quiet) {
+        // `--duration` replaces every phase's duration: say what that adds up to.
+        let phases = scenario.phases();
+        if phases.len() > 1 {
+            eprintln!(
+                "note: --duration {} applies to each of the {} phases: {} in all",
+                contend_units::format_duration(each),
+                phases.len(),
+                contend_units::format_duration(phases.iter().map(|p| p.duration).sum())
+            );
+        }
+    }
     match &scenario.experiment {
         Experiment::Run(load) => run_load(args, &scenario, load),
         Experiment::Sweep(spec) => sweep(args, &scenario, spec),

@@ -432,6 +432,38 @@ fn unreachable_target_counts_connect_errors_and_writes_the_report() {
     );
 }
 
+/// `--duration` on a scenario of several phases replaces each phase's
+/// duration: the console says what that adds up to, and the run lasts it.
+#[test]
+fn duration_over_several_phases_is_said_in_all() {
+    let server = util::http_server(|_| Duration::ZERO);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("phases.toml");
+    std::fs::write(
+        &path,
+        "[[phases]]\nrate = 50\nduration = \"10s\"\n[[phases]]\nrate = 80\nduration = \"20s\"\n\
+         [[phases]]\nrate = 50\nduration = \"10s\"\n",
+    )
+    .unwrap();
+    let report = dir.path().join("report");
+    let out = run(contend()
+        .arg("run")
+        .arg(&path)
+        .args(["--target", &server.url(), "--duration", "500ms", "--out"])
+        .arg(&report));
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("--duration 500ms applies to each of the 3 phases: 1.5s in all"),
+        "{stderr}"
+    );
+    let s = summary(&report);
+    assert!(
+        (s["duration_s"].as_f64().unwrap() - 1.5).abs() < 0.2,
+        "{s:#}"
+    );
+}
+
 /// A client timeout shorter than any response: every request times out,
 /// and the console says why in one line.
 #[test]
