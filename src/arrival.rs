@@ -333,6 +333,39 @@ mod tests {
             .map(|a| a.offset_ns)
             .collect()
     }
+    #[test]
+    fn processes_sharing_a_load_offer_the_single_process_schedule() {
+        // Thread t of process I of N is shard I + N t of N T (as the driver
+        // numbers them): whatever threads each process has, the processes'
+        // threads together offer exactly the single-process schedule, and
+        // no two of them send at the same instant.
+        let phases = [
+            constant(300.0, 2.0),
+            ramp(300.0, 900.0, 1.0, ArrivalKind::Constant),
+        ];
+        let whole = offsets(&phases, 0, 1, 1);
+        for processes in [2, 3] {
+            for threads in [[1, 1, 2], [2, 1, 3]] {
+                let mut union = Vec::new();
+                for (process, &t) in threads.iter().enumerate().take(processes) {
+                    for thread in 0..t {
+                        union.extend(offsets(
+                            &phases,
+                            process + processes * thread,
+                            processes * t,
+                            1,
+                        ));
+                    }
+                }
+                union.sort_unstable();
+                assert_eq!(union, whole, "{processes} processes, threads {threads:?}");
+                assert!(
+                    union.windows(2).all(|w| w[0] < w[1]),
+                    "two sends at one instant"
+                );
+            }
+        }
+    }
 
     /// Union of all shards, sorted.
     fn union(phases: &[Phase], shards: usize, seed: u64) -> Vec<u64> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use contend_units::{parse_duration, parse_rate};
 
-use crate::scenario::{ArrivalKind, Overrides, Rate};
+use crate::scenario::{ArrivalKind, Overrides, Rate, ShardArg};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -54,6 +54,10 @@ pub enum Command {
     /// Compare report folders with a baseline: exit 3 on a regression.
     #[command(after_help = COMPARE_HELP)]
     Compare(CompareArgs),
+    /// Merge the report folders of a sharded run (`run --shard I/N`) into
+    /// one report of the whole load.
+    #[command(after_help = MERGE_HELP)]
+    Merge(MergeArgs),
     /// Run the embedded mock upstream (what `[upstream] kind = "mock"` starts).
     Upstream(mock_upstream::Args),
     /// Run the reference gateway (what `[gateway] kind = "reference"` starts).
@@ -189,6 +193,17 @@ pub struct RunArgs {
     /// Name of the run (report folder prefix).
     #[arg(long)]
     pub name: Option<String>,
+    /// Offer a share of the load: shard I of N (from 0) offers 1/N of every
+    /// phase, so that N processes (on N machines) together offer the
+    /// scenario's load; `auto` reads I from JOB_COMPLETION_INDEX (a
+    /// Kubernetes Indexed Job) and N from CONTEND_SHARDS or [shards] count.
+    #[arg(long, value_name = "I/N|auto", value_parser = parse_shard)]
+    pub shard: Option<ShardFlag>,
+    /// Start the load at this time (RFC 3339, e.g. 2026-11-26T10:00:00Z, or
+    /// +30s from now), after warming connections: shards on several machines
+    /// line up.
+    #[arg(long, value_name = "TIME", value_parser = parse_start_at)]
+    pub start_at: Option<std::time::SystemTime>,
     /// Write the report folder here instead of reports/<name>-<time>/. A
     /// folder that holds another run is refused unless --force.
     #[arg(long, value_name = "DIR")]
@@ -214,6 +229,47 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
     /// Print only verdicts (failed thresholds and the overall verdict); no progress bars.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+const MERGE_HELP: &str = "\
+Examples:
+  contend run shard.toml --shard 0/3 --start-at +20s --out results/shard-0   # on each of 3 hosts
+  contend merge results/shard-0 results/shard-1 results/shard-2 --out results/all
+  contend merge results/shard-* --out results/all --threshold 'p99 < 250ms' --junit gate.xml
+
+The shards must be one run's (same scenario, shard numbers 0..N-1 of one N, one interval
+length). Counts and outcomes are summed, histograms added exactly (from each folder's
+histograms.hlog), intervals aligned by number from each shard's start (the spread of the
+starts is reported: start the shards with --start-at).
+
+Exit codes: 0 merged (every threshold held), 1 runtime failure, 2 bad input (not the shards
+of one run, a missing shard without --allow-missing, an unknown threshold), 3 a threshold failed.";
+
+/// `contend merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' report folders.
+    #[arg(value_name = "DIR", required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Where the merged report goes.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Replace an earlier run's files in --out.
+    #[arg(long)]
+    pub force: bool,
+    /// Merge the shards that are there when some are missing (the report
+    /// then holds their share of the load only, and says so).
+    #[arg(long)]
+    pub allow_missing: bool,
+    /// A threshold over the merged summary (repeatable); any failing: exit 3.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
+    /// Write the thresholds' verdicts as JUnit XML to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Print only verdicts.
     #[arg(long, short)]
     pub quiet: bool,
 }
@@ -321,10 +377,58 @@ fn parse_pp(s: &str) -> Result<f64, String> {
     }
 }
 
+/// `--shard` as given: an index and a count, or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardFlag {
+    /// `I/N`.
+    Given(usize, usize),
+    /// `auto`: from the environment (and the scenario).
+    Auto,
+}
+
+/// `I/N` (shard I of N, I from 0) or `auto`.
+fn parse_shard(s: &str) -> Result<ShardFlag, String> {
+    let t = s.trim();
+    if t == "auto" {
+        return Ok(ShardFlag::Auto);
+    }
+    let bad = || format!("`{t}` is not a shard: expected I/N like 0/3 (shard 0 of 3), or auto");
+    let (i, n) = t.split_once('/').ok_or_else(bad)?;
+    let i: usize = i.trim().parse().map_err(|_| bad())?;
+    let n: usize = n.trim().parse().map_err(|_| bad())?;
+    Ok(ShardFlag::Given(i, n))
+}
+
+/// An RFC 3339 time (`2026-11-26T10:00:00Z`) or `+DURATION` from now (`+30s`).
+fn parse_start_at(s: &str) -> Result<std::time::SystemTime, String> {
+    let t = s.trim();
+    if let Some(after) = t.strip_prefix('+') {
+        let d = parse_duration(after)?;
+        return Ok(std::time::SystemTime::now() + d);
+    }
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(|at| at.with_timezone(&chrono::Utc).into())
+        .map_err(|e| {
+            format!(
+                "`{t}` is not a time ({e}): expected RFC 3339 like 2026-11-26T10:00:00Z, or +30s"
+            )
+        })
+}
+
 impl RunArgs {
-    /// The flags as scenario overrides.
-    pub fn overrides(&self) -> Overrides {
-        Overrides {
+    /// The flags as scenario overrides. `--shard auto` reads
+    /// JOB_COMPLETION_INDEX (required) and CONTEND_SHARDS (optional: the
+    /// scenario's `[shards] count` otherwise) from the environment.
+    pub fn overrides(&self) -> crate::error::Result<Overrides> {
+        let shard = match self.shard {
+            None => None,
+            Some(ShardFlag::Given(index, count)) => Some(ShardArg {
+                index,
+                count: Some(count),
+            }),
+            Some(ShardFlag::Auto) => Some(auto_shard()?),
+        };
+        Ok(Overrides {
             target: self.target.clone(),
             rate: self.rate.map(Rate::Constant),
             duration: self.duration,
@@ -338,6 +442,44 @@ impl RunArgs {
             threads: self.threads,
             seed: self.seed,
             name: self.name.clone(),
-        }
+            shard,
+            start_at: self.start_at,
+        })
     }
+}
+
+/// `--shard auto`: the index from JOB_COMPLETION_INDEX, the count from
+/// CONTEND_SHARDS when set.
+fn auto_shard() -> crate::error::Result<ShardArg> {
+    let usage = |m: String| crate::error::Error::Usage(m);
+    let read = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .map(|v| (v.trim().parse::<usize>(), v))
+    };
+    let index = match read("JOB_COMPLETION_INDEX") {
+        Some((Ok(i), _)) => i,
+        Some((Err(_), v)) => {
+            return Err(usage(format!(
+                "--shard auto: JOB_COMPLETION_INDEX={v:?} is not a shard index (0, 1, 2, ...)"
+            )));
+        }
+        None => {
+            return Err(usage(
+                "--shard auto reads the shard index from JOB_COMPLETION_INDEX (set by a Kubernetes Indexed Job), \
+                 which is not set: set it, or give --shard I/N"
+                    .into(),
+            ));
+        }
+    };
+    let count = match read("CONTEND_SHARDS") {
+        Some((Ok(n), _)) => Some(n),
+        Some((Err(_), v)) => {
+            return Err(usage(format!(
+                "--shard auto: CONTEND_SHARDS={v:?} is not a shard count"
+            )));
+        }
+        None => None,
+    };
+    Ok(ShardArg { index, count })
 }

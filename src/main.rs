@@ -22,6 +22,7 @@ fn main() {
         Command::Run(args) => contend::app::run(&args).map_err(anyhow::Error::from),
         Command::Report { dir } => contend::app::report(&dir).map_err(anyhow::Error::from),
         Command::Compare(args) => contend::app::compare(&args).map_err(anyhow::Error::from),
+        Command::Merge(args) => contend::app::merge(&args).map_err(anyhow::Error::from),
         Command::Upstream(args) => mock_upstream::run(args).map(|()| 0),
         Command::Gateway(args) => contend::app::gateway(&args).map_err(anyhow::Error::from),
         Command::Doctor(args) => contend::app::doctor(&args).map_err(anyhow::Error::from),

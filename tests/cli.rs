@@ -873,8 +873,8 @@ fn a_folder_holding_a_run_is_refused_unless_force_which_clears_only_that_run() {
     let stderr = refused_before_the_load(&out, &[], 2);
     assert!(
         stderr.contains(&format!(
-            "report folder {} holds an earlier run (capacity.json, intervals.csv, latency-over-time.png, \
-             latency-over-time.svg, and ",
+            "report folder {} holds an earlier run (capacity.json, histograms.hlog, intervals.csv, \
+             latency-over-time.png, and ",
             out.display()
         )) && stderr.contains(
             "choose another --out, or add --force to replace it (--force first removes the \

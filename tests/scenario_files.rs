@@ -199,6 +199,8 @@ fn good_full_scenario_parses() {
             interval: Duration::from_millis(500),
             lag_bound: Duration::from_millis(2),
             request_ids: false,
+            shard: scenario::Shard::default(),
+            start_at: None,
         },
         gateway: scenario::GatewaySpec::default(),
         thresholds: vec![],
@@ -265,6 +267,8 @@ fn flags_override_a_file() {
         threads: Some(1),
         seed: Some(9),
         name: Some("renamed".to_string()),
+        shard: None,
+        start_at: None,
     };
     let s = scenario::load(&data_dir().join("good-full.toml"), &overrides).expect("loads");
     assert_eq!(s.name, "renamed");

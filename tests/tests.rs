@@ -22,6 +22,7 @@
 //!   `kill -9` and the interval files written as the run goes.
 //! - `scenario_fuzz`: the scenario parser under random edits and bytes
 //!   (proptest, bounded): no panic, every error a message and exit code 2.
+//! - `shards`: sharded runs (`--shard`, `--start-at`) and `contend merge`.
 //! - `sweep`: the sweep experiment: `[sweep]` parsing, a short real sweep, its
 //!   rows, plots, report.html and `contend report DIR`, and stopping early.
 
@@ -37,5 +38,6 @@ mod reports;
 mod robustness;
 mod scenario_files;
 mod scenario_fuzz;
+mod shards;
 mod sweep;
 mod util;

@@ -14,7 +14,7 @@ pub mod worker;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, mpsc};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
@@ -24,7 +24,7 @@ use tokio::sync::{oneshot, watch};
 use crate::error::{Error, Result};
 use crate::record::{IntervalMerger, IntervalRow, IntervalSnapshot, Totals};
 pub use crate::scenario::Load;
-use crate::scenario::{Phase, Scenario};
+use crate::scenario::{Phase, Scenario, Shard};
 use crate::sys;
 
 /// One request, encoded once and written as is by every arrival.
@@ -71,6 +71,11 @@ pub struct Plan {
     pub interval: Duration,
     /// Give every request an `x-request-id` and keep per-request records.
     pub request_ids: bool,
+    /// This process's share of a load split over several processes.
+    pub shard: Shard,
+    /// When the load begins on the wall clock (`--start-at`); `None`: as
+    /// soon as the connections are warm.
+    pub start_at: Option<SystemTime>,
 }
 
 impl Plan {
@@ -139,6 +144,8 @@ impl Plan {
             seed: scenario.client.seed,
             interval: scenario.client.interval,
             request_ids: scenario.client.request_ids,
+            shard: scenario.client.shard,
+            start_at: scenario.client.start_at,
         })
     }
 
@@ -270,14 +277,28 @@ pub struct DriverOutput {
     pub threads: usize,
     /// Per-request records, with `[client] request_ids` on.
     pub requests: Option<request_log::RequestLogOutput>,
+    /// When the load began on the wall clock (the shards' common start).
+    pub started_at: SystemTime,
+    /// With `--start-at`: how late the load began against it, s (0 when on
+    /// time: the connections were warm before it).
+    pub start_late_s: Option<f64>,
 }
 
-/// Runs `plan` to its end, or until `stop` turns true. `on_interval` sees
-/// each interval row as it completes (for progress display).
+/// What the driver tells its caller while it runs.
+pub enum Progress<'a> {
+    /// The connections are warm and the load begins now, at this wall-clock
+    /// time (the shards' common start, or `--start-at`).
+    Began(SystemTime),
+    /// An interval closed.
+    Interval(&'a IntervalRow),
+}
+
+/// Runs `plan` to its end, or until `stop` turns true. `on_progress` hears
+/// when the load begins and sees each interval row as it completes.
 pub fn run(
     plan: &Plan,
     stop: watch::Receiver<bool>,
-    on_interval: &mut dyn FnMut(&IntervalRow),
+    on_progress: &mut dyn FnMut(Progress),
 ) -> Result<DriverOutput> {
     let (to_coordinator, from_shards) = mpsc::channel();
     let mut starts = Vec::new();
@@ -297,7 +318,7 @@ pub fn run(
     let mut collected = Collected::new(plan);
     // The channel closes once every shard has ended and dropped its sender.
     while let Ok(msg) = from_shards.recv() {
-        collected.take(msg, &mut starts, on_interval);
+        collected.take(msg, &mut starts, on_progress);
     }
     for handle in handles {
         if handle.join().is_err() {
@@ -309,12 +330,16 @@ pub fn run(
     if let Some(message) = collected.failure.take() {
         return Err(Error::Runtime(message));
     }
-    Ok(collected.finish(plan, *stop.borrow(), on_interval))
+    Ok(collected.finish(plan, *stop.borrow(), on_progress))
 }
 
-/// Each shard's share of `plan`: its keys, phases, connections and records.
+/// Each driver thread's share of `plan`: its keys, phases, connections and
+/// records. Thread t of process shard I of N is global shard I + N t of
+/// N T, so that the threads of all processes together interleave into the
+/// single-process schedule (see `arrival`), whatever threads each has.
 fn shard_plans(plan: &Plan) -> Vec<shard::ShardPlan> {
     let shards = plan.threads;
+    let (process, processes) = (plan.shard.index, plan.shard.count.max(1));
     let keys: Arc<[shard::ShardKey]> = plan
         .keys
         .iter()
@@ -337,10 +362,16 @@ fn shard_plans(plan: &Plan) -> Vec<shard::ShardPlan> {
         .min(per_shard_cap)
         .min(256),
     };
+    // This process's share of the closed-loop connections, then its threads'.
+    let share = |total: usize, of: usize, part: usize| total / of + usize::from(part < total % of);
+    let closed = plan
+        .load
+        .closed_loop()
+        .map(|c| share(c, processes, process));
     (0..shards)
         .map(|shard| shard::ShardPlan {
-            shard,
-            shards,
+            shard: process + processes * shard,
+            shards: processes * shards,
             addr: plan.addr,
             keys: keys.clone(),
             tracked_keys,
@@ -348,11 +379,8 @@ fn shard_plans(plan: &Plan) -> Vec<shard::ShardPlan> {
             seed: plan.seed,
             max_connections: per_shard_cap,
             warm_connections: warm,
-            // Shard k of n takes every n-th of the closed-loop connections.
-            closed_loop: plan
-                .load
-                .closed_loop()
-                .map_or(0, |c| c / shards + usize::from(shard < c % shards)),
+            // Thread k of n takes every n-th of the process's connections.
+            closed_loop: closed.map_or(0, |c| share(c, shards, shard)),
             run_ns: plan.load.duration().as_nanos().min(u64::MAX as u128) as u64,
             interval_ns: plan.interval.as_nanos().max(1) as u64,
             request_log: plan
@@ -365,6 +393,9 @@ fn shard_plans(plan: &Plan) -> Vec<shard::ShardPlan> {
 /// What the coordinator gathers from the shards as they run.
 struct Collected {
     shards: usize,
+    start_at: Option<SystemTime>,
+    started_at: SystemTime,
+    start_late_s: Option<f64>,
     ready: usize,
     failure: Option<String>,
     merger: IntervalMerger,
@@ -379,6 +410,9 @@ impl Collected {
     fn new(plan: &Plan) -> Collected {
         Collected {
             shards: plan.threads,
+            start_at: plan.start_at,
+            started_at: SystemTime::now(),
+            start_late_s: None,
             ready: 0,
             failure: None,
             merger: IntervalMerger::new(plan.threads, plan.interval.as_nanos().max(1) as u64),
@@ -398,22 +432,22 @@ impl Collected {
         &mut self,
         msg: ShardMsg,
         starts: &mut Vec<oneshot::Sender<u64>>,
-        on_interval: &mut dyn FnMut(&IntervalRow),
+        on_progress: &mut dyn FnMut(Progress),
     ) {
         match msg {
             ShardMsg::Ready => {
                 self.ready += 1;
                 if self.ready == self.shards {
-                    // A common start a little ahead, so no shard begins late.
-                    self.start_ns = sys::monotonic_ns() + 2_000_000;
+                    self.start_ns = self.common_start();
                     for tx in starts.drain(..) {
                         let _ = tx.send(self.start_ns);
                     }
+                    on_progress(Progress::Began(self.started_at));
                 }
             }
             ShardMsg::Interval(snapshot) => {
                 for row in self.merger.add(*snapshot) {
-                    on_interval(&row);
+                    on_progress(Progress::Interval(&row));
                     self.intervals.push(row);
                 }
             }
@@ -431,15 +465,42 @@ impl Collected {
         }
     }
 
+    /// The shards' common start (CLOCK_MONOTONIC ns): a little ahead, so no
+    /// shard begins late, or at `--start-at` when that is later. Notes the
+    /// start on the wall clock, and how late it is against `--start-at`.
+    fn common_start(&mut self) -> u64 {
+        let (now_ns, now_wall) = (sys::monotonic_ns(), SystemTime::now());
+        let earliest = Duration::from_millis(2);
+        let ahead = match self.start_at {
+            Some(at) => match at.duration_since(now_wall) {
+                Ok(wait) if wait >= earliest => {
+                    self.start_late_s = Some(0.0);
+                    wait
+                }
+                Ok(_) => {
+                    self.start_late_s = Some(0.0);
+                    earliest
+                }
+                Err(late) => {
+                    self.start_late_s = Some(late.duration().as_secs_f64());
+                    earliest
+                }
+            },
+            None => earliest,
+        };
+        self.started_at = now_wall + ahead;
+        now_ns + ahead.as_nanos() as u64
+    }
+
     /// The run's output once every shard has ended.
     fn finish(
         mut self,
         plan: &Plan,
         interrupted: bool,
-        on_interval: &mut dyn FnMut(&IntervalRow),
+        on_progress: &mut dyn FnMut(Progress),
     ) -> DriverOutput {
         for row in self.merger.finish() {
-            on_interval(&row);
+            on_progress(Progress::Interval(&row));
             self.intervals.push(row);
         }
         let scheduled_s = plan.load.duration().as_secs_f64();
@@ -467,6 +528,8 @@ impl Collected {
             interrupted,
             threads: self.shards,
             requests: self.requests,
+            started_at: self.started_at,
+            start_late_s: self.start_late_s,
         }
     }
 }

@@ -43,7 +43,8 @@ pub struct Bench<'a> {
 
 /// What an experiment tells its caller as it goes.
 pub enum Event<'a> {
-    /// A measured step begins, at `started_at`, offering `load`.
+    /// A measured step's load begins (its connections warm), at
+    /// `started_at`, offering `load`.
     Step {
         /// Wall-clock start of its load.
         started_at: DateTime<Utc>,

@@ -18,7 +18,7 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::Deserializer;
 
 use super::{Bench, Event};
-use crate::driver::{self, DriverOutput, Load, Plan};
+use crate::driver::{self, DriverOutput, Load, Plan, Progress};
 use crate::error::Result;
 use crate::outcome::Class;
 use crate::record::{IntervalRow, new_histogram};
@@ -109,11 +109,6 @@ pub fn run(
     on_event: &mut dyn FnMut(Event),
 ) -> Result<StepResult> {
     let plan = Plan::new(bench.scenario, &topology.url, step.load.clone())?;
-    let started_at = Utc::now();
-    on_event(Event::Step {
-        started_at,
-        load: &step.load,
-    });
     let (upstream_before, gateway_before) = cpu_now(topology);
     let wall = Instant::now();
     let (driver, mut watched) = drive_watching(&plan, bench, on_event, topology);
@@ -126,6 +121,9 @@ pub fn run(
         gateway_s: used(gateway_before, gateway_after),
     };
     let driver = driver?;
+    // The load began at the shards' common start, after the connections
+    // were warm (and at --start-at, when given).
+    let started_at = DateTime::<Utc>::from(driver.started_at);
     let component_exits = std::mem::take(&mut watched.exits);
     let component_stalls = std::mem::take(&mut watched.stalls);
     Ok(StepResult {
@@ -154,9 +152,17 @@ fn drive_watching(
         let watcher = std::thread::Builder::new()
             .name("contend-watch".into())
             .spawn_scoped(scope, move || watch(components, run_start, &done_rx));
-        let driver = driver::run(plan, bench.stop.receiver(), &mut |row| {
-            on_event(Event::Interval(row))
-        });
+        let driver = driver::run(
+            plan,
+            bench.stop.receiver(),
+            &mut |progress| match progress {
+                Progress::Began(at) => on_event(Event::Step {
+                    started_at: DateTime::<Utc>::from(at),
+                    load: &plan.load,
+                }),
+                Progress::Interval(row) => on_event(Event::Interval(row)),
+            },
+        );
         drop(done_tx);
         (driver, watcher.ok().and_then(|h| h.join().ok()))
     });

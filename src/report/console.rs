@@ -26,6 +26,45 @@ fn row(w: &mut dyn Write, label: &str, p: &Percentiles) -> io::Result<()> {
     )
 }
 
+/// A shard's place in its load, or what a merged report was made of.
+fn write_shards(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
+    if let Some(shard) = s
+        .shard
+        .as_ref()
+        .filter(|x| x.count > 1 || x.start_at.is_some())
+    {
+        let late = match shard.start_late_s {
+            Some(late) if late > 0.0 => format!("; began {late:.3}s after --start-at"),
+            _ => String::new(),
+        };
+        writeln!(
+            w,
+            "  shard {} of {} on {}{late}",
+            shard.index, shard.count, shard.host
+        )?;
+    }
+    if let Some(m) = &s.merged {
+        let hosts: Vec<String> = m
+            .shards
+            .iter()
+            .map(|x| format!("{} ({})", x.index, x.host))
+            .collect();
+        let missing = if m.missing.is_empty() {
+            String::new()
+        } else {
+            format!("; MISSING shards {:?}", m.missing)
+        };
+        writeln!(
+            w,
+            "  merged from {} shards: {}; starts {:.3}s apart{missing}",
+            m.shards.len(),
+            hosts.join(", "),
+            m.start_spread_s
+        )?;
+    }
+    Ok(())
+}
+
 /// Writes the human summary of a run.
 pub fn write(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
     let load = match s.closed_loop_connections {
@@ -41,6 +80,7 @@ pub fn write(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
         s.driver.threads,
         if s.interrupted { " (interrupted)" } else { "" }
     )?;
+    write_shards(w, s)?;
     writeln!(
         w,
         "  {:<14} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",

@@ -17,11 +17,12 @@ use crate::error::{Error, Result};
 
 /// The files `contend` writes into a report folder, by name: the run's
 /// own, then those of a sweep, a find-limit and an abort audit.
-const FILES: [&str; 11] = [
+const FILES: [&str; 12] = [
     "summary.json",
     "intervals.csv",
     "latency.hgrm",
     "latency.hlog",
+    "histograms.hlog",
     "report.html",
     "capacity.json",
     "steps.csv",

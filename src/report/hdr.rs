@@ -12,7 +12,6 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
 use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 
-use crate::experiment::run::RunOutput;
 use crate::record::IntervalRow;
 
 /// Microseconds per millisecond: the files show milliseconds.
@@ -74,10 +73,14 @@ pub fn write_hgrm(w: &mut dyn Write, h: &Histogram<u64>) -> io::Result<()> {
     )
 }
 
-/// Writes the run's interval histograms as an interval log.
-pub fn write_hlog(w: &mut dyn Write, run: &RunOutput) -> io::Result<()> {
-    write_hlog_header(w, &run.step.started_at)?;
-    for row in &run.step.driver.intervals {
+/// Writes a run's interval histograms as an interval log.
+pub fn write_hlog(
+    w: &mut dyn Write,
+    started_at: &DateTime<Utc>,
+    intervals: &[IntervalRow],
+) -> io::Result<()> {
+    write_hlog_header(w, started_at)?;
+    for row in intervals {
         write_hlog_interval(w, row)?;
     }
     Ok(())

@@ -19,7 +19,9 @@ pub mod console;
 pub mod find_limit;
 pub mod folder;
 pub mod hdr;
+pub mod histograms;
 pub mod html;
+pub mod merge;
 pub mod plot;
 pub mod progress;
 pub mod summary;
@@ -61,25 +63,57 @@ pub fn folder_for(
     }
 }
 
+/// What a report folder is written from: a run's, or a merge of shards'.
+pub struct Parts<'a> {
+    /// The summary (thresholds already evaluated).
+    pub summary: &'a Summary,
+    /// When the load began.
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    /// One row per interval.
+    pub intervals: &'a [IntervalRow],
+    /// Every histogram of the run, whole.
+    pub histograms: &'a histograms::Histograms,
+}
+
 /// Writes every artifact of `run` into `dir` (created if needed). Returns
 /// the files written; errors of single artifacts are collected, not fatal.
 pub fn write(dir: &Path, run: &RunOutput, summary: &Summary) -> (Vec<PathBuf>, Vec<Error>) {
+    let histograms = histograms::Histograms::of(&run.step.driver.totals, &run.step.key_names);
+    write_parts(
+        dir,
+        &Parts {
+            summary,
+            started_at: run.step.started_at,
+            intervals: &run.step.driver.intervals,
+            histograms: &histograms,
+        },
+    )
+}
+
+/// Writes every artifact of `parts` into `dir` (created if needed).
+pub fn write_parts(dir: &Path, parts: &Parts) -> (Vec<PathBuf>, Vec<Error>) {
+    let summary = parts.summary;
     let mut written = Vec::new();
     let mut errors = Vec::new();
     if let Err(e) = fs::create_dir_all(dir) {
         errors.push(Error::io(dir, e));
         return (written, errors);
     }
-    let artifacts: [(&str, &WriteFn); 4] = [
+    let empty = crate::record::new_histogram();
+    let latency = parts.histograms.get("latency").unwrap_or(&empty);
+    let artifacts: [(&str, &WriteFn); 5] = [
         ("summary.json", &|w| {
             serde_json::to_writer_pretty(&mut *w, summary)?;
             writeln!(w)
         }),
-        ("intervals.csv", &|w| write_intervals_csv(w, run)),
-        ("latency.hgrm", &|w| {
-            hdr::write_hgrm(w, &run.step.driver.totals.latency_us)
+        ("intervals.csv", &|w| {
+            write_intervals_csv(w, parts.intervals)
         }),
-        ("latency.hlog", &|w| hdr::write_hlog(w, run)),
+        ("latency.hgrm", &|w| hdr::write_hgrm(w, latency)),
+        ("latency.hlog", &|w| {
+            hdr::write_hlog(w, &parts.started_at, parts.intervals)
+        }),
+        (histograms::FILE, &|w| parts.histograms.write(w)),
     ];
     for (name, write_one) in artifacts {
         let path = dir.join(name);
@@ -104,11 +138,7 @@ pub fn write(dir: &Path, run: &RunOutput, summary: &Summary) -> (Vec<PathBuf>, V
         written.extend(w);
         errors.extend(e);
     }
-    let data = plot::ReportData::of(
-        summary,
-        &run.step.driver.intervals,
-        &run.step.driver.totals.latency_us,
-    );
+    let data = plot::ReportData::of(summary, parts.intervals, latency);
     let (w, e) = write_plots_and_html(dir, &data);
     written.extend(w);
     errors.extend(e);
@@ -393,9 +423,9 @@ fn live_warning(e: &Error) {
     eprintln!("contend: warning: cannot write intervals as the run goes: {e}");
 }
 
-fn write_intervals_csv(w: &mut dyn Write, run: &RunOutput) -> std::io::Result<()> {
+fn write_intervals_csv(w: &mut dyn Write, intervals: &[IntervalRow]) -> std::io::Result<()> {
     let mut csv = csv::Writer::from_writer(w);
-    for r in &run.step.driver.intervals {
+    for r in intervals {
         csv.serialize(IntervalCsvRow::from(r))?;
     }
     csv.flush()

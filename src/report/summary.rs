@@ -209,6 +209,12 @@ pub struct Summary {
     /// The machine the run ran on and where its parts were pinned.
     #[serde(default)]
     pub machine: Option<Machine>,
+    /// Which share of a load this run offered, and where.
+    #[serde(default)]
+    pub shard: Option<ShardInfo>,
+    /// A merged report's shards (`contend merge`); absent for one run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<Merged>,
     /// `experiment = "sweep"`: the step rows, the knee, the USL fit and the
     /// highest rate within the SLO (the other fields describe every
     /// open-loop step together, warm-ups included).
@@ -219,6 +225,48 @@ pub struct Summary {
     /// first class's step at its limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub find_limit: Option<crate::experiment::find_limit::FindLimitResult>,
+}
+
+/// Which share of a load a run offered (`--shard I/N`), on which host, and
+/// how its start met `--start-at`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ShardInfo {
+    /// This shard, from 0.
+    pub index: usize,
+    /// How many shards shared the load (1: the whole load).
+    pub count: usize,
+    /// The host it ran on.
+    pub host: String,
+    /// `--start-at`, RFC 3339 UTC, when given.
+    pub start_at: Option<String>,
+    /// How late the load began against `--start-at`, s (0: on time).
+    pub start_late_s: Option<f64>,
+}
+
+/// What a merged report is made of (`contend merge`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Merged {
+    /// The shards merged, by index, each with its folder, host and start.
+    pub shards: Vec<MergedShard>,
+    /// Shard indices of the count that were not there (`--allow-missing`).
+    pub missing: Vec<usize>,
+    /// How far apart the shards' loads began, s.
+    pub start_spread_s: f64,
+}
+
+/// One shard of a merged report.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MergedShard {
+    /// Its index.
+    pub index: usize,
+    /// Its report folder.
+    pub dir: String,
+    /// Its host.
+    pub host: String,
+    /// When its load began, RFC 3339 UTC.
+    pub started_at: String,
+    /// True when it was generator-bound.
+    pub generator_bound: bool,
 }
 
 /// The machine a run ran on, and the CPU placement of its parts.
@@ -387,7 +435,10 @@ impl Summary {
         let intended_rate_per_s = if d.interrupted || closed_loop.is_some() {
             t.arrivals as f64 / duration_s
         } else {
-            crate::arrival::expected_arrivals(load.phases()) / scheduled_s.max(1e-9)
+            // A shard offers its share of the phases.
+            crate::arrival::expected_arrivals(load.phases())
+                / scheduled_s.max(1e-9)
+                / run.scenario.client.shard.count.max(1) as f64
         };
         let responses: u64 = t.counts.statuses().map(|(_, n)| n).sum();
         Summary {
@@ -461,6 +512,17 @@ impl Summary {
             sweep: None,
             find_limit: None,
             machine: Some(Machine::of(&run.scenario)),
+            shard: Some(ShardInfo {
+                index: run.scenario.client.shard.index,
+                count: run.scenario.client.shard.count,
+                host: host_name(),
+                start_at: run.scenario.client.start_at.map(|at| {
+                    chrono::DateTime::<chrono::Utc>::from(at)
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                }),
+                start_late_s: d.start_late_s.map(round3),
+            }),
+            merged: None,
         }
     }
 }
@@ -498,6 +560,8 @@ pub fn number_paths(scenario: &crate::scenario::Scenario) -> Vec<String> {
         }
         "upstream_accounting" => matches!(scenario.target, Target::Mock(_)),
         "gateway_accounting" => starts_gateway,
+        // Only `contend merge` writes it.
+        "merged" => false,
         _ => true,
     };
     let mut paths = Vec::new();
@@ -565,6 +629,15 @@ fn collect_paths(
     {
         out.push(at.join("."));
     }
+}
+
+/// This host's name (`/proc/sys/kernel/hostname`), or `unknown`.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn round3(x: f64) -> f64 {

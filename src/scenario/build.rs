@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use contend_units::located::{line_col, location};
 use toml::Spanned;
 
-use super::build_client::{build_client, build_keys, build_request};
+use super::build_client::{build_client, build_keys, build_request, build_shard};
 use super::build_experiment::{build_abort_audit, build_find_limit, build_sweep};
 use super::build_target::{build_gateway, build_target};
 use super::check::{
@@ -110,7 +110,8 @@ pub(super) fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Resul
         &mut request,
     )?;
     let keys = build_keys(ctx, raw.keys.unwrap_or_default())?;
-    let client = build_client(ctx, raw.client, overrides, kind, &request, &keys)?;
+    let mut client = build_client(ctx, raw.client, overrides, kind, &request, &keys)?;
+    client.shard = build_shard(ctx, raw.shards.as_ref(), overrides)?;
     let gateway = match raw.gateway {
         Some(g) => build_gateway(ctx, g, raw.target.is_some() || raw.upstream.is_some())?,
         None => GatewaySpec::default(),

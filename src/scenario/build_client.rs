@@ -15,12 +15,49 @@ use super::check::{
     check_header_name, check_header_value, check_int, check_interval, check_method, check_path,
     check_positive_duration, quoted,
 };
-use super::raw::{Headers, RawClient, RawKey, RawRequest};
+use super::raw::{Headers, RawClient, RawKey, RawRequest, RawShards};
 use super::{
-    ClientSpec, ExperimentKind, KeySpec, MAX_CONNECTIONS, MAX_DURATION, MAX_THREADS, Overrides,
-    RequestSpec,
+    ClientSpec, ExperimentKind, KeySpec, MAX_CONNECTIONS, MAX_DURATION, MAX_SHARDS, MAX_THREADS,
+    Overrides, RequestSpec, Shard,
 };
 use crate::error::Result;
+
+/// This process's share of the load: `--shard I/N`, or `--shard auto` with
+/// the count from the environment or `[shards] count`; the whole load
+/// (0 of 1) without `--shard`. A `[shards]` section alone splits nothing:
+/// it only says how many shards `--shard auto` means.
+pub(super) fn build_shard(
+    ctx: &Ctx,
+    raw: Option<&Spanned<RawShards>>,
+    overrides: &Overrides,
+) -> Result<Shard> {
+    let file_count = match raw.and_then(|r| r.get_ref().count.as_ref()) {
+        Some(count) => {
+            ctx.check(count, |n| {
+                check_int("[shards] count", n.0, 1, MAX_SHARDS as i64)
+            })?;
+            Some(count.get_ref().0 as usize)
+        }
+        None => None,
+    };
+    let Some(arg) = overrides.shard else {
+        return Ok(Shard::default());
+    };
+    let count = arg.count.or(file_count).ok_or_else(|| {
+        cli("--shard auto needs the shard count: set CONTEND_SHARDS=N, or [shards] count = N in the scenario")
+    })?;
+    check_int("--shard count", count as i64, 1, MAX_SHARDS as i64).map_err(cli)?;
+    if arg.index >= count {
+        return Err(cli(format!(
+            "--shard {}/{count}: the index counts from 0, so it must be below {count}",
+            arg.index
+        )));
+    }
+    Ok(Shard {
+        index: arg.index,
+        count,
+    })
+}
 
 /// `[request]`: the method (upper-cased), path and headers, checked;
 /// `GET /` with no headers or body by default.
@@ -291,5 +328,6 @@ fn apply_client_flags(
     if let Some(s) = overrides.seed {
         client.seed = s;
     }
+    client.start_at = overrides.start_at;
     Ok(())
 }

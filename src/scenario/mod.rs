@@ -555,7 +555,44 @@ pub struct ClientSpec {
     /// upstream can be joined per request. Off by default (the hot path is
     /// then untouched); on by default for `experiment = "abort-audit"`.
     pub request_ids: bool,
+    /// This process's share of a load split over several processes or
+    /// machines (`--shard I/N`): it offers 1/N of every phase.
+    pub shard: Shard,
+    /// `--start-at`: when the load begins, on the wall clock, so that
+    /// shards on several machines line up (connections are warmed first).
+    pub start_at: Option<std::time::SystemTime>,
 }
+
+/// One share of a load split over `count` processes: shard `index` offers
+/// the arrivals whose global number is `index` modulo `count`, so the
+/// shards together are the single-process schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, from 0.
+    pub index: usize,
+    /// How many shards share the load.
+    pub count: usize,
+}
+
+impl Default for Shard {
+    /// The whole load: shard 0 of 1.
+    fn default() -> Self {
+        Shard { index: 0, count: 1 }
+    }
+}
+
+/// `--shard I/N`, or `--shard auto` (the index from the environment, the
+/// count from the environment or the scenario's `[shards] count`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardArg {
+    /// This shard, from 0.
+    pub index: usize,
+    /// How many shards; `None`: the scenario's `[shards] count`.
+    pub count: Option<usize>,
+}
+
+/// Most shards one load may be split into.
+pub const MAX_SHARDS: usize = 1000;
 
 impl Default for ClientSpec {
     fn default() -> Self {
@@ -567,6 +604,8 @@ impl Default for ClientSpec {
             interval: Duration::from_secs(1),
             lag_bound: Duration::from_millis(1),
             request_ids: false,
+            shard: Shard::default(),
+            start_at: None,
         }
     }
 }
@@ -596,6 +635,10 @@ pub struct Overrides {
     pub seed: Option<u64>,
     /// `--name`.
     pub name: Option<String>,
+    /// `--shard`: this process's share of the load.
+    pub shard: Option<ShardArg>,
+    /// `--start-at`: the common start on the wall clock.
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 /// Where a scenario came from, for error messages.

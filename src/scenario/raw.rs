@@ -34,6 +34,14 @@ pub(super) struct RawScenario {
     pub(super) abort_audit: Option<Spanned<RawAbortAudit>>,
     pub(super) sweep: Option<Spanned<RawSweep>>,
     pub(super) find_limit: Option<Spanned<RawFindLimit>>,
+    pub(super) shards: Option<Spanned<RawShards>>,
+}
+
+/// `[shards]`: how many processes share the load (for `--shard auto`).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawShards {
+    pub(super) count: Option<Spanned<Int>>,
 }
 
 /// `[find_limit]`: candidates, step timing, the 504 bound, repeats, hardware.

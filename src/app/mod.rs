@@ -4,7 +4,11 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{CompareArgs, DoctorArgs, GatewayArgs, RunArgs};
+mod commands;
+
+pub use commands::{compare, doctor, gateway, merge, report};
+
+use crate::cli::RunArgs;
 use crate::driver::Load;
 use crate::error::{Error, Result};
 use crate::experiment::step::Step;
@@ -19,7 +23,7 @@ use crate::{experiment, gate, preflight, topology};
 /// Returns 0, 3 when a threshold failed, or 130/143 when a signal cut the
 /// run short (the signal's code wins: an interrupted gate is no pass).
 pub fn run(args: &RunArgs) -> Result<i32> {
-    let overrides = args.overrides();
+    let overrides = args.overrides()?;
     let scenario = match &args.scenario {
         Some(path) => scenario::load(path, &overrides)?,
         None => scenario::from_overrides(&overrides)?,
@@ -36,11 +40,38 @@ pub fn run(args: &RunArgs) -> Result<i32> {
             );
         }
     }
+    if !args.quiet {
+        note_shard(&scenario.client);
+    }
     match &scenario.experiment {
         Experiment::Run(load) => run_load(args, &scenario, load),
         Experiment::Sweep(spec) => sweep(args, &scenario, spec),
         Experiment::FindLimit(spec) => find_limit(args, &scenario, spec),
         Experiment::AbortAudit(spec) => abort_audit(args, &scenario, spec),
+    }
+}
+
+/// Says which share of a sharded load this process offers, and when a
+/// `--start-at` load begins.
+fn note_shard(client: &scenario::ClientSpec) {
+    let shard = client.shard;
+    if shard.count > 1 {
+        eprintln!(
+            "note: shard {} of {} (0-based): this process offers 1/{} of the load; \
+             `contend merge` the shards' report folders for the whole",
+            shard.index, shard.count, shard.count
+        );
+    }
+    if let Some(at) = client.start_at {
+        let at_utc = chrono::DateTime::<chrono::Utc>::from(at);
+        let wait = at
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        eprintln!(
+            "note: the load begins at --start-at {} (in {:.1}s), once its connections are open",
+            at_utc.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            wait.as_secs_f64()
+        );
     }
 }
 
@@ -584,127 +615,9 @@ fn wrote_summary(dir: &Path, written: &[PathBuf]) -> bool {
 }
 
 /// Writes JUnit XML to `path`, whole or not at all.
+/// Writes JUnit XML to `path`, whole or not at all.
 fn write_junit(path: &Path, suite: &str, cases: &[gate::junit::Case]) -> Result<()> {
     report::write_file(path, &|w| gate::junit::write(w, suite, cases))
-}
-
-/// `contend compare`: baseline report folders against current ones. Returns
-/// 0, or 3 when a metric regressed.
-pub fn compare(args: &CompareArgs) -> Result<i32> {
-    let (baseline, current) = match (args.baseline.is_empty(), args.dirs.as_slice()) {
-        (false, _) => (args.baseline.clone(), args.current.clone()),
-        (true, [b, c]) => (vec![b.clone()], vec![c.clone()]),
-        (true, _) => {
-            return Err(Error::Usage(format!(
-                "compare takes BASELINE CURRENT (two report folders, got {}), or --baseline DIR... --current DIR... \
-                 for repeated runs",
-                args.dirs.len()
-            )));
-        }
-    };
-    let read = |dirs: &[PathBuf]| {
-        dirs.iter()
-            .map(|d| gate::compare::read_run(d))
-            .collect::<Result<Vec<_>>>()
-    };
-    let (baseline, current) = (read(&baseline)?, read(&current)?);
-    let cmp = gate::compare::compare(&baseline, &current, &args.tolerance());
-    let _ = gate::compare::write_table(&mut std::io::stdout().lock(), &cmp, args.quiet);
-    if let Some(path) = &args.junit {
-        write_junit(path, "contend compare", &gate::compare::junit_cases(&cmp))?;
-    }
-    Ok(if cmp.regressed() {
-        gate::EXIT_GATE_FAILED
-    } else {
-        0
-    })
-}
-
-/// `contend doctor`: the checks `run` makes before it starts, on their own,
-/// against a scenario (or the flags' stand-in), plus whether nginx is there.
-/// Returns 0: warnings are advice, not a failure.
-pub fn doctor(args: &DoctorArgs) -> Result<i32> {
-    let overrides = args.overrides();
-    let scenario = match &args.scenario {
-        Some(path) => scenario::load(path, &overrides)?,
-        None => scenario::from_overrides(&overrides)?,
-    };
-    let load = preflight::Load::of(&scenario);
-    let mut checks = preflight::checks(&preflight::Readings::read(), &load);
-    let nginx_needed = scenario.gateway.kind == scenario::GatewayKind::Nginx
-        || matches!(&scenario.experiment, Experiment::AbortAudit(audit)
-            if audit.modes.iter().any(|m| m.gateway_kind() == scenario::GatewayKind::Nginx));
-    checks.push(preflight::nginx(nginx_needed));
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(
-        stdout,
-        "Checked against: up to {} connections, {:.0}/s at peak, {} driver threads, the listener {}.",
-        load.connections,
-        load.peak_rate_per_s,
-        load.threads,
-        if load.listener_local {
-            "on this host"
-        } else {
-            "on another host"
-        }
-    );
-    let _ = preflight::write(&mut stdout, &checks, false);
-    let warns = checks
-        .iter()
-        .filter(|c| c.status == preflight::Status::Warn)
-        .count();
-    let _ = match warns {
-        0 => writeln!(stdout, "Nothing here will limit the run."),
-        n => writeln!(
-            stdout,
-            "{n} setting(s) will limit the run: apply the fixes above."
-        ),
-    };
-    Ok(0)
-}
-
-/// `contend gateway`: loads the gateway config, applies `--listen` and
-/// `--upstream` over it, and runs the reference gateway until SIGTERM or
-/// SIGINT (0). A bad config or flag is exit code 2.
-pub fn gateway(args: &GatewayArgs) -> Result<i32> {
-    let mut config = contend_gateway::config::load(&args.config)?;
-    if let Some(listen) = &args.listen {
-        config.listen = listen.parse().map_err(|_| {
-            Error::Usage(format!(
-                "--listen {listen:?} is not IP:PORT, like 127.0.0.1:0"
-            ))
-        })?;
-    }
-    if let Some(upstream) = &args.upstream {
-        config.upstream = contend_gateway::config::check_upstream(upstream)
-            .map_err(|m| Error::Usage(format!("--upstream: {m}")))?;
-    }
-    contend_gateway::run(config)?;
-    Ok(0)
-}
-
-/// `contend report DIR`: prints a saved run's summary again.
-///
-/// It also draws the plots and `report.html` again from the folder's saved
-/// data (`summary.json`, `intervals.csv`, `latency.hgrm`); nothing is run.
-pub fn report(dir: &std::path::Path) -> Result<i32> {
-    let data = report::plot::ReportData::read(dir)?;
-    let summary = &data.summary;
-    let mut stdout = std::io::stdout().lock();
-    let _ = report::console::write(&mut stdout, summary);
-    let _ = gate::write_thresholds(&mut stdout, &summary.thresholds, false);
-    if let Some(sweep) = &summary.sweep {
-        let _ = report::console::write_sweep(&mut stdout, sweep);
-    }
-    if let Some(find_limit) = &summary.find_limit {
-        let _ = report::find_limit::write_table(&mut stdout, find_limit);
-    }
-    drop(stdout);
-    let (_, errors) = report::write_plots_and_html(dir, &data);
-    if let Some(first) = errors.into_iter().next() {
-        return Err(first);
-    }
-    Ok(0)
 }
 
 /// `contend run` of `experiment = "sweep"`: the open-loop rate steps, then
