@@ -199,6 +199,7 @@ fn good_full_scenario_parses() {
             interval: Duration::from_millis(500),
             lag_bound: Duration::from_millis(2),
             request_ids: false,
+            ..ClientSpec::default()
         },
         gateway: scenario::GatewaySpec::default(),
         thresholds: vec![],
@@ -265,6 +266,7 @@ fn flags_override_a_file() {
         threads: Some(1),
         seed: Some(9),
         name: Some("renamed".to_string()),
+        ..Overrides::default()
     };
     let s = scenario::load(&data_dir().join("good-full.toml"), &overrides).expect("loads");
     assert_eq!(s.name, "renamed");
@@ -325,10 +327,10 @@ fn bad_flags_point_at_the_command_line() {
         ),
         (
             Overrides {
-                target: Some("https://x:1".to_string()),
+                target: Some("ftp://x:1".to_string()),
                 ..Overrides::default()
             },
-            "https is not supported",
+            "only http:// and https:// URLs",
         ),
         (
             Overrides {

@@ -357,6 +357,8 @@ fn empty(bench: &Bench) -> StepResult {
             interrupted: true,
             threads: 1,
             requests: None,
+            protocol: crate::driver::Protocol::Http1,
+            tls: false,
         },
         key_names: bench.scenario.keys.iter().map(|k| k.name.clone()).collect(),
         component_exits: Vec::new(),

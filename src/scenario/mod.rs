@@ -434,6 +434,12 @@ pub struct GatewaySpec {
     pub cpus: Option<String>,
     /// nginx: a template to render instead of the embedded one.
     pub template: Option<PathBuf>,
+    /// `tls = true`: the gateway listens with TLS, on a certificate the
+    /// harness makes for the run (and the driver trusts).
+    pub tls: bool,
+    /// `http2 = true`: the gateway speaks HTTP/2 too (ALPN `h2` over TLS,
+    /// prior knowledge in cleartext), beside HTTP/1.1.
+    pub http2: bool,
 }
 
 /// One phase of offered load.
@@ -555,6 +561,19 @@ pub struct ClientSpec {
     /// upstream can be joined per request. Off by default (the hot path is
     /// then untouched); on by default for `experiment = "abort-audit"`.
     pub request_ids: bool,
+    /// `http`: the HTTP version spoken (`--http2` is `"2"`).
+    pub http: HttpVersion,
+    /// `streams_per_connection`: HTTP/2 streams one connection carries at
+    /// most; `None`: as many as the server's `MAX_CONCURRENT_STREAMS`
+    /// ([`DEFAULT_STREAMS_PER_CONNECTION`] when it sets none).
+    pub streams_per_connection: Option<u32>,
+    /// `reuse = false`: a new connection (and so a new TLS handshake) per
+    /// request, each asking the server to close it (`connection: close`):
+    /// the handshake storm after a gateway restart, or a client without
+    /// keep-alive.
+    pub reuse: bool,
+    /// `[client] tls`: how `https://` targets are spoken to.
+    pub tls: TlsSpec,
 }
 
 impl Default for ClientSpec {
@@ -567,6 +586,84 @@ impl Default for ClientSpec {
             interval: Duration::from_secs(1),
             lag_bound: Duration::from_millis(1),
             request_ids: false,
+            http: HttpVersion::Http1,
+            streams_per_connection: None,
+            reuse: true,
+            tls: TlsSpec::default(),
+        }
+    }
+}
+
+/// HTTP/2 streams per connection when the server sets no
+/// `MAX_CONCURRENT_STREAMS` (RFC 9113 asks servers for at least 100).
+pub const DEFAULT_STREAMS_PER_CONNECTION: u32 = 100;
+
+/// The HTTP version the driver speaks (`[client] http`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpVersion {
+    /// `"1.1"`: HTTP/1.1, one request at a time per connection (the default).
+    #[default]
+    Http1,
+    /// `"2"`: HTTP/2, each arrival a stream; over TLS the server must agree
+    /// to `h2` in ALPN, in cleartext it is h2c with prior knowledge.
+    Http2,
+    /// `"auto"`: over TLS, what ALPN agrees on (`h2` offered first); in
+    /// cleartext, HTTP/1.1.
+    Auto,
+}
+
+impl HttpVersion {
+    /// The name in scenario files: `1.1`, `2` or `auto`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpVersion::Http1 => "1.1",
+            HttpVersion::Http2 => "2",
+            HttpVersion::Auto => "auto",
+        }
+    }
+}
+
+/// A TLS protocol version the client may be held to (`tls.version`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersionSpec {
+    /// TLS 1.2 only.
+    Tls12,
+    /// TLS 1.3 only.
+    Tls13,
+}
+
+/// `[client] tls`: trust, identity and sessions for `https://` targets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsSpec {
+    /// `ca = "file.pem"`: CA certificates trusted beside the system's.
+    pub ca: Option<PathBuf>,
+    /// `insecure = true`: accept any server certificate (self-signed test
+    /// gateways); said loudly on the console.
+    pub insecure: bool,
+    /// `cert = "client.pem"`: the client certificate chain for mTLS.
+    pub cert: Option<PathBuf>,
+    /// `key = "client.key"`: its private key.
+    pub key: Option<PathBuf>,
+    /// `sni = "name"`: the server name asked for (and checked in the
+    /// certificate) instead of the URL's host.
+    pub sni: Option<String>,
+    /// `resumption = false`: every handshake is a full one (no session
+    /// tickets or ids kept).
+    pub resumption: bool,
+    /// `version = "1.2"` or `"1.3"`: only that version; none: either.
+    pub version: Option<TlsVersionSpec>,
+}
+
+impl Default for TlsSpec {
+    fn default() -> Self {
+        TlsSpec {
+            ca: None,
+            insecure: false,
+            cert: None,
+            key: None,
+            sni: None,
+            resumption: true,
+            version: None,
         }
     }
 }
@@ -596,6 +693,10 @@ pub struct Overrides {
     pub seed: Option<u64>,
     /// `--name`.
     pub name: Option<String>,
+    /// `--http2`: `[client] http = "2"`.
+    pub http2: bool,
+    /// `--insecure`: `[client] tls.insecure = true`.
+    pub insecure: bool,
 }
 
 /// Where a scenario came from, for error messages.
