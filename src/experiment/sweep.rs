@@ -435,7 +435,12 @@ fn step_row(step: usize, rate: f64, spec: &SweepSpec, result: &StepResult) -> St
         share_504: measured.share(&[Class::GatewayTimeout]),
         share_other_status: measured.share(&[Class::OtherStatus]),
         share_timeout: measured.share(&[Class::ClientTimeout]),
-        share_error: measured.share(&[Class::ConnectError, Class::IoError, Class::NotSent]),
+        share_error: measured.share(&[
+            Class::ConnectError,
+            Class::TlsError,
+            Class::IoError,
+            Class::NotSent,
+        ]),
         p50_us: measured.latency_at(0.5),
         p90_us: measured.latency_at(0.9),
         p99_us,

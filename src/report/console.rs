@@ -84,12 +84,14 @@ pub fn write(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
     )?;
     writeln!(
         w,
-        "  client_timeout {}, connect_error {}, io_error {}, not_sent {}",
+        "  client_timeout {}, connect_error {}, tls_error {}, io_error {}, not_sent {}",
         s.outcomes.client_timeout,
         s.outcomes.connect_error,
+        s.outcomes.tls_error,
         s.outcomes.io_error,
         s.outcomes.not_sent
     )?;
+    write_connections(w, s)?;
     writeln!(
         w,
         "Requests/sec: {:>12.2}  (sent; {:.2} responses/s)",
@@ -325,6 +327,50 @@ fn write_concurrency_steps(w: &mut dyn Write, steps: &[ClosedStepRow]) -> io::Re
             c.errors,
             fmt_us(c.p50_us),
             fmt_us(c.p99_us)
+        )?;
+    }
+    Ok(())
+}
+
+/// The connections line: the HTTP version, how many were opened and what
+/// opening them cost; over TLS, what the handshakes agreed on.
+fn write_connections(w: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
+    let c = &s.connections;
+    if c.http.is_empty() {
+        // A report written before connections were recorded.
+        return Ok(());
+    }
+    writeln!(
+        w,
+        "Connections: {} over {}{}, {} opened ({:.0}/s), connect p50 {} p99 {}",
+        c.http,
+        if c.tls { "TLS" } else { "TCP" },
+        if c.reuse {
+            ""
+        } else {
+            " (a new one per request)"
+        },
+        c.opened,
+        c.opened_per_s,
+        fmt_us(s.connect_us.p50),
+        fmt_us(s.connect_us.p99),
+    )?;
+    if c.tls && s.tls_handshake_us.count > 0 {
+        let joined = |m: &std::collections::BTreeMap<String, u64>| {
+            m.iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        writeln!(
+            w,
+            "  TLS handshake p50 {} p99 {} max {}; {}; ALPN {}; resumed {}",
+            fmt_us(s.tls_handshake_us.p50),
+            fmt_us(s.tls_handshake_us.p99),
+            fmt_us(s.tls_handshake_us.max),
+            joined(&c.tls_versions),
+            joined(&c.alpn),
+            c.tls_resumed
         )?;
     }
     Ok(())
