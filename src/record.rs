@@ -418,6 +418,8 @@ pub struct Recorder {
     current: IntervalSnapshot,
     interval_cpu_start_ns: u64,
     finished: Vec<IntervalSnapshot>,
+    /// Set by [`Recorder::begin`] (or a start given to `new`).
+    begun: bool,
 }
 
 impl Recorder {
@@ -431,6 +433,7 @@ impl Recorder {
             current: IntervalSnapshot::new(0),
             interval_cpu_start_ns: crate::sys::thread_cpu_ns(),
             finished: Vec::new(),
+            begun: start_ns > 0,
         }
     }
 
@@ -439,6 +442,7 @@ impl Recorder {
     /// before the common start, so no allocation delays its first arrival.
     pub fn begin(&mut self, start_ns: u64) {
         self.start_ns = start_ns;
+        self.begun = true;
         self.interval_cpu_start_ns = crate::sys::thread_cpu_ns();
     }
 
@@ -500,9 +504,14 @@ impl Recorder {
     }
 
     /// A new connection was opened at `now_ns` (its handshakes done).
+    /// One opened to warm up, before [`Recorder::begin`], counts in the
+    /// totals only: no interval has begun.
     pub fn connected(&mut self, now_ns: u64, c: &Connected) {
-        self.roll(now_ns);
         self.totals.connections.record(c);
+        if !self.begun {
+            return;
+        }
+        self.roll(now_ns);
         self.current.connections += 1;
         self.current
             .connect_us
@@ -712,6 +721,24 @@ mod tests {
         assert_eq!(t.counts.statuses().collect::<Vec<_>>(), vec![(200, 1)]);
         assert_eq!(intervals.len(), 1);
         assert_eq!(intervals[0].offered, 2);
+    }
+
+    #[test]
+    fn connections_before_the_start_count_in_totals_only() {
+        let connected = Connected {
+            connect_ns: 100_000,
+            tls: None,
+        };
+        let mut r = Recorder::new(0, 1000 * MS, 0);
+        // Warm-up, on the monotonic clock long before the run's start.
+        r.connected(8_000_000 * MS, &connected);
+        r.begin(9_000_000 * MS);
+        r.connected(9_000_500 * MS, &connected);
+        let (t, intervals) = r.finish(9_001_000 * MS, 0);
+        assert_eq!(t.connections.opened, 2);
+        assert_eq!(t.connections.connect_us.len(), 2);
+        assert_eq!(intervals.len(), 2, "no interval before the start");
+        assert_eq!(intervals.iter().map(|i| i.connections).sum::<u64>(), 1);
     }
 
     #[test]

@@ -108,7 +108,12 @@ pub fn run(
     step: Step,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<StepResult> {
-    let plan = Plan::new(bench.scenario, &topology.url, step.load.clone())?;
+    let plan = Plan::trusting(
+        bench.scenario,
+        &topology.url,
+        step.load.clone(),
+        topology.ca_pem.as_deref().map(str::as_bytes),
+    )?;
     let started_at = Utc::now();
     on_event(Event::Step {
         started_at,
