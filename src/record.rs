@@ -468,6 +468,15 @@ impl Recorder {
         self.current.schedule_lag_us.saturating_record(lag_us);
     }
 
+    /// A request counted as sent was refused unprocessed (an HTTP/2 stream
+    /// above a GOAWAY's last stream, or refused with REFUSED_STREAM) and
+    /// goes out again: it is not counted twice. (Its first schedule lag
+    /// stays in the histogram.)
+    pub fn unsent(&mut self) {
+        self.totals.sent = self.totals.sent.saturating_sub(1);
+        self.current.sent = self.current.sent.saturating_sub(1);
+    }
+
     /// An arrival ended at `now_ns` with `outcome`, `latency_ns` after its
     /// intended time; `service_ns` is set when the request was sent.
     /// `key` indexes the scenario's keys (ignored when it has none).

@@ -168,10 +168,11 @@ pub async fn open(dialer: &Dialer) -> Result<(Stream, Connected), OpenError> {
         ));
     };
     let connector = TlsConnector::from(tls.config.clone());
+    let offered_h2 = tls.config.alpn_protocols.iter().any(|p| p == ALPN_H2);
     let stream = connector
         .connect(tls.server_name.clone(), tcp)
         .await
-        .map_err(|e| OpenError::Tls(failure(&e), e.to_string()))?;
+        .map_err(|e| OpenError::Tls(failure(&e, offered_h2), e.to_string()))?;
     let handshake_ns = sys::monotonic_ns() - connected_ns;
     let session = stream.get_ref().1;
     let handshake = Handshake {

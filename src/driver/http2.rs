@@ -280,7 +280,7 @@ async fn open(shared: &Shared) -> Result<Opened, Outcome> {
         .map_err(preface_failed)?;
     // The server's SETTINGS (and with them its stream limit) come before
     // its answer to a PING; the connection is driven meanwhile.
-    let mut ping = connection.ping_pong().ok_or_else(|| Outcome::IoError)?;
+    let mut ping = connection.ping_pong().ok_or(Outcome::IoError)?;
     let pong = ping.ping(h2::Ping::opaque());
     tokio::pin!(pong);
     tokio::select! {
@@ -403,27 +403,61 @@ async fn serve(shared: &Rc<Shared>, lease: Lease, handle: &mut Option<(u64, Send
         if !template.body.is_empty() {
             body_tx
                 .send_data(template.body.clone(), true)
-                .map_err(|_| Outcome::IoError)?;
+                .map_err(Failed::of)?;
         }
-        let response = response.await.map_err(|_| Outcome::IoError)?;
+        let response = response.await.map_err(Failed::of)?;
         let status = response.status().as_u16();
         let mut body = response.into_body();
         while let Some(chunk) = body.data().await {
-            let chunk = chunk.map_err(|_| Outcome::IoError)?;
+            let chunk = chunk.map_err(|_| Failed::Outcome(Outcome::IoError))?;
             // Keeps the connection's and the stream's windows open.
             let _ = body.flow_control().release_capacity(chunk.len());
         }
-        Ok::<_, Outcome>(Outcome::Response(status))
+        Ok::<_, Failed>(Outcome::Response(status))
     };
     let deadline =
         tokio::time::Instant::now() + Duration::from_nanos(deadline_ns.saturating_sub(sent_ns));
     let outcome = match tokio::time::timeout_at(deadline, exchange).await {
-        Ok(Ok(outcome)) | Ok(Err(outcome)) => outcome,
+        Ok(Ok(outcome)) | Ok(Err(Failed::Outcome(outcome))) => outcome,
+        Ok(Err(Failed::Unprocessed { going_away })) => {
+            // The server says it never processed the stream: it goes out
+            // again (after a GOAWAY, on another connection) and counts once.
+            shared.recorder.borrow_mut().unsent();
+            if going_away {
+                shared.h2.retire(&conn);
+                *handle = None;
+            }
+            requeue(shared, job);
+            return;
+        }
         // Dropping the stream resets it (RST_STREAM CANCEL): a real abort.
         Err(_) => Outcome::ClientTimeout,
     };
     log_request(shared, job, request_id, outcome, Some(sent_ns));
     shared.ended(job, outcome, Some(sent_ns));
+}
+
+/// How a stream failed.
+enum Failed {
+    /// With this outcome.
+    Outcome(Outcome),
+    /// Refused before the server processed it (RFC 9113 8.7): above a
+    /// GOAWAY's last stream id (`going_away`), or reset with REFUSED_STREAM.
+    Unprocessed {
+        /// The whole connection is going away.
+        going_away: bool,
+    },
+}
+
+impl Failed {
+    fn of(e: h2::Error) -> Failed {
+        let going_away = e.is_go_away() && e.is_remote();
+        if going_away || e.reason() == Some(h2::Reason::REFUSED_STREAM) {
+            Failed::Unprocessed { going_away }
+        } else {
+            Failed::Outcome(Outcome::IoError)
+        }
+    }
 }
 
 /// An arrival that never left goes back to the front of the queue.

@@ -192,9 +192,11 @@ fn read_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>> {
     Ok(certs)
 }
 
-/// The reason a handshake that ended in `error` is counted under. rustls'
-/// own error travels inside the I/O error tokio-rustls hands back.
-pub fn failure(error: &std::io::Error) -> TlsFailure {
+/// The reason a handshake that ended in `error` is counted under;
+/// `offered_h2`: ALPN offered `h2` (so a server that agrees to none of
+/// the offer speaks no HTTP/2). rustls' own error travels inside the I/O
+/// error tokio-rustls hands back.
+pub fn failure(error: &std::io::Error, offered_h2: bool) -> TlsFailure {
     use rustls::CertificateError as C;
     let Some(tls) = error
         .get_ref()
@@ -209,6 +211,11 @@ pub fn failure(error: &std::io::Error) -> TlsFailure {
             C::NotValidForName | C::NotValidForNameContext { .. },
         ) => TlsFailure::NameMismatch,
         rustls::Error::InvalidCertificate(_) => TlsFailure::BadCertificate,
+        rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol)
+            if offered_h2 =>
+        {
+            TlsFailure::NoH2
+        }
         rustls::Error::AlertReceived(_) | rustls::Error::PeerIncompatible(_) => TlsFailure::Refused,
         _ => TlsFailure::Protocol,
     }
@@ -303,8 +310,13 @@ mod tests {
             ),
         ];
         for (error, want) in cases {
-            assert_eq!(failure(&error), want, "{error}");
+            assert_eq!(failure(&error, false), want, "{error}");
         }
+        let no_alpn = io(rustls::Error::AlertReceived(
+            rustls::AlertDescription::NoApplicationProtocol,
+        ));
+        assert_eq!(failure(&no_alpn, true), TlsFailure::NoH2);
+        assert_eq!(failure(&no_alpn, false), TlsFailure::Refused);
     }
 
     #[test]

@@ -38,8 +38,15 @@ pub fn make(dir: &Path, prefix: &str, names: &[&str]) -> Result<RunCertificate> 
     let ca_key = KeyPair::generate().map_err(failed)?;
     let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(failed)?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "contend run CA");
+    // A name of its own: a client that trusts another run's CA must not
+    // take this one for it (same name, wrong key) but find it unknown.
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    ca.distinguished_name.push(
+        DnType::CommonName,
+        format!("contend run CA {}-{stamp}", std::process::id()),
+    );
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca = ca.self_signed(&ca_key).map_err(failed)?;
     let key = KeyPair::generate().map_err(failed)?;
