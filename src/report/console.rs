@@ -179,6 +179,7 @@ fn write_keys(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
 pub fn write_sweep(w: &mut dyn Write, r: &SweepResult) -> io::Result<()> {
     if !r.steps.is_empty() {
         write_steps(w, &r.steps)?;
+        write_step_connections(w, &r.steps)?;
     }
     if let Some(reason) = &r.stopped_early {
         writeln!(w, "  {reason}")?;
@@ -374,4 +375,39 @@ fn write_connections(w: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// What connections cost each step, when they cost something worth a table
+/// (TLS handshakes, or a keep-alive twin to set beside): connections per
+/// second, handshake p99, the gateway's CPU per request, and the twin's.
+fn write_step_connections(w: &mut dyn Write, steps: &[StepRow]) -> io::Result<()> {
+    let twins = steps.iter().any(|s| s.keep_alive_p99_us.is_some());
+    if !twins && steps.iter().all(|s| s.tls_handshake_p99_us == 0) {
+        return Ok(());
+    }
+    let cpu = |c: Option<f64>| c.map_or("-".to_string(), |us| format!("{us:.1}us"));
+    writeln!(
+        w,
+        "{:>4} {:>9} {:>9} {:>10} {:>11} {:>9} {:>12} {:>12}",
+        "step", "rate/s", "conns/s", "hs p99", "GW CPU/req", "p99", "keep-alive", "ka GW CPU"
+    )?;
+    for s in steps {
+        writeln!(
+            w,
+            "{:>4} {:>9.0} {:>9.0} {:>10} {:>11} {:>9} {:>12} {:>12}",
+            s.step,
+            s.rate_per_s,
+            s.new_connections_per_s,
+            fmt_us(s.tls_handshake_p99_us),
+            cpu(s.gateway_cpu_us_per_request),
+            fmt_us(s.p99_us),
+            s.keep_alive_p99_us.map_or("-".to_string(), fmt_us),
+            cpu(s.keep_alive_gateway_cpu_us_per_request),
+        )?;
+    }
+    writeln!(
+        w,
+        "  (conns/s: new connections; hs: TLS handshake; GW CPU/req: the gateway's CPU per response; \
+         keep-alive: the same load on reused connections, its P99)"
+    )
 }

@@ -111,6 +111,15 @@ pub(super) fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Resul
     )?;
     let keys = build_keys(ctx, raw.keys.unwrap_or_default())?;
     let client = build_client(ctx, raw.client, overrides, kind, &request, &keys)?;
+    if sweep.keep_alive_baseline && client.reuse {
+        let span = raw.sweep.as_ref().map(|s| s.span());
+        let message = "[sweep] keep_alive_baseline sets each step beside its keep-alive twin, so the steps \
+                       themselves need a new connection per request: add [client] reuse = false";
+        return Err(match span {
+            Some(span) => ctx.at(span, message),
+            None => ctx.whole(message),
+        });
+    }
     let gateway = match raw.gateway {
         Some(g) => build_gateway(ctx, g, raw.target.is_some() || raw.upstream.is_some())?,
         None => GatewaySpec::default(),

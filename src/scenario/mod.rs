@@ -20,6 +20,7 @@ mod build_client;
 mod build_experiment;
 mod build_target;
 mod check;
+mod client;
 mod raw;
 mod url;
 
@@ -32,6 +33,7 @@ use contend_units::located::location;
 use crate::error::{Error, Result};
 use build::{Ctx, build, cli};
 pub(crate) use check::quoted;
+pub use client::{DEFAULT_STREAMS_PER_CONNECTION, HttpVersion, TlsSpec, TlsVersionSpec};
 use raw::RawScenario;
 
 /// A validated scenario: what to drive, how hard, for how long.
@@ -277,6 +279,10 @@ pub struct SweepSpec {
     pub stop_p99: Option<Duration>,
     /// Kneedle sensitivity S (1 is the paper's default).
     pub sensitivity: f64,
+    /// `keep_alive_baseline = true` (with `[client] reuse = false`): each
+    /// rate step first runs on reused connections, and its latency and
+    /// gateway CPU per request stand beside the step's in its row.
+    pub keep_alive_baseline: bool,
 }
 
 impl Default for SweepSpec {
@@ -293,6 +299,7 @@ impl Default for SweepSpec {
             stop_error_share: 0.5,
             stop_p99: None,
             sensitivity: 1.0,
+            keep_alive_baseline: false,
         }
     }
 }
@@ -590,80 +597,6 @@ impl Default for ClientSpec {
             streams_per_connection: None,
             reuse: true,
             tls: TlsSpec::default(),
-        }
-    }
-}
-
-/// HTTP/2 streams per connection when the server sets no
-/// `MAX_CONCURRENT_STREAMS` (RFC 9113 asks servers for at least 100).
-pub const DEFAULT_STREAMS_PER_CONNECTION: u32 = 100;
-
-/// The HTTP version the driver speaks (`[client] http`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum HttpVersion {
-    /// `"1.1"`: HTTP/1.1, one request at a time per connection (the default).
-    #[default]
-    Http1,
-    /// `"2"`: HTTP/2, each arrival a stream; over TLS the server must agree
-    /// to `h2` in ALPN, in cleartext it is h2c with prior knowledge.
-    Http2,
-    /// `"auto"`: over TLS, what ALPN agrees on (`h2` offered first); in
-    /// cleartext, HTTP/1.1.
-    Auto,
-}
-
-impl HttpVersion {
-    /// The name in scenario files: `1.1`, `2` or `auto`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HttpVersion::Http1 => "1.1",
-            HttpVersion::Http2 => "2",
-            HttpVersion::Auto => "auto",
-        }
-    }
-}
-
-/// A TLS protocol version the client may be held to (`tls.version`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsVersionSpec {
-    /// TLS 1.2 only.
-    Tls12,
-    /// TLS 1.3 only.
-    Tls13,
-}
-
-/// `[client] tls`: trust, identity and sessions for `https://` targets.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TlsSpec {
-    /// `ca = "file.pem"`: CA certificates trusted beside the system's.
-    pub ca: Option<PathBuf>,
-    /// `insecure = true`: accept any server certificate (self-signed test
-    /// gateways); said loudly on the console.
-    pub insecure: bool,
-    /// `cert = "client.pem"`: the client certificate chain for mTLS.
-    pub cert: Option<PathBuf>,
-    /// `key = "client.key"`: its private key.
-    pub key: Option<PathBuf>,
-    /// `sni = "name"`: the server name asked for (and checked in the
-    /// certificate) instead of the URL's host.
-    pub sni: Option<String>,
-    /// `resumption = false`: every handshake is a full one (no session
-    /// tickets or ids kept).
-    pub resumption: bool,
-    /// `version = "1.2"` or `"1.3"`: only that version; none: either.
-    pub version: Option<TlsVersionSpec>,
-}
-
-impl Default for TlsSpec {
-    fn default() -> Self {
-        TlsSpec {
-            ca: None,
-            insecure: false,
-            cert: None,
-            key: None,
-            sni: None,
-            resumption: true,
-            version: None,
         }
     }
 }

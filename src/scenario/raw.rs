@@ -88,6 +88,7 @@ pub(super) struct RawSweep {
     pub(super) stop_error_share: Option<Spanned<Num>>,
     pub(super) stop_p99: Option<Spanned<HumanDuration>>,
     pub(super) sensitivity: Option<Spanned<Num>>,
+    pub(super) keep_alive_baseline: Option<Spanned<bool>>,
 }
 
 #[derive(serde::Deserialize, Clone, Copy, PartialEq, Eq)]
