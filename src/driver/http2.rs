@@ -36,6 +36,11 @@ use crate::record::Alpn;
 use crate::scenario::DEFAULT_STREAMS_PER_CONNECTION;
 use crate::sys;
 
+/// Flow-control window of each stream, bytes.
+const STREAM_WINDOW_BYTES: u32 = 1 << 20;
+/// Flow-control window of each connection, bytes.
+const CONNECTION_WINDOW_BYTES: u32 = 1 << 24;
+
 /// The connections of one shard and its idle stream workers.
 #[derive(Default)]
 pub(super) struct Pool {
@@ -274,7 +279,11 @@ async fn open(shared: &Shared) -> Result<Opened, Outcome> {
         ));
         Outcome::IoError
     };
+    // Windows wide enough that responses are never held back waiting for a
+    // WINDOW_UPDATE (the client reads every byte at once anyway).
     let (send, mut connection) = h2::client::Builder::new()
+        .initial_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
         .handshake::<_, Bytes>(stream)
         .await
         .map_err(preface_failed)?;

@@ -710,6 +710,12 @@ mod tests {
             lag_p99_us: 0,
             upstream_cpu_cores: None,
             past_saturation: false,
+            new_connections_per_s: 0.0,
+            tls_handshake_p99_us: 0,
+            gateway_cpu_us_per_request: None,
+            keep_alive_p50_us: None,
+            keep_alive_p99_us: None,
+            keep_alive_gateway_cpu_us_per_request: None,
         }
     }
 
