@@ -153,6 +153,7 @@ fn audit(modes: &str) -> AuditOutput {
         scenario: &s,
         exe,
         stop: &stop,
+        cgroup: None,
     };
     abort_audit::run(&bench, &spec(&s), &mut |_| {}).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -437,6 +438,7 @@ fn the_shipped_scenario_under_counts_about_six_times_early_and_not_complete() {
         scenario: &s,
         exe,
         stop: &stop,
+        cgroup: None,
     };
     let out = abort_audit::run(&bench, &audit, &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
     let nginx = util::component_present(

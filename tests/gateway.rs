@@ -587,6 +587,7 @@ fn a_scenario_runs_through_the_reference_gateway_and_accounts_per_key() {
         scenario: &scenario,
         exe,
         stop: &stop,
+        cgroup: None,
     };
     let load = contend::driver::Load::Open(scenario.phases().to_vec());
     let out = contend::experiment::run::run(

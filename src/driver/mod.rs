@@ -279,6 +279,19 @@ pub fn run(
     stop: watch::Receiver<bool>,
     on_interval: &mut dyn FnMut(&IntervalRow),
 ) -> Result<DriverOutput> {
+    run_observed(plan, stop, &mut |_| {}, on_interval)
+}
+
+/// [`run`], also telling `on_start` the common start time of the shards
+/// (CLOCK_MONOTONIC ns) as soon as it is set: interval `i` covers
+/// `start + i x interval` to the next, so a watcher can read the target
+/// at the same boundaries.
+pub fn run_observed(
+    plan: &Plan,
+    stop: watch::Receiver<bool>,
+    on_start: &mut dyn FnMut(u64),
+    on_interval: &mut dyn FnMut(&IntervalRow),
+) -> Result<DriverOutput> {
     let (to_coordinator, from_shards) = mpsc::channel();
     let mut starts = Vec::new();
     let mut handles = Vec::new();
@@ -297,7 +310,7 @@ pub fn run(
     let mut collected = Collected::new(plan);
     // The channel closes once every shard has ended and dropped its sender.
     while let Ok(msg) = from_shards.recv() {
-        collected.take(msg, &mut starts, on_interval);
+        collected.take(msg, &mut starts, on_start, on_interval);
     }
     for handle in handles {
         if handle.join().is_err() {
@@ -398,6 +411,7 @@ impl Collected {
         &mut self,
         msg: ShardMsg,
         starts: &mut Vec<oneshot::Sender<u64>>,
+        on_start: &mut dyn FnMut(u64),
         on_interval: &mut dyn FnMut(&IntervalRow),
     ) {
         match msg {
@@ -409,6 +423,7 @@ impl Collected {
                     for tx in starts.drain(..) {
                         let _ = tx.send(self.start_ns);
                     }
+                    on_start(self.start_ns);
                 }
             }
             ShardMsg::Interval(snapshot) => {

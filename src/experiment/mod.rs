@@ -18,6 +18,7 @@
 pub mod abort_audit;
 pub mod find_limit;
 pub mod run;
+mod sampling;
 pub mod step;
 pub mod sweep;
 
@@ -29,6 +30,7 @@ use crate::driver::Load;
 use crate::record::IntervalRow;
 use crate::scenario::Scenario;
 use crate::shutdown::Stop;
+use crate::topology::cgroup::Cgroup;
 
 /// What every experiment runs with.
 #[derive(Clone, Copy)]
@@ -39,6 +41,9 @@ pub struct Bench<'a> {
     pub exe: &'a Path,
     /// Turns true on Ctrl-C or SIGTERM: stop sending, keep what was measured.
     pub stop: &'a Stop,
+    /// The cgroup the component under test (the upstream) is put in: a
+    /// find-limit's hardware class with a CPU quota or a memory limit.
+    pub cgroup: Option<&'a Cgroup>,
 }
 
 /// What an experiment tells its caller as it goes.

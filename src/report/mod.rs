@@ -1,7 +1,8 @@
 //! Reports: the files of one run's report folder and the console summary.
 //!
 //! Takes finished results (a [`RunOutput`] and its [`Summary`]) and a
-//! folder; writes `summary.json`, `intervals.csv`, `latency.hgrm`,
+//! folder; writes `summary.json`, `intervals.csv`, `components.csv`
+//! ([`components`]: the system under test per interval), `latency.hgrm`,
 //! `latency.hlog`, a sweep's `steps.csv` and `concurrency.csv` (a
 //! find-limit's own files in [`find_limit`]), the plots
 //! ([`plot`], SVG and PNG) and `report.html` ([`html`]). Each artifact is
@@ -15,6 +16,7 @@
 
 pub mod abort_audit;
 pub mod capacity;
+pub mod components;
 pub mod console;
 pub mod find_limit;
 pub mod folder;
@@ -104,10 +106,20 @@ pub fn write(dir: &Path, run: &RunOutput, summary: &Summary) -> (Vec<PathBuf>, V
         written.extend(w);
         errors.extend(e);
     }
+    if !run.step.telemetry.series.is_empty() {
+        let path = dir.join("components.csv");
+        match write_file(&path, &|w| {
+            components::write_csv(w, &run.step.telemetry.series)
+        }) {
+            Ok(()) => written.push(path),
+            Err(e) => errors.push(e),
+        }
+    }
     let data = plot::ReportData::of(
         summary,
         &run.step.driver.intervals,
         &run.step.driver.totals.latency_us,
+        &run.step.telemetry.series,
     );
     let (w, e) = write_plots_and_html(dir, &data);
     written.extend(w);

@@ -209,6 +209,12 @@ pub struct Summary {
     /// The machine the run ran on and where its parts were pinned.
     #[serde(default)]
     pub machine: Option<Machine>,
+    /// The system under test, by role (`upstream`, `gateway`, each
+    /// `[[scrape]]` name): CPU seconds and per request, cores, peak memory
+    /// and descriptors, throttling, its own counters; per interval in
+    /// components.csv. Empty when nothing was read (an external target).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub components: BTreeMap<String, super::components::ComponentSummary>,
     /// `experiment = "sweep"`: the step rows, the knee, the USL fit and the
     /// highest rate within the SLO (the other fields describe every
     /// open-loop step together, warm-ups included).
@@ -461,6 +467,7 @@ impl Summary {
             sweep: None,
             find_limit: None,
             machine: Some(Machine::of(&run.scenario)),
+            components: super::components::summaries(&run.step.telemetry, responses),
         }
     }
 }

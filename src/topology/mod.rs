@@ -21,12 +21,15 @@
 //! [`Gateway`] impl, one arm in `start_gateway`, and its name in the
 //! scenario's `GatewayKind` (see docs/architecture.md).
 
+pub mod cgroup;
 mod child;
 mod component;
 pub mod http;
 mod mock;
 pub mod nginx;
+mod procfs;
 mod reference;
+pub mod telemetry;
 mod workdir;
 
 pub use child::{
