@@ -22,6 +22,10 @@
 //!   `kill -9` and the interval files written as the run goes.
 //! - `scenario_fuzz`: the scenario parser under random edits and bytes
 //!   (proptest, bounded): no panic, every error a message and exit code 2.
+//! - `telemetry`: the system under test per interval: sampled CPU against a
+//!   known burn, components' counters against the driver's, a component
+//!   dying, `[[scrape]]` targets, quota classes and their cgroups on every
+//!   way out, `--metrics-addr`.
 //! - `sweep`: the sweep experiment: `[sweep]` parsing, a short real sweep, its
 //!   rows, plots, report.html and `contend report DIR`, and stopping early.
 
@@ -38,4 +42,5 @@ mod robustness;
 mod scenario_files;
 mod scenario_fuzz;
 mod sweep;
+mod telemetry;
 mod util;

@@ -505,6 +505,11 @@ pub fn number_paths(scenario: &crate::scenario::Scenario) -> Vec<String> {
         }
         "upstream_accounting" => matches!(scenario.target, Target::Mock(_)),
         "gateway_accounting" => starts_gateway,
+        "components" => {
+            starts_gateway
+                || matches!(scenario.target, Target::Mock(_))
+                || !scenario.scrape.is_empty()
+        }
         _ => true,
     };
     let mut paths = Vec::new();
@@ -625,6 +630,7 @@ mod tests {
                     "closed_loop_connections",
                     "upstream_accounting.totals.cpu_s",
                     "gateway_accounting.lines",
+                    "components.*.cpu_s",
                 ],
             ),
             (
@@ -632,6 +638,8 @@ mod tests {
                 &[
                     "upstream_accounting.totals.cpu_s",
                     "upstream_accounting.keys.*.started",
+                    "components.*.cpu_per_request_us",
+                    "components.*.metrics.*",
                 ],
                 &["gateway_accounting.lines"],
             ),
