@@ -548,3 +548,108 @@ impl StepResult {
             .filter(move |r| r.start_s + r.duration_s <= end_s)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Totals;
+    use crate::scenario::{ArrivalKind, Phase, Rate};
+    use crate::topology::telemetry::ComponentSample;
+
+    /// An interval row of `responses` 2xx.
+    fn row(index: u64, responses: u64) -> IntervalRow {
+        let mut by_class = [0; Class::ALL.len()];
+        by_class[Class::Success.index()] = responses;
+        IntervalRow {
+            index,
+            start_s: index as f64,
+            duration_s: 1.0,
+            offered: responses,
+            sent: responses,
+            by_class,
+            p50_us: 0,
+            p90_us: 0,
+            p99_us: 0,
+            p999_us: 0,
+            max_us: 0,
+            lag_p99_us: 0,
+            in_flight: 0,
+            driver_cpu_cores: 0.0,
+            latency_hist_v2: Vec::new(),
+        }
+    }
+
+    /// A component's row of `cpu_s` CPU seconds in interval `index`.
+    fn sample(index: u64, cpu_s: f64, rss: u64) -> ComponentSample {
+        ComponentSample {
+            index,
+            start_s: index as f64,
+            duration_s: 1.0,
+            alive: true,
+            cpu_user_s: Some(cpu_s),
+            cpu_system_s: Some(0.0),
+            cpu_cores: Some(cpu_s),
+            rss_bytes: Some(rss),
+            ..ComponentSample::default()
+        }
+    }
+
+    /// A step of 1 s warm-up and 2 s measured, with a drain interval after:
+    /// its cost counts the two measured intervals only.
+    #[test]
+    fn a_components_cost_is_over_the_measured_intervals_only() {
+        let phase = |secs| Phase {
+            rate: Rate::Constant(100.0),
+            duration: Duration::from_secs(secs),
+            arrival: ArrivalKind::Constant,
+        };
+        let gateway = SourceSeries {
+            role: "gateway".into(),
+            kind: "reference gateway".into(),
+            samples: vec![
+                sample(0, 0.9, 10),
+                sample(1, 0.2, 20),
+                sample(2, 0.3, 30),
+                sample(3, 0.9, 99),
+            ],
+            ..SourceSeries::default()
+        };
+        let result = StepResult {
+            started_at: Utc::now(),
+            step: Step {
+                load: Load::Open(vec![phase(1), phase(2)]),
+                warmup: Duration::from_secs(1),
+            },
+            driver: DriverOutput {
+                totals: Totals::new(0),
+                intervals: vec![row(0, 100), row(1, 1000), row(2, 1500), row(3, 10)],
+                duration_s: 3.0,
+                interrupted: false,
+                threads: 1,
+                requests: None,
+            },
+            key_names: Vec::new(),
+            component_exits: Vec::new(),
+            component_stalls: Vec::new(),
+            cpu: StepCpu::default(),
+            telemetry: Telemetry {
+                series: vec![gateway],
+            },
+        };
+        let cost = result.cost("gateway").expect("a cost");
+        assert_eq!(cost.cores, 0.25);
+        // 0.5 CPU-s over 2,500 responses.
+        assert_eq!(cost.cpu_per_request_us, Some(200.0));
+        assert_eq!(cost.peak_rss_bytes, Some(30));
+        assert_eq!(cost.throttled_share, None);
+        assert!(result.cost("upstream").is_none());
+
+        // Appended after a step of 4 intervals, its rows move along.
+        let mut joined = Telemetry::default();
+        joined.append(result.telemetry.clone(), 0, 0.0);
+        joined.append(result.telemetry.clone(), 4, 4.0);
+        let rows = &joined.get("gateway").unwrap().samples;
+        assert_eq!(rows.len(), 8);
+        assert_eq!((rows[5].index, rows[5].start_s), (5, 5.0));
+    }
+}

@@ -112,6 +112,15 @@ pub fn get_within(addr: SocketAddr, path: &str, within: Duration) -> Result<(u16
             Ok(0) => break,
             Ok(n) => raw.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // The read timeout shows as EAGAIN (WouldBlock) on Linux.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(format!("no whole answer within {}ms", within.as_millis()));
+            }
             Err(e) => return Err(e.to_string()),
         }
         if raw.len() > MAX_SCRAPE_BYTES {
