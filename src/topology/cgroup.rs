@@ -593,6 +593,40 @@ mod tests {
     }
 
     #[test]
+    fn v2_groups_go_beside_contends_own_with_the_controllers_enabled() {
+        // A unified hierarchy laid out in a folder: contend in /jobs/run,
+        // whose parent hands on cpu but not yet memory.
+        let root = tempfile::tempdir().unwrap();
+        let point = root.path();
+        std::fs::write(
+            point.join("cgroup.controllers"),
+            "cpuset cpu io memory pids\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(point.join("jobs/run")).unwrap();
+        std::fs::write(point.join("jobs/cgroup.subtree_control"), "cpu\n").unwrap();
+        let mountinfo = format!(
+            "30 23 0:26 / {} rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n",
+            point.display()
+        );
+        let mounts = parse_mountinfo(&mountinfo);
+        let limits = Limits {
+            cpus: Some(1.0),
+            memory_bytes: Some(256 << 20),
+        };
+        let layout = plan(&mounts, "0::/jobs/run\n", &limits, "contend-9-1").unwrap();
+        assert_eq!(layout, Layout::V2(point.join("jobs/contend-9-1")));
+        // memory was enabled for the parent's children.
+        let enabled = std::fs::read_to_string(point.join("jobs/cgroup.subtree_control")).unwrap();
+        assert_eq!(enabled, "+memory");
+        // A unified hierarchy without the cpu controller is no use: v1 then,
+        // and with no v1 cpu mount the reason says so.
+        std::fs::write(point.join("cgroup.controllers"), "memory pids\n").unwrap();
+        let why = plan(&mounts, "0::/jobs/run\n", &limits, "x").unwrap_err();
+        assert!(why.contains("cpu controller"), "{why}");
+    }
+
+    #[test]
     fn a_mount_of_a_subtree_maps_the_path_below_its_root() {
         // In a container the hierarchy's folder /docker/abc is mounted at
         // /sys/fs/cgroup/cpu, and /proc/self/cgroup still says /docker/abc.
