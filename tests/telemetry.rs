@@ -132,10 +132,28 @@ fn counters_from_metrics_match_the_drivers_counts() {
     let all = components(&report);
     let gateway = series(&all, "gateway");
     assert_eq!(gateway.kind, "reference gateway");
-    assert_eq!(metric_total(gateway, "responses"), ok + refused);
-    assert_eq!(metric_total(gateway, "status_503"), refused);
+    let upstream = series(&all, "upstream");
+    // A read that fails (a machine so busy that the page takes longer
+    // than half an interval) leaves the next interval's counters out, and
+    // says so: then the totals can only fall short.
+    let unread = s["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w.as_str().unwrap_or("").contains("could not be read"));
+    let counted = [
+        (metric_total(gateway, "responses"), ok + refused),
+        (metric_total(gateway, "status_503"), refused),
+        (metric_total(upstream, "completed"), ok),
+    ];
+    for (theirs, ours) in counted {
+        if unread {
+            assert!(theirs <= ours, "{theirs} > {ours}");
+        } else {
+            assert_eq!(theirs, ours, "{:#}", s["components"]);
+        }
+    }
     assert_eq!(metric_total(gateway, "status_504"), 0.0);
-    assert_eq!(metric_total(series(&all, "upstream"), "completed"), ok);
     // The limit shows in the gateway's in-flight gauge, never above 2.
     let peak = gateway
         .samples

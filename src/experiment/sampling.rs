@@ -18,9 +18,9 @@ use crate::topology::Component;
 use crate::topology::cgroup::Cgroup;
 use crate::topology::telemetry::{self, Reading, SourceSeries};
 
-/// Shortest wait for one metrics read, and the longest: a quarter of the
-/// interval in between, so a slow endpoint cannot hold the watcher for long.
-const READ_WITHIN: (Duration, Duration) = (Duration::from_millis(50), Duration::from_millis(500));
+/// Shortest wait for one metrics read, and the longest: half the interval
+/// in between, so a slow endpoint cannot hold the watcher for long.
+const READ_WITHIN: (Duration, Duration) = (Duration::from_millis(100), Duration::from_millis(500));
 /// A last interval shorter than this (the load ended just after a
 /// boundary) is not read: it would say nothing.
 const MIN_LAST_INTERVAL_NS: u64 = 20_000_000;
@@ -111,7 +111,7 @@ impl<'s> Sampler<'s> {
             ScrapeSource::Pid(pid) => Source::new(&s.name, "process", Some(*pid)),
             ScrapeSource::Metrics { .. } => Source::new(&s.name, "metrics", None),
         }));
-        let within = (interval / 4).clamp(READ_WITHIN.0, READ_WITHIN.1);
+        let within = (interval / 2).clamp(READ_WITHIN.0, READ_WITHIN.1);
         Sampler {
             sources,
             scrape,

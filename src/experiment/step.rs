@@ -494,7 +494,9 @@ impl Tally {
 pub struct Cost {
     /// CPU in use, cores.
     pub cores: f64,
-    /// CPU per response the client got in those intervals, us.
+    /// CPU per request it handled in those intervals (by its own count:
+    /// the mock's started work, the gateway's responses, nginx's
+    /// requests; else per response the client got), us.
     pub cpu_per_request_us: Option<f64>,
     /// The most resident memory at an interval's end, bytes.
     pub peak_rss_bytes: Option<u64>,
@@ -517,10 +519,7 @@ impl StepResult {
         let responses = Tally::of(self.inside()).responses();
         Some(Cost {
             cores: round3(cores),
-            cpu_per_request_us: usage
-                .cpu_s
-                .filter(|_| responses > 0)
-                .map(|s| crate::analysis::round(s * 1e6 / responses as f64, 1)),
+            cpu_per_request_us: usage.cpu_per_request_us(responses),
             peak_rss_bytes: usage.peak_rss_bytes,
             throttled_share: usage
                 .throttled_share()

@@ -89,7 +89,7 @@ pub struct StepRow {
     /// intervals wholly inside it), when the harness started it.
     #[serde(default)]
     pub upstream_cores: Option<f64>,
-    /// The upstream's CPU per response in the measured part, us.
+    /// The upstream's CPU per request it handled in the measured part (by its own count), us.
     #[serde(default)]
     pub upstream_cpu_per_request_us: Option<f64>,
     /// The upstream's most resident memory in the measured part, bytes.
@@ -99,7 +99,7 @@ pub struct StepRow {
     /// the harness started it.
     #[serde(default)]
     pub gateway_cores: Option<f64>,
-    /// The gateway's CPU per response in the measured part, us.
+    /// The gateway's CPU per request it handled in the measured part (by its own count), us.
     #[serde(default)]
     pub gateway_cpu_per_request_us: Option<f64>,
     /// The gateway's most resident memory in the measured part, bytes.

@@ -59,7 +59,7 @@ pub struct ComponentAtRate {
     pub achieved_per_s: f64,
     /// Cores it used there.
     pub cores: f64,
-    /// Its CPU per response there, us.
+    /// Its CPU per request it handled there, us.
     pub cpu_per_request_us: f64,
     /// Cores it needs per 10,000 responses per second at that cost.
     pub cores_per_10k_per_s: f64,

@@ -56,8 +56,9 @@ pub struct ComponentSummary {
     pub cpu_user_s: Option<f64>,
     /// CPU seconds in the kernel.
     pub cpu_system_s: Option<f64>,
-    /// CPU per response the client got, us: `cpu_s` over the run's
-    /// responses (any status).
+    /// CPU per request it handled, us: `cpu_s` over its own count of them
+    /// (the mock's started work, the gateway's responses, nginx's
+    /// requests), else over the run's responses (any status).
     pub cpu_per_request_us: Option<f64>,
     /// Mean cores in use.
     pub cores_mean: Option<f64>,
@@ -83,7 +84,8 @@ pub struct ComponentSummary {
 
 /// Per component and target, by role (`upstream`, `gateway`, a scrape's
 /// name), over every interval of the run; `responses` is the run's
-/// complete responses (any status), for the CPU per request.
+/// complete responses (any status), for the CPU per request of a source
+/// that does not count its own.
 pub fn summaries(telemetry: &Telemetry, responses: u64) -> BTreeMap<String, ComponentSummary> {
     telemetry
         .series
@@ -113,10 +115,7 @@ fn summary(series: &SourceSeries, responses: u64) -> ComponentSummary {
         cpu_s: usage.cpu_s.map(round3),
         cpu_user_s: usage.cpu_user_s.map(round3),
         cpu_system_s: usage.cpu_system_s.map(round3),
-        cpu_per_request_us: usage
-            .cpu_s
-            .filter(|_| responses > 0)
-            .map(|s| (s * 1e6 / responses as f64 * 10.0).round() / 10.0),
+        cpu_per_request_us: usage.cpu_per_request_us(responses),
         cores_mean: usage.cores().map(round3),
         cores_peak,
         peak_rss_bytes: usage.peak_rss_bytes,

@@ -236,7 +236,7 @@ fn components_table(h: &mut String, s: &Summary) {
     let _ = writeln!(
         h,
         "</table><p class=\"muted\">From each component's processes (/proc), read at every interval boundary; CPU per \
-         request is its CPU over the run's responses (any status). Per interval in components.csv.</p>"
+         request is its CPU over the requests it handled by its own count (else over the run's responses). Per interval in components.csv.</p>"
     );
 }
 

@@ -176,7 +176,30 @@ pub struct Usage {
     pub metrics: BTreeMap<String, f64>,
 }
 
+/// The counters by which a component counts the requests it handled: the
+/// mock upstream's started work, the reference gateway's responses,
+/// nginx's requests.
+const HANDLED: [&str; 3] = ["started", "responses", "requests"];
+
 impl Usage {
+    /// The requests it handled over the intervals, by its own counter,
+    /// when it keeps one (and it saw any).
+    pub fn handled(&self) -> Option<f64> {
+        HANDLED
+            .iter()
+            .find_map(|name| self.metrics.get(*name).copied())
+            .filter(|n| *n > 0.0)
+    }
+
+    /// CPU per request, us: over the requests it handled by its own count,
+    /// else over `responses` (what the client got), when there were any.
+    pub fn cpu_per_request_us(&self, responses: u64) -> Option<f64> {
+        let requests = self
+            .handled()
+            .or((responses > 0).then_some(responses as f64))?;
+        Some((self.cpu_s? * 1e6 / requests * 10.0).round() / 10.0)
+    }
+
     /// CPU in use, cores: CPU seconds over the intervals' length.
     pub fn cores(&self) -> Option<f64> {
         Some(self.cpu_s? / self.seconds.max(1e-9))
@@ -425,8 +448,9 @@ fn sum(all: &[Metric], metric: &str) -> Option<f64> {
 }
 
 /// The mock upstream's `/metrics` in `components.csv`'s names: in flight,
-/// queue depth and busy workers (gauges); requests completed and refused,
-/// and the CPU seconds its request work burnt (counters, over every key).
+/// queue depth and busy workers (gauges); requests started, completed and
+/// refused, and the CPU seconds its request work burnt (counters, over
+/// every key).
 pub fn mock_metrics(text: &str) -> Result<Vec<Metric>, String> {
     let all = parse_prometheus(text)?;
     let mut out = Vec::new();
@@ -440,6 +464,7 @@ pub fn mock_metrics(text: &str) -> Result<Vec<Metric>, String> {
         }
     }
     for (name, metric) in [
+        ("started", "mock_upstream_started_total"),
         ("completed", "mock_upstream_completed_total"),
         ("refused", "mock_upstream_refused_total"),
         ("work_cpu_s", "mock_upstream_cpu_seconds_total"),

@@ -83,14 +83,14 @@ pub struct StepRow {
     /// (their CPU time over the load's wall time; the backlog it worked off
     /// after the load is not in it).
     pub upstream_cores: Option<f64>,
-    /// The upstream's CPU per response in the measured part, us, from its
+    /// The upstream's CPU per request it handled in the measured part (by its own count), us, from its
     /// processes.
     #[serde(default)]
     pub upstream_cpu_per_request_us: Option<f64>,
     /// The cores the gateway's processes used in the measured part.
     #[serde(default)]
     pub gateway_cores: Option<f64>,
-    /// The gateway's CPU per response in the measured part, us.
+    /// The gateway's CPU per request it handled in the measured part (by its own count), us.
     #[serde(default)]
     pub gateway_cpu_per_request_us: Option<f64>,
     /// In a class with a CPU quota: the share of the upstream's CFS
