@@ -21,6 +21,7 @@ Examples:
   contend run gate.toml --repeat 5 --out /tmp/current
   contend compare --baseline baseline/run-* --current /tmp/current/run-*
   contend doctor scenarios/capacity-sweep.toml
+  contend run soak.toml --metrics-addr 127.0.0.1:9464     # watch it in Prometheus
 
 Exit codes:
   0    the run completed (and every threshold held; compare: no regression)
@@ -241,6 +242,11 @@ pub struct RunArgs {
     /// Print only verdicts (failed thresholds and the overall verdict); no progress bars.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Serve the run's own progress (offered, sent, outcomes, the last
+    /// interval's latency quantiles, lag and in flight) in Prometheus text
+    /// at http://ADDR/metrics while it runs, e.g. 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
 }
 
 const MERGE_HELP: &str = "\

@@ -22,6 +22,8 @@
 //! - [`shutdown`]: Ctrl-C and SIGTERM: stop, drain, report.
 //! - [`experiment`]: one load step, and its compositions (`run`, `sweep`,
 //!   `find_limit`, `abort_audit`).
+//! - [`exporter`]: `--metrics-addr`, the run's own progress in Prometheus
+//!   text while it runs.
 //! - [`report`]: the report folder (made ready before the run),
 //!   summary.json, intervals.csv, .hgrm, .hlog, plots, report.html, the
 //!   console.
@@ -42,6 +44,7 @@ pub mod cli;
 pub mod driver;
 pub mod error;
 pub mod experiment;
+pub mod exporter;
 pub mod gate;
 pub mod limits;
 pub mod outcome;

@@ -4,8 +4,9 @@
 //! handle the run watches. On the first SIGINT or SIGTERM the handle turns
 //! true: the driver stops dispatching, drains what is in flight, and the
 //! report of what ran is written. On a second signal every child process
-//! still registered with [`crate::topology`] is stopped and the process
-//! exits with 128 + the signal number. It does not know about reports.
+//! still registered with [`crate::topology`] is stopped, the cgroups made
+//! for hardware classes are removed, and the process exits with 128 + the
+//! signal number. It does not know about reports.
 
 use std::sync::OnceLock;
 
@@ -101,6 +102,9 @@ pub fn install() -> std::io::Result<Stop> {
                     let _ = tx.send(true);
                 } else {
                     crate::topology::stop_all_children();
+                    // No destructor runs past exit: the cgroups go now,
+                    // once the children in them are stopped.
+                    crate::topology::cgroup::remove_all();
                     std::process::exit(signal.exit_code());
                 }
             }

@@ -41,6 +41,13 @@ pub fn clock_ticks_per_s() -> u64 {
     if ticks > 0 { ticks as u64 } else { 100 }
 }
 
+/// Bytes in a memory page, the unit of the RSS in `/proc/PID/stat`.
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if size > 0 { size as u64 } else { 4096 }
+}
+
 /// A non-blocking CLOCK_MONOTONIC timerfd, armed at absolute times.
 ///
 /// tokio's timers have a 1 ms grain; registered with the runtime's epoll,
@@ -144,6 +151,21 @@ pub fn kill_child_with_parent(cmd: &mut std::process::Command) {
             }
             Ok(())
         });
+    }
+}
+
+/// Reaps every child of this process that has exited, without waiting
+/// for the others: a killed child stays a zombie until reaped, and a
+/// zombie still counts in its cgroup, which cannot be removed until then.
+pub fn reap_exited_children() {
+    loop {
+        let mut status = 0;
+        // SAFETY: plain syscall; WNOHANG never blocks, and the status is a
+        // valid writable int.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid <= 0 {
+            return;
+        }
     }
 }
 

@@ -153,6 +153,7 @@ fn audit(modes: &str) -> AuditOutput {
         scenario: &s,
         exe,
         stop: &stop,
+        cgroup: None,
     };
     abort_audit::run(&bench, &spec(&s), &mut |_| {}).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -247,7 +248,14 @@ fn reference_early_under_counts_the_exporter_and_complete_agrees() {
     assert_eq!(out.audit.order, ["reference-early", "reference-complete"]);
     assert_eq!(out.runs.len(), 2);
     for (_, run) in &out.runs {
-        assert!(run.warnings.is_empty(), "{:?}", run.warnings);
+        // A saturated upstream may answer its metrics page late on a busy
+        // machine: that costs the per-interval telemetry, not the audit.
+        let audit_warnings: Vec<&String> = run
+            .warnings
+            .iter()
+            .filter(|w| !w.contains("own metrics could not be read"))
+            .collect();
+        assert!(audit_warnings.is_empty(), "{audit_warnings:?}");
     }
     let early = &out.audit.modes["reference-early"];
     let complete = &out.audit.modes["reference-complete"];
@@ -437,6 +445,7 @@ fn the_shipped_scenario_under_counts_about_six_times_early_and_not_complete() {
         scenario: &s,
         exe,
         stop: &stop,
+        cgroup: None,
     };
     let out = abort_audit::run(&bench, &audit, &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
     let nginx = util::component_present(

@@ -32,7 +32,8 @@ fn find_limit_section_parses_with_defaults_and_hardware_classes() {
     let s = parse(&format!(
         "{BASE}[find_limit]\nmin = 2\nmax = 16\nrate = 90\nwarmup = \"500ms\"\nduration = \"2s\"\n\
          max_504_share = 0.05\nrepeats = 3\nbaseline = false\n\
-         hardware = [{{ cpus = \"1\" }}, {{ cpus = [0, 1] }}, {{ cpu_quota = 0.5 }}]\n"
+         hardware = [{{ cpuset = \"1\" }}, {{ cpuset = [0, 1] }}, {{ cpus = 0.5 }}, \
+         {{ cpus = 1.5, memory = \"512MiB\" }}, {{ cpuset = \"1\", cpus = 0.5 }}]\n"
     ))
     .expect("a full section");
     let f = spec(s);
@@ -44,9 +45,39 @@ fn find_limit_section_parses_with_defaults_and_hardware_classes() {
     assert_eq!(
         f.hardware,
         vec![
-            HardwareClass::Cpus("1".into()),
-            HardwareClass::Cpus("0,1".into()),
-            HardwareClass::CpuQuota(0.5)
+            HardwareClass {
+                cpuset: Some("1".into()),
+                ..HardwareClass::default()
+            },
+            HardwareClass {
+                cpuset: Some("0,1".into()),
+                ..HardwareClass::default()
+            },
+            HardwareClass {
+                cpus: Some(0.5),
+                ..HardwareClass::default()
+            },
+            HardwareClass {
+                cpus: Some(1.5),
+                memory_bytes: Some(512 << 20),
+                cpuset: None,
+            },
+            HardwareClass {
+                cpuset: Some("1".into()),
+                cpus: Some(0.5),
+                memory_bytes: None,
+            },
+        ]
+    );
+    let names: Vec<String> = f.hardware.iter().map(HardwareClass::name).collect();
+    assert_eq!(
+        names,
+        [
+            "cpuset=1",
+            "cpuset=0,1",
+            "cpus=0.5",
+            "cpus=1.5,memory=512MiB",
+            "cpuset=1,cpus=0.5"
         ]
     );
 }
@@ -57,9 +88,15 @@ fn find_limit_section_errors_say_the_fix() {
         (format!("{BASE}[find_limit]\nmin = 8\nmax = 4\n"), "min (8) is above max (4)"),
         (format!("{BASE}[find_limit]\nstart = 40\nmax = 32\n"), "start must lie in min..=max"),
         (format!("{BASE}[find_limit]\nmax_504_share = 1.5\n"), "max_504_share is a share"),
-        (format!("{BASE}[find_limit]\nhardware = [{{ cpus = \"x\" }}]\n"), "is not a CPU list"),
-        (format!("{BASE}[find_limit]\nhardware = [{{}}]\n"), "give exactly one"),
-        (format!("{BASE}[find_limit]\nhardware = [{{ cpu_quota = 0 }}]\n"), "cpu_quota is in cores"),
+        (format!("{BASE}[find_limit]\nhardware = [{{ cpuset = \"x\" }}]\n"), "is not a CPU list"),
+        (format!("{BASE}[find_limit]\nhardware = [{{}}]\n"), "a hardware class needs cpuset"),
+        (format!("{BASE}[find_limit]\nhardware = [{{ cpus = 0 }}]\n"), "cpus is a CPU quota in cores, at least 0.01"),
+        (
+            format!("{BASE}[find_limit]\nhardware = [{{ cpus = \"1\" }}]\n"),
+            "not a CPU list: to pin CPUs write { cpuset = \"1\" }",
+        ),
+        (format!("{BASE}[find_limit]\nhardware = [{{ memory = \"lots\" }}]\n"), "memory \"lots\" is not a size"),
+        (format!("{BASE}[find_limit]\nhardware = [{{ memory = \"1MiB\" }}]\n"), "too small"),
         (format!("{BASE}[[phases]]\nrate = 1\nduration = \"1s\"\n"), "takes its load from [find_limit]"),
         (
             "[upstream]\nkind = \"mock\"\n[[phases]]\nrate = 1\nduration = \"1s\"\n[find_limit]\nmin = 1\n".to_string(),
@@ -72,20 +109,24 @@ fn find_limit_section_errors_say_the_fix() {
     }
 }
 
-/// A quota class fails before anything starts, naming what is missing; a
-/// scenario without the gateway's timeout says which field to set.
+/// A class on an upstream the harness does not start fails before
+/// anything starts, naming what it needs; a scenario without the gateway's
+/// timeout says which field to set.
 #[test]
 fn find_limit_refuses_what_it_cannot_run() {
     let exe = Path::new(env!("CARGO_BIN_EXE_contend"));
-    let quota = parse(&format!(
-        "{BASE}[find_limit]\nhardware = [{{ cpu_quota = 0.5 }}]\n"
-    ))
+    let quota = parse(
+        "experiment = \"find-limit\"\n[target]\nurl = \"http://127.0.0.1:9\"\n\
+         [gateway]\nkind = \"reference\"\nupstream_timeout = \"110ms\"\n\
+         [find_limit]\nrate = 10\nhardware = [{ cpus = 0.5 }]\n",
+    )
     .unwrap();
     let stop = Stop::never();
     let bench = |scenario| Bench {
         scenario,
         exe,
         stop: &stop,
+        cgroup: None,
     };
     let spec = |s: &scenario::Scenario| match &s.experiment {
         scenario::Experiment::FindLimit(spec) => spec.clone(),
@@ -95,7 +136,7 @@ fn find_limit_refuses_what_it_cannot_run() {
         .expect_err("quota")
         .to_string();
     assert!(
-        err.contains("quota=0.5 is not supported here") && err.contains("cpu"),
+        err.contains("cpus=0.5 holds the mock upstream") && err.contains("kind = \"mock\""),
         "{err}"
     );
     let no_timeout = parse(&BASE.replace("upstream_timeout = \"110ms\"\n", "")).unwrap();
@@ -124,7 +165,7 @@ fn a_short_find_limit_on_one_core_lands_within_one_of_the_model() {
              [upstream]\nkind = \"mock\"\nworkers = \"unbounded\"\non_disconnect = \"run\"\ncpu = \"20ms\"\n\
              [gateway]\nkind = \"reference\"\nupstream_timeout = \"110ms\"\ncpus = \"0\"\n\
              [find_limit]\nmax = 16\nwarmup = \"500ms\"\nduration = \"1s\"\nrepeats = 1\nmax_504_share = 0.05\n\
-             hardware = [{{ cpus = \"1\" }}]\n\
+             hardware = [{{ cpuset = \"1\" }}]\n\
              [client]\nthreads = 1\ninterval = \"250ms\"\ntimeout = \"2s\"\n",
             "experiment = \"find-limit\"\n"
         ),
@@ -160,7 +201,8 @@ fn a_short_find_limit_on_one_core_lands_within_one_of_the_model() {
         "measured {limit} is within one of the model's 5\n{console}"
     );
     let class = &f["classes"][0];
-    assert_eq!(class["class"], "cpus=1");
+    assert_eq!(class["class"], "cpuset=1");
+    assert_eq!(class["placement"], "pinned");
     assert_eq!(class["first_break"].as_u64(), Some(limit + 1), "{class:#}");
     // At the limit the upstream's capacity (50/s) flows, the excess gets 503.
     let goodput = class["goodput_at_limit_per_s"].as_f64().unwrap();
@@ -203,13 +245,13 @@ fn a_short_find_limit_on_one_core_lands_within_one_of_the_model() {
     assert!(
         max.lines()
             .nth(1)
-            .is_some_and(|l| l.starts_with(&format!("cpus=1,{limit},5,"))),
+            .is_some_and(|l| l.starts_with(&format!("cpuset=1,{limit},5,"))),
         "{max}"
     );
     let capacity: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("capacity.json")).unwrap())
             .unwrap();
-    assert_eq!(capacity["max_connections"][0]["class"], "cpus=1");
+    assert_eq!(capacity["max_connections"][0]["class"], "cpuset=1");
     assert_eq!(capacity["max_connections"][0]["max_connections"], limit);
     assert_eq!(capacity["max_connections"][0]["model_limit"], 5);
     for name in ["limit.svg", "limit.png"] {

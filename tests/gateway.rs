@@ -587,6 +587,7 @@ fn a_scenario_runs_through_the_reference_gateway_and_accounts_per_key() {
         scenario: &scenario,
         exe,
         stop: &stop,
+        cgroup: None,
     };
     let load = contend::driver::Load::Open(scenario.phases().to_vec());
     let out = contend::experiment::run::run(
@@ -596,7 +597,13 @@ fn a_scenario_runs_through_the_reference_gateway_and_accounts_per_key() {
         &mut |_| {},
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+    // Telemetry read late on a busy machine is no accounting problem.
+    let warnings: Vec<&String> = out
+        .warnings
+        .iter()
+        .filter(|w| !w.contains("own metrics could not be read"))
+        .collect();
+    assert!(warnings.is_empty(), "{warnings:?}");
     let acc = out.gateway.expect("gateway accounting");
     assert_eq!(acc.kind, "reference");
     let arrivals = out.step.driver.totals.arrivals;

@@ -55,7 +55,7 @@ fn stream_body(mut s: TcpStream, head: &[u8], body_piece: &[u8], limit: Option<u
 /// Waits until `found()` gives something, checking every few ms: the
 /// condition (a file growing, a process appearing or going) is announced by
 /// nothing else, so it is polled; the sleep only spaces the polls.
-fn wait_for<T>(what: &str, mut found: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for<T>(what: &str, mut found: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + EXIT_BOUND;
     loop {
         if let Some(value) = found() {
@@ -73,7 +73,7 @@ fn csv_rows(dir: &Path) -> Vec<contend::report::IntervalCsvRow> {
 
 /// Waits until `contend` has written `n` interval rows: its own sign that
 /// the run is under way.
-fn wait_for_rows(dir: &Path, n: usize, child: &mut Child) {
+pub(crate) fn wait_for_rows(dir: &Path, n: usize, child: &mut Child) {
     wait_for(&format!("{n} interval rows in {}", dir.display()), || {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("contend exited early: {status}");
@@ -83,7 +83,7 @@ fn wait_for_rows(dir: &Path, n: usize, child: &mut Child) {
 }
 
 /// Live children of `parent`, from /proc/*/stat (field 4 is the parent).
-fn children_of(parent: u32) -> Vec<u32> {
+pub(crate) fn children_of(parent: u32) -> Vec<u32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
         let Some(pid) = entry
@@ -108,7 +108,7 @@ fn children_of(parent: u32) -> Vec<u32> {
 }
 
 /// True once `pid` is gone or a zombie (an orphan nobody has reaped yet).
-fn has_ended(pid: u32) -> bool {
+pub(crate) fn has_ended(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
         stat.rsplit_once(')')
             .and_then(|(_, rest)| rest.split_whitespace().next())

@@ -205,6 +205,24 @@ fn good_full_scenario_parses() {
         },
         gateway: scenario::GatewaySpec::default(),
         thresholds: vec![],
+        scrape: vec![
+            scenario::ScrapeSpec {
+                name: "gw".to_string(),
+                source: scenario::ScrapeSource::Metrics {
+                    url: "http://127.0.0.1:9100/metrics".to_string(),
+                    authority: "127.0.0.1:9100".to_string(),
+                    path: "/metrics".to_string(),
+                    series: vec![
+                        "http_requests_total".to_string(),
+                        "process_cpu_seconds_total".to_string(),
+                    ],
+                },
+            },
+            scenario::ScrapeSpec {
+                name: "db".to_string(),
+                source: scenario::ScrapeSource::Pid(4242),
+            },
+        ],
     };
     assert_eq!(s, want);
 }

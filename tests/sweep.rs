@@ -106,6 +106,7 @@ fn a_short_sweep_writes_rows_plots_and_a_page() {
         scenario: &scenario,
         exe,
         stop: &stop,
+        cgroup: None,
     };
     let out =
         sweep::run(&bench, &sweep_spec(&scenario), &mut |_| events += 1).expect("the sweep runs");
@@ -250,6 +251,7 @@ fn a_sweep_stops_early_past_saturation() {
         scenario: &scenario,
         exe,
         stop: &stop,
+        cgroup: None,
     };
     let out = sweep::run(&bench, &spec, &mut |_| {}).expect("the sweep runs");
     let r = &out.result;

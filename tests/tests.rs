@@ -26,6 +26,10 @@
 //! - `tls`: HTTPS and HTTP/2: responses over TLS and h2, failed handshakes
 //!   by reason, misbehaving h2 servers, one handshake per connection, the
 //!   embedded gateway and nginx with TLS and HTTP/2.
+//! - `telemetry`: the system under test per interval: sampled CPU against a
+//!   known burn, components' counters against the driver's, a component
+//!   dying, `[[scrape]]` targets, quota classes and their cgroups on every
+//!   way out, `--metrics-addr`.
 //! - `sweep`: the sweep experiment: `[sweep]` parsing, a short real sweep, its
 //!   rows, plots, report.html and `contend report DIR`, and stopping early.
 
@@ -43,5 +47,6 @@ mod scenario_files;
 mod scenario_fuzz;
 mod shards;
 mod sweep;
+mod telemetry;
 mod tls;
 mod util;

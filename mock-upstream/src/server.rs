@@ -10,7 +10,7 @@ use std::future::Future;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -60,6 +60,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let runner = Arc::new(Runner {
+        gauges: Arc::new(Gauges::default()),
         accounting: Accounting::default(),
         requests: RequestLog::default(),
         on_disconnect: config.on_disconnect,
@@ -122,9 +123,63 @@ struct Shared {
     pool: Option<Pool>,
 }
 
+/// Requests with work now: in flight (queued or running) and queued for a pool worker. Two
+/// atomics touched once each per request that has work; the trivial path skips them.
+#[derive(Default)]
+struct Gauges {
+    in_flight: AtomicI64,
+    queued: AtomicI64,
+}
+
+impl Gauges {
+    /// The `/metrics` lines of the gauges: in flight, queue depth, and busy workers (in flight
+    /// and not queued: running their work, pool or not).
+    fn to_prometheus(&self) -> String {
+        let in_flight = self.in_flight.load(Ordering::Relaxed).max(0);
+        let queued = self.queued.load(Ordering::Relaxed).clamp(0, in_flight);
+        let mut out = String::new();
+        for (name, help, value) in [
+            (
+                "in_flight",
+                "Requests with work queued or running",
+                in_flight,
+            ),
+            ("queue_depth", "Requests waiting for a pool worker", queued),
+            (
+                "busy_workers",
+                "Requests whose work is running",
+                in_flight - queued,
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP mock_upstream_{name} {help}.\n# TYPE mock_upstream_{name} gauge\nmock_upstream_{name} {value}\n"
+            ));
+        }
+        out
+    }
+}
+
+/// Holds one count of a gauge while it lives.
+struct Held(Arc<Gauges>, fn(&Gauges) -> &AtomicI64);
+
+impl Held {
+    fn new(gauges: &Arc<Gauges>, which: fn(&Gauges) -> &AtomicI64) -> Held {
+        which(gauges).fetch_add(1, Ordering::Relaxed);
+        Held(gauges.clone(), which)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        (self.1)(&self.0).fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// What a request-running thread needs: where to record, how to treat departed clients, where
 /// to run. Kept apart from `Shared` so pool threads do not keep the pool itself alive.
 struct Runner {
+    /// In flight and queued, for `/metrics`.
+    gauges: Arc<Gauges>,
     accounting: Accounting,
     /// Requests that carried an `x-request-id`, one entry each (`GET /requests`).
     requests: RequestLog,
@@ -144,6 +199,10 @@ struct Job {
     socket: Option<OwnedFd>,
     /// Closed when hyper drops the request's future (it saw the connection close).
     reply: oneshot::Sender<()>,
+    /// Counts it in flight until the job is dropped (concluded, or dropped from the queue).
+    _in_flight: Held,
+    /// Counts it queued until a pool worker takes it.
+    queued: Option<Held>,
 }
 
 impl Job {
@@ -217,7 +276,8 @@ impl Runner {
 
     /// The whole job on a pool thread: the sleep holds the worker, as a blocking call holds a
     /// Unicorn worker.
-    fn run_blocking(&self, job: Job) {
+    fn run_blocking(&self, mut job: Job) {
+        job.queued = None;
         let cpu_before = sys::thread_cpu_time();
         let (report, began) = self.begin_and_burn(&job);
         let mut cancelled = report.cancelled;
@@ -396,7 +456,8 @@ impl hyper::service::Service<Request<Incoming>> for Conn {
                 return ready(typed(body, "application/json"));
             }
             (&Method::GET, "/metrics") => {
-                let body = accounting.snapshot().to_prometheus();
+                let mut body = accounting.snapshot().to_prometheus();
+                body.push_str(&self.shared.runner.gauges.to_prometheus());
                 return ready(typed(body, "text/plain; version=0.0.4"));
             }
             (&Method::GET, "/requests") => {
@@ -437,6 +498,7 @@ impl hyper::service::Service<Request<Incoming>> for Conn {
             return ready(work_reply(&work));
         }
         let (reply, answered) = oneshot::channel();
+        let gauges = &self.shared.runner.gauges;
         let job = Job {
             key: key.into_owned(),
             request_id,
@@ -444,6 +506,12 @@ impl hyper::service::Service<Request<Incoming>> for Conn {
             enqueued: Instant::now(),
             socket: sys::dup_fd(self.fd).ok(),
             reply,
+            _in_flight: Held::new(gauges, |g| &g.in_flight),
+            queued: self
+                .shared
+                .pool
+                .as_ref()
+                .map(|_| Held::new(gauges, |g| &g.queued)),
         };
         match &self.shared.pool {
             None => {

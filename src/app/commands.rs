@@ -158,6 +158,7 @@ pub fn merge(args: &MergeArgs) -> Result<i32> {
             started_at: merged.started_at,
             intervals: &merged.intervals,
             histograms: &merged.histograms,
+            components: &[],
         },
     );
     let mut stdout = std::io::stdout().lock();

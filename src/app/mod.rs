@@ -86,11 +86,13 @@ fn run_load(args: &RunArgs, scenario: &scenario::Scenario, load: &Load) -> Resul
         mut preflight,
         folders,
         made: _made,
+        exporter,
     } = prepare(args, scenario)?;
     let bench = Bench {
         scenario,
         exe: &exe,
         stop: &stop,
+        cgroup: None,
     };
     let mut cases = Vec::new();
     let mut any_failed = false;
@@ -98,7 +100,7 @@ fn run_load(args: &RunArgs, scenario: &scenario::Scenario, load: &Load) -> Resul
         preflight.limit_errors = crate::limits::LimitErrors::now();
         // The interval files are written as the run goes.
         let output = {
-            let mut console = Console::new(args, dir.clone());
+            let mut console = Console::new(args, exporter.as_ref(), dir.clone());
             let output = experiment::run::run(
                 &bench,
                 Step::measured(load.clone()),
@@ -167,6 +169,8 @@ fn run_load(args: &RunArgs, scenario: &scenario::Scenario, load: &Load) -> Resul
 struct Console {
     bars: bool,
     quiet: bool,
+    /// `--metrics-addr`: fed each step and interval.
+    exporter: Option<crate::exporter::Exporter>,
     progress: Option<report::progress::Progress>,
     live_folder: Option<PathBuf>,
     live: Option<report::LiveIntervals>,
@@ -174,18 +178,23 @@ struct Console {
 
 impl Console {
     /// A console that writes the interval files into `live_folder`.
-    fn new(args: &RunArgs, live_folder: PathBuf) -> Console {
+    fn new(
+        args: &RunArgs,
+        exporter: Option<&crate::exporter::Exporter>,
+        live_folder: PathBuf,
+    ) -> Console {
         Console {
             live_folder: Some(live_folder),
-            ..Console::plain(args)
+            ..Console::plain(args, exporter)
         }
     }
 
     /// A console with no interval files as the load goes.
-    fn plain(args: &RunArgs) -> Console {
+    fn plain(args: &RunArgs, exporter: Option<&crate::exporter::Exporter>) -> Console {
         Console {
             bars: !args.no_progress && !args.quiet,
             quiet: args.quiet,
+            exporter: exporter.cloned(),
             progress: None,
             live_folder: None,
             live: None,
@@ -196,12 +205,18 @@ impl Console {
         match event {
             Event::Step { started_at, load } => {
                 self.end_bar();
+                if let Some(exporter) = &self.exporter {
+                    exporter.step(load.peak_rate_per_s());
+                }
                 self.progress = Some(report::progress::Progress::new(load, self.bars));
                 if let Some(folder) = &self.live_folder {
                     self.live = Some(report::LiveIntervals::create(folder, &started_at));
                 }
             }
             Event::Interval(row) => {
+                if let Some(exporter) = &self.exporter {
+                    exporter.interval(row);
+                }
                 if let Some(p) = self.progress.as_mut() {
                     p.interval(row);
                 }
@@ -256,14 +271,16 @@ fn abort_audit(
         preflight,
         folders,
         made: _made,
+        exporter,
     } = prepare(args, scenario)?;
     let dir = one_folder(folders)?;
     let bench = Bench {
         scenario,
         exe: &exe,
         stop: &stop,
+        cgroup: None,
     };
-    let mut console = Console::plain(args);
+    let mut console = Console::plain(args, exporter.as_ref());
     let output = experiment::abort_audit::run(&bench, spec, &mut |event| console.event(event));
     console.finish();
     let output = output?;
@@ -326,14 +343,16 @@ fn find_limit(
         preflight,
         folders,
         made: _made,
+        exporter,
     } = prepare(args, scenario)?;
     let dir = one_folder(folders)?;
     let bench = Bench {
         scenario,
         exe: &exe,
         stop: &stop,
+        cgroup: None,
     };
-    let mut console = Console::plain(args);
+    let mut console = Console::plain(args, exporter.as_ref());
     let output = experiment::find_limit::run(&bench, spec, &mut |event| console.event(event));
     console.finish();
     let output = output?;
@@ -426,6 +445,8 @@ struct Prepared {
     /// Removes the folders made for the report that are still empty when
     /// the command ends (a component failed to start, say).
     made: MadeFolders,
+    /// `--metrics-addr`: the run's progress served as it goes.
+    exporter: Option<crate::exporter::Exporter>,
 }
 
 /// Report folders this command made; those still empty are removed when it
@@ -499,6 +520,19 @@ fn prepare(args: &RunArgs, scenario: &scenario::Scenario) -> Result<Prepared> {
         .collect();
     thresholds.extend(flags);
     let preflight = check_host(scenario, args.quiet)?;
+    let exporter = match &args.metrics_addr {
+        Some(addr) => {
+            let exporter = crate::exporter::Exporter::start(addr)?;
+            if !args.quiet {
+                eprintln!(
+                    "progress in Prometheus text at http://{}/metrics",
+                    exporter.addr()
+                );
+            }
+            Some(exporter)
+        }
+        None => None,
+    };
     let (folders, made) = report_folders(args, &scenario.name)?;
     let stop = shutdown::install().map_err(|e| Error::Runtime(format!("signal handlers: {e}")))?;
     Ok(Prepared {
@@ -508,6 +542,7 @@ fn prepare(args: &RunArgs, scenario: &scenario::Scenario) -> Result<Prepared> {
         preflight,
         folders,
         made,
+        exporter,
     })
 }
 
@@ -641,14 +676,16 @@ fn sweep(args: &RunArgs, scenario: &scenario::Scenario, spec: &scenario::SweepSp
         preflight,
         folders,
         made: _made,
+        exporter,
     } = prepare(args, scenario)?;
     let dir = one_folder(folders)?;
     let bench = Bench {
         scenario,
         exe: &exe,
         stop: &stop,
+        cgroup: None,
     };
-    let mut console = Console::plain(args);
+    let mut console = Console::plain(args, exporter.as_ref());
     let output = experiment::sweep::run(&bench, spec, &mut |event| console.event(event));
     console.finish();
     let output = output?;

@@ -418,9 +418,15 @@ pub struct DriverOutput {
 
 /// What the driver tells its caller while it runs.
 pub enum Progress<'a> {
-    /// The connections are warm and the load begins now, at this wall-clock
-    /// time (the shards' common start, or `--start-at`).
-    Began(SystemTime),
+    /// The connections are warm and the load begins now.
+    Began {
+        /// On the wall clock (the shards' common start, or `--start-at`).
+        at: SystemTime,
+        /// On CLOCK_MONOTONIC, ns: interval `i` covers `start_ns + i x
+        /// interval` to the next, so a watcher can read the target at the
+        /// same boundaries.
+        start_ns: u64,
+    },
     /// An interval closed.
     Interval(&'a IntervalRow),
 }
@@ -629,7 +635,10 @@ impl Collected {
                     for tx in starts.drain(..) {
                         let _ = tx.send(self.start_ns);
                     }
-                    on_progress(Progress::Began(self.started_at));
+                    on_progress(Progress::Began {
+                        at: self.started_at,
+                        start_ns: self.start_ns,
+                    });
                 }
             }
             ShardMsg::Interval(snapshot) => {

@@ -20,6 +20,7 @@ pub mod abort_audit;
 pub mod find_limit;
 pub mod handshake;
 pub mod run;
+mod sampling;
 pub mod step;
 pub mod sweep;
 
@@ -31,6 +32,7 @@ use crate::driver::Load;
 use crate::record::IntervalRow;
 use crate::scenario::Scenario;
 use crate::shutdown::Stop;
+use crate::topology::cgroup::Cgroup;
 
 /// What every experiment runs with.
 #[derive(Clone, Copy)]
@@ -41,6 +43,9 @@ pub struct Bench<'a> {
     pub exe: &'a Path,
     /// Turns true on Ctrl-C or SIGTERM: stop sending, keep what was measured.
     pub stop: &'a Stop,
+    /// The cgroup the component under test (the upstream) is put in: a
+    /// find-limit's hardware class with a CPU quota or a memory limit.
+    pub cgroup: Option<&'a Cgroup>,
 }
 
 /// What an experiment tells its caller as it goes.

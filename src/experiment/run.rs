@@ -58,6 +58,9 @@ pub fn run(
 ) -> Result<RunOutput> {
     let scenario = bench.scenario;
     let mut topology = Topology::start(&scenario.target, &scenario.gateway, bench.exe)?;
+    if let (Some(cgroup), Some(upstream)) = (bench.cgroup, topology.upstream.as_deref()) {
+        cgroup.admit_group(upstream.child().pid())?;
+    }
     let result = step::run(bench, &mut topology, step, on_event)?;
     Ok(finish(bench, topology, result, settle))
 }
@@ -80,6 +83,7 @@ pub fn finish(
         .map(ChildExit::describe)
         .collect();
     warnings.extend(step.component_stalls.iter().map(ComponentStall::describe));
+    warnings.extend(step.telemetry.warnings());
     let (gateway, gateway_requests) = match topology.gateway.as_mut() {
         Some(g) => {
             let name = g.name().to_string();

@@ -6,9 +6,11 @@
 //! of its start is warm-up) and a started [`Topology`]; drives it with the
 //! driver while a watcher thread checks the components (one that dies is
 //! recorded, which, when and how, and the step goes on counting the failed
-//! requests); hands on a typed [`StepResult`]. [`Tally`] adds up the
-//! intervals of a step's measured part. It reads no component's report:
-//! that is [`super::run::finish`]'s, once the load is over.
+//! requests) and reads them, and the `[[scrape]]` targets, at every
+//! interval boundary of the driver ([`super::sampling`]); hands on a typed
+//! [`StepResult`] with that [`Telemetry`]. [`Tally`] adds up the intervals
+//! of a step's measured part. It reads no component's report: that is
+//! [`super::run::finish`]'s, once the load is over.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -17,11 +19,14 @@ use chrono::{DateTime, Utc};
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::Deserializer;
 
+use super::sampling::Sampler;
 use super::{Bench, Event};
 use crate::driver::{self, DriverOutput, Load, Plan, Progress};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::outcome::Class;
 use crate::record::{IntervalRow, new_histogram};
+use crate::scenario::ScrapeSource;
+use crate::topology::telemetry::SourceSeries;
 use crate::topology::{ChildExit, Component, ComponentStall, Topology};
 
 /// How often the components are checked while the driver runs: the
@@ -73,6 +78,63 @@ pub struct StepResult {
     pub component_stalls: Vec<ComponentStall>,
     /// The CPU the components used while the load ran.
     pub cpu: StepCpu,
+    /// The components and `[[scrape]]` targets, read every interval.
+    pub telemetry: Telemetry,
+}
+
+/// What the system under test did, interval by interval: one series per
+/// component the harness started (`upstream`, `gateway`) and per
+/// `[[scrape]]` target, rows indexed as the driver's intervals.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Telemetry {
+    /// One per source, the components first.
+    pub series: Vec<SourceSeries>,
+}
+
+impl Telemetry {
+    /// The series of `role` (`upstream`, `gateway`, a scrape's name).
+    pub fn get(&self, role: &str) -> Option<&SourceSeries> {
+        self.series.iter().find(|s| s.role == role)
+    }
+
+    /// `later` appended: its rows' indexes moved up by `index_offset` and
+    /// their starts by `offset_s` (the steps of a sweep, end to end).
+    pub fn append(&mut self, later: Telemetry, index_offset: u64, offset_s: f64) {
+        for mut series in later.series {
+            for s in &mut series.samples {
+                s.index += index_offset;
+                s.start_s = ((s.start_s + offset_s) * 1000.0).round() / 1000.0;
+            }
+            series.gone_at_s = series.gone_at_s.map(|t| t + offset_s);
+            match self.series.iter_mut().find(|s| s.role == series.role) {
+                Some(mine) => {
+                    mine.samples.append(&mut series.samples);
+                    mine.counters.append(&mut series.counters);
+                    mine.unread += series.unread;
+                    mine.gone_at_s = mine.gone_at_s.or(series.gone_at_s);
+                    mine.first_error = mine.first_error.take().or(series.first_error);
+                }
+                None => self.series.push(series),
+            }
+        }
+    }
+
+    /// A warning per source whose metrics could not always be read.
+    pub fn warnings(&self) -> Vec<String> {
+        self.series
+            .iter()
+            .filter(|s| s.unread > 0)
+            .map(|s| {
+                format!(
+                    "the {} ({})'s own metrics could not be read {} time(s), so those intervals have none: {}",
+                    s.role,
+                    s.kind,
+                    s.unread,
+                    s.first_error.as_deref().unwrap_or("no reason given")
+                )
+            })
+            .collect()
+    }
 }
 
 /// The CPU the started components used while a step's load ran (from its
@@ -128,6 +190,7 @@ pub fn run(
         step.load.clone(),
         topology.ca_pem.as_deref().map(str::as_bytes),
     )?;
+    check_scrape_pids(bench)?;
     let (upstream_before, gateway_before) = cpu_now(topology);
     let wall = Instant::now();
     let (driver, mut watched) = drive_watching(&plan, bench, on_event, topology);
@@ -153,11 +216,48 @@ pub fn run(
         component_exits,
         component_stalls,
         cpu,
+        telemetry: std::mem::take(&mut watched.telemetry),
     })
 }
 
+/// Refuses a `[[scrape]] pid` that names no running process: it would be
+/// read as nothing, every interval.
+fn check_scrape_pids(bench: &Bench) -> Result<()> {
+    for spec in &bench.scenario.scrape {
+        if let ScrapeSource::Pid(pid) = spec.source
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            return Err(Error::Usage(format!(
+                "[[scrape]] {:?}: no process {pid} is running: start it first, or fix the pid",
+                spec.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The roles of a topology's components, in [`Topology::components_mut`]'s
+/// order (upstream first).
+fn roles(topology: &Topology) -> Vec<&'static str> {
+    let mut roles = Vec::new();
+    if topology.upstream.is_some() {
+        roles.push("upstream");
+    }
+    if topology.gateway.is_some() {
+        roles.push("gateway");
+    }
+    roles
+}
+
+/// What the watcher hears from the driver's thread.
+enum ToWatcher {
+    /// The driver's common start, CLOCK_MONOTONIC ns.
+    Started(u64),
+}
+
 /// Runs the driver while a watcher thread checks the components every
-/// [`WATCH_EVERY`]; hands back the driver's result and what the watcher saw.
+/// [`WATCH_EVERY`] and reads them at each interval boundary; hands back the
+/// driver's result and what the watcher saw.
 fn drive_watching(
     plan: &Plan,
     bench: &Bench,
@@ -165,24 +265,49 @@ fn drive_watching(
     topology: &mut Topology,
 ) -> (Result<DriverOutput>, Watched) {
     let run_start = Instant::now();
+    let roles = roles(topology);
+    // The cgroup holds the upstream (find-limit's class), the first component.
+    let cgroup = bench
+        .cgroup
+        .filter(|_| topology.upstream.is_some())
+        .map(|g| (0, g));
     let components = topology.components_mut();
-    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let scrape = &bench.scenario.scrape;
+    // The first reading is taken here, before the driver starts, so that
+    // no request falls before it.
+    let sampler = {
+        let named: Vec<(&str, &dyn Component)> = roles
+            .iter()
+            .copied()
+            .zip(components.iter().map(|c| &**c))
+            .collect();
+        let mut sampler = Sampler::new(&named, scrape, cgroup, plan.interval);
+        let all: Vec<&dyn Component> = named.iter().map(|(_, c)| *c).collect();
+        sampler.begin(&all);
+        sampler
+    };
+    let (to_watcher, from_driver) = mpsc::channel::<ToWatcher>();
     let (driver, watched) = std::thread::scope(|scope| {
         let watcher = std::thread::Builder::new()
             .name("contend-watch".into())
-            .spawn_scoped(scope, move || watch(components, run_start, &done_rx));
+            .spawn_scoped(scope, move || {
+                watch(components, sampler, run_start, &from_driver)
+            });
         let driver = driver::run(
             plan,
             bench.stop.receiver(),
             &mut |progress| match progress {
-                Progress::Began(at) => on_event(Event::Step {
-                    started_at: DateTime::<Utc>::from(at),
-                    load: &plan.load,
-                }),
+                Progress::Began { at, start_ns } => {
+                    let _ = to_watcher.send(ToWatcher::Started(start_ns));
+                    on_event(Event::Step {
+                        started_at: DateTime::<Utc>::from(at),
+                        load: &plan.load,
+                    })
+                }
                 Progress::Interval(row) => on_event(Event::Interval(row)),
             },
         );
-        drop(done_tx);
+        drop(to_watcher);
         (driver, watcher.ok().and_then(|h| h.join().ok()))
     });
     // Without a watcher thread the components are checked once, at the end.
@@ -207,6 +332,8 @@ struct Watched {
     exits: Vec<ChildExit>,
     /// Spans in which a component's processes were stopped.
     stalls: Vec<ComponentStall>,
+    /// The components and targets read at every interval boundary.
+    telemetry: Telemetry,
 }
 
 /// One component while it is watched: since when its processes have been
@@ -245,12 +372,15 @@ impl Tracked<'_> {
     }
 }
 
-/// Checks `components` until `done` closes, once more then, so a death in
-/// the last moments is not missed: deaths, and spans of stopped processes.
+/// Checks `components` until the driver's channel closes, once more then,
+/// so a death in the last moments is not missed: deaths, and spans of
+/// stopped processes; and reads them with `sampler` at every interval
+/// boundary once the driver has started.
 fn watch(
     components: Vec<&mut dyn Component>,
+    mut sampler: Sampler,
     run_start: Instant,
-    done: &mpsc::Receiver<()>,
+    from_driver: &mpsc::Receiver<ToWatcher>,
 ) -> Watched {
     let mut tracked: Vec<Tracked> = components
         .into_iter()
@@ -262,10 +392,17 @@ fn watch(
     let mut seen = Watched::default();
     let mut dead = vec![false; tracked.len()];
     loop {
-        let finished = !matches!(
-            done.recv_timeout(WATCH_EVERY),
-            Err(mpsc::RecvTimeoutError::Timeout)
-        );
+        let wait = sampler
+            .until_next()
+            .map_or(WATCH_EVERY, |d| d.min(WATCH_EVERY));
+        let finished = match from_driver.recv_timeout(wait) {
+            Ok(ToWatcher::Started(start_ns)) => {
+                sampler.start(start_ns);
+                false
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => false,
+            Err(mpsc::RecvTimeoutError::Disconnected) => true,
+        };
         let at_s = run_start.elapsed().as_secs_f64();
         for (t, dead) in tracked.iter_mut().zip(dead.iter_mut()) {
             if *dead {
@@ -279,8 +416,13 @@ fn watch(
             }
             t.observe(at_s, finished, &mut seen);
         }
-        if finished || dead.iter().all(|d| *d) {
+        {
+            let all: Vec<&dyn Component> = tracked.iter().map(|t| &*t.component).collect();
+            sampler.tick(&all, finished);
+        }
+        if finished {
             seen.stalls.sort_by(|a, b| a.from_s.total_cmp(&b.from_s));
+            seen.telemetry = sampler.finish();
             return seen;
         }
     }
@@ -369,7 +511,46 @@ impl Tally {
     }
 }
 
+/// What one component cost over a step's measured part (the intervals
+/// wholly inside it), from its processes: the planning numbers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cost {
+    /// CPU in use, cores.
+    pub cores: f64,
+    /// CPU per request it handled in those intervals (by its own count:
+    /// the mock's started work, the gateway's responses, nginx's
+    /// requests; else per response the client got), us.
+    pub cpu_per_request_us: Option<f64>,
+    /// The most resident memory at an interval's end, bytes.
+    pub peak_rss_bytes: Option<u64>,
+    /// The share of its CFS periods that were throttled (in a cgroup with
+    /// a CPU quota), 0 to 1.
+    pub throttled_share: Option<f64>,
+    /// Time it spent throttled, s.
+    pub throttled_s: Option<f64>,
+}
+
 impl StepResult {
+    /// What the component of `role` (`upstream`, `gateway`) cost over the
+    /// measured part; `None` when the harness did not start it or it was
+    /// never read there.
+    pub fn cost(&self, role: &str) -> Option<Cost> {
+        let series = self.telemetry.get(role)?;
+        let inside: Vec<u64> = self.inside().map(|r| r.index).collect();
+        let usage = series.usage(|i| inside.contains(&i));
+        let cores = usage.cores()?;
+        let responses = Tally::of(self.inside()).responses();
+        Some(Cost {
+            cores: round3(cores),
+            cpu_per_request_us: usage.cpu_per_request_us(responses),
+            peak_rss_bytes: usage.peak_rss_bytes,
+            throttled_share: usage
+                .throttled_share()
+                .map(|s| crate::analysis::round(s, 4)),
+            throttled_s: usage.throttled_s.map(|s| crate::analysis::round(s, 3)),
+        })
+    }
+
     /// The step's intervals that start once its warm-up is over (the
     /// drain after the load included).
     pub fn after_warmup(&self) -> impl Iterator<Item = &IntervalRow> {
@@ -387,5 +568,118 @@ impl StepResult {
         let end_s = self.step.load.duration().as_secs_f64() + 1e-6;
         self.after_warmup()
             .filter(move |r| r.start_s + r.duration_s <= end_s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Totals;
+    use crate::scenario::{ArrivalKind, Phase, Rate};
+    use crate::topology::telemetry::ComponentSample;
+
+    /// An interval row of `responses` 2xx.
+    fn row(index: u64, responses: u64) -> IntervalRow {
+        let mut by_class = [0; Class::ALL.len()];
+        by_class[Class::Success.index()] = responses;
+        IntervalRow {
+            index,
+            start_s: index as f64,
+            duration_s: 1.0,
+            offered: responses,
+            sent: responses,
+            by_class,
+            p50_us: 0,
+            p90_us: 0,
+            p99_us: 0,
+            p999_us: 0,
+            max_us: 0,
+            lag_p99_us: 0,
+            in_flight: 0,
+            driver_cpu_cores: 0.0,
+            latency_hist_v2: Vec::new(),
+            new_connections: 0,
+            connect_p99_us: 0,
+            tls_handshake_p99_us: 0,
+        }
+    }
+
+    /// A component's row of `cpu_s` CPU seconds in interval `index`.
+    fn sample(index: u64, cpu_s: f64, rss: u64) -> ComponentSample {
+        ComponentSample {
+            index,
+            start_s: index as f64,
+            duration_s: 1.0,
+            alive: true,
+            cpu_user_s: Some(cpu_s),
+            cpu_system_s: Some(0.0),
+            cpu_cores: Some(cpu_s),
+            rss_bytes: Some(rss),
+            ..ComponentSample::default()
+        }
+    }
+
+    /// A step of 1 s warm-up and 2 s measured, with a drain interval after:
+    /// its cost counts the two measured intervals only.
+    #[test]
+    fn a_components_cost_is_over_the_measured_intervals_only() {
+        let phase = |secs| Phase {
+            rate: Rate::Constant(100.0),
+            duration: Duration::from_secs(secs),
+            arrival: ArrivalKind::Constant,
+        };
+        let gateway = SourceSeries {
+            role: "gateway".into(),
+            kind: "reference gateway".into(),
+            samples: vec![
+                sample(0, 0.9, 10),
+                sample(1, 0.2, 20),
+                sample(2, 0.3, 30),
+                sample(3, 0.9, 99),
+            ],
+            ..SourceSeries::default()
+        };
+        let result = StepResult {
+            started_at: Utc::now(),
+            step: Step {
+                load: Load::Open(vec![phase(1), phase(2)]),
+                warmup: Duration::from_secs(1),
+                reuse: None,
+            },
+            driver: DriverOutput {
+                totals: Totals::new(0),
+                intervals: vec![row(0, 100), row(1, 1000), row(2, 1500), row(3, 10)],
+                duration_s: 3.0,
+                interrupted: false,
+                threads: 1,
+                requests: None,
+                started_at: std::time::SystemTime::now(),
+                start_late_s: None,
+                protocol: crate::driver::Protocol::Http1,
+                tls: false,
+            },
+            key_names: Vec::new(),
+            component_exits: Vec::new(),
+            component_stalls: Vec::new(),
+            cpu: StepCpu::default(),
+            telemetry: Telemetry {
+                series: vec![gateway],
+            },
+        };
+        let cost = result.cost("gateway").expect("a cost");
+        assert_eq!(cost.cores, 0.25);
+        // 0.5 CPU-s over 2,500 responses.
+        assert_eq!(cost.cpu_per_request_us, Some(200.0));
+        assert_eq!(cost.peak_rss_bytes, Some(30));
+        assert_eq!(cost.throttled_share, None);
+        assert!(result.cost("upstream").is_none());
+
+        // Appended after a step of 4 intervals, its rows move along.
+        let mut joined = Telemetry::default();
+        joined.append(result.telemetry.clone(), 0, 0.0);
+        joined.append(result.telemetry.clone(), 4, 4.0);
+        let rows = &joined.get("gateway").unwrap().samples;
+        assert_eq!(rows.len(), 8);
+        assert_eq!((rows[5].index, rows[5].start_s), (5, 5.0));
     }
 }

@@ -85,6 +85,26 @@ pub struct StepRow {
     /// Cores the mock upstream spent on CPU work over the step (warm-up
     /// included), when the upstream is the mock.
     pub upstream_cpu_cores: Option<f64>,
+    /// The cores the upstream's processes used in the measured part (the
+    /// intervals wholly inside it), when the harness started it.
+    #[serde(default)]
+    pub upstream_cores: Option<f64>,
+    /// The upstream's CPU per request it handled in the measured part (by its own count), us.
+    #[serde(default)]
+    pub upstream_cpu_per_request_us: Option<f64>,
+    /// The upstream's most resident memory in the measured part, bytes.
+    #[serde(default)]
+    pub upstream_rss_bytes: Option<u64>,
+    /// The cores the gateway's processes used in the measured part, when
+    /// the harness started it.
+    #[serde(default)]
+    pub gateway_cores: Option<f64>,
+    /// The gateway's CPU per request it handled in the measured part (by its own count), us.
+    #[serde(default)]
+    pub gateway_cpu_per_request_us: Option<f64>,
+    /// The gateway's most resident memory in the measured part, bytes.
+    #[serde(default)]
+    pub gateway_rss_bytes: Option<u64>,
     /// True when the step is past saturation (error share or P99 over the
     /// stop-early bounds).
     pub past_saturation: bool,
@@ -351,6 +371,10 @@ fn open_steps(
 /// phases as run.
 fn append(mut before: StepResult, later: StepResult) -> StepResult {
     let offset_s = before.driver.duration_s;
+    let index_offset = before.driver.intervals.len() as u64;
+    before
+        .telemetry
+        .append(later.telemetry, index_offset, offset_s);
     for r in &later.driver.intervals {
         let mut r = r.clone();
         r.start_s += offset_s;
@@ -411,6 +435,7 @@ fn empty(bench: &Bench) -> StepResult {
         component_exits: Vec::new(),
         component_stalls: Vec::new(),
         cpu: StepCpu::default(),
+        telemetry: Default::default(),
     }
 }
 
@@ -464,6 +489,7 @@ fn step_row(step: usize, rate: f64, spec: &SweepSpec, result: &StepResult) -> St
     let window = Tally::of(result.inside());
     let p99_us = measured.latency_at(0.99);
     let share_2xx = measured.share(&[Class::Success]);
+    let (upstream, gateway) = (result.cost("upstream"), result.cost("gateway"));
     let past_saturation = (measured.outcomes() > 0 && 1.0 - share_2xx > spec.stop_error_share)
         || spec
             .stop_p99
@@ -496,6 +522,12 @@ fn step_row(step: usize, rate: f64, spec: &SweepSpec, result: &StepResult) -> St
         slo_percentile_us: measured.latency_at(spec.slo_percentile / 100.0),
         lag_p99_us: measured.lag_p99_us,
         upstream_cpu_cores: None,
+        upstream_cores: upstream.map(|c| c.cores),
+        upstream_cpu_per_request_us: upstream.and_then(|c| c.cpu_per_request_us),
+        upstream_rss_bytes: upstream.and_then(|c| c.peak_rss_bytes),
+        gateway_cores: gateway.map(|c| c.cores),
+        gateway_cpu_per_request_us: gateway.and_then(|c| c.cpu_per_request_us),
+        gateway_rss_bytes: gateway.and_then(|c| c.peak_rss_bytes),
         past_saturation,
         new_connections_per_s: 0.0,
         tls_handshake_p99_us: 0,
@@ -711,6 +743,12 @@ mod tests {
             slo_percentile_us: p99_us,
             lag_p99_us: 0,
             upstream_cpu_cores: None,
+            upstream_cores: None,
+            upstream_cpu_per_request_us: None,
+            upstream_rss_bytes: None,
+            gateway_cores: None,
+            gateway_cpu_per_request_us: None,
+            gateway_rss_bytes: None,
             past_saturation: false,
             new_connections_per_s: 0.0,
             tls_handshake_p99_us: 0,

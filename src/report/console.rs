@@ -246,7 +246,7 @@ pub fn write_sweep(w: &mut dyn Write, r: &SweepResult) -> io::Result<()> {
 fn write_steps(w: &mut dyn Write, steps: &[StepRow]) -> io::Result<()> {
     writeln!(
         w,
-        "{:>4} {:>9} {:>10} {:>10} {:>6} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}",
+        "{:>4} {:>9} {:>10} {:>10} {:>6} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9}",
         "step",
         "rate/s",
         "achieved/s",
@@ -259,12 +259,14 @@ fn write_steps(w: &mut dyn Write, steps: &[StepRow]) -> io::Result<()> {
         "p99",
         "p99.9",
         "lag p99",
-        "up CPU"
+        "up CPU",
+        "up CPU/rq",
+        "gw CPU/rq"
     )?;
     for s in steps {
         writeln!(
             w,
-            "{:>4} {:>9.0} {:>10.1} {:>10.1} {:>5.1}% {:>5.1}% {:>5.1}% {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}{}",
+            "{:>4} {:>9.0} {:>10.1} {:>10.1} {:>5.1}% {:>5.1}% {:>5.1}% {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9}{}",
             s.step,
             s.rate_per_s,
             s.achieved_per_s,
@@ -279,6 +281,10 @@ fn write_steps(w: &mut dyn Write, steps: &[StepRow]) -> io::Result<()> {
             fmt_us(s.lag_p99_us),
             s.upstream_cpu_cores
                 .map_or("-".to_string(), |c| format!("{c:.2}")),
+            s.upstream_cpu_per_request_us
+                .map_or("-".to_string(), |c| fmt_us(c.round() as u64)),
+            s.gateway_cpu_per_request_us
+                .map_or("-".to_string(), |c| fmt_us(c.round() as u64)),
             if s.past_saturation {
                 "  past saturation"
             } else {

@@ -40,7 +40,7 @@ pub fn write_table(w: &mut dyn Write, r: &FindLimitResult) -> io::Result<()> {
     )?;
     writeln!(
         w,
-        "{:<14} {:>4} {:<8} {:>5} {:>9} {:>6} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8}  verdict",
+        "{:<14} {:>4} {:<8} {:>5} {:>9} {:>6} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9}  verdict",
         "class",
         "step",
         "kind",
@@ -52,13 +52,15 @@ pub fn write_table(w: &mut dyn Write, r: &FindLimitResult) -> io::Result<()> {
         "tmout",
         "P50 2xx",
         "P99 2xx",
-        "wasted"
+        "wasted",
+        "up CPU/rq",
+        "throttled"
     )?;
     let pct = |s: f64| format!("{:.1}%", s * 100.0);
     for s in &r.steps {
         writeln!(
             w,
-            "{:<14} {:>4} {:<8} {:>5} {:>9.1} {:>6} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8}  {}",
+            "{:<14} {:>4} {:<8} {:>5} {:>9.1} {:>6} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9}  {}",
             s.class,
             s.step,
             s.kind.as_str(),
@@ -72,6 +74,9 @@ pub fn write_table(w: &mut dyn Write, r: &FindLimitResult) -> io::Result<()> {
             fmt_us(s.p99_2xx_us),
             s.wasted_cpu_s
                 .map_or("-".to_string(), |c| format!("{c:.2}s")),
+            s.upstream_cpu_per_request_us
+                .map_or("-".to_string(), |c| fmt_us(c.round() as u64)),
+            s.throttled_share.map_or("-".to_string(), pct),
             if s.broke {
                 format!("BREAKS: {}", s.reason)
             } else {
@@ -100,8 +105,9 @@ fn write_class(w: &mut dyn Write, c: &ClassResult) -> io::Result<()> {
         .map_or("none broke".to_string(), |b| format!("breaks at {b}"));
     writeln!(
         w,
-        "{}: {limit}; {first_break}{}; model L* = {} on {} cores",
+        "{} ({}): {limit}; {first_break}{}; model L* = {} on {} cores",
         c.class,
+        c.placement,
         match (c.interrupted, c.confirmed) {
             (true, _) => " (INTERRUPTED, not confirmed)",
             (false, true) => "",
@@ -110,6 +116,13 @@ fn write_class(w: &mut dyn Write, c: &ClassResult) -> io::Result<()> {
         c.model_limit.map_or("-".to_string(), |m| m.to_string()),
         c.cores
     )?;
+    if let Some(share) = c.throttled_share_at_limit {
+        writeln!(
+            w,
+            "  at the limit the CPU quota throttled the upstream in {:.1}% of its CFS periods",
+            share * 100.0
+        )?;
+    }
     if let (Some(g), Some(s)) = (c.goodput_no_limit_per_s, c.share_504_no_limit) {
         writeln!(
             w,
@@ -153,6 +166,9 @@ pub fn write_files(dir: &Path, r: &FindLimitResult) -> (Vec<PathBuf>, Vec<Error>
                 goodput_at_limit_per_s: c.goodput_at_limit_per_s,
                 p99_at_limit_us: c.p99_at_limit_us,
                 goodput_no_limit_per_s: c.goodput_no_limit_per_s,
+                placement: &c.placement,
+                cores: c.cores,
+                throttled_share_at_limit: c.throttled_share_at_limit,
             })
         })
     });
@@ -168,6 +184,9 @@ struct MaxConnectionsRow<'a> {
     goodput_at_limit_per_s: Option<f64>,
     p99_at_limit_us: Option<u64>,
     goodput_no_limit_per_s: Option<f64>,
+    placement: &'a str,
+    cores: f64,
+    throttled_share_at_limit: Option<f64>,
 }
 
 /// Goodput (top) and 504 share (bottom) against the limit, per class: the

@@ -17,9 +17,10 @@ use crate::error::{Error, Result};
 
 /// The files `contend` writes into a report folder, by name: the run's
 /// own, then those of a sweep, a find-limit and an abort audit.
-const FILES: [&str; 12] = [
+const FILES: [&str; 13] = [
     "summary.json",
     "intervals.csv",
+    "components.csv",
     "latency.hgrm",
     "latency.hlog",
     "histograms.hlog",
@@ -33,8 +34,9 @@ const FILES: [&str; 12] = [
 ];
 
 /// The plots `contend` draws, each as `<name>.svg` and `<name>.png`.
-const PLOTS: [&str; 7] = [
+const PLOTS: [&str; 8] = [
     "latency-over-time",
+    "components-over-time",
     "percentile-spectrum",
     "latency-vs-load",
     "throughput-vs-load",

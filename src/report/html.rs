@@ -39,6 +39,7 @@ pub fn write(w: &mut dyn Write, dir: &Path, data: &ReportData, plots: &[String])
     facts(&mut h, s);
     summary_tables(&mut h, s);
     inline_plots(&mut h, dir, plots);
+    components_table(&mut h, s);
     if let Some(sweep) = &s.sweep {
         step_tables(&mut h, sweep);
     }
@@ -197,6 +198,48 @@ fn inline_plots(h: &mut String, dir: &Path, plots: &[String]) {
     }
 }
 
+/// "System under test": per component its CPU, CPU per request, cores,
+/// memory, descriptors and throttling over the run.
+fn components_table(h: &mut String, s: &Summary) {
+    if s.components.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        h,
+        "<h2>System under test</h2><table><tr><th>component</th><th>kind</th><th>CPU</th><th>CPU per request</th>\
+         <th>cores mean</th><th>cores peak</th><th>peak RSS</th><th>peak fds</th><th>threads</th><th>throttled</th><th>gone at</th></tr>"
+    );
+    let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    for (role, c) in &s.components {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(role),
+            esc(&c.kind),
+            or_dash(c.cpu_s.map(|v| format!("{v:.2} s"))),
+            or_dash(c.cpu_per_request_us.map(fmt_us)),
+            or_dash(c.cores_mean.map(|v| format!("{v:.2}"))),
+            or_dash(c.cores_peak.map(|v| format!("{v:.2}"))),
+            or_dash(
+                c.peak_rss_bytes
+                    .map(|b| format!("{:.1} MiB", b as f64 / 1048576.0))
+            ),
+            or_dash(c.peak_fds.map(|v| v.to_string())),
+            or_dash(c.peak_threads.map(|v| v.to_string())),
+            or_dash(
+                c.throttled_share
+                    .map(|v| format!("{:.1}% of periods", v * 100.0))
+            ),
+            or_dash(c.gone_at_s.map(|v| format!("{v:.1} s"))),
+        );
+    }
+    let _ = writeln!(
+        h,
+        "</table><p class=\"muted\">From each component's processes (/proc), read at every interval boundary; CPU per \
+         request is its CPU over the requests it handled by its own count (else over the run's responses). Per interval in components.csv.</p>"
+    );
+}
+
 /// "Generator health": schedule lag, the driver's CPU, whether the
 /// generator was the bottleneck, then the run's warnings.
 fn health(h: &mut String, s: &Summary) {
@@ -323,14 +366,14 @@ fn step_tables(h: &mut String, sweep: &crate::experiment::sweep::SweepResult) {
         let _ = writeln!(
             h,
             "<h2>Steps (open loop)</h2><table><tr><th>step</th><th>rate/s</th><th>offered/s</th><th>achieved/s</th><th>goodput/s</th>\
-             <th>2xx</th><th>429</th><th>503</th><th>504</th><th>timeout</th><th>error</th><th>P50</th><th>P90</th><th>P99</th><th>P99.9</th><th>max</th><th>lag P99</th><th>upstream CPU</th></tr>"
+             <th>2xx</th><th>429</th><th>503</th><th>504</th><th>timeout</th><th>error</th><th>P50</th><th>P90</th><th>P99</th><th>P99.9</th><th>max</th><th>lag P99</th><th>upstream CPU</th><th>upstream CPU/req</th><th>gateway cores</th><th>gateway CPU/req</th></tr>"
         );
         let pct = |x: f64| format!("{:.1}%", x * 100.0);
         for r in &sweep.steps {
             let _ = writeln!(
                 h,
                 "<tr{}><td>{}</td><td>{:.0}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-                 <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                 <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 if r.past_saturation {
                     " class=\"sat\""
                 } else {
@@ -353,8 +396,12 @@ fn step_tables(h: &mut String, sweep: &crate::experiment::sweep::SweepResult) {
                 fmt_us(r.p999_us as f64),
                 fmt_us(r.max_us as f64),
                 fmt_us(r.lag_p99_us as f64),
-                r.upstream_cpu_cores
+                r.upstream_cores
+                    .or(r.upstream_cpu_cores)
                     .map_or("-".into(), |c| format!("{c:.2} cores")),
+                r.upstream_cpu_per_request_us.map_or("-".into(), fmt_us),
+                r.gateway_cores.map_or("-".into(), |c| format!("{c:.2}")),
+                r.gateway_cpu_per_request_us.map_or("-".into(), fmt_us),
             );
         }
         let _ = writeln!(

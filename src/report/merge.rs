@@ -415,6 +415,7 @@ fn merged_summary(
     // Each shard's components are its own: their accounting does not add up.
     base.upstream_accounting = None;
     base.gateway_accounting = None;
+    base.components = BTreeMap::new();
     base.component_exits = shards
         .iter()
         .flat_map(|s| s.summary.component_exits.clone())

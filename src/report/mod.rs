@@ -1,7 +1,8 @@
 //! Reports: the files of one run's report folder and the console summary.
 //!
 //! Takes finished results (a [`RunOutput`] and its [`Summary`]) and a
-//! folder; writes `summary.json`, `intervals.csv`, `latency.hgrm`,
+//! folder; writes `summary.json`, `intervals.csv`, `components.csv`
+//! ([`components`]: the system under test per interval), `latency.hgrm`,
 //! `latency.hlog`, a sweep's `steps.csv` and `concurrency.csv` (a
 //! find-limit's own files in [`find_limit`]), the plots
 //! ([`plot`], SVG and PNG) and `report.html` ([`html`]). Each artifact is
@@ -15,6 +16,7 @@
 
 pub mod abort_audit;
 pub mod capacity;
+pub mod components;
 pub mod console;
 pub mod find_limit;
 pub mod folder;
@@ -73,6 +75,9 @@ pub struct Parts<'a> {
     pub intervals: &'a [IntervalRow],
     /// Every histogram of the run, whole.
     pub histograms: &'a histograms::Histograms,
+    /// The components' samples per interval (none for a merge: each
+    /// shard's components are its own).
+    pub components: &'a [crate::topology::telemetry::SourceSeries],
 }
 
 /// Writes every artifact of `run` into `dir` (created if needed). Returns
@@ -86,6 +91,7 @@ pub fn write(dir: &Path, run: &RunOutput, summary: &Summary) -> (Vec<PathBuf>, V
             started_at: run.step.started_at,
             intervals: &run.step.driver.intervals,
             histograms: &histograms,
+            components: &run.step.telemetry.series,
         },
     )
 }
@@ -138,7 +144,14 @@ pub fn write_parts(dir: &Path, parts: &Parts) -> (Vec<PathBuf>, Vec<Error>) {
         written.extend(w);
         errors.extend(e);
     }
-    let data = plot::ReportData::of(summary, parts.intervals, latency);
+    if !parts.components.is_empty() {
+        let path = dir.join("components.csv");
+        match write_file(&path, &|w| components::write_csv(w, parts.components)) {
+            Ok(()) => written.push(path),
+            Err(e) => errors.push(e),
+        }
+    }
+    let data = plot::ReportData::of(summary, parts.intervals, latency, parts.components);
     let (w, e) = write_plots_and_html(dir, &data);
     written.extend(w);
     errors.extend(e);

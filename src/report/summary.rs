@@ -315,6 +315,12 @@ pub struct Summary {
     /// A merged report's shards (`contend merge`); absent for one run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged: Option<Merged>,
+    /// The system under test, by role (`upstream`, `gateway`, each
+    /// `[[scrape]]` name): CPU seconds and per request, cores, peak memory
+    /// and descriptors, throttling, its own counters; per interval in
+    /// components.csv. Empty when nothing was read (an external target).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub components: BTreeMap<String, super::components::ComponentSummary>,
     /// `experiment = "sweep"`: the step rows, the knee, the USL fit and the
     /// highest rate within the SLO (the other fields describe every
     /// open-loop step together, warm-ups included).
@@ -640,6 +646,7 @@ impl Summary {
                 start_late_s: d.start_late_s.map(round3),
             }),
             merged: None,
+            components: super::components::summaries(&run.step.telemetry, responses),
         }
     }
 }
@@ -679,6 +686,11 @@ pub fn number_paths(scenario: &crate::scenario::Scenario) -> Vec<String> {
         "gateway_accounting" => starts_gateway,
         // Only `contend merge` writes it.
         "merged" => false,
+        "components" => {
+            starts_gateway
+                || matches!(scenario.target, Target::Mock(_))
+                || !scenario.scrape.is_empty()
+        }
         _ => true,
     };
     let mut paths = Vec::new();
@@ -808,6 +820,7 @@ mod tests {
                     "closed_loop_connections",
                     "upstream_accounting.totals.cpu_s",
                     "gateway_accounting.lines",
+                    "components.*.cpu_s",
                 ],
             ),
             (
@@ -815,6 +828,8 @@ mod tests {
                 &[
                     "upstream_accounting.totals.cpu_s",
                     "upstream_accounting.keys.*.started",
+                    "components.*.cpu_per_request_us",
+                    "components.*.metrics.*",
                 ],
                 &["gateway_accounting.lines"],
             ),

@@ -16,7 +16,7 @@ use toml::Spanned;
 
 use super::build_client::{build_client, build_keys, build_request, build_shard};
 use super::build_experiment::{build_abort_audit, build_find_limit, build_sweep};
-use super::build_target::{build_gateway, build_target};
+use super::build_target::{build_gateway, build_scrape, build_target};
 use super::check::{
     check_name, check_positive_duration, check_ramp, check_ramp_end, check_rate, check_rate_value,
 };
@@ -136,6 +136,7 @@ pub(super) fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Resul
         }
     }
     let thresholds = build_thresholds(ctx, raw.thresholds)?;
+    let scrape = build_scrape(ctx, raw.scrape)?;
     let abort_audit = build_abort_audit(ctx, raw.abort_audit, kind)?;
     let experiment = match kind {
         ExperimentKind::Run => Experiment::Run(match overrides.connections {
@@ -162,6 +163,7 @@ pub(super) fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Resul
         client,
         gateway,
         thresholds,
+        scrape,
     })
 }
 

@@ -15,8 +15,8 @@ use toml::Spanned;
 use super::build::Ctx;
 use super::check::{check_cpus, check_int, check_positive_duration, check_rate};
 use super::raw::{
-    HumanDuration, HumanRate, RawAbortAudit, RawArrival, RawCpuList, RawFindLimit, RawHardware,
-    RawSpacing, RawSweep,
+    HumanDuration, HumanRate, RawAbortAudit, RawArrival, RawBytes, RawCores, RawCpuList,
+    RawFindLimit, RawHardware, RawSpacing, RawSweep,
 };
 use super::{
     AbortAuditSpec, ArrivalKind, ExperimentKind, FindLimitSpec, HardwareClass, MAX_DURATION,
@@ -139,37 +139,111 @@ pub(super) fn build_find_limit(
     Ok(spec)
 }
 
-/// One `hardware = [...]` entry: `{ cpus = "0,1" }` (or a list of CPUs) or
-/// `{ cpu_quota = 0.5 }`, exactly one of the two.
+/// One `hardware = [...]` entry: `{ cpuset = "0,1" }` (or a list of
+/// CPUs), `{ cpus = 1.5 }` (a CPU quota in cores), `{ memory = "512MiB" }`,
+/// or a combination; at least one.
 fn hardware_class(ctx: &Ctx, class: &Spanned<RawHardware>) -> Result<HardwareClass> {
     let h = class.get_ref();
-    Ok(match (&h.cpus, &h.cpu_quota) {
-        (Some(cpus), None) => {
-            let text = match cpus {
-                RawCpuList::Text(t) => t.clone(),
-                RawCpuList::List(l) if !l.is_empty() => {
-                    l.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
-                }
-                RawCpuList::List(_) => {
-                    return Err(ctx.at(
-                        class.span(),
-                        "[find_limit] hardware cpus is empty: list at least one CPU, e.g. [0]",
-                    ));
-                }
+    let at = |m: String| ctx.at(class.span(), m);
+    let mut out = HardwareClass::default();
+    if let Some(set) = &h.cpuset {
+        let text = cpu_list(set).ok_or_else(|| {
+            at("[find_limit] hardware cpuset is empty: list at least one CPU, e.g. [0]".into())
+        })?;
+        check_cpus("[find_limit] hardware cpuset", &text).map_err(&at)?;
+        out.cpuset = Some(text);
+    }
+    match &h.cpus {
+        None => {}
+        Some(RawCores::Cores(q)) if q.0.is_finite() && q.0 >= 0.01 && q.0 <= 1024.0 => {
+            out.cpus = Some(q.0);
+        }
+        Some(RawCores::Cores(q)) => {
+            return Err(at(format!(
+                "[find_limit] hardware cpus is a CPU quota in cores, at least 0.01 (1.5 is one and a half cores), got {}",
+                q.0
+            )));
+        }
+        Some(RawCores::List(list)) => {
+            let shown = cpu_list(list).unwrap_or_default();
+            return Err(at(format!(
+                "[find_limit] hardware cpus is a CPU quota in cores (cpus = 1.5, as a Kubernetes CPU limit), \
+                 not a CPU list: to pin CPUs write {{ cpuset = \"{shown}\" }}"
+            )));
+        }
+    }
+    if let Some(memory) = &h.memory {
+        out.memory_bytes = Some(memory_bytes(memory).map_err(&at)?);
+    }
+    if out == HardwareClass::default() {
+        return Err(at(
+            "[find_limit] a hardware class needs cpuset = \"1\" (pinned CPUs), cpus = 1.5 (a CPU quota in cores) \
+             or memory = \"512MiB\" (a memory limit), or a combination"
+                .into(),
+        ));
+    }
+    Ok(out)
+}
+
+/// A CPU list as text (`"0,1"`), `None` when an empty list was given.
+fn cpu_list(list: &RawCpuList) -> Option<String> {
+    match list {
+        RawCpuList::Text(t) => Some(t.clone()),
+        RawCpuList::List(l) if !l.is_empty() => {
+            Some(l.iter().map(u32::to_string).collect::<Vec<_>>().join(","))
+        }
+        RawCpuList::List(_) => None,
+    }
+}
+
+/// Smallest memory limit taken: below it no component starts.
+const MIN_MEMORY: u64 = 8 << 20;
+
+/// A memory size: bytes, or a number with `KiB`, `MiB`, `GiB` (powers of
+/// 1024; `Ki`, `Mi`, `Gi` too) or `KB`, `MB`, `GB` (powers of 1000; `K`,
+/// `M`, `G` too).
+fn memory_bytes(raw: &RawBytes) -> Result<u64, String> {
+    let expected = "expected bytes like \"512MiB\", \"2GiB\" or 536870912";
+    let bytes = match raw {
+        RawBytes::Count(n) => u64::try_from(n.0).map_err(|_| {
+            format!(
+                "[find_limit] hardware memory {} is not a size: {expected}",
+                n.0
+            )
+        })?,
+        RawBytes::Text(text) => {
+            let t = text.trim();
+            let split = t
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(t.len());
+            let (number, unit) = t.split_at(split);
+            let scale: f64 = match unit.trim() {
+                "" | "B" => 1.0,
+                "KiB" | "Ki" => 1024.0,
+                "MiB" | "Mi" => 1024.0 * 1024.0,
+                "GiB" | "Gi" => 1024.0 * 1024.0 * 1024.0,
+                "KB" | "K" | "k" => 1e3,
+                "MB" | "M" => 1e6,
+                "GB" | "G" => 1e9,
+                _ => f64::NAN,
             };
-            check_cpus("[find_limit] hardware cpus", &text).map_err(|m| ctx.at(class.span(), m))?;
-            HardwareClass::Cpus(text)
+            let value: f64 = number.parse().unwrap_or(f64::NAN);
+            let bytes = value * scale;
+            if !bytes.is_finite() {
+                return Err(format!(
+                    "[find_limit] hardware memory {} is not a size: {expected}",
+                    super::quoted(t)
+                ));
+            }
+            bytes.round() as u64
         }
-        (None, Some(q)) if q.0.is_finite() && q.0 > 0.0 && q.0 <= 1024.0 => {
-            HardwareClass::CpuQuota(q.0)
-        }
-        (None, Some(q)) => {
-            return Err(ctx.at(class.span(), format!("[find_limit] hardware cpu_quota is in cores, more than 0 (0.5 is half a core), got {}", q.0)));
-        }
-        _ => {
-            return Err(ctx.at(class.span(), "[find_limit] a hardware class is { cpus = \"0,1\" } or { cpu_quota = 0.5 }: give exactly one"));
-        }
-    })
+    };
+    if bytes < MIN_MEMORY {
+        return Err(format!(
+            "[find_limit] hardware memory {bytes} bytes is too small for a component to start: at least \"8MiB\""
+        ));
+    }
+    Ok(bytes)
 }
 
 /// `[sweep]`: only with `experiment = "sweep"`, which needs it; rates as a

@@ -21,7 +21,8 @@ use super::raw::{
 };
 use super::url::{mask_userinfo, parse_http_url};
 use super::{
-    GatewayKind, GatewaySpec, MAX_DURATION, MockUpstreamSpec, Overrides, RequestSpec, Target,
+    GatewayKind, GatewaySpec, MAX_DURATION, MockUpstreamSpec, Overrides, RequestSpec, ScrapeSource,
+    ScrapeSpec, Target,
 };
 use crate::error::Result;
 
@@ -317,4 +318,94 @@ fn check_gateway_takes(
         return Err(ctx.at(span, "[gateway] template is for kind = \"nginx\""));
     }
     Ok(())
+}
+
+/// Names a `[[scrape]]` target may not take: the components' own rows.
+const RESERVED_SCRAPE_NAMES: [&str; 2] = ["upstream", "gateway"];
+
+/// `[[scrape]]`: each a name and one of `url` (a Prometheus endpoint, with
+/// the `series` to keep) or `pid` (a process the user started).
+pub(super) fn build_scrape(
+    ctx: &Ctx,
+    raw: Option<Vec<Spanned<super::raw::RawScrape>>>,
+) -> Result<Vec<ScrapeSpec>> {
+    let mut out: Vec<ScrapeSpec> = Vec::new();
+    for entry in raw.unwrap_or_default() {
+        let span = entry.span();
+        let e = entry.into_inner();
+        let name = e.name.as_ref().ok_or_else(|| {
+            ctx.at(
+                span.clone(),
+                "[[scrape]] has no name: give name = \"gw\" (its name in components.csv)",
+            )
+        })?;
+        ctx.check(name, |n| {
+            let n = n.as_str();
+            if n.is_empty()
+                || n.len() > 40
+                || !n
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(format!(
+                    "[[scrape]] name {} is not a usable name: use 1 to 40 letters, digits, '-', '_' or '.'",
+                    quoted(n)
+                ));
+            }
+            if RESERVED_SCRAPE_NAMES.contains(&n) {
+                return Err(format!(
+                    "[[scrape]] name {} is the harness's own component's: choose another",
+                    quoted(n)
+                ));
+            }
+            if out.iter().any(|s| s.name == n) {
+                return Err(format!("[[scrape]] name {} is given twice", quoted(n)));
+            }
+            Ok(())
+        })?;
+        let source = match (&e.url, &e.pid) {
+            (Some(url), None) => {
+                let parsed = parse_http_url("[[scrape]] url", url.get_ref())
+                    .map_err(|m| ctx.at(url.span(), m))?;
+                let authority = parsed.base.trim_start_matches("http://").to_string();
+                ScrapeSource::Metrics {
+                    url: url.get_ref().clone(),
+                    authority,
+                    path: parsed.path.unwrap_or_else(|| "/metrics".to_string()),
+                    series: e.series.map(Spanned::into_inner).unwrap_or_default(),
+                }
+            }
+            (None, Some(pid)) => {
+                ctx.check(pid, |p| {
+                    if p.0 > 0 && p.0 <= i64::from(i32::MAX) {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "[[scrape]] pid is a process ID, more than 0, got {}",
+                            p.0
+                        ))
+                    }
+                })?;
+                if let Some(series) = &e.series {
+                    return Err(ctx.at(
+                        series.span(),
+                        "[[scrape]] series selects a metrics page's series: it goes with url, not pid",
+                    ));
+                }
+                ScrapeSource::Pid(pid.get_ref().0 as u32)
+            }
+            _ => {
+                return Err(ctx.at(
+                    span,
+                    "[[scrape]] reads one thing: give url = \"http://127.0.0.1:9100/metrics\" (a Prometheus \
+                     endpoint) or pid = 1234 (a process), not both",
+                ));
+            }
+        };
+        out.push(ScrapeSpec {
+            name: name.get_ref().clone(),
+            source,
+        });
+    }
+    Ok(out)
 }

@@ -14,6 +14,7 @@
 //! - `build_client`: `[request]`, `[[keys]]` and `[client]`.
 //! - `build_target`: `[target]`, `[upstream]` and `[gateway]`.
 //! - `build_experiment`: `[sweep]`, `[find_limit]` and `[abort_audit]`.
+//! - `system`: the validated hardware classes and `[[scrape]]` targets.
 
 mod build;
 mod build_client;
@@ -22,6 +23,7 @@ mod build_target;
 mod check;
 mod client;
 mod raw;
+mod system;
 mod url;
 
 use std::io::Read;
@@ -38,6 +40,7 @@ pub use client::{
     TlsVersionSpec,
 };
 use raw::RawScenario;
+pub use system::{HardwareClass, ScrapeSource, ScrapeSpec, format_bytes};
 
 /// A validated scenario: what to drive, how hard, for how long.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +61,8 @@ pub struct Scenario {
     pub gateway: GatewaySpec,
     /// `[thresholds] checks`: evaluated over the summary at the end of the run.
     pub thresholds: Vec<ScenarioThreshold>,
+    /// `[[scrape]]`: targets the harness did not start, sampled per interval.
+    pub scrape: Vec<ScrapeSpec>,
 }
 
 /// A threshold of `[thresholds] checks`, and where the file holds it (so
@@ -233,25 +238,6 @@ impl Default for FindLimitSpec {
             max_steps: 24,
             baseline: true,
             hardware: Vec::new(),
-        }
-    }
-}
-
-/// One hardware class of a find-limit: where the mock upstream runs.
-#[derive(Debug, Clone, PartialEq)]
-pub enum HardwareClass {
-    /// Worker threads pinned to these CPUs (`"1"`, `"0,1"`, `"0-3"`).
-    Cpus(String),
-    /// A CPU quota in cores (cgroup `cpu.max`), e.g. 0.5.
-    CpuQuota(f64),
-}
-
-impl HardwareClass {
-    /// The class's name in reports: `cpus=0,1` or `quota=0.5`.
-    pub fn name(&self) -> String {
-        match self {
-            HardwareClass::Cpus(c) => format!("cpus={c}"),
-            HardwareClass::CpuQuota(q) => format!("quota={q}"),
         }
     }
 }

@@ -35,6 +35,7 @@ pub(super) struct RawScenario {
     pub(super) sweep: Option<Spanned<RawSweep>>,
     pub(super) find_limit: Option<Spanned<RawFindLimit>>,
     pub(super) shards: Option<Spanned<RawShards>>,
+    pub(super) scrape: Option<Vec<Spanned<RawScrape>>>,
 }
 
 /// `[shards]`: how many processes share the load (for `--shard auto`).
@@ -61,12 +62,42 @@ pub(super) struct RawFindLimit {
     pub(super) hardware: Option<Vec<Spanned<RawHardware>>>,
 }
 
-/// One `hardware = [...]` entry: `{ cpus = "0,1" }` (or `[0, 1]`) or `{ cpu_quota = 0.5 }`.
+/// One `hardware = [...]` entry: `{ cpuset = "0,1" }` (or `[0, 1]`),
+/// `{ cpus = 1.5 }` (a CPU quota in cores), `{ memory = "512MiB" }`, or
+/// a combination.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawHardware {
-    pub(super) cpus: Option<RawCpuList>,
-    pub(super) cpu_quota: Option<Num>,
+    pub(super) cpuset: Option<RawCpuList>,
+    pub(super) cpus: Option<RawCores>,
+    pub(super) memory: Option<RawBytes>,
+}
+
+/// A class's `cpus`: cores as a number; a CPU list (what `cpus` meant
+/// before quotas) is kept only to be refused with the fix.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawCores {
+    Cores(Num),
+    List(RawCpuList),
+}
+
+/// A size: bytes as a whole number, or text with a unit (`"512MiB"`).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawBytes {
+    Count(Int),
+    Text(String),
+}
+
+/// `[[scrape]]`: a target the harness did not start, sampled per interval.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawScrape {
+    pub(super) name: Option<Spanned<String>>,
+    pub(super) url: Option<Spanned<String>>,
+    pub(super) pid: Option<Spanned<Int>>,
+    pub(super) series: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(serde::Deserialize)]

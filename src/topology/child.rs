@@ -60,7 +60,7 @@ pub fn stop_all_children() {
 /// The fields of `/proc/PID/stat` after the command name: the state, the
 /// parent, the process group... The name before them is in parentheses and
 /// may hold spaces, so they are read after the last `)`.
-fn stat_fields(pid: u32) -> Option<Vec<String>> {
+pub(super) fn stat_fields(pid: u32) -> Option<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (_, rest) = stat.rsplit_once(')')?;
     Some(rest.split_whitespace().map(str::to_string).collect())

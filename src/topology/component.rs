@@ -16,6 +16,7 @@ use mock_upstream::accounting::Snapshot;
 use mock_upstream::requests::Document;
 
 use super::child::{ChildExit, ChildGuard};
+use super::telemetry::Metric;
 use crate::error::Result;
 
 /// What every started component can do: say what it is and where it
@@ -43,6 +44,16 @@ pub trait Component: Send {
     /// from the load's start) and how.
     fn exit_report(&mut self, at_s: f64) -> Option<ChildExit> {
         self.child_mut().exit_report(at_s)
+    }
+
+    /// Its own gauges and counters now (requests in flight, queue depth,
+    /// busy workers, responses by status...), read from what it exposes
+    /// within `within`, in `components.csv`'s names. `None`: it exposes
+    /// none (the default); a kind that does (the mock's and the reference
+    /// gateway's `/metrics`, nginx's `stub_status`) says so in its own file.
+    fn own_metrics(&self, within: Duration) -> Option<Result<Vec<Metric>, String>> {
+        let _ = within;
+        None
     }
 }
 

@@ -137,3 +137,78 @@ pub fn get_tls_within(
         .map_or(response.len(), |at| at + 4);
     Ok((status, response[body_at..].to_vec()))
 }
+/// `GET path` from `addr` as HTTP/1.0 (so the answer is never chunked),
+/// read to its end within `within`: its status and body. For scraping a
+/// component's metrics once per interval: no runtime, one short connection.
+pub fn get_within(addr: SocketAddr, path: &str, within: Duration) -> Result<(u16, String), String> {
+    use std::io::{Read, Write};
+    let deadline = std::time::Instant::now() + within;
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, within).map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(within))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nAccept: text/plain\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(format!("no whole answer within {}ms", within.as_millis()));
+        }
+        stream
+            .set_read_timeout(Some(left))
+            .map_err(|e| e.to_string())?;
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // The read timeout shows as EAGAIN (WouldBlock) on Linux.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(format!("no whole answer within {}ms", within.as_millis()));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+        if raw.len() > MAX_SCRAPE_BYTES {
+            return Err(format!("answer longer than {MAX_SCRAPE_BYTES} bytes"));
+        }
+    }
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut response = httparse::Response::new(&mut headers);
+    let body_at = match response.parse(&raw) {
+        Ok(httparse::Status::Complete(n)) => n,
+        _ => return Err("not an HTTP response".to_string()),
+    };
+    let status = response.code.unwrap_or(0);
+    Ok((
+        status,
+        String::from_utf8_lossy(&raw[body_at..]).into_owned(),
+    ))
+}
+
+/// [`get_within`], or over TLS trusting only `ca_pem` when given (a
+/// component the harness started with TLS serves its pages on that port).
+pub fn get_text_within(
+    addr: SocketAddr,
+    path: &str,
+    within: Duration,
+    ca_pem: Option<&str>,
+) -> Result<(u16, String), String> {
+    match ca_pem {
+        Some(ca) => get_tls_within(addr, path, within, ca)
+            .map(|(status, body)| (status, String::from_utf8_lossy(&body).into_owned())),
+        None => get_within(addr, path, within),
+    }
+}
+
+/// Largest metrics page read (a real gateway's can be large; more is cut).
+const MAX_SCRAPE_BYTES: usize = 8 << 20;

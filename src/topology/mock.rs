@@ -10,6 +10,7 @@ use mock_upstream::requests::Document;
 
 use super::child::ChildGuard;
 use super::component::{Component, Settled, Upstream};
+use super::telemetry::{self, Metric};
 use super::{READY_TIMEOUT, http};
 use crate::error::{Error, Result};
 use crate::scenario::MockUpstreamSpec;
@@ -35,6 +36,13 @@ impl Component for MockUpstream {
 
     fn child_mut(&mut self) -> &mut ChildGuard {
         &mut self.child
+    }
+
+    fn own_metrics(&self, within: Duration) -> Option<Result<Vec<Metric>, String>> {
+        Some(
+            telemetry::scrape(self.child.addr, "/metrics", within, None)
+                .and_then(|text| telemetry::mock_metrics(&text)),
+        )
     }
 }
 

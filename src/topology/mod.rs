@@ -22,12 +22,15 @@
 //! scenario's `GatewayKind` (see docs/architecture.md).
 
 pub mod cert;
+pub mod cgroup;
 mod child;
 mod component;
 pub mod http;
 mod mock;
 pub mod nginx;
+mod procfs;
 mod reference;
+pub mod telemetry;
 mod workdir;
 
 pub use child::{

@@ -15,6 +15,7 @@ use std::time::Duration;
 use super::cert::{self, LOOPBACK_NAMES};
 use super::child::ChildGuard;
 use super::component::{AccessLog, Component, Gateway, GatewayInfo};
+use super::telemetry::{self, Metric};
 use super::workdir::WorkDir;
 use super::{READY_TIMEOUT, http, open_log};
 use crate::error::{Error, Result};
@@ -109,7 +110,31 @@ impl Component for Nginx {
     fn child_mut(&mut self) -> &mut ChildGuard {
         &mut self.child
     }
+
+    /// Its `stub_status` page, which the shipped template serves at
+    /// [`STATUS_PATH`] (a template of one's own needs the same location).
+    fn own_metrics(&self, within: Duration) -> Option<Result<Vec<Metric>, String>> {
+        Some(
+            match http::get_text_within(
+                self.child.addr,
+                STATUS_PATH,
+                within,
+                self.ca_pem.as_deref(),
+            ) {
+                Ok((200, text)) => telemetry::stub_status(&text),
+                Ok((status, _)) => Err(format!(
+                    "GET {STATUS_PATH} answered {status}: add `location = {STATUS_PATH} {{ stub_status; }}` \
+                 to the nginx template for its connection gauges"
+                )),
+                Err(e) => Err(e),
+            },
+        )
+    }
 }
+
+/// Where the template serves nginx's `stub_status` (connections active,
+/// reading, writing, waiting; requests), read once per interval.
+pub const STATUS_PATH: &str = "/nginx_status";
 
 impl Gateway for Nginx {
     fn info(&self) -> GatewayInfo {

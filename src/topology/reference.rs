@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::cert::{self, LOOPBACK_NAMES};
 use super::child::ChildGuard;
 use super::component::{AccessLog, Component, Gateway, GatewayInfo};
+use super::telemetry::{self, Metric};
 use super::workdir::WorkDir;
 use super::{READY_TIMEOUT, http, open_log};
 use crate::error::{Error, Result};
@@ -96,6 +97,13 @@ impl Component for ReferenceGateway {
 
     fn child_mut(&mut self) -> &mut ChildGuard {
         &mut self.child
+    }
+
+    fn own_metrics(&self, within: Duration) -> Option<Result<Vec<Metric>, String>> {
+        Some(
+            telemetry::scrape(self.child.addr, "/metrics", within, self.ca_pem.as_deref())
+                .and_then(|text| telemetry::gateway_metrics(&text)),
+        )
     }
 }
 

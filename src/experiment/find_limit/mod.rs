@@ -20,7 +20,6 @@
 mod rows;
 mod search;
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -34,6 +33,7 @@ use crate::error::{Error, Result};
 use crate::scenario::{
     self, ArrivalKind, FindLimitSpec, HardwareClass, Phase, Rate, Scenario, Target,
 };
+use crate::topology::cgroup::{Cgroup, Limits};
 use contend_gateway::ConcurrencyRule;
 use contend_units::fmt_us;
 use rows::{class_result, round3, round6, step_row};
@@ -83,6 +83,23 @@ pub struct StepRow {
     /// (their CPU time over the load's wall time; the backlog it worked off
     /// after the load is not in it).
     pub upstream_cores: Option<f64>,
+    /// The upstream's CPU per request it handled in the measured part (by its own count), us, from its
+    /// processes.
+    #[serde(default)]
+    pub upstream_cpu_per_request_us: Option<f64>,
+    /// The cores the gateway's processes used in the measured part.
+    #[serde(default)]
+    pub gateway_cores: Option<f64>,
+    /// The gateway's CPU per request it handled in the measured part (by its own count), us.
+    #[serde(default)]
+    pub gateway_cpu_per_request_us: Option<f64>,
+    /// In a class with a CPU quota: the share of the upstream's CFS
+    /// periods in the measured part whose quota ran out, 0 to 1.
+    #[serde(default)]
+    pub throttled_share: Option<f64>,
+    /// In a class with a CPU quota: the upstream's time throttled, s.
+    #[serde(default)]
+    pub throttled_s: Option<f64>,
     /// True when the step broke: a share over the bound (`max_504_share`)
     /// of 504s, of client timeouts, or of 2xx later than the timeout (at
     /// the default 1% bound: the P99 of the 2xx past the timeout).
@@ -120,6 +137,15 @@ pub struct ClassResult {
     pub share_504_no_limit: Option<f64>,
     /// Why the measured limit differs from the model, when it does.
     pub note: String,
+    /// How the class holds the upstream: `pinned` (a CPU set), `quota`
+    /// (a CFS quota), `memory`, or a combination (`pinned+quota`); `as
+    /// configured` without a class.
+    #[serde(default)]
+    pub placement: String,
+    /// The throttled share of CFS periods at the measured limit (a quota
+    /// class), highest over its runs.
+    #[serde(default)]
+    pub throttled_share_at_limit: Option<f64>,
     /// True when Ctrl-C or SIGTERM cut the class's search short: its
     /// answer (if any) is the largest limit that held among those measured
     /// whole, unconfirmed.
@@ -291,6 +317,10 @@ struct ClassSearch<'a> {
     model: Option<ps_model::ModelLimit>,
     rows: Vec<StepRow>,
     runs: Vec<(Option<u32>, RunOutput)>,
+    /// `pinned`, `quota`, ... (see [`ClassResult::placement`]).
+    placement: String,
+    /// The cgroup of a quota or memory class, removed when the search ends.
+    cgroup: Option<Cgroup>,
 }
 
 impl<'a> ClassSearch<'a> {
@@ -303,9 +333,15 @@ impl<'a> ClassSearch<'a> {
     ) -> Result<ClassSearch<'a>> {
         let scenario = bench.scenario;
         let mut base = scenario.clone();
-        if let (Some(HardwareClass::Cpus(cpus)), Target::Mock(mock)) = (class, &mut base.target) {
-            mock.cpus = Some(cpus.clone());
+        if let (Some(set), Target::Mock(mock)) =
+            (class.and_then(|c| c.cpuset.as_ref()), &mut base.target)
+        {
+            mock.cpus = Some(set.clone());
         }
+        let cgroup = match class.filter(|c| c.needs_cgroup()) {
+            Some(c) => Some(Cgroup::create(limits(c))?),
+            None => None,
+        };
         let cores = class_cores(class, &scenario.target);
         Ok(ClassSearch {
             bench,
@@ -320,6 +356,8 @@ impl<'a> ClassSearch<'a> {
                 .map(|w| ps_model::limit(timeout.as_secs_f64(), cores, w, spec.max_504_share)),
             rows: Vec::new(),
             runs: Vec::new(),
+            placement: class.map_or_else(|| "as configured".to_string(), placement),
+            cgroup,
         })
     }
 
@@ -385,6 +423,7 @@ impl<'a> ClassSearch<'a> {
         };
         let bench = Bench {
             scenario: &scenario,
+            cgroup: self.cgroup.as_ref(),
             ..*self.bench
         };
         let output = run::run(&bench, step, settle, on_event)?;
@@ -428,30 +467,47 @@ impl<'a> ClassSearch<'a> {
     }
 }
 
-/// A quota class needs a cgroup this process may write; say what is missing.
+/// Every class holds the mock upstream the harness starts; one with a
+/// quota or a memory limit needs a cgroup this process can make: one is
+/// made and removed now, so a host that cannot is told before any load.
 fn check_class(class: &HardwareClass, target: &Target) -> Result<()> {
-    match class {
-        HardwareClass::Cpus(_) if !matches!(target, Target::Mock(_)) => Err(Error::Usage(format!(
-            "[find_limit] hardware class {} pins the mock upstream: use [upstream] kind = \"mock\"",
+    if !matches!(target, Target::Mock(_)) {
+        return Err(Error::Usage(format!(
+            "[find_limit] hardware class {} holds the mock upstream: use [upstream] kind = \"mock\"",
             class.name()
-        ))),
-        HardwareClass::Cpus(_) => Ok(()),
-        HardwareClass::CpuQuota(_) => {
-            let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers");
-            let v1 = Path::new("/sys/fs/cgroup/cpu/cpu.cfs_quota_us");
-            let missing = if !v2.exists() && !v1.exists() {
-                "no cgroup v2 hierarchy (/sys/fs/cgroup/cgroup.controllers) and no v1 cpu controller \
-                 (/sys/fs/cgroup/cpu/cpu.cfs_quota_us) is mounted here"
-            } else {
-                "this build does not create cgroups yet (it would write cpu.max in a child group \
-                 of /sys/fs/cgroup, or cpu.cfs_quota_us under v1)"
-            };
-            Err(Error::Usage(format!(
-                "[find_limit] hardware class {} is not supported here: {missing}; use {{ cpus = \"0\" }} classes instead",
-                class.name()
-            )))
-        }
+        )));
     }
+    if class.needs_cgroup() {
+        Cgroup::create(limits(class)).map_err(|e| match e {
+            Error::Usage(why) => Error::Usage(format!(
+                "[find_limit] hardware class {} is not supported here: {why}",
+                class.name()
+            )),
+            other => other,
+        })?;
+    }
+    Ok(())
+}
+
+/// What a class's cgroup limits.
+fn limits(class: &HardwareClass) -> Limits {
+    Limits {
+        cpus: class.cpus,
+        memory_bytes: class.memory_bytes,
+    }
+}
+
+/// How a class holds the upstream: `pinned`, `quota`, `memory`, joined by `+`.
+fn placement(class: &HardwareClass) -> String {
+    let parts: Vec<&str> = [
+        class.cpuset.as_ref().map(|_| "pinned"),
+        class.cpus.map(|_| "quota"),
+        class.memory_bytes.map(|_| "memory"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    parts.join("+")
 }
 
 /// The mock upstream's CPU per request, when the target is the mock with CPU work.
@@ -473,18 +529,21 @@ fn cpu_work(target: &Target) -> Option<CpuWork> {
     })
 }
 
-/// The cores a class gives the upstream: its CPU list's length, its quota,
-/// or (as configured) the mock's `cpus`, else every core this process may use.
+/// The cores a class gives the upstream: its CPU set's length, its quota
+/// (the smaller of the two when it has both), or (as configured) the
+/// mock's `cpus`, else every core this process may use.
 fn class_cores(class: Option<&HardwareClass>, target: &Target) -> f64 {
     let count = |list: &str| cpu_list_len(list) as f64;
-    match class {
-        Some(HardwareClass::Cpus(list)) => count(list),
-        Some(HardwareClass::CpuQuota(q)) => *q,
-        None => match target {
-            Target::Mock(m) if m.cpus.is_some() => count(m.cpus.as_deref().unwrap_or("0")),
-            _ => std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64),
-        },
-    }
+    let configured = || match target {
+        Target::Mock(m) if m.cpus.is_some() => count(m.cpus.as_deref().unwrap_or("0")),
+        _ => std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64),
+    };
+    let Some(class) = class else {
+        return configured();
+    };
+    // A quota caps the cores of a set (or of the machine): the smaller holds.
+    let set = class.cpuset.as_deref().map_or_else(configured, count);
+    class.cpus.map_or(set, |quota| quota.min(set))
 }
 
 /// How many CPUs a validated list such as `"0,2-3"` names (at least 1).

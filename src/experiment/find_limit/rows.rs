@@ -52,6 +52,8 @@ pub(super) fn step_row(
     };
     let upstream = output.upstream.as_ref().map(|t| &t.totals);
     let upstream_cpu_s = upstream.map(|t| round3(t.cpu_s));
+    let upstream_cost = output.step.cost("upstream");
+    let gateway_cost = output.step.cost("gateway");
     let mut row = StepRow {
         class: class.to_string(),
         step,
@@ -80,6 +82,11 @@ pub(super) fn step_row(
         // Its processes' CPU while the load ran, not the backlog it worked
         // off afterwards (which the truth's cpu_s includes).
         upstream_cores: output.step.cpu.upstream_cores().map(round3),
+        upstream_cpu_per_request_us: upstream_cost.and_then(|c| c.cpu_per_request_us),
+        gateway_cores: gateway_cost.map(|c| c.cores),
+        gateway_cpu_per_request_us: gateway_cost.and_then(|c| c.cpu_per_request_us),
+        throttled_share: upstream_cost.and_then(|c| c.throttled_share),
+        throttled_s: upstream_cost.and_then(|c| c.throttled_s),
         broke: false,
         reason: String::new(),
     };
@@ -202,6 +209,11 @@ pub(super) fn class_result(search: &ClassSearch, answer: Answer, interrupted: bo
         p99_at_limit_us: p99,
         goodput_no_limit_per_s: baseline.map(|r| r.goodput_per_s),
         share_504_no_limit: baseline.map(|r| r.share_504),
+        placement: search.placement.clone(),
+        throttled_share_at_limit: at
+            .iter()
+            .filter_map(|r| r.throttled_share)
+            .fold(None, |m: Option<f64>, s| Some(m.map_or(s, |m| m.max(s)))),
         note: if interrupted {
             format!("INTERRUPTED before the search ended, not confirmed: {note}")
         } else {

@@ -135,8 +135,11 @@ pub(super) fn tick_label(fmt: Fmt, log: bool, v: f64) -> String {
                 format!("{:.0}k", v / 1000.0)
             } else if v.fract().abs() < 1e-9 {
                 format!("{v:.0}")
-            } else {
+            } else if (v * 10.0 - (v * 10.0).round()).abs() < 1e-6 {
                 format!("{v:.1}")
+            } else {
+                // Ticks a twentieth apart (0.05, 0.15) need their second place.
+                format!("{v:.2}")
             }
         }
         Fmt::Share => format!("{:.0}%", v * 100.0),

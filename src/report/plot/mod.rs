@@ -2,7 +2,8 @@
 //!
 //! Takes a [`ReportData`] (built from a run just finished, or read back from
 //! a saved report folder) and writes, beside the other report files:
-//! `latency-over-time` and `percentile-spectrum` for every run, and for a
+//! `latency-over-time` and `percentile-spectrum` for every run,
+//! `components-over-time` when components were read, and for a
 //! sweep also `latency-vs-load`, `throughput-vs-load` and (with
 //! closed-loop steps) `usl`, and for a find-limit `limit` (drawn by
 //! [`super::find_limit::figure`]). Every line is labelled at its end, in its own
@@ -11,11 +12,12 @@
 //! measures or analyses: knees and fits arrive in the data.
 //!
 //! The parts: `figure` holds [`Figure`] and its pieces, what a plot shows
-//! as plain data; `latency` builds the figures every run has and `sweep` a
-//! sweep's; `axes` turns data ranges into ticks and their labels; `draw`
+//! as plain data; `latency` builds the figures every run has,
+//! `components` the system under test's and `sweep` a sweep's; `axes` turns data ranges into ticks and their labels; `draw`
 //! puts a figure on an SVG or PNG with plotters ([`render`]).
 
 mod axes;
+mod components;
 mod draw;
 mod figure;
 mod latency;
@@ -39,6 +41,8 @@ pub struct ReportData {
     pub intervals: Vec<IntervalCsvRow>,
     /// The percentile distribution: (quantile in [0, 1), latency us).
     pub spectrum: Vec<(f64, f64)>,
+    /// The components and `[[scrape]]` targets, per interval.
+    pub components: Vec<crate::topology::telemetry::SourceSeries>,
 }
 
 impl ReportData {
@@ -47,6 +51,7 @@ impl ReportData {
         summary: &Summary,
         intervals: &[crate::record::IntervalRow],
         latency_us: &hdrhistogram::Histogram<u64>,
+        components: &[crate::topology::telemetry::SourceSeries],
     ) -> Self {
         let mut spectrum = Vec::new();
         if !latency_us.is_empty() {
@@ -61,12 +66,13 @@ impl ReportData {
             summary: summary.clone(),
             intervals: intervals.iter().map(IntervalCsvRow::from).collect(),
             spectrum,
+            components: components.to_vec(),
         }
     }
 
-    /// Reads a saved report folder back: `summary.json`, `intervals.csv`
-    /// and `latency.hgrm` (the last two may be missing: their plots are
-    /// then left out).
+    /// Reads a saved report folder back: `summary.json`, `intervals.csv`,
+    /// `latency.hgrm` and `components.csv` (all but the first may be
+    /// missing: their plots are then left out).
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join("summary.json");
         let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -90,10 +96,20 @@ impl ReportData {
         let spectrum = std::fs::read_to_string(dir.join("latency.hgrm"))
             .map(|text| parse_hgrm(&text))
             .unwrap_or_default();
+        let components_path = dir.join("components.csv");
+        let components = if components_path.exists() {
+            super::components::read_csv(&components_path).map_err(|message| Error::Scenario {
+                location: components_path.display().to_string(),
+                message,
+            })?
+        } else {
+            Vec::new()
+        };
         Ok(ReportData {
             summary,
             intervals,
             spectrum,
+            components,
         })
     }
 }
@@ -158,6 +174,9 @@ pub fn charts(data: &ReportData) -> Vec<(&'static str, Figure)> {
     }
     if data.intervals.iter().any(|r| r.sent > 0 || r.max_us > 0) {
         out.push(("latency-over-time", latency::latency_over_time(data)));
+    }
+    if let Some(figure) = components::components_over_time(data) {
+        out.push(("components-over-time", figure));
     }
     if data.spectrum.len() >= 2 {
         out.push(("percentile-spectrum", latency::percentile_spectrum(data)));

@@ -1,0 +1,218 @@
+//! The system under test read at the driver's interval boundaries: every
+//! component the harness started and every `[[scrape]]` target, so that
+//! row `i` of `components.csv` covers the same span as row `i` of
+//! `intervals.csv`.
+//!
+//! Takes the driver's start and interval (once the driver has set them)
+//! and, at each boundary, the components as the step's watcher holds them;
+//! hands on one [`SourceSeries`] per source. A component that dies gets a
+//! last row (`alive = false`) and no more. Reading happens on the
+//! watcher's thread, never on the driver's.
+
+use std::time::Duration;
+
+use super::step::Telemetry;
+use crate::scenario::{ScrapeSource, ScrapeSpec};
+use crate::sys;
+use crate::topology::Component;
+use crate::topology::cgroup::Cgroup;
+use crate::topology::telemetry::{self, Reading, SourceSeries};
+
+/// Shortest wait for one metrics read, and the longest: half the interval
+/// in between, so a slow endpoint cannot hold the watcher for long.
+const READ_WITHIN: (Duration, Duration) = (Duration::from_millis(100), Duration::from_millis(500));
+/// A last interval shorter than this (the load ended just after a
+/// boundary) is not read: it would say nothing.
+const MIN_LAST_INTERVAL_NS: u64 = 20_000_000;
+/// Longest wait before the last reading for the components to count the
+/// requests the client has already seen answered.
+const LAST_SETTLE: Duration = Duration::from_millis(250);
+/// How often that wait reads them.
+const SETTLE_POLL: Duration = Duration::from_millis(10);
+
+/// One source as it is being read.
+struct Source {
+    series: SourceSeries,
+    last: Option<Reading>,
+    done: bool,
+}
+
+impl Source {
+    fn new(role: &str, kind: &str, pid: Option<u32>) -> Source {
+        Source {
+            series: SourceSeries {
+                role: role.to_string(),
+                kind: kind.to_string(),
+                pid,
+                ..SourceSeries::default()
+            },
+            last: None,
+            done: false,
+        }
+    }
+
+    /// Takes `reading` at the end of interval `index` (or as the first).
+    fn take(&mut self, reading: Reading, index: Option<u64>, start_s: f64, at_s: f64) {
+        if self.done {
+            return;
+        }
+        if let Some(e) = &reading.error {
+            self.series.unread += 1;
+            self.series.first_error.get_or_insert_with(|| e.clone());
+        }
+        for m in reading.metrics.iter().flatten().filter(|m| m.counter) {
+            self.series.counters.insert(m.name.clone());
+        }
+        let had_process = self.last.as_ref().is_some_and(|r| r.process.is_some());
+        if let (Some(prev), Some(index)) = (&self.last, index) {
+            self.series
+                .samples
+                .push(telemetry::between(prev, &reading, index, start_s));
+        }
+        if had_process && reading.process.is_none() {
+            self.done = true;
+            self.series.gone_at_s = Some((at_s * 1000.0).round() / 1000.0);
+        }
+        // After a failed read the next interval's counters have no base
+        // and are left out, never made up.
+        self.last = Some(reading);
+    }
+}
+
+/// Reads the sources at the driver's interval boundaries.
+pub(super) struct Sampler<'s> {
+    sources: Vec<Source>,
+    scrape: &'s [ScrapeSpec],
+    /// The component (by position) that runs in `cgroup`.
+    cgroup: Option<(usize, &'s Cgroup)>,
+    /// The driver's start, CLOCK_MONOTONIC ns, once known.
+    start_ns: Option<u64>,
+    interval_ns: u64,
+    /// The boundary read next: the end of interval `next - 1`.
+    next: u64,
+    within: Duration,
+}
+
+impl<'s> Sampler<'s> {
+    /// A sampler for `components` (role, and the component), the
+    /// scenario's `scrape` targets, and `cgroup` for the component at that
+    /// position.
+    pub(super) fn new(
+        components: &[(&str, &dyn Component)],
+        scrape: &'s [ScrapeSpec],
+        cgroup: Option<(usize, &'s Cgroup)>,
+        interval: Duration,
+    ) -> Sampler<'s> {
+        let mut sources: Vec<Source> = components
+            .iter()
+            .map(|(role, c)| Source::new(role, c.name(), Some(c.child().pid())))
+            .collect();
+        sources.extend(scrape.iter().map(|s| match &s.source {
+            ScrapeSource::Pid(pid) => Source::new(&s.name, "process", Some(*pid)),
+            ScrapeSource::Metrics { .. } => Source::new(&s.name, "metrics", None),
+        }));
+        let within = (interval / 2).clamp(READ_WITHIN.0, READ_WITHIN.1);
+        Sampler {
+            sources,
+            scrape,
+            cgroup,
+            start_ns: None,
+            interval_ns: interval.as_nanos().max(1) as u64,
+            next: 0,
+            within,
+        }
+    }
+
+    /// The first reading, before the driver starts: it sends nothing while
+    /// it opens its connections, so no request the components count can
+    /// fall before it (a reading at the start itself would be late by the
+    /// time the reads take, and miss the first requests).
+    pub(super) fn begin(&mut self, components: &[&dyn Component]) {
+        self.read_all(components, None, sys::monotonic_ns());
+    }
+
+    /// The driver started at `start_ns`: boundaries from here.
+    pub(super) fn start(&mut self, start_ns: u64) {
+        self.start_ns = Some(start_ns);
+        self.next = 1;
+    }
+
+    /// How long until the next boundary (`None` before the start).
+    pub(super) fn until_next(&self) -> Option<Duration> {
+        let start = self.start_ns?;
+        let at = start + self.next * self.interval_ns;
+        Some(Duration::from_nanos(at.saturating_sub(sys::monotonic_ns())))
+    }
+
+    /// Reads every source if a boundary has passed (or, with `last`, once
+    /// more for the part of an interval since the last boundary).
+    pub(super) fn tick(&mut self, components: &[&dyn Component], last: bool) {
+        let Some(start) = self.start_ns else {
+            return;
+        };
+        let now = sys::monotonic_ns();
+        let boundary = start + self.next * self.interval_ns;
+        if now >= boundary {
+            let index = self.next - 1;
+            // Late (the watcher was busy): the interval ends now, not at a
+            // boundary long gone; skip those it missed whole.
+            self.next = (now - start) / self.interval_ns + 1;
+            self.read_all(components, Some(index), now);
+        } else if last && now >= boundary - self.interval_ns + MIN_LAST_INTERVAL_NS {
+            self.settle(components);
+            self.read_all(components, Some(self.next - 1), sys::monotonic_ns());
+        }
+    }
+
+    /// Waits (up to [`LAST_SETTLE`]) until no live component reports
+    /// requests in flight: a gateway counts a response once it has written
+    /// it, a moment after the client has read it, so a reading taken the
+    /// instant the load ends would miss the last few.
+    fn settle(&self, components: &[&dyn Component]) {
+        let deadline = std::time::Instant::now() + LAST_SETTLE;
+        let busy = |c: &&dyn Component| {
+            matches!(c.own_metrics(self.within), Some(Ok(metrics))
+                if metrics.iter().any(|m| m.name == "in_flight" && m.value > 0.0))
+        };
+        while std::time::Instant::now() < deadline {
+            let live = components
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !self.sources[*i].done)
+                .map(|(_, c)| c);
+            if !live.into_iter().any(busy) {
+                return;
+            }
+            std::thread::sleep(SETTLE_POLL);
+        }
+    }
+
+    fn read_all(&mut self, components: &[&dyn Component], index: Option<u64>, now_ns: u64) {
+        let start = self.start_ns.unwrap_or(now_ns);
+        let start_s = index.map_or(0.0, |i| (i * self.interval_ns) as f64 / 1e9);
+        let at_s = now_ns.saturating_sub(start) as f64 / 1e9;
+        for (i, component) in components.iter().enumerate() {
+            if self.sources[i].done {
+                continue;
+            }
+            let cgroup = self.cgroup.filter(|(at, _)| *at == i).map(|(_, g)| g);
+            let reading = telemetry::read_component(*component, cgroup, self.within);
+            self.sources[i].take(reading, index, start_s, at_s);
+        }
+        for (spec, source) in self
+            .scrape
+            .iter()
+            .zip(&mut self.sources[components.len()..])
+        {
+            let reading = telemetry::read_scrape(spec, self.within);
+            source.take(reading, index, start_s, at_s);
+        }
+    }
+
+    /// Every source's rows.
+    pub(super) fn finish(self) -> Telemetry {
+        Telemetry {
+            series: self.sources.into_iter().map(|s| s.series).collect(),
+        }
+    }
+}
