@@ -166,7 +166,8 @@ impl Load {
                 let local = scenario.gateway.url.as_deref().is_some_and(is_loopback_url);
                 (local, local)
             }
-            (GatewayKind::Reference | GatewayKind::Nginx, _) | (_, Target::Mock(_)) => (true, true),
+            (GatewayKind::Reference | GatewayKind::Nginx | GatewayKind::Haproxy, _)
+            | (_, Target::Mock(_)) => (true, true),
             (GatewayKind::None, Target::Url(url)) => {
                 let local = is_loopback_url(url);
                 (local, local)

@@ -111,8 +111,22 @@ fn inline_errors_name_the_place_and_the_fix() {
             "[client] timeout of 25h is longer than the limit of 24h",
         ),
         (
-            format!("{PHASE}[gateway]\nkind = \"haproxy\""),
-            "unknown variant `haproxy`, expected one of `reference`, `nginx`, `external`, `none`",
+            format!("{PHASE}[gateway]\nkind = \"envoy\""),
+            "unknown variant `envoy`, expected one of `reference`, `nginx`, `haproxy`, `external`, `none`",
+        ),
+        (
+            format!(
+                "{PHASE}[gateway]\nkind = \"haproxy\"\nbreaker = {{ error_share = 0.5, window = \"10s\", min_requests = 5, cool_down = \"1s\", probes = 1 }}"
+            ),
+            "s.toml:4:1: [gateway] breaker is a reference-gateway policy that haproxy has no directive for (its `observe layer7` with `error-limit` counts consecutive errors",
+        ),
+        (
+            format!("{PHASE}[gateway]\nkind = \"haproxy\"\nabort_charge = \"1s\""),
+            "[gateway] abort_charge is a reference-gateway policy that haproxy has no directive for: remove it",
+        ),
+        (
+            format!("{PHASE}[gateway]\nkind = \"reference\"\ntemplate = \"t.cfg\""),
+            "[gateway] template is for kind = \"nginx\" or \"haproxy\"",
         ),
         (
             format!(
@@ -216,9 +230,17 @@ fn abort_audit_section_parses_and_is_checked() {
     );
     assert_eq!(s.phases.len(), 1);
     let s = audit_of(parse_ok(&format!(
-        "{audit}{PHASE}[abort_audit]\nmodes = [\"nginx-on\", \"reference-early\"]\nsettle = \"2s\""
+        "{audit}{PHASE}[abort_audit]\nmodes = [\"nginx-on\", \"reference-early\", \"haproxy-early\", \"haproxy-complete\"]\nsettle = \"2s\""
     )));
-    assert_eq!(s.modes, vec![AuditMode::NginxOn, AuditMode::ReferenceEarly]);
+    assert_eq!(
+        s.modes,
+        vec![
+            AuditMode::NginxOn,
+            AuditMode::ReferenceEarly,
+            AuditMode::HaproxyEarly,
+            AuditMode::HaproxyComplete
+        ]
+    );
     assert_eq!(s.settle, Duration::from_secs(2));
     // (scenario text, part of the error)
     let cases = [
@@ -236,7 +258,7 @@ fn abort_audit_section_parses_and_is_checked() {
         ),
         (
             format!("{audit}{PHASE}[abort_audit]\nmodes = [\"haproxy\"]"),
-            "unknown variant `haproxy`",
+            "unknown variant `haproxy`, expected one of `reference-early`, `reference-complete`, `nginx-off`, `nginx-on`, `haproxy-early`, `haproxy-complete`",
         ),
         (
             format!("{audit}{PHASE}[abort_audit]\nsettle = \"0s\""),
