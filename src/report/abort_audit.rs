@@ -612,6 +612,7 @@ struct RequestRow<'a> {
     client_outcome: &'a str,
     client_s: f64,
     gateway_status: Option<u16>,
+    gateway_termination: Option<&'a str>,
     gateway_upstream_status: Option<&'a str>,
     accounted_s: Option<f64>,
     upstream_outcome: Option<&'a str>,
@@ -639,6 +640,7 @@ pub fn write_requests_csv(
                 client_outcome: &r.client_outcome,
                 client_s: r.client_s,
                 gateway_status: r.gateway_status,
+                gateway_termination: r.gateway_termination.as_deref(),
                 gateway_upstream_status: r.gateway_upstream_status.as_deref(),
                 accounted_s: r.accounted_s,
                 upstream_outcome: r.upstream_outcome.as_deref(),
@@ -665,6 +667,7 @@ mod tests {
         let gateway = KeyAccounting {
             requests: 4,
             by_status: [(499, 4)].into_iter().collect(),
+            client_aborts: 4,
             accounted_s: 0.2,
             upstream_status_missing: 4,
             ..KeyAccounting::default()
@@ -730,6 +733,8 @@ mod tests {
             client_outcome: "client_timeout".into(),
             client_s: 0.05,
             gateway_status: Some(status),
+            gateway_termination: None,
+            gateway_client_abort: status == 499,
             gateway_upstream_status: Some("-".into()),
             accounted_s: Some(accounted_s),
             upstream_outcome: Some("abandoned".into()),
