@@ -65,11 +65,13 @@ pub fn write_files(
 }
 
 /// One colour per mode, by the mode's place in the run order.
-const COLOURS: [plotters::style::RGBColor; 4] = [
+const COLOURS: [plotters::style::RGBColor; 6] = [
     plotters::style::RGBColor(214, 39, 40),
     plotters::style::RGBColor(31, 119, 180),
     plotters::style::RGBColor(230, 120, 0),
     plotters::style::RGBColor(44, 160, 44),
+    plotters::style::RGBColor(148, 103, 189),
+    plotters::style::RGBColor(140, 86, 75),
 ];
 
 /// Smallest time drawn on the scatter's log axes, us.
@@ -97,11 +99,11 @@ pub fn scatter(audit: &AbortAudit, joined: &[(String, Vec<JoinedRequest>)]) -> s
     let mut panels = Vec::new();
     for (title, want_early) in [
         (
-            "Early accounting (reference early, nginx proxy_ignore_client_abort off)",
+            "Early accounting (reference early, nginx proxy_ignore_client_abort off, haproxy abortonclose)",
             true,
         ),
         (
-            "Complete accounting (reference complete, nginx proxy_ignore_client_abort on)",
+            "Complete accounting (reference complete, nginx proxy_ignore_client_abort on, haproxy without)",
             false,
         ),
     ] {
@@ -212,7 +214,7 @@ fn scatter_series(
         COLOURS[i % COLOURS.len()]
     };
     // A mode that ran (it names its gateway) whose gateway stops accounting
-    // when the client leaves: reference `early`, nginx `off`.
+    // when the client leaves: reference and HAProxy `early`, nginx `off`.
     let early = |mode: &str| {
         audit.modes.get(mode).is_some_and(|m| m.gateway.is_some())
             && (mode.ends_with("early") || mode.ends_with("off"))
@@ -327,10 +329,12 @@ fn factor(row: &KeyAudit) -> String {
     }
 }
 
-/// `499:30 504:2`; empty when the gateway logged nothing for the key.
+/// `499:30 504:2`, then any termination states (`400:30 CH:30`); empty
+/// when the gateway logged nothing for the key.
 fn statuses(row: &KeyAudit) -> String {
     row.logged_statuses
         .iter()
+        .chain(&row.logged_terminations)
         .map(|(s, n)| format!("{s}:{n}"))
         .collect::<Vec<_>>()
         .join(" ")
@@ -431,8 +435,9 @@ pub fn write_table(w: &mut dyn Write, audit: &AbortAudit) -> io::Result<()> {
     writeln!(
         w,
         "  (under-count = true / accounted, true = upstream worker wall time; `-`: no gateway line, \
-         `unaccounted`: 0 s accounted for real work, `n/a`: no upstream work; `KEY 499`/`KEY 504`: \
-         that key's requests the gateway logged so, joined with the upstream per request)"
+         `unaccounted`: 0 s accounted for real work, `n/a`: no upstream work; `KEY 499`/`KEY 504` \
+         (HAProxy: status and termination state, `KEY 400 CH`): that key's requests the gateway \
+         logged so, joined with the upstream per request)"
     )
 }
 
