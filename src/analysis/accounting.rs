@@ -278,6 +278,10 @@ pub struct AbortAudit {
     /// The table: see [`rows`].
     #[serde(default)]
     pub rows: Vec<AuditRow>,
+    /// Per mode that ran, what its gateway logged for a client abort and
+    /// what the upstream did meanwhile (from the join; empty without it).
+    #[serde(default)]
+    pub client_aborts: Vec<super::client_aborts::AbortBehaviour>,
 }
 
 /// One key's audit from its gateway totals (`None`: no line), its

@@ -17,6 +17,7 @@ use super::run::{self, RunOutput};
 use super::step::Step;
 use super::{Bench, Event};
 use crate::analysis::accounting::{self, AbortAudit, BudgetInfo, ClientKey};
+use crate::analysis::client_aborts;
 use crate::analysis::join::{self, JoinedRequest};
 use crate::driver::Load;
 use crate::error::{Error, Result};
@@ -96,6 +97,13 @@ pub fn run(
         runs.push((mode, output));
     }
     audit.rows = accounting::rows(&audit);
+    audit.client_aborts = joined
+        .iter()
+        .filter_map(|(mode, requests)| {
+            let gateway = audit.modes.get(mode)?.gateway.as_deref()?;
+            client_aborts::behaviour(mode, gateway, requests)
+        })
+        .collect();
     if runs.is_empty() && !bench.stop.is_stopped() {
         let reasons: Vec<String> = audit
             .modes

@@ -1,5 +1,6 @@
 //! The abort audit's presentation: the console table, `accounting.csv`,
-//! `requests.csv` and the client-vs-upstream scatter (`accounting.svg`/`.png`).
+//! `requests.csv`, `client-aborts.md` (per mode, what the gateway logged for
+//! a client abort) and the client-vs-upstream scatter (`accounting.svg`/`.png`).
 //!
 //! Takes a finished [`AbortAudit`] (and the requests joined by id) and a
 //! writer or folder; measures and computes nothing. Missing values are shown
@@ -21,7 +22,8 @@ use crate::error::Error;
 
 /// Writes the audit's top-level files into `dir` (created if needed):
 /// `summary.json` and, when `summary` holds an audit, `accounting.csv`,
-/// `requests.csv` (the requests of `joined`, per mode) and the scatter.
+/// `requests.csv` (the requests of `joined`, per mode), `client-aborts.md`
+/// and the scatter.
 /// Each is written on its own; returns the errors of those that failed.
 pub fn write_files(
     dir: &Path,
@@ -49,6 +51,9 @@ pub fn write_files(
     });
     if let Some(audit) = &summary.abort_audit {
         one("accounting.csv", &|w| write_csv(w, audit));
+        if !audit.client_aborts.is_empty() {
+            one("client-aborts.md", &|w| write_client_aborts(w, audit));
+        }
         one("requests.csv", &|w| write_requests_csv(w, joined));
         let figure = if joined.iter().any(|(_, r)| !r.is_empty()) {
             scatter(audit, joined)
@@ -438,7 +443,60 @@ pub fn write_table(w: &mut dyn Write, audit: &AbortAudit) -> io::Result<()> {
          `unaccounted`: 0 s accounted for real work, `n/a`: no upstream work; `KEY 499`/`KEY 504` \
          (HAProxy: status and termination state, `KEY 400 CH`): that key's requests the gateway \
          logged so, joined with the upstream per request)"
-    )
+    )?;
+    if !audit.client_aborts.is_empty() {
+        writeln!(
+            w,
+            "\nWhat each gateway logged for the requests whose client gave up, and what the upstream did (client-aborts.md):"
+        )?;
+        write_client_aborts(w, audit)?;
+    }
+    Ok(())
+}
+
+/// What the upstream did with a request whose client had gone, in words.
+fn upstream_did(outcome: &str) -> &str {
+    match outcome {
+        "abandoned" => "worked on to the end for a gateway that had gone",
+        "completed" => "worked to the end and answered the gateway",
+        "cancelled" => "stopped when the gateway left",
+        other => other,
+    }
+}
+
+/// Writes `client-aborts.md`: per mode, what its gateway logged for the
+/// requests the client gave up on (status, time accounted, upstream
+/// status), what the upstream did meanwhile, and the under-count: a
+/// Markdown table (the README's table of gateways).
+pub fn write_client_aborts(w: &mut dyn Write, audit: &AbortAudit) -> io::Result<()> {
+    writeln!(
+        w,
+        "| gateway | mode | logged for a client abort | time accounted (median) | upstream status logged | the upstream meanwhile (median work) | under-count |"
+    )?;
+    writeln!(w, "| --- | --- | --- | --- | --- | --- | --- |")?;
+    for b in &audit.client_aborts {
+        let factor = match (b.under_count_status, b.under_count) {
+            (UnderCount::Ratio, Some(f)) => format!("{f:.2}x"),
+            (UnderCount::NothingAccounted, _) => "unaccounted".into(),
+            _ => "-".into(),
+        };
+        writeln!(
+            w,
+            "| {} | {} | `{}` ({} of {}) | {:.3} s | `{}` | {} ({} of {}): {:.3} s | {factor} |",
+            b.gateway,
+            b.mode,
+            b.logged,
+            b.logged_requests,
+            b.requests,
+            b.accounted_median_s,
+            b.upstream_status,
+            upstream_did(&b.upstream_outcome),
+            b.upstream_outcome_requests,
+            b.requests,
+            b.upstream_wall_median_s,
+        )?;
+    }
+    Ok(())
 }
 
 /// The budget's effect and the noisy neighbour of one mode, as sentences.
