@@ -9,8 +9,8 @@
 //! timeout while the upstream worked the whole 200 ms; complete accounting
 //! must agree with the upstream's truth within 10%; the 504s are their own
 //! row, under-counted about 1.5x. The shipped scenario is run shortened:
-//! near 6x early, near 1x complete. nginx modes are skipped, saying why,
-//! when nginx is not installed. The runs burn real CPU on a shared
+//! near 6x early, near 1x complete. nginx and HAProxy modes are skipped,
+//! saying why, when they are not installed. The runs burn real CPU on a shared
 //! machine, so they take turns (`one_at_a_time`).
 
 use std::path::Path;
@@ -462,7 +462,7 @@ fn the_binary_writes_the_audit_report() {
 }
 
 #[test]
-fn the_shipped_scenario_is_an_audit_of_all_four_modes() {
+fn the_shipped_scenario_is_an_audit_of_all_six_modes() {
     let s = scenario::load(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/client-abort.toml"),
         &Overrides::default(),
@@ -506,22 +506,26 @@ fn the_shipped_scenario_under_counts_about_six_times_early_and_not_complete() {
         "the shipped scenario's nginx modes",
         contend::topology::nginx::find(),
     );
+    let haproxy = util::component_present(
+        "the shipped scenario's haproxy modes",
+        contend::topology::haproxy::find(),
+    );
     let factor = |mode: &str| {
         let row = row(&out.audit.modes[mode], "exporter");
         row.under_count
             .unwrap_or_else(|| panic!("{mode}: no factor: {row:?}"))
     };
-    let early: &[&str] = if nginx {
-        &["reference-early", "nginx-off"]
-    } else {
-        &["reference-early"]
-    };
-    let complete: &[&str] = if nginx {
-        &["reference-complete", "nginx-on"]
-    } else {
-        &["reference-complete"]
-    };
-    for mode in early {
+    let mut early = vec!["reference-early"];
+    let mut complete = vec!["reference-complete"];
+    if nginx {
+        early.push("nginx-off");
+        complete.push("nginx-on");
+    }
+    if haproxy {
+        early.push("haproxy-early");
+        complete.push("haproxy-complete");
+    }
+    for mode in &early {
         // Work over accounted time, in CPU (exact however loaded the
         // machine is) and in wall time (the factor: at least as large).
         let row = row(&out.audit.modes[*mode], "exporter");
@@ -533,7 +537,7 @@ fn the_shipped_scenario_under_counts_about_six_times_early_and_not_complete() {
         let f = factor(mode);
         assert!(f >= 0.9 * cpu_factor, "{mode}: {f}x: {row:?}");
     }
-    for mode in complete {
+    for mode in &complete {
         let f = factor(mode);
         assert!((0.6..1.25).contains(&f), "{mode}: {f}x, want near 1");
     }

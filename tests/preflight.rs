@@ -1,6 +1,6 @@
 //! Resource limits and preflight through the `contend` binary, and the
-//! component failures a user can fix: a port in use, nginx missing or
-//! failing its config test.
+//! component failures a user can fix: a port in use, nginx or HAProxy
+//! missing or failing its config test.
 //!
 //! Proves: the open-file soft limit is raised to the hard one at start; a
 //! run whose connections cannot fit in the hard limit is refused before it

@@ -7,14 +7,15 @@
 //!   reset, never answer, or run out of connections.
 //! - `cli`: the `contend` binary end to end: exit codes, messages, signals.
 //! - `gateway`: the reference gateway's policies and abort accounting, its
-//!   binary, and nginx as the gateway under test.
+//!   binary, and nginx and HAProxy as the gateway under test.
 //! - `preflight`: resource limits (the fd limit raised, a run that cannot fit
 //!   refused, descriptors running out mid-run), `contend doctor`, and a port
-//!   in use or nginx missing or failing its config test.
+//!   in use or nginx or HAProxy missing or failing its config test.
 //! - `reports`: the report folder's files against their formats and schema.
 //! - `gate`: thresholds, `compare`, `--repeat` and JUnit through the binary.
 //! - `abort_audit`: the abort-audit experiment: accounted against true worker time per mode.
-//! - `find_limit`: the find-limit experiment: `[find_limit]`, refusals, one short real search.
+//! - `find_limit`: the find-limit experiment: `[find_limit]`, refusals, a short real search
+//!   through the reference gateway and one through HAProxy.
 //! - `robustness`: failing targets (huge, endless, cut, reset, garbage,
 //!   stalled), a component dying mid-run or never ready, the second signal,
 //!   `kill -9` and the interval files written as the run goes.
