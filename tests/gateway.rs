@@ -797,8 +797,9 @@ fn haproxy_logs_client_aborts_by_its_termination_state() {
 /// in flight (server `maxconn`) with no queue, 503 at once; past the
 /// upstream timeout (`timeout server`), 504; past a key's burst (a stick
 /// table on `x-api-key`), 429 while other keys pass; the health endpoint
-/// answers outside every limit. Then a queue of one: the next request
-/// waits for a slot and is served.
+/// answers outside every limit; its stats socket says it never had more
+/// than `max` in flight. Then a queue of one: the next request waits for a
+/// slot and is served.
 #[test]
 fn haproxy_enforces_the_scenario_policies() {
     const TEST: &str = "haproxy_enforces_the_scenario_policies";
@@ -853,6 +854,10 @@ fn haproxy_enforces_the_scenario_policies() {
             "{late:?}"
         );
     });
+    // Its own counters: never more than `max` in flight to the upstream.
+    let counters = topology.gateway.as_ref().unwrap().counters();
+    assert_eq!(counters.get("server.slim"), Some(&2), "{counters:?}");
+    assert_eq!(counters.get("server.smax"), Some(&2), "{counters:?}");
     drop(topology);
 
     let queued = Policies {

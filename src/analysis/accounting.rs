@@ -609,6 +609,7 @@ mod tests {
             abort_accounting: "early".into(),
             stopped_cleanly: true,
             config: String::new(),
+            counters: BTreeMap::new(),
             log: LogAccounting {
                 keys: [
                     ("ui".to_string(), gateway_key(10, &[(200, 10)], 0, 0.02)),

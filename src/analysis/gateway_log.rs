@@ -141,6 +141,13 @@ pub struct GatewayAccounting {
     pub stopped_cleanly: bool,
     /// The config it ran with.
     pub config: String,
+    /// Its own runtime counters after the load (HAProxy's `show stat`:
+    /// `server.smax` the most requests in flight to the upstream at once,
+    /// `server.slim` its `maxconn`, `backend.qmax` the longest queue,
+    /// `backend.cli_abrt` the transfers the client aborted); empty for a
+    /// gateway that keeps none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counters: BTreeMap<String, u64>,
     /// The log's totals.
     #[serde(flatten)]
     pub log: LogAccounting,
@@ -277,6 +284,7 @@ pub fn read(log: AccessLog) -> std::io::Result<(GatewayAccounting, LoggedRequest
             abort_accounting: info.abort_accounting.to_string(),
             stopped_cleanly: log.stopped_cleanly,
             config: info.config,
+            counters: BTreeMap::new(),
             log: totals,
         },
         requests,
@@ -366,6 +374,7 @@ Proxy gateway stopped (cumulated conns: FE: 3, BE: 0).
             abort_accounting: "early".into(),
             stopped_cleanly: true,
             config: String::new(),
+            counters: BTreeMap::new(),
             log: LogAccounting::default(),
         };
         let value = serde_json::to_value(&accounting).unwrap();

@@ -81,6 +81,13 @@ pub trait Gateway: Component {
     /// every line is written, and opens its access log. Called once, after
     /// the load.
     fn finish(&mut self) -> Result<AccessLog>;
+
+    /// Its own runtime counters after the load, by name (HAProxy's
+    /// `show stat`: `server.smax`, `backend.qmax`), for a gateway that
+    /// keeps them; read just before [`Gateway::finish`]. Empty by default.
+    fn counters(&self) -> std::collections::BTreeMap<String, u64> {
+        std::collections::BTreeMap::new()
+    }
 }
 
 /// What gateway ran, and how.

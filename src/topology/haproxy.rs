@@ -11,6 +11,7 @@
 //! `analysis::haproxy_log` reads (HAProxy's times in ms, `-1` for a step
 //! that never happened, and its termination state).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,6 +27,29 @@ use contend_gateway::AbortAccounting;
 /// How long HAProxy may take to finish (and log) its requests in flight
 /// after SIGUSR1; the template's `hard-stop-after` (10 s) cuts them first.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(12);
+
+/// How long reading its runtime counters may take.
+const STATS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The counters kept from `show stat`, per row (`backend`: the upstream
+/// backend's totals, `server`: its one server, `frontend`): the most in
+/// its queue and in flight at once, its limit, the requests it took, the
+/// transfers the client or the server aborted, the requests a rule denied,
+/// its 5xx.
+const COUNTERS: [(&str, &[&str]); 3] = [
+    (
+        "frontend",
+        &["smax", "stot", "dreq", "hrsp_4xx", "hrsp_5xx"],
+    ),
+    (
+        "backend",
+        &["qmax", "smax", "stot", "cli_abrt", "srv_abrt", "hrsp_5xx"],
+    ),
+    (
+        "server",
+        &["qmax", "smax", "slim", "stot", "cli_abrt", "srv_abrt"],
+    ),
+];
 
 /// What the component is called in messages.
 const NAME: &str = "haproxy";
@@ -101,6 +125,20 @@ impl Gateway for Haproxy {
         self.info.clone()
     }
 
+    fn counters(&self) -> BTreeMap<String, u64> {
+        std::os::unix::net::UnixStream::connect(self.dir.path().join("stats.sock"))
+            .and_then(|mut socket| {
+                use std::io::{Read, Write};
+                socket.set_read_timeout(Some(STATS_TIMEOUT))?;
+                socket.write_all(b"show stat\n")?;
+                let mut text = String::new();
+                socket.read_to_string(&mut text)?;
+                Ok(text)
+            })
+            .map(|text| counters(&text))
+            .unwrap_or_default()
+    }
+
     fn finish(&mut self) -> Result<AccessLog> {
         // SIGUSR1, the soft stop: HAProxy stops listening, finishes (and
         // logs) the requests in flight, then exits.
@@ -111,6 +149,35 @@ impl Gateway for Haproxy {
             file: open_log(&self.dir.path().join("access.log"), NAME)?,
         })
     }
+}
+
+/// The counters of [`COUNTERS`] in `show stat`'s CSV (`# pxname,svname,
+/// qcur,qmax,...`), named `ROW.FIELD`; an empty field is left out.
+pub fn counters(csv: &str) -> BTreeMap<String, u64> {
+    let mut lines = csv.lines();
+    let Some(header) = lines.next().and_then(|h| h.strip_prefix("# ")) else {
+        return BTreeMap::new();
+    };
+    let names: Vec<&str> = header.split(',').collect();
+    let mut out = BTreeMap::new();
+    for line in lines {
+        let fields: Vec<&str> = line.split(',').collect();
+        let row = match (fields.first().copied(), fields.get(1).copied()) {
+            (Some("gateway"), Some("FRONTEND")) => "frontend",
+            (Some("upstream"), Some("BACKEND")) => "backend",
+            (Some("upstream"), Some("upstream")) => "server",
+            _ => continue,
+        };
+        let wanted = COUNTERS.iter().find(|(r, _)| *r == row).map(|(_, f)| *f);
+        for (name, value) in names.iter().zip(&fields) {
+            if wanted.is_some_and(|w| w.contains(name))
+                && let Ok(v) = value.parse::<u64>()
+            {
+                out.insert(format!("{row}.{name}"), v);
+            }
+        }
+    }
+    out
 }
 
 /// The template shipped with contend.
@@ -488,6 +555,25 @@ mod tests {
             assert!(plain.contains(want), "{want} missing:\n{plain}");
         }
         assert!(!plain.contains("http_req_rate"), "{plain}");
+    }
+
+    #[test]
+    fn show_stat_gives_the_queue_and_the_sessions() {
+        let csv = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,dreq,cli_abrt,srv_abrt,hrsp_4xx,hrsp_5xx,\n\
+                   gateway,FRONTEND,,,0,7,9987,120,3,,,4,2,\n\
+                   upstream,upstream,0,2,0,5,5,110,,9,0,,1,\n\
+                   upstream,BACKEND,0,2,0,5,1000,115,0,9,0,0,1,\n\
+                   stats,FRONTEND,,,1,1,100,1,0,,,0,0,\n";
+        let c = counters(csv);
+        assert_eq!(c.get("server.smax"), Some(&5));
+        assert_eq!(c.get("server.slim"), Some(&5));
+        assert_eq!(c.get("backend.qmax"), Some(&2));
+        assert_eq!(c.get("backend.cli_abrt"), Some(&9));
+        assert_eq!(c.get("frontend.dreq"), Some(&3));
+        // Empty fields and other rows are left out.
+        assert_eq!(c.get("frontend.qmax"), None);
+        assert!(!c.keys().any(|k| k.starts_with("stats")), "{c:?}");
+        assert!(counters("").is_empty());
     }
 
     #[test]
