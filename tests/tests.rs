@@ -22,7 +22,8 @@
 //! - `scenario_fuzz`: the scenario parser under random edits and bytes
 //!   (proptest, bounded): no panic, every error a message and exit code 2.
 //! - `sweep`: the sweep experiment: `[sweep]` parsing, a short real sweep, its
-//!   rows, plots, report.html and `contend report DIR`, and stopping early.
+//!   rows, plots, report.html and `contend report DIR`, stopping early, and
+//!   a sweep through HAProxy gated by thresholds.
 
 mod abort_audit;
 mod binary;
