@@ -373,7 +373,7 @@ pub fn write_table(w: &mut dyn Write, audit: &AbortAudit) -> io::Result<()> {
     )?;
     writeln!(
         w,
-        "  {:<19} {:<14} {:>6} {:>10} {:>9} {:>9} {:>12}  {:<22} {:>9} {:>9} {:>10}",
+        "  {:<19} {:<18} {:>6} {:>10} {:>9} {:>9} {:>12}  {:<24} {:>9} {:>9} {:>10}",
         "mode",
         "key",
         "lines",
@@ -395,7 +395,7 @@ pub fn write_table(w: &mut dyn Write, audit: &AbortAudit) -> io::Result<()> {
         for (key, row) in &m.keys {
             writeln!(
                 w,
-                "  {mode:<19} {key:<14} {:>6} {:>10} {:>9} {:>9} {:>12}  {:<22} {:>9} {:>9} {:>10.1}",
+                "  {mode:<19} {key:<18} {:>6} {:>10} {:>9} {:>9} {:>12}  {:<24} {:>9} {:>9} {:>10.1}",
                 row.gateway_lines,
                 secs(row.accounted_s),
                 secs(row.true_s),
@@ -414,7 +414,7 @@ pub fn write_table(w: &mut dyn Write, audit: &AbortAudit) -> io::Result<()> {
                 let joined = (l.joined > 0).then_some(());
                 writeln!(
                     w,
-                    "  {:<19} {:<14} {:>6} {:>10} {:>9} {:>9} {:>12}  joined by id: {} of {}",
+                    "  {:<19} {:<18} {:>6} {:>10} {:>9} {:>9} {:>12}  joined by id: {} of {}",
                     "",
                     format!("  {} {}", key, l.logged),
                     l.requests,

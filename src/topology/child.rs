@@ -1,6 +1,7 @@
 //! A child process (one that prints `listening on ADDR` first, or one
-//! polled until it answers, like nginx), started in a process group of its
-//! own and stopped, with everything in that group, when its guard drops.
+//! polled until it answers, like nginx and HAProxy, whose stdout may go to
+//! a file: HAProxy's access log), started in a process group of its own
+//! and stopped, with everything in that group, when its guard drops.
 //! A child that ends on its own is described by a [`ChildExit`] (what,
 //! when, exit code or signal, last stderr lines, and the processes of its
 //! group it left running, which are stopped then) for the report.
