@@ -176,9 +176,10 @@ mod tests {
                 "PR",
                 false,
             ),
-            // Left while queued: nothing answered, nothing reached the server.
+            // Left after 205 ms in the queue (as HAProxy 2.6 logs it): nothing
+            // answered, nothing reached the server.
             (
-                "key=exp method=GET path=/ status=-1 ta=40 treq=0 tw=-1 tc=-1 tr=-1 ts=CQ id=a5",
+                "key=exp method=GET path=/ status=-1 ta=205 treq=0 tw=205 tc=-1 tr=-1 ts=CQ id=a5",
                 0,
                 "-",
                 None,
