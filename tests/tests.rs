@@ -17,8 +17,9 @@
 //! - `find_limit`: the find-limit experiment: `[find_limit]`, refusals, a short real search
 //!   through the reference gateway and one through HAProxy.
 //! - `robustness`: failing targets (huge, endless, cut, reset, garbage,
-//!   stalled), a component dying mid-run or never ready, the second signal,
-//!   `kill -9` and the interval files written as the run goes.
+//!   stalled), a component dying mid-run or never ready (a killed nginx
+//!   master, a killed HAProxy), the second signal, `kill -9` and the
+//!   interval files written as the run goes.
 //! - `scenario_fuzz`: the scenario parser under random edits and bytes
 //!   (proptest, bounded): no panic, every error a message and exit code 2.
 //! - `sweep`: the sweep experiment: `[sweep]` parsing, a short real sweep, its
