@@ -72,6 +72,7 @@ pub struct KeyAccounting {
     /// Lines logged.
     pub requests: u64,
     /// Lines per status logged.
+    #[serde(deserialize_with = "status_counts")]
     pub by_status: BTreeMap<u16, u64>,
     /// Lines that say the client left first: logged 499, or with a HAProxy
     /// termination state starting with `C`.
@@ -178,6 +179,22 @@ pub struct LoggedRequest {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+/// `{"200": 3}` read back into statuses. JSON keys are strings; read
+/// through `#[serde(flatten)]` (as `GatewayAccounting` holds its log's
+/// totals) they reach a `u16` key as strings, which serde does not parse,
+/// so they are parsed here.
+fn status_counts<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<u16, u64>, D::Error> {
+    let text: BTreeMap<String, u64> = Deserialize::deserialize(d)?;
+    text.into_iter()
+        .map(|(status, n)| {
+            status
+                .parse::<u16>()
+                .map(|s| (s, n))
+                .map_err(|_| serde::de::Error::custom(format!("status {status:?} is not a number")))
+        })
+        .collect()
 }
 
 /// The id-carrying lines of a log, the newest [`MAX_LOGGED_REQUESTS`].
@@ -390,5 +407,16 @@ Proxy gateway stopped (cumulated conns: FE: 3, BE: 0).
         }
         let back: GatewayAccounting = serde_json::from_value(value).unwrap();
         assert_eq!(back, accounting);
+        // With lines: the statuses (JSON's string keys) read back through
+        // the flattened totals, as `contend report DIR` reads them.
+        let log = "2026-01-01T00:00:00.000+00:00 key=ui method=GET path=/ status=200 rt=0.010 us=200 urt=0.010 id=-\n";
+        let (totals, _) = account(log.as_bytes(), LogShape::Nginx).unwrap();
+        let with_lines = GatewayAccounting {
+            log: totals,
+            ..accounting
+        };
+        let text = serde_json::to_string(&with_lines).unwrap();
+        let back: GatewayAccounting = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, with_lines);
     }
 }
