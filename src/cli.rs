@@ -66,7 +66,7 @@ pub enum Command {
     #[command(after_help = GATEWAY_HELP)]
     Gateway(GatewayArgs),
     /// Check this host's limits (open files, listen queues, ephemeral
-    /// ports, TIME_WAIT reuse, nginx) against a run, each OK or WARN with
+    /// ports, TIME_WAIT reuse, nginx, HAProxy) against a run, each OK or WARN with
     /// its fix: the checks `contend run` makes before it starts.
     #[command(after_help = DOCTOR_HELP)]
     Doctor(DoctorArgs),

@@ -14,7 +14,7 @@
 //! - [`arrival`]: pure arrival schedules (constant, Poisson, ramps).
 //! - [`driver`]: the open-loop (or closed-loop) driver, share-nothing shards.
 //! - [`topology`]: the component interface; starts, watches and stops the
-//!   mock upstream, the reference gateway, nginx.
+//!   mock upstream, the reference gateway, nginx, HAProxy.
 //! - [`preflight`]: host settings checked against a run; `contend doctor`.
 //! - [`analysis`]: pure analyses of finished results (knee, USL fit, the
 //!   gateway's access log, the per-request join, abort accounting, the

@@ -166,7 +166,8 @@ impl Load {
                 let local = scenario.gateway.url.as_deref().is_some_and(is_loopback_url);
                 (local, local)
             }
-            (GatewayKind::Reference | GatewayKind::Nginx, _) | (_, Target::Mock(_)) => (true, true),
+            (GatewayKind::Reference | GatewayKind::Nginx | GatewayKind::Haproxy, _)
+            | (_, Target::Mock(_)) => (true, true),
             (GatewayKind::None, Target::Url(url)) => {
                 let local = is_loopback_url(url);
                 (local, local)
@@ -579,25 +580,50 @@ pub fn warnings(checks: &[Check]) -> Vec<String> {
 /// installed, WARN if `needed` (the scenario's gateway is nginx) and SKIP
 /// otherwise, with the install command either way.
 pub fn nginx(needed: bool) -> Check {
-    const NAME: &str = "nginx";
-    match crate::topology::nginx::find() {
+    installed(
+        "nginx",
+        crate::topology::nginx::find(),
+        crate::topology::nginx::version,
+        needed,
+    )
+}
+
+/// HAProxy for `contend doctor`, as [`nginx`].
+pub fn haproxy(needed: bool) -> Check {
+    installed(
+        "haproxy",
+        crate::topology::haproxy::find(),
+        crate::topology::haproxy::version,
+        needed,
+    )
+}
+
+/// The check of a gateway program `name`: `found` is where it was looked
+/// for, `version` reads its version.
+fn installed(
+    name: &str,
+    found: crate::error::Result<std::path::PathBuf>,
+    version: fn(&std::path::Path) -> String,
+    needed: bool,
+) -> Check {
+    match found {
         Ok(path) => Check {
-            name: NAME.into(),
+            name: name.into(),
             status: Status::Ok,
-            value: crate::topology::nginx::version(&path),
+            value: version(&path),
             needed: String::new(),
             message: format!("found at {}", path.display()),
             fix: None,
         },
         Err(e) => Check {
-            name: NAME.into(),
+            name: name.into(),
             status: if needed { Status::Warn } else { Status::Skip },
             value: String::new(),
             needed: String::new(),
             message: if needed {
-                "not installed, and [gateway] kind = \"nginx\" needs it".into()
+                format!("not installed, and [gateway] kind = \"{name}\" needs it")
             } else {
-                "not installed (needed only for [gateway] kind = \"nginx\")".into()
+                format!("not installed (needed only for [gateway] kind = \"{name}\")")
             },
             fix: needed.then(|| e.to_string()),
         },

@@ -9,8 +9,8 @@
 //! timeout while the upstream worked the whole 200 ms; complete accounting
 //! must agree with the upstream's truth within 10%; the 504s are their own
 //! row, under-counted about 1.5x. The shipped scenario is run shortened:
-//! near 6x early, near 1x complete. nginx modes are skipped, saying why,
-//! when nginx is not installed. The runs burn real CPU on a shared
+//! near 6x early, near 1x complete. nginx and HAProxy modes are skipped,
+//! saying why, when they are not installed. The runs burn real CPU on a shared
 //! machine, so they take turns (`one_at_a_time`).
 
 use std::path::Path;
@@ -23,19 +23,18 @@ use contend::shutdown::Stop;
 
 use crate::util;
 
+/// Held by each test that runs audit modes: two at once (or an audit and
+/// a find-limit search) would share the cores and stretch every request's
+/// wall time.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    util::one_measurement_at_a_time()
+}
+
 /// The audit scenario with `modes`; 200 ms / 40 ms is a work-to-timeout
 /// ratio of 5, light enough (0.8 of a core for the exporter) that the
 /// upstream's queue stays short on a shared two-core machine. The batch
 /// key's work is a sleep (it holds a worker, not a core); 8 workers leave
 /// room for it.
-/// Held by each test that runs audit modes: two at once would share the
-/// cores and stretch every request's wall time.
-static AUDITS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    AUDITS.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn scenario_text(modes: &str) -> String {
     format!(
         "name = \"audit-test\"\nexperiment = \"abort-audit\"\n\
@@ -79,8 +78,9 @@ fn assert_joined_whole(out: &AuditOutput, mode: &str) {
 }
 
 /// Early, per request: each exporter request the client abandoned was
-/// logged 499 and accounted about the client timeout, while the upstream
-/// worked its full 200 ms of CPU for a client that had gone.
+/// logged as a client abort (499; HAProxy's `CH`) and accounted about the
+/// client timeout, while the upstream worked its full 200 ms of CPU for a
+/// client that had gone.
 fn assert_early_per_request(requests: &[JoinedRequest]) {
     let aborted: Vec<&JoinedRequest> = requests
         .iter()
@@ -88,7 +88,7 @@ fn assert_early_per_request(requests: &[JoinedRequest]) {
         .collect();
     assert!(aborted.len() >= 3, "{requests:?}");
     for r in aborted {
-        assert_eq!(r.gateway_status, Some(499), "{r:?}");
+        assert!(r.gateway_client_abort, "{r:?}");
         let accounted = r.accounted_s.expect("a gateway line");
         assert!(
             (0.025..0.12).contains(&accounted),
@@ -125,13 +125,13 @@ fn assert_complete_per_request(requests: &[JoinedRequest]) {
     );
 }
 
-/// The batch key's 504s are their own row: the gateway accounted its 2 s
-/// timeout while the upstream slept the whole 3 s.
+/// The batch key's 504s are their own row (HAProxy's `504 sH`): the
+/// gateway accounted its 2 s timeout while the upstream slept the whole 3 s.
 fn assert_gateway_timeouts(mode: &ModeAudit) {
     let row = mode
         .logged
         .iter()
-        .find(|l| l.key == "batch" && l.logged == "504")
+        .find(|l| l.key == "batch" && l.logged.starts_with("504"))
         .unwrap_or_else(|| panic!("no 504 row: {:?}", mode.logged));
     assert!(row.requests >= 1 && row.joined == row.requests, "{row:?}");
     let per_request = row.accounted_s / row.joined as f64;
@@ -319,6 +319,70 @@ fn nginx_off_under_counts_the_exporter_and_on_agrees() {
     assert_gateway_timeouts(on);
 }
 
+/// HAProxy 2.6 with `option abortonclose` (early) and without (complete):
+/// early logs every aborted exporter request `400` with termination state
+/// `CH` and no upstream status, accounted about the 40 ms client timeout
+/// while the upstream worked its 200 ms: a several-fold under-count, per
+/// request and per key; complete serves each to its end and agrees with
+/// the upstream's truth within 10%. The batch key's 504s (`sH`) under-count
+/// as the other gateways' do. Skipped, saying why, when HAProxy is missing.
+#[test]
+fn haproxy_early_under_counts_an_aborted_request_and_complete_agrees() {
+    let _turn = one_at_a_time();
+    if !util::component_present(
+        "haproxy_early_under_counts_an_aborted_request_and_complete_agrees",
+        contend::topology::haproxy::find(),
+    ) {
+        let out = audit("\"haproxy-early\", \"reference-early\"");
+        let skipped = out.audit.modes["haproxy-early"].skipped.as_deref().unwrap();
+        assert!(skipped.contains("haproxy is not installed"), "{skipped}");
+        assert!(skipped.contains("apt-get install haproxy"), "{skipped}");
+        return;
+    }
+    let out = audit("\"haproxy-early\", \"haproxy-complete\"");
+    for (_, run) in &out.runs {
+        assert!(run.warnings.is_empty(), "{:?}", run.warnings);
+        let acc = run.gateway.as_ref().expect("gateway accounting");
+        assert_eq!((acc.kind.as_str(), acc.log.unparsed_lines), ("haproxy", 0));
+    }
+    let early = &out.audit.modes["haproxy-early"];
+    let complete = &out.audit.modes["haproxy-complete"];
+    assert!(
+        early.gateway.as_deref().unwrap().starts_with("haproxy/"),
+        "{early:?}"
+    );
+    assert_early(early);
+    let exporter = row(early, "exporter");
+    assert_eq!(
+        exporter.logged_terminations.get("CH"),
+        Some(&exporter.gateway_lines),
+        "{exporter:?}"
+    );
+    assert_eq!(
+        exporter.logged_upstream_status_missing, exporter.gateway_lines,
+        "{exporter:?}"
+    );
+    assert!(
+        exporter.under_count.unwrap() >= 3.0,
+        "several-fold: {exporter:?}"
+    );
+    let aborts = early
+        .logged
+        .iter()
+        .find(|l| l.key == "exporter" && l.logged == "400 CH")
+        .unwrap_or_else(|| panic!("no `400 CH` row: {:?}", early.logged));
+    assert!(aborts.under_count.unwrap() >= 3.0, "{aborts:?}");
+    assert_complete(complete);
+    assert_drained_and_ui_whole(early);
+    assert_drained_and_ui_whole(complete);
+    assert_joined_whole(&out, "haproxy-early");
+    assert_joined_whole(&out, "haproxy-complete");
+    assert_early_per_request(joined(&out, "haproxy-early"));
+    assert_complete_per_request(joined(&out, "haproxy-complete"));
+    assert_gateway_timeouts(early);
+    assert_gateway_timeouts(complete);
+}
+
 /// `contend run` of the experiment through the binary: one mode, the
 /// report folder with the mode's own report, `summary.json` (matching its
 /// schema, with `abort_audit` and its rows), `accounting.csv`,
@@ -407,7 +471,7 @@ fn the_binary_writes_the_audit_report() {
 }
 
 #[test]
-fn the_shipped_scenario_is_an_audit_of_all_four_modes() {
+fn the_shipped_scenario_is_an_audit_of_all_six_modes() {
     let s = scenario::load(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/client-abort.toml"),
         &Overrides::default(),
@@ -452,22 +516,26 @@ fn the_shipped_scenario_under_counts_about_six_times_early_and_not_complete() {
         "the shipped scenario's nginx modes",
         contend::topology::nginx::find(),
     );
+    let haproxy = util::component_present(
+        "the shipped scenario's haproxy modes",
+        contend::topology::haproxy::find(),
+    );
     let factor = |mode: &str| {
         let row = row(&out.audit.modes[mode], "exporter");
         row.under_count
             .unwrap_or_else(|| panic!("{mode}: no factor: {row:?}"))
     };
-    let early: &[&str] = if nginx {
-        &["reference-early", "nginx-off"]
-    } else {
-        &["reference-early"]
-    };
-    let complete: &[&str] = if nginx {
-        &["reference-complete", "nginx-on"]
-    } else {
-        &["reference-complete"]
-    };
-    for mode in early {
+    let mut early = vec!["reference-early"];
+    let mut complete = vec!["reference-complete"];
+    if nginx {
+        early.push("nginx-off");
+        complete.push("nginx-on");
+    }
+    if haproxy {
+        early.push("haproxy-early");
+        complete.push("haproxy-complete");
+    }
+    for mode in &early {
         // Work over accounted time, in CPU (exact however loaded the
         // machine is) and in wall time (the factor: at least as large).
         let row = row(&out.audit.modes[*mode], "exporter");
@@ -479,7 +547,7 @@ fn the_shipped_scenario_under_counts_about_six_times_early_and_not_complete() {
         let f = factor(mode);
         assert!(f >= 0.9 * cpu_factor, "{mode}: {f}x: {row:?}");
     }
-    for mode in complete {
+    for mode in &complete {
         let f = factor(mode);
         assert!((0.6..1.25).contains(&f), "{mode}: {f}x, want near 1");
     }

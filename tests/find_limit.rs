@@ -146,24 +146,17 @@ fn find_limit_refuses_what_it_cannot_run() {
     assert!(err.contains("upstream_timeout"), "{err}");
 }
 
-/// 20 ms of CPU per request, a 110 ms gateway timeout, the mock upstream
-/// pinned to one core (the gateway on the other): the model gives
-/// L* = floor(110 / 20) = 5, and at 6 in flight each response takes 120 ms.
-/// Steps of 0.5 s warm-up and 1 s measured at twice capacity (100/s), one
-/// run each, a step breaking past 5% of 504s or of late 2xx (with under a
-/// hundred 2xx per step, 1% is one request the busy test machine delayed): the search starts at the model, so a baseline and two to four
-/// steps. Through the binary: the console table, summary.json (schema),
-/// steps.csv, max-connections.csv and limit.png.
-#[test]
-fn a_short_find_limit_on_one_core_lands_within_one_of_the_model() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("fl.toml");
+/// The short search's scenario through the gateway `kind`, run by the
+/// binary into a folder of `dir`: the console's text and the folder.
+fn short_search(dir: &Path, kind: &str) -> (String, std::path::PathBuf) {
+    let _turn = crate::util::one_measurement_at_a_time();
+    let file = dir.join("fl.toml");
     std::fs::write(
         &file,
         format!(
             "name = \"fl-test\"\n{}\
              [upstream]\nkind = \"mock\"\nworkers = \"unbounded\"\non_disconnect = \"run\"\ncpu = \"20ms\"\n\
-             [gateway]\nkind = \"reference\"\nupstream_timeout = \"110ms\"\ncpus = \"0\"\n\
+             [gateway]\nkind = \"{kind}\"\nupstream_timeout = \"110ms\"\ncpus = \"0\"\n\
              [find_limit]\nmax = 16\nwarmup = \"500ms\"\nduration = \"1s\"\nrepeats = 1\nmax_504_share = 0.05\n\
              hardware = [{{ cpuset = \"1\" }}]\n\
              [client]\nthreads = 1\ninterval = \"250ms\"\ntimeout = \"2s\"\n",
@@ -171,7 +164,7 @@ fn a_short_find_limit_on_one_core_lands_within_one_of_the_model() {
         ),
     )
     .unwrap();
-    let out_dir = dir.path().join("out");
+    let out_dir = dir.join("out");
     let out = binary::run(
         binary::contend()
             .arg("run")
@@ -188,10 +181,14 @@ fn a_short_find_limit_on_one_core_lands_within_one_of_the_model() {
             && console.contains("model L* = 5"),
         "{console}"
     );
+    (console, out_dir)
+}
 
-    binary::assert_only_contend_files(&out_dir);
-    let s = binary::summary(&out_dir);
-    let f = &s["find_limit"];
+/// The answer of a short search in `summary`: the limit found, after
+/// checking it lands within one of the model's 5, breaks one above, lets
+/// the upstream's capacity flow, and beats no limit (a 504 storm).
+fn assert_within_one_of_the_model(summary: &serde_json::Value, console: &str) -> u64 {
+    let f = &summary["find_limit"];
     assert_eq!(f["model_limit"], 5, "{f:#}");
     let limit = f["limit"]
         .as_u64()
@@ -221,6 +218,26 @@ fn a_short_find_limit_on_one_core_lands_within_one_of_the_model() {
         class["goodput_no_limit_per_s"].as_f64().unwrap() < goodput / 2.0,
         "{class:#}"
     );
+    limit
+}
+
+/// 20 ms of CPU per request, a 110 ms gateway timeout, the mock upstream
+/// pinned to one core (the gateway on the other): the model gives
+/// L* = floor(110 / 20) = 5, and at 6 in flight each response takes 120 ms.
+/// Steps of 0.5 s warm-up and 1 s measured at twice capacity (100/s), one
+/// run each, a step breaking past 5% of 504s or of late 2xx (with under a
+/// hundred 2xx per step, 1% is one request the busy test machine delayed): the search starts at the model, so a baseline and two to four
+/// steps. Through the binary: the console table, summary.json (schema),
+/// steps.csv, max-connections.csv and limit.png.
+#[test]
+fn a_short_find_limit_on_one_core_lands_within_one_of_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let (console, out_dir) = short_search(dir.path(), "reference");
+    binary::assert_only_contend_files(&out_dir);
+    let s = binary::summary(&out_dir);
+    let limit = assert_within_one_of_the_model(&s, &console);
+    let f = &s["find_limit"];
+    let baseline = &f["steps"][0];
     assert!(
         baseline["wasted_cpu_s"].as_f64().unwrap() > 0.1,
         "{baseline:#}"
@@ -260,4 +277,22 @@ fn a_short_find_limit_on_one_core_lands_within_one_of_the_model() {
             .unwrap_or(0);
         assert!(len > 1000, "{name}: {len} bytes");
     }
+}
+
+/// The same short search through HAProxy (its server `maxconn` is the
+/// limit under test, its `timeout server` the 504): within one of the
+/// model on the pinned core. Skipped, saying why, when HAProxy is missing.
+#[test]
+fn a_short_find_limit_through_haproxy_lands_within_one_of_the_model() {
+    if !crate::util::component_present(
+        "a_short_find_limit_through_haproxy_lands_within_one_of_the_model",
+        contend::topology::haproxy::find(),
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (console, out_dir) = short_search(dir.path(), "haproxy");
+    let s = binary::summary(&out_dir);
+    assert_within_one_of_the_model(&s, &console);
+    assert_eq!(s["machine"]["gateway"], "haproxy", "{:#}", s["machine"]);
 }

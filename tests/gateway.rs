@@ -3,7 +3,7 @@
 //! policy gives its status at its configured point, and a client that
 //! leaves early is logged and accounted as `early` / `complete` say while
 //! the upstream's own accounting shows the full work. Then the binary
-//! (`contend gateway --config`), and nginx when it is installed.
+//! (`contend gateway --config`), and nginx and HAProxy when they are installed.
 //!
 //! Synchronisation: access records arrive on the config's tap channel; the
 //! few waits with no signal to wait on (requests in flight, the upstream's
@@ -694,4 +694,201 @@ fn nginx_logs_client_aborts_as_nginx_does() {
         }
         assert_eq!(acc.log.keys["ok"].by_status.get(&200), Some(&1), "{acc:?}");
     }
+}
+
+/// HAProxy started by the topology in front of the mock, with `policies`
+/// and `accounting`; `None` (the test then returns) when HAProxy is not
+/// installed, saying why (a failure under `CI=true`).
+fn haproxy_topology(
+    test: &str,
+    policies: Policies,
+    accounting: AbortAccounting,
+) -> Option<contend::topology::Topology> {
+    use contend::scenario::{GatewayKind, GatewaySpec, MockUpstreamSpec, Target};
+    if !crate::util::component_present(test, contend::topology::haproxy::find()) {
+        return None;
+    }
+    let spec = GatewaySpec {
+        kind: GatewayKind::Haproxy,
+        abort_accounting: accounting,
+        policies,
+        ..GatewaySpec::default()
+    };
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_contend"));
+    Some(
+        contend::topology::Topology::start(&Target::Mock(MockUpstreamSpec::default()), &spec, exe)
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+}
+
+/// HAProxy 2.6 with and without `option abortonclose`, started by the
+/// topology in front of the mock: a client that leaves at 200 ms from 600
+/// ms of upstream work is logged `400` with termination state `CH`, no
+/// upstream status and about 0.2 s (early: HAProxy closes the server
+/// connection, the mock works on), or `200` with the full time (complete).
+/// Its own notice at its soft stop is counted apart from the requests.
+#[test]
+fn haproxy_logs_client_aborts_by_its_termination_state() {
+    let rt = runtime();
+    for mode in [AbortAccounting::Early, AbortAccounting::Complete] {
+        let policies = Policies {
+            upstream_timeout: Some(Duration::from_secs(5)),
+            ..Policies::default()
+        };
+        let Some(mut topology) = haproxy_topology(
+            "haproxy_logs_client_aborts_by_its_termination_state",
+            policies,
+            mode,
+        ) else {
+            return;
+        };
+        let gateway = topology.gateway.as_ref().unwrap().addr();
+        let upstream = topology.upstream.as_ref().unwrap().addr();
+        rt.block_on(async {
+            assert_eq!(status(gateway, "/?bytes=3", "ok").await, 200);
+            let left = get(
+                gateway,
+                "/?sleep_ms=600",
+                "leaver",
+                Duration::from_millis(200),
+            )
+            .await;
+            assert!(left.is_none(), "{left:?}");
+            let outcome = if mode == AbortAccounting::Early {
+                "abandoned"
+            } else {
+                "completed"
+            };
+            let truth = upstream_key_once(upstream, "leaver", outcome, 1).await;
+            assert!(truth["wall_s"].as_f64().unwrap() >= 0.59, "{truth}");
+        });
+        let log = topology
+            .gateway
+            .as_mut()
+            .unwrap()
+            .finish()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(log.stopped_cleanly, "{log:?}");
+        let (acc, _) = contend::analysis::gateway_log::read(log).expect("the log reads");
+        assert!(acc.version.starts_with("haproxy/"), "{acc:?}");
+        assert_eq!((acc.log.lines, acc.log.unparsed_lines), (2, 0), "{acc:?}");
+        assert!(acc.log.notices > 0, "the soft stop's notice: {acc:?}");
+        let leaver = &acc.log.keys["leaver"];
+        let accounted = leaver.accounted_s;
+        match mode {
+            AbortAccounting::Early => {
+                assert_eq!(leaver.by_status.get(&400), Some(&1), "{acc:?}");
+                assert_eq!(leaver.by_termination.get("CH"), Some(&1), "{acc:?}");
+                assert_eq!(
+                    (leaver.client_aborts, leaver.upstream_status_missing),
+                    (1, 1),
+                    "{acc:?}"
+                );
+                assert!(
+                    (0.18..0.5).contains(&accounted),
+                    "accounted {accounted}: {acc:?}"
+                );
+            }
+            AbortAccounting::Complete => {
+                assert_eq!(leaver.by_status.get(&200), Some(&1), "{acc:?}");
+                assert_eq!(leaver.client_aborts, 0, "{acc:?}");
+                assert!(accounted >= 0.59, "accounted {accounted}: {acc:?}");
+            }
+        }
+        assert_eq!(acc.log.keys["ok"].by_status.get(&200), Some(&1), "{acc:?}");
+        assert!(topology.stop().is_empty(), "nothing of HAProxy is left");
+    }
+}
+
+/// The scenario's policies as HAProxy enforces them: past `max` requests
+/// in flight (server `maxconn`) with no queue, 503 at once; past the
+/// upstream timeout (`timeout server`), 504; past a key's burst (a stick
+/// table on `x-api-key`), 429 while other keys pass; the health endpoint
+/// answers outside every limit; its stats socket says it never had more
+/// than `max` in flight. Then a queue of one: the next request waits for a
+/// slot and is served.
+#[test]
+fn haproxy_enforces_the_scenario_policies() {
+    const TEST: &str = "haproxy_enforces_the_scenario_policies";
+    let rt = runtime();
+    let policies = Policies {
+        concurrency: Some(ConcurrencyRule {
+            max: 2,
+            queue: 0,
+            queue_timeout: Duration::ZERO,
+        }),
+        upstream_timeout: Some(Duration::from_millis(500)),
+        rate_limit: Some(RateLimitRule {
+            rate_per_s: 1.0,
+            burst: 3,
+        }),
+        ..Policies::default()
+    };
+    let Some(topology) = haproxy_topology(TEST, policies, AbortAccounting::Early) else {
+        return;
+    };
+    let gw = topology.gateway.as_ref().unwrap().addr();
+    let upstream = topology.upstream.as_ref().unwrap().addr();
+    rt.block_on(async {
+        let statuses = [
+            status(gw, "/", "burst").await,
+            status(gw, "/", "burst").await,
+            status(gw, "/", "burst").await,
+            status(gw, "/", "burst").await,
+        ];
+        assert_eq!(statuses, [200, 200, 200, 429]);
+        assert_eq!(status(gw, "/", "other").await, 200);
+        let slow: Vec<_> = ["s1", "s2"]
+            .into_iter()
+            .map(|k| tokio::spawn(get(gw, "/?sleep_ms=400", k, DEADLINE)))
+            .collect();
+        upstream_key_once(upstream, "s1", "started", 1).await;
+        upstream_key_once(upstream, "s2", "started", 1).await;
+        let third = get(gw, "/", "s3", DEADLINE).await.unwrap();
+        assert_eq!(third.status, 503, "{third:?}");
+        assert!(
+            third.elapsed < Duration::from_millis(300),
+            "refused at once: {third:?}"
+        );
+        assert_eq!(status(gw, "/healthz", "s3").await, 200);
+        for s in slow {
+            assert_eq!(s.await.unwrap().unwrap().status, 200);
+        }
+        let late = get(gw, "/?sleep_ms=900", "late", DEADLINE).await.unwrap();
+        assert_eq!(late.status, 504, "{late:?}");
+        assert!(
+            (Duration::from_millis(450)..Duration::from_millis(900)).contains(&late.elapsed),
+            "{late:?}"
+        );
+    });
+    // Its own counters: never more than `max` in flight to the upstream.
+    let counters = topology.gateway.as_ref().unwrap().counters();
+    assert_eq!(counters.get("server.slim"), Some(&2), "{counters:?}");
+    assert_eq!(counters.get("server.smax"), Some(&2), "{counters:?}");
+    drop(topology);
+
+    let queued = Policies {
+        concurrency: Some(ConcurrencyRule {
+            max: 1,
+            queue: 1,
+            queue_timeout: Duration::from_secs(5),
+        }),
+        ..Policies::default()
+    };
+    let Some(topology) = haproxy_topology(TEST, queued, AbortAccounting::Early) else {
+        return;
+    };
+    let gw = topology.gateway.as_ref().unwrap().addr();
+    let upstream = topology.upstream.as_ref().unwrap().addr();
+    rt.block_on(async {
+        let first = tokio::spawn(get(gw, "/?sleep_ms=400", "first", DEADLINE));
+        upstream_key_once(upstream, "first", "started", 1).await;
+        let waited = get(gw, "/", "second", DEADLINE).await.unwrap();
+        assert_eq!(waited.status, 200, "the queued request got the slot");
+        assert!(
+            waited.elapsed >= Duration::from_millis(200),
+            "it waited for the slot: {waited:?}"
+        );
+        assert_eq!(first.await.unwrap().unwrap().status, 200);
+    });
 }

@@ -1,6 +1,6 @@
 //! Resource limits and preflight through the `contend` binary, and the
-//! component failures a user can fix: a port in use, nginx missing or
-//! failing its config test.
+//! component failures a user can fix: a port in use, nginx or HAProxy
+//! missing or failing its config test.
 //!
 //! Proves: the open-file soft limit is raised to the hard one at start; a
 //! run whose connections cannot fit in the hard limit is refused before it
@@ -433,6 +433,119 @@ fn nginx_on_a_port_in_use_names_the_fix() {
     assert!(stderr.contains("Address already in use"), "{stderr}");
     assert!(
         stderr.contains("a `listen` of the template names a port in use"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("free that port or change it"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    drop(held);
+}
+
+/// No HAProxy where it is looked for: the error names the install command
+/// and the embedded gateway.
+#[test]
+fn missing_haproxy_names_the_install_and_the_alternative() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = contend::topology::haproxy::find_among(
+        [dir.path().join("haproxy"), dir.path().join("sbin/haproxy")].into_iter(),
+    )
+    .expect_err("no haproxy in an empty folder");
+    assert_eq!(err.exit_code(), 1);
+    let message = err.to_string();
+    assert!(
+        message.starts_with("haproxy: haproxy is not installed"),
+        "{message}"
+    );
+    assert!(message.contains("apt-get install haproxy"), "{message}");
+    assert!(message.contains("kind = \"reference\""), "{message}");
+}
+
+/// A scenario with `[gateway] kind = "haproxy"` and `template`, written to
+/// `dir`, against the loopback `target`.
+fn haproxy_scenario(dir: &Path, template: &str) -> std::path::PathBuf {
+    let template_path = dir.join("gateway.cfg");
+    std::fs::write(&template_path, template).unwrap();
+    let scenario = dir.join("haproxy.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "[[phases]]\nrate = 10\nduration = \"1s\"\n\n[gateway]\nkind = \"haproxy\"\ntemplate = {:?}\n",
+            template_path.display().to_string()
+        ),
+    )
+    .unwrap();
+    scenario
+}
+
+/// A template HAProxy rejects: `haproxy -c` fails before HAProxy starts,
+/// and the error shows its complaint, the line, and the fix.
+#[test]
+fn a_haproxy_template_that_fails_its_check_names_the_line_and_the_fix() {
+    if !crate::util::component_present(
+        "a_haproxy_template_that_fails_its_check_names_the_line_and_the_fix",
+        contend::topology::haproxy::find(),
+    ) {
+        return;
+    }
+    let server = util::http_server(|_| std::time::Duration::ZERO);
+    let dir = tempfile::tempdir().unwrap();
+    let broken = contend::topology::haproxy::EMBEDDED_TEMPLATE.replace(
+        "    default_backend upstream",
+        "    default_backend upstream\n    proxy_pass_everything on",
+    );
+    let scenario = haproxy_scenario(dir.path(), &broken);
+    let result = run(contend()
+        .arg("run")
+        .arg(&scenario)
+        .args(["--target", &server.url(), "--no-progress", "--out"])
+        .arg(dir.path().join("report")));
+    assert_exit(&result, 1);
+    let stderr = text(&result.stderr);
+    assert!(
+        stderr.contains("its config check (`haproxy -c`) failed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("unknown keyword 'proxy_pass_everything'"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("of the rendered config is `proxy_pass_everything on`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("fix the template"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// A template that binds a port in use passes `haproxy -c` (which binds
+/// nothing) but HAProxy cannot start: the error says a port is in use and
+/// how to find and free it.
+#[test]
+fn haproxy_on_a_port_in_use_names_the_fix() {
+    if !crate::util::component_present(
+        "haproxy_on_a_port_in_use_names_the_fix",
+        contend::topology::haproxy::find(),
+    ) {
+        return;
+    }
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let server = util::http_server(|_| std::time::Duration::ZERO);
+    let dir = tempfile::tempdir().unwrap();
+    let template = contend::topology::haproxy::EMBEDDED_TEMPLATE.replace(
+        "    bind {{listen}}",
+        &format!("    bind {{{{listen}}}}\n    bind 127.0.0.1:{port}"),
+    );
+    let scenario = haproxy_scenario(dir.path(), &template);
+    let result = run(contend()
+        .arg("run")
+        .arg(&scenario)
+        .args(["--target", &server.url(), "--no-progress", "--out"])
+        .arg(dir.path().join("report")));
+    assert_exit(&result, 1);
+    let stderr = text(&result.stderr);
+    assert!(stderr.contains("Address already in use"), "{stderr}");
+    assert!(
+        stderr.contains("a `bind` of the template names a port in use"),
         "{stderr}"
     );
     assert!(stderr.contains("free that port or change it"), "{stderr}");

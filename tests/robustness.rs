@@ -5,7 +5,9 @@
 //! mid-body gives counted outcomes and the run ends (an endless body at
 //! the client timeout, with the driver's memory bounded); a component
 //! that dies mid-run is named in summary.json and on the console (when,
-//! how) while the run goes on counting errors; a component that never
+//! how) while the run goes on counting errors (a killed nginx master's
+//! worker is stopped and said; a killed HAProxy, one process, leaves
+//! nothing); a component that never
 //! becomes ready is an error with its stderr tail, and is stopped; a
 //! second signal exits at once and no child outlives `contend`; a
 //! `kill -9` leaves `intervals.csv` and `latency.hlog` up to the last
@@ -869,4 +871,52 @@ fn intervals_written_as_the_run_goes_are_what_the_report_holds() {
         hlog.starts_with(&hlog_so_far),
         "latency.hlog was rewritten differently"
     );
+}
+
+/// HAProxy runs as one process (no master-worker mode): killed mid-run it
+/// leaves nothing serving; contend reports its death with no process left
+/// running, and the requests after it are errors.
+#[test]
+fn a_killed_haproxy_leaves_nothing_serving() {
+    if !util::component_present(
+        "a_killed_haproxy_leaves_nothing_serving",
+        contend::topology::haproxy::find(),
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, report) = start_scenario(
+        dir.path(),
+        "name = \"robust\"\n[[phases]]\nrate = 100\nduration = \"4s\"\n\
+         [upstream]\nkind = \"mock\"\nsleep = \"1ms\"\n[gateway]\nkind = \"haproxy\"\n",
+        "1s",
+    );
+    // Once load flows, the only haproxy child of contend is the gateway
+    // (its config check, `haproxy -c`, has come and gone).
+    wait_for_rows(&report, 1, &mut child);
+    let haproxy = child_where(child.id(), "haproxy", |pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "haproxy")
+    });
+    assert!(children_of(haproxy).is_empty(), "no workers of its own");
+    contend::sys::signal(haproxy, libc::SIGKILL).expect("kill haproxy");
+    let out = finish(child);
+    assert_exit(&out, 0);
+    let s = summary(&report);
+    let exits = s["component_exits"].as_array().expect("component_exits");
+    let exit = exits
+        .iter()
+        .find(|e| e["component"] == "haproxy")
+        .unwrap_or_else(|| panic!("haproxy's death is reported: {s:#}"));
+    assert_eq!(exit["pid"], haproxy);
+    assert_eq!(exit["signal"], libc::SIGKILL);
+    let left = exit["left_running"].as_array().expect("left_running");
+    assert!(left.is_empty(), "nothing of it went on serving: {exit:#}");
+    assert!(contend::topology::group_members(haproxy).is_empty());
+    let at_s = exit["at_s"].as_f64().unwrap();
+    let later_2xx: u64 = csv_rows(&report)
+        .iter()
+        .filter(|r| r.start_s >= at_s + 0.5)
+        .map(|r| r.ok_2xx)
+        .sum();
+    assert_eq!(later_2xx, 0, "responses after haproxy died");
 }

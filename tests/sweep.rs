@@ -1,6 +1,7 @@
 //! The sweep experiment: `[sweep]` parsing and its messages, a short real
 //! sweep against a loopback server (rows, report files, schema, plots,
-//! report.html, `contend report DIR` re-rendering), and stopping early.
+//! report.html, `contend report DIR` re-rendering), stopping early, and a
+//! sweep through HAProxy gated by thresholds.
 
 use std::path::Path;
 use std::process::Command;
@@ -265,4 +266,59 @@ fn a_sweep_stops_early_past_saturation() {
     );
     // Fast 503s do not meet an SLO: a step past saturation is over it.
     assert_eq!(r.max_rate_within_slo_per_s, None);
+}
+
+/// A sweep through HAProxy in front of the mock, gated: two open-loop
+/// steps of 1 s, then the thresholds over the sweep's summary (one holds,
+/// one fails: exit 3). The steps' rows and HAProxy's accounting of every
+/// request are in the report. Skipped, saying why, without HAProxy.
+#[test]
+fn a_sweep_through_haproxy_is_gated_by_thresholds() {
+    if !util::component_present(
+        "a_sweep_through_haproxy_is_gated_by_thresholds",
+        contend::topology::haproxy::find(),
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sweep.toml");
+    std::fs::write(
+        &file,
+        "name = \"sweep-haproxy\"\nexperiment = \"sweep\"\n\
+         [upstream]\nkind = \"mock\"\ncpu = \"1ms\"\n\
+         [gateway]\nkind = \"haproxy\"\nupstream_timeout = \"1s\"\nconcurrency = { max = 8 }\n\
+         [sweep]\nrates = [50, 100]\nwarmup = \"0s\"\nduration = \"1s\"\nslo = \"100ms\"\n\
+         [thresholds]\nchecks = [\"error_rate < 50%\", \"p99 < 1us\"]\n\
+         [client]\nthreads = 1\ninterval = \"250ms\"\ntimeout = \"1s\"\n",
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = crate::binary::run(
+        crate::binary::contend()
+            .arg("run")
+            .arg(&file)
+            .arg("--out")
+            .arg(&out_dir)
+            .arg("--no-progress"),
+    );
+    crate::binary::assert_exit(&out, 3);
+    let s = crate::binary::summary(&out_dir);
+    let steps = s["sweep"]["steps"].as_array().expect("the sweep's rows");
+    assert_eq!(steps.len(), 2, "{:#}", s["sweep"]);
+    let verdicts: Vec<(&str, bool)> = s["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["expr"].as_str().unwrap(), t["pass"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [("error_rate < 50%", true), ("p99 < 1us", false)],
+        "{:#}",
+        s["thresholds"]
+    );
+    let g = &s["gateway_accounting"];
+    assert_eq!(g["kind"], "haproxy", "{g:#}");
+    assert_eq!(g["lines"], s["arrivals"], "every request logged: {g:#}");
+    assert_eq!(g["unparsed_lines"], 0, "{g:#}");
 }

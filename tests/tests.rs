@@ -8,18 +8,20 @@
 //! - `cli`: the `contend` binary end to end: exit codes, messages, signals,
 //!   the report folder's rules (made ready first, `--force`, whole files).
 //! - `gateway`: the reference gateway's policies and abort accounting, its
-//!   binary, and nginx as the gateway under test.
+//!   binary, and nginx and HAProxy as the gateway under test.
 //! - `preflight`: resource limits (the fd limit raised, a run that cannot fit
 //!   refused, descriptors running out mid-run), `contend doctor`, and a port
-//!   in use or nginx missing or failing its config test.
+//!   in use or nginx or HAProxy missing or failing its config test.
 //! - `reports`: the report folder's files against their formats and schema.
 //! - `gate`: thresholds (and those refused before the run), `compare`,
 //!   `--repeat` and JUnit through the binary.
 //! - `abort_audit`: the abort-audit experiment: accounted against true worker time per mode.
-//! - `find_limit`: the find-limit experiment: `[find_limit]`, refusals, one short real search.
+//! - `find_limit`: the find-limit experiment: `[find_limit]`, refusals, a short real search
+//!   through the reference gateway and one through HAProxy.
 //! - `robustness`: failing targets (huge, endless, cut, reset, garbage,
-//!   stalled), a component dying mid-run or never ready, the second signal,
-//!   `kill -9` and the interval files written as the run goes.
+//!   stalled), a component dying mid-run or never ready (a killed nginx
+//!   master, a killed HAProxy), the second signal, `kill -9` and the
+//!   interval files written as the run goes.
 //! - `scenario_fuzz`: the scenario parser under random edits and bytes
 //!   (proptest, bounded): no panic, every error a message and exit code 2.
 //! - `shards`: sharded runs (`--shard`, `--start-at`) and `contend merge`.
@@ -31,7 +33,8 @@
 //!   dying, `[[scrape]]` targets, quota classes and their cgroups on every
 //!   way out, `--metrics-addr`.
 //! - `sweep`: the sweep experiment: `[sweep]` parsing, a short real sweep, its
-//!   rows, plots, report.html and `contend report DIR`, and stopping early.
+//!   rows, plots, report.html and `contend report DIR`, stopping early, and
+//!   a sweep through HAProxy gated by thresholds.
 
 mod abort_audit;
 mod binary;

@@ -177,6 +177,16 @@ pub fn component_present<T, E: std::fmt::Display>(test: &str, found: Result<T, E
     }
 }
 
+/// Held by each test that measures a CPU-bound upstream against a truth
+/// or a model (the abort audits, the find-limit searches): two at once
+/// would share the cores and stretch every request's wall time.
+static MEASURING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Waits for this test's turn to measure (see [`MEASURING`]).
+pub fn one_measurement_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    MEASURING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Overrides for a flag-only run against `url`.
 pub fn overrides(url: &str, rate_per_s: f64, duration: Duration) -> Overrides {
     Overrides {

@@ -113,13 +113,18 @@ pub struct KeyAudit {
     /// Lines per status as the gateway logged them (for a key whose every
     /// request outlives its client timeout: the statuses of the aborts).
     pub logged_statuses: BTreeMap<String, u64>,
-    /// Lines logged `499` (the client left first).
+    /// Lines that say the client left first: logged `499`, or with a
+    /// HAProxy termination state starting with `C`.
     pub logged_client_aborts: u64,
     /// Lines logged `504` (the gateway's own timeout: under-counts the same
     /// way when the upstream does not cancel).
     pub logged_gateway_timeouts: u64,
     /// Lines whose `$upstream_status` was `-`.
     pub logged_upstream_status_missing: u64,
+    /// Lines per termination state (HAProxy's `%ts`: `CH`, `sH`, `--`);
+    /// empty for a gateway that logs none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub logged_terminations: BTreeMap<String, u64>,
     /// The upstream's counts for the key.
     pub upstream: UpstreamCounts,
     /// Requests the client abandoned at its timeout.
@@ -176,14 +181,16 @@ pub struct BudgetInfo {
     pub penalty_s: f64,
 }
 
-/// One key's requests the gateway logged with one status (499 or 504):
-/// what it accounted for them against what the upstream worked.
+/// One key's requests the gateway logged one way, as a client abort or its
+/// own timeout: what it accounted for them against what the upstream worked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoggedRow {
     /// The API key.
     pub key: String,
-    /// The status logged: `499` (the client left first) or `504` (the
-    /// gateway's own upstream timeout).
+    /// What was logged: `499` (the client left first) or `504` (the
+    /// gateway's own upstream timeout); with HAProxy, the status and the
+    /// termination state (`400 CH`: the client left while HAProxy waited
+    /// for the server; `504 sH`).
     pub logged: String,
     /// Lines with that status that the join matched to a client request.
     pub requests: u64,
@@ -271,6 +278,10 @@ pub struct AbortAudit {
     /// The table: see [`rows`].
     #[serde(default)]
     pub rows: Vec<AuditRow>,
+    /// Per mode that ran, what its gateway logged for a client abort and
+    /// what the upstream did meanwhile (from the join; empty without it).
+    #[serde(default)]
+    pub client_aborts: Vec<super::client_aborts::AbortBehaviour>,
 }
 
 /// One key's audit from its gateway totals (`None`: no line), its
@@ -302,9 +313,12 @@ pub fn key_audit(
         upstream_queue_wait_s: upstream.map(|u| round(u.queue_wait_s, 6)),
         under_count: factor,
         under_count_status: status,
-        logged_client_aborts: status_count("499"),
+        logged_client_aborts: gateway.map_or(0, |g| g.client_aborts),
         logged_gateway_timeouts: status_count("504"),
         logged_upstream_status_missing: gateway.map_or(0, |g| g.upstream_status_missing),
+        logged_terminations: gateway
+            .map(|g| g.by_termination.clone())
+            .unwrap_or_default(),
         logged_statuses,
         upstream: upstream.map_or_else(UpstreamCounts::default, |u| UpstreamCounts {
             started: u.started,
@@ -362,36 +376,58 @@ pub fn mode_audit(
     }
 }
 
-/// Per key, the rows of its requests logged 499 and 504 (keys in `keys`
-/// order; a status with no line has no row).
+/// What a joined request's gateway line says of how it ended, for the
+/// rows: its class (0: the client left first, 1: the gateway's own
+/// timeout, 504) and its label, the status with the termination state when
+/// the gateway logs one (`499`, `504`, HAProxy's `400 CH` and `504 sH`);
+/// `None` for every other line.
+fn logged_label(r: &JoinedRequest) -> Option<(u8, String)> {
+    let status = r.gateway_status?;
+    let class = if r.gateway_client_abort {
+        0
+    } else if status == 504 {
+        1
+    } else {
+        return None;
+    };
+    let label = match &r.gateway_termination {
+        Some(ts) => format!("{status} {ts}"),
+        None => status.to_string(),
+    };
+    Some((class, label))
+}
+
+/// Per key, the rows of its requests whose lines say the client left
+/// first, then of those the gateway timed out (keys in `keys` order; a
+/// label with no line has no row).
 pub fn logged_rows(keys: &[String], joined: &[JoinedRequest]) -> Vec<LoggedRow> {
     let mut rows = Vec::new();
     for key in keys {
-        for status in [499u16, 504] {
-            let mut row = LoggedRow {
-                key: key.clone(),
-                logged: status.to_string(),
-                requests: 0,
-                joined: 0,
-                accounted_s: 0.0,
-                true_s: 0.0,
-                under_count: None,
-                under_count_status: UnderCount::NoGatewayLines,
-            };
-            for r in joined
-                .iter()
-                .filter(|r| &r.key == key && r.gateway_status == Some(status))
-            {
-                row.requests += 1;
-                if let (Some(accounted), Some(wall)) = (r.accounted_s, r.upstream_wall_s) {
-                    row.joined += 1;
-                    row.accounted_s += accounted;
-                    row.true_s += wall;
-                }
-            }
-            if row.requests == 0 {
+        let mut by_label: BTreeMap<(u8, String), LoggedRow> = BTreeMap::new();
+        for r in joined.iter().filter(|r| &r.key == key) {
+            let Some((class, label)) = logged_label(r) else {
                 continue;
+            };
+            let row = by_label
+                .entry((class, label.clone()))
+                .or_insert_with(|| LoggedRow {
+                    key: key.clone(),
+                    logged: label,
+                    requests: 0,
+                    joined: 0,
+                    accounted_s: 0.0,
+                    true_s: 0.0,
+                    under_count: None,
+                    under_count_status: UnderCount::NoGatewayLines,
+                });
+            row.requests += 1;
+            if let (Some(accounted), Some(wall)) = (r.accounted_s, r.upstream_wall_s) {
+                row.joined += 1;
+                row.accounted_s += accounted;
+                row.true_s += wall;
             }
+        }
+        for mut row in by_label.into_values() {
             row.accounted_s = round(row.accounted_s, 6);
             row.true_s = round(row.true_s, 6);
             let accounted = (row.joined > 0).then_some(row.accounted_s);
@@ -479,6 +515,7 @@ mod tests {
             accounted_s,
             upstream_response_time_s: accounted_s,
             request_time_s: accounted_s,
+            by_termination: BTreeMap::new(),
         }
     }
 
@@ -572,6 +609,7 @@ mod tests {
             abort_accounting: "early".into(),
             stopped_cleanly: true,
             config: String::new(),
+            counters: BTreeMap::new(),
             log: LogAccounting {
                 keys: [
                     ("ui".to_string(), gateway_key(10, &[(200, 10)], 0, 0.02)),
@@ -660,6 +698,8 @@ mod tests {
                 status.to_string()
             },
             accounted_s,
+            termination: None,
+            client_abort: status == 499,
         }
     }
 
@@ -829,5 +869,53 @@ mod tests {
             ]
         );
         assert!(table.iter().all(|r| r.mode == "reference-early"));
+    }
+
+    /// HAProxy logs a client abort as `400 CH` and its timeout as `504 sH`:
+    /// the rows are told by the termination state, labelled with both, the
+    /// aborts first; a `--` line is neither.
+    #[test]
+    fn haproxy_rows_are_labelled_by_status_and_termination_state() {
+        let keys = vec!["exporter".to_string()];
+        let request =
+            |id: u64, status: u16, ts: &str, accounted_s: f64, wall_s: f64| JoinedRequest {
+                id: id_text(id),
+                key: "exporter".into(),
+                intended_at_s: 0.0,
+                client_outcome: "client_timeout".into(),
+                client_s: accounted_s,
+                gateway_status: Some(status),
+                gateway_termination: Some(ts.into()),
+                gateway_client_abort: ts.starts_with('C'),
+                gateway_upstream_status: Some("-".into()),
+                accounted_s: Some(accounted_s),
+                upstream_outcome: Some("abandoned".into()),
+                upstream_started_at_s: Some(0.0),
+                upstream_ended_at_s: Some(wall_s),
+                upstream_queue_wait_s: Some(0.0),
+                upstream_wall_s: Some(wall_s),
+                upstream_cpu_s: Some(wall_s),
+            };
+        let joined = [
+            request(1, 504, "sH", 2.0, 3.0),
+            request(2, 400, "CH", 0.05, 0.3),
+            request(3, 400, "CH", 0.05, 0.3),
+            request(4, 200, "--", 0.3, 0.3),
+            request(5, 503, "CQ", 0.01, 0.0),
+        ];
+        let rows = logged_rows(&keys, &joined);
+        let shape: Vec<(&str, u64, Option<f64>)> = rows
+            .iter()
+            .map(|r| (r.logged.as_str(), r.requests, r.under_count))
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                ("400 CH", 2, Some(6.0)),
+                ("503 CQ", 1, None),
+                ("504 sH", 1, Some(1.5))
+            ]
+        );
+        assert_eq!(rows[1].under_count_status, UnderCount::NoUpstreamWork);
     }
 }

@@ -2,19 +2,65 @@
 //! client aborts, `-` upstream statuses, and the seconds accounted.
 //!
 //! Takes a finished gateway's [`AccessLog`] (its info and its open log
-//! file, the reference gateway's or nginx's, which write the same shape)
-//! and streams it line by line; hands on the [`GatewayAccounting`] that
-//! `summary.json` keeps as `gateway_accounting`, and the lines that carry a
-//! request id ([`LoggedRequests`]) for the abort audit's per-request join.
-//! Parsing one line is the format's owner's (the gateway's `access_log`).
+//! file: the reference gateway's or nginx's, which write the same shape,
+//! or HAProxy's) and streams it line by line; hands on the
+//! [`GatewayAccounting`] that `summary.json` keeps as `gateway_accounting`,
+//! and the lines that carry a request id ([`LoggedRequests`]) for the abort
+//! audit's per-request join. Parsing one line is the format's owner's: the
+//! reference gateway's `access_log` for its shape and nginx's, and
+//! [`super::haproxy_log`] for the line of `scenarios/haproxy/gateway.cfg`.
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
 
 use serde::{Deserialize, Serialize};
 
+use super::haproxy_log::{self, HaproxyLine};
 use crate::topology::AccessLog;
 use contend_gateway::access_log::{ParsedLine, parse_line};
+
+/// Which shape a log's lines have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogShape {
+    /// The reference gateway's and nginx's (`key=... rt=SECS us=... urt=SECS`).
+    Nginx,
+    /// HAProxy's (times in ms, its termination state): see [`haproxy_log`].
+    Haproxy,
+}
+
+impl LogShape {
+    /// The shape the gateway of `kind` (`GatewayInfo::kind`) writes.
+    pub fn of_kind(kind: &str) -> LogShape {
+        if kind == "haproxy" {
+            LogShape::Haproxy
+        } else {
+            LogShape::Nginx
+        }
+    }
+}
+
+/// One access line as the accounting reads it: the fields every gateway
+/// logs, and the termination state of a gateway that logs one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    /// Key, status, times, upstream status and request id.
+    pub fields: ParsedLine,
+    /// HAProxy's `%ts` (`CH`, `sH`, `--`); `None` for the other gateways.
+    pub termination: Option<String>,
+}
+
+impl Line {
+    /// The line says the client left first: nginx's (and the reference
+    /// gateway's) `499`, or a HAProxy termination state that starts with
+    /// `C` (the client aborted; HAProxy then logs some other status, such
+    /// as 400 for `CH`).
+    pub fn client_abort(&self) -> bool {
+        match &self.termination {
+            Some(ts) => ts.starts_with('C'),
+            None => self.fields.status == 499,
+        }
+    }
+}
 
 /// Most id-carrying lines kept for the per-request join (the newest); a
 /// longer log's older lines are counted in [`LoggedRequests::dropped`].
@@ -26,8 +72,10 @@ pub struct KeyAccounting {
     /// Lines logged.
     pub requests: u64,
     /// Lines per status logged.
+    #[serde(deserialize_with = "status_counts")]
     pub by_status: BTreeMap<u16, u64>,
-    /// Lines logged 499 (the client left first).
+    /// Lines that say the client left first: logged 499, or with a HAProxy
+    /// termination state starting with `C`.
     pub client_aborts: u64,
     /// Lines whose `$upstream_status` was `-` (no upstream answer).
     pub upstream_status_missing: u64,
@@ -37,13 +85,21 @@ pub struct KeyAccounting {
     pub upstream_response_time_s: f64,
     /// Sum of `$request_time`.
     pub request_time_s: f64,
+    /// Lines per termination state (HAProxy's `%ts`); empty for gateways
+    /// that log none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_termination: BTreeMap<String, u64>,
 }
 
 impl KeyAccounting {
-    fn add(&mut self, line: &ParsedLine) {
+    fn add(&mut self, full: &Line) {
+        let line = &full.fields;
         self.requests += 1;
         *self.by_status.entry(line.status).or_default() += 1;
-        if line.status == 499 {
+        if let Some(ts) = &full.termination {
+            *self.by_termination.entry(ts.clone()).or_default() += 1;
+        }
+        if full.client_abort() {
             self.client_aborts += 1;
         }
         if line.upstream_status.trim() == "-" {
@@ -62,6 +118,9 @@ pub struct LogAccounting {
     pub lines: u64,
     /// Lines that were not in the expected shape (counted, not guessed at).
     pub unparsed_lines: u64,
+    /// The gateway's own messages in its log (HAProxy's `Proxy ... stopped`), not requests.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub notices: u64,
     /// Per API key (`-`: none).
     pub keys: BTreeMap<String, KeyAccounting>,
     /// Over all keys.
@@ -79,9 +138,9 @@ pub struct LogAccounting {
 /// What `summary.json` holds as `gateway_accounting`: what ran, and its log's totals.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GatewayAccounting {
-    /// `reference` or `nginx`.
+    /// `reference`, `nginx` or `haproxy`.
     pub kind: String,
-    /// `contend 0.1.0` or `nginx/1.22.1`.
+    /// `contend 0.1.0`, `nginx/1.22.1` or `haproxy/2.6.12-1+deb12u4`.
     pub version: String,
     /// Where it listened.
     pub addr: String,
@@ -91,6 +150,13 @@ pub struct GatewayAccounting {
     pub stopped_cleanly: bool,
     /// The config it ran with.
     pub config: String,
+    /// Its own runtime counters after the load (HAProxy's `show stat`:
+    /// `server.smax` the most requests in flight to the upstream at once,
+    /// `server.slim` its `maxconn`, `backend.qmax` the longest queue,
+    /// `backend.cli_abrt` the transfers the client aborted); empty for a
+    /// gateway that keeps none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counters: BTreeMap<String, u64>,
     /// The log's totals.
     #[serde(flatten)]
     pub log: LogAccounting,
@@ -111,6 +177,32 @@ pub struct LoggedRequest {
     pub upstream_status: String,
     /// Seconds accounted for it.
     pub accounted_s: f64,
+    /// HAProxy's termination state; `None` for the other gateways.
+    #[serde(default)]
+    pub termination: Option<String>,
+    /// The line says the client left first (see [`Line::client_abort`]).
+    #[serde(default)]
+    pub client_abort: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// `{"200": 3}` read back into statuses. JSON keys are strings; read
+/// through `#[serde(flatten)]` (as `GatewayAccounting` holds its log's
+/// totals) they reach a `u16` key as strings, which serde does not parse,
+/// so they are parsed here.
+fn status_counts<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<u16, u64>, D::Error> {
+    let text: BTreeMap<String, u64> = Deserialize::deserialize(d)?;
+    text.into_iter()
+        .map(|(status, n)| {
+            status
+                .parse::<u16>()
+                .map(|s| (s, n))
+                .map_err(|_| serde::de::Error::custom(format!("status {status:?} is not a number")))
+        })
+        .collect()
 }
 
 /// The id-carrying lines of a log, the newest [`MAX_LOGGED_REQUESTS`].
@@ -122,8 +214,36 @@ pub struct LoggedRequests {
     pub dropped: u64,
 }
 
-/// Streams a log (any reader of its lines) into totals and the id-carrying lines.
-pub fn account(log: impl BufRead) -> std::io::Result<(LogAccounting, LoggedRequests)> {
+/// One line read in `shape`: a request, a notice of the gateway's own, or
+/// neither.
+enum Read {
+    Access(Line),
+    Notice,
+    Unparsed,
+}
+
+fn read_line(line: &str, shape: LogShape) -> Read {
+    match shape {
+        LogShape::Nginx => parse_line(line).map_or(Read::Unparsed, |fields| {
+            Read::Access(Line {
+                fields,
+                termination: None,
+            })
+        }),
+        LogShape::Haproxy => match haproxy_log::parse_line(line) {
+            HaproxyLine::Access(l) => Read::Access(l),
+            HaproxyLine::Notice => Read::Notice,
+            HaproxyLine::Unparsed => Read::Unparsed,
+        },
+    }
+}
+
+/// Streams a log (any reader of its lines, in `shape`) into totals and the
+/// id-carrying lines.
+pub fn account(
+    log: impl BufRead,
+    shape: LogShape,
+) -> std::io::Result<(LogAccounting, LoggedRequests)> {
     let mut out = LogAccounting::default();
     let mut requests = std::collections::VecDeque::new();
     let mut dropped = 0;
@@ -132,29 +252,42 @@ pub fn account(log: impl BufRead) -> std::io::Result<(LogAccounting, LoggedReque
         if line.trim().is_empty() {
             continue;
         }
-        let Some(parsed) = parse_line(&line) else {
-            out.unparsed_lines += 1;
-            continue;
+        let parsed = match read_line(&line, shape) {
+            Read::Access(l) => l,
+            Read::Notice => {
+                out.notices += 1;
+                continue;
+            }
+            Read::Unparsed => {
+                out.unparsed_lines += 1;
+                continue;
+            }
         };
         out.lines += 1;
-        if let Some(negotiated) = &parsed.negotiated {
+        if let Some(negotiated) = &parsed.fields.negotiated {
             *out.negotiated.entry(negotiated.clone()).or_default() += 1;
         }
-        out.tls_sessions_reused += u64::from(parsed.session_reused);
+        out.tls_sessions_reused += u64::from(parsed.fields.session_reused);
         out.totals.add(&parsed);
-        out.keys.entry(parsed.key.clone()).or_default().add(&parsed);
-        if let Some(id) = &parsed.request_id {
+        out.keys
+            .entry(parsed.fields.key.clone())
+            .or_default()
+            .add(&parsed);
+        if let Some(id) = &parsed.fields.request_id {
             if requests.len() == MAX_LOGGED_REQUESTS {
                 requests.pop_front();
                 dropped += 1;
             }
+            let f = &parsed.fields;
             requests.push_back(LoggedRequest {
                 id: id.clone(),
-                key: parsed.key.clone(),
-                status: parsed.status,
-                request_time_s: parsed.request_time_s,
-                upstream_status: parsed.upstream_status.clone(),
-                accounted_s: parsed.accounted(),
+                key: f.key.clone(),
+                status: f.status,
+                request_time_s: f.request_time_s,
+                upstream_status: f.upstream_status.clone(),
+                accounted_s: f.accounted(),
+                client_abort: parsed.client_abort(),
+                termination: parsed.termination.clone(),
             });
         }
     }
@@ -169,7 +302,8 @@ pub fn account(log: impl BufRead) -> std::io::Result<(LogAccounting, LoggedReque
 
 /// A finished gateway's accounting and its id-carrying lines.
 pub fn read(log: AccessLog) -> std::io::Result<(GatewayAccounting, LoggedRequests)> {
-    let (totals, requests) = account(std::io::BufReader::new(log.file))?;
+    let shape = LogShape::of_kind(log.info.kind);
+    let (totals, requests) = account(std::io::BufReader::new(log.file), shape)?;
     let info = log.info;
     Ok((
         GatewayAccounting {
@@ -179,6 +313,7 @@ pub fn read(log: AccessLog) -> std::io::Result<(GatewayAccounting, LoggedRequest
             abort_accounting: info.abort_accounting.to_string(),
             stopped_cleanly: log.stopped_cleanly,
             config: info.config,
+            counters: BTreeMap::new(),
             log: totals,
         },
         requests,
@@ -198,7 +333,7 @@ not a line at all
 
 {\"key\":\"ui\",\"status\":504,\"request_time_s\":2.0,\"upstream_status\":504,\"upstream_response_time_s\":2.0,\"accounted_s\":2.0}
 ";
-        let (totals, requests) = account(log.as_bytes()).unwrap();
+        let (totals, requests) = account(log.as_bytes(), LogShape::Nginx).unwrap();
         assert_eq!((totals.lines, totals.unparsed_lines), (3, 1));
         let ui = &totals.keys["ui"];
         assert_eq!(ui.requests, 2);
@@ -217,6 +352,49 @@ not a line at all
     }
 
     #[test]
+    fn a_haproxy_log_counts_its_aborts_by_termination_and_its_notices_apart() {
+        let log = "\
+26/Nov/2026:02:17:36.506 key=ui method=GET path=/ status=200 ta=12 treq=0 tw=0 tc=0 tr=12 ts=-- id=a1
+26/Nov/2026:02:17:36.742 key=exporter method=GET path=/ status=400 ta=50 treq=0 tw=0 tc=0 tr=-1 ts=CH id=a2
+26/Nov/2026:02:17:38.000 key=batch method=GET path=/ status=504 ta=2002 treq=0 tw=0 tc=0 tr=-1 ts=sH id=a3
+26/Nov/2026:02:17:38.000 key=ui status=200
+Proxy gateway stopped (cumulated conns: FE: 3, BE: 0).
+";
+        let (totals, requests) = account(log.as_bytes(), LogShape::Haproxy).unwrap();
+        assert_eq!(
+            (totals.lines, totals.unparsed_lines, totals.notices),
+            (3, 1, 1)
+        );
+        let exporter = &totals.keys["exporter"];
+        assert_eq!(exporter.by_status.get(&400), Some(&1));
+        assert_eq!(exporter.by_termination.get("CH"), Some(&1));
+        assert_eq!(
+            (exporter.client_aborts, exporter.upstream_status_missing),
+            (1, 1)
+        );
+        assert!((exporter.accounted_s - 0.050).abs() < 1e-9, "{exporter:?}");
+        let batch = &totals.keys["batch"];
+        assert_eq!(batch.client_aborts, 0);
+        assert!((batch.accounted_s - 2.002).abs() < 1e-9, "{batch:?}");
+        let aborts: Vec<(&str, bool, Option<&str>)> = requests
+            .lines
+            .iter()
+            .map(|r| (r.id.as_str(), r.client_abort, r.termination.as_deref()))
+            .collect();
+        assert_eq!(
+            aborts,
+            [
+                ("a1", false, Some("--")),
+                ("a2", true, Some("CH")),
+                ("a3", false, Some("sH"))
+            ]
+        );
+        // The nginx shape has no termination state, and its notices are not dated lines.
+        assert_eq!(LogShape::of_kind("haproxy"), LogShape::Haproxy);
+        assert_eq!(LogShape::of_kind("nginx"), LogShape::Nginx);
+    }
+
+    #[test]
     fn the_summary_shape_of_gateway_accounting_is_flat() {
         let accounting = GatewayAccounting {
             kind: "nginx".into(),
@@ -225,6 +403,7 @@ not a line at all
             abort_accounting: "early".into(),
             stopped_cleanly: true,
             config: String::new(),
+            counters: BTreeMap::new(),
             log: LogAccounting::default(),
         };
         let value = serde_json::to_value(&accounting).unwrap();
@@ -240,5 +419,16 @@ not a line at all
         }
         let back: GatewayAccounting = serde_json::from_value(value).unwrap();
         assert_eq!(back, accounting);
+        // With lines: the statuses (JSON's string keys) read back through
+        // the flattened totals, as `contend report DIR` reads them.
+        let log = "2026-01-01T00:00:00.000+00:00 key=ui method=GET path=/ status=200 rt=0.010 us=200 urt=0.010 id=-\n";
+        let (totals, _) = account(log.as_bytes(), LogShape::Nginx).unwrap();
+        let with_lines = GatewayAccounting {
+            log: totals,
+            ..accounting
+        };
+        let text = serde_json::to_string(&with_lines).unwrap();
+        let back: GatewayAccounting = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, with_lines);
     }
 }

@@ -95,6 +95,13 @@ pub struct JoinedRequest {
     pub client_s: f64,
     /// Status the gateway logged.
     pub gateway_status: Option<u16>,
+    /// The gateway's termination state (HAProxy's `%ts`); `None` for a
+    /// gateway that logs none, or no line.
+    #[serde(default)]
+    pub gateway_termination: Option<String>,
+    /// The gateway's line says the client left first (499, or HAProxy's `C...`).
+    #[serde(default)]
+    pub gateway_client_abort: bool,
     /// `$upstream_status` as the gateway logged it (`-`: none).
     pub gateway_upstream_status: Option<String>,
     /// Seconds the gateway accounted for it.
@@ -181,6 +188,8 @@ pub fn join(
                 6,
             ),
             gateway_status: line.map(|l| l.status),
+            gateway_termination: line.and_then(|l| l.termination.clone()),
+            gateway_client_abort: line.is_some_and(|l| l.client_abort),
             gateway_upstream_status: line.map(|l| l.upstream_status.clone()),
             accounted_s: line.map(|l| round(l.accounted_s, 6)),
             upstream_outcome: entry.map(|e| ended_name(e.outcome).to_string()),

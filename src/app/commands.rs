@@ -45,7 +45,8 @@ pub fn compare(args: &CompareArgs) -> Result<i32> {
 }
 
 /// `contend doctor`: the checks `run` makes before it starts, on their own,
-/// against a scenario (or the flags' stand-in), plus whether nginx is there.
+/// against a scenario (or the flags' stand-in), plus whether nginx and
+/// HAProxy are there.
 /// Returns 0: warnings are advice, not a failure.
 pub fn doctor(args: &DoctorArgs) -> Result<i32> {
     let overrides = args.overrides();
@@ -55,10 +56,13 @@ pub fn doctor(args: &DoctorArgs) -> Result<i32> {
     };
     let load = preflight::Load::of(&scenario);
     let mut checks = preflight::checks(&preflight::Readings::read(), &load);
-    let nginx_needed = scenario.gateway.kind == scenario::GatewayKind::Nginx
-        || matches!(&scenario.experiment, Experiment::AbortAudit(audit)
-            if audit.modes.iter().any(|m| m.gateway_kind() == scenario::GatewayKind::Nginx));
-    checks.push(preflight::nginx(nginx_needed));
+    let needed = |kind: scenario::GatewayKind| {
+        scenario.gateway.kind == kind
+            || matches!(&scenario.experiment, Experiment::AbortAudit(audit)
+                if audit.modes.iter().any(|m| m.gateway_kind() == kind))
+    };
+    checks.push(preflight::nginx(needed(scenario::GatewayKind::Nginx)));
+    checks.push(preflight::haproxy(needed(scenario::GatewayKind::Haproxy)));
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(
         stdout,

@@ -1,14 +1,15 @@
 //! The `abort-audit` experiment: the scenario's phases once per gateway
 //! mode (reference `early`/`complete`, nginx `proxy_ignore_client_abort`
-//! off/on), each on a fresh topology, then per mode and key the time the
-//! gateway accounted against the mock upstream's truth.
+//! off/on, HAProxy with `option abortonclose` or without), each on a fresh
+//! topology, then per mode and key the time the gateway accounted against
+//! the mock upstream's truth.
 //!
 //! Takes a [`Bench`] whose scenario's target is the embedded mock (the
 //! truth comes from its `/accounting`); hands on an [`AuditOutput`]: every
 //! mode's [`RunOutput`], the [`AbortAudit`] computed from them, and per
 //! mode every request joined across the client, the gateway's log and the
 //! upstream by `x-request-id` (the scenario has request ids on: the audit's
-//! default). A mode that cannot run here (nginx not installed) is kept as
+//! default). A mode that cannot run here (nginx or HAProxy not installed) is kept as
 //! skipped, with the reason. The arithmetic is `analysis`'s; nothing is
 //! printed.
 
@@ -16,11 +17,12 @@ use super::run::{self, RunOutput};
 use super::step::Step;
 use super::{Bench, Event};
 use crate::analysis::accounting::{self, AbortAudit, BudgetInfo, ClientKey};
+use crate::analysis::client_aborts;
 use crate::analysis::join::{self, JoinedRequest};
 use crate::driver::Load;
 use crate::error::{Error, Result};
 use crate::outcome::Class;
-use crate::scenario::{AbortAuditSpec, AuditMode, GatewayKind, Scenario, Target};
+use crate::scenario::{AbortAuditSpec, AuditMode, Scenario, Target};
 
 /// Every mode that ran, and the audit.
 #[derive(Debug)]
@@ -64,9 +66,7 @@ pub fn run(
         }
         audit.order.push(mode.as_str().to_string());
         let (mode_scenario, dropped) = for_mode(scenario, mode);
-        if mode.gateway_kind() == GatewayKind::Nginx
-            && let Err(e) = crate::topology::nginx::find()
-        {
+        if let Err(e) = crate::topology::gateway_installed(mode.gateway_kind()) {
             let reason = format!("skipped: {e}");
             on_event(Event::Warning(format!(
                 "abort-audit: {} {reason}",
@@ -86,7 +86,8 @@ pub fn run(
         let mut output = run::run(&mode_bench, step, spec.settle, on_event)?;
         if !dropped.is_empty() {
             output.warnings.push(format!(
-                "nginx has no directive for {}; this mode ran without",
+                "{} has no directive for {}; this mode ran without",
+                mode.gateway_kind().as_str(),
                 dropped.join(", ")
             ));
         }
@@ -96,6 +97,13 @@ pub fn run(
         runs.push((mode, output));
     }
     audit.rows = accounting::rows(&audit);
+    audit.client_aborts = joined
+        .iter()
+        .filter_map(|(mode, requests)| {
+            let gateway = audit.modes.get(mode)?.gateway.as_deref()?;
+            client_aborts::behaviour(mode, gateway, requests)
+        })
+        .collect();
     if runs.is_empty() && !bench.stop.is_stopped() {
         let reasons: Vec<String> = audit
             .modes
@@ -118,34 +126,23 @@ pub fn run(
 }
 
 /// The scenario as one mode runs it: its gateway kind and abort accounting,
-/// the scenario's policies kept. nginx has no directive for some reference
-/// policies; those are dropped for nginx modes and named in the second value.
+/// the scenario's policies kept, and its `[gateway] template` only for a
+/// mode of the kind it was written for. nginx and HAProxy have no directive for
+/// some reference policies (`scenario::unsupported`); those are dropped for
+/// their modes and named in the second value.
 pub fn for_mode(scenario: &Scenario, mode: AuditMode) -> (Scenario, Vec<&'static str>) {
     let mut s = scenario.clone();
     s.name = format!("{}-{}", scenario.name, mode.as_str());
     s.gateway.kind = mode.gateway_kind();
     s.gateway.url = None;
     s.gateway.abort_accounting = mode.abort_accounting();
-    let mut dropped = Vec::new();
-    if mode.gateway_kind() == GatewayKind::Nginx {
-        let p = &mut s.gateway.policies;
-        if p.budget.take().is_some() {
-            dropped.push("budget");
-        }
-        if p.breaker.take().is_some() {
-            dropped.push("breaker");
-        }
-        if let Some(c) = p.concurrency.as_mut()
-            && c.queue > 0
-        {
-            c.queue = 0;
-            dropped.push("a concurrency queue");
-        }
-        if s.gateway.abort_charge.take().is_some() {
-            dropped.push("abort_charge");
-        }
-    } else {
+    if mode.gateway_kind() != scenario.gateway.kind {
         s.gateway.template = None;
+    }
+    let mut dropped = Vec::new();
+    for what in crate::scenario::unsupported(&s.gateway) {
+        what.remove(&mut s.gateway);
+        dropped.push(what.name());
     }
     (s, dropped)
 }

@@ -87,11 +87,15 @@ pub fn finish(
     let (gateway, gateway_requests) = match topology.gateway.as_mut() {
         Some(g) => {
             let name = g.name().to_string();
+            let counters = g.counters();
             let read = g.finish().and_then(|log| {
-                gateway_log::read(log).map_err(|e| Error::Component {
-                    component: name,
-                    message: format!("could not read its access log: {e}"),
-                })
+                let (mut accounting, requests) =
+                    gateway_log::read(log).map_err(|e| Error::Component {
+                        component: name,
+                        message: format!("could not read its access log: {e}"),
+                    })?;
+                accounting.counters = counters;
+                Ok((accounting, requests))
             });
             match or_warn(read, &mut warnings) {
                 Some((accounting, requests)) => (Some(accounting), requests),

@@ -1,5 +1,6 @@
 //! The abort audit's presentation: the console table, `accounting.csv`,
-//! `requests.csv` and the client-vs-upstream scatter (`accounting.svg`/`.png`).
+//! `requests.csv`, `client-aborts.md` (per mode, what the gateway logged for
+//! a client abort) and the client-vs-upstream scatter (`accounting.svg`/`.png`).
 //!
 //! Takes a finished [`AbortAudit`] (and the requests joined by id) and a
 //! writer or folder; measures and computes nothing. Missing values are shown
@@ -21,9 +22,9 @@ use crate::error::Error;
 
 /// Writes the audit's top-level files into `dir` (created if needed):
 /// `summary.json` and, when `summary` holds an audit, `accounting.csv`,
-/// `requests.csv` (the requests of `joined`, per mode) and the scatter.
-/// Each is written on its own, whole or not at all; returns the files
-/// written and the errors of those that failed.
+/// `requests.csv` (the requests of `joined`, per mode), `client-aborts.md`
+/// and the scatter. Each is written on its own, whole or not at all;
+/// returns the files written and the errors of those that failed.
 pub fn write_files(
     dir: &Path,
     summary: &Summary,
@@ -47,6 +48,9 @@ pub fn write_files(
     });
     if let Some(audit) = &summary.abort_audit {
         one("accounting.csv", &|w| write_csv(w, audit));
+        if !audit.client_aborts.is_empty() {
+            one("client-aborts.md", &|w| write_client_aborts(w, audit));
+        }
         one("requests.csv", &|w| write_requests_csv(w, joined));
         let figure = if joined.iter().any(|(_, r)| !r.is_empty()) {
             scatter(audit, joined)
@@ -64,11 +68,13 @@ pub fn write_files(
 }
 
 /// One colour per mode, by the mode's place in the run order.
-const COLOURS: [plotters::style::RGBColor; 4] = [
+const COLOURS: [plotters::style::RGBColor; 6] = [
     plotters::style::RGBColor(214, 39, 40),
     plotters::style::RGBColor(31, 119, 180),
     plotters::style::RGBColor(230, 120, 0),
     plotters::style::RGBColor(44, 160, 44),
+    plotters::style::RGBColor(148, 103, 189),
+    plotters::style::RGBColor(140, 86, 75),
 ];
 
 /// Smallest time drawn on the scatter's log axes, us.
@@ -96,11 +102,11 @@ pub fn scatter(audit: &AbortAudit, joined: &[(String, Vec<JoinedRequest>)]) -> s
     let mut panels = Vec::new();
     for (title, want_early) in [
         (
-            "Early accounting (reference early, nginx proxy_ignore_client_abort off)",
+            "Early accounting (reference early, nginx proxy_ignore_client_abort off, haproxy abortonclose)",
             true,
         ),
         (
-            "Complete accounting (reference complete, nginx proxy_ignore_client_abort on)",
+            "Complete accounting (reference complete, nginx proxy_ignore_client_abort on, haproxy without)",
             false,
         ),
     ] {
@@ -211,7 +217,7 @@ fn scatter_series(
         COLOURS[i % COLOURS.len()]
     };
     // A mode that ran (it names its gateway) whose gateway stops accounting
-    // when the client leaves: reference `early`, nginx `off`.
+    // when the client leaves: reference and HAProxy `early`, nginx `off`.
     let early = |mode: &str| {
         audit.modes.get(mode).is_some_and(|m| m.gateway.is_some())
             && (mode.ends_with("early") || mode.ends_with("off"))
@@ -326,10 +332,12 @@ fn factor(row: &KeyAudit) -> String {
     }
 }
 
-/// `499:30 504:2`; empty when the gateway logged nothing for the key.
+/// `499:30 504:2`, then any termination states (`400:30 CH:30`); empty
+/// when the gateway logged nothing for the key.
 fn statuses(row: &KeyAudit) -> String {
     row.logged_statuses
         .iter()
+        .chain(&row.logged_terminations)
         .map(|(s, n)| format!("{s}:{n}"))
         .collect::<Vec<_>>()
         .join(" ")
@@ -363,7 +371,7 @@ pub fn write_table(w: &mut dyn Write, audit: &AbortAudit) -> io::Result<()> {
     )?;
     writeln!(
         w,
-        "  {:<19} {:<14} {:>6} {:>10} {:>9} {:>9} {:>12}  {:<22} {:>9} {:>9} {:>10}",
+        "  {:<19} {:<18} {:>6} {:>10} {:>9} {:>9} {:>12}  {:<24} {:>9} {:>9} {:>10}",
         "mode",
         "key",
         "lines",
@@ -385,7 +393,7 @@ pub fn write_table(w: &mut dyn Write, audit: &AbortAudit) -> io::Result<()> {
         for (key, row) in &m.keys {
             writeln!(
                 w,
-                "  {mode:<19} {key:<14} {:>6} {:>10} {:>9} {:>9} {:>12}  {:<22} {:>9} {:>9} {:>10.1}",
+                "  {mode:<19} {key:<18} {:>6} {:>10} {:>9} {:>9} {:>12}  {:<24} {:>9} {:>9} {:>10.1}",
                 row.gateway_lines,
                 secs(row.accounted_s),
                 secs(row.true_s),
@@ -404,7 +412,7 @@ pub fn write_table(w: &mut dyn Write, audit: &AbortAudit) -> io::Result<()> {
                 let joined = (l.joined > 0).then_some(());
                 writeln!(
                     w,
-                    "  {:<19} {:<14} {:>6} {:>10} {:>9} {:>9} {:>12}  joined by id: {} of {}",
+                    "  {:<19} {:<18} {:>6} {:>10} {:>9} {:>9} {:>12}  joined by id: {} of {}",
                     "",
                     format!("  {} {}", key, l.logged),
                     l.requests,
@@ -430,9 +438,63 @@ pub fn write_table(w: &mut dyn Write, audit: &AbortAudit) -> io::Result<()> {
     writeln!(
         w,
         "  (under-count = true / accounted, true = upstream worker wall time; `-`: no gateway line, \
-         `unaccounted`: 0 s accounted for real work, `n/a`: no upstream work; `KEY 499`/`KEY 504`: \
-         that key's requests the gateway logged so, joined with the upstream per request)"
-    )
+         `unaccounted`: 0 s accounted for real work, `n/a`: no upstream work; `KEY 499`/`KEY 504` \
+         (HAProxy: status and termination state, `KEY 400 CH`): that key's requests the gateway \
+         logged so, joined with the upstream per request)"
+    )?;
+    if !audit.client_aborts.is_empty() {
+        writeln!(
+            w,
+            "\nWhat each gateway logged for the requests whose client gave up, and what the upstream did (client-aborts.md):"
+        )?;
+        write_client_aborts(w, audit)?;
+    }
+    Ok(())
+}
+
+/// What the upstream did with a request whose client had gone, in words.
+fn upstream_did(outcome: &str) -> &str {
+    match outcome {
+        "abandoned" => "worked on to the end for a gateway that had gone",
+        "completed" => "worked to the end and answered the gateway",
+        "cancelled" => "stopped when the gateway left",
+        other => other,
+    }
+}
+
+/// Writes `client-aborts.md`: per mode, what its gateway logged for the
+/// requests the client gave up on (status, time accounted, upstream
+/// status), what the upstream did meanwhile, and the under-count: a
+/// Markdown table (the README's table of gateways).
+pub fn write_client_aborts(w: &mut dyn Write, audit: &AbortAudit) -> io::Result<()> {
+    writeln!(
+        w,
+        "| gateway | mode | logged for a client abort | time accounted (median) | upstream status logged | the upstream meanwhile (median work) | under-count |"
+    )?;
+    writeln!(w, "| --- | --- | --- | --- | --- | --- | --- |")?;
+    for b in &audit.client_aborts {
+        let factor = match (b.under_count_status, b.under_count) {
+            (UnderCount::Ratio, Some(f)) => format!("{f:.2}x"),
+            (UnderCount::NothingAccounted, _) => "unaccounted".into(),
+            _ => "-".into(),
+        };
+        writeln!(
+            w,
+            "| {} | {} | `{}` ({} of {}) | {:.3} s | `{}` | {} ({} of {}): {:.3} s | {factor} |",
+            b.gateway,
+            b.mode,
+            b.logged,
+            b.logged_requests,
+            b.requests,
+            b.accounted_median_s,
+            b.upstream_status,
+            upstream_did(&b.upstream_outcome),
+            b.upstream_outcome_requests,
+            b.requests,
+            b.upstream_wall_median_s,
+        )?;
+    }
+    Ok(())
 }
 
 /// The budget's effect and the noisy neighbour of one mode, as sentences.
@@ -611,6 +673,7 @@ struct RequestRow<'a> {
     client_outcome: &'a str,
     client_s: f64,
     gateway_status: Option<u16>,
+    gateway_termination: Option<&'a str>,
     gateway_upstream_status: Option<&'a str>,
     accounted_s: Option<f64>,
     upstream_outcome: Option<&'a str>,
@@ -638,6 +701,7 @@ pub fn write_requests_csv(
                 client_outcome: &r.client_outcome,
                 client_s: r.client_s,
                 gateway_status: r.gateway_status,
+                gateway_termination: r.gateway_termination.as_deref(),
                 gateway_upstream_status: r.gateway_upstream_status.as_deref(),
                 accounted_s: r.accounted_s,
                 upstream_outcome: r.upstream_outcome.as_deref(),
@@ -664,6 +728,7 @@ mod tests {
         let gateway = KeyAccounting {
             requests: 4,
             by_status: [(499, 4)].into_iter().collect(),
+            client_aborts: 4,
             accounted_s: 0.2,
             upstream_status_missing: 4,
             ..KeyAccounting::default()
@@ -729,6 +794,8 @@ mod tests {
             client_outcome: "client_timeout".into(),
             client_s: 0.05,
             gateway_status: Some(status),
+            gateway_termination: None,
+            gateway_client_abort: status == 499,
             gateway_upstream_status: Some("-".into()),
             accounted_s: Some(accounted_s),
             upstream_outcome: Some("abandoned".into()),

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 
 /// The files `contend` writes into a report folder, by name: the run's
 /// own, then those of a sweep, a find-limit and an abort audit.
-const FILES: [&str; 13] = [
+const FILES: [&str; 14] = [
     "summary.json",
     "intervals.csv",
     "components.csv",
@@ -31,6 +31,7 @@ const FILES: [&str; 13] = [
     "max-connections.csv",
     "accounting.csv",
     "requests.csv",
+    "client-aborts.md",
 ];
 
 /// The plots `contend` draws, each as `<name>.svg` and `<name>.png`.

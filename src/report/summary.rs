@@ -388,7 +388,7 @@ pub struct Machine {
     pub kernel: String,
     /// The mock upstream's CPU list, when it is the mock and pinned.
     pub upstream_cpus: Option<String>,
-    /// Which gateway stood in front (`none`, `reference`, `nginx`, `external`).
+    /// Which gateway stood in front (`none`, `reference`, `nginx`, `haproxy`, `external`).
     pub gateway: String,
     /// The gateway's CPU list, when given.
     pub gateway_cpus: Option<String>,
@@ -414,12 +414,7 @@ impl Machine {
             crate::scenario::Target::Mock(m) => m.cpus.clone(),
             crate::scenario::Target::Url(_) => None,
         };
-        let gateway = match scenario.gateway.kind {
-            crate::scenario::GatewayKind::None => "none",
-            crate::scenario::GatewayKind::Reference => "reference",
-            crate::scenario::GatewayKind::Nginx => "nginx",
-            crate::scenario::GatewayKind::External => "external",
-        };
+        let gateway = scenario.gateway.kind.as_str();
         Machine {
             cpu_model,
             online_cpus: online_cpus.max(allowed_cpus),

@@ -208,6 +208,7 @@ pub(super) fn build_gateway(
     let kind = match g.kind.as_ref().map(|k| *k.get_ref()) {
         None | Some(RawGatewayKind::Reference) => GatewayKind::Reference,
         Some(RawGatewayKind::Nginx) => GatewayKind::Nginx,
+        Some(RawGatewayKind::Haproxy) => GatewayKind::Haproxy,
         Some(RawGatewayKind::External) => GatewayKind::External,
         Some(RawGatewayKind::None) => GatewayKind::None,
     };
@@ -242,12 +243,7 @@ pub(super) fn build_gateway(
         ctx.check(c, |c| check_cpus("[gateway] cpus", c))?;
         spec.cpus = Some(c.get_ref().clone());
     }
-    let name = match kind {
-        GatewayKind::Nginx => "nginx",
-        GatewayKind::External => "external",
-        GatewayKind::None => "none",
-        GatewayKind::Reference => "reference",
-    };
+    let name = kind.as_str();
     match (&g.url, kind) {
         (Some(url), GatewayKind::External) => spec.url = Some(file_url(ctx, "[gateway] url", url)?),
         (None, GatewayKind::External) => {
@@ -271,10 +267,11 @@ pub(super) fn build_gateway(
     Ok(spec)
 }
 
-/// What a gateway kind can take: nginx has no directive for the reference
-/// gateway's own policies, and contend neither starts nor configures an
-/// external gateway or none (`accounting_given`: `abort_accounting` was
-/// written, even as its default); a template is nginx's.
+/// What a gateway kind can take: nginx and HAProxy have no directive for
+/// some of the reference gateway's settings (see [`unsupported`]), and
+/// contend neither starts nor configures an external gateway or none
+/// (`accounting_given`: `abort_accounting` was written, even as its
+/// default); a template is nginx's or HAProxy's.
 fn check_gateway_takes(
     ctx: &Ctx,
     span: Range<usize>,
@@ -284,22 +281,15 @@ fn check_gateway_takes(
 ) -> Result<()> {
     let kind = spec.kind;
     let p = &spec.policies;
-    if kind == GatewayKind::Nginx {
-        let unsupported = [
-            (p.budget.is_some(), "budget"),
-            (p.breaker.is_some(), "breaker"),
-            (
-                p.concurrency.is_some_and(|c| c.queue > 0),
-                "a concurrency queue",
+    if let Some(what) = unsupported(spec).first() {
+        return Err(ctx.at(
+            span,
+            format!(
+                "[gateway] {} is a reference-gateway policy that {name} has no directive for{}: remove it, or use kind = \"reference\"",
+                what.name(),
+                what.why(kind)
             ),
-            (spec.abort_charge.is_some(), "abort_charge"),
-        ];
-        if let Some((_, what)) = unsupported.iter().find(|(set, _)| *set) {
-            return Err(ctx.at(
-                span,
-                format!("[gateway] {what} is a reference-gateway policy that nginx has no directive for: remove it, or use kind = \"reference\""),
-            ));
-        }
+        ));
     }
     let has_settings = p != &contend_gateway::Policies::default()
         || spec.abort_charge.is_some()
@@ -314,8 +304,18 @@ fn check_gateway_takes(
             format!("[gateway] kind = \"{name}\" takes no policies or settings: contend does not start or configure it"),
         ));
     }
-    if spec.template.is_some() && kind != GatewayKind::Nginx {
-        return Err(ctx.at(span, "[gateway] template is for kind = \"nginx\""));
+    if kind == GatewayKind::Haproxy && (spec.tls || spec.http2) {
+        return Err(ctx.at(
+            span,
+            "[gateway] tls and http2: contend starts HAProxy in cleartext HTTP/1.1 only: remove them, or use \
+             kind = \"nginx\" or \"reference\" for a gateway with TLS and HTTP/2",
+        ));
+    }
+    if spec.template.is_some() && !matches!(kind, GatewayKind::Nginx | GatewayKind::Haproxy) {
+        return Err(ctx.at(
+            span,
+            "[gateway] template is for kind = \"nginx\" or \"haproxy\"",
+        ));
     }
     Ok(())
 }
@@ -408,4 +408,84 @@ pub(super) fn build_scrape(
         });
     }
     Ok(out)
+}
+
+/// A reference-gateway setting that another kind has no directive for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsupported {
+    /// The per-key worker-time budget.
+    Budget,
+    /// The circuit breaker.
+    Breaker,
+    /// A concurrency queue (nginx's `limit_conn` refuses at once).
+    Queue,
+    /// A fixed charge for an early abort.
+    AbortCharge,
+}
+
+impl Unsupported {
+    /// Its name in messages (`budget`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Unsupported::Budget => "budget",
+            Unsupported::Breaker => "breaker",
+            Unsupported::Queue => "a concurrency queue",
+            Unsupported::AbortCharge => "abort_charge",
+        }
+    }
+
+    /// Why `kind` cannot take it, where that is not plain: HAProxy's
+    /// nearest to the breaker (`observe layer7` with `error-limit`) counts
+    /// consecutive errors and marks the server down until a health check
+    /// brings it back, not a share of errors over a window with probes.
+    fn why(self, kind: GatewayKind) -> &'static str {
+        match (self, kind) {
+            (Unsupported::Breaker, GatewayKind::Haproxy) => {
+                " (its `observe layer7` with `error-limit` counts consecutive errors and marks the server down until a health check, not a share over a window)"
+            }
+            _ => "",
+        }
+    }
+
+    /// Takes it out of `spec`.
+    pub fn remove(self, spec: &mut GatewaySpec) {
+        let p = &mut spec.policies;
+        match self {
+            Unsupported::Budget => p.budget = None,
+            Unsupported::Breaker => p.breaker = None,
+            Unsupported::Queue => {
+                if let Some(c) = p.concurrency.as_mut() {
+                    c.queue = 0;
+                }
+            }
+            Unsupported::AbortCharge => spec.abort_charge = None,
+        }
+    }
+}
+
+/// The settings of `spec` its kind has no directive for. nginx: the
+/// budget, the breaker, a queue and `abort_charge`. HAProxy queues
+/// (`maxconn` and `timeout queue`) but has no budget, charges no fixed
+/// time for an abort and has no breaker of this shape. The abort audit
+/// drops the same settings for these kinds' modes.
+pub fn unsupported(spec: &GatewaySpec) -> Vec<Unsupported> {
+    let p = &spec.policies;
+    let queue_ok = spec.kind == GatewayKind::Haproxy;
+    let set = [
+        (Unsupported::Budget, p.budget.is_some()),
+        (Unsupported::Breaker, p.breaker.is_some()),
+        (
+            Unsupported::Queue,
+            !queue_ok && p.concurrency.is_some_and(|c| c.queue > 0),
+        ),
+        (Unsupported::AbortCharge, spec.abort_charge.is_some()),
+    ];
+    match spec.kind {
+        GatewayKind::Nginx | GatewayKind::Haproxy => set
+            .into_iter()
+            .filter(|(_, on)| *on)
+            .map(|(what, _)| what)
+            .collect(),
+        GatewayKind::Reference | GatewayKind::External | GatewayKind::None => Vec::new(),
+    }
 }

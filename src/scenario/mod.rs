@@ -34,6 +34,7 @@ use contend_units::located::location;
 
 use crate::error::{Error, Result};
 use build::{Ctx, build, cli};
+pub use build_target::{Unsupported, unsupported};
 pub(crate) use check::quoted;
 pub use client::{
     ClientSpec, DEFAULT_STREAMS_PER_CONNECTION, HttpVersion, MAX_SHARDS, Shard, ShardArg, TlsSpec,
@@ -305,15 +306,21 @@ pub enum AuditMode {
     NginxOff,
     /// nginx, `proxy_ignore_client_abort on`.
     NginxOn,
+    /// HAProxy, `option abortonclose` (the default from HAProxy 3.3).
+    HaproxyEarly,
+    /// HAProxy without `option abortonclose` (the default up to 3.2).
+    HaproxyComplete,
 }
 
 impl AuditMode {
     /// Every mode, in the order the audit runs them by default.
-    pub const ALL: [AuditMode; 4] = [
+    pub const ALL: [AuditMode; 6] = [
         AuditMode::ReferenceEarly,
         AuditMode::ReferenceComplete,
         AuditMode::NginxOff,
         AuditMode::NginxOn,
+        AuditMode::HaproxyEarly,
+        AuditMode::HaproxyComplete,
     ];
 
     /// The name used in scenario files and reports (`reference-early`).
@@ -323,6 +330,8 @@ impl AuditMode {
             AuditMode::ReferenceComplete => "reference-complete",
             AuditMode::NginxOff => "nginx-off",
             AuditMode::NginxOn => "nginx-on",
+            AuditMode::HaproxyEarly => "haproxy-early",
+            AuditMode::HaproxyComplete => "haproxy-complete",
         }
     }
 
@@ -331,16 +340,18 @@ impl AuditMode {
         match self {
             AuditMode::ReferenceEarly | AuditMode::ReferenceComplete => GatewayKind::Reference,
             AuditMode::NginxOff | AuditMode::NginxOn => GatewayKind::Nginx,
+            AuditMode::HaproxyEarly | AuditMode::HaproxyComplete => GatewayKind::Haproxy,
         }
     }
 
-    /// Its abort accounting (nginx: `off` is early, `on` is complete).
+    /// Its abort accounting (nginx: `off` is early, `on` is complete;
+    /// HAProxy: `option abortonclose` is early).
     pub fn abort_accounting(self) -> contend_gateway::AbortAccounting {
         match self {
-            AuditMode::ReferenceEarly | AuditMode::NginxOff => {
+            AuditMode::ReferenceEarly | AuditMode::NginxOff | AuditMode::HaproxyEarly => {
                 contend_gateway::AbortAccounting::Early
             }
-            AuditMode::ReferenceComplete | AuditMode::NginxOn => {
+            AuditMode::ReferenceComplete | AuditMode::NginxOn | AuditMode::HaproxyComplete => {
                 contend_gateway::AbortAccounting::Complete
             }
         }
@@ -408,8 +419,23 @@ pub enum GatewayKind {
     Reference,
     /// nginx from the PATH, started by the harness from a template.
     Nginx,
+    /// HAProxy from the PATH, started by the harness from a template.
+    Haproxy,
     /// A gateway already running at `url`, in front of its own upstream.
     External,
+}
+
+impl GatewayKind {
+    /// The name in scenario files and reports (`haproxy`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GatewayKind::None => "none",
+            GatewayKind::Reference => "reference",
+            GatewayKind::Nginx => "nginx",
+            GatewayKind::Haproxy => "haproxy",
+            GatewayKind::External => "external",
+        }
+    }
 }
 
 /// The `[gateway]` section, validated.
@@ -419,16 +445,18 @@ pub struct GatewaySpec {
     pub kind: GatewayKind,
     /// `kind = "external"`: where it listens (`http://host:port`).
     pub url: Option<String>,
-    /// Client-abort behaviour (nginx: `proxy_ignore_client_abort` off/on).
+    /// Client-abort behaviour (nginx: `proxy_ignore_client_abort` off/on;
+    /// HAProxy: `option abortonclose` or not).
     pub abort_accounting: contend_gateway::AbortAccounting,
     /// Reference only: what an early abort charges instead of its time.
     pub abort_charge: Option<Duration>,
     /// The policies on `/`.
     pub policies: contend_gateway::Policies,
-    /// CPUs for the gateway: nginx `worker_cpu_affinity`; the reference
-    /// gateway sizes its runtime to their number.
+    /// CPUs for the gateway: nginx `worker_cpu_affinity`; HAProxy a thread
+    /// per CPU (`nbthread`, `cpu-map`); the reference gateway sizes its
+    /// runtime to their number.
     pub cpus: Option<String>,
-    /// nginx: a template to render instead of the embedded one.
+    /// nginx and HAProxy: a template to render instead of the embedded one.
     pub template: Option<PathBuf>,
     /// `tls = true`: the gateway listens with TLS, on a certificate the
     /// harness makes for the run (and the driver trusts).

@@ -175,6 +175,7 @@ pub(super) struct RawGateway {
 pub(super) enum RawGatewayKind {
     Reference,
     Nginx,
+    Haproxy,
     External,
     None,
 }

@@ -111,16 +111,6 @@ fn inline_errors_name_the_place_and_the_fix() {
             "[client] timeout of 25h is longer than the limit of 24h",
         ),
         (
-            format!("{PHASE}[gateway]\nkind = \"haproxy\""),
-            "unknown variant `haproxy`, expected one of `reference`, `nginx`, `external`, `none`",
-        ),
-        (
-            format!(
-                "{PHASE}[gateway]\nkind = \"nginx\"\nbudget = {{ budget = \"1s\", window = \"1s\", penalty = \"1s\" }}"
-            ),
-            "s.toml:4:1: [gateway] budget is a reference-gateway policy that nginx has no directive for",
-        ),
-        (
             format!("{PHASE}[gateway]\nconcurrency = {{ max = 0 }}"),
             "s.toml:5:23: [gateway] concurrency max must be between 1 and",
         ),
@@ -170,6 +160,54 @@ fn inline_errors_name_the_place_and_the_fix() {
         let err = parse_err(&text);
         assert!(err.contains(want), "{text:?}\n  got {err}\n  want {want}");
     }
+}
+
+/// Each gateway kind refuses what it has no directive for, saying why.
+#[test]
+fn gateway_kinds_refuse_what_they_cannot_take() {
+    // (scenario text, part of the error)
+    let cases: Vec<(String, &str)> = vec![
+        (
+            format!("{PHASE}[gateway]\nkind = \"envoy\""),
+            "unknown variant `envoy`, expected one of `reference`, `nginx`, `haproxy`, `external`, `none`",
+        ),
+        (
+            format!(
+                "{PHASE}[gateway]\nkind = \"haproxy\"\nbreaker = {{ error_share = 0.5, window = \"10s\", min_requests = 5, cool_down = \"1s\", probes = 1 }}"
+            ),
+            "s.toml:4:1: [gateway] breaker is a reference-gateway policy that haproxy has no directive for (its `observe layer7` with `error-limit` counts consecutive errors",
+        ),
+        (
+            format!("{PHASE}[gateway]\nkind = \"haproxy\"\nabort_charge = \"1s\""),
+            "[gateway] abort_charge is a reference-gateway policy that haproxy has no directive for: remove it",
+        ),
+        (
+            format!("{PHASE}[gateway]\nkind = \"reference\"\ntemplate = \"t.cfg\""),
+            "[gateway] template is for kind = \"nginx\" or \"haproxy\"",
+        ),
+        (
+            format!(
+                "{PHASE}[gateway]\nkind = \"nginx\"\nbudget = {{ budget = \"1s\", window = \"1s\", penalty = \"1s\" }}"
+            ),
+            "s.toml:4:1: [gateway] budget is a reference-gateway policy that nginx has no directive for",
+        ),
+    ];
+    for (text, want) in cases {
+        let err = parse_err(&text);
+        assert!(err.contains(want), "{text:?}\n  got {err}\n  want {want}");
+    }
+    // HAProxy queues (nginx does not): the queue is taken.
+    let queued =
+        "[gateway]\nkind = \"KIND\"\nconcurrency = { max = 2, queue = 1, queue_timeout = \"1s\" }";
+    let s = parse_ok(&format!("{PHASE}{}", queued.replace("KIND", "haproxy")));
+    assert_eq!(s.gateway.policies.concurrency.map(|c| c.queue), Some(1));
+    let err = parse_err(&format!("{PHASE}{}", queued.replace("KIND", "nginx")));
+    assert!(
+        err.contains(
+            "a concurrency queue is a reference-gateway policy that nginx has no directive for"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -283,9 +321,17 @@ fn abort_audit_section_parses_and_is_checked() {
     );
     assert_eq!(s.phases.len(), 1);
     let s = audit_of(parse_ok(&format!(
-        "{audit}{PHASE}[abort_audit]\nmodes = [\"nginx-on\", \"reference-early\"]\nsettle = \"2s\""
+        "{audit}{PHASE}[abort_audit]\nmodes = [\"nginx-on\", \"reference-early\", \"haproxy-early\", \"haproxy-complete\"]\nsettle = \"2s\""
     )));
-    assert_eq!(s.modes, vec![AuditMode::NginxOn, AuditMode::ReferenceEarly]);
+    assert_eq!(
+        s.modes,
+        vec![
+            AuditMode::NginxOn,
+            AuditMode::ReferenceEarly,
+            AuditMode::HaproxyEarly,
+            AuditMode::HaproxyComplete
+        ]
+    );
     assert_eq!(s.settle, Duration::from_secs(2));
     // (scenario text, part of the error)
     let cases = [
@@ -303,7 +349,7 @@ fn abort_audit_section_parses_and_is_checked() {
         ),
         (
             format!("{audit}{PHASE}[abort_audit]\nmodes = [\"haproxy\"]"),
-            "unknown variant `haproxy`",
+            "unknown variant `haproxy`, expected one of `reference-early`, `reference-complete`, `nginx-off`, `nginx-on`, `haproxy-early`, `haproxy-complete`",
         ),
         (
             format!("{audit}{PHASE}[abort_audit]\nsettle = \"0s\""),

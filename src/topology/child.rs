@@ -1,6 +1,7 @@
 //! A child process (one that prints `listening on ADDR` first, or one
-//! polled until it answers, like nginx), started in a process group of its
-//! own and stopped, with everything in that group, when its guard drops.
+//! polled until it answers, like nginx and HAProxy, whose stdout may go to
+//! a file: HAProxy's access log), started in a process group of its own
+//! and stopped, with everything in that group, when its guard drops.
 //! A child that ends on its own is described by a [`ChildExit`] (what,
 //! when, exit code or signal, last stderr lines, and the processes of its
 //! group it left running, which are stopped then) for the report.
@@ -233,7 +234,7 @@ impl ChildGuard {
         args: &[String],
         ready_timeout: Duration,
     ) -> Result<ChildGuard> {
-        let (mut guard, first_line_rx) = Self::start(name, exe, args)?;
+        let (mut guard, first_line_rx) = Self::start(name, exe, args, Stdio::piped())?;
         let line = match first_line_rx.recv_timeout(ready_timeout) {
             Ok(Some(line)) => line,
             Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -264,18 +265,44 @@ impl ChildGuard {
         ready_timeout: Duration,
         ready: impl Fn() -> bool,
     ) -> Result<ChildGuard> {
-        let (mut guard, _stdout) = Self::start(name, exe, args)?;
-        guard.addr = addr;
+        let (guard, _stdout) = Self::start(name, exe, args, Stdio::piped())?;
+        guard.wait_ready(addr, ready_timeout, ready)
+    }
+
+    /// As [`ChildGuard::spawn_polled`], with the child's stdout written to
+    /// `stdout` (HAProxy writes its access log there).
+    pub fn spawn_polled_to(
+        name: &str,
+        exe: &Path,
+        args: &[String],
+        stdout: std::fs::File,
+        addr: SocketAddr,
+        ready_timeout: Duration,
+        ready: impl Fn() -> bool,
+    ) -> Result<ChildGuard> {
+        let (guard, _stdout) = Self::start(name, exe, args, Stdio::from(stdout))?;
+        guard.wait_ready(addr, ready_timeout, ready)
+    }
+
+    /// Polls `ready` every 10 ms until it is true, the child exits, or
+    /// `ready_timeout` passes.
+    fn wait_ready(
+        mut self,
+        addr: SocketAddr,
+        ready_timeout: Duration,
+        ready: impl Fn() -> bool,
+    ) -> Result<ChildGuard> {
+        self.addr = addr;
         let deadline = Instant::now() + ready_timeout;
         loop {
-            if guard.exited().is_some() {
-                return Err(guard.failure("exited before it was ready"));
+            if self.exited().is_some() {
+                return Err(self.failure("exited before it was ready"));
             }
             if ready() {
-                return Ok(guard);
+                return Ok(self);
             }
             if Instant::now() > deadline {
-                return Err(guard.failure(&format!(
+                return Err(self.failure(&format!(
                     "did not answer within {}s",
                     ready_timeout.as_secs_f64()
                 )));
@@ -365,18 +392,21 @@ impl ChildGuard {
             .unwrap_or_default()
     }
 
-    /// Spawns the process, registers it, starts its stderr reader; hands
-    /// back the guard and a channel with its first stdout line.
+    /// Spawns the process with its stdout to `stdout`, registers it,
+    /// starts its stderr reader; hands back the guard and a channel with its
+    /// first stdout line (when `stdout` is a pipe; the channel is closed
+    /// otherwise).
     fn start(
         name: &str,
         exe: &Path,
         args: &[String],
+        stdout: Stdio,
     ) -> Result<(ChildGuard, mpsc::Receiver<Option<String>>)> {
         use std::os::unix::process::CommandExt;
         let mut cmd = Command::new(exe);
         cmd.args(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(stdout)
             .stderr(Stdio::piped())
             // A group of its own, led by the child (see the module's doc).
             .process_group(0);

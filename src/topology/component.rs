@@ -1,13 +1,14 @@
 //! The component interface: what every process the harness starts can do,
 //! and the typed reports of the two roles a component plays today.
 //!
-//! A kind of component (the mock upstream, the reference gateway, nginx) is
-//! one file of `topology` that starts its process, waits until it is ready,
-//! and implements [`Component`] plus its role: [`Upstream`] (its ground truth
-//! can be read while it runs) or [`Gateway`] (it is drained and stopped
-//! after the load, and its access log is its account). Code past the
-//! topology only ever sees these traits and the typed reports, so adding a
-//! kind adds a file here and one arm where kinds are started.
+//! A kind of component (the mock upstream, the reference gateway, nginx,
+//! HAProxy) is one file of `topology` that starts its process, waits until
+//! it is ready, and implements [`Component`] plus its role: [`Upstream`]
+//! (its ground truth can be read while it runs) or [`Gateway`] (it is
+//! drained and stopped after the load, and its access log is its account).
+//! Code past the topology only ever sees these traits and the typed
+//! reports, so adding a kind adds a file here and one arm where kinds are
+//! started.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -97,20 +98,27 @@ pub trait Gateway: Component {
     fn ca_pem(&self) -> Option<&str> {
         None
     }
+
+    /// Its own runtime counters after the load, by name (HAProxy's
+    /// `show stat`: `server.smax`, `backend.qmax`), for a gateway that
+    /// keeps them; read just before [`Gateway::finish`]. Empty by default.
+    fn counters(&self) -> std::collections::BTreeMap<String, u64> {
+        std::collections::BTreeMap::new()
+    }
 }
 
 /// What gateway ran, and how.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GatewayInfo {
-    /// `reference` or `nginx`.
+    /// `reference`, `nginx` or `haproxy`.
     pub kind: &'static str,
-    /// `contend 0.1.0` or `nginx/1.22.1`.
+    /// `contend 0.1.0`, `nginx/1.22.1` or `haproxy/2.6.12-1+deb12u4`.
     pub version: String,
     /// Where it listened.
     pub addr: SocketAddr,
     /// Its client-abort accounting: `early` or `complete`.
     pub abort_accounting: &'static str,
-    /// The config it was started with (TOML, or nginx.conf).
+    /// The config it was started with (TOML, nginx.conf or haproxy.cfg).
     pub config: String,
 }
 

@@ -1,12 +1,12 @@
 //! The components a run drives, started in order: the upstream (the
 //! embedded mock, or a URL), then the gateway in front of it (the reference
-//! gateway, nginx, an external one, or none).
+//! gateway, nginx, HAProxy, an external one, or none).
 //!
 //! Takes a scenario's target and gateway; hands back a running [`Topology`]
 //! whose components are seen only through the [`Component`] interface and
 //! their role ([`Upstream`], [`Gateway`]), which report in typed values (the
 //! mock's truth, the gateway's access log). One file per kind (`mock`,
-//! `reference`, `nginx`) starts it, makes it ready and reads it; reading an
+//! `reference`, `nginx`, `haproxy`) starts it, makes it ready and reads it; reading an
 //! access log into accounting is the analysis's, not this module's.
 //!
 //! Every child process leads a process group of its own (a terminal's
@@ -25,6 +25,7 @@ pub mod cert;
 pub mod cgroup;
 mod child;
 mod component;
+pub mod haproxy;
 pub mod http;
 mod mock;
 pub mod nginx;
@@ -146,7 +147,19 @@ fn start_gateway(
         GatewayKind::None | GatewayKind::External => None,
         GatewayKind::Reference => Some(Box::new(reference::start(spec, upstream_url, exe)?)),
         GatewayKind::Nginx => Some(Box::new(nginx::start(spec, upstream_url)?)),
+        GatewayKind::Haproxy => Some(Box::new(haproxy::start(spec, upstream_url)?)),
     })
+}
+
+/// Whether the program a gateway kind runs is installed: nginx's and
+/// HAProxy's binaries are looked for; the others need none. The error
+/// names the install command.
+pub fn gateway_installed(kind: GatewayKind) -> Result<()> {
+    match kind {
+        GatewayKind::Nginx => nginx::find().map(drop),
+        GatewayKind::Haproxy => haproxy::find().map(drop),
+        GatewayKind::None | GatewayKind::Reference | GatewayKind::External => Ok(()),
+    }
 }
 
 /// Opens a finished gateway's access log for reading.

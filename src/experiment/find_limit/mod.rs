@@ -283,7 +283,7 @@ fn check_gateway(scenario: &Scenario) -> Result<Duration> {
         scenario::GatewayKind::None | scenario::GatewayKind::External
     ) {
         return Err(Error::Usage(
-            "experiment = \"find-limit\" starts the gateway with each limit: set [gateway] kind = \"reference\" or \"nginx\"".into(),
+            "experiment = \"find-limit\" starts the gateway with each limit: set [gateway] kind = \"reference\", \"nginx\" or \"haproxy\"".into(),
         ));
     }
     Ok(timeout)
