@@ -13,6 +13,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
+use contend::driver::conn::Stream;
 use contend::driver::http1::Connection;
 use contend::driver::{Load, Plan};
 use contend::scenario::{self, Overrides, Rate};
@@ -84,7 +85,7 @@ fn bench_exchange(c: &mut Criterion) {
     let mut connection = rt.block_on(async {
         let stream = TcpStream::connect(addr).await.expect("connect");
         stream.set_nodelay(true).expect("nodelay");
-        Connection::new(stream)
+        Connection::new(Stream::Plain(stream))
     });
 
     let mut group = c.benchmark_group("exchange");

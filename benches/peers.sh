@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# benches/peers.sh: contend side by side with wrk, oha and wrk2, on the same
-# target in the same run.
+# benches/peers.sh: contend side by side with wrk, oha, wrk2 and h2load, on
+# the same target in the same run: plain HTTP/1.1, HTTPS and HTTP/2.
 #
 # What it does
-#   1. Starts its own nginx on a free 127.0.0.1 port: one worker, `return 204`,
-#      access log off, keep-alive for (practically) ever. It is stopped by its
-#      PID when the script ends, however it ends.
+#   1. Starts its own nginx on two free 127.0.0.1 ports: one worker, `return
+#      204`, access log off, keep-alive for (practically) ever; the second port
+#      with `ssl http2` on a certificate made for the run with openssl (a CA
+#      and a server certificate for 127.0.0.1; contend trusts the CA, oha and
+#      h2load are told not to check). It is stopped by its PID when the script
+#      ends, however it ends.
 #   2. Builds contend in release (`cargo build --release`, a no-op when fresh),
 #      unless CONTEND=/path/to/contend is given.
 #   3. For each tool present (contend; wrk; oha if on PATH; wrk2 if WRK2=/path
@@ -18,6 +21,19 @@
 #        closed-C  closed loop, CONNS connections, DURATION: the maximum rate
 #                  (contend --connections C). wrk2 cannot run unpaced; it
 #                  gets -R 10000000 (saturating).
+#        https-R   HTTPS keep-alive (HTTP/1.1 over TLS), open loop at R/s
+#                  (HTTPS_RATE): contend and oha.
+#        h2-R      HTTP/2 over TLS, open loop at R/s (H2_RATE), H2_STREAMS
+#                  streams per connection: contend and oha (--http2 -p);
+#                  h2load has no request rate, so it runs closed loop with
+#                  H2_CONNS connections of H2_STREAMS streams (its maximum).
+#        h2closed-N HTTP/2 over TLS closed loop, N = H2_CONNS x H2_STREAMS
+#                  requests in flight: contend (--connections N --http2)
+#                  and h2load (-c H2_CONNS -m H2_STREAMS), the same shape.
+#        storm-R   a new TLS connection per request (contend [client] reuse
+#                  = false; oha --disable-keepalive) at R/s (STORM_RATE):
+#                  the new connections per second sustained and the
+#                  handshake's p99.
 #   4. Measures each run: achieved rate, p50/p99/max latency as the tool
 #      reports it (in us), errors, the generator's CPU seconds (user+sys of
 #      the tool's process, from bash's `time`), requests per CPU-second; and
@@ -37,6 +53,11 @@
 #
 # Environment (defaults in brackets):
 #   ROUNDS [3]  RATES ["10000 25000 50000 75000"]  DURATION [10s]
+#   CASES [all]  which kinds of case to run: any of "open closed https h2
+#               h2closed storm" (e.g. CASES="https h2 storm")
+#   HTTPS_RATE [20000]  H2_RATE [50000]  STORM_RATE [2000]
+#   H2_STREAMS [100]  streams per HTTP/2 connection
+#   H2_CONNS [1]  HTTP/2 connections of h2load (and of the h2closed case)
 #   CONNS [64]  connections of every tool
 #   CONTEND_MAX_CONNECTIONS [10000, contend's own default]  contend's
 #               --max-connections: past it an arrival is counted `not_sent`
@@ -50,8 +71,9 @@
 #   CONTEND [unset]  a contend binary to use as it is; unset, the script
 #                    runs `cargo build --release` and uses target/release/contend
 #
-# Needs bash, nginx, python3 and cargo (or a built CONTEND). Uses 127.0.0.1
-# only. The whole default run is about (4 + 1) cases x tools x 3 rounds x 10 s.
+# Needs bash, nginx (with ssl and http2), openssl, python3 and cargo (or a
+# built CONTEND). Uses 127.0.0.1 only. The whole default run is about
+# (4 + 1 + 4) cases x tools x 3 rounds x 10 s.
 
 set -euo pipefail
 
@@ -69,6 +91,12 @@ stamp=$(date +%Y%m%d-%H%M%S)
 OUT=${OUT:-reports/peers-$stamp}
 CONTEND=${CONTEND:-}
 WRK2=${WRK2:-}
+CASES=${CASES:-"open closed https h2 h2closed storm"}
+HTTPS_RATE=${HTTPS_RATE:-20000}
+H2_RATE=${H2_RATE:-50000}
+STORM_RATE=${STORM_RATE:-2000}
+H2_STREAMS=${H2_STREAMS:-100}
+H2_CONNS=${H2_CONNS:-1}
 
 die() {
     echo "peers.sh: $*" >&2
@@ -85,12 +113,26 @@ for rate in $RATES; do
     [[ $rate =~ ^[1-9][0-9]*$ ]] || die "RATES must be whole numbers per second, not '$rate'"
 done
 [[ $DURATION =~ ^[1-9][0-9]*s$ ]] || die "DURATION must be whole seconds like 10s, not '$DURATION'"
+for n in "$HTTPS_RATE" "$H2_RATE" "$STORM_RATE" "$H2_STREAMS" "$H2_CONNS"; do
+    [[ $n =~ ^[1-9][0-9]*$ ]] || die "HTTPS_RATE, H2_RATE, STORM_RATE, H2_STREAMS and H2_CONNS must be positive whole numbers, not '$n'"
+done
+for kind in $CASES; do
+    [[ $kind =~ ^(open|closed|https|h2|h2closed|storm)$ ]] ||
+        die "CASES takes open, closed, https, h2, h2closed and storm, not '$kind'"
+done
+wants() { [[ " $CASES " == *" $1 "* ]]; }
+tls_cases=false
+for kind in https h2 h2closed storm; do wants "$kind" && tls_cases=true; done
+if $tls_cases; then
+    command -v openssl >/dev/null || die "openssl is missing (it makes the run's certificate): apt-get install -y openssl"
+fi
 
 # --- tools ------------------------------------------------------------------
 tools=(contend)
 missing=()
 if command -v wrk >/dev/null; then tools+=(wrk); else missing+=("wrk: apt-get install -y wrk"); fi
 if command -v oha >/dev/null; then tools+=(oha); else missing+=("oha: cargo install oha"); fi
+if command -v h2load >/dev/null; then tools+=(h2load); else missing+=("h2load: apt-get install -y nghttp2-client"); fi
 if [[ -n $WRK2 ]]; then
     [[ -x $WRK2 ]] || die "WRK2=$WRK2 is not an executable"
     tools+=(wrk2)
@@ -126,8 +168,38 @@ trap 'exit 143' TERM
 ulimit -n 65536 2>/dev/null || true
 
 # --- nginx ------------------------------------------------------------------
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+port=$(free_port)
+tls_port=$(free_port)
+while [[ $tls_port == "$port" ]]; do tls_port=$(free_port); done
 mkdir -p "$work/nginx/logs" "$work/nginx/tmp"
+# The run's certificate: a CA, and a server certificate for 127.0.0.1 it signed.
+tls_server=""
+if $tls_cases; then
+    (
+        cd "$work" &&
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+                -subj "/CN=peers.sh CA $stamp" -keyout ca.key -out ca.pem &&
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+                -subj "/CN=127.0.0.1" -keyout server.key -out server.csr &&
+            printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >san.ext &&
+            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 \
+                -extfile san.ext -out server.pem
+    ) >"$work/openssl.log" 2>&1 || die "openssl could not make the run's certificate: $(cat "$work/openssl.log")"
+    tls_server="
+    server {
+        listen 127.0.0.1:$tls_port ssl http2;
+        ssl_certificate $work/server.pem;
+        ssl_certificate_key $work/server.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:peers:10m;
+        http2_max_requests 1000000000;
+        http2_max_concurrent_streams $H2_STREAMS;
+        location / { return 204; }
+    }"
+fi
 cat >"$work/nginx/nginx.conf" <<EOF
 worker_processes 1;
 pid $work/nginx/nginx.pid;
@@ -146,7 +218,7 @@ http {
     server {
         listen 127.0.0.1:$port;
         location / { return 204; }
-    }
+    }$tls_server
 }
 EOF
 nginx -p "$work/nginx" -e "$work/nginx/logs/error.log" -c "$work/nginx/nginx.conf" \
@@ -163,7 +235,20 @@ status_line=$(head -n1 <&3)
 exec 3>&-
 [[ $status_line == *" 204"* ]] || die "nginx answered '$status_line', want 204"
 url="http://127.0.0.1:$port/"
+tls_url="https://127.0.0.1:$tls_port/"
 echo "nginx (pid $nginx_pid) answers 204 on $url"
+if $tls_cases; then
+    for _ in $(seq 50); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$tls_port") 2>/dev/null && break
+        sleep 0.1
+    done
+    echo "and with TLS and HTTP/2 on $tls_url"
+    # contend trusts the run's CA through a scenario file; flags give the rest.
+    for http in 1.1 2; do
+        printf '[client]\nhttp = "%s"\ntls.ca = "%s"\n' "$http" "$work/ca.pem" >"$work/tls-$http.toml"
+    done
+    printf '[client]\nreuse = false\ntls.ca = "%s"\n' "$work/ca.pem" >"$work/storm.toml"
+fi
 
 # wrk and wrk2 print their figures through this script's done(); latency in us.
 cat >"$work/report.lua" <<'EOF'
@@ -183,8 +268,23 @@ fi
 
 # --- runs -------------------------------------------------------------------
 cases=()
-for rate in $RATES; do cases+=("open-$rate"); done
-cases+=("closed-$CONNS")
+if wants open; then for rate in $RATES; do cases+=("open-$rate"); done; fi
+if wants closed; then cases+=("closed-$CONNS"); fi
+if wants https; then cases+=("https-$HTTPS_RATE"); fi
+if wants h2; then cases+=("h2-$H2_RATE"); fi
+if wants h2closed; then cases+=("h2closed-$((H2_CONNS * H2_STREAMS))"); fi
+if wants storm; then cases+=("storm-$STORM_RATE"); fi
+
+# runs_case TOOL CASE: whether TOOL takes part in CASE.
+runs_case() {
+    local tool=$1 kind=${2%%-*}
+    case "$kind" in
+    open | closed) [[ $tool != h2load ]] ;;
+    https | storm) [[ $tool == contend || $tool == oha ]] ;;
+    h2) [[ $tool == contend || $tool == oha || $tool == h2load ]] ;;
+    h2closed) [[ $tool == contend || $tool == h2load ]] ;;
+    esac
+}
 
 # run_timed DIR CMD...: runs CMD with stdout/stderr into DIR, its CPU
 # (user sys, seconds, of the process and its children) into DIR/cpu.
@@ -204,17 +304,30 @@ run_one() {
     local dir="$OUT/runs/r$round-$case-$tool"
     mkdir -p "$dir"
     local mode=open-loop
-    [[ $kind == closed ]] && mode=closed-loop
+    [[ $kind == closed || $kind == h2closed ]] && mode=closed-loop
+    local target=$url
+    [[ $kind == https || $kind == h2 || $kind == h2closed || $kind == storm ]] && target=$tls_url
     local cmd=()
     case "$tool" in
     contend)
-        cmd=("$CONTEND" run --target "$url" --duration "$DURATION" --threads "$CONTEND_THREADS"
-            --out "$dir/report" --no-progress)
-        if [[ $kind == closed ]]; then
+        cmd=("$CONTEND" run)
+        case "$kind" in
+        https) cmd+=("$work/tls-1.1.toml") ;;
+        h2 | h2closed) cmd+=("$work/tls-2.toml") ;;
+        storm) cmd+=("$work/storm.toml") ;;
+        esac
+        cmd+=(--target "$target" --duration "$DURATION" --threads "$CONTEND_THREADS"
+            --out "$dir/report" --no-progress --name "$case")
+        if [[ $kind == closed || $kind == h2closed ]]; then
             cmd+=(--connections "$value")
         else
             cmd+=(--rate "$value" --max-connections "$CONTEND_MAX_CONNECTIONS")
         fi
+        ;;
+    h2load)
+        local seconds=${DURATION%s}
+        cmd=(h2load -D "$seconds" -c "$H2_CONNS" -m "$H2_STREAMS" -t 1 "$target")
+        mode=closed-loop
         ;;
     wrk)
         mode=closed-loop
@@ -226,9 +339,15 @@ run_one() {
         cmd=("$WRK2" -t "$THREADS" -c "$CONNS" -d "$DURATION" -R "$rate" -s "$work/report.lua" "$url")
         ;;
     oha)
-        cmd=(oha --no-tui "${oha_json[@]}" -z "$DURATION" -c "$CONNS")
-        [[ $kind == open ]] && cmd+=(-q "$value" --latency-correction)
-        cmd+=("$url")
+        cmd=(oha --no-tui "${oha_json[@]}" -z "$DURATION")
+        case "$kind" in
+        h2) cmd+=(--http2 --insecure -c "$H2_CONNS" -p "$H2_STREAMS") ;;
+        https) cmd+=(--insecure -c "$CONNS") ;;
+        storm) cmd+=(--insecure --disable-keepalive -c "$CONNS") ;;
+        *) cmd+=(-c "$CONNS") ;;
+        esac
+        [[ $kind != closed ]] && cmd+=(-q "$value" --latency-correction)
+        cmd+=("$target")
         ;;
     esac
     printf '%s\n' "${cmd[*]}" >"$dir/command"
@@ -242,7 +361,7 @@ run_one() {
 for round in $(seq "$ROUNDS"); do
     for case in "${cases[@]}"; do
         for tool in "${tools[@]}"; do
-            run_one "$round" "$case" "$tool"
+            runs_case "$tool" "$case" && run_one "$round" "$case" "$tool"
         done
     done
 done
@@ -256,6 +375,7 @@ missing_text=$(printf '%s\n' "${missing[@]+"${missing[@]}"}")
 MACHINE=$machine NGINX_VERSION=$nginx_version MISSING=$missing_text URL=$url \
     ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS THREADS=$THREADS STAMP=$stamp \
     CONTEND_MAX_CONNECTIONS=$CONTEND_MAX_CONNECTIONS CONTEND_THREADS=$CONTEND_THREADS \
+    H2_STREAMS=$H2_STREAMS \
     python3 - "$OUT" <<'PY'
 import csv, json, os, re, statistics, sys
 
@@ -280,8 +400,12 @@ def parse(tool, d):
         lat = s["latency_us"]
         # The reasons (with their figures) are in the run's summary.json.
         note = "generator-bound" if s.get("generator_bound") else ""
+        c = s.get("connections", {})
+        extra = {"conns_per_s": c.get("opened_per_s"),
+                 "handshake_p99_us": s.get("tls_handshake_us", {}).get("p99") if c.get("tls") else None,
+                 "http": c.get("http")}
         return (s["achieved_rate_per_s"], lat["p50"], lat["p99"], lat["max"], responses, errors, note,
-                s["schedule_lag_us"]["p99"])
+                s["schedule_lag_us"]["p99"], extra)
     if tool in ("wrk", "wrk2"):
         text = open(os.path.join(d, "stdout")).read()
         m = re.search(r"^PEERS (.*)$", text, re.M)
@@ -289,7 +413,7 @@ def parse(tool, d):
             raise ValueError("no PEERS line in the output")
         f = {k: float(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
         rate = f["requests"] / (f["duration_us"] / 1e6)
-        return (rate, f["p50_us"], f["p99_us"], f["max_us"], int(f["requests"]), int(f["errors"]), "", None)
+        return (rate, f["p50_us"], f["p99_us"], f["max_us"], int(f["requests"]), int(f["errors"]), "", None, {})
     if tool == "oha":
         s = json.load(open(os.path.join(d, "stdout")))
         codes = {int(k): v for k, v in s.get("statusCodeDistribution", {}).items()}
@@ -299,7 +423,24 @@ def parse(tool, d):
         p = s["latencyPercentiles"]
         us = lambda x: None if x is None else x * 1e6
         return (s["summary"]["requestsPerSec"], us(p["p50"]), us(p["p99"]),
-                us(s["summary"]["slowest"]), responses, errors, "", None)
+                us(s["summary"]["slowest"]), responses, errors, "", None, {})
+    if tool == "h2load":
+        # h2load prints no percentiles of request time: p50/p99 stay empty.
+        text = open(os.path.join(d, "stdout")).read()
+        m = re.search(r"finished in ([0-9.]+)(m?s), ([0-9.]+) req/s", text)
+        r = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+                      r"(\d+) failed, (\d+) errored, (\d+) timeout", text)
+        t = re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)", text)
+        if not m or not r:
+            raise ValueError("no h2load summary in the output")
+        def to_us(v):
+            for unit, k in (("us", 1), ("ms", 1e3), ("s", 1e6)):
+                if v.endswith(unit):
+                    return float(v[: -len(unit)]) * k
+            return None
+        errors = int(r.group(5)) + int(r.group(6)) + int(r.group(7))
+        return (float(m.group(3)), None, None, to_us(t.group(2)) if t else None, int(r.group(4)),
+                errors, "no percentiles (h2load)", None, {})
     raise ValueError(tool)
 
 rows = []
@@ -311,9 +452,9 @@ for line in open(os.path.join(runs, "index.tsv")):
     row.update(cpu_user_s=user, cpu_sys_s=sys_)
     try:
         rc = int(open(os.path.join(d, "rc")).read())
-        achieved, p50, p99, mx, requests, errors, note, lag = parse(tool, d)
+        achieved, p50, p99, mx, requests, errors, note, lag, extra = parse(tool, d)
         row.update(achieved_per_s=achieved, p50_us=p50, p99_us=p99, max_us=mx,
-                   requests=requests, errors=errors, note=note, lag_p99_us=lag)
+                   requests=requests, errors=errors, note=note, lag_p99_us=lag, **extra)
         if rc != 0:
             row["note"] = (note + "; " if note else "") + f"exit {rc}"
         if user is not None:
@@ -326,7 +467,7 @@ for line in open(os.path.join(runs, "index.tsv")):
 
 fields = ["round", "case", "tool", "mode", "achieved_per_s", "p50_us", "p99_us", "max_us",
           "requests", "errors", "cpu_user_s", "cpu_sys_s", "cpu_s", "requests_per_cpu_s",
-          "contend_ratio", "lag_p99_us", "note"]
+          "contend_ratio", "lag_p99_us", "conns_per_s", "handshake_p99_us", "http", "note"]
 
 def median(key, group):
     vals = [r[key] for r in group if r.get(key) is not None]
@@ -362,15 +503,17 @@ lines = [
     "",
     f"- Machine: {env['MACHINE']}.",
     f"- Target: {env['NGINX_VERSION']}, one worker, `return 204`, access log off, "
-    f"keep-alive, at {env['URL']} (on the same machine as the generators).",
+    f"keep-alive, at {env['URL']} (on the same machine as the generators); the https-, h2-, "
+    f"h2closed- and storm- cases on its `ssl http2` port ({env['H2_STREAMS']} streams per "
+    f"HTTP/2 connection).",
     f"- {env['ROUNDS']} round(s), interleaved; each run {env['DURATION']}, {env['CONNS']} "
     f"connections (contend: at most {env['CONTEND_MAX_CONNECTIONS']}); wrk and wrk2 with {env['THREADS']} threads; contend with {env['CONTEND_THREADS']} driver thread(s); oha on every core.",
     "- Figures are medians over the rounds; CPU is user+sys of the generator's process; "
     "req/CPU-s counts completed responses; the ratio is contend's req/CPU-s over the "
     "tool's, in the same case.",
     "",
-    "| case | tool | mode | achieved /s | p50 us | p99 us | max us | errors | CPU s | req/CPU-s | contend ÷ tool | note |",
-    "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    "| case | tool | mode | achieved /s | p50 us | p99 us | max us | errors | CPU s | req/CPU-s | contend ÷ tool | lag p99 us | conns/s | handshake p99 us | note |",
+    "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
 ]
 for case in cases:
     for tool in tools:
@@ -386,7 +529,8 @@ for case in cases:
             f"| {fmt(median('p50_us', group))} | {fmt(median('p99_us', group))} "
             f"| {fmt(median('max_us', group))} | {fmt(median('errors', group))} "
             f"| {fmt(median('cpu_s', group), 2)} | {fmt(median('requests_per_cpu_s', group))} "
-            f"| {ratio_text} | {'; '.join(notes)} |")
+            f"| {ratio_text} | {fmt(median('lag_p99_us', group))} | {fmt(median('conns_per_s', group))} "
+            f"| {fmt(median('handshake_p99_us', group))} | {'; '.join(notes)} |")
 lines += [
     "",
     "Notes:",
@@ -425,6 +569,31 @@ if open_cases:
         if ratio is not None:
             verdict = "met" if ratio >= need else "not met"
             bar.append(f"- {case}: contend's req/CPU-s is {ratio:.2f}x {tool}'s (bar {need:.1f}x: {verdict}).")
+# HTTPS keep-alive and HTTP/2: achieved >= 99.5% with lag p99 <= 1 ms, and
+# requests per CPU-second >= 1.3x oha's (and, for HTTP/2, >= h2load's).
+for prefix, peers in (("https-", (("oha", 1.3),)), ("h2-", (("oha", 1.3), ("h2load", 1.0))),
+                      ("h2closed-", (("h2load", 1.0),))):
+    for case in [c for c in cases if c.startswith(prefix)]:
+        got = med(case, "contend", "achieved_per_s")
+        lag = med(case, "contend", "lag_p99_us")
+        if got is not None and prefix != "h2closed-":
+            rate = int(case[len(prefix):])
+            ok = got / rate >= 0.995 and lag is not None and lag <= 1000
+            bar.append(f"- {case}: contend achieved {got / rate:.1%} of intended, schedule lag p99 "
+                       f"{fmt(lag)} us (bar 99.5% and 1,000 us: {'met' if ok else 'not met'}).")
+        for tool, need in peers:
+            ratio = med(case, tool, "contend_ratio")
+            if ratio is not None:
+                verdict = "met" if ratio >= need else "not met"
+                bar.append(f"- {case}: contend's req/CPU-s is {ratio:.2f}x {tool}'s (bar {need:.1f}x: {verdict}).")
+# A new TLS connection per request: at least 2,000 per second sustained.
+for case in [c for c in cases if c.startswith("storm-")]:
+    conns = med(case, "contend", "conns_per_s")
+    hs = med(case, "contend", "handshake_p99_us")
+    if conns is not None:
+        verdict = "met" if conns >= 2000 else "not met"
+        bar.append(f"- {case}: contend sustained {fmt(conns)} new TLS connections/s, handshake p99 "
+                   f"{fmt(hs)} us (bar 2,000/s: {verdict}).")
 closed = [c for c in cases if c.startswith("closed-")]
 if closed:
     c_rate, w_rate = med(closed[0], "contend", "achieved_per_s"), med(closed[0], "wrk", "achieved_per_s")

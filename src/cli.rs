@@ -13,6 +13,7 @@ const AFTER_HELP: &str = "\
 Examples:
   contend run scenarios/quickstart.toml
   contend run --target http://127.0.0.1:8080/ --rate 20k --duration 10s
+  contend run --target https://127.0.0.1:8443/ --http2 --insecure --rate 50k
   contend run scenarios/quickstart.toml --rate 5k --out /tmp/run1
   contend run scenarios/quickstart.toml --out /tmp/run1 --force   # replace that run
   contend report reports/quickstart-20261123-101500
@@ -204,6 +205,15 @@ pub struct RunArgs {
     /// line up.
     #[arg(long, value_name = "TIME", value_parser = parse_start_at)]
     pub start_at: Option<std::time::SystemTime>,
+    /// Speak HTTP/2 ([client] http = "2"): each arrival a stream, up to the
+    /// server's MAX_CONCURRENT_STREAMS per connection; h2 in ALPN over
+    /// https://, prior knowledge (h2c) over http://.
+    #[arg(long)]
+    pub http2: bool,
+    /// Accept any server certificate ([client] tls.insecure = true), for a
+    /// self-signed test gateway. Never against a server you do not own.
+    #[arg(long)]
+    pub insecure: bool,
     /// Write the report folder here instead of reports/<name>-<time>/. A
     /// folder that holds another run is refused unless --force.
     #[arg(long, value_name = "DIR")]
@@ -444,6 +454,8 @@ impl RunArgs {
             name: self.name.clone(),
             shard,
             start_at: self.start_at,
+            http2: self.http2,
+            insecure: self.insecure,
         })
     }
 }

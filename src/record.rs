@@ -17,7 +17,7 @@
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 
-use crate::outcome::{Class, Outcome};
+use crate::outcome::{Class, Outcome, TlsFailure};
 
 /// Highest value the histograms track: one hour in microseconds.
 pub const HIST_MAX_US: u64 = 3_600_000_000;
@@ -122,6 +122,126 @@ impl KeyTotals {
     }
 }
 
+/// The TLS protocol version a handshake agreed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
+}
+
+/// The application protocol ALPN agreed on (TLS only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alpn {
+    /// `h2`.
+    H2,
+    /// `http/1.1`.
+    Http11,
+    /// The server chose none.
+    None,
+}
+
+/// What opening one new connection measured.
+#[derive(Debug, Clone, Copy)]
+pub struct Connected {
+    /// TCP connect time, ns.
+    pub connect_ns: u64,
+    /// The TLS handshake, over TLS.
+    pub tls: Option<Handshake>,
+}
+
+/// One TLS handshake that succeeded.
+#[derive(Debug, Clone, Copy)]
+pub struct Handshake {
+    /// From the ClientHello to the handshake's end, ns.
+    pub handshake_ns: u64,
+    /// The version agreed on.
+    pub version: TlsVersion,
+    /// What ALPN agreed on.
+    pub alpn: Alpn,
+    /// True when the session was resumed (no full handshake).
+    pub resumed: bool,
+}
+
+/// The cost of the connections a run opened: how many, their TCP connect
+/// and TLS handshake times, and what the handshakes agreed on.
+#[derive(Debug, Clone)]
+pub struct ConnectionTotals {
+    /// Connections opened (TCP connects that succeeded).
+    pub opened: u64,
+    /// TCP connect time of each, us.
+    pub connect_us: Histogram<u64>,
+    /// TLS handshake time of each that completed one, us: one value per
+    /// TLS connection opened.
+    pub tls_handshake_us: Histogram<u64>,
+    /// Handshakes that resumed a session.
+    pub resumed: u64,
+    /// Handshakes that agreed on TLS 1.2 and on TLS 1.3.
+    pub tls12: u64,
+    /// See `tls12`.
+    pub tls13: u64,
+    /// ALPN's choice: `h2`, `http/1.1`, none.
+    pub alpn_h2: u64,
+    /// See `alpn_h2`.
+    pub alpn_http11: u64,
+    /// See `alpn_h2`.
+    pub alpn_none: u64,
+    /// `tls_error` outcomes by reason, indexed by [`TlsFailure::index`].
+    pub tls_errors: [u64; TlsFailure::ALL.len()],
+}
+
+impl ConnectionTotals {
+    fn new() -> Self {
+        ConnectionTotals {
+            opened: 0,
+            connect_us: new_histogram(),
+            tls_handshake_us: new_histogram(),
+            resumed: 0,
+            tls12: 0,
+            tls13: 0,
+            alpn_h2: 0,
+            alpn_http11: 0,
+            alpn_none: 0,
+            tls_errors: [0; TlsFailure::ALL.len()],
+        }
+    }
+
+    fn record(&mut self, c: &Connected) {
+        self.opened += 1;
+        self.connect_us.saturating_record(ns_to_us(c.connect_ns));
+        if let Some(h) = &c.tls {
+            self.tls_handshake_us
+                .saturating_record(ns_to_us(h.handshake_ns));
+            self.resumed += u64::from(h.resumed);
+            match h.version {
+                TlsVersion::Tls12 => self.tls12 += 1,
+                TlsVersion::Tls13 => self.tls13 += 1,
+            }
+            match h.alpn {
+                Alpn::H2 => self.alpn_h2 += 1,
+                Alpn::Http11 => self.alpn_http11 += 1,
+                Alpn::None => self.alpn_none += 1,
+            }
+        }
+    }
+
+    fn merge(&mut self, o: &ConnectionTotals) {
+        self.opened += o.opened;
+        add(&mut self.connect_us, &o.connect_us);
+        add(&mut self.tls_handshake_us, &o.tls_handshake_us);
+        self.resumed += o.resumed;
+        self.tls12 += o.tls12;
+        self.tls13 += o.tls13;
+        self.alpn_h2 += o.alpn_h2;
+        self.alpn_http11 += o.alpn_http11;
+        self.alpn_none += o.alpn_none;
+        for (a, b) in self.tls_errors.iter_mut().zip(o.tls_errors) {
+            *a += b;
+        }
+    }
+}
+
 /// Run totals of one shard, or of several merged.
 #[derive(Debug, Clone)]
 pub struct Totals {
@@ -155,6 +275,11 @@ pub struct Totals {
     pub last_sent_ns: u64,
     /// Why the first failed connect failed, when one did.
     pub first_connect_error: Option<String>,
+    /// The connections opened and their handshakes.
+    pub connections: ConnectionTotals,
+    /// Why the first connection that failed after its TCP connect did
+    /// (TLS or the HTTP/2 preface), in the TLS library's or h2's words.
+    pub first_handshake_error: Option<String>,
 }
 
 impl Totals {
@@ -173,6 +298,8 @@ impl Totals {
             driver_cpu_ns: 0,
             last_sent_ns: 0,
             first_connect_error: None,
+            connections: ConnectionTotals::new(),
+            first_handshake_error: None,
         }
     }
 
@@ -200,6 +327,11 @@ impl Totals {
         if self.first_connect_error.is_none() {
             self.first_connect_error
                 .clone_from(&other.first_connect_error);
+        }
+        self.connections.merge(&other.connections);
+        if self.first_handshake_error.is_none() {
+            self.first_handshake_error
+                .clone_from(&other.first_handshake_error);
         }
     }
 }
@@ -235,6 +367,12 @@ pub struct IntervalSnapshot {
     /// When the interval closed, from the run start, ns: its end, or
     /// earlier for the last interval of a run.
     pub end_ns: u64,
+    /// Connections opened in the interval.
+    pub connections: u64,
+    /// TCP connect time of the connections opened in the interval, us.
+    pub connect_us: Histogram<u64>,
+    /// TLS handshake time of the connections opened in the interval, us.
+    pub tls_handshake_us: Histogram<u64>,
 }
 
 impl IntervalSnapshot {
@@ -249,6 +387,9 @@ impl IntervalSnapshot {
             schedule_lag_us: new_histogram(),
             in_flight: 0,
             driver_cpu_ns: 0,
+            connections: 0,
+            connect_us: new_histogram(),
+            tls_handshake_us: new_histogram(),
         }
     }
 
@@ -263,6 +404,9 @@ impl IntervalSnapshot {
         self.in_flight += other.in_flight;
         self.driver_cpu_ns += other.driver_cpu_ns;
         self.end_ns = self.end_ns.max(other.end_ns);
+        self.connections += other.connections;
+        add(&mut self.connect_us, &other.connect_us);
+        add(&mut self.tls_handshake_us, &other.tls_handshake_us);
     }
 }
 
@@ -274,6 +418,8 @@ pub struct Recorder {
     current: IntervalSnapshot,
     interval_cpu_start_ns: u64,
     finished: Vec<IntervalSnapshot>,
+    /// Set by [`Recorder::begin`] (or a start given to `new`).
+    begun: bool,
 }
 
 impl Recorder {
@@ -287,6 +433,7 @@ impl Recorder {
             current: IntervalSnapshot::new(0),
             interval_cpu_start_ns: crate::sys::thread_cpu_ns(),
             finished: Vec::new(),
+            begun: start_ns > 0,
         }
     }
 
@@ -295,6 +442,7 @@ impl Recorder {
     /// before the common start, so no allocation delays its first arrival.
     pub fn begin(&mut self, start_ns: u64) {
         self.start_ns = start_ns;
+        self.begun = true;
         self.interval_cpu_start_ns = crate::sys::thread_cpu_ns();
     }
 
@@ -320,6 +468,15 @@ impl Recorder {
         self.current.schedule_lag_us.saturating_record(lag_us);
     }
 
+    /// A request counted as sent was refused unprocessed (an HTTP/2 stream
+    /// above a GOAWAY's last stream, or refused with REFUSED_STREAM) and
+    /// goes out again: it is not counted twice. (Its first schedule lag
+    /// stays in the histogram.)
+    pub fn unsent(&mut self) {
+        self.totals.sent = self.totals.sent.saturating_sub(1);
+        self.current.sent = self.current.sent.saturating_sub(1);
+    }
+
     /// An arrival ended at `now_ns` with `outcome`, `latency_ns` after its
     /// intended time; `service_ns` is set when the request was sent.
     /// `key` indexes the scenario's keys (ignored when it has none).
@@ -335,6 +492,9 @@ impl Recorder {
         let class = outcome.class();
         let latency_us = ns_to_us(latency_ns);
         self.totals.counts.add(outcome);
+        if let Outcome::TlsError(reason) = outcome {
+            self.totals.connections.tls_errors[reason.index()] += 1;
+        }
         self.current.by_class[class.index()] += 1;
         self.totals.latency_by_class_us[class.index()].saturating_record(latency_us);
         if let Some(service_ns) = service_ns {
@@ -349,6 +509,26 @@ impl Recorder {
             if service_ns.is_some() {
                 k.record_latency(latency_us);
             }
+        }
+    }
+
+    /// A new connection was opened at `now_ns` (its handshakes done).
+    /// One opened to warm up, before [`Recorder::begin`], counts in the
+    /// totals only: no interval has begun.
+    pub fn connected(&mut self, now_ns: u64, c: &Connected) {
+        self.totals.connections.record(c);
+        if !self.begun {
+            return;
+        }
+        self.roll(now_ns);
+        self.current.connections += 1;
+        self.current
+            .connect_us
+            .saturating_record(ns_to_us(c.connect_ns));
+        if let Some(h) = &c.tls {
+            self.current
+                .tls_handshake_us
+                .saturating_record(ns_to_us(h.handshake_ns));
         }
     }
 
@@ -430,6 +610,12 @@ pub struct IntervalRow {
     pub in_flight: u64,
     /// Driver CPU used in the interval, as a share of one core (1.0 = 100%).
     pub driver_cpu_cores: f64,
+    /// Connections opened in the interval.
+    pub new_connections: u64,
+    /// TCP connect time p99 of the connections opened in the interval, us.
+    pub connect_p99_us: u64,
+    /// TLS handshake time p99 of the connections opened in the interval, us.
+    pub tls_handshake_p99_us: u64,
     /// The interval's latency histogram, V2-deflate encoded (for `.hlog`).
     #[serde(skip)]
     pub latency_hist_v2: Vec<u8>,
@@ -511,6 +697,9 @@ impl IntervalMerger {
             lag_p99_us: q(&s.schedule_lag_us, 0.99),
             in_flight: s.in_flight,
             driver_cpu_cores: s.driver_cpu_ns as f64 / len_ns as f64,
+            new_connections: s.connections,
+            connect_p99_us: q(&s.connect_us, 0.99),
+            tls_handshake_p99_us: q(&s.tls_handshake_us, 0.99),
             latency_hist_v2: encoded,
         }
     }
@@ -541,6 +730,24 @@ mod tests {
         assert_eq!(t.counts.statuses().collect::<Vec<_>>(), vec![(200, 1)]);
         assert_eq!(intervals.len(), 1);
         assert_eq!(intervals[0].offered, 2);
+    }
+
+    #[test]
+    fn connections_before_the_start_count_in_totals_only() {
+        let connected = Connected {
+            connect_ns: 100_000,
+            tls: None,
+        };
+        let mut r = Recorder::new(0, 1000 * MS, 0);
+        // Warm-up, on the monotonic clock long before the run's start.
+        r.connected(8_000_000 * MS, &connected);
+        r.begin(9_000_000 * MS);
+        r.connected(9_000_500 * MS, &connected);
+        let (t, intervals) = r.finish(9_001_000 * MS, 0);
+        assert_eq!(t.connections.opened, 2);
+        assert_eq!(t.connections.connect_us.len(), 2);
+        assert_eq!(intervals.len(), 2, "no interval before the start");
+        assert_eq!(intervals.iter().map(|i| i.connections).sum::<u64>(), 1);
     }
 
     #[test]

@@ -682,8 +682,8 @@ fn url_errors_mask_the_password_and_cut_long_values_short() {
     let long_path = format!("/{}", "p".repeat(100_000));
     let cases = [
         (
-            "https://admin:hunter2@127.0.0.1:9/".to_string(),
-            "--target \"https://admin:***@127.0.0.1:9/\": https is not supported".to_string(),
+            "ftp://admin:hunter2@127.0.0.1:9/".to_string(),
+            "--target \"ftp://admin:***@127.0.0.1:9/\": only http:// and https:// URLs".to_string(),
         ),
         (
             "http://admin:hunter2@127.0.0.1:9/".to_string(),

@@ -119,7 +119,11 @@ fn summary_holds_every_promised_name() {
         "outcomes/responses",
         "outcomes/client_timeout",
         "outcomes/connect_error",
+        "outcomes/tls_error",
         "outcomes/io_error",
+        "connections/http",
+        "connections/opened",
+        "connections/tls_errors",
         "outcomes/not_sent",
         "generator_bound",
         "driver/threads",
@@ -130,7 +134,13 @@ fn summary_holds_every_promised_name() {
         need(format!("/{name}"));
     }
     let percentiles = ["p50", "p90", "p99", "p999", "p9999", "max", "mean"];
-    for hist in ["latency_us", "service_time_us", "schedule_lag_us"] {
+    for hist in [
+        "latency_us",
+        "service_time_us",
+        "schedule_lag_us",
+        "connect_us",
+        "tls_handshake_us",
+    ] {
         for p in percentiles {
             need(format!("/{hist}/{p}"));
         }
@@ -141,6 +151,7 @@ fn summary_holds_every_promised_name() {
             "responses",
             "client_timeout",
             "connect_error",
+            "tls_error",
             "io_error",
             "not_sent",
         ] {
@@ -550,12 +561,18 @@ fn intervals_csv_holds_every_arrival_and_outcome_once() {
         "p99_us",
         "lag_p99_us",
         "in_flight",
+        "new_connections",
+        "connect_p99_us",
+        "tls_handshake_p99_us",
     ] {
         assert!(
             header.iter().any(|h| h == name),
             "no {name} column in {header:?}"
         );
     }
+    // Columns added later go at the end, so readers by position keep working.
+    let at = |name: &str| header.iter().position(|h| h == name).unwrap();
+    assert!(at("tls_error") > at("driver_cpu_cores"), "{header:?}");
     let outcome_columns = [
         "2xx",
         "429",
@@ -566,6 +583,7 @@ fn intervals_csv_holds_every_arrival_and_outcome_once() {
         "connect_error",
         "io_error",
         "not_sent",
+        "tls_error",
     ];
     let mut sums: HashMap<&str, u64> = HashMap::new();
     let mut rows = 0;

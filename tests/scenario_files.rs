@@ -201,6 +201,7 @@ fn good_full_scenario_parses() {
             request_ids: false,
             shard: scenario::Shard::default(),
             start_at: None,
+            ..ClientSpec::default()
         },
         gateway: scenario::GatewaySpec::default(),
         thresholds: vec![],
@@ -269,6 +270,7 @@ fn flags_override_a_file() {
         name: Some("renamed".to_string()),
         shard: None,
         start_at: None,
+        ..Overrides::default()
     };
     let s = scenario::load(&data_dir().join("good-full.toml"), &overrides).expect("loads");
     assert_eq!(s.name, "renamed");
@@ -329,10 +331,10 @@ fn bad_flags_point_at_the_command_line() {
         ),
         (
             Overrides {
-                target: Some("https://x:1".to_string()),
+                target: Some("ftp://x:1".to_string()),
                 ..Overrides::default()
             },
-            "https is not supported",
+            "only http:// and https:// URLs",
         ),
         (
             Overrides {

@@ -25,6 +25,9 @@
 //! - `scenario_fuzz`: the scenario parser under random edits and bytes
 //!   (proptest, bounded): no panic, every error a message and exit code 2.
 //! - `shards`: sharded runs (`--shard`, `--start-at`) and `contend merge`.
+//! - `tls`: HTTPS and HTTP/2: responses over TLS and h2, failed handshakes
+//!   by reason, misbehaving h2 servers, one handshake per connection, the
+//!   embedded gateway and nginx with TLS and HTTP/2.
 //! - `sweep`: the sweep experiment: `[sweep]` parsing, a short real sweep, its
 //!   rows, plots, report.html and `contend report DIR`, and stopping early.
 
@@ -43,4 +46,5 @@ mod scenario_files;
 mod scenario_fuzz;
 mod shards;
 mod sweep;
+mod tls;
 mod util;

@@ -29,6 +29,19 @@ pub struct Server {
 }
 
 impl Server {
+    /// A server listening at `addr` on `thread`, which `stop` ends.
+    pub fn new(
+        addr: SocketAddr,
+        stop: impl FnOnce() + Send + 'static,
+        thread: std::thread::JoinHandle<()>,
+    ) -> Server {
+        Server {
+            addr,
+            stop: Some(Box::new(stop)),
+            thread: Some(thread),
+        }
+    }
+
     /// `http://addr`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)

@@ -208,6 +208,12 @@ pub struct ParsedLine {
     pub accounted_s: Option<f64>,
     /// `id` (`$http_x_request_id`) when the line has one that is not `-`.
     pub request_id: Option<String>,
+    /// What the connection negotiated, when the line says (nginx's
+    /// `tls=$ssl_protocol proto=$server_protocol`): `TLSv1.3 HTTP/2.0`, or
+    /// `plain HTTP/1.1` without TLS.
+    pub negotiated: Option<String>,
+    /// True when the line says the TLS session was resumed (`reused=r`).
+    pub session_reused: bool,
 }
 
 impl ParsedLine {
@@ -250,6 +256,8 @@ pub fn parse_line(line: &str) -> Option<ParsedLine> {
                 .get("request_id")
                 .and_then(|t| t.as_str())
                 .map(str::to_string),
+            negotiated: None,
+            session_reused: false,
         });
     }
     // Fields are `name=value`; a token without `=` continues the previous
@@ -286,6 +294,11 @@ pub fn parse_line(line: &str) -> Option<ParsedLine> {
         request_id: get("id")
             .filter(|id| !id.is_empty() && *id != "-")
             .map(str::to_string),
+        negotiated: get("proto").map(|proto| {
+            let tls = get("tls").filter(|t| !t.is_empty() && *t != "-");
+            format!("{} {proto}", tls.unwrap_or("plain"))
+        }),
+        session_reused: get("reused") == Some("r"),
     })
 }
 

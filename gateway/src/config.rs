@@ -16,6 +16,9 @@
 //! key_header = "x-api-key"             # default
 //! threads = 2                          # runtime threads; default: the cores
 //! cpus = "0"                           # pin every thread to these CPUs
+//! tls_cert = "/tmp/gw/cert.pem"        # optional: listen with TLS (with tls_key)
+//! tls_key = "/tmp/gw/key.pem"
+//! http2 = true                         # also HTTP/2: ALPN h2 over TLS, h2c in cleartext
 //!
 //! [[routes]]                           # none: one route "/" with no policy
 //! prefix = "/"
@@ -87,6 +90,12 @@ pub struct Config {
     pub threads: Option<usize>,
     /// CPUs `contend gateway` is pinned to (all its threads); `None`: not pinned.
     pub cpus: Option<Vec<usize>>,
+    /// `tls_cert` and `tls_key`: listen with TLS on this certificate chain
+    /// and key (PEM files); `None`: cleartext.
+    pub tls: Option<TlsFiles>,
+    /// Speak HTTP/2 beside HTTP/1.1 (ALPN `h2` over TLS, prior knowledge
+    /// in cleartext).
+    pub http2: bool,
     /// Routes, longest prefix first.
     pub routes: Vec<Route>,
     /// In-process use: every access record is also sent here (tests wait on
@@ -107,6 +116,8 @@ impl Config {
             key_header: "x-api-key".into(),
             threads: None,
             cpus: None,
+            tls: None,
+            http2: false,
             routes: vec![Route {
                 prefix: "/".into(),
                 policies,
@@ -114,6 +125,15 @@ impl Config {
             tap: None,
         }
     }
+}
+
+/// The certificate chain and key the gateway listens with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsFiles {
+    /// PEM certificate chain, the gateway's own first.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
 }
 
 /// A route prefix and its policies.
@@ -165,6 +185,9 @@ struct RawConfig {
     key_header: Option<Spanned<String>>,
     threads: Option<Spanned<i64>>,
     cpus: Option<Spanned<String>>,
+    tls_cert: Option<Spanned<PathBuf>>,
+    tls_key: Option<Spanned<PathBuf>>,
+    http2: Option<bool>,
     routes: Option<Vec<Spanned<RawRoute>>>,
 }
 
@@ -541,6 +564,25 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
         Some(c) => Some(duration_in("abort_charge", c, true).map_err(located)?),
         None => None,
     };
+    let tls = match (&raw.tls_cert, &raw.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.get_ref().clone(),
+            key: key.get_ref().clone(),
+        }),
+        (None, None) => None,
+        (Some(cert), None) => {
+            return Err(at(
+                Some(cert.span()),
+                "tls_cert needs its key: add tls_key = \"key.pem\"".into(),
+            ));
+        }
+        (None, Some(key)) => {
+            return Err(at(
+                Some(key.span()),
+                "tls_key needs its certificate: add tls_cert = \"cert.pem\"".into(),
+            ));
+        }
+    };
     let mut routes = Vec::new();
     for (i, route) in raw.routes.unwrap_or_default().into_iter().enumerate() {
         let label = format!("route {}", i + 1);
@@ -594,6 +636,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
         key_header,
         threads,
         cpus,
+        tls,
+        http2: raw.http2.unwrap_or(false),
         routes,
         tap: None,
     })

@@ -15,6 +15,7 @@
 //! - [`access_log`]: the nginx-shaped access line, its writer thread, and the
 //!   reader that turns a log (ours or nginx's) into per-key accounting.
 //! - `metrics`: `/metrics` in Prometheus text.
+//! - `tls`: the TLS acceptor (`tls_cert`, `tls_key`; ALPN `h2` with `http2`).
 //! - [`error`]: its errors and their exit codes.
 //! - `sys`: the one module with `unsafe` (pinning to CPUs).
 //!
@@ -31,6 +32,7 @@ mod metrics;
 pub mod policy;
 mod proxy;
 mod sys;
+mod tls;
 
 use std::future::Future;
 use std::io::Write as _;
@@ -38,7 +40,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 pub use config::{AbortAccounting, Config, Policies, RateLimitRule, Route};
@@ -51,14 +54,29 @@ pub use policy::concurrency::ConcurrencyRule;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
 /// Serves on `listener` until `shutdown` completes, then stops accepting.
-/// Connections already open are not drained. Fails only when the access
-/// log cannot be opened.
+/// Connections already open are not drained. With `tls` it listens with
+/// TLS; with `http2` it speaks HTTP/2 beside HTTP/1.1 (ALPN `h2` over TLS,
+/// prior knowledge in cleartext). Fails when the access log cannot be
+/// opened or the TLS files are not usable.
 pub async fn serve(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
-    let gateway = Arc::new(proxy::Gateway::new(config)?);
+) -> Result<()> {
+    let acceptor = match &config.tls {
+        Some(files) => Some(tls::acceptor(files, config.http2)?),
+        None => None,
+    };
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    if !config.http2 {
+        builder = builder.http1_only();
+    }
+    let builder = Arc::new(builder);
+    let log = config.access_log.clone();
+    let gateway = Arc::new(proxy::Gateway::new(config).map_err(|error| match log {
+        Some(path) => Error::Io { path, error },
+        None => Error::Serve(error.to_string()),
+    })?);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         tokio::select! {
@@ -68,16 +86,25 @@ pub async fn serve(
                 Ok((stream, _peer)) => {
                     let _ = stream.set_nodelay(true);
                     let gateway = gateway.clone();
+                    let acceptor = acceptor.clone();
+                    let builder = builder.clone();
                     tokio::spawn(async move {
                         let service = service_fn(move |req| {
                             let gateway = gateway.clone();
                             async move { Ok::<_, std::convert::Infallible>(proxy::handle(gateway, req).await) }
                         });
-                        // A connection error is the client's business (reset, early close);
-                        // the access log already holds what matters.
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
+                        // A connection error is the client's business (reset, early close,
+                        // a failed handshake); the access log already holds what matters.
+                        match acceptor {
+                            None => {
+                                let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                            Some(acceptor) => {
+                                if let Ok(tls) = acceptor.accept(stream).await {
+                                    let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+                                }
+                            }
+                        }
                     });
                 }
                 Err(_) => tokio::time::sleep(ACCEPT_BACKOFF).await,
@@ -125,6 +152,10 @@ async fn serve_until_signal(config: Config) -> Result<()> {
         .map_err(|e| Error::Serve(format!("SIGTERM handler: {e}")))?;
     let mut interrupt = signal(SignalKind::interrupt())
         .map_err(|e| Error::Serve(format!("SIGINT handler: {e}")))?;
+    // Unusable TLS files are told before the address, not after it.
+    if let Some(files) = &config.tls {
+        tls::acceptor(files, config.http2)?;
+    }
     let listener = TcpListener::bind(config.listen).await.map_err(|e| {
         let fix = if e.kind() == std::io::ErrorKind::AddrInUse {
             format!(
@@ -145,17 +176,11 @@ async fn serve_until_signal(config: Config) -> Result<()> {
         .and_then(|()| stdout.flush())
         .map_err(|e| Error::Serve(format!("writing to stdout: {e}")))?;
     drop(stdout);
-    let log = config.access_log.clone();
     let shutdown = async move {
         tokio::select! {
             _ = terminate.recv() => {}
             _ = interrupt.recv() => {}
         }
     };
-    serve(listener, config, shutdown)
-        .await
-        .map_err(|e| match log {
-            Some(path) => Error::Io { path, error: e },
-            None => Error::Serve(e.to_string()),
-        })
+    serve(listener, config, shutdown).await
 }

@@ -66,6 +66,14 @@ pub struct LogAccounting {
     pub keys: BTreeMap<String, KeyAccounting>,
     /// Over all keys.
     pub totals: KeyAccounting,
+    /// Lines by what their connection negotiated, as the gateway saw it
+    /// (`TLSv1.3 HTTP/2.0`, `plain HTTP/1.1`); empty when its log does not
+    /// say (the reference gateway's).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub negotiated: BTreeMap<String, u64>,
+    /// Lines whose TLS session was resumed, as the gateway saw it.
+    #[serde(default)]
+    pub tls_sessions_reused: u64,
 }
 
 /// What `summary.json` holds as `gateway_accounting`: what ran, and its log's totals.
@@ -129,6 +137,10 @@ pub fn account(log: impl BufRead) -> std::io::Result<(LogAccounting, LoggedReque
             continue;
         };
         out.lines += 1;
+        if let Some(negotiated) = &parsed.negotiated {
+            *out.negotiated.entry(negotiated.clone()).or_default() += 1;
+        }
+        out.tls_sessions_reused += u64::from(parsed.session_reused);
         out.totals.add(&parsed);
         out.keys.entry(parsed.key.clone()).or_default().add(&parsed);
         if let Some(id) = &parsed.request_id {

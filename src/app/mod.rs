@@ -471,6 +471,13 @@ fn check_host(scenario: &scenario::Scenario, quiet: bool) -> Result<Preflight> {
     if !quiet {
         let _ = preflight::write(&mut std::io::stderr().lock(), &checks, true);
     }
+    if scenario.client.tls.insecure {
+        // Said before the run, and again in the summary's warnings.
+        eprintln!(
+            "WARNING: tls.insecure (--insecure): server certificates are NOT checked; any server \
+             can answer for the target. Use it only against a test gateway you own."
+        );
+    }
     Ok(Preflight {
         checks,
         limit_errors: crate::limits::LimitErrors::now(),

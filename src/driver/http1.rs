@@ -1,8 +1,9 @@
 //! A lean HTTP/1.1 client exchange for the driver: one request at a time on
 //! a keep-alive connection the shard owns.
 //!
-//! Takes a connected socket and a request encoded once per key; writes it
-//! with one syscall, reads the response into the connection's own buffer,
+//! Takes an open connection ([`Stream`]: TCP, or TLS over it) and a
+//! request encoded once per key; writes it with one syscall (one TLS
+//! record over TLS), reads the response into the connection's own buffer,
 //! parses the head with `httparse` (hyper's parser) and skips the body by
 //! length, chunks or close. It hands on the status and whether the
 //! connection may be reused. Nothing is allocated per request. This replaces
@@ -12,7 +13,8 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+use super::conn::Stream;
 
 /// Most headers a response may have.
 const MAX_HEADERS: usize = 64;
@@ -62,13 +64,13 @@ impl From<std::io::Error> for ExchangeError {
 
 /// One keep-alive connection and its read buffer.
 pub struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     buf: BytesMut,
 }
 
 impl Connection {
-    /// Wraps a connected stream.
-    pub fn new(stream: TcpStream) -> Connection {
+    /// Wraps an open connection.
+    pub fn new(stream: Stream) -> Connection {
         Connection {
             stream,
             buf: BytesMut::with_capacity(READ_BUFFER_BYTES),
@@ -78,9 +80,8 @@ impl Connection {
     /// True when an idle connection is still usable: the peer has neither
     /// closed it nor sent anything unasked. Costs no syscall while the
     /// socket is known not to be readable.
-    pub fn is_reusable(&self) -> bool {
-        let mut probe = [0u8; 1];
-        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    pub fn is_reusable(&mut self) -> bool {
+        self.stream.is_reusable()
     }
 
     /// Sends `request` and reads one whole response. Returns the status and
@@ -92,6 +93,10 @@ impl Connection {
         head: bool,
     ) -> Result<(u16, bool), ExchangeError> {
         self.stream.write_all(request).await?;
+        if let Stream::Tls(_) = self.stream {
+            // rustls may hold the last record until flushed.
+            self.stream.flush().await?;
+        }
         let mut parser = Parser::new(head);
         loop {
             if let Some(done) = parser.advance(&mut self.buf)? {

@@ -1,15 +1,22 @@
 //! The open-loop load driver.
 //!
-//! Takes a [`Plan`] (target address, request templates, phases, threads)
-//! and hands back [`DriverOutput`]: merged totals and one row per interval.
-//! It starts one [`shard`] thread per driver thread, gives them a common
-//! start time once their connections are warm, merges what they report,
-//! and stops them early when told to. It knows nothing of scenario files,
-//! components or reports.
+//! Takes a [`Plan`] (target address, TLS client, HTTP version, request
+//! templates, phases, threads) and hands back [`DriverOutput`]: merged
+//! totals and one row per interval. It starts one [`shard`] thread per
+//! driver thread, gives them a common start time once their connections
+//! are warm, merges what they report, and stops them early when told to.
+//! It knows nothing of scenario files, components or reports.
+//!
+//! The connection layer: [`conn`] opens a connection (TCP, then TLS from
+//! [`tls`]); over it [`http1`] (one request at a time, by the [`worker`]s)
+//! or [`http2`] (a stream per arrival) speak.
 
+pub mod conn;
 pub mod http1;
+mod http2;
 pub mod request_log;
 pub mod shard;
+pub mod tls;
 pub mod worker;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -22,20 +29,53 @@ use hyper::{Method, Uri};
 use tokio::sync::{oneshot, watch};
 
 use crate::error::{Error, Result};
-use crate::record::{IntervalMerger, IntervalRow, IntervalSnapshot, Totals};
+use crate::record::{Alpn, IntervalMerger, IntervalRow, IntervalSnapshot, Totals};
 pub use crate::scenario::Load;
-use crate::scenario::{Phase, Scenario, Shard};
+use crate::scenario::{HttpVersion, Phase, Scenario, Shard};
 use crate::sys;
+use conn::Dialer;
+use tls::{ALPN_H2, ALPN_HTTP11, TlsClient};
+
+/// The HTTP version spoken on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.1: one request at a time per connection.
+    Http1,
+    /// HTTP/2: a stream per arrival, many per connection.
+    Http2,
+}
+
+impl Protocol {
+    /// `HTTP/1.1` or `HTTP/2`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Http1 => "HTTP/1.1",
+            Protocol::Http2 => "HTTP/2",
+        }
+    }
+}
 
 /// One request, encoded once and written as is by every arrival.
 #[derive(Debug, Clone)]
 pub struct RequestTemplate {
-    /// The request's bytes on the wire.
+    /// The request's bytes on the wire (HTTP/1.1).
     pub bytes: Bytes,
     /// True for HEAD, whose response has no body.
     pub head: bool,
     /// Where each request's id goes in `bytes` (with `[client] request_ids`).
     pub id_at: Option<usize>,
+    /// The same request for HTTP/2.
+    pub h2: H2Request,
+}
+
+/// A request as an HTTP/2 stream sends it: its head (the pseudo-headers
+/// come from its absolute URI) and its body.
+#[derive(Debug, Clone)]
+pub struct H2Request {
+    /// Method, URI (scheme, authority, path) and headers.
+    pub head: hyper::http::Request<()>,
+    /// The body, shared by every request (empty: none).
+    pub body: Bytes,
 }
 
 /// One API key as the driver sends it: its request, its deadline and its
@@ -57,6 +97,14 @@ pub struct KeyPlan {
 pub struct Plan {
     /// Target socket address.
     pub addr: SocketAddr,
+    /// The TLS client, for an `https://` target.
+    pub tls: Option<TlsClient>,
+    /// The HTTP version asked for (`auto` is settled when the run starts).
+    pub http: HttpVersion,
+    /// HTTP/2: the most streams per connection asked for.
+    pub streams_per_connection: Option<usize>,
+    /// False: a new connection per request.
+    pub reuse: bool,
     /// The keys, in scenario order (one unnamed plan when there are no keys).
     pub keys: Vec<KeyPlan>,
     /// What to offer.
@@ -79,22 +127,37 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Resolves `scenario` against the base URL `target` (`http://host:port`)
-    /// for `load`.
+    /// Resolves `scenario` against the base URL `target` (`http://host:port`
+    /// or `https://host:port`) for `load`.
     pub fn new(scenario: &Scenario, target: &str, load: Load) -> Result<Plan> {
+        Plan::trusting(scenario, target, load, None)
+    }
+
+    /// [`Plan::new`], trusting also the CA in `ca_pem` (one the harness
+    /// made for a gateway it started with TLS).
+    pub fn trusting(
+        scenario: &Scenario,
+        target: &str,
+        load: Load,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Plan> {
         let uri: Uri = target
             .parse()
             .map_err(|e| Error::Usage(format!("target {target:?} is not a URL: {e}")))?;
-        if uri.scheme_str() != Some("http") {
-            return Err(Error::Usage(format!(
-                "target {target:?}: only http:// targets are supported"
-            )));
-        }
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => {
+                return Err(Error::Usage(format!(
+                    "target {target:?}: only http:// and https:// targets are supported"
+                )));
+            }
+        };
         let authority = uri
             .authority()
             .ok_or_else(|| Error::Usage(format!("target {target:?} has no host:port")))?
             .clone();
-        let port = authority.port_u16().unwrap_or(80);
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
         let addr = (authority.host().trim_matches(['[', ']']), port)
             .to_socket_addrs()
             .map_err(|e| Error::Usage(format!("target {target:?}: cannot resolve host: {e}")))?
@@ -108,10 +171,22 @@ impl Plan {
             .max(1);
         let method = Method::from_bytes(scenario.request.method.as_bytes())
             .map_err(|e| Error::Usage(format!("method {:?}: {e}", scenario.request.method)))?;
+        let client = &scenario.client;
+        let tls = if https {
+            let alpn: &[&[u8]] = match client.http {
+                HttpVersion::Http1 => &[ALPN_HTTP11],
+                HttpVersion::Http2 => &[ALPN_H2],
+                HttpVersion::Auto => &[ALPN_H2, ALPN_HTTP11],
+            };
+            Some(TlsClient::new(&client.tls, authority.host(), alpn, ca_pem)?)
+        } else {
+            None
+        };
         let encoder = Encoder {
             scenario,
             method: &method,
             authority: authority.as_str(),
+            scheme: if https { "https" } else { "http" },
         };
         let keys = if scenario.keys.is_empty() {
             vec![KeyPlan {
@@ -137,6 +212,10 @@ impl Plan {
         };
         Ok(Plan {
             addr,
+            tls,
+            http: client.http,
+            streams_per_connection: client.streams_per_connection.map(|n| n as usize),
+            reuse: client.reuse,
             keys,
             load,
             threads,
@@ -179,7 +258,18 @@ struct Encoder<'a> {
     scenario: &'a Scenario,
     method: &'a Method,
     authority: &'a str,
+    scheme: &'a str,
 }
+
+/// Headers HTTP/2 forbids (RFC 9113 8.2.2); `host` becomes the authority.
+const NOT_IN_H2: [&str; 6] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+];
 
 impl Encoder<'_> {
     fn template(
@@ -218,6 +308,16 @@ impl Encoder<'_> {
                 crate::scenario::quoted(path)
             ))
         })?;
+        let h2 = self.h2_request(path, &headers)?;
+        if !scenario.client.reuse
+            && !headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("connection"))
+        {
+            // The server closes: its side keeps the TIME_WAIT, not the
+            // driver's ephemeral ports, at thousands of connections a second.
+            headers.push(("connection".to_string(), "close".to_string()));
+        }
         let bytes = http1::encode_request(
             self.method.as_str(),
             path,
@@ -234,6 +334,34 @@ impl Encoder<'_> {
             bytes,
             head: self.method == Method::HEAD,
             id_at,
+            h2,
+        })
+    }
+
+    /// The HTTP/2 form: an absolute URI (a `host` header, if given, is its
+    /// authority) and the headers HTTP/2 allows; the id header is set per
+    /// request, not here.
+    fn h2_request(&self, path: &str, headers: &[(String, String)]) -> Result<H2Request> {
+        let authority = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("host"))
+            .map_or(self.authority, |(_, v)| v.as_str());
+        let mut builder = hyper::http::Request::builder()
+            .method(self.method.clone())
+            .uri(format!("{}://{authority}{path}", self.scheme));
+        for (name, value) in headers {
+            let forbidden = NOT_IN_H2.iter().any(|n| name.eq_ignore_ascii_case(n))
+                || name.eq_ignore_ascii_case(request_log::ID_HEADER);
+            if !forbidden {
+                builder = builder.header(name.to_ascii_lowercase(), value.as_str());
+            }
+        }
+        let head = builder
+            .body(())
+            .map_err(|e| Error::Usage(format!("the request cannot be sent over HTTP/2: {e}")))?;
+        Ok(H2Request {
+            head,
+            body: Bytes::copy_from_slice(self.scenario.request.body.as_bytes()),
         })
     }
 }
@@ -282,6 +410,10 @@ pub struct DriverOutput {
     /// With `--start-at`: how late the load began against it, s (0 when on
     /// time: the connections were warm before it).
     pub start_late_s: Option<f64>,
+    /// The HTTP version spoken.
+    pub protocol: Protocol,
+    /// True over TLS.
+    pub tls: bool,
 }
 
 /// What the driver tells its caller while it runs.
@@ -303,7 +435,8 @@ pub fn run(
     let (to_coordinator, from_shards) = mpsc::channel();
     let mut starts = Vec::new();
     let mut handles = Vec::new();
-    for shard_plan in shard_plans(plan) {
+    let (protocol, tls) = settle_protocol(plan);
+    for shard_plan in shard_plans(plan, protocol, tls.as_ref()) {
         let (start_tx, start_rx) = oneshot::channel();
         starts.push(start_tx);
         let tx = to_coordinator.clone();
@@ -330,14 +463,53 @@ pub fn run(
     if let Some(message) = collected.failure.take() {
         return Err(Error::Runtime(message));
     }
-    Ok(collected.finish(plan, *stop.borrow(), on_progress))
+    let mut output = collected.finish(plan, *stop.borrow(), on_progress);
+    output.protocol = protocol;
+    Ok(output)
+}
+
+/// The HTTP version to speak and the TLS client to speak it with.
+/// `http = "auto"` over TLS asks the server once, before the run, what
+/// ALPN agrees on (`h2` offered first); in cleartext it is HTTP/1.1. A
+/// server that cannot be asked gets HTTP/1.1, and the run counts why.
+fn settle_protocol(plan: &Plan) -> (Protocol, Option<TlsClient>) {
+    match (plan.http, &plan.tls) {
+        (HttpVersion::Http1, tls) => (Protocol::Http1, tls.clone()),
+        (HttpVersion::Http2, tls) => (Protocol::Http2, tls.clone()),
+        (HttpVersion::Auto, None) => (Protocol::Http1, None),
+        (HttpVersion::Auto, Some(tls)) => {
+            let dialer = Dialer {
+                addr: plan.addr,
+                tls: Some(tls.clone()),
+            };
+            let agreed = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()
+                .and_then(|rt| {
+                    rt.block_on(async {
+                        let probe = conn::open(&dialer);
+                        match tokio::time::timeout(std::time::Duration::from_secs(10), probe).await
+                        {
+                            Ok(Ok((stream, _))) => stream.alpn(),
+                            _ => None,
+                        }
+                    })
+                });
+            if agreed == Some(Alpn::H2) {
+                (Protocol::Http2, Some(tls.with_alpn(&[ALPN_H2])))
+            } else {
+                (Protocol::Http1, Some(tls.with_alpn(&[ALPN_HTTP11])))
+            }
+        }
+    }
 }
 
 /// Each driver thread's share of `plan`: its keys, phases, connections and
 /// records. Thread t of process shard I of N is global shard I + N t of
 /// N T, so that the threads of all processes together interleave into the
 /// single-process schedule (see `arrival`), whatever threads each has.
-fn shard_plans(plan: &Plan) -> Vec<shard::ShardPlan> {
+fn shard_plans(plan: &Plan, protocol: Protocol, tls: Option<&TlsClient>) -> Vec<shard::ShardPlan> {
     let shards = plan.threads;
     let (process, processes) = (plan.shard.index, plan.shard.count.max(1));
     let keys: Arc<[shard::ShardKey]> = plan
@@ -356,6 +528,8 @@ fn shard_plans(plan: &Plan) -> Vec<shard::ShardPlan> {
     // Enough for about 1 ms of arrivals at the peak rate, and a few more;
     // none in closed loop, whose connections belong to its own clients.
     let warm = match plan.load {
+        // A new connection per request: none to keep warm.
+        _ if !plan.reuse => 0,
         Load::Closed { .. } => 0,
         Load::Open(_) => ((plan.load.peak_rate_per_s() / shards as f64 / 1000.0).ceil() as usize
             + 4)
@@ -368,11 +542,24 @@ fn shard_plans(plan: &Plan) -> Vec<shard::ShardPlan> {
         .load
         .closed_loop()
         .map(|c| share(c, processes, process));
+    let max_timeout_ns = plan
+        .keys
+        .iter()
+        .map(|k| k.timeout.as_nanos().min(u64::MAX as u128) as u64)
+        .max()
+        .unwrap_or(10_000_000_000);
     (0..shards)
         .map(|shard| shard::ShardPlan {
             shard: process + processes * shard,
             shards: processes * shards,
-            addr: plan.addr,
+            dialer: Dialer {
+                addr: plan.addr,
+                tls: tls.map(TlsClient::for_shard),
+            },
+            protocol,
+            reuse: plan.reuse,
+            streams_per_connection: plan.streams_per_connection,
+            max_timeout_ns,
             keys: keys.clone(),
             tracked_keys,
             phases: phases.clone(),
@@ -530,6 +717,8 @@ impl Collected {
             requests: self.requests,
             started_at: self.started_at,
             start_late_s: self.start_late_s,
+            protocol: Protocol::Http1,
+            tls: plan.tls.is_some(),
         }
     }
 }

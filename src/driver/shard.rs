@@ -2,7 +2,8 @@
 //! share of the arrivals, its connections and its Recorder.
 //!
 //! Takes a [`ShardPlan`]; paces its arrivals with a timerfd, hands each due
-//! arrival to an idle connection worker (see [`super::worker`]), and hands
+//! arrival to an idle HTTP/1.1 connection worker (see [`super::worker`]) or
+//! to an HTTP/2 stream (see [`super::http2`]), and hands
 //! finished intervals and its totals to the coordinator over a channel.
 //! Nothing on the per-request path is shared with other threads, and nothing
 //! on it allocates: workers, connections and buffers live across requests.
@@ -17,9 +18,11 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::{Notify, oneshot, watch};
 
+use super::conn::{Dialer, OpenError};
+use super::http2;
 use super::request_log::RequestLog;
 use super::worker::{self, Job, Mailbox};
-use super::{RequestTemplate, ShardMsg};
+use super::{Protocol, RequestTemplate, ShardMsg};
 use crate::arrival::Schedule;
 use crate::outcome::Outcome;
 use crate::record::Recorder;
@@ -41,8 +44,16 @@ pub struct ShardPlan {
     pub shard: usize,
     /// Number of shards.
     pub shards: usize,
-    /// Target address.
-    pub addr: std::net::SocketAddr,
+    /// Where and how to connect (with this shard's own TLS session store).
+    pub dialer: Dialer,
+    /// The HTTP version spoken.
+    pub protocol: Protocol,
+    /// False: a new connection per request.
+    pub reuse: bool,
+    /// HTTP/2: the most streams per connection asked for (`None`: the server's).
+    pub streams_per_connection: Option<usize>,
+    /// The longest client timeout of any key, ns (bounds an HTTP/2 open).
+    pub max_timeout_ns: u64,
     /// The keys: one per scenario key (or one when there are no keys).
     pub keys: Arc<[ShardKey]>,
     /// Number of API keys whose totals are kept (0: requests carry no key).
@@ -80,7 +91,7 @@ pub struct ShardKey {
 /// arrival waits in the queue for a worker to come free instead of opening
 /// another: when the driver falls behind, a connection per late arrival
 /// costs more CPU and falls further behind (a storm that feeds itself).
-pub(super) const MAX_CONNECTING: usize = 32;
+pub(crate) const MAX_CONNECTING: usize = 32;
 /// New connections a shard may open per second once its burst is spent,
 /// and the burst. A late driver gets a burst of due arrivals at once; if
 /// each opened a connection, the connects would cost more CPU than the
@@ -91,7 +102,15 @@ const NEW_CONNECTIONS_BURST: f64 = 64.0;
 
 /// State the shard's tasks share (single-threaded: `Cell`s, no locks).
 pub(super) struct Shared {
-    pub(super) addr: std::net::SocketAddr,
+    pub(super) dialer: Dialer,
+    pub(super) protocol: Protocol,
+    pub(super) reuse: bool,
+    pub(super) streams_per_connection: Option<usize>,
+    pub(super) max_timeout_ns: u64,
+    /// HTTP/2's connections and stream workers (unused over HTTP/1.1).
+    pub(super) h2: http2::Pool,
+    /// HTTP/2 closed loop: when its clients stop (0: open loop).
+    pub(super) closed_loop_end_ns: Cell<u64>,
     pub(super) recorder: RefCell<Recorder>,
     arrivals: RefCell<Arrivals>,
     pub(super) keys: Arc<[ShardKey]>,
@@ -117,6 +136,8 @@ pub(super) struct Shared {
     /// Why the first connect that failed did (for the summary's one line
     /// when no request got through); set on the error path only.
     pub(super) first_connect_error: RefCell<Option<String>>,
+    /// Why the first TLS handshake or HTTP/2 preface that failed did.
+    pub(super) first_handshake_error: RefCell<Option<String>>,
 }
 
 impl Shared {
@@ -132,10 +153,48 @@ impl Shared {
             sent_ns.map(|s| now_ns.saturating_sub(s)),
         );
         dispatch_due(self, now_ns);
+        let end_ns = self.closed_loop_end_ns.get();
+        if end_ns > 0 && now_ns < end_ns && !self.closing.get() {
+            // An HTTP/2 closed-loop client sends its next request.
+            let next = Job {
+                key: self.next_key(),
+                intended_ns: now_ns,
+            };
+            self.dispatch(next, now_ns);
+        }
         let left = self.in_flight.get() - 1;
         self.in_flight.set(left);
         if left == 0 {
             self.drained.notify_one();
+        }
+    }
+
+    /// A connection could not be opened: the outcome its job gets, and the
+    /// first reason of each kind kept for the summary.
+    pub(super) fn open_failed(&self, error: OpenError) -> Outcome {
+        match error {
+            OpenError::Connect(e) => {
+                let mut first = self.first_connect_error.borrow_mut();
+                if first.is_none() {
+                    *first = Some(e.to_string());
+                }
+                // A connect refused by a limit (no file descriptor, no
+                // ephemeral port) is also counted for the warning.
+                crate::limits::note_connect_error(&e);
+                Outcome::ConnectError
+            }
+            OpenError::Tls(reason, message) => {
+                self.note_handshake_error(message);
+                Outcome::TlsError(reason)
+            }
+        }
+    }
+
+    /// Keeps the first handshake failure's words for the summary.
+    pub(super) fn note_handshake_error(&self, message: String) {
+        let mut first = self.first_handshake_error.borrow_mut();
+        if first.is_none() {
+            *first = Some(message);
         }
     }
 
@@ -145,6 +204,10 @@ impl Shared {
         self.recorder
             .borrow_mut()
             .dispatched(now_ns, now_ns.saturating_sub(job.intended_ns));
+        if self.protocol == Protocol::Http2 {
+            http2::route(self, job, now_ns);
+            return;
+        }
         let idle = self.idle.borrow_mut().pop();
         if let Some(mailbox) = idle {
             self.in_flight.set(self.in_flight.get() + 1);
@@ -174,7 +237,7 @@ impl Shared {
     }
 
     /// Takes a token from the new-connection budget, if there is one.
-    fn may_connect(&self, now_ns: u64) -> bool {
+    pub(super) fn may_connect(&self, now_ns: u64) -> bool {
         let (tokens, last_ns) = self.connect_budget.get();
         let refill = now_ns.saturating_sub(last_ns) as f64 / 1e9 * NEW_CONNECTIONS_PER_S;
         let tokens = (tokens + refill).min(NEW_CONNECTIONS_BURST);
@@ -198,6 +261,7 @@ impl Shared {
         for mailbox in idle {
             mailbox.deliver(None);
         }
+        self.h2.close();
     }
 }
 
@@ -250,7 +314,13 @@ pub fn run(
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
         let shared = Rc::new(Shared {
-            addr: plan.addr,
+            dialer: plan.dialer.clone(),
+            protocol: plan.protocol,
+            reuse: plan.reuse,
+            streams_per_connection: plan.streams_per_connection,
+            max_timeout_ns: plan.max_timeout_ns,
+            h2: http2::Pool::default(),
+            closed_loop_end_ns: Cell::new(0),
             recorder: RefCell::new(Recorder::new(0, plan.interval_ns, plan.tracked_keys)),
             arrivals: RefCell::new(Arrivals::new(&plan, 0)),
             keys: plan.keys.clone(),
@@ -267,8 +337,12 @@ pub fn run(
                 .request_log
                 .map(|capacity| RefCell::new(RequestLog::new(plan.shard, capacity))),
             first_connect_error: RefCell::new(None),
+            first_handshake_error: RefCell::new(None),
         });
-        worker::warm(&shared, plan.warm_connections).await;
+        match plan.protocol {
+            Protocol::Http1 => worker::warm(&shared, plan.warm_connections).await,
+            Protocol::Http2 => http2::warm(&shared, plan.warm_connections).await,
+        }
         if to_coordinator.send(ShardMsg::Ready).is_err() {
             return;
         }
@@ -303,6 +377,7 @@ pub fn run(
         let recorder = shared.recorder.replace(Recorder::new(0, 1, 0));
         let (mut totals, intervals) = recorder.finish(sys::monotonic_ns(), 0);
         totals.first_connect_error = shared.first_connect_error.take();
+        totals.first_handshake_error = shared.first_handshake_error.take();
         for snapshot in intervals {
             let _ = to_coordinator.send(ShardMsg::Interval(Box::new(snapshot)));
         }
@@ -396,8 +471,25 @@ async fn closed_loop(
     stop: &mut watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     shared.arrivals.borrow_mut().next_due_ns = None;
-    for _ in 0..clients {
-        worker::spawn_closed(shared.clone(), end_ns);
+    match shared.protocol {
+        Protocol::Http1 => {
+            for _ in 0..clients {
+                worker::spawn_closed(shared.clone(), end_ns);
+            }
+        }
+        Protocol::Http2 => {
+            // Each client is a stream: its next goes out as it ends (see
+            // `Shared::ended`), packed onto connections like any stream.
+            shared.closed_loop_end_ns.set(end_ns);
+            let now_ns = sys::monotonic_ns();
+            for _ in 0..clients {
+                let job = Job {
+                    key: shared.next_key(),
+                    intended_ns: now_ns,
+                };
+                shared.dispatch(job, now_ns);
+            }
+        }
     }
     let timer = sys::register_timer(sys::TimerFd::new()?)?;
     let start_ns = shared.arrivals.borrow().start_ns;

@@ -1,5 +1,6 @@
-//! Connection workers: each a long-lived local task that owns at most one
-//! keep-alive connection and serves one arrival at a time.
+//! HTTP/1.1 connection workers: each a long-lived local task that owns at
+//! most one keep-alive connection (TCP, or TLS over it) and serves one
+//! arrival at a time.
 //!
 //! Takes [`Job`]s (an arrival: key and intended send time) from the shard,
 //! sends each with its client timeout, and reports exactly one outcome per
@@ -8,7 +9,7 @@
 //! a job to an idle worker's [`Mailbox`] and wakes it. A connection that
 //! fails, closes or times out is dropped (closing the socket, so a client
 //! timeout is a real abort on the wire); the worker opens a new one for its
-//! next job.
+//! next job. With `reuse = false` every job gets a new connection.
 
 use std::cell::Cell;
 use std::future::poll_fn;
@@ -16,8 +17,7 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use tokio::net::TcpStream;
-
+use super::conn;
 use super::http1::Connection;
 use super::request_log::{RequestRecord, Scratch};
 use super::shard::Shared;
@@ -34,22 +34,31 @@ pub struct Job {
 }
 
 /// Where an idle worker waits for its next job (`None`: the run is over).
-#[derive(Default)]
-pub struct Mailbox {
-    job: Cell<Option<Option<Job>>>,
+pub struct Mailbox<T = Job> {
+    job: Cell<Option<Option<T>>>,
     waker: Cell<Option<Waker>>,
 }
 
-impl Mailbox {
+impl<T> Default for Mailbox<T> {
+    fn default() -> Self {
+        Mailbox {
+            job: Cell::new(None),
+            waker: Cell::new(None),
+        }
+    }
+}
+
+impl<T> Mailbox<T> {
     /// Puts the next job (or the end) in and wakes the worker.
-    pub fn deliver(&self, job: Option<Job>) {
+    pub fn deliver(&self, job: Option<T>) {
         self.job.set(Some(job));
         if let Some(waker) = self.waker.take() {
             waker.wake();
         }
     }
 
-    async fn receive(&self) -> Option<Job> {
+    /// Waits for the next job (`None`: the run is over).
+    pub async fn receive(&self) -> Option<T> {
         poll_fn(|cx| match self.job.take() {
             Some(job) => Poll::Ready(job),
             None => {
@@ -137,7 +146,7 @@ pub(super) async fn warm(shared: &Rc<Shared>, n: usize) {
     for _ in 0..n.min(shared.max_workers) {
         match connect(shared).await {
             Ok(connection) => spawn_with(shared.clone(), None, Some(connection)),
-            Err(()) => break,
+            Err(_) => break,
         }
     }
 }
@@ -182,12 +191,12 @@ async fn serve(
         return connection;
     }
     // A keep-alive connection the server closed is replaced, not failed.
-    let mut connection = connection.filter(Connection::is_reusable);
+    let mut connection = connection.and_then(|mut c| c.is_reusable().then_some(c));
     let mut sent_ns = None;
     let mut request_id = None;
     let attempt = async {
         if connection.is_none() {
-            connection = Some(connect(shared).await.map_err(|()| Outcome::ConnectError)?);
+            connection = Some(connect(shared).await?);
         }
         let conn = connection.as_mut().ok_or(Outcome::ConnectError)?;
         let request = &shared.keys[job.key].request;
@@ -207,7 +216,7 @@ async fn serve(
             .sent(now_ns, now_ns.saturating_sub(job.intended_ns));
         match conn.exchange(bytes, request.head).await {
             Ok((status, reusable)) => {
-                if !reusable {
+                if !reusable || !shared.reuse {
                     connection = None;
                 }
                 Ok(Outcome::Response(status))
@@ -246,18 +255,16 @@ fn log_request(shared: &Shared, job: Job, id: Option<u64>, outcome: Outcome, sen
     }
 }
 
-async fn connect(shared: &Shared) -> Result<Connection, ()> {
+/// Opens a connection (and its TLS handshake), recording what it cost; a
+/// failure is the outcome it gives the job that wanted it.
+async fn connect(shared: &Shared) -> Result<Connection, Outcome> {
     let _connecting = Counted::new(&shared.connecting);
-    // A refused connect is a `connect_error`; one refused by a limit (no
-    // file descriptor, no ephemeral port) is also counted for the warning.
-    let stream = TcpStream::connect(shared.addr).await.map_err(|e| {
-        let mut first = shared.first_connect_error.borrow_mut();
-        if first.is_none() {
-            *first = Some(e.to_string());
-        }
-        crate::limits::note_connect_error(&e)
-    })?;
-    // Requests are small and latency is the measurement: no Nagle.
-    stream.set_nodelay(true).map_err(|_| ())?;
+    let (stream, connected) = conn::open(&shared.dialer)
+        .await
+        .map_err(|e| shared.open_failed(e))?;
+    shared
+        .recorder
+        .borrow_mut()
+        .connected(sys::monotonic_ns(), &connected);
     Ok(Connection::new(stream))
 }

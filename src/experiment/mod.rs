@@ -5,7 +5,8 @@
 //! - [`run`]: the scenario's load once on a fresh topology, then the
 //!   components' typed reports (the gateway's accounting, the upstream's truth).
 //! - [`sweep`]: offered load (then concurrency) in steps on one topology;
-//!   knee, USL fit, max rate within an SLO.
+//!   knee, USL fit, max rate within an SLO; with [`handshake`], what
+//!   connections cost each step beside its keep-alive twin.
 //! - [`find_limit`]: the largest gateway concurrency limit inside the
 //!   gateway timeout, per hardware class, beside the processor-sharing model.
 //! - [`abort_audit`]: the load once per gateway mode; accounted time per
@@ -17,6 +18,7 @@
 
 pub mod abort_audit;
 pub mod find_limit;
+pub mod handshake;
 pub mod run;
 pub mod step;
 pub mod sweep;

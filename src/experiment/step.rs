@@ -39,6 +39,9 @@ pub struct Step {
     /// through it in one go, so the target's queue is never drained between
     /// warm-up and measurement.
     pub warmup: Duration,
+    /// `Some`: the scenario's `[client] reuse` replaced for this step
+    /// (a sweep's keep-alive twin of a step with a connection per request).
+    pub reuse: Option<bool>,
 }
 
 impl Step {
@@ -47,6 +50,7 @@ impl Step {
         Step {
             load,
             warmup: Duration::ZERO,
+            reuse: None,
         }
     }
 }
@@ -108,7 +112,22 @@ pub fn run(
     step: Step,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<StepResult> {
-    let plan = Plan::new(bench.scenario, &topology.url, step.load.clone())?;
+    let replaced;
+    let scenario = match step.reuse {
+        Some(reuse) if reuse != bench.scenario.client.reuse => {
+            let mut s = bench.scenario.clone();
+            s.client.reuse = reuse;
+            replaced = s;
+            &replaced
+        }
+        _ => bench.scenario,
+    };
+    let plan = Plan::trusting(
+        scenario,
+        &topology.url,
+        step.load.clone(),
+        topology.ca_pem.as_deref().map(str::as_bytes),
+    )?;
     let (upstream_before, gateway_before) = cpu_now(topology);
     let wall = Instant::now();
     let (driver, mut watched) = drive_watching(&plan, bench, on_event, topology);

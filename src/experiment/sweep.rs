@@ -88,6 +88,25 @@ pub struct StepRow {
     /// True when the step is past saturation (error share or P99 over the
     /// stop-early bounds).
     pub past_saturation: bool,
+    /// Connections opened per second over the step (warm-up included).
+    #[serde(default)]
+    pub new_connections_per_s: f64,
+    /// TLS handshake time p99 of the step's new connections, us (0 in cleartext).
+    #[serde(default)]
+    pub tls_handshake_p99_us: u64,
+    /// The gateway's CPU per response over the step, us, when the harness
+    /// started the gateway.
+    #[serde(default)]
+    pub gateway_cpu_us_per_request: Option<f64>,
+    /// `keep_alive_baseline`: the keep-alive twin's latency median, us.
+    #[serde(default)]
+    pub keep_alive_p50_us: Option<u64>,
+    /// The keep-alive twin's latency P99, us.
+    #[serde(default)]
+    pub keep_alive_p99_us: Option<u64>,
+    /// The keep-alive twin's gateway CPU per response, us.
+    #[serde(default)]
+    pub keep_alive_gateway_cpu_us_per_request: Option<f64>,
 }
 
 /// One closed-loop step's result (a row of `concurrency.csv`).
@@ -196,6 +215,7 @@ pub fn run(
                 duration: spec.warmup + spec.duration,
             },
             warmup: spec.warmup,
+            reuse: None,
         };
         let result = step::run(bench, &mut topology, step, on_event)?;
         if result.driver.interrupted {
@@ -247,11 +267,35 @@ fn open_steps(
             i + 1,
             spec.rates.len()
         )));
+        // The same load on reused connections first, for the side by side.
+        let twin = if spec.keep_alive_baseline {
+            let step = Step {
+                load: Load::Open(step_phases(spec, rate)),
+                warmup: spec.warmup,
+                reuse: Some(true),
+            };
+            let twin = step::run(bench, topology, step, on_event)?;
+            settle(topology, warnings);
+            let interrupted = twin.driver.interrupted;
+            let figures = super::handshake::Twin::of(&twin);
+            // Measured, so kept in the run's totals like every step.
+            joined = Some(match joined {
+                None => twin,
+                Some(before) => append(before, twin),
+            });
+            if interrupted {
+                break;
+            }
+            Some(figures)
+        } else {
+            None
+        };
         let cpu_before = upstream_cpu_s(topology);
         let wall = std::time::Instant::now();
         let step = Step {
             load: Load::Open(step_phases(spec, rate)),
             warmup: spec.warmup,
+            reuse: None,
         };
         let result = step::run(bench, topology, step, on_event)?;
         if result.driver.interrupted {
@@ -264,6 +308,7 @@ fn open_steps(
             break;
         }
         let mut row = step_row(i + 1, rate, spec, &result);
+        super::handshake::fill(&mut row, &result, twin);
         row.upstream_cpu_cores = match (cpu_before, upstream_cpu_s(topology)) {
             (Some(a), Some(b)) => Some(round3(
                 (b - a).max(0.0) / wall.elapsed().as_secs_f64().max(1e-9),
@@ -359,6 +404,8 @@ fn empty(bench: &Bench) -> StepResult {
             requests: None,
             started_at: std::time::SystemTime::now(),
             start_late_s: None,
+            protocol: crate::driver::Protocol::Http1,
+            tls: false,
         },
         key_names: bench.scenario.keys.iter().map(|k| k.name.clone()).collect(),
         component_exits: Vec::new(),
@@ -435,7 +482,12 @@ fn step_row(step: usize, rate: f64, spec: &SweepSpec, result: &StepResult) -> St
         share_504: measured.share(&[Class::GatewayTimeout]),
         share_other_status: measured.share(&[Class::OtherStatus]),
         share_timeout: measured.share(&[Class::ClientTimeout]),
-        share_error: measured.share(&[Class::ConnectError, Class::IoError, Class::NotSent]),
+        share_error: measured.share(&[
+            Class::ConnectError,
+            Class::TlsError,
+            Class::IoError,
+            Class::NotSent,
+        ]),
         p50_us: measured.latency_at(0.5),
         p90_us: measured.latency_at(0.9),
         p99_us,
@@ -445,6 +497,12 @@ fn step_row(step: usize, rate: f64, spec: &SweepSpec, result: &StepResult) -> St
         lag_p99_us: measured.lag_p99_us,
         upstream_cpu_cores: None,
         past_saturation,
+        new_connections_per_s: 0.0,
+        tls_handshake_p99_us: 0,
+        gateway_cpu_us_per_request: None,
+        keep_alive_p50_us: None,
+        keep_alive_p99_us: None,
+        keep_alive_gateway_cpu_us_per_request: None,
     }
 }
 
@@ -654,6 +712,12 @@ mod tests {
             lag_p99_us: 0,
             upstream_cpu_cores: None,
             past_saturation: false,
+            new_connections_per_s: 0.0,
+            tls_handshake_p99_us: 0,
+            gateway_cpu_us_per_request: None,
+            keep_alive_p50_us: None,
+            keep_alive_p99_us: None,
+            keep_alive_gateway_cpu_us_per_request: None,
         }
     }
 

@@ -124,12 +124,14 @@ pub fn write(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
     )?;
     writeln!(
         w,
-        "  client_timeout {}, connect_error {}, io_error {}, not_sent {}",
+        "  client_timeout {}, connect_error {}, tls_error {}, io_error {}, not_sent {}",
         s.outcomes.client_timeout,
         s.outcomes.connect_error,
+        s.outcomes.tls_error,
         s.outcomes.io_error,
         s.outcomes.not_sent
     )?;
+    write_connections(w, s)?;
     writeln!(
         w,
         "Requests/sec: {:>12.2}  (sent; {:.2} responses/s)",
@@ -217,6 +219,7 @@ fn write_keys(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
 pub fn write_sweep(w: &mut dyn Write, r: &SweepResult) -> io::Result<()> {
     if !r.steps.is_empty() {
         write_steps(w, &r.steps)?;
+        write_step_connections(w, &r.steps)?;
     }
     if let Some(reason) = &r.stopped_early {
         writeln!(w, "  {reason}")?;
@@ -368,4 +371,83 @@ fn write_concurrency_steps(w: &mut dyn Write, steps: &[ClosedStepRow]) -> io::Re
         )?;
     }
     Ok(())
+}
+
+/// The connections line: the HTTP version, how many were opened and what
+/// opening them cost; over TLS, what the handshakes agreed on.
+fn write_connections(w: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
+    let c = &s.connections;
+    if c.http.is_empty() {
+        // A report written before connections were recorded.
+        return Ok(());
+    }
+    writeln!(
+        w,
+        "Connections: {} over {}{}, {} opened ({:.0}/s), connect p50 {} p99 {}",
+        c.http,
+        if c.tls { "TLS" } else { "TCP" },
+        if c.reuse {
+            ""
+        } else {
+            " (a new one per request)"
+        },
+        c.opened,
+        c.opened_per_s,
+        fmt_us(s.connect_us.p50),
+        fmt_us(s.connect_us.p99),
+    )?;
+    if c.tls && s.tls_handshake_us.count > 0 {
+        let joined = |m: &std::collections::BTreeMap<String, u64>| {
+            m.iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        writeln!(
+            w,
+            "  TLS handshake p50 {} p99 {} max {}; {}; ALPN {}; resumed {}",
+            fmt_us(s.tls_handshake_us.p50),
+            fmt_us(s.tls_handshake_us.p99),
+            fmt_us(s.tls_handshake_us.max),
+            joined(&c.tls_versions),
+            joined(&c.alpn),
+            c.tls_resumed
+        )?;
+    }
+    Ok(())
+}
+
+/// What connections cost each step, when they cost something worth a table
+/// (TLS handshakes, or a keep-alive twin to set beside): connections per
+/// second, handshake p99, the gateway's CPU per request, and the twin's.
+fn write_step_connections(w: &mut dyn Write, steps: &[StepRow]) -> io::Result<()> {
+    let twins = steps.iter().any(|s| s.keep_alive_p99_us.is_some());
+    if !twins && steps.iter().all(|s| s.tls_handshake_p99_us == 0) {
+        return Ok(());
+    }
+    let cpu = |c: Option<f64>| c.map_or("-".to_string(), |us| format!("{us:.1}us"));
+    writeln!(
+        w,
+        "{:>4} {:>9} {:>9} {:>10} {:>11} {:>9} {:>12} {:>12}",
+        "step", "rate/s", "conns/s", "hs p99", "GW CPU/req", "p99", "keep-alive", "ka GW CPU"
+    )?;
+    for s in steps {
+        writeln!(
+            w,
+            "{:>4} {:>9.0} {:>9.0} {:>10} {:>11} {:>9} {:>12} {:>12}",
+            s.step,
+            s.rate_per_s,
+            s.new_connections_per_s,
+            fmt_us(s.tls_handshake_p99_us),
+            cpu(s.gateway_cpu_us_per_request),
+            fmt_us(s.p99_us),
+            s.keep_alive_p99_us.map_or("-".to_string(), fmt_us),
+            cpu(s.keep_alive_gateway_cpu_us_per_request),
+        )?;
+    }
+    writeln!(
+        w,
+        "  (conns/s: new connections; hs: TLS handshake; GW CPU/req: the gateway's CPU per response; \
+         keep-alive: the same load on reused connections, its P99)"
+    )
 }

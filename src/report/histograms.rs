@@ -1,11 +1,12 @@
 //! `histograms.hlog`: every histogram of a run, whole, so that report
 //! folders can be merged exactly (`contend merge`): latency, service time,
-//! schedule lag, generator lag, latency per outcome class and per key.
+//! schedule lag, generator lag, connect and TLS handshake times, latency per
+//! outcome class and per key.
 //!
 //! Takes a run's [`Totals`] (or merged histograms) and hands on one file in
 //! HdrHistogram's interval-log format (version 1.3), one tagged entry per
 //! histogram (`latency`, `service`, `schedule_lag`, `generator_lag`,
-//! `class/2xx`, ..., `key/<name>` with the name percent-encoded), which
+//! `connect`, `tls_handshake`, `class/2xx`, ..., `key/<name>` with the name percent-encoded), which
 //! HdrHistogram's own tools read too. Histograms add bucket by bucket, so
 //! a merge of shards is the histogram of the whole, not an estimate from
 //! percentiles.
@@ -43,6 +44,11 @@ impl Histograms {
         by_name.insert("service".to_string(), totals.service_us.clone());
         by_name.insert("schedule_lag".to_string(), totals.schedule_lag_us.clone());
         by_name.insert("generator_lag".to_string(), totals.generator_lag_us.clone());
+        by_name.insert("connect".to_string(), totals.connections.connect_us.clone());
+        by_name.insert(
+            "tls_handshake".to_string(),
+            totals.connections.tls_handshake_us.clone(),
+        );
         for (class, h) in Class::ALL.iter().zip(&totals.latency_by_class_us) {
             by_name.insert(format!("class/{}", class.name()), h.clone());
         }

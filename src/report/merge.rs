@@ -21,7 +21,8 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer}
 
 use super::histograms::{self, Histograms};
 use super::summary::{
-    DriverSummary, KeySummary, Merged, MergedShard, Outcomes, Percentiles, Summary,
+    ConnectionsSummary, DriverSummary, KeySummary, Merged, MergedShard, Outcomes, Percentiles,
+    Summary,
 };
 use super::{IntervalCsvRow, read_intervals_csv};
 use crate::error::{Error, Result};
@@ -255,6 +256,7 @@ fn merge_intervals(shards: &[ShardFolder]) -> Vec<IntervalRow> {
             let mut latency = new_histogram();
             let mut by_class = [0u64; Class::ALL.len()];
             let (mut offered, mut sent, mut in_flight, mut lag, mut cpu) = (0, 0, 0, 0, 0.0);
+            let (mut opened, mut connect_p99, mut handshake_p99) = (0, 0, 0);
             let mut span: Option<(f64, f64)> = None;
             for s in shards {
                 let (Some(r), Some(h)) = (s.intervals.get(i), s.interval_latency.get(i)) else {
@@ -269,6 +271,12 @@ fn merge_intervals(shards: &[ShardFolder]) -> Vec<IntervalRow> {
                 in_flight += r.in_flight;
                 lag = lag.max(r.lag_p99_us);
                 cpu += r.driver_cpu_cores;
+                opened += r.new_connections;
+                // Per-interval connection times are kept as p99s only: the
+                // merged interval carries the highest shard's, an upper
+                // bound (the whole run's are exact, from histograms.hlog).
+                connect_p99 = connect_p99.max(r.connect_p99_us);
+                handshake_p99 = handshake_p99.max(r.tls_handshake_p99_us);
                 span.get_or_insert((r.start_s, r.duration_s));
             }
             let (start_s, duration_s) = span.unwrap_or((0.0, 0.0));
@@ -297,13 +305,16 @@ fn merge_intervals(shards: &[ShardFolder]) -> Vec<IntervalRow> {
                 in_flight,
                 driver_cpu_cores: cpu,
                 latency_hist_v2: encoded,
+                new_connections: opened,
+                connect_p99_us: connect_p99,
+                tls_handshake_p99_us: handshake_p99,
             }
         })
         .collect()
 }
 
 /// An interval row's outcomes in [`Class::ALL`] order.
-fn classes(r: &IntervalCsvRow) -> [u64; 9] {
+fn classes(r: &IntervalCsvRow) -> [u64; Class::ALL.len()] {
     [
         r.ok_2xx,
         r.s429,
@@ -312,6 +323,7 @@ fn classes(r: &IntervalCsvRow) -> [u64; 9] {
         r.other_status,
         r.client_timeout,
         r.connect_error,
+        r.tls_error,
         r.io_error,
         r.not_sent,
     ]
@@ -324,6 +336,7 @@ fn add_outcomes(into: &mut Outcomes, from: &Outcomes) {
     }
     into.client_timeout += from.client_timeout;
     into.connect_error += from.connect_error;
+    into.tls_error += from.tls_error;
     into.io_error += from.io_error;
     into.not_sent += from.not_sent;
     for (class, n) in &from.classes {
@@ -385,6 +398,9 @@ fn merged_summary(
     base.service_time_us = pct("service");
     base.schedule_lag_us = pct("schedule_lag");
     base.generator_lag_us = pct("generator_lag");
+    base.connect_us = pct("connect");
+    base.tls_handshake_us = pct("tls_handshake");
+    base.connections = merged_connections(shards, duration_s);
     base.latency_by_class_us = classes
         .iter()
         .filter_map(|c| {
@@ -417,6 +433,27 @@ fn merged_summary(
         start_spread_s: round3(start_spread_s),
     });
     base
+}
+
+/// The connections of the whole load: counts added, what was spoken from
+/// the first shard (the shards run one scenario).
+fn merged_connections(shards: &[ShardFolder], duration_s: f64) -> ConnectionsSummary {
+    let mut c = shards[0].summary.connections.clone();
+    let add = |into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>| {
+        for (k, n) in from {
+            *into.entry(k.clone()).or_default() += n;
+        }
+    };
+    for s in &shards[1..] {
+        let o = &s.summary.connections;
+        c.opened += o.opened;
+        c.tls_resumed += o.tls_resumed;
+        add(&mut c.tls_versions, &o.tls_versions);
+        add(&mut c.alpn, &o.alpn);
+        add(&mut c.tls_errors, &o.tls_errors);
+    }
+    c.opened_per_s = round3(c.opened as f64 / duration_s);
+    c
 }
 
 /// The driver of the whole load: the shards' threads and CPU added, the

@@ -305,6 +305,19 @@ pub struct IntervalCsvRow {
     pub in_flight: u64,
     /// Driver CPU in the interval, in cores.
     pub driver_cpu_cores: f64,
+    /// Failed TLS handshakes (after the other columns: files written
+    /// before it read as 0).
+    #[serde(default)]
+    pub tls_error: u64,
+    /// Connections opened.
+    #[serde(default)]
+    pub new_connections: u64,
+    /// TCP connect time p99 of the connections opened, us.
+    #[serde(default)]
+    pub connect_p99_us: u64,
+    /// TLS handshake time p99 of the connections opened, us.
+    #[serde(default)]
+    pub tls_handshake_p99_us: u64,
 }
 
 impl IntervalCsvRow {
@@ -317,6 +330,7 @@ impl IntervalCsvRow {
             + self.other_status
             + self.client_timeout
             + self.connect_error
+            + self.tls_error
             + self.io_error
             + self.not_sent
     }
@@ -348,6 +362,10 @@ impl From<&IntervalRow> for IntervalCsvRow {
             lag_p99_us: r.lag_p99_us,
             in_flight: r.in_flight,
             driver_cpu_cores: (r.driver_cpu_cores * 1000.0).round() / 1000.0,
+            tls_error: c(Class::TlsError),
+            new_connections: r.new_connections,
+            connect_p99_us: r.connect_p99_us,
+            tls_handshake_p99_us: r.tls_handshake_p99_us,
         }
     }
 }

@@ -10,7 +10,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::experiment::run::RunOutput;
-use crate::outcome::Class;
+use crate::outcome::{Class, TlsFailure};
 use crate::record::{Counts, Totals};
 
 /// Version of the summary's layout; bumped on any incompatible change.
@@ -65,6 +65,9 @@ pub struct Outcomes {
     pub client_timeout: u64,
     /// Connections that could not be made.
     pub connect_error: u64,
+    /// TLS handshakes that failed (the reasons are in `connections.tls_errors`).
+    #[serde(default)]
+    pub tls_error: u64,
     /// Exchanges that failed mid-way (reset, closed early, not HTTP).
     pub io_error: u64,
     /// Arrivals never sent because the connection cap was reached.
@@ -80,6 +83,7 @@ impl Outcomes {
             responses: c.statuses().collect(),
             client_timeout: c.class(Class::ClientTimeout),
             connect_error: c.class(Class::ConnectError),
+            tls_error: c.class(Class::TlsError),
             io_error: c.class(Class::IoError),
             not_sent: c.class(Class::NotSent),
             classes: Class::ALL
@@ -102,6 +106,91 @@ pub struct KeySummary {
     pub outcomes: Outcomes,
     /// Latency of this key's sent requests, us.
     pub latency_us: Percentiles,
+}
+
+/// The connections a run opened and what their handshakes agreed on.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ConnectionsSummary {
+    /// The HTTP version spoken: `HTTP/1.1` or `HTTP/2`.
+    pub http: String,
+    /// True over TLS (`https://`).
+    pub tls: bool,
+    /// False: a new connection per request (`[client] reuse = false`).
+    pub reuse: bool,
+    /// Connections opened (TCP connected and, over TLS, handshake done).
+    pub opened: u64,
+    /// Connections opened per second of the run.
+    pub opened_per_s: f64,
+    /// Handshakes that resumed a session (no full handshake).
+    pub tls_resumed: u64,
+    /// Handshakes by TLS version (`TLSv1.2`, `TLSv1.3`).
+    pub tls_versions: BTreeMap<String, u64>,
+    /// Handshakes by what ALPN agreed on (`h2`, `http/1.1`, `none`).
+    pub alpn: BTreeMap<String, u64>,
+    /// `tls_error` outcomes by reason (`unknown_ca`, `name_mismatch`,
+    /// `bad_certificate`, `refused`, `protocol`, `no_h2`).
+    pub tls_errors: BTreeMap<String, u64>,
+}
+
+impl ConnectionsSummary {
+    fn of(
+        t: &crate::record::ConnectionTotals,
+        d: &crate::driver::DriverOutput,
+        reuse: bool,
+    ) -> Self {
+        let nonzero = |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> {
+            pairs
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(k, n)| (k.to_string(), *n))
+                .collect()
+        };
+        ConnectionsSummary {
+            http: d.protocol.name().to_string(),
+            tls: d.tls,
+            reuse,
+            opened: t.opened,
+            opened_per_s: round3(t.opened as f64 / d.duration_s.max(1e-9)),
+            tls_resumed: t.resumed,
+            tls_versions: nonzero(&[("TLSv1.2", t.tls12), ("TLSv1.3", t.tls13)]),
+            alpn: nonzero(&[
+                ("h2", t.alpn_h2),
+                ("http/1.1", t.alpn_http11),
+                ("none", t.alpn_none),
+            ]),
+            tls_errors: TlsFailure::ALL
+                .iter()
+                .filter(|r| t.tls_errors[r.index()] > 0)
+                .map(|r| (r.name().to_string(), t.tls_errors[r.index()]))
+                .collect(),
+        }
+    }
+}
+
+/// One warning per reason handshakes failed for, with its fix; the
+/// first failure's own words; and a note that certificates went unchecked.
+fn connection_warnings(t: &Totals, insecure: bool) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if insecure {
+        warnings.push(
+            "tls.insecure: the server's certificate was not checked (any certificate was accepted)"
+                .to_string(),
+        );
+    }
+    for reason in TlsFailure::ALL {
+        let n = t.connections.tls_errors[reason.index()];
+        if n > 0 {
+            warnings.push(format!(
+                "tls_error {n} ({}): {}",
+                reason.name(),
+                reason.fix()
+            ));
+        }
+    }
+    if let Some(first) = &t.first_handshake_error {
+        warnings.push(format!("the first failed handshake said: {first}"));
+    }
+    warnings
 }
 
 /// The driver's own cost.
@@ -157,6 +246,17 @@ pub struct Summary {
     pub generator_lag_us: Percentiles,
     /// Latency by outcome class.
     pub latency_by_class_us: BTreeMap<String, Percentiles>,
+    /// TCP connect time of the connections opened.
+    #[serde(default)]
+    pub connect_us: Percentiles,
+    /// TLS handshake time of the connections opened over TLS: one value
+    /// per connection (none in cleartext).
+    #[serde(default)]
+    pub tls_handshake_us: Percentiles,
+    /// The connections opened: how many, the HTTP version, what TLS and
+    /// ALPN agreed on, resumed sessions, failed handshakes by reason.
+    #[serde(default)]
+    pub connections: ConnectionsSummary,
     /// True when the generator, not the target, limited the run.
     pub generator_bound: bool,
     /// Why the run counts as generator-bound (empty when it does not).
@@ -371,7 +471,17 @@ fn nothing_answered(t: &Totals, target: &str, timeout: std::time::Duration) -> O
         return None;
     }
     let all = |class: Class| t.counts.class(class) == t.arrivals;
-    Some(if all(Class::ConnectError) {
+    Some(if all(Class::TlsError) {
+        let reasons: Vec<&str> = TlsFailure::ALL
+            .iter()
+            .filter(|r| t.connections.tls_errors[r.index()] > 0)
+            .map(|r| r.name())
+            .collect();
+        format!(
+            "no request got a response: every TLS handshake with {target} failed ({})",
+            reasons.join(", ")
+        )
+    } else if all(Class::ConnectError) {
         let why = t
             .first_connect_error
             .as_deref()
@@ -424,6 +534,10 @@ impl Summary {
         let busy = cpu_s / (duration_s * d.threads as f64);
         let (reasons, waited) = generator_verdict(&lag, &generator_lag, lag_bound_us, busy);
         let mut warnings = run.warnings.clone();
+        warnings.extend(connection_warnings(
+            t,
+            run.scenario.client.tls.insecure && d.tls,
+        ));
         warnings.extend(waited);
         warnings.extend(nothing_answered(
             t,
@@ -467,6 +581,9 @@ impl Summary {
                 .filter(|(_, h)| !h.is_empty())
                 .map(|(c, h)| (c.name().to_string(), Percentiles::of(h)))
                 .collect(),
+            connect_us: Percentiles::of(&t.connections.connect_us),
+            tls_handshake_us: Percentiles::of(&t.connections.tls_handshake_us),
+            connections: ConnectionsSummary::of(&t.connections, d, run.scenario.client.reuse),
             generator_bound: !reasons.is_empty(),
             generator_bound_reasons: reasons,
             lag_bound_us,

@@ -23,8 +23,8 @@ use super::check::{
 use super::raw::{RawArrival, RawPhase, RawRate, RawScenario, RawThresholds};
 use super::{
     AbortAuditSpec, ArrivalKind, COMMAND_LINE, DEFAULT_PHASE_DURATION, Experiment, ExperimentKind,
-    GatewaySpec, Load, MAX_DURATION, Overrides, Phase, Rate, Scenario, ScenarioThreshold, Source,
-    threshold_location,
+    GatewayKind, GatewaySpec, Load, MAX_DURATION, Overrides, Phase, Rate, Scenario,
+    ScenarioThreshold, Source, Target, threshold_location,
 };
 use crate::error::{Error, Result};
 
@@ -112,10 +112,29 @@ pub(super) fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Resul
     let keys = build_keys(ctx, raw.keys.unwrap_or_default())?;
     let mut client = build_client(ctx, raw.client, overrides, kind, &request, &keys)?;
     client.shard = build_shard(ctx, raw.shards.as_ref(), overrides)?;
+    if sweep.keep_alive_baseline && client.reuse {
+        let span = raw.sweep.as_ref().map(|s| s.span());
+        let message = "[sweep] keep_alive_baseline sets each step beside its keep-alive twin, so the steps \
+                       themselves need a new connection per request: add [client] reuse = false";
+        return Err(match span {
+            Some(span) => ctx.at(span, message),
+            None => ctx.whole(message),
+        });
+    }
     let gateway = match raw.gateway {
         Some(g) => build_gateway(ctx, g, raw.target.is_some() || raw.upstream.is_some())?,
         None => GatewaySpec::default(),
     };
+    if let (GatewayKind::Reference | GatewayKind::Nginx, Target::Url(url)) = (gateway.kind, &target)
+    {
+        if url.starts_with("https://") {
+            return Err(ctx.whole(format!(
+                "the upstream {url} is https://, but the gateway contend starts in front of it speaks plain \
+                 HTTP to its upstream: give an http:// upstream, or drive the https:// server directly \
+                 (remove [gateway])"
+            )));
+        }
+    }
     let thresholds = build_thresholds(ctx, raw.thresholds)?;
     let abort_audit = build_abort_audit(ctx, raw.abort_audit, kind)?;
     let experiment = match kind {

@@ -1,6 +1,7 @@
 //! What every arrival sends and how the client behaves: `[request]`,
-//! `[[keys]]` and `[client]`, with the command line's `--timeout`,
-//! `--max-connections`, `--connections`, `--threads` and `--seed` over them.
+//! `[[keys]]` and `[client]` (with its `tls` table), with the command
+//! line's `--timeout`, `--max-connections`, `--connections`, `--threads`,
+//! `--seed`, `--http2` and `--insecure` over them.
 //!
 //! Takes their raw sections and hands on a [`RequestSpec`], the
 //! [`KeySpec`]s and a [`ClientSpec`], or the first error, located.
@@ -15,10 +16,10 @@ use super::check::{
     check_header_name, check_header_value, check_int, check_interval, check_method, check_path,
     check_positive_duration, quoted,
 };
-use super::raw::{Headers, RawClient, RawKey, RawRequest, RawShards};
+use super::raw::{Headers, RawClient, RawHttp, RawKey, RawRequest, RawShards, RawTls};
 use super::{
-    ClientSpec, ExperimentKind, KeySpec, MAX_CONNECTIONS, MAX_DURATION, MAX_SHARDS, MAX_THREADS,
-    Overrides, RequestSpec, Shard,
+    ClientSpec, ExperimentKind, HttpVersion, KeySpec, MAX_CONNECTIONS, MAX_DURATION, MAX_SHARDS,
+    MAX_THREADS, Overrides, RequestSpec, Shard, TlsSpec, TlsVersionSpec,
 };
 use crate::error::Result;
 
@@ -269,7 +270,105 @@ fn client_from_file(
         })?;
         client.lag_bound = l.get_ref().0;
     }
+    if let Some(h) = &raw.http {
+        client.http = match h.get_ref() {
+            RawHttp::Http1 => HttpVersion::Http1,
+            RawHttp::Http2 => HttpVersion::Http2,
+            RawHttp::Auto => HttpVersion::Auto,
+        };
+    }
+    if let Some(n) = &raw.streams_per_connection {
+        ctx.check(n, |n| {
+            check_int("[client] streams_per_connection", n.0, 1, MAX_STREAMS)
+        })?;
+        if client.http == HttpVersion::Http1 {
+            return Err(ctx.at(
+                n.span(),
+                "[client] streams_per_connection is for HTTP/2: add http = \"2\" (or \"auto\"), or remove it \
+                 (HTTP/1.1 carries one request at a time per connection)",
+            ));
+        }
+        client.streams_per_connection = Some(n.get_ref().0 as u32);
+    }
+    if let Some(reuse) = raw.reuse {
+        client.reuse = reuse;
+    }
+    if let Some(tls) = &raw.tls {
+        client.tls = build_tls(ctx, tls)?;
+    }
     Ok(())
+}
+
+/// Most HTTP/2 streams one connection may be asked to carry.
+const MAX_STREAMS: i64 = 100_000;
+
+/// `[client] tls`: a client certificate comes with its key, `insecure`
+/// stands alone (it trusts any certificate, so a CA would not be used),
+/// the server name is a DNS name or an IP address.
+fn build_tls(ctx: &Ctx, spanned: &Spanned<RawTls>) -> Result<TlsSpec> {
+    let raw = spanned.get_ref();
+    let mut tls = TlsSpec {
+        ca: raw.ca.as_ref().map(|p| p.get_ref().clone()),
+        insecure: raw.insecure.unwrap_or(false),
+        cert: raw.cert.as_ref().map(|p| p.get_ref().clone()),
+        key: raw.key.as_ref().map(|p| p.get_ref().clone()),
+        sni: None,
+        resumption: raw.resumption.unwrap_or(true),
+        version: None,
+    };
+    if let (true, Some(ca)) = (tls.insecure, &raw.ca) {
+        return Err(ctx.at(
+            ca.span(),
+            "[client] tls.insecure = true accepts any certificate, so tls.ca would not be used: \
+             remove one of them",
+        ));
+    }
+    match (&raw.cert, &raw.key) {
+        (Some(cert), None) => {
+            return Err(ctx.at(
+                cert.span(),
+                "[client] tls.cert needs its private key: add tls.key = \"client.key\"",
+            ));
+        }
+        (None, Some(key)) => {
+            return Err(ctx.at(
+                key.span(),
+                "[client] tls.key needs its certificate: add tls.cert = \"client.pem\"",
+            ));
+        }
+        _ => {}
+    }
+    if let Some(sni) = &raw.sni {
+        ctx.check(sni, |name| {
+            rustls::pki_types::ServerName::try_from(name.as_str())
+                .map(|_| ())
+                .map_err(|_| {
+                    format!(
+                        "[client] tls.sni {} is not a DNS name or IP address: give the name the server's \
+                         certificate was issued for, like \"gateway.example\"",
+                        quoted(name)
+                    )
+                })
+        })?;
+        tls.sni = Some(sni.get_ref().clone());
+    }
+    if let Some(v) = &raw.version {
+        tls.version = Some(match v.get_ref().as_str() {
+            "1.2" => TlsVersionSpec::Tls12,
+            "1.3" => TlsVersionSpec::Tls13,
+            other => {
+                return Err(ctx.at(
+                    v.span(),
+                    format!(
+                        "[client] tls.version {} is not one contend speaks: give \"1.2\" or \"1.3\" \
+                         (or leave it out for either)",
+                        quoted(other)
+                    ),
+                ));
+            }
+        });
+    }
+    Ok(tls)
 }
 
 /// `--timeout`, `--max-connections`, `--connections` (closed loop, only
@@ -329,5 +428,17 @@ fn apply_client_flags(
         client.seed = s;
     }
     client.start_at = overrides.start_at;
+    if overrides.http2 {
+        client.http = HttpVersion::Http2;
+    }
+    if overrides.insecure {
+        if client.tls.ca.is_some() {
+            return Err(cli(
+                "--insecure accepts any certificate, so the scenario's [client] tls.ca would not be used: \
+                 drop --insecure, or remove tls.ca",
+            ));
+        }
+        client.tls.insecure = true;
+    }
     Ok(())
 }

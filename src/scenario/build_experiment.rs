@@ -225,6 +225,9 @@ pub(super) fn build_sweep(
         })?;
         spec.sensitivity = s.get_ref().0;
     }
+    if let Some(k) = &raw.keep_alive_baseline {
+        spec.keep_alive_baseline = *k.get_ref();
+    }
     Ok(spec)
 }
 

@@ -228,6 +228,8 @@ pub(super) fn build_gateway(
         policies,
         cpus: None,
         template: g.template,
+        tls: g.tls.as_ref().is_some_and(|t| *t.get_ref()),
+        http2: g.http2.as_ref().is_some_and(|t| *t.get_ref()),
     };
     if let Some(c) = &g.abort_charge {
         ctx.check(c, |d| {
@@ -302,7 +304,9 @@ fn check_gateway_takes(
         || spec.abort_charge.is_some()
         || accounting_given
         || spec.cpus.is_some()
-        || spec.template.is_some();
+        || spec.template.is_some()
+        || spec.tls
+        || spec.http2;
     if matches!(kind, GatewayKind::External | GatewayKind::None) && has_settings {
         return Err(ctx.at(
             span,

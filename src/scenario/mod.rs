@@ -20,6 +20,7 @@ mod build_client;
 mod build_experiment;
 mod build_target;
 mod check;
+mod client;
 mod raw;
 mod url;
 
@@ -32,6 +33,10 @@ use contend_units::located::location;
 use crate::error::{Error, Result};
 use build::{Ctx, build, cli};
 pub(crate) use check::quoted;
+pub use client::{
+    ClientSpec, DEFAULT_STREAMS_PER_CONNECTION, HttpVersion, MAX_SHARDS, Shard, ShardArg, TlsSpec,
+    TlsVersionSpec,
+};
 use raw::RawScenario;
 
 /// A validated scenario: what to drive, how hard, for how long.
@@ -277,6 +282,10 @@ pub struct SweepSpec {
     pub stop_p99: Option<Duration>,
     /// Kneedle sensitivity S (1 is the paper's default).
     pub sensitivity: f64,
+    /// `keep_alive_baseline = true` (with `[client] reuse = false`): each
+    /// rate step first runs on reused connections, and its latency and
+    /// gateway CPU per request stand beside the step's in its row.
+    pub keep_alive_baseline: bool,
 }
 
 impl Default for SweepSpec {
@@ -293,6 +302,7 @@ impl Default for SweepSpec {
             stop_error_share: 0.5,
             stop_p99: None,
             sensitivity: 1.0,
+            keep_alive_baseline: false,
         }
     }
 }
@@ -434,6 +444,12 @@ pub struct GatewaySpec {
     pub cpus: Option<String>,
     /// nginx: a template to render instead of the embedded one.
     pub template: Option<PathBuf>,
+    /// `tls = true`: the gateway listens with TLS, on a certificate the
+    /// harness makes for the run (and the driver trusts).
+    pub tls: bool,
+    /// `http2 = true`: the gateway speaks HTTP/2 too (ALPN `h2` over TLS,
+    /// prior knowledge in cleartext), beside HTTP/1.1.
+    pub http2: bool,
 }
 
 /// One phase of offered load.
@@ -535,81 +551,6 @@ pub struct KeySpec {
     pub timeout: Option<Duration>,
 }
 
-/// Client behaviour.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClientSpec {
-    /// Deadline of a request, counted from its intended send time.
-    pub timeout: Duration,
-    /// Cap of open connections across all driver threads.
-    pub max_connections: usize,
-    /// Driver threads; `None` means the cores this process may use.
-    pub threads: Option<usize>,
-    /// Seed of every random choice (Poisson gaps, key mix).
-    pub seed: u64,
-    /// Length of one reporting interval.
-    pub interval: Duration,
-    /// Schedule lag p99 above which the run is marked generator-bound.
-    pub lag_bound: Duration,
-    /// `request_ids`: give every request a unique `x-request-id` and keep a
-    /// bounded per-request record, so the client, the gateway's log and the
-    /// upstream can be joined per request. Off by default (the hot path is
-    /// then untouched); on by default for `experiment = "abort-audit"`.
-    pub request_ids: bool,
-    /// This process's share of a load split over several processes or
-    /// machines (`--shard I/N`): it offers 1/N of every phase.
-    pub shard: Shard,
-    /// `--start-at`: when the load begins, on the wall clock, so that
-    /// shards on several machines line up (connections are warmed first).
-    pub start_at: Option<std::time::SystemTime>,
-}
-
-/// One share of a load split over `count` processes: shard `index` offers
-/// the arrivals whose global number is `index` modulo `count`, so the
-/// shards together are the single-process schedule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    /// This shard, from 0.
-    pub index: usize,
-    /// How many shards share the load.
-    pub count: usize,
-}
-
-impl Default for Shard {
-    /// The whole load: shard 0 of 1.
-    fn default() -> Self {
-        Shard { index: 0, count: 1 }
-    }
-}
-
-/// `--shard I/N`, or `--shard auto` (the index from the environment, the
-/// count from the environment or the scenario's `[shards] count`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ShardArg {
-    /// This shard, from 0.
-    pub index: usize,
-    /// How many shards; `None`: the scenario's `[shards] count`.
-    pub count: Option<usize>,
-}
-
-/// Most shards one load may be split into.
-pub const MAX_SHARDS: usize = 1000;
-
-impl Default for ClientSpec {
-    fn default() -> Self {
-        ClientSpec {
-            timeout: Duration::from_secs(10),
-            max_connections: 10_000,
-            threads: None,
-            seed: 1,
-            interval: Duration::from_secs(1),
-            lag_bound: Duration::from_millis(1),
-            request_ids: false,
-            shard: Shard::default(),
-            start_at: None,
-        }
-    }
-}
-
 /// Overrides from the command line, applied over a file (or over defaults
 /// when there is no file). `None` leaves the value alone.
 #[derive(Debug, Clone, Default)]
@@ -639,6 +580,10 @@ pub struct Overrides {
     pub shard: Option<ShardArg>,
     /// `--start-at`: the common start on the wall clock.
     pub start_at: Option<std::time::SystemTime>,
+    /// `--http2`: `[client] http = "2"`.
+    pub http2: bool,
+    /// `--insecure`: `[client] tls.insecure = true`.
+    pub insecure: bool,
 }
 
 /// Where a scenario came from, for error messages.

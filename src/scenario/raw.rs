@@ -96,6 +96,7 @@ pub(super) struct RawSweep {
     pub(super) stop_error_share: Option<Spanned<Num>>,
     pub(super) stop_p99: Option<Spanned<HumanDuration>>,
     pub(super) sensitivity: Option<Spanned<Num>>,
+    pub(super) keep_alive_baseline: Option<Spanned<bool>>,
 }
 
 #[derive(serde::Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +135,8 @@ pub(super) struct RawGateway {
     pub(super) breaker: Option<Spanned<RawBreaker>>,
     pub(super) cpus: Option<Spanned<String>>,
     pub(super) template: Option<PathBuf>,
+    pub(super) tls: Option<Spanned<bool>>,
+    pub(super) http2: Option<Spanned<bool>>,
 }
 
 #[derive(serde::Deserialize, Clone, Copy, PartialEq)]
@@ -235,6 +238,68 @@ pub(super) struct RawClient {
     pub(super) interval: Option<Spanned<HumanDuration>>,
     pub(super) lag_bound: Option<Spanned<HumanDuration>>,
     pub(super) request_ids: Option<Spanned<bool>>,
+    pub(super) http: Option<Spanned<RawHttp>>,
+    pub(super) streams_per_connection: Option<Spanned<Int>>,
+    pub(super) reuse: Option<bool>,
+    pub(super) tls: Option<Spanned<RawTls>>,
+}
+
+/// `[client] http = "1.1" | "2" | "auto"` (also written as 1.1 or 2).
+pub(super) enum RawHttp {
+    Http1,
+    Http2,
+    Auto,
+}
+
+impl<'de> Deserialize<'de> for RawHttp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        const EXPECTED: &str = "\"1.1\", \"2\" or \"auto\"";
+        impl Visitor<'_> for V {
+            type Value = RawHttp;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(EXPECTED)
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> std::result::Result<RawHttp, E> {
+                match s {
+                    "1.1" | "http/1.1" => Ok(RawHttp::Http1),
+                    "2" | "h2" => Ok(RawHttp::Http2),
+                    "auto" => Ok(RawHttp::Auto),
+                    _ => Err(E::custom(format!(
+                        "http = \"{s}\" is not valid: expected {EXPECTED}"
+                    ))),
+                }
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<RawHttp, E> {
+                if v == 1.1 {
+                    Ok(RawHttp::Http1)
+                } else if v == 2.0 {
+                    Ok(RawHttp::Http2)
+                } else {
+                    Err(E::custom(format!(
+                        "http = {v} is not valid: expected {EXPECTED}"
+                    )))
+                }
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<RawHttp, E> {
+                self.visit_f64(v as f64)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `[client] tls = { ca, insecure, cert, key, sni, resumption, version }`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTls {
+    pub(super) ca: Option<Spanned<PathBuf>>,
+    pub(super) insecure: Option<bool>,
+    pub(super) cert: Option<Spanned<PathBuf>>,
+    pub(super) key: Option<Spanned<PathBuf>>,
+    pub(super) sni: Option<Spanned<String>>,
+    pub(super) resumption: Option<bool>,
+    pub(super) version: Option<Spanned<String>>,
 }
 
 // ---------------------------------------------------------------------------

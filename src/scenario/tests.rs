@@ -480,3 +480,82 @@ fn mangled_scenarios_never_panic() {
     }
     let _ = parse_ok(&good);
 }
+
+#[test]
+fn https_http2_and_tls_settings_are_read_and_checked() {
+    let s = parse_ok(&format!(
+        "{PHASE}[target]\nurl = \"https://gw.example\"\n[client]\nhttp = \"2\"\nstreams_per_connection = 50\n\
+         reuse = false\ntls = {{ ca = \"ca.pem\", cert = \"c.pem\", key = \"c.key\", sni = \"api.example\", \
+         resumption = false, version = \"1.3\" }}\n"
+    ));
+    assert_eq!(s.target, Target::Url("https://gw.example:443".into()));
+    let c = &s.client;
+    assert_eq!(c.http, HttpVersion::Http2);
+    assert_eq!(c.streams_per_connection, Some(50));
+    assert!(!c.reuse);
+    assert_eq!(
+        c.tls,
+        TlsSpec {
+            ca: Some("ca.pem".into()),
+            insecure: false,
+            cert: Some("c.pem".into()),
+            key: Some("c.key".into()),
+            sni: Some("api.example".into()),
+            resumption: false,
+            version: Some(TlsVersionSpec::Tls13),
+        }
+    );
+    assert_eq!(
+        parse_ok(&format!("{PHASE}[client]\nhttp = 1.1\n"))
+            .client
+            .http,
+        HttpVersion::Http1
+    );
+    assert_eq!(
+        parse_ok(&format!("{PHASE}[client]\nhttp = \"auto\"\n"))
+            .client
+            .http,
+        HttpVersion::Auto
+    );
+    // (scenario text, part of the error)
+    let cases = [
+        (
+            format!("{PHASE}[client]\ntls.key = \"k\"\n"),
+            "s.toml:5:11: [client] tls.key needs its certificate",
+        ),
+        (
+            format!("{PHASE}[client]\ntls.version = \"1.1\"\n"),
+            "tls.version \"1.1\" is not one contend speaks",
+        ),
+        (
+            format!("{PHASE}[client]\ntls.sni = \"a b\"\n"),
+            "is not a DNS name or IP address",
+        ),
+        (
+            format!("{PHASE}[client]\ntls.nope = 1\n"),
+            "unknown field `nope`",
+        ),
+        (
+            format!(
+                "{PHASE}[upstream]\nkind = \"external\"\nurl = \"https://h:1\"\n[gateway]\nkind = \"nginx\"\n"
+            ),
+            "speaks plain HTTP to its upstream",
+        ),
+        (
+            format!("{PHASE}[gateway]\nkind = \"none\"\ntls = true\n"),
+            "takes no policies or settings",
+        ),
+    ];
+    for (text, want) in cases {
+        let err = parse_err(&text);
+        assert!(err.contains(want), "{text}\n{err}");
+    }
+    let flags = Overrides {
+        http2: true,
+        insecure: true,
+        ..Overrides::default()
+    };
+    let s = parse(PHASE, &file(), &flags).unwrap();
+    assert_eq!(s.client.http, HttpVersion::Http2);
+    assert!(s.client.tls.insecure);
+}

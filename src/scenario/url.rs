@@ -1,16 +1,17 @@
-//! The URLs of a scenario and its flags: `http://HOST:PORT` with an
-//! optional path and query.
+//! The URLs of a scenario and its flags: `http://HOST:PORT` or
+//! `https://HOST:PORT` with an optional path and query.
 //!
 //! Takes the URL text and the label it goes by; hands on the base
-//! (`http://host:port`, lower case, port always written) and the path, or
-//! a message that names what is wrong. Only plain `http://` is spoken.
+//! (`http://host:port` or `https://host:port`, lower case, port always
+//! written) and the path, or a message that names what is wrong.
 
 use super::check::{check_path, quoted};
 
-/// A parsed `http://host:port/path?query`.
+/// A parsed `http://host:port/path?query` (or `https://`).
 #[derive(Debug, PartialEq)]
 pub(super) struct HttpUrl {
-    /// `http://host:port`, scheme and host lower case, port always written.
+    /// `http://host:port` (or `https://`), scheme and host lower case,
+    /// port always written (80 and 443 by default).
     pub(super) base: String,
     /// Path and query when the URL had more than `/`.
     pub(super) path: Option<String>,
@@ -18,7 +19,7 @@ pub(super) struct HttpUrl {
 
 /// Parses an HTTP URL; `what` labels the messages.
 pub(super) fn parse_http_url(what: &str, url: &str) -> Result<HttpUrl, String> {
-    let expected = "expected http://HOST:PORT, like http://127.0.0.1:8080";
+    let expected = "expected http://HOST:PORT or https://HOST:PORT, like http://127.0.0.1:8080";
     let url = url.trim();
     // What the messages echo: no password, and not all of a huge URL. When
     // something looked like a password, no part of the authority is echoed
@@ -35,20 +36,15 @@ pub(super) fn parse_http_url(what: &str, url: &str) -> Result<HttpUrl, String> {
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err(format!("{what} {shown} is not a URL: {expected}"));
     };
-    match scheme.to_ascii_lowercase().as_str() {
-        "http" => {}
-        "https" => {
-            return Err(format!(
-                "{what} {shown}: https is not supported; contend speaks plain HTTP/1.1, so use an http:// URL \
-                 (put a TLS-terminating proxy in front of an https-only target)"
-            ));
-        }
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "http" => "http",
+        "https" => "https",
         _ => {
             return Err(format!(
-                "{what} {shown}: only http:// URLs are supported, {expected}"
+                "{what} {shown}: only http:// and https:// URLs are supported, {expected}"
             ));
         }
-    }
+    };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
     if authority.contains('@') {
@@ -108,6 +104,7 @@ pub(super) fn parse_http_url(what: &str, url: &str) -> Result<HttpUrl, String> {
         (host.to_ascii_lowercase(), port)
     };
     let port: u16 = match port_text {
+        None if scheme == "https" => 443,
         None => 80,
         Some(p) => match p.parse::<u16>() {
             Ok(n) if n > 0 => n,
@@ -128,7 +125,7 @@ pub(super) fn parse_http_url(what: &str, url: &str) -> Result<HttpUrl, String> {
         check_path(&format!("{what} path"), p)?;
     }
     Ok(HttpUrl {
-        base: format!("http://{host}:{port}"),
+        base: format!("{scheme}://{host}:{port}"),
         path,
     })
 }
@@ -183,6 +180,8 @@ mod tests {
             ("http://host", "http://host:80", None),
             ("http://[::1]:8080/p", "http://[::1]:8080", Some("/p")),
             ("http://[::1]", "http://[::1]:80", None),
+            ("https://LocalHost", "https://localhost:443", None),
+            ("HTTPS://h:8443/p", "https://h:8443", Some("/p")),
         ];
         for (input, base, path) in cases {
             let got = parse_http_url("url", input).unwrap_or_else(|e| panic!("{input}: {e}"));
@@ -201,8 +200,7 @@ mod tests {
     fn urls_refused() {
         let cases: &[(&str, &str)] = &[
             ("127.0.0.1:8080", "is not a URL"),
-            ("https://h:1", "https is not supported"),
-            ("ftp://h:1", "only http:// URLs"),
+            ("ftp://h:1", "only http:// and https:// URLs"),
             ("http://:8080", "has no host"),
             ("http://h:0", "port \"0\""),
             ("http://h:70000", "port \"70000\""),

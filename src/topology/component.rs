@@ -80,6 +80,12 @@ pub trait Gateway: Component {
     /// every line is written, and opens its access log. Called once, after
     /// the load.
     fn finish(&mut self) -> Result<AccessLog>;
+
+    /// The CA that signed its certificate, PEM, when it listens with TLS
+    /// on a certificate the harness made (the driver trusts it).
+    fn ca_pem(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// What gateway ran, and how.

@@ -1,5 +1,6 @@
 //! A tiny blocking HTTP/1.1 client for talking to components (health,
-//! accounting), off the measured path.
+//! accounting), off the measured path; over TLS too, for a gateway the
+//! harness started with a certificate of its own.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -80,4 +81,59 @@ pub fn get_json<T: serde::de::DeserializeOwned>(addr: SocketAddr, path: &str) ->
         return Err(format!("GET {path} answered {status}"));
     }
     serde_json::from_slice(&body).map_err(|e| format!("GET {path}: not the expected document: {e}"))
+}
+
+/// `GET path` on `addr` over TLS, trusting only `ca_pem` (the CA the
+/// harness made for the component), with a deadline: its status and body.
+/// Blocking and with `connection: close`; for probes off the measured path.
+pub fn get_tls_within(
+    addr: SocketAddr,
+    path: &str,
+    within: Duration,
+    ca_pem: &str,
+) -> Result<(u16, Vec<u8>), String> {
+    use rustls::pki_types::pem::PemObject;
+    use std::io::{Read, Write};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots
+            .add(cert.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    let connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name)
+        .map_err(|e| e.to_string())?;
+    let tcp = std::net::TcpStream::connect_timeout(&addr, within).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(within))
+        .and_then(|()| tcp.set_write_timeout(Some(within)))
+        .map_err(|e| e.to_string())?;
+    let mut stream = rustls::StreamOwned::new(connection, tcp);
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    // A server may close without close_notify; what was read still counts.
+    if let Err(e) = stream.read_to_end(&mut response) {
+        if response.is_empty() {
+            return Err(e.to_string());
+        }
+    }
+    let status = response
+        .get(9..12)
+        .and_then(|s| std::str::from_utf8(s).ok())
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| "not HTTP".to_string())?;
+    let body_at = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(response.len(), |at| at + 4);
+    Ok((status, response[body_at..].to_vec()))
 }

@@ -21,6 +21,7 @@
 //! [`Gateway`] impl, one arm in `start_gateway`, and its name in the
 //! scenario's `GatewayKind` (see docs/architecture.md).
 
+pub mod cert;
 mod child;
 mod component;
 pub mod http;
@@ -45,8 +46,12 @@ const READY_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The running components of one run.
 pub struct Topology {
-    /// Base URL the driver sends to (`http://host:port`).
+    /// Base URL the driver sends to (`http://host:port`, or `https://`
+    /// for a gateway started with TLS).
     pub url: String,
+    /// The CA of the certificate a gateway started with TLS listens with,
+    /// PEM: the driver trusts it.
+    pub ca_pem: Option<String>,
     /// The upstream the harness started (the mock), when it started one.
     pub upstream: Option<Box<dyn Upstream>>,
     /// The gateway the harness started, when it started one.
@@ -63,6 +68,7 @@ impl Topology {
             // It has its own upstream; the driver sends to it.
             return Ok(Topology {
                 url: gateway.url.clone().unwrap_or_default(),
+                ca_pem: None,
                 upstream: None,
                 gateway: None,
             });
@@ -74,12 +80,17 @@ impl Topology {
                 (format!("http://{}", mock.addr()), Some(Box::new(mock)))
             }
         };
+        let scheme = if gateway.tls { "https" } else { "http" };
         let gateway = start_gateway(gateway, &upstream_url, exe)?;
         let url = gateway
             .as_ref()
-            .map_or(upstream_url, |g| format!("http://{}", g.addr()));
+            .map_or(upstream_url, |g| format!("{scheme}://{}", g.addr()));
+        let ca_pem = gateway
+            .as_ref()
+            .and_then(|g| g.ca_pem().map(str::to_string));
         Ok(Topology {
             url,
+            ca_pem,
             upstream,
             gateway,
         })

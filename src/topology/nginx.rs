@@ -2,7 +2,9 @@
 //! template from `scenarios/nginx/` with the run's ports, paths and
 //! policies, checking it with `nginx -t`, and the component that runs it in
 //! a temporary prefix, stopped gracefully (SIGQUIT) so that every request
-//! in flight is finished and logged.
+//! in flight is finished and logged. With `[gateway] tls` it listens with
+//! `ssl` on a certificate made for the run in its prefix (`http2` adds
+//! `http2` to the `listen`).
 //!
 //! Takes a validated [`GatewaySpec`]; hands on a running [`Nginx`].
 
@@ -10,6 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::cert::{self, LOOPBACK_NAMES};
 use super::child::ChildGuard;
 use super::component::{AccessLog, Component, Gateway, GatewayInfo};
 use super::workdir::WorkDir;
@@ -26,6 +29,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Nginx {
     info: GatewayInfo,
     child: ChildGuard,
+    /// The run's CA, when it listens with TLS.
+    ca_pem: Option<String>,
     // Dropped after `child`: the prefix goes once nginx has.
     dir: WorkDir,
 }
@@ -38,7 +43,22 @@ pub fn start(spec: &GatewaySpec, upstream_url: &str) -> Result<Nginx> {
         Some(path) => std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?,
         None => EMBEDDED_TEMPLATE.to_string(),
     };
+    if spec.tls && !template.contains("{{tls}}") {
+        return Err(Error::Component {
+            component: "nginx".into(),
+            message: "[gateway] tls = true, but the template has no {{tls}} placeholder for the \
+                      certificate lines: add {{tls}} inside its server block (see the embedded \
+                      scenarios/nginx/gateway.conf)"
+                .into(),
+        });
+    }
     let dir = WorkDir::new("nginx")?;
+    // Where `render` points ssl_certificate and ssl_certificate_key.
+    let certificate = if spec.tls {
+        Some(cert::make(dir.path(), "", &LOOPBACK_NAMES)?)
+    } else {
+        None
+    };
     // nginx prints no address: pick a free port and hand it over. Another
     // process could take it in between; nginx would then fail to bind, and
     // that failure is reported with its stderr.
@@ -57,8 +77,13 @@ pub fn start(spec: &GatewaySpec, upstream_url: &str) -> Result<Nginx> {
         listen,
         READY_TIMEOUT,
         || {
-            http::request_within(listen, "/healthz", Duration::from_millis(200))
-                .is_ok_and(|status| status == 200)
+            let within = Duration::from_millis(200);
+            match &certificate {
+                Some(c) => http::get_tls_within(listen, "/healthz", within, &c.ca_pem)
+                    .is_ok_and(|(status, _)| status == 200),
+                None => http::request_within(listen, "/healthz", within)
+                    .is_ok_and(|status| status == 200),
+            }
         },
     )
     .map_err(|e| explain_bind_failure(e, listen))?;
@@ -71,6 +96,7 @@ pub fn start(spec: &GatewaySpec, upstream_url: &str) -> Result<Nginx> {
             config: text,
         },
         child,
+        ca_pem: certificate.map(|c| c.ca_pem),
         dir,
     })
 }
@@ -88,6 +114,10 @@ impl Component for Nginx {
 impl Gateway for Nginx {
     fn info(&self) -> GatewayInfo {
         self.info.clone()
+    }
+
+    fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     fn finish(&mut self) -> Result<AccessLog> {
@@ -209,9 +239,28 @@ pub fn render(
     };
     let prefix_text = prefix.display().to_string();
     let access_log = prefix.join("access.log").display().to_string();
-    let values: [(&str, String); 11] = [
+    // nginx 1.22 takes `http2` on the listen line (1.25 also has `http2 on`).
+    let listen_line = match (spec.tls, spec.http2) {
+        (false, false) => listen.to_string(),
+        (false, true) => format!("{listen} http2"),
+        (true, false) => format!("{listen} ssl"),
+        (true, true) => format!("{listen} ssl http2"),
+    };
+    let tls = if spec.tls {
+        format!(
+            "ssl_certificate {};\n        ssl_certificate_key {};\n        \
+             ssl_protocols TLSv1.2 TLSv1.3;\n        ssl_session_cache shared:contend:10m;\n        \
+             ssl_session_tickets on;",
+            prefix.join("cert.pem").display(),
+            prefix.join("key.pem").display()
+        )
+    } else {
+        String::new()
+    };
+    let values: [(&str, String); 12] = [
         ("prefix", prefix_text),
-        ("listen", listen.to_string()),
+        ("listen", listen_line),
+        ("tls", tls),
         ("upstream", upstream.to_string()),
         ("access_log", access_log),
         ("proxy_ignore_client_abort", ignore.to_string()),
@@ -442,8 +491,26 @@ mod tests {
             "proxy_read_timeout 1500ms;",
             "worker_cpu_affinity 101;",
             "access_log /tmp/p/access.log contend;",
+            "tls=$ssl_protocol proto=$server_protocol reused=$ssl_session_reused",
         ] {
             assert!(text.contains(want), "{want} missing:\n{text}");
+        }
+        assert!(!text.contains("ssl_certificate"), "{text}");
+        spec.tls = true;
+        spec.http2 = true;
+        let tls = render(
+            EMBEDDED_TEMPLATE,
+            &spec,
+            "127.0.0.1:8443".parse().unwrap(),
+            "127.0.0.1:9",
+            Path::new("/tmp/p"),
+        );
+        for want in [
+            "listen 127.0.0.1:8443 ssl http2;",
+            "ssl_certificate /tmp/p/cert.pem;",
+            "ssl_certificate_key /tmp/p/key.pem;",
+        ] {
+            assert!(tls.contains(want), "{want} missing:\n{tls}");
         }
     }
 }

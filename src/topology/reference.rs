@@ -1,11 +1,14 @@
 //! The reference gateway as a component: `contend gateway --config FILE`
 //! in a child process, its config and access log in a folder of its own,
 //! drained by its in-flight gauge and stopped with SIGTERM (it flushes its
-//! log before it exits).
+//! log before it exits). With `[gateway] tls` it listens with TLS on a
+//! certificate made for the run in its folder; with `http2` it speaks
+//! HTTP/2 too.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::cert::{self, LOOPBACK_NAMES};
 use super::child::ChildGuard;
 use super::component::{AccessLog, Component, Gateway, GatewayInfo};
 use super::workdir::WorkDir;
@@ -25,6 +28,8 @@ pub struct ReferenceGateway {
     info: GatewayInfo,
     child: ChildGuard,
     access_log: PathBuf,
+    /// The run's CA, when it listens with TLS.
+    ca_pem: Option<String>,
     // Dropped after `child` (fields drop in order): the folder goes once the process has.
     _dir: WorkDir,
 }
@@ -44,6 +49,20 @@ pub fn start(spec: &GatewaySpec, upstream_url: &str, exe: &Path) -> Result<Refer
     }
     if let Some(cpus) = &spec.cpus {
         text.push_str(&format!("cpus = {cpus:?}\n"));
+    }
+    let certificate = if spec.tls {
+        let made = cert::make(dir.path(), "", &LOOPBACK_NAMES)?;
+        text.push_str(&format!(
+            "tls_cert = {:?}\ntls_key = {:?}\n",
+            made.cert_path.display().to_string(),
+            made.key_path.display().to_string()
+        ));
+        Some(made)
+    } else {
+        None
+    };
+    if spec.http2 {
+        text.push_str("http2 = true\n");
     }
     text.push_str("\n[[routes]]\nprefix = \"/\"\n");
     text.push_str(&contend_gateway::config::policies_toml(&spec.policies));
@@ -65,6 +84,7 @@ pub fn start(spec: &GatewaySpec, upstream_url: &str, exe: &Path) -> Result<Refer
         },
         child,
         access_log,
+        ca_pem: certificate.map(|c| c.ca_pem),
         _dir: dir,
     })
 }
@@ -84,12 +104,22 @@ impl Gateway for ReferenceGateway {
         self.info.clone()
     }
 
+    fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
     fn finish(&mut self) -> Result<AccessLog> {
         // Nothing signals the end of the last request: poll the gateway's
         // own gauge until it reads 0, up to the deadline.
         let deadline = Instant::now() + DRAIN_TIMEOUT;
+        let addr = self.child.addr;
+        let metrics = || match &self.ca_pem {
+            Some(ca) => http::get_tls_within(addr, "/metrics", DRAIN_TIMEOUT, ca)
+                .map(|(status, body)| (status, body.into())),
+            None => http::request(addr, "GET", "/metrics"),
+        };
         while Instant::now() < deadline {
-            match http::request(self.child.addr, "GET", "/metrics") {
+            match metrics() {
                 Ok((_, body))
                     if String::from_utf8_lossy(&body)
                         .contains("contend_gateway_upstream_in_flight 0\n") =>

@@ -381,6 +381,7 @@ impl<'a> ClassSearch<'a> {
         let step = Step {
             load: Load::Open(step_phases(self.spec, self.rate_per_s)),
             warmup: self.spec.warmup,
+            reuse: None,
         };
         let bench = Bench {
             scenario: &scenario,

@@ -68,6 +68,7 @@ pub(super) fn step_row(
             Class::TooMany,
             Class::OtherStatus,
             Class::ConnectError,
+            Class::TlsError,
             Class::IoError,
             Class::NotSent,
         ]),
