@@ -2,6 +2,8 @@
 //!
 //! - `util`: loopback test servers and driver helpers.
 //! - `binary`: running the `contend` binary and reading its report back.
+//! - `deploy`: the Kubernetes manifests rendered (kubectl kustomize),
+//!   schema-checked (kubernetes-validate), and their Jobs' commands run here.
 //! - `scenario_files`: broken and good scenario files and their messages.
 //! - `driver`: the open-loop driver against servers that stall, refuse,
 //!   reset, never answer, or run out of connections.
@@ -39,6 +41,7 @@
 mod abort_audit;
 mod binary;
 mod cli;
+mod deploy;
 mod driver;
 mod find_limit;
 mod gate;
