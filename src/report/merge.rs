@@ -147,7 +147,13 @@ pub fn merge(mut shards: Vec<ShardFolder>, allow_missing: bool) -> Result<Merged
     }
     let intervals = merge_intervals(&shards);
     let mut warnings = Vec::new();
-    let interval_s = shards[0].intervals.first().map_or(1.0, |r| r.duration_s);
+    let interval_s = shards[0]
+        .summary
+        .shard
+        .as_ref()
+        .map(|i| i.interval_s)
+        .filter(|s| *s > 0.0)
+        .unwrap_or_else(|| shards[0].intervals.first().map_or(1.0, |r| r.duration_s));
     if spread_s > 0.1 * interval_s {
         warnings.push(format!(
             "the shards' loads began {spread_s:.3} s apart, over a tenth of an interval ({interval_s} s): \
@@ -222,7 +228,13 @@ fn check(shards: &[ShardFolder], allow_missing: bool) -> Result<(usize, Vec<usiz
                 shard.index, shard.count
             )));
         }
-        let length = |f: &ShardFolder| f.intervals.first().map(|r| r.duration_s);
+        // The configured interval; older folders: the longest measured one
+        // (a run's first interval is also its short last one when the run
+        // is shorter than an interval).
+        let length = |f: &ShardFolder| match f.summary.shard.as_ref().map(|i| i.interval_s) {
+            Some(s) if s > 0.0 => Some(s),
+            _ => f.intervals.iter().map(|r| r.duration_s).reduce(f64::max),
+        };
         if let (Some(a), Some(b)) = (length(first), length(s))
             && (a - b).abs() > 1e-6
         {

@@ -347,6 +347,10 @@ pub struct ShardInfo {
     pub start_at: Option<String>,
     /// How late the load began against `--start-at`, s (0: on time).
     pub start_late_s: Option<f64>,
+    /// The reporting interval, s (`[client] interval`); 0 in reports
+    /// written before it was kept.
+    #[serde(default)]
+    pub interval_s: f64,
 }
 
 /// What a merged report is made of (`contend merge`).
@@ -639,6 +643,7 @@ impl Summary {
                         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
                 }),
                 start_late_s: d.start_late_s.map(round3),
+                interval_s: run.scenario.client.interval.as_secs_f64(),
             }),
             merged: None,
             components: super::components::summaries(&run.step.telemetry, responses),
