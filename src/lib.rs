@@ -9,6 +9,8 @@
 //!   and connects a limit refused), [`record`] (histograms and counters per
 //!   shard, merged exactly), [`threshold`] (`p99 < 250ms` and its verdict
 //!   over a summary).
+//! - [`logs`]: access logs from anywhere (nginx's `log_format`, HAProxy's
+//!   `log-format`; plain, gzip, stdin) streamed into a bounded tally.
 //! - [`scenario`]: TOML scenario files and flags, validated into a
 //!   `Scenario` whose experiment carries its spec.
 //! - [`arrival`]: pure arrival schedules (constant, Poisson, ramps).
@@ -44,6 +46,7 @@ pub mod error;
 pub mod experiment;
 pub mod gate;
 pub mod limits;
+pub mod logs;
 pub mod outcome;
 pub mod preflight;
 pub mod record;
