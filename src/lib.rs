@@ -20,7 +20,7 @@
 //! - [`preflight`]: host settings checked against a run; `contend doctor`.
 //! - [`analysis`]: pure analyses of finished results (knee, USL fit, the
 //!   gateway's access log, the per-request join, abort accounting, the
-//!   processor-sharing model).
+//!   processor-sharing model, a log's censored fit).
 //! - [`shutdown`]: Ctrl-C and SIGTERM: stop, drain, report.
 //! - [`experiment`]: one load step, and its compositions (`run`, `sweep`,
 //!   `find_limit`, `abort_audit`).

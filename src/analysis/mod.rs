@@ -7,8 +7,11 @@
 //! - [`join`]: requests joined across the client, the gateway's log and the upstream by id.
 //! - [`accounting`]: the abort audit: gateway-accounted time per key against the upstream's truth.
 //! - [`ps_model`]: the processor-sharing model of the concurrency limit a gateway timeout allows.
+//! - [`censored`]: from an access log alone, the work it cut short, by a censored-data fit
+//!   per key, the under-count that follows, and the knee where logged time stops.
 
 pub mod accounting;
+pub mod censored;
 pub mod gateway_log;
 pub mod join;
 pub mod knee;
