@@ -16,13 +16,16 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 
 /// The files `contend` writes into a report folder, by name: the run's
-/// own, then those of a sweep, a find-limit and an abort audit.
-const FILES: [&str; 11] = [
+/// own (with its gateway's access log and that log's format), then those
+/// of a sweep, a find-limit and an abort audit.
+const FILES: [&str; 13] = [
     "summary.json",
     "intervals.csv",
     "latency.hgrm",
     "latency.hlog",
     "report.html",
+    "access.log",
+    "access.log.format",
     "capacity.json",
     "steps.csv",
     "concurrency.csv",
@@ -223,6 +226,8 @@ mod tests {
             "usl.svg",
             "limit.png",
             "accounting.svg",
+            "access.log",
+            "access.log.format",
             ".contend-tmp-42-summary.json",
         ] {
             assert!(is_contend_file(name), "{name}");
@@ -230,6 +235,7 @@ mod tests {
         for name in [
             "notes.txt",
             "summary.json.bak",
+            "access.log.1",
             "usl.pdf",
             "my.png",
             "svg",

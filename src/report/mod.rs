@@ -2,7 +2,8 @@
 //!
 //! Takes finished results (a [`RunOutput`] and its [`Summary`]) and a
 //! folder; writes `summary.json`, `intervals.csv`, `latency.hgrm`,
-//! `latency.hlog`, a sweep's `steps.csv` and `concurrency.csv` (a
+//! `latency.hlog`, the gateway's `access.log` and its `access.log.format`,
+//! a sweep's `steps.csv` and `concurrency.csv` (a
 //! find-limit's own files in [`find_limit`]), the plots
 //! ([`plot`], SVG and PNG) and `report.html` ([`html`]). Each artifact is
 //! written on its own, whole or not at all (under a temporary name, then
@@ -88,6 +89,9 @@ pub fn write(dir: &Path, run: &RunOutput, summary: &Summary) -> (Vec<PathBuf>, V
             Err(e) => errors.push(e),
         }
     }
+    let (w, e) = write_access_log(dir, run);
+    written.extend(w);
+    errors.extend(e);
     if let Some(capacity) = capacity::Capacity::of(summary) {
         let path = dir.join("capacity.json");
         let body = |w: &mut dyn Write| {
@@ -114,6 +118,45 @@ pub fn write(dir: &Path, run: &RunOutput, summary: &Summary) -> (Vec<PathBuf>, V
     errors.extend(e);
     (written, errors)
 }
+
+/// The gateway's raw access log as `access.log` (up to
+/// [`gateway_log::MAX_KEPT_LOG_BYTES`](crate::analysis::gateway_log::MAX_KEPT_LOG_BYTES)),
+/// and beside it `access.log.format`, the format it was written in as
+/// `contend logs --format` takes it (which `contend logs` finds there by
+/// itself). Nothing when the run started no gateway.
+pub fn write_access_log(dir: &Path, run: &RunOutput) -> (Vec<PathBuf>, Vec<Error>) {
+    let mut written = Vec::new();
+    let mut errors = Vec::new();
+    let Some(raw) = &run.gateway_log else {
+        return (written, errors);
+    };
+    let path = dir.join(ACCESS_LOG);
+    match write_file(&path, &|w| raw.copy_to(w)) {
+        Ok(()) => written.push(path),
+        Err(e) => errors.push(e),
+    }
+    if let Some(format) = &raw.format {
+        let path = dir.join(ACCESS_LOG_FORMAT);
+        let body = |w: &mut dyn Write| {
+            writeln!(
+                w,
+                "# The format access.log was written in, as `contend logs --format` takes it\n\
+                 # (nginx's log_format language; HAProxy's log-format after `haproxy:`).\n\
+                 # `contend logs access.log` reads it from here.\n{format}"
+            )
+        };
+        match write_file(&path, &body) {
+            Ok(()) => written.push(path),
+            Err(e) => errors.push(e),
+        }
+    }
+    (written, errors)
+}
+
+/// A run's copy of its gateway's access log.
+pub const ACCESS_LOG: &str = "access.log";
+/// The format of [`ACCESS_LOG`], beside it.
+pub const ACCESS_LOG_FORMAT: &str = "access.log.format";
 
 /// Writes the plots (SVG and PNG) and `report.html` of `data` into `dir`:
 /// after a run, and again from saved data by `contend report DIR`.
