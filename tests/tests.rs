@@ -16,6 +16,8 @@
 //! - `gate`: thresholds (and those refused before the run), `compare`,
 //!   `--repeat` and JUnit through the binary.
 //! - `abort_audit`: the abort-audit experiment: accounted against true worker time per mode.
+//! - `logs`: `contend logs` on generated access logs with known answers,
+//!   bad input, stdin, and a run's own gateway log read back.
 //! - `find_limit`: the find-limit experiment: `[find_limit]`, refusals, one short real search.
 //! - `robustness`: failing targets (huge, endless, cut, reset, garbage,
 //!   stalled), a component dying mid-run or never ready, the second signal,
@@ -32,6 +34,7 @@ mod driver;
 mod find_limit;
 mod gate;
 mod gateway;
+mod logs;
 mod preflight;
 mod reports;
 mod robustness;

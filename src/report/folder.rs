@@ -17,8 +17,8 @@ use crate::error::{Error, Result};
 
 /// The files `contend` writes into a report folder, by name: the run's
 /// own (with its gateway's access log and that log's format), then those
-/// of a sweep, a find-limit and an abort audit.
-const FILES: [&str; 13] = [
+/// of a sweep, a find-limit, an abort audit and `contend logs`.
+const FILES: [&str; 18] = [
     "summary.json",
     "intervals.csv",
     "latency.hgrm",
@@ -32,10 +32,15 @@ const FILES: [&str; 13] = [
     "max-connections.csv",
     "accounting.csv",
     "requests.csv",
+    "log-intervals.csv",
+    "routes.csv",
+    "keys.csv",
+    "usage.csv",
+    "slow-routes.csv",
 ];
 
 /// The plots `contend` draws, each as `<name>.svg` and `<name>.png`.
-const PLOTS: [&str; 7] = [
+const PLOTS: [&str; 10] = [
     "latency-over-time",
     "percentile-spectrum",
     "latency-vs-load",
@@ -43,6 +48,9 @@ const PLOTS: [&str; 7] = [
     "usl",
     "limit",
     "accounting",
+    "requests-over-time",
+    "logged-vs-upstream",
+    "censored-fit",
 ];
 
 /// True when `name` is a file `contend` writes into a report folder (a
@@ -228,6 +236,8 @@ mod tests {
             "accounting.svg",
             "access.log",
             "access.log.format",
+            "routes.csv",
+            "censored-fit.png",
             ".contend-tmp-42-summary.json",
         ] {
             assert!(is_contend_file(name), "{name}");

@@ -9,7 +9,8 @@
 //! written on its own, whole or not at all (under a temporary name, then
 //! renamed: [`write_file`]): one that fails is reported, never costs the
 //! others and never leaves a truncated file. [`folder`] makes the folder
-//! ready before the run. [`LiveIntervals`] writes `intervals.csv` and
+//! ready before the run. [`logs`] is `contend logs`'s folder for an
+//! access log. [`LiveIntervals`] writes `intervals.csv` and
 //! `latency.hlog` as the run goes, so a crash or `kill -9` still leaves
 //! them up to the last closed interval; the end-of-run write replaces them
 //! with the same content. Nothing here measures.
@@ -21,6 +22,7 @@ pub mod find_limit;
 pub mod folder;
 pub mod hdr;
 pub mod html;
+pub mod logs;
 pub mod plot;
 pub mod progress;
 pub mod summary;
