@@ -315,10 +315,10 @@ pub fn knee(
     completed: Option<&Histogram<u64>>,
 ) -> Option<Knee> {
     let h = charged.filter(|h| h.len() >= 3)?;
-    let median = h.value_at_quantile(0.5);
-    let spread = h
-        .value_at_quantile(0.75)
-        .saturating_sub(h.value_at_quantile(0.25));
+    // The middle of each value's bucket, as the percentiles are shown.
+    let at = |q: f64| h.median_equivalent(h.value_at_quantile(q));
+    let median = at(0.5);
+    let spread = at(0.75).saturating_sub(at(0.25));
     if median == 0 || spread as f64 > (0.5 * median as f64).max(2_000.0) {
         return None;
     }

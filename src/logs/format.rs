@@ -418,9 +418,12 @@ fn haproxy_segments(text: &str) -> Result<Vec<Segment>> {
 /// `--format` takes it: the reference gateway's line, the `log_format`
 /// its `access_log` names in an nginx config, a HAProxy config's
 /// `log-format` (or `option httplog`'s). `None` when the config does not
-/// say.
+/// say, or the log is JSON lines (the reference gateway's
+/// `access_log_format = "json"`).
 pub fn written_by(kind: &str, config: &str) -> Option<String> {
     match kind {
+        // JSON lines have no format string to read them with.
+        "reference" if config.contains("access_log_format = \"json\"") => None,
         "reference" => Some(PRESETS[0].2.to_string()),
         "nginx" => nginx_config_format(config),
         "haproxy" => haproxy_config_format(config),
@@ -613,6 +616,10 @@ mod tests {
         let f = compile(&written_by("haproxy", haproxy).unwrap(), None).unwrap();
         assert_eq!(f.language, Language::Haproxy);
         assert!(compile(&written_by("reference", "").unwrap(), None).is_ok());
+        assert_eq!(
+            written_by("reference", "access_log_format = \"json\"\n"),
+            None
+        );
         assert_eq!(written_by("external", ""), None);
     }
 }
