@@ -115,9 +115,12 @@ fn generate() -> Generated {
     }
 }
 
+/// The report's summary.json, checked against docs/logs-summary.schema.json.
 fn summary(dir: &Path) -> Value {
     let body = std::fs::read_to_string(dir.join("summary.json")).expect("summary.json");
-    serde_json::from_str(&body).expect("JSON")
+    let value = serde_json::from_str(&body).expect("JSON");
+    crate::reports::assert_matches_schema_named("logs-summary.schema.json", &value);
+    value
 }
 
 fn key<'a>(s: &'a Value, name: &str) -> &'a Value {
@@ -434,7 +437,7 @@ fn a_run_keeps_its_gateway_log_and_contend_logs_reads_it() {
             .starts_with("$time_iso8601 key=$http_x_api_key"),
         "{format}"
     );
-    let run_summary = summary(&run_dir);
+    let run_summary = crate::binary::summary(&run_dir);
     let logged = run_summary["gateway_accounting"]["lines"].as_u64().unwrap();
     assert!(logged > 0, "{run_summary}");
 
