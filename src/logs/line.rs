@@ -433,6 +433,47 @@ mod tests {
         assert_eq!(line(&keyed, &with_captures).key, b"key-9");
     }
 
+    /// Lines HAProxy 2.6 wrote (`option httplog`, `option abortonclose`,
+    /// `timeout server 2s`, the key captured) in front of the mock upstream:
+    /// a client that left at 0.3 s, and the server timeout.
+    #[test]
+    fn haproxy_2_6_lines_read_as_written() {
+        let f = compile("haproxy", Some("%hr")).unwrap();
+        // (line, key, status, upstream us, ending)
+        let cases = [
+            (
+                r#"127.0.0.1:52044 [26/Nov/2026:03:29:01.488] fe be/s1 0/0/0/1/1 200 84 - - ---- 1/1/0/0/0 0/0 {ui} "GET /work?cpu_ms=1 HTTP/1.1""#,
+                "ui",
+                200,
+                Some(1_000),
+                crate::logs::tally::Ending::Completed,
+            ),
+            (
+                r#"127.0.0.1:52050 [26/Nov/2026:03:29:01.500] fe be/s1 0/0/0/-1/303 400 206 - - CH-- 1/1/0/0/0 0/0 {exporter} "GET /work?sleep_ms=1000 HTTP/1.1""#,
+                "exporter",
+                400,
+                Some(303_000),
+                crate::logs::tally::Ending::ClientAbort,
+            ),
+            (
+                r#"127.0.0.1:52062 [26/Nov/2026:03:29:01.812] fe be/s1 0/0/0/-1/2001 504 198 - - sH-- 1/1/0/0/0 0/0 {batch} "GET /work?sleep_ms=3000 HTTP/1.1""#,
+                "batch",
+                504,
+                Some(2_001_000),
+                crate::logs::tally::Ending::GatewayTimeout,
+            ),
+        ];
+        for (text, key, status, upstream, ending) in cases {
+            let l = line(&f, text);
+            assert_eq!(
+                (l.key, l.status, l.upstream_time_us),
+                (key.as_bytes(), Some(status), upstream),
+                "{text}"
+            );
+            assert_eq!(crate::logs::tally::ending(&l), ending, "{text}");
+        }
+    }
+
     #[test]
     fn malformed_lines_say_where() {
         let f = compile("$remote_addr [$time_local] $status $request_time", None).unwrap();
