@@ -22,6 +22,7 @@ Examples:
   contend compare --baseline baseline/run-* --current /tmp/current/run-*
   contend doctor scenarios/capacity-sweep.toml
   contend run soak.toml --metrics-addr 127.0.0.1:9464     # watch it in Prometheus
+  contend logs reports/client-abort-20261123-101500/nginx-off/access.log
 
 Exit codes:
   0    the run completed (and every threshold held; compare: no regression)
@@ -65,12 +66,44 @@ pub enum Command {
     /// Run the reference gateway (what `[gateway] kind = "reference"` starts).
     #[command(after_help = GATEWAY_HELP)]
     Gateway(GatewayArgs),
+    /// Read access logs (nginx's log_format, HAProxy's log-format; plain,
+    /// .gz or - for stdin) into a report folder: rates, statuses and
+    /// latency per route and key, the tail routes, client aborts and the
+    /// knee where logged time stops, and per key an estimate of the upstream
+    /// work the log did not count.
+    #[command(after_help = LOGS_HELP)]
+    Logs(LogsArgs),
     /// Check this host's limits (open files, listen queues, ephemeral
     /// ports, TIME_WAIT reuse, nginx, HAProxy) against a run, each OK or WARN with
     /// its fix: the checks `contend run` makes before it starts.
     #[command(after_help = DOCTOR_HELP)]
     Doctor(DoctorArgs),
 }
+
+const LOGS_HELP: &str = "\
+Examples:
+  contend logs reports/client-abort-20261123-101500/nginx-off/access.log
+  contend logs /var/log/nginx/access.log.2.gz /var/log/nginx/access.log.1 /var/log/nginx/access.log
+  contend logs access.log --format nginx-timed --slow 250ms --out /tmp/prod-log
+  contend logs access.log --format '$remote_addr [$time_local] \"$request\" $status $request_time $upstream_response_time $http_x_api_key'
+  zcat haproxy.log.gz | contend logs - --format haproxy --key '%hr'
+
+Formats: a preset (contend, nginx-timed, main, combined, haproxy), nginx's log_format string
+(or the whole `log_format NAME '...' '...';` directive), or HAProxy's log-format (put `haproxy:`
+before it when it could be read as nginx's). Without --format: the FILE.format beside the first
+file (every run that starts a gateway keeps access.log and access.log.format in its report folder),
+else the preset most of its first lines are in. A variable neither gateway has is an error naming it.
+
+Aborts: nginx's 499, HAProxy's C and c termination states, and a 404 whose $upstream_status is -
+after upstream time (a post_action quirk); gateway timeouts: 504 and HAProxy's s states. Their
+upstream time is cut where the log stopped watching. Per key, a censored-data fit of the
+completed requests' upstream times (exponential, maximum likelihood with censoring; its
+assumption is printed) estimates the work that went on after the cut: the under-count factor,
+with a 90% interval. Malformed lines are counted and the first ones shown, never fatal.
+
+Exit codes: 0 read, 1 runtime failure (the report could not be written), 2 bad input (a file
+missing, a bad --format or --key, an --out that holds another report without --force, or no
+line of the log in the format).";
 
 const DOCTOR_HELP: &str = "\
 Examples:
@@ -84,6 +117,40 @@ each WARN before it starts and keeps them all in summary.json (`preflight`); it
 refuses a run whose connections cannot fit in the open-file limit (exit 2).
 
 Exit codes: 0 checked (WARNs included), 2 bad input (scenario file, flags).";
+
+/// `contend logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Access logs, read in order as one log: plain, gzip (by its magic
+    /// bytes, whatever the name), or - for stdin.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// The format the log was written in: a preset, nginx's log_format, or
+    /// HAProxy's log-format [default: FILE.format beside the first file, else
+    /// the preset its first lines are in].
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+    /// The format's variable that holds the API key, e.g. '$remote_user' or
+    /// '%[req.hdr(x-api-key)]' [default: $http_x_api_key, or a HAProxy sample of x-api-key].
+    #[arg(long, value_name = "VAR")]
+    pub key: Option<String>,
+    /// Request time over which a request counts as slow (the tail routes).
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = parse_duration)]
+    pub slow: Duration,
+    /// Interval of log-intervals.csv (doubled while the log spans more than 10,000).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Write the report folder here instead of reports/logs-<time>/. A
+    /// folder that holds another report is refused unless --force.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Replace the report already in --out (only the files contend writes there).
+    #[arg(long)]
+    pub force: bool,
+    /// Print only where the report is.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
 
 /// `contend doctor`.
 #[derive(Debug, Args)]

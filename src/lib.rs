@@ -9,6 +9,8 @@
 //!   and connects a limit refused), [`record`] (histograms and counters per
 //!   shard, merged exactly), [`threshold`] (`p99 < 250ms` and its verdict
 //!   over a summary).
+//! - [`logs`]: access logs from anywhere (nginx's `log_format`, HAProxy's
+//!   `log-format`; plain, gzip, stdin) streamed into a bounded tally.
 //! - [`scenario`]: TOML scenario files and flags, validated into a
 //!   `Scenario` whose experiment carries its spec.
 //! - [`arrival`]: pure arrival schedules (constant, Poisson, ramps).
@@ -18,7 +20,7 @@
 //! - [`preflight`]: host settings checked against a run; `contend doctor`.
 //! - [`analysis`]: pure analyses of finished results (knee, USL fit, the
 //!   gateway's access log, the per-request join, abort accounting, the
-//!   processor-sharing model).
+//!   processor-sharing model, a log's censored fit).
 //! - [`shutdown`]: Ctrl-C and SIGTERM: stop, drain, report.
 //! - [`experiment`]: one load step, and its compositions (`run`, `sweep`,
 //!   `find_limit`, `abort_audit`).
@@ -47,6 +49,7 @@ pub mod experiment;
 pub mod exporter;
 pub mod gate;
 pub mod limits;
+pub mod logs;
 pub mod outcome;
 pub mod preflight;
 pub mod record;

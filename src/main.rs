@@ -26,6 +26,7 @@ fn main() {
         Command::Upstream(args) => mock_upstream::run(args).map(|()| 0),
         Command::Gateway(args) => contend::app::gateway(&args).map_err(anyhow::Error::from),
         Command::Doctor(args) => contend::app::doctor(&args).map_err(anyhow::Error::from),
+        Command::Logs(args) => contend::app::logs::run(&args).map_err(anyhow::Error::from),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -58,14 +58,20 @@ fn joined<'a>(out: &'a AuditOutput, mode: &str) -> &'a [JoinedRequest] {
         .1
 }
 
-/// Every request the client sent was found in the gateway's log and, unless
-/// the gateway refused it, in the upstream's.
+/// Every request the client sent was found in the gateway's log and, but
+/// for a few, in the upstream's: on a loaded machine a client can give up
+/// before the gateway has forwarded its request, which then never reaches
+/// the upstream.
 fn assert_joined_whole(out: &AuditOutput, mode: &str) {
     let m = &out.audit.modes[mode];
     let stats = m.join.expect("join stats");
     assert!(stats.client_requests > 50, "{stats:?}");
     assert_eq!(stats.joined_gateway, stats.client_requests, "{stats:?}");
-    assert_eq!(stats.joined_upstream, stats.client_requests, "{stats:?}");
+    assert!(
+        stats.joined_upstream <= stats.client_requests
+            && stats.joined_upstream + stats.client_requests / 20 >= stats.client_requests,
+        "{stats:?}"
+    );
     assert_eq!(
         (
             stats.client_dropped,
@@ -90,8 +96,10 @@ fn assert_early_per_request(requests: &[JoinedRequest]) {
     for r in aborted {
         assert!(r.gateway_client_abort, "{r:?}");
         let accounted = r.accounted_s.expect("a gateway line");
+        // At most the client's wait; less when the request reached the
+        // upstream late (a loaded machine), never the upstream's work.
         assert!(
-            (0.025..0.12).contains(&accounted),
+            accounted > 0.0 && accounted < 0.12,
             "accounted {accounted}: {r:?}"
         );
         assert_eq!(r.upstream_outcome.as_deref(), Some("abandoned"), "{r:?}");

@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use contend::logs::tally::Ending;
 use contend_gateway::access_log::AccessRecord;
 use contend_gateway::{
     AbortAccounting, BreakerRule, BudgetRule, ConcurrencyRule, Config, Policies, RateLimitRule,
@@ -604,7 +605,7 @@ fn a_scenario_runs_through_the_reference_gateway_and_accounts_per_key() {
         .filter(|w| !w.contains("own metrics could not be read"))
         .collect();
     assert!(warnings.is_empty(), "{warnings:?}");
-    let acc = out.gateway.expect("gateway accounting");
+    let acc = out.gateway.clone().expect("gateway accounting");
     assert_eq!(acc.kind, "reference");
     let arrivals = out.step.driver.totals.arrivals;
     assert_eq!(acc.log.lines, arrivals, "{acc:?}");
@@ -615,6 +616,19 @@ fn a_scenario_runs_through_the_reference_gateway_and_accounts_per_key() {
         .sum();
     assert_eq!(per_key, arrivals, "{acc:?}");
     assert!(acc.log.totals.accounted_s > 0.0, "{acc:?}");
+    // Its raw log is kept for the report folder, whole, with its format.
+    assert!(out.gateway_log.is_some(), "the raw log is kept");
+    let dir = tempfile::tempdir().unwrap();
+    let (written, errors) = contend::report::write_access_log(dir.path(), &out);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(written.len(), 2, "{written:?}");
+    let kept = std::fs::read_to_string(dir.path().join("access.log")).unwrap();
+    assert_eq!(kept.lines().count() as u64, arrivals);
+    let format = std::fs::read_to_string(dir.path().join("access.log.format")).unwrap();
+    assert_eq!(
+        contend::logs::format_beside(&dir.path().join("access.log")).as_deref(),
+        format.lines().last()
+    );
 }
 
 /// nginx with `proxy_ignore_client_abort` off and on, started by the
@@ -674,8 +688,35 @@ fn nginx_logs_client_aborts_as_nginx_does() {
             .unwrap()
             .finish()
             .unwrap_or_else(|e| panic!("{e}"));
+        // The raw log kept for the report folder, read back in the format
+        // nginx's config says it was written in.
+        let raw = contend::analysis::gateway_log::keep(&log).expect("the log is kept");
         let (acc, _) = contend::analysis::gateway_log::read(log).expect("the log reads");
         assert!(acc.version.starts_with("nginx/"), "{acc:?}");
+        let format = contend::logs::format::compile(
+            raw.format
+                .as_deref()
+                .expect("nginx's config names its format"),
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut copy = Vec::new();
+        raw.copy_to(&mut copy).expect("the copy");
+        let endings: Vec<Ending> = copy
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                contend::logs::line::read(&format, l)
+                    .unwrap_or_else(|e| panic!("{}", e.describe(&format)))
+            })
+            .filter(|l| l.key == b"leaver")
+            .map(|l| contend::logs::tally::ending(&l))
+            .collect();
+        let want = match mode {
+            AbortAccounting::Early => Ending::ClientAbort,
+            AbortAccounting::Complete => Ending::Completed,
+        };
+        assert_eq!(endings, [want], "{}", String::from_utf8_lossy(&copy));
         let leaver = &acc.log.keys["leaver"];
         let accounted = leaver.accounted_s;
         match mode {

@@ -179,10 +179,26 @@ fn summary_holds_every_promised_name() {
 
 /// docs/summary.schema.json, parsed.
 fn schema() -> Value {
+    schema_named("summary.schema.json")
+}
+
+/// The schema `docs/NAME`.
+fn schema_named(name: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("docs")
-        .join("summary.schema.json");
+        .join(name);
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).expect("the schema is JSON")
+}
+
+/// Fails unless `value` matches the schema `docs/NAME` (`contend logs`'
+/// summary has its own).
+pub(crate) fn assert_matches_schema_named(name: &str, value: &Value) {
+    let errors = violations(&schema_named(name), value);
+    assert!(
+        errors.is_empty(),
+        "does not match docs/{name}:\n{}",
+        errors.join("\n")
+    );
 }
 
 /// Checks `value` against `schema`, pushing one message per violation.

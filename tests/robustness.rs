@@ -597,7 +597,9 @@ fn a_frozen_gateway_is_named_and_not_blamed_on_the_generator() {
         stall["from_s"].as_f64().unwrap(),
         stall["to_s"].as_f64().unwrap(),
     );
-    assert!((2.0..3.5).contains(&(to - from)), "{stall:#}");
+    // Frozen 2.5 s; the watcher polls the process state, so on a loaded
+    // machine it sees the stop begin late by up to about a second.
+    assert!((1.5..3.5).contains(&(to - from)), "{stall:#}");
     // The requests waited for it: the schedule lag shows it, the
     // generator's own lag does not.
     assert!(

@@ -18,6 +18,8 @@
 //! - `gate`: thresholds (and those refused before the run), `compare`,
 //!   `--repeat` and JUnit through the binary.
 //! - `abort_audit`: the abort-audit experiment: accounted against true worker time per mode.
+//! - `logs`: `contend logs` on generated access logs with known answers,
+//!   bad input, stdin, and a run's own gateway log read back.
 //! - `find_limit`: the find-limit experiment: `[find_limit]`, refusals, a short real search
 //!   through the reference gateway and one through HAProxy.
 //! - `robustness`: failing targets (huge, endless, cut, reset, garbage,
@@ -46,6 +48,7 @@ mod driver;
 mod find_limit;
 mod gate;
 mod gateway;
+mod logs;
 mod preflight;
 mod reports;
 mod robustness;

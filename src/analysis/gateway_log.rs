@@ -9,6 +9,8 @@
 //! audit's per-request join. Parsing one line is the format's owner's: the
 //! reference gateway's `access_log` for its shape and nginx's, and
 //! [`super::haproxy_log`] for the line of `scenarios/haproxy/gateway.cfg`.
+//! [`keep`] holds on to the raw log (a [`RawLog`]) for the report folder,
+//! which keeps a copy of it beside the run.
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -298,6 +300,71 @@ pub fn account(
             dropped,
         },
     ))
+}
+
+/// Largest copy of a gateway's access log a report folder keeps, bytes: a
+/// longer log is kept as its first whole lines up to this size (its
+/// accounting in `summary.json` still counts every line).
+pub const MAX_KEPT_LOG_BYTES: u64 = 1 << 30;
+
+/// A finished gateway's raw access log, for the report folder to keep
+/// beside the run (`access.log`, and the format it was written in).
+#[derive(Debug)]
+pub struct RawLog {
+    /// The log, open (the gateway's own folder may be gone by now).
+    pub file: std::fs::File,
+    /// Its size when the gateway had finished, bytes.
+    pub bytes: u64,
+    /// The format it was written in, as `contend logs --format` takes it;
+    /// `None` when the gateway's config does not say.
+    pub format: Option<String>,
+}
+
+impl RawLog {
+    /// The bytes a report folder keeps: all of them, or the whole lines
+    /// of the first [`MAX_KEPT_LOG_BYTES`].
+    pub fn kept_bytes(&self) -> std::io::Result<u64> {
+        use std::os::unix::fs::FileExt;
+        if self.bytes <= MAX_KEPT_LOG_BYTES {
+            return Ok(self.bytes);
+        }
+        // Cut after the last newline before the cap.
+        let window = 1 << 20;
+        let start = MAX_KEPT_LOG_BYTES - window;
+        let mut tail = vec![0; window as usize];
+        self.file.read_exact_at(&mut tail, start)?;
+        Ok(tail
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(MAX_KEPT_LOG_BYTES, |at| start + at as u64 + 1))
+    }
+
+    /// Copies the kept bytes (see [`RawLog::kept_bytes`]) to `w`, from the
+    /// log's start whatever was read of it before.
+    pub fn copy_to(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        use std::io::{Read, Seek};
+        let mut file = self.file.try_clone()?;
+        file.seek(std::io::SeekFrom::Start(0))?;
+        let kept = self.kept_bytes()?;
+        let copied = std::io::copy(&mut file.take(kept), w)?;
+        if copied < kept {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("the access log ended after {copied} of {kept} bytes"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The raw log of a finished gateway, kept before [`read`] consumes it:
+/// the same open file (its own descriptor), its size, and its format.
+pub fn keep(log: &AccessLog) -> std::io::Result<RawLog> {
+    Ok(RawLog {
+        file: log.file.try_clone()?,
+        bytes: log.file.metadata()?.len(),
+        format: crate::logs::format::written_by(log.info.kind, &log.info.config),
+    })
 }
 
 /// A finished gateway's accounting and its id-carrying lines.

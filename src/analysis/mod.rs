@@ -9,8 +9,11 @@
 //! - [`accounting`]: the abort audit: gateway-accounted time per key against the upstream's truth.
 //! - [`client_aborts`]: per gateway mode, what it logged for a client abort and what the upstream did.
 //! - [`ps_model`]: the processor-sharing model of the concurrency limit a gateway timeout allows.
+//! - [`censored`]: from an access log alone, the work it cut short, by a censored-data fit
+//!   per key, the under-count that follows, and the knee where logged time stops.
 
 pub mod accounting;
+pub mod censored;
 pub mod client_aborts;
 pub mod gateway_log;
 pub mod haproxy_log;

@@ -111,11 +111,16 @@ pub fn gateway(args: &GatewayArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// `contend report DIR`: prints a saved run's summary again.
+/// `contend report DIR`: prints a saved run's summary again (or a saved
+/// `contend logs` report's tables).
 ///
 /// It also draws the plots and `report.html` again from the folder's saved
 /// data (`summary.json`, `intervals.csv`, `latency.hgrm`); nothing is run.
 pub fn report(dir: &std::path::Path) -> Result<i32> {
+    if let Some(summary) = super::logs::saved(dir) {
+        let _ = report::logs::page::write_console(&mut std::io::stdout().lock(), &summary);
+        return Ok(0);
+    }
     let data = report::plot::ReportData::read(dir)?;
     let summary = &data.summary;
     let mut stdout = std::io::stdout().lock();

@@ -1,5 +1,8 @@
 //! The commands: each takes parsed arguments, calls the library's parts in
-//! order, and returns the process exit code. `main` maps errors.
+//! order, and returns the process exit code. `main` maps errors. `contend
+//! logs` is [`logs`]'s.
+
+pub mod logs;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -656,7 +659,6 @@ fn wrote_summary(dir: &Path, written: &[PathBuf]) -> bool {
     written.contains(&dir.join("summary.json"))
 }
 
-/// Writes JUnit XML to `path`, whole or not at all.
 /// Writes JUnit XML to `path`, whole or not at all.
 fn write_junit(path: &Path, suite: &str, cases: &[gate::junit::Case]) -> Result<()> {
     report::write_file(path, &|w| gate::junit::write(w, suite, cases))

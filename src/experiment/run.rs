@@ -14,7 +14,7 @@ use mock_upstream::requests::Document;
 
 use super::step::{self, Step, StepResult};
 use super::{Bench, Event, or_warn};
-use crate::analysis::gateway_log::{self, GatewayAccounting, LoggedRequests};
+use crate::analysis::gateway_log::{self, GatewayAccounting, LoggedRequests, RawLog};
 use crate::error::{Error, Result};
 use crate::scenario::Scenario;
 use crate::topology::{ChildExit, ComponentStall, Topology};
@@ -39,6 +39,8 @@ pub struct RunOutput {
     pub gateway: Option<GatewayAccounting>,
     /// The gateway's lines that carried a request id.
     pub gateway_requests: LoggedRequests,
+    /// The gateway's raw access log, which the report folder keeps.
+    pub gateway_log: Option<RawLog>,
     /// Problems outside the measurement worth telling.
     pub warnings: Vec<String>,
 }
@@ -84,25 +86,9 @@ pub fn finish(
         .collect();
     warnings.extend(step.component_stalls.iter().map(ComponentStall::describe));
     warnings.extend(step.telemetry.warnings());
-    let (gateway, gateway_requests) = match topology.gateway.as_mut() {
-        Some(g) => {
-            let name = g.name().to_string();
-            let counters = g.counters();
-            let read = g.finish().and_then(|log| {
-                let (mut accounting, requests) =
-                    gateway_log::read(log).map_err(|e| Error::Component {
-                        component: name,
-                        message: format!("could not read its access log: {e}"),
-                    })?;
-                accounting.counters = counters;
-                Ok((accounting, requests))
-            });
-            match or_warn(read, &mut warnings) {
-                Some((accounting, requests)) => (Some(accounting), requests),
-                None => (None, LoggedRequests::default()),
-            }
-        }
-        None => (None, LoggedRequests::default()),
+    let (gateway, gateway_requests, gateway_log) = match topology.gateway.as_mut() {
+        Some(g) => read_gateway(g.as_mut(), &mut warnings),
+        None => (None, LoggedRequests::default(), None),
     };
     let (upstream, upstream_requests) = read_upstream(
         bench,
@@ -119,7 +105,56 @@ pub fn finish(
         upstream_requests,
         gateway,
         gateway_requests,
+        gateway_log,
         warnings,
+    }
+}
+
+/// The gateway drained and stopped, and its access log read into
+/// accounting and kept raw for the report folder. A read that fails is a
+/// warning; a log longer than the report keeps is said.
+fn read_gateway(
+    gateway: &mut dyn crate::topology::Gateway,
+    warnings: &mut Vec<String>,
+) -> (Option<GatewayAccounting>, LoggedRequests, Option<RawLog>) {
+    let name = gateway.name().to_string();
+    let counters = gateway.counters();
+    let log = match gateway.finish() {
+        Ok(log) => log,
+        Err(e) => {
+            warnings.push(e.to_string());
+            return (None, LoggedRequests::default(), None);
+        }
+    };
+    let raw = match gateway_log::keep(&log) {
+        Ok(raw) => Some(raw),
+        Err(e) => {
+            warnings.push(format!(
+                "{name}: its access log cannot be kept in the report folder: {e}"
+            ));
+            None
+        }
+    };
+    if let Some(raw) = raw
+        .as_ref()
+        .filter(|r| r.bytes > gateway_log::MAX_KEPT_LOG_BYTES)
+    {
+        warnings.push(format!(
+            "{name}: its access log is {} MiB; the report folder keeps its first {} MiB (whole lines) as access.log, while the accounting counts every line",
+            raw.bytes >> 20,
+            gateway_log::MAX_KEPT_LOG_BYTES >> 20
+        ));
+    }
+    let read = gateway_log::read(log).map_err(|e| Error::Component {
+        component: name,
+        message: format!("could not read its access log: {e}"),
+    });
+    match or_warn(read, warnings) {
+        Some((mut accounting, requests)) => {
+            accounting.counters = counters;
+            (Some(accounting), requests, raw)
+        }
+        None => (None, LoggedRequests::default(), raw),
     }
 }
 

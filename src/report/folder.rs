@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 
 /// The files `contend` writes into a report folder, by name: the run's
-/// own, then those of a sweep, a find-limit and an abort audit.
-const FILES: [&str; 14] = [
+/// own (with its gateway's access log and that log's format), then those
+/// of a sweep, a find-limit, an abort audit and `contend logs`.
+const FILES: [&str; 21] = [
     "summary.json",
     "intervals.csv",
     "components.csv",
@@ -25,6 +26,8 @@ const FILES: [&str; 14] = [
     "latency.hlog",
     "histograms.hlog",
     "report.html",
+    "access.log",
+    "access.log.format",
     "capacity.json",
     "steps.csv",
     "concurrency.csv",
@@ -32,10 +35,15 @@ const FILES: [&str; 14] = [
     "accounting.csv",
     "requests.csv",
     "client-aborts.md",
+    "log-intervals.csv",
+    "routes.csv",
+    "keys.csv",
+    "usage.csv",
+    "slow-routes.csv",
 ];
 
 /// The plots `contend` draws, each as `<name>.svg` and `<name>.png`.
-const PLOTS: [&str; 8] = [
+const PLOTS: [&str; 11] = [
     "latency-over-time",
     "components-over-time",
     "percentile-spectrum",
@@ -44,6 +52,9 @@ const PLOTS: [&str; 8] = [
     "usl",
     "limit",
     "accounting",
+    "requests-over-time",
+    "logged-vs-upstream",
+    "censored-fit",
 ];
 
 /// True when `name` is a file `contend` writes into a report folder (a
@@ -227,6 +238,10 @@ mod tests {
             "usl.svg",
             "limit.png",
             "accounting.svg",
+            "access.log",
+            "access.log.format",
+            "routes.csv",
+            "censored-fit.png",
             ".contend-tmp-42-summary.json",
         ] {
             assert!(is_contend_file(name), "{name}");
@@ -234,6 +249,7 @@ mod tests {
         for name in [
             "notes.txt",
             "summary.json.bak",
+            "access.log.1",
             "usl.pdf",
             "my.png",
             "svg",

@@ -14,14 +14,15 @@ use super::plot::{ReportData, fmt_us};
 use super::summary::{Percentiles, Summary};
 
 /// Escapes text for HTML.
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
 }
 
-const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}\
+/// The pages' style sheet (a run's and `contend logs`').
+pub(crate) const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}\
 h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;margin-top:1.8em;border-bottom:1px solid #ddd}\
 table{border-collapse:collapse;margin:.6em 0;font-variant-numeric:tabular-nums}td,th{padding:.25em .7em;border-bottom:1px solid #eee;text-align:right}\
 th{background:#f5f5f5}td:first-child,th:first-child{text-align:left}.warn{background:#fff3cd;border:1px solid #e0c36a;padding:.6em 1em}\
@@ -177,7 +178,7 @@ fn summary_tables(h: &mut String, s: &Summary) {
 
 /// "Plots": each plot's SVG from `dir`, inline; one that cannot be read
 /// leaves a warning in its place.
-fn inline_plots(h: &mut String, dir: &Path, plots: &[String]) {
+pub(crate) fn inline_plots(h: &mut String, dir: &Path, plots: &[String]) {
     if !plots.is_empty() {
         let _ = writeln!(h, "<h2>Plots</h2>");
     }

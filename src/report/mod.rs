@@ -3,13 +3,15 @@
 //! Takes finished results (a [`RunOutput`] and its [`Summary`]) and a
 //! folder; writes `summary.json`, `intervals.csv`, `components.csv`
 //! ([`components`]: the system under test per interval), `latency.hgrm`,
-//! `latency.hlog`, a sweep's `steps.csv` and `concurrency.csv` (a
+//! `latency.hlog`, the gateway's `access.log` and its `access.log.format`,
+//! a sweep's `steps.csv` and `concurrency.csv` (a
 //! find-limit's own files in [`find_limit`]), the plots
 //! ([`plot`], SVG and PNG) and `report.html` ([`html`]). Each artifact is
 //! written on its own, whole or not at all (under a temporary name, then
 //! renamed: [`write_file`]): one that fails is reported, never costs the
 //! others and never leaves a truncated file. [`folder`] makes the folder
-//! ready before the run. [`LiveIntervals`] writes `intervals.csv` and
+//! ready before the run. [`logs`] is `contend logs`'s folder for an
+//! access log. [`LiveIntervals`] writes `intervals.csv` and
 //! `latency.hlog` as the run goes, so a crash or `kill -9` still leaves
 //! them up to the last closed interval; the end-of-run write replaces them
 //! with the same content. Nothing here measures.
@@ -23,6 +25,7 @@ pub mod folder;
 pub mod hdr;
 pub mod histograms;
 pub mod html;
+pub mod logs;
 pub mod merge;
 pub mod plot;
 pub mod progress;
@@ -84,7 +87,7 @@ pub struct Parts<'a> {
 /// the files written; errors of single artifacts are collected, not fatal.
 pub fn write(dir: &Path, run: &RunOutput, summary: &Summary) -> (Vec<PathBuf>, Vec<Error>) {
     let histograms = histograms::Histograms::of(&run.step.driver.totals, &run.step.key_names);
-    write_parts(
+    let (mut written, mut errors) = write_parts(
         dir,
         &Parts {
             summary,
@@ -93,7 +96,11 @@ pub fn write(dir: &Path, run: &RunOutput, summary: &Summary) -> (Vec<PathBuf>, V
             histograms: &histograms,
             components: &run.step.telemetry.series,
         },
-    )
+    );
+    let (w, e) = write_access_log(dir, run);
+    written.extend(w);
+    errors.extend(e);
+    (written, errors)
 }
 
 /// Writes every artifact of `parts` into `dir` (created if needed).
@@ -157,6 +164,45 @@ pub fn write_parts(dir: &Path, parts: &Parts) -> (Vec<PathBuf>, Vec<Error>) {
     errors.extend(e);
     (written, errors)
 }
+
+/// The gateway's raw access log as `access.log` (up to
+/// [`gateway_log::MAX_KEPT_LOG_BYTES`](crate::analysis::gateway_log::MAX_KEPT_LOG_BYTES)),
+/// and beside it `access.log.format`, the format it was written in as
+/// `contend logs --format` takes it (which `contend logs` finds there by
+/// itself). Nothing when the run started no gateway.
+pub fn write_access_log(dir: &Path, run: &RunOutput) -> (Vec<PathBuf>, Vec<Error>) {
+    let mut written = Vec::new();
+    let mut errors = Vec::new();
+    let Some(raw) = &run.gateway_log else {
+        return (written, errors);
+    };
+    let path = dir.join(ACCESS_LOG);
+    match write_file(&path, &|w| raw.copy_to(w)) {
+        Ok(()) => written.push(path),
+        Err(e) => errors.push(e),
+    }
+    if let Some(format) = &raw.format {
+        let path = dir.join(ACCESS_LOG_FORMAT);
+        let body = |w: &mut dyn Write| {
+            writeln!(
+                w,
+                "# The format access.log was written in, as `contend logs --format` takes it\n\
+                 # (nginx's log_format language; HAProxy's log-format after `haproxy:`).\n\
+                 # `contend logs access.log` reads it from here.\n{format}"
+            )
+        };
+        match write_file(&path, &body) {
+            Ok(()) => written.push(path),
+            Err(e) => errors.push(e),
+        }
+    }
+    (written, errors)
+}
+
+/// A run's copy of its gateway's access log.
+pub const ACCESS_LOG: &str = "access.log";
+/// The format of [`ACCESS_LOG`], beside it.
+pub const ACCESS_LOG_FORMAT: &str = "access.log.format";
 
 /// Writes the plots (SVG and PNG) and `report.html` of `data` into `dir`:
 /// after a run, and again from saved data by `contend report DIR`.
