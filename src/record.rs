@@ -280,6 +280,42 @@ pub struct Totals {
     /// Why the first connection that failed after its TCP connect did
     /// (TLS or the HTTP/2 preface), in the TLS library's or h2's words.
     pub first_handshake_error: Option<String>,
+    /// Attempts and retries (all zero without a retry policy).
+    pub retries: RetryTotals,
+}
+
+/// What retrying cost: attempts made, retries by the reason for them, and
+/// the retries a budget, the policy's count or the run's end did not make.
+/// `attempts = arrivals + made`: a retry is counted when it is dispatched.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetryTotals {
+    /// Attempts dispatched: every arrival's first, and every retry.
+    pub attempts: u64,
+    /// Retries dispatched.
+    pub made: u64,
+    /// Retries dispatched by the class of the attempt they followed,
+    /// indexed by [`Class::index`].
+    pub by_reason: [u64; Class::ALL.len()],
+    /// Retries the budget refused (the attempt's outcome stood).
+    pub budget_refused: u64,
+    /// Arrivals that failed after every retry the policy allows.
+    pub exhausted: u64,
+    /// Retries not made because the run ended (or was stopped) first: due
+    /// after its end, waiting at its end, or asked for after it.
+    pub cut: u64,
+}
+
+impl RetryTotals {
+    fn merge(&mut self, o: &RetryTotals) {
+        self.attempts += o.attempts;
+        self.made += o.made;
+        for (a, b) in self.by_reason.iter_mut().zip(o.by_reason) {
+            *a += b;
+        }
+        self.budget_refused += o.budget_refused;
+        self.exhausted += o.exhausted;
+        self.cut += o.cut;
+    }
 }
 
 impl Totals {
@@ -300,6 +336,7 @@ impl Totals {
             first_connect_error: None,
             connections: ConnectionTotals::new(),
             first_handshake_error: None,
+            retries: RetryTotals::default(),
         }
     }
 
@@ -333,6 +370,7 @@ impl Totals {
             self.first_handshake_error
                 .clone_from(&other.first_handshake_error);
         }
+        self.retries.merge(&other.retries);
     }
 }
 
@@ -373,6 +411,10 @@ pub struct IntervalSnapshot {
     pub connect_us: Histogram<u64>,
     /// TLS handshake time of the connections opened in the interval, us.
     pub tls_handshake_us: Histogram<u64>,
+    /// Attempts dispatched in the interval (first attempts and retries).
+    pub attempts: u64,
+    /// Retries dispatched in the interval.
+    pub retries: u64,
 }
 
 impl IntervalSnapshot {
@@ -390,6 +432,8 @@ impl IntervalSnapshot {
             connections: 0,
             connect_us: new_histogram(),
             tls_handshake_us: new_histogram(),
+            attempts: 0,
+            retries: 0,
         }
     }
 
@@ -407,6 +451,8 @@ impl IntervalSnapshot {
         self.connections += other.connections;
         add(&mut self.connect_us, &other.connect_us);
         add(&mut self.tls_handshake_us, &other.tls_handshake_us);
+        self.attempts += other.attempts;
+        self.retries += other.retries;
     }
 }
 
@@ -452,6 +498,8 @@ impl Recorder {
         self.roll(now_ns);
         self.totals.arrivals += 1;
         self.current.offered += 1;
+        self.totals.retries.attempts += 1;
+        self.current.attempts += 1;
         self.totals
             .generator_lag_us
             .saturating_record(ns_to_us(lag_ns));
@@ -466,6 +514,64 @@ impl Recorder {
         let lag_us = ns_to_us(lag_ns);
         self.totals.schedule_lag_us.saturating_record(lag_us);
         self.current.schedule_lag_us.saturating_record(lag_us);
+    }
+
+    /// A retry was dispatched at `now_ns`, `lag_ns` after its backoff time,
+    /// after an attempt of class `reason`.
+    pub fn retried(&mut self, now_ns: u64, reason: Class, lag_ns: u64) {
+        self.roll(now_ns);
+        let r = &mut self.totals.retries;
+        r.attempts += 1;
+        r.made += 1;
+        r.by_reason[reason.index()] += 1;
+        self.current.attempts += 1;
+        self.current.retries += 1;
+        self.totals
+            .generator_lag_us
+            .saturating_record(ns_to_us(lag_ns));
+    }
+
+    /// An attempt that will be retried ended at `now_ns`; its service time
+    /// is kept (`service_ns`: it was sent), its outcome is not the arrival's.
+    pub fn attempt_failed(&mut self, now_ns: u64, service_ns: Option<u64>) {
+        self.roll(now_ns);
+        if let Some(service_ns) = service_ns {
+            self.totals
+                .service_us
+                .saturating_record(ns_to_us(service_ns));
+        }
+    }
+
+    /// A retry the budget refused.
+    pub fn retry_refused(&mut self, now_ns: u64) {
+        self.roll(now_ns);
+        self.totals.retries.budget_refused += 1;
+    }
+
+    /// An arrival failed after all the retries its policy allows.
+    pub fn retries_exhausted(&mut self, now_ns: u64) {
+        self.roll(now_ns);
+        self.totals.retries.exhausted += 1;
+    }
+
+    /// A retry not made because the run ended first.
+    pub fn retry_cut(&mut self, now_ns: u64) {
+        self.roll(now_ns);
+        self.totals.retries.cut += 1;
+    }
+
+    /// An arrival whose retry was waiting when the run ended: its outcome
+    /// is the attempt it had (ended `latency_ns` after its intended time;
+    /// `sent`: that attempt was sent, and its service time is already kept).
+    pub fn retry_abandoned(
+        &mut self,
+        now_ns: u64,
+        key: usize,
+        outcome: Outcome,
+        latency_ns: u64,
+        sent: bool,
+    ) {
+        self.final_outcome(now_ns, key, outcome, latency_ns, sent, None);
     }
 
     /// A request counted as sent was refused unprocessed (an HTTP/2 stream
@@ -488,6 +594,28 @@ impl Recorder {
         latency_ns: u64,
         service_ns: Option<u64>,
     ) {
+        self.final_outcome(
+            now_ns,
+            key,
+            outcome,
+            latency_ns,
+            service_ns.is_some(),
+            service_ns,
+        );
+    }
+
+    /// An arrival's one outcome; `sent`: its last attempt was sent (its
+    /// latency is then kept), `service_ns`: that attempt's service time
+    /// when it is not kept yet.
+    fn final_outcome(
+        &mut self,
+        now_ns: u64,
+        key: usize,
+        outcome: Outcome,
+        latency_ns: u64,
+        sent: bool,
+        service_ns: Option<u64>,
+    ) {
         self.roll(now_ns);
         let class = outcome.class();
         let latency_us = ns_to_us(latency_ns);
@@ -497,16 +625,18 @@ impl Recorder {
         }
         self.current.by_class[class.index()] += 1;
         self.totals.latency_by_class_us[class.index()].saturating_record(latency_us);
-        if let Some(service_ns) = service_ns {
+        if sent {
             self.totals.latency_us.saturating_record(latency_us);
             self.current.latency_us.saturating_record(latency_us);
+        }
+        if let Some(service_ns) = service_ns {
             self.totals
                 .service_us
                 .saturating_record(ns_to_us(service_ns));
         }
         if let Some(k) = self.totals.keys.get_mut(key) {
             k.counts.add(outcome);
-            if service_ns.is_some() {
+            if sent {
                 k.record_latency(latency_us);
             }
         }
@@ -616,6 +746,15 @@ pub struct IntervalRow {
     pub connect_p99_us: u64,
     /// TLS handshake time p99 of the connections opened in the interval, us.
     pub tls_handshake_p99_us: u64,
+    /// Attempts dispatched in the interval: first attempts and retries.
+    pub attempts: u64,
+    /// Retries dispatched in the interval.
+    pub retries: u64,
+    /// Attempts per arrival offered in the interval (1 without retries; 0
+    /// when nothing was offered).
+    pub amplification: f64,
+    /// 2xx answers per second completed in the interval.
+    pub goodput_per_s: f64,
     /// The interval's latency histogram, V2-deflate encoded (for `.hlog`).
     #[serde(skip)]
     pub latency_hist_v2: Vec<u8>,
@@ -700,6 +839,14 @@ impl IntervalMerger {
             new_connections: s.connections,
             connect_p99_us: q(&s.connect_us, 0.99),
             tls_handshake_p99_us: q(&s.tls_handshake_us, 0.99),
+            attempts: s.attempts,
+            retries: s.retries,
+            amplification: if s.offered == 0 {
+                0.0
+            } else {
+                s.attempts as f64 / s.offered as f64
+            },
+            goodput_per_s: s.by_class[Class::Success.index()] as f64 / (len_ns as f64 / 1e9),
             latency_hist_v2: encoded,
         }
     }

@@ -121,6 +121,16 @@ pub(super) fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Resul
             None => ctx.whole(message),
         });
     }
+    let retrying = client.retry.as_ref().is_some_and(|r| r.is_on())
+        || keys.iter().any(|k| k.retry.as_ref().is_some_and(|r| r.is_on()));
+    if retrying && (overrides.connections.is_some() || !sweep.concurrency.is_empty()) {
+        // A closed-loop client is blocked on its own retry: its waits would
+        // be the load's pacing, not a schedule's, so they are not modelled.
+        return Err(ctx.whole(
+            "retries apply to open-loop load (a schedule of arrivals); a closed loop (--connections, or \
+             [sweep] concurrency) cannot retry: drop the retry policy, or use rates",
+        ));
+    }
     let gateway = match raw.gateway {
         Some(g) => build_gateway(ctx, g, raw.target.is_some() || raw.upstream.is_some())?,
         None => GatewaySpec::default(),

@@ -22,6 +22,7 @@ mod build_target;
 mod check;
 mod client;
 mod raw;
+mod retry;
 mod url;
 
 use std::io::Read;
@@ -38,6 +39,7 @@ pub use client::{
     TlsVersionSpec,
 };
 use raw::RawScenario;
+pub use retry::{Backoff, Jitter, MAX_RETRIES, RetryOn, RetrySpec};
 
 /// A validated scenario: what to drive, how hard, for how long.
 #[derive(Debug, Clone, PartialEq)]
@@ -549,6 +551,8 @@ pub struct KeySpec {
     pub headers: Vec<(String, String)>,
     /// Client timeout for this key's requests instead of the client's.
     pub timeout: Option<Duration>,
+    /// Retry policy for this key's requests instead of the client's.
+    pub retry: Option<RetrySpec>,
 }
 
 /// Overrides from the command line, applied over a file (or over defaults

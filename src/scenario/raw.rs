@@ -16,6 +16,7 @@ use contend_units::de::{Int, Num, ScenarioWords};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use toml::Spanned;
 
+use super::retry::RawRetry;
 use super::{AuditMode, ExperimentKind};
 
 #[derive(serde::Deserialize)]
@@ -226,6 +227,7 @@ pub(super) struct RawKey {
     pub(super) path: Option<Spanned<String>>,
     pub(super) headers: Option<Headers>,
     pub(super) timeout: Option<Spanned<HumanDuration>>,
+    pub(super) retry: Option<Spanned<RawRetry>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -242,6 +244,7 @@ pub(super) struct RawClient {
     pub(super) streams_per_connection: Option<Spanned<Int>>,
     pub(super) reuse: Option<bool>,
     pub(super) tls: Option<Spanned<RawTls>>,
+    pub(super) retry: Option<Spanned<RawRetry>>,
 }
 
 /// `[client] http = "1.1" | "2" | "auto"` (also written as 1.1 or 2).
