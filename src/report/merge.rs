@@ -435,6 +435,12 @@ fn merged_summary(
         .iter()
         .flat_map(|s| s.summary.component_stalls.clone())
         .collect();
+    base.retries = base.retries.is_some().then(|| {
+        super::retries::RetrySummary::merged(
+            shards.iter().filter_map(|s| s.summary.retries.as_ref()),
+            base.arrivals,
+        )
+    });
     base.preflight = Vec::new();
     base.thresholds = Vec::new();
     base.warnings = warnings.clone();

@@ -24,6 +24,7 @@ pub mod html;
 pub mod merge;
 pub mod plot;
 pub mod progress;
+pub mod retries;
 pub mod summary;
 
 use std::fs;

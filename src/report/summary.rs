@@ -325,6 +325,10 @@ pub struct Summary {
     /// first class's step at its limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub find_limit: Option<crate::experiment::find_limit::FindLimitResult>,
+    /// What the client's retry policy cost: attempts, amplification,
+    /// retries by reason, budget refusals; absent without a policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<super::retries::RetrySummary>,
 }
 
 /// Which share of a load a run offered (`--shard I/N`), on which host, and
@@ -628,6 +632,14 @@ impl Summary {
                 .collect(),
             sweep: None,
             find_limit: None,
+            retries: run.scenario.retrying().then(|| {
+                super::retries::RetrySummary::of(
+                    &t.retries,
+                    t.arrivals,
+                    t.counts.class(Class::Success),
+                    duration_s,
+                )
+            }),
             machine: Some(Machine::of(&run.scenario)),
             shard: Some(ShardInfo {
                 index: run.scenario.client.shard.index,

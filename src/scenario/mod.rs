@@ -87,6 +87,15 @@ fn threshold_location((file, line, start): &(PathBuf, usize, usize), col: usize)
 }
 
 impl Scenario {
+    /// True when a retry policy is on (the client's, or a key's).
+    pub fn retrying(&self) -> bool {
+        self.client.retry.as_ref().is_some_and(RetrySpec::is_on)
+            || self
+                .keys
+                .iter()
+                .any(|k| k.retry.as_ref().is_some_and(RetrySpec::is_on))
+    }
+
     /// The scenario's `[[phases]]`: a run's open-loop load, or the load
     /// each mode of an abort audit runs; none for a sweep, a find-limit
     /// (their steps come from their sections) or a closed loop.
