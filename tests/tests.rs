@@ -26,6 +26,9 @@
 //! - `tls`: HTTPS and HTTP/2: responses over TLS and h2, failed handshakes
 //!   by reason, misbehaving h2 servers, one handshake per connection, the
 //!   embedded gateway and nginx with TLS and HTTP/2.
+//! - `retries`: the client's retry policy against servers that record when
+//!   each attempt came: attempts add up, backoff, budget, `Retry-After`,
+//!   retries cut at the run's end and at a stop.
 //! - `sweep`: the sweep experiment: `[sweep]` parsing, a short real sweep, its
 //!   rows, plots, report.html and `contend report DIR`, and stopping early.
 
@@ -38,6 +41,7 @@ mod gate;
 mod gateway;
 mod preflight;
 mod reports;
+mod retries;
 mod robustness;
 mod scenario_files;
 mod scenario_fuzz;
