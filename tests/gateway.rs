@@ -237,6 +237,7 @@ fn concurrency_limit_refuses_the_n_plus_first_at_once() {
                 max: 2,
                 queue: 0,
                 queue_timeout: Duration::ZERO,
+                retry_after: None,
             }),
             ..Policies::default()
         };
@@ -269,6 +270,7 @@ fn queue_waits_for_a_slot_then_503_at_its_timeout() {
                 max: 1,
                 queue: 1,
                 queue_timeout: Duration::from_millis(timeout_ms),
+                retry_after: None,
             }),
             ..Policies::default()
         };

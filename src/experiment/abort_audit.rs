@@ -141,6 +141,11 @@ pub fn for_mode(scenario: &Scenario, mode: AuditMode) -> (Scenario, Vec<&'static
             c.queue = 0;
             dropped.push("a concurrency queue");
         }
+        if let Some(c) = p.concurrency.as_mut()
+            && c.retry_after.take().is_some()
+        {
+            dropped.push("a concurrency retry_after");
+        }
         if s.gateway.abort_charge.take().is_some() {
             dropped.push("abort_charge");
         }

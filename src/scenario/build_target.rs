@@ -291,6 +291,10 @@ fn check_gateway_takes(
                 p.concurrency.is_some_and(|c| c.queue > 0),
                 "a concurrency queue",
             ),
+            (
+                p.concurrency.is_some_and(|c| c.retry_after.is_some()),
+                "a concurrency retry_after",
+            ),
             (spec.abort_charge.is_some(), "abort_charge"),
         ];
         if let Some((_, what)) = unsupported.iter().find(|(set, _)| *set) {
