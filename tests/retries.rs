@@ -95,10 +95,17 @@ fn run(toml: &str, url: &str, stop_after_intervals: Option<usize>) -> DriverOutp
     .expect("driver runs");
     assert_outcomes_add_up(&out);
     let r = &out.totals.retries;
-    assert_eq!(r.attempts, out.totals.arrivals + r.made, "attempts = arrivals + retries");
+    assert_eq!(
+        r.attempts,
+        out.totals.arrivals + r.made,
+        "attempts = arrivals + retries"
+    );
     assert_eq!(r.by_reason.iter().sum::<u64>(), r.made);
     let interval_attempts: u64 = out.intervals.iter().map(|i| i.attempts).sum();
-    assert_eq!(interval_attempts, r.attempts, "intervals hold every attempt");
+    assert_eq!(
+        interval_attempts, r.attempts,
+        "intervals hold every attempt"
+    );
     out
 }
 
@@ -210,7 +217,10 @@ retry = { on = ["503"], max = 2, base = "10ms", jitter = "none", retry_after = t
 #[test]
 fn retry_after_in_seconds_and_as_a_date_is_honoured() {
     let gap = retry_after_gap_s("1".to_string());
-    assert!((1.0..1.2).contains(&gap), "Retry-After: 1 waited {gap:.3} s");
+    assert!(
+        (1.0..1.2).contains(&gap),
+        "Retry-After: 1 waited {gap:.3} s"
+    );
     // An HTTP-date has whole seconds: 2 s ahead is 1 to 2 s away.
     let date = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2));
     let gap = retry_after_gap_s(date.clone());
@@ -238,7 +248,11 @@ retry = { on = ["504"], max = 3, base = "300ms", jitter = "none" }
     assert!(out.interrupted);
     let r = &out.totals.retries;
     assert!(r.cut > 0, "retries waiting at the stop are counted");
-    assert!(out.totals.arrivals < 100, "{} arrivals", out.totals.arrivals);
+    assert!(
+        out.totals.arrivals < 100,
+        "{} arrivals",
+        out.totals.arrivals
+    );
     assert_eq!(
         out.totals.counts.class(Class::GatewayTimeout),
         out.totals.arrivals

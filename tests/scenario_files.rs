@@ -207,6 +207,7 @@ fn good_full_scenario_parses() {
         },
         gateway: scenario::GatewaySpec::default(),
         thresholds: vec![],
+        variants: vec![],
     };
     assert_eq!(s, want);
 }

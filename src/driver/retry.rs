@@ -152,7 +152,11 @@ mod tests {
         ];
         for (backoff, base, cap, n, want_ms) in cases {
             let p = policy(backoff, Jitter::None, base, cap);
-            assert_eq!(p.backoff_ns(n), want_ms * MS, "{backoff:?} base {base} n {n}");
+            assert_eq!(
+                p.backoff_ns(n),
+                want_ms * MS,
+                "{backoff:?} base {base} n {n}"
+            );
             let mut rng = SmallRng::seed_from_u64(1);
             assert_eq!(p.wait_ns(n, None, &mut rng), want_ms * MS);
         }

@@ -215,8 +215,8 @@ impl Shared {
         retry_after_ns: Option<u64>,
     ) {
         let now_ns = sys::monotonic_ns();
-        let retried = self.retries.is_some()
-            && self.retry(job, outcome, sent_ns, retry_after_ns, now_ns);
+        let retried =
+            self.retries.is_some() && self.retry(job, outcome, sent_ns, retry_after_ns, now_ns);
         if !retried {
             self.recorder.borrow_mut().outcome(
                 now_ns,
@@ -266,7 +266,8 @@ impl Shared {
         }
         let mut r = retries.borrow_mut();
         let r = &mut *r;
-        let due_ns = now_ns.saturating_add(policy.wait_ns(job.attempt + 1, retry_after_ns, &mut r.rng));
+        let due_ns =
+            now_ns.saturating_add(policy.wait_ns(job.attempt + 1, retry_after_ns, &mut r.rng));
         if !r.open || due_ns >= r.end_ns {
             recorder.retry_cut(now_ns);
             return false;

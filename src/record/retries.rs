@@ -98,5 +98,4 @@ impl Recorder {
     ) {
         self.final_outcome(now_ns, key, outcome, latency_ns, sent, None);
     }
-
 }

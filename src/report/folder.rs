@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 
 /// The files `contend` writes into a report folder, by name: the run's
 /// own, then those of a sweep, a find-limit and an abort audit.
-const FILES: [&str; 12] = [
+const FILES: [&str; 13] = [
     "summary.json",
     "intervals.csv",
     "latency.hgrm",
@@ -30,10 +30,11 @@ const FILES: [&str; 12] = [
     "max-connections.csv",
     "accounting.csv",
     "requests.csv",
+    "variants.csv",
 ];
 
 /// The plots `contend` draws, each as `<name>.svg` and `<name>.png`.
-const PLOTS: [&str; 7] = [
+const PLOTS: [&str; 9] = [
     "latency-over-time",
     "percentile-spectrum",
     "latency-vs-load",
@@ -41,6 +42,8 @@ const PLOTS: [&str; 7] = [
     "usl",
     "limit",
     "accounting",
+    "retries-over-time",
+    "variants",
 ];
 
 /// True when `name` is a file `contend` writes into a report folder (a
@@ -54,12 +57,14 @@ pub fn is_contend_file(name: &str) -> bool {
 }
 
 /// True when `name` is a subfolder `contend` writes reports into: a
-/// `--repeat` run's `run-N`, an abort audit's mode.
+/// `--repeat` run's `run-N`, an abort audit's mode, a `variant-NAME`.
 pub fn is_contend_folder(name: &str) -> bool {
     let run_n = name
         .strip_prefix("run-")
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    let variant = name.strip_prefix("variant-").is_some_and(|n| !n.is_empty());
     run_n
+        || variant
         || crate::scenario::AuditMode::ALL
             .iter()
             .any(|m| m.as_str() == name)

@@ -26,6 +26,7 @@ pub mod plot;
 pub mod progress;
 pub mod retries;
 pub mod summary;
+pub mod variants;
 
 use std::fs;
 use std::io::Write;

@@ -329,6 +329,10 @@ pub struct Summary {
     /// retries by reason, budget refusals; absent without a policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<super::retries::RetrySummary>,
+    /// `[[variants]]`: one row per variant (the other fields describe the
+    /// first variant; each variant's own report is in `variant-NAME/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variants: Option<Vec<super::variants::VariantRow>>,
 }
 
 /// Which share of a load a run offered (`--shard I/N`), on which host, and
@@ -640,6 +644,7 @@ impl Summary {
                     duration_s,
                 )
             }),
+            variants: None,
             machine: Some(Machine::of(&run.scenario)),
             shard: Some(ShardInfo {
                 index: run.scenario.client.shard.index,

@@ -16,8 +16,8 @@ use super::check::{
     check_header_name, check_header_value, check_int, check_interval, check_method, check_path,
     check_positive_duration, quoted,
 };
-use super::retry::build_retry;
 use super::raw::{Headers, RawClient, RawHttp, RawKey, RawRequest, RawShards, RawTls};
+use super::retry::build_retry;
 use super::{
     ClientSpec, ExperimentKind, HttpVersion, KeySpec, MAX_CONNECTIONS, MAX_DURATION, MAX_SHARDS,
     MAX_THREADS, Overrides, RequestSpec, Shard, TlsSpec, TlsVersionSpec,

@@ -24,6 +24,7 @@ mod client;
 mod raw;
 mod retry;
 mod url;
+mod variants;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -40,6 +41,7 @@ pub use client::{
 };
 use raw::RawScenario;
 pub use retry::{Backoff, Jitter, MAX_RETRIES, RetryOn, RetrySpec};
+pub use variants::{MAX_VARIANTS, VariantSpec};
 
 /// A validated scenario: what to drive, how hard, for how long.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +62,8 @@ pub struct Scenario {
     pub gateway: GatewaySpec,
     /// `[thresholds] checks`: evaluated over the summary at the end of the run.
     pub thresholds: Vec<ScenarioThreshold>,
+    /// `[[variants]]`: the run once per variant, side by side (empty: once).
+    pub variants: Vec<VariantSpec>,
 }
 
 /// A threshold of `[thresholds] checks`, and where the file holds it (so

@@ -17,6 +17,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use toml::Spanned;
 
 use super::retry::RawRetry;
+use super::variants::RawVariant;
 use super::{AuditMode, ExperimentKind};
 
 #[derive(serde::Deserialize)]
@@ -36,6 +37,7 @@ pub(super) struct RawScenario {
     pub(super) sweep: Option<Spanned<RawSweep>>,
     pub(super) find_limit: Option<Spanned<RawFindLimit>>,
     pub(super) shards: Option<Spanned<RawShards>>,
+    pub(super) variants: Option<Spanned<Vec<Spanned<RawVariant>>>>,
 }
 
 /// `[shards]`: how many processes share the load (for `--shard auto`).

@@ -255,7 +255,9 @@ pub(super) fn build_retry(ctx: &Ctx, what: &str, raw: &RawRetry) -> Result<Retry
     let wait = |d: &Spanned<HumanDuration>, name: &str| {
         ctx.check(d, |d| {
             if d.0 > MAX_WAIT {
-                Err(format!("{what}.{name} is longer than an hour: give a wait like \"100ms\""))
+                Err(format!(
+                    "{what}.{name} is longer than an hour: give a wait like \"100ms\""
+                ))
             } else {
                 Ok(())
             }
