@@ -112,7 +112,7 @@ pub fn parse_retry_after(value: &[u8], now: SystemTime) -> Option<u64> {
         return Some(seconds.saturating_mul(1_000_000_000));
     }
     let at = httpdate::parse_http_date(text).ok()?;
-    Some(at.duration_since(now).map_or(0, |d| dur_ns(d)))
+    Some(at.duration_since(now).map_or(0, dur_ns))
 }
 
 fn dur_ns(d: Duration) -> u64 {
