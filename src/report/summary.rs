@@ -694,6 +694,8 @@ pub fn number_paths(scenario: &crate::scenario::Scenario) -> Vec<String> {
         }
         "upstream_accounting" => matches!(scenario.target, Target::Mock(_)),
         "gateway_accounting" => starts_gateway,
+        "retries" => scenario.retrying() || scenario.variants.iter().any(|v| v.retry.is_some()),
+        "variants" => !scenario.variants.is_empty(),
         // Only `contend merge` writes it.
         "merged" => false,
         _ => true,
