@@ -284,6 +284,7 @@ mod tests {
             new_connections: 0,
             connect_p99_us: 0,
             tls_handshake_p99_us: 0,
+            ..IntervalRow::default()
         };
         row.by_class[Class::Success.index()] = 95;
         exporter.interval(&row);

@@ -19,6 +19,9 @@ use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 
 use crate::outcome::{Class, Outcome, TlsFailure};
 
+mod retries;
+pub use retries::RetryTotals;
+
 /// Highest value the histograms track: one hour in microseconds.
 pub const HIST_MAX_US: u64 = 3_600_000_000;
 /// Significant digits the histograms keep.
@@ -280,6 +283,8 @@ pub struct Totals {
     /// Why the first connection that failed after its TCP connect did
     /// (TLS or the HTTP/2 preface), in the TLS library's or h2's words.
     pub first_handshake_error: Option<String>,
+    /// Attempts and retries (all zero without a retry policy).
+    pub retries: RetryTotals,
 }
 
 impl Totals {
@@ -300,6 +305,7 @@ impl Totals {
             first_connect_error: None,
             connections: ConnectionTotals::new(),
             first_handshake_error: None,
+            retries: RetryTotals::default(),
         }
     }
 
@@ -333,6 +339,7 @@ impl Totals {
             self.first_handshake_error
                 .clone_from(&other.first_handshake_error);
         }
+        self.retries.merge(&other.retries);
     }
 }
 
@@ -373,6 +380,10 @@ pub struct IntervalSnapshot {
     pub connect_us: Histogram<u64>,
     /// TLS handshake time of the connections opened in the interval, us.
     pub tls_handshake_us: Histogram<u64>,
+    /// Attempts dispatched in the interval (first attempts and retries).
+    pub attempts: u64,
+    /// Retries dispatched in the interval.
+    pub retries: u64,
 }
 
 impl IntervalSnapshot {
@@ -390,6 +401,8 @@ impl IntervalSnapshot {
             connections: 0,
             connect_us: new_histogram(),
             tls_handshake_us: new_histogram(),
+            attempts: 0,
+            retries: 0,
         }
     }
 
@@ -407,6 +420,8 @@ impl IntervalSnapshot {
         self.connections += other.connections;
         add(&mut self.connect_us, &other.connect_us);
         add(&mut self.tls_handshake_us, &other.tls_handshake_us);
+        self.attempts += other.attempts;
+        self.retries += other.retries;
     }
 }
 
@@ -452,6 +467,8 @@ impl Recorder {
         self.roll(now_ns);
         self.totals.arrivals += 1;
         self.current.offered += 1;
+        self.totals.retries.attempts += 1;
+        self.current.attempts += 1;
         self.totals
             .generator_lag_us
             .saturating_record(ns_to_us(lag_ns));
@@ -488,6 +505,28 @@ impl Recorder {
         latency_ns: u64,
         service_ns: Option<u64>,
     ) {
+        self.final_outcome(
+            now_ns,
+            key,
+            outcome,
+            latency_ns,
+            service_ns.is_some(),
+            service_ns,
+        );
+    }
+
+    /// An arrival's one outcome; `sent`: its last attempt was sent (its
+    /// latency is then kept), `service_ns`: that attempt's service time
+    /// when it is not kept yet.
+    fn final_outcome(
+        &mut self,
+        now_ns: u64,
+        key: usize,
+        outcome: Outcome,
+        latency_ns: u64,
+        sent: bool,
+        service_ns: Option<u64>,
+    ) {
         self.roll(now_ns);
         let class = outcome.class();
         let latency_us = ns_to_us(latency_ns);
@@ -497,16 +536,18 @@ impl Recorder {
         }
         self.current.by_class[class.index()] += 1;
         self.totals.latency_by_class_us[class.index()].saturating_record(latency_us);
-        if let Some(service_ns) = service_ns {
+        if sent {
             self.totals.latency_us.saturating_record(latency_us);
             self.current.latency_us.saturating_record(latency_us);
+        }
+        if let Some(service_ns) = service_ns {
             self.totals
                 .service_us
                 .saturating_record(ns_to_us(service_ns));
         }
         if let Some(k) = self.totals.keys.get_mut(key) {
             k.counts.add(outcome);
-            if service_ns.is_some() {
+            if sent {
                 k.record_latency(latency_us);
             }
         }
@@ -579,7 +620,7 @@ impl Recorder {
 }
 
 /// One interval of the whole run (all shards), ready for reports.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct IntervalRow {
     /// Interval number from the run start.
     pub index: u64,
@@ -616,6 +657,15 @@ pub struct IntervalRow {
     pub connect_p99_us: u64,
     /// TLS handshake time p99 of the connections opened in the interval, us.
     pub tls_handshake_p99_us: u64,
+    /// Attempts dispatched in the interval: first attempts and retries.
+    pub attempts: u64,
+    /// Retries dispatched in the interval.
+    pub retries: u64,
+    /// Attempts per arrival offered in the interval (1 without retries; 0
+    /// when nothing was offered).
+    pub amplification: f64,
+    /// 2xx answers per second completed in the interval.
+    pub goodput_per_s: f64,
     /// The interval's latency histogram, V2-deflate encoded (for `.hlog`).
     #[serde(skip)]
     pub latency_hist_v2: Vec<u8>,
@@ -700,6 +750,14 @@ impl IntervalMerger {
             new_connections: s.connections,
             connect_p99_us: q(&s.connect_us, 0.99),
             tls_handshake_p99_us: q(&s.tls_handshake_us, 0.99),
+            attempts: s.attempts,
+            retries: s.retries,
+            amplification: if s.offered == 0 {
+                0.0
+            } else {
+                s.attempts as f64 / s.offered as f64
+            },
+            goodput_per_s: s.by_class[Class::Success.index()] as f64 / (len_ns as f64 / 1e9),
             latency_hist_v2: encoded,
         }
     }

@@ -238,6 +238,7 @@ fn concurrency_limit_refuses_the_n_plus_first_at_once() {
                 max: 2,
                 queue: 0,
                 queue_timeout: Duration::ZERO,
+                retry_after: None,
             }),
             ..Policies::default()
         };
@@ -270,6 +271,7 @@ fn queue_waits_for_a_slot_then_503_at_its_timeout() {
                 max: 1,
                 queue: 1,
                 queue_timeout: Duration::from_millis(timeout_ms),
+                retry_after: None,
             }),
             ..Policies::default()
         };
@@ -857,6 +859,7 @@ fn haproxy_enforces_the_scenario_policies() {
             max: 2,
             queue: 0,
             queue_timeout: Duration::ZERO,
+            retry_after: None,
         }),
         upstream_timeout: Some(Duration::from_millis(500)),
         rate_limit: Some(RateLimitRule {
@@ -913,6 +916,7 @@ fn haproxy_enforces_the_scenario_policies() {
             max: 1,
             queue: 1,
             queue_timeout: Duration::from_secs(5),
+            retry_after: None,
         }),
         ..Policies::default()
     };

@@ -182,6 +182,7 @@ fn good_full_scenario_parses() {
                 path: None,
                 headers: vec![],
                 timeout: Some(Duration::from_millis(50)),
+                retry: None,
             },
             KeySpec {
                 name: "batch".to_string(),
@@ -189,6 +190,7 @@ fn good_full_scenario_parses() {
                 path: Some("/?cpu_ms=50".to_string()),
                 headers: vec![("x-priority".to_string(), "low".to_string())],
                 timeout: None,
+                retry: None,
             },
         ],
         client: ClientSpec {
@@ -223,6 +225,7 @@ fn good_full_scenario_parses() {
                 source: scenario::ScrapeSource::Pid(4242),
             },
         ],
+        variants: vec![],
     };
     assert_eq!(s, want);
 }

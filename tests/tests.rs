@@ -36,6 +36,9 @@
 //!   known burn, components' counters against the driver's, a component
 //!   dying, `[[scrape]]` targets, quota classes and their cgroups on every
 //!   way out, `--metrics-addr`.
+//! - `retries`: the client's retry policy against servers that record when
+//!   each attempt came: attempts add up, backoff, budget, `Retry-After`,
+//!   retries cut at the run's end and at a stop.
 //! - `sweep`: the sweep experiment: `[sweep]` parsing, a short real sweep, its
 //!   rows, plots, report.html and `contend report DIR`, stopping early, and
 //!   a sweep through HAProxy gated by thresholds.
@@ -51,6 +54,7 @@ mod gateway;
 mod logs;
 mod preflight;
 mod reports;
+mod retries;
 mod robustness;
 mod scenario_files;
 mod scenario_fuzz;

@@ -25,7 +25,7 @@
 //! upstream_timeout = "2s"
 //! rate_limit = { rate = 100, burst = 10 }
 //! budget = { budget = "1s", window = "10s", penalty = "5s" }
-//! concurrency = { max = 4, queue = 8, queue_timeout = "500ms" }
+//! concurrency = { max = 4, queue = 8, queue_timeout = "500ms", retry_after = "1s" }  # retry_after: on its 503s
 //! breaker = { error_share = 0.5, window = "10s", min_requests = 20, cool_down = "5s", probes = 1 }
 //! ```
 
@@ -244,6 +244,7 @@ pub struct RawConcurrency {
     max: Option<Spanned<i64>>,
     queue: Option<Spanned<i64>>,
     queue_timeout: Option<Spanned<Dur>>,
+    retry_after: Option<Spanned<Dur>>,
 }
 
 /// `breaker = { error_share = 0.5, window = "10s", ... }` as written.
@@ -420,10 +421,15 @@ fn concurrency_rule(
         }
         None => Duration::ZERO,
     };
+    let retry_after = match &raw.retry_after {
+        Some(t) => Some(duration_in(&format!("{what} retry_after"), t, false)?),
+        None => None,
+    };
     Ok(ConcurrencyRule {
         max,
         queue,
         queue_timeout,
+        retry_after,
     })
 }
 
@@ -671,8 +677,11 @@ pub fn policies_toml(policies: &Policies) -> String {
         } else {
             String::new()
         };
+        let retry_after = c
+            .retry_after
+            .map_or(String::new(), |r| format!(", retry_after = {}", d(r)));
         out.push_str(&format!(
-            "concurrency = {{ max = {}, queue = {}{timeout} }}\n",
+            "concurrency = {{ max = {}, queue = {}{timeout}{retry_after} }}\n",
             c.max, c.queue
         ));
     }

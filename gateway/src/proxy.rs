@@ -414,10 +414,18 @@ async fn pipeline(
             Ok(permit) => Some(permit),
             Err(Refused::Full | Refused::QueueTimeout) => {
                 entry.finish(503, None);
-                return respond(
+                let mut response = respond(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "over the concurrency limit\n",
                 );
+                if let Some(wait) = limit.rule().retry_after {
+                    // Whole seconds, rounded up (RFC 9110 delay-seconds).
+                    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                    response
+                        .headers_mut()
+                        .insert(RETRY_AFTER, HeaderValue::from(seconds));
+                }
+                return response;
             }
         },
         None => None,

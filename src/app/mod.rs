@@ -8,6 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 mod commands;
+mod variants;
 
 pub use commands::{compare, doctor, gateway, merge, report};
 
@@ -47,6 +48,9 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         note_shard(&scenario.client);
     }
     match &scenario.experiment {
+        Experiment::Run(load) if !scenario.variants.is_empty() => {
+            variants::run(args, &scenario, load)
+        }
         Experiment::Run(load) => run_load(args, &scenario, load),
         Experiment::Sweep(spec) => sweep(args, &scenario, spec),
         Experiment::FindLimit(spec) => find_limit(args, &scenario, spec),

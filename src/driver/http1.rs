@@ -66,6 +66,8 @@ impl From<std::io::Error> for ExchangeError {
 pub struct Connection {
     stream: Stream,
     buf: BytesMut,
+    /// The last response's `Retry-After`, as a wait in ns.
+    retry_after_ns: Option<u64>,
 }
 
 impl Connection {
@@ -74,6 +76,7 @@ impl Connection {
         Connection {
             stream,
             buf: BytesMut::with_capacity(READ_BUFFER_BYTES),
+            retry_after_ns: None,
         }
     }
 
@@ -82,6 +85,12 @@ impl Connection {
     /// socket is known not to be readable.
     pub fn is_reusable(&mut self) -> bool {
         self.stream.is_reusable()
+    }
+
+    /// The wait the last response's `Retry-After` asked for, ns (seconds,
+    /// or an HTTP-date read against the clock when it arrived).
+    pub fn retry_after_ns(&self) -> Option<u64> {
+        self.retry_after_ns
     }
 
     /// Sends `request` and reads one whole response. Returns the status and
@@ -100,6 +109,7 @@ impl Connection {
         let mut parser = Parser::new(head);
         loop {
             if let Some(done) = parser.advance(&mut self.buf)? {
+                self.retry_after_ns = parser.retry_after_ns;
                 // Bytes past the response were never asked for: do not reuse.
                 return Ok((done.status, done.keep_alive && self.buf.is_empty()));
             }
@@ -107,6 +117,7 @@ impl Connection {
                 self.buf.reserve(READ_BUFFER_BYTES);
             }
             if self.stream.read_buf(&mut self.buf).await? == 0 {
+                self.retry_after_ns = parser.retry_after_ns;
                 return parser.at_eof().map(|status| (status, false));
             }
         }
@@ -144,6 +155,8 @@ struct Parser {
     state: State,
     status: u16,
     keep_alive: bool,
+    /// `Retry-After`, as a wait in ns.
+    retry_after_ns: Option<u64>,
 }
 
 impl Parser {
@@ -153,6 +166,7 @@ impl Parser {
             state: State::Head,
             status: 0,
             keep_alive: false,
+            retry_after_ns: None,
         }
     }
 
@@ -175,6 +189,7 @@ impl Parser {
                     let mut keep_alive = http11;
                     let mut length = None;
                     let mut chunked = false;
+                    let mut retry_after_ns = None;
                     for h in response.headers.iter() {
                         if h.name.eq_ignore_ascii_case("content-length") {
                             let text = std::str::from_utf8(h.value)
@@ -192,6 +207,13 @@ impl Parser {
                             } else if contains_token(h.value, b"keep-alive") {
                                 keep_alive = true;
                             }
+                        } else if h.name.eq_ignore_ascii_case("retry-after") {
+                            // Rare (a 429 or a 503): the wall clock is read
+                            // only for a response that has one.
+                            retry_after_ns = super::retry::parse_retry_after(
+                                h.value,
+                                std::time::SystemTime::now(),
+                            );
                         }
                     }
                     buf.advance(head_len);
@@ -201,6 +223,7 @@ impl Parser {
                     }
                     self.status = status;
                     self.keep_alive = keep_alive;
+                    self.retry_after_ns = retry_after_ns;
                     self.state = if self.head_request || status == 204 || status == 304 {
                         State::Length(0)
                     } else if chunked {

@@ -29,6 +29,7 @@ use hyper::http::HeaderValue;
 
 use super::conn::{self, OpenError};
 use super::request_log::{self, RequestRecord};
+use super::retry;
 use super::shard::{MAX_CONNECTING, Shared};
 use super::worker::{Job, Mailbox};
 use crate::outcome::{Outcome, TlsFailure};
@@ -215,7 +216,7 @@ fn spawn_connection(shared: Rc<Shared>) {
                 let job = shared.queue.borrow_mut().pop_front();
                 if let Some(job) = job {
                     log_request(&shared, job, None, outcome, None);
-                    shared.ended(job, outcome, None);
+                    shared.ended(job, outcome, None, None);
                 }
                 kick(&shared);
                 return;
@@ -363,12 +364,12 @@ async fn stream_worker(shared: &Rc<Shared>, first: Lease) {
 /// Serves one leased arrival to its one outcome.
 async fn serve(shared: &Rc<Shared>, lease: Lease, handle: &mut Option<(u64, SendRequest<Bytes>)>) {
     let Lease { job, conn } = lease;
-    let deadline_ns = job.intended_ns + shared.keys[job.key].timeout_ns;
+    let deadline_ns = job.due_ns + shared.keys[job.key].timeout_ns;
     let now_ns = sys::monotonic_ns();
     if now_ns >= deadline_ns {
         // It waited in the queue past its deadline: the client gave up.
         log_request(shared, job, None, Outcome::ClientTimeout, None);
-        shared.ended(job, Outcome::ClientTimeout, None);
+        shared.ended(job, Outcome::ClientTimeout, None, None);
         return;
     }
     if handle.as_ref().is_none_or(|(id, _)| *id != conn.id) {
@@ -407,7 +408,7 @@ async fn serve(shared: &Rc<Shared>, lease: Lease, handle: &mut Option<(u64, Send
     shared
         .recorder
         .borrow_mut()
-        .sent(sent_ns, sent_ns.saturating_sub(job.intended_ns));
+        .sent(sent_ns, sent_ns.saturating_sub(job.due_ns));
     let exchange = async {
         if !template.body.is_empty() {
             body_tx
@@ -416,18 +417,23 @@ async fn serve(shared: &Rc<Shared>, lease: Lease, handle: &mut Option<(u64, Send
         }
         let response = response.await.map_err(Failed::of)?;
         let status = response.status().as_u16();
+        let retry_after_ns = response
+            .headers()
+            .get(hyper::header::RETRY_AFTER)
+            .and_then(|v| retry::parse_retry_after(v.as_bytes(), std::time::SystemTime::now()));
         let mut body = response.into_body();
         while let Some(chunk) = body.data().await {
             let chunk = chunk.map_err(|_| Failed::Outcome(Outcome::IoError))?;
             // Keeps the connection's and the stream's windows open.
             let _ = body.flow_control().release_capacity(chunk.len());
         }
-        Ok::<_, Failed>(Outcome::Response(status))
+        Ok::<_, Failed>((Outcome::Response(status), retry_after_ns))
     };
     let deadline =
         tokio::time::Instant::now() + Duration::from_nanos(deadline_ns.saturating_sub(sent_ns));
-    let outcome = match tokio::time::timeout_at(deadline, exchange).await {
-        Ok(Ok(outcome)) | Ok(Err(Failed::Outcome(outcome))) => outcome,
+    let (outcome, retry_after_ns) = match tokio::time::timeout_at(deadline, exchange).await {
+        Ok(Ok(answered)) => answered,
+        Ok(Err(Failed::Outcome(outcome))) => (outcome, None),
         Ok(Err(Failed::Unprocessed { going_away })) => {
             // The server says it never processed the stream: it goes out
             // again (after a GOAWAY, on another connection) and counts once.
@@ -440,10 +446,10 @@ async fn serve(shared: &Rc<Shared>, lease: Lease, handle: &mut Option<(u64, Send
             return;
         }
         // Dropping the stream resets it (RST_STREAM CANCEL): a real abort.
-        Err(_) => Outcome::ClientTimeout,
+        Err(_) => (Outcome::ClientTimeout, None),
     };
     log_request(shared, job, request_id, outcome, Some(sent_ns));
-    shared.ended(job, outcome, Some(sent_ns));
+    shared.ended(job, outcome, Some(sent_ns), retry_after_ns);
 }
 
 /// How a stream failed.
@@ -481,7 +487,7 @@ fn log_request(shared: &Shared, job: Job, id: Option<u64>, outcome: Outcome, sen
         log.borrow_mut().push(RequestRecord {
             id,
             key: job.key,
-            intended_ns: job.intended_ns,
+            intended_ns: job.due_ns,
             sent_ns,
             end_ns: sys::monotonic_ns(),
             outcome,

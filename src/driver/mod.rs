@@ -15,6 +15,7 @@ pub mod conn;
 pub mod http1;
 mod http2;
 pub mod request_log;
+pub mod retry;
 pub mod shard;
 pub mod tls;
 pub mod worker;
@@ -31,7 +32,7 @@ use tokio::sync::{oneshot, watch};
 use crate::error::{Error, Result};
 use crate::record::{Alpn, IntervalMerger, IntervalRow, IntervalSnapshot, Totals};
 pub use crate::scenario::Load;
-use crate::scenario::{HttpVersion, Phase, Scenario, Shard};
+use crate::scenario::{HttpVersion, Phase, RetrySpec, Scenario, Shard};
 use crate::sys;
 use conn::Dialer;
 use tls::{ALPN_H2, ALPN_HTTP11, TlsClient};
@@ -88,8 +89,10 @@ pub struct KeyPlan {
     pub weight: f64,
     /// The key's request, encoded.
     pub request: RequestTemplate,
-    /// Client timeout, counted from the intended send time.
+    /// Client timeout of each attempt, counted from its intended send time.
     pub timeout: Duration,
+    /// Its retry policy (the key's, else the client's); `None`: no retries.
+    pub retry: Option<RetrySpec>,
 }
 
 /// Everything the driver needs, resolved from a scenario, a target URL and a load.
@@ -194,6 +197,7 @@ impl Plan {
                 weight: 1.0,
                 request: encoder.template(&scenario.request.path, &[], None)?,
                 timeout: scenario.client.timeout,
+                retry: scenario.client.retry.clone().filter(RetrySpec::is_on),
             }]
         } else {
             scenario
@@ -206,6 +210,12 @@ impl Plan {
                         weight: key.weight,
                         request: encoder.template(path, &key.headers, Some(&key.name))?,
                         timeout: key.timeout.unwrap_or(scenario.client.timeout),
+                        retry: key
+                            .retry
+                            .as_ref()
+                            .or(scenario.client.retry.as_ref())
+                            .filter(|r| r.is_on())
+                            .cloned(),
                     })
                 })
                 .collect::<Result<_>>()?
@@ -526,6 +536,7 @@ fn shard_plans(plan: &Plan, protocol: Protocol, tls: Option<&TlsClient>) -> Vec<
             request: k.request.clone(),
             timeout_ns: k.timeout.as_nanos().min(u64::MAX as u128) as u64,
             cdf,
+            retry: k.retry.as_ref().and_then(retry::RetryPolicy::new),
         })
         .collect();
     let tracked_keys = plan.key_names().len();

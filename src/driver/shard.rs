@@ -9,7 +9,8 @@
 //! on it allocates: workers, connections and buffers live across requests.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -21,10 +22,11 @@ use tokio::sync::{Notify, oneshot, watch};
 use super::conn::{Dialer, OpenError};
 use super::http2;
 use super::request_log::RequestLog;
+use super::retry::{BudgetTokens, RetryPolicy};
 use super::worker::{self, Job, Mailbox};
 use super::{Protocol, RequestTemplate, ShardMsg};
 use crate::arrival::Schedule;
-use crate::outcome::Outcome;
+use crate::outcome::{Class, Outcome};
 use crate::record::Recorder;
 use crate::scenario::Phase;
 use crate::sys;
@@ -85,6 +87,8 @@ pub struct ShardKey {
     pub timeout_ns: u64,
     /// Cumulative weight up to and including this key, ending at 1.0.
     pub cdf: f64,
+    /// Its retry policy (`None`: its failed attempts are final).
+    pub retry: Option<RetryPolicy>,
 }
 
 /// Connections that may be opening at once per shard. Past it, a due
@@ -138,34 +142,198 @@ pub(super) struct Shared {
     pub(super) first_connect_error: RefCell<Option<String>>,
     /// Why the first TLS handshake or HTTP/2 preface that failed did.
     pub(super) first_handshake_error: RefCell<Option<String>>,
+    /// Retries waiting for their time (`None`: no key retries, and nothing
+    /// on the request path looks further).
+    retries: Option<RefCell<Retries>>,
+    /// Told when a retry is scheduled, so the pacer wakes for it.
+    retry_scheduled: Notify,
+}
+
+/// The shard's retries: those waiting for their backoff time, earliest
+/// first, and what decides the next.
+struct Retries {
+    pending: BinaryHeap<Pending>,
+    /// Numbers retries in the order scheduled (ties of `due_ns` keep it).
+    seq: u64,
+    /// Draws the jitter (apart from the key mix, so that retries do not
+    /// change which keys the schedule sends).
+    rng: SmallRng,
+    /// Each key's budget.
+    tokens: Vec<BudgetTokens>,
+    /// False once the run ended or was stopped: no retry is scheduled.
+    open: bool,
+    /// The run's end (CLOCK_MONOTONIC ns): no retry is due after it.
+    end_ns: u64,
+}
+
+/// A retry waiting for its time, and its arrival's answer so far.
+struct Pending {
+    /// The retry's attempt, due at `job.due_ns`.
+    job: Job,
+    seq: u64,
+    /// The attempt before it: its outcome (the arrival's, if the retry is
+    /// never sent), when it ended and whether it was sent.
+    last: Outcome,
+    last_end_ns: u64,
+    last_sent: bool,
+    /// Why it is retried.
+    reason: Class,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Pending {}
+
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Pending {
+    /// The max-heap's top is the earliest due.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.job.due_ns, other.seq).cmp(&(self.job.due_ns, self.seq))
+    }
 }
 
 impl Shared {
-    /// An arrival ended: record it, send what has come due meanwhile (the
-    /// thread is awake anyway), and count it out of flight.
-    pub(super) fn ended(self: &Rc<Self>, job: Job, outcome: Outcome, sent_ns: Option<u64>) {
+    /// An attempt ended: it is retried (see [`Shared::retry`]), or its
+    /// outcome is the arrival's and is recorded; then what has come due
+    /// meanwhile is sent (the thread is awake anyway), and the attempt is
+    /// counted out of flight. `retry_after_ns`: the response's
+    /// `Retry-After`, as a wait.
+    pub(super) fn ended(
+        self: &Rc<Self>,
+        job: Job,
+        outcome: Outcome,
+        sent_ns: Option<u64>,
+        retry_after_ns: Option<u64>,
+    ) {
         let now_ns = sys::monotonic_ns();
-        self.recorder.borrow_mut().outcome(
-            now_ns,
-            job.key,
-            outcome,
-            now_ns.saturating_sub(job.intended_ns),
-            sent_ns.map(|s| now_ns.saturating_sub(s)),
-        );
+        let retried =
+            self.retries.is_some() && self.retry(job, outcome, sent_ns, retry_after_ns, now_ns);
+        if !retried {
+            self.recorder.borrow_mut().outcome(
+                now_ns,
+                job.key,
+                outcome,
+                now_ns.saturating_sub(job.intended_ns),
+                sent_ns.map(|s| now_ns.saturating_sub(s)),
+            );
+        }
         dispatch_due(self, now_ns);
         let end_ns = self.closed_loop_end_ns.get();
         if end_ns > 0 && now_ns < end_ns && !self.closing.get() {
             // An HTTP/2 closed-loop client sends its next request.
-            let next = Job {
-                key: self.next_key(),
-                intended_ns: now_ns,
-            };
+            let next = Job::new(self.next_key(), now_ns);
             self.dispatch(next, now_ns);
         }
         let left = self.in_flight.get() - 1;
         self.in_flight.set(left);
         if left == 0 {
             self.drained.notify_one();
+        }
+    }
+
+    /// Schedules the attempt that ended in `outcome` to be tried again,
+    /// when its key's policy retries it, it has retries left, its budget
+    /// allows and its time falls before the run's end; each refusal is
+    /// counted. Returns true when it was scheduled: its arrival's outcome
+    /// is then its retry's.
+    fn retry(
+        &self,
+        job: Job,
+        outcome: Outcome,
+        sent_ns: Option<u64>,
+        retry_after_ns: Option<u64>,
+        now_ns: u64,
+    ) -> bool {
+        let (Some(retries), Some(policy)) = (&self.retries, &self.keys[job.key].retry) else {
+            return false;
+        };
+        if !policy.retries(outcome) {
+            return false;
+        }
+        let mut recorder = self.recorder.borrow_mut();
+        if job.attempt >= policy.max() {
+            recorder.retries_exhausted(now_ns);
+            return false;
+        }
+        let mut r = retries.borrow_mut();
+        let r = &mut *r;
+        let due_ns =
+            now_ns.saturating_add(policy.wait_ns(job.attempt + 1, retry_after_ns, &mut r.rng));
+        if !r.open || due_ns >= r.end_ns {
+            recorder.retry_cut(now_ns);
+            return false;
+        }
+        if policy.budget().is_some() && !r.tokens[job.key].withdraw() {
+            recorder.retry_refused(now_ns);
+            return false;
+        }
+        recorder.attempt_failed(now_ns, sent_ns.map(|s| now_ns.saturating_sub(s)));
+        r.seq += 1;
+        r.pending.push(Pending {
+            job: Job {
+                due_ns,
+                attempt: job.attempt + 1,
+                ..job
+            },
+            seq: r.seq,
+            last: outcome,
+            last_end_ns: now_ns,
+            last_sent: sent_ns.is_some(),
+            reason: outcome.class(),
+        });
+        self.retry_scheduled.notify_one();
+        true
+    }
+
+    /// When the next retry is due, if one waits.
+    fn next_retry_ns(&self) -> Option<u64> {
+        let retries = self.retries.as_ref()?;
+        retries.borrow().pending.peek().map(|p| p.job.due_ns)
+    }
+
+    /// Takes the next retry due by `now_ns`, counted as an attempt.
+    fn take_due_retry(&self, now_ns: u64) -> Option<Job> {
+        let mut r = self.retries.as_ref()?.borrow_mut();
+        if r.pending.peek()?.job.due_ns > now_ns {
+            return None;
+        }
+        let p = r.pending.pop()?;
+        self.recorder
+            .borrow_mut()
+            .retried(now_ns, p.reason, now_ns.saturating_sub(p.job.due_ns));
+        Some(p.job)
+    }
+
+    /// The run ended or was stopped: no retry is scheduled from now on, and
+    /// those waiting are not sent; each arrival's answer is the attempt it
+    /// had, and the retry is counted as cut.
+    fn close_retries(&self) {
+        let Some(retries) = &self.retries else { return };
+        let pending = {
+            let mut r = retries.borrow_mut();
+            r.open = false;
+            std::mem::take(&mut r.pending)
+        };
+        let now_ns = sys::monotonic_ns();
+        let mut recorder = self.recorder.borrow_mut();
+        for p in pending {
+            recorder.retry_cut(now_ns);
+            recorder.retry_abandoned(
+                now_ns,
+                p.job.key,
+                p.last,
+                p.last_end_ns.saturating_sub(p.job.intended_ns),
+                p.last_sent,
+            );
         }
     }
 
@@ -201,9 +369,16 @@ impl Shared {
     /// Hands `job` on: to an idle worker, a new worker, the queue, or (at
     /// the cap) it is not sent.
     fn dispatch(self: &Rc<Self>, job: Job, now_ns: u64) {
-        self.recorder
-            .borrow_mut()
-            .dispatched(now_ns, now_ns.saturating_sub(job.intended_ns));
+        if job.attempt == 0 {
+            self.recorder
+                .borrow_mut()
+                .dispatched(now_ns, now_ns.saturating_sub(job.intended_ns));
+            if let Some(retries) = &self.retries {
+                if let Some(share) = self.keys[job.key].retry.as_ref().and_then(|p| p.budget()) {
+                    retries.borrow_mut().tokens[job.key].deposit(share);
+                }
+            }
+        }
         if self.protocol == Protocol::Http2 {
             http2::route(self, job, now_ns);
             return;
@@ -230,9 +405,15 @@ impl Shared {
             }
         } else {
             // Every connection the cap allows is busy: counted, never dropped.
+            // (A retry's caller has waited since its arrival.)
+            let waited_ns = if job.attempt == 0 {
+                0
+            } else {
+                now_ns.saturating_sub(job.intended_ns)
+            };
             self.recorder
                 .borrow_mut()
-                .outcome(now_ns, job.key, Outcome::NotSent, 0, None);
+                .outcome(now_ns, job.key, Outcome::NotSent, waited_ns, None);
         }
     }
 
@@ -338,6 +519,8 @@ pub fn run(
                 .map(|capacity| RefCell::new(RequestLog::new(plan.shard, capacity))),
             first_connect_error: RefCell::new(None),
             first_handshake_error: RefCell::new(None),
+            retries: retries_of(&plan),
+            retry_scheduled: Notify::new(),
         });
         match plan.protocol {
             Protocol::Http1 => worker::warm(&shared, plan.warm_connections).await,
@@ -349,6 +532,9 @@ pub fn run(
         let Ok(start_ns) = start.await else { return };
         shared.recorder.borrow_mut().begin(start_ns);
         shared.arrivals.replace(Arrivals::new(&plan, start_ns));
+        if let Some(retries) = &shared.retries {
+            retries.borrow_mut().end_ns = start_ns.saturating_add(plan.run_ns);
+        }
         let paced = if plan.closed_loop > 0 {
             let end_ns = start_ns.saturating_add(plan.run_ns);
             closed_loop(
@@ -368,6 +554,7 @@ pub fn run(
         }
         // No more arrivals, also when the pacer stopped early.
         shared.arrivals.borrow_mut().next_due_ns = None;
+        shared.close_retries();
         let dispatch_end_ns = sys::monotonic_ns();
         // Drain: every request in flight ends by its own client timeout.
         while shared.in_flight.get() > 0 {
@@ -396,6 +583,13 @@ pub fn run(
 fn dispatch_due(shared: &Rc<Shared>, now_ns: u64) -> usize {
     let mut sent = 0;
     while sent < MAX_BATCH {
+        let Some(job) = shared.take_due_retry(now_ns) else {
+            break;
+        };
+        shared.dispatch(job, now_ns);
+        sent += 1;
+    }
+    while sent < MAX_BATCH {
         let job = {
             let mut arrivals = shared.arrivals.borrow_mut();
             let a = &mut *arrivals;
@@ -403,10 +597,7 @@ fn dispatch_due(shared: &Rc<Shared>, now_ns: u64) -> usize {
                 Some(due_ns) if due_ns <= now_ns => {
                     let key = pick_key(&shared.keys, &mut a.rng);
                     a.next_due_ns = a.schedule.next().map(|next| a.start_ns + next.offset_ns);
-                    Job {
-                        key,
-                        intended_ns: due_ns,
-                    }
+                    Job::new(key, due_ns)
                 }
                 _ => break,
             }
@@ -437,9 +628,15 @@ async fn pace(
             next_tick_ns = close_intervals(shared, now_ns, start_ns, interval_ns, to_coordinator);
         }
         let sent = dispatch_due(shared, now_ns);
-        let Some(due_ns) = shared.arrivals.borrow().next_due_ns else {
-            break;
+        let next_arrival_ns = shared.arrivals.borrow().next_due_ns;
+        let due_ns = match (next_arrival_ns, &shared.retries) {
+            (Some(due_ns), _) => due_ns,
+            // With retries, the pacer keeps the schedule until the run's
+            // end: a retry may come due after the last arrival.
+            (None, Some(retries)) if now_ns < retries.borrow().end_ns => retries.borrow().end_ns,
+            (None, _) => break,
         };
+        let due_ns = shared.next_retry_ns().map_or(due_ns, |r| r.min(due_ns));
         if *stop.borrow() {
             break;
         }
@@ -454,6 +651,8 @@ async fn pace(
             guard = timer.readable() => guard?.clear_ready(),
             // A closed channel (no one can stop us) disables this branch.
             Ok(()) = stop.changed() => break,
+            // A retry was scheduled, maybe before this wake: look again.
+            () = shared.retry_scheduled.notified(), if shared.retries.is_some() => {}
         }
     }
     Ok(())
@@ -483,10 +682,7 @@ async fn closed_loop(
             shared.closed_loop_end_ns.set(end_ns);
             let now_ns = sys::monotonic_ns();
             for _ in 0..clients {
-                let job = Job {
-                    key: shared.next_key(),
-                    intended_ns: now_ns,
-                };
+                let job = Job::new(shared.next_key(), now_ns);
                 shared.dispatch(job, now_ns);
             }
         }
@@ -528,6 +724,23 @@ fn close_intervals(
         let _ = to_coordinator.send(ShardMsg::Interval(Box::new(snapshot)));
     }
     start_ns + ((now_ns - start_ns) / interval_ns + 1) * interval_ns
+}
+
+/// The shard's retries, when any key retries (never in a closed loop,
+/// whose clients' waits would be the load itself).
+fn retries_of(plan: &ShardPlan) -> Option<RefCell<Retries>> {
+    let any = plan.keys.iter().any(|k| k.retry.is_some());
+    (any && plan.closed_loop == 0).then(|| {
+        let seed = plan.seed ^ 0x5DEE_CE66_D1CE_4E5B ^ (plan.shard as u64);
+        RefCell::new(Retries {
+            pending: BinaryHeap::new(),
+            seq: 0,
+            rng: SmallRng::seed_from_u64(seed),
+            tokens: vec![BudgetTokens::default(); plan.keys.len()],
+            open: true,
+            end_ns: u64::MAX,
+        })
+    })
 }
 
 /// Picks a key by weight: the first whose cumulative weight passes a

@@ -24,13 +24,31 @@ use super::shard::Shared;
 use crate::outcome::Outcome;
 use crate::sys;
 
-/// One arrival handed to a worker.
+/// One attempt of an arrival, handed to a worker.
 #[derive(Debug, Clone, Copy)]
 pub struct Job {
     /// Index of the request template (the key).
     pub key: usize,
-    /// Intended send time, CLOCK_MONOTONIC ns.
+    /// The arrival's intended send time, CLOCK_MONOTONIC ns: its latency
+    /// (what the caller waited) counts from here, over all its attempts.
     pub intended_ns: u64,
+    /// This attempt's intended send time (the arrival's, or a retry's
+    /// backoff time): its deadline and schedule lag count from here.
+    pub due_ns: u64,
+    /// 0 for the first attempt, n for the n-th retry.
+    pub attempt: u32,
+}
+
+impl Job {
+    /// The first attempt of an arrival of `key` intended at `intended_ns`.
+    pub fn new(key: usize, intended_ns: u64) -> Job {
+        Job {
+            key,
+            intended_ns,
+            due_ns: intended_ns,
+            attempt: 0,
+        }
+    }
 }
 
 /// Where an idle worker waits for its next job (`None`: the run is over).
@@ -115,10 +133,7 @@ pub(super) fn spawn_closed(shared: Rc<Shared>, end_ns: u64) {
             if now_ns >= end_ns || shared.closing.get() {
                 return;
             }
-            let job = Job {
-                key: shared.next_key(),
-                intended_ns: now_ns,
-            };
+            let job = Job::new(shared.next_key(), now_ns);
             shared.recorder.borrow_mut().dispatched(now_ns, 0);
             shared.in_flight.set(shared.in_flight.get() + 1);
             connection = serve(&shared, job, connection, &mut scratch).await;
@@ -182,18 +197,19 @@ async fn serve(
     connection: Option<Connection>,
     scratch: &mut Scratch,
 ) -> Option<Connection> {
-    let deadline_ns = job.intended_ns + shared.keys[job.key].timeout_ns;
+    let deadline_ns = job.due_ns + shared.keys[job.key].timeout_ns;
     let now_ns = sys::monotonic_ns();
     if now_ns >= deadline_ns {
         // It waited in the queue past its deadline: the client gave up.
         log_request(shared, job, None, Outcome::ClientTimeout, None);
-        shared.ended(job, Outcome::ClientTimeout, None);
+        shared.ended(job, Outcome::ClientTimeout, None, None);
         return connection;
     }
     // A keep-alive connection the server closed is replaced, not failed.
     let mut connection = connection.and_then(|mut c| c.is_reusable().then_some(c));
     let mut sent_ns = None;
     let mut request_id = None;
+    let mut retry_after_ns = None;
     let attempt = async {
         if connection.is_none() {
             connection = Some(connect(shared).await?);
@@ -213,9 +229,10 @@ async fn serve(
         shared
             .recorder
             .borrow_mut()
-            .sent(now_ns, now_ns.saturating_sub(job.intended_ns));
+            .sent(now_ns, now_ns.saturating_sub(job.due_ns));
         match conn.exchange(bytes, request.head).await {
             Ok((status, reusable)) => {
+                retry_after_ns = conn.retry_after_ns();
                 if !reusable || !shared.reuse {
                     connection = None;
                 }
@@ -237,7 +254,7 @@ async fn serve(
         }
     };
     log_request(shared, job, request_id, outcome, sent_ns);
-    shared.ended(job, outcome, sent_ns);
+    shared.ended(job, outcome, sent_ns, retry_after_ns);
     connection
 }
 
@@ -247,7 +264,7 @@ fn log_request(shared: &Shared, job: Job, id: Option<u64>, outcome: Outcome, sen
         log.borrow_mut().push(RequestRecord {
             id,
             key: job.key,
-            intended_ns: job.intended_ns,
+            intended_ns: job.due_ns,
             sent_ns,
             end_ns: sys::monotonic_ns(),
             outcome,

@@ -11,6 +11,8 @@
 //!   gateway timeout, per hardware class, beside the processor-sharing model.
 //! - [`abort_audit`]: the load once per gateway mode; accounted time per
 //!   key against the upstream's truth, joined per request.
+//! - [`variants`]: the load once per `[[variants]]` entry (a retry policy,
+//!   a gateway concurrency limit), side by side.
 //!
 //! Every experiment takes a [`Bench`] and tells its caller what happens
 //! through [`Event`]s (one progress adapter serves them all); each hands
@@ -23,6 +25,7 @@ pub mod run;
 mod sampling;
 pub mod step;
 pub mod sweep;
+pub mod variants;
 
 use std::path::Path;
 

@@ -98,6 +98,11 @@ pub fn write(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
             w,
             "  (closed loop: each request is sent when the last one ends, so latency is\n   service time and hides queueing; use a rate for open-loop latency)"
         )?;
+    } else if s.retries.is_some() {
+        writeln!(
+            w,
+            "  (latency counts from each arrival's intended send time to its last attempt's answer:\n   what the caller waited, retries included; service time is per attempt)"
+        )?;
     } else {
         writeln!(
             w,
@@ -132,6 +137,9 @@ pub fn write(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
         s.outcomes.not_sent
     )?;
     write_connections(w, s)?;
+    if let Some(r) = &s.retries {
+        writeln!(w, "  {}", r.line())?;
+    }
     writeln!(
         w,
         "Requests/sec: {:>12.2}  (sent; {:.2} responses/s)",

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 /// The files `contend` writes into a report folder, by name: the run's
 /// own (with its gateway's access log and that log's format), then those
 /// of a sweep, a find-limit, an abort audit and `contend logs`.
-const FILES: [&str; 21] = [
+const FILES: [&str; 22] = [
     "summary.json",
     "intervals.csv",
     "components.csv",
@@ -40,10 +40,11 @@ const FILES: [&str; 21] = [
     "keys.csv",
     "usage.csv",
     "slow-routes.csv",
+    "variants.csv",
 ];
 
 /// The plots `contend` draws, each as `<name>.svg` and `<name>.png`.
-const PLOTS: [&str; 11] = [
+const PLOTS: [&str; 13] = [
     "latency-over-time",
     "components-over-time",
     "percentile-spectrum",
@@ -55,6 +56,8 @@ const PLOTS: [&str; 11] = [
     "requests-over-time",
     "logged-vs-upstream",
     "censored-fit",
+    "retries-over-time",
+    "variants",
 ];
 
 /// True when `name` is a file `contend` writes into a report folder (a
@@ -68,12 +71,14 @@ pub fn is_contend_file(name: &str) -> bool {
 }
 
 /// True when `name` is a subfolder `contend` writes reports into: a
-/// `--repeat` run's `run-N`, an abort audit's mode.
+/// `--repeat` run's `run-N`, an abort audit's mode, a `variant-NAME`.
 pub fn is_contend_folder(name: &str) -> bool {
     let run_n = name
         .strip_prefix("run-")
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    let variant = name.strip_prefix("variant-").is_some_and(|n| !n.is_empty());
     run_n
+        || variant
         || crate::scenario::AuditMode::ALL
             .iter()
             .any(|m| m.as_str() == name)

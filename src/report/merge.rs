@@ -269,6 +269,7 @@ fn merge_intervals(shards: &[ShardFolder]) -> Vec<IntervalRow> {
             let mut by_class = [0u64; Class::ALL.len()];
             let (mut offered, mut sent, mut in_flight, mut lag, mut cpu) = (0, 0, 0, 0, 0.0);
             let (mut opened, mut connect_p99, mut handshake_p99) = (0, 0, 0);
+            let (mut attempts, mut retries, mut goodput_per_s) = (0, 0, 0.0);
             let mut span: Option<(f64, f64)> = None;
             for s in shards {
                 let (Some(r), Some(h)) = (s.intervals.get(i), s.interval_latency.get(i)) else {
@@ -289,6 +290,9 @@ fn merge_intervals(shards: &[ShardFolder]) -> Vec<IntervalRow> {
                 // bound (the whole run's are exact, from histograms.hlog).
                 connect_p99 = connect_p99.max(r.connect_p99_us);
                 handshake_p99 = handshake_p99.max(r.tls_handshake_p99_us);
+                attempts += r.attempts;
+                retries += r.retries;
+                goodput_per_s += r.goodput_per_s;
                 span.get_or_insert((r.start_s, r.duration_s));
             }
             let (start_s, duration_s) = span.unwrap_or((0.0, 0.0));
@@ -320,6 +324,14 @@ fn merge_intervals(shards: &[ShardFolder]) -> Vec<IntervalRow> {
                 new_connections: opened,
                 connect_p99_us: connect_p99,
                 tls_handshake_p99_us: handshake_p99,
+                attempts,
+                retries,
+                amplification: if offered == 0 {
+                    0.0
+                } else {
+                    attempts as f64 / offered as f64
+                },
+                goodput_per_s,
             }
         })
         .collect()
@@ -436,6 +448,12 @@ fn merged_summary(
         .iter()
         .flat_map(|s| s.summary.component_stalls.clone())
         .collect();
+    base.retries = base.retries.is_some().then(|| {
+        super::retries::RetrySummary::merged(
+            shards.iter().filter_map(|s| s.summary.retries.as_ref()),
+            base.arrivals,
+        )
+    });
     base.preflight = Vec::new();
     base.thresholds = Vec::new();
     base.warnings = warnings.clone();

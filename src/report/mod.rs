@@ -29,7 +29,9 @@ pub mod logs;
 pub mod merge;
 pub mod plot;
 pub mod progress;
+pub mod retries;
 pub mod summary;
+pub mod variants;
 
 use std::fs;
 use std::io::Write;
@@ -377,6 +379,18 @@ pub struct IntervalCsvRow {
     /// TLS handshake time p99 of the connections opened, us.
     #[serde(default)]
     pub tls_handshake_p99_us: u64,
+    /// Attempts dispatched: first attempts and retries.
+    #[serde(default)]
+    pub attempts: u64,
+    /// Retries dispatched.
+    #[serde(default)]
+    pub retries: u64,
+    /// Attempts per arrival offered (files written before retries read 0).
+    #[serde(default)]
+    pub amplification: f64,
+    /// 2xx answers per second.
+    #[serde(default)]
+    pub goodput_per_s: f64,
 }
 
 impl IntervalCsvRow {
@@ -425,6 +439,10 @@ impl From<&IntervalRow> for IntervalCsvRow {
             new_connections: r.new_connections,
             connect_p99_us: r.connect_p99_us,
             tls_handshake_p99_us: r.tls_handshake_p99_us,
+            attempts: r.attempts,
+            retries: r.retries,
+            amplification: (r.amplification * 1000.0).round() / 1000.0,
+            goodput_per_s: (r.goodput_per_s * 10.0).round() / 10.0,
         }
     }
 }

@@ -331,6 +331,14 @@ pub struct Summary {
     /// first class's step at its limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub find_limit: Option<crate::experiment::find_limit::FindLimitResult>,
+    /// What the client's retry policy cost: attempts, amplification,
+    /// retries by reason, budget refusals; absent without a policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<super::retries::RetrySummary>,
+    /// `[[variants]]`: one row per variant (the other fields describe the
+    /// first variant; each variant's own report is in `variant-NAME/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variants: Option<Vec<super::variants::VariantRow>>,
 }
 
 /// Which share of a load a run offered (`--shard I/N`), on which host, and
@@ -633,6 +641,15 @@ impl Summary {
                 .collect(),
             sweep: None,
             find_limit: None,
+            retries: run.scenario.retrying().then(|| {
+                super::retries::RetrySummary::of(
+                    &t.retries,
+                    t.arrivals,
+                    t.counts.class(Class::Success),
+                    duration_s,
+                )
+            }),
+            variants: None,
             machine: Some(Machine::of(&run.scenario)),
             shard: Some(ShardInfo {
                 index: run.scenario.client.shard.index,
@@ -684,6 +701,8 @@ pub fn number_paths(scenario: &crate::scenario::Scenario) -> Vec<String> {
         }
         "upstream_accounting" => matches!(scenario.target, Target::Mock(_)),
         "gateway_accounting" => starts_gateway,
+        "retries" => scenario.retrying() || scenario.variants.iter().any(|v| v.retry.is_some()),
+        "variants" => !scenario.variants.is_empty(),
         // Only `contend merge` writes it.
         "merged" => false,
         "components" => {

@@ -21,6 +21,7 @@ use super::check::{
     check_name, check_positive_duration, check_ramp, check_ramp_end, check_rate, check_rate_value,
 };
 use super::raw::{RawArrival, RawPhase, RawRate, RawScenario, RawThresholds};
+use super::variants::build_variants;
 use super::{
     AbortAuditSpec, ArrivalKind, COMMAND_LINE, DEFAULT_PHASE_DURATION, Experiment, ExperimentKind,
     GatewayKind, GatewaySpec, Load, MAX_DURATION, Overrides, Phase, Rate, Scenario,
@@ -121,6 +122,18 @@ pub(super) fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Resul
             None => ctx.whole(message),
         });
     }
+    let retrying = client.retry.as_ref().is_some_and(|r| r.is_on())
+        || keys
+            .iter()
+            .any(|k| k.retry.as_ref().is_some_and(|r| r.is_on()));
+    if retrying && (overrides.connections.is_some() || !sweep.concurrency.is_empty()) {
+        // A closed-loop client is blocked on its own retry: its waits would
+        // be the load's pacing, not a schedule's, so they are not modelled.
+        return Err(ctx.whole(
+            "retries apply to open-loop load (a schedule of arrivals); a closed loop (--connections, or \
+             [sweep] concurrency) cannot retry: drop the retry policy, or use rates",
+        ));
+    }
     let gateway = match raw.gateway {
         Some(g) => build_gateway(ctx, g, raw.target.is_some() || raw.upstream.is_some())?,
         None => GatewaySpec::default(),
@@ -137,6 +150,30 @@ pub(super) fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Resul
     }
     let thresholds = build_thresholds(ctx, raw.thresholds)?;
     let scrape = build_scrape(ctx, raw.scrape)?;
+    let variants = match raw.variants {
+        Some(list) => {
+            let span = list.span();
+            let variants = build_variants(ctx, list)?;
+            if kind != ExperimentKind::Run || overrides.connections.is_some() {
+                return Err(ctx.at(
+                    span,
+                    "[[variants]] run the phases once per variant: they need experiment = \"run\" with \
+                     an open-loop load (no --connections); remove them, or the other experiment",
+                ));
+            }
+            if variants.iter().any(|v| v.concurrency.is_some())
+                && gateway.kind != GatewayKind::Reference
+            {
+                return Err(ctx.at(
+                    span,
+                    "a variant's concurrency is the reference gateway's limit: add [gateway] kind = \"reference\" \
+                     (or remove the variant's concurrency)",
+                ));
+            }
+            variants
+        }
+        None => Vec::new(),
+    };
     let abort_audit = build_abort_audit(ctx, raw.abort_audit, kind)?;
     let experiment = match kind {
         ExperimentKind::Run => Experiment::Run(match overrides.connections {
@@ -164,6 +201,7 @@ pub(super) fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Resul
         gateway,
         thresholds,
         scrape,
+        variants,
     })
 }
 

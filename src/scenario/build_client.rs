@@ -17,6 +17,7 @@ use super::check::{
     check_positive_duration, quoted,
 };
 use super::raw::{Headers, RawClient, RawHttp, RawKey, RawRequest, RawShards, RawTls};
+use super::retry::build_retry;
 use super::{
     ClientSpec, ExperimentKind, HttpVersion, KeySpec, MAX_CONNECTIONS, MAX_DURATION, MAX_SHARDS,
     MAX_THREADS, Overrides, RequestSpec, Shard, TlsSpec, TlsVersionSpec,
@@ -173,12 +174,17 @@ pub(super) fn build_keys(ctx: &Ctx, raw: Vec<Spanned<RawKey>>) -> Result<Vec<Key
             }
             None => None,
         };
+        let retry = match &key.retry {
+            Some(r) => Some(build_retry(ctx, &format!("{label} retry"), r.get_ref())?),
+            None => None,
+        };
         keys.push(KeySpec {
             name: name.into_inner(),
             weight,
             path,
             headers,
             timeout,
+            retry,
         });
     }
     Ok(keys)
@@ -295,6 +301,9 @@ fn client_from_file(
     }
     if let Some(tls) = &raw.tls {
         client.tls = build_tls(ctx, tls)?;
+    }
+    if let Some(retry) = &raw.retry {
+        client.retry = Some(build_retry(ctx, "[client] retry", retry.get_ref())?);
     }
     Ok(())
 }

@@ -421,6 +421,8 @@ pub enum Unsupported {
     Queue,
     /// A fixed charge for an early abort.
     AbortCharge,
+    /// `Retry-After` on the concurrency limit's 503s.
+    RetryAfter,
 }
 
 impl Unsupported {
@@ -431,6 +433,7 @@ impl Unsupported {
             Unsupported::Breaker => "breaker",
             Unsupported::Queue => "a concurrency queue",
             Unsupported::AbortCharge => "abort_charge",
+            Unsupported::RetryAfter => "a concurrency retry_after",
         }
     }
 
@@ -459,6 +462,11 @@ impl Unsupported {
                 }
             }
             Unsupported::AbortCharge => spec.abort_charge = None,
+            Unsupported::RetryAfter => {
+                if let Some(c) = p.concurrency.as_mut() {
+                    c.retry_after = None;
+                }
+            }
         }
     }
 }
@@ -479,6 +487,10 @@ pub fn unsupported(spec: &GatewaySpec) -> Vec<Unsupported> {
             !queue_ok && p.concurrency.is_some_and(|c| c.queue > 0),
         ),
         (Unsupported::AbortCharge, spec.abort_charge.is_some()),
+        (
+            Unsupported::RetryAfter,
+            p.concurrency.is_some_and(|c| c.retry_after.is_some()),
+        ),
     ];
     match spec.kind {
         GatewayKind::Nginx | GatewayKind::Haproxy => set

@@ -119,6 +119,9 @@ pub struct ClientSpec {
     pub reuse: bool,
     /// `[client] tls`: how `https://` targets are spoken to.
     pub tls: TlsSpec,
+    /// `[client] retry`: which failed attempts are tried again, and how;
+    /// `None`: none are.
+    pub retry: Option<super::RetrySpec>,
 }
 
 /// One share of a load split over `count` processes: shard `index` offers
@@ -168,6 +171,7 @@ impl Default for ClientSpec {
             streams_per_connection: None,
             reuse: true,
             tls: TlsSpec::default(),
+            retry: None,
         }
     }
 }

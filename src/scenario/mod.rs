@@ -23,8 +23,10 @@ mod build_target;
 mod check;
 mod client;
 mod raw;
+mod retry;
 mod system;
 mod url;
+mod variants;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -41,7 +43,9 @@ pub use client::{
     TlsVersionSpec,
 };
 use raw::RawScenario;
+pub use retry::{Backoff, Jitter, MAX_RETRIES, RetryOn, RetrySpec};
 pub use system::{HardwareClass, ScrapeSource, ScrapeSpec, format_bytes};
+pub use variants::{MAX_VARIANTS, VariantSpec};
 
 /// A validated scenario: what to drive, how hard, for how long.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +68,8 @@ pub struct Scenario {
     pub thresholds: Vec<ScenarioThreshold>,
     /// `[[scrape]]`: targets the harness did not start, sampled per interval.
     pub scrape: Vec<ScrapeSpec>,
+    /// `[[variants]]`: the run once per variant, side by side (empty: once).
+    pub variants: Vec<VariantSpec>,
 }
 
 /// A threshold of `[thresholds] checks`, and where the file holds it (so
@@ -91,6 +97,15 @@ fn threshold_location((file, line, start): &(PathBuf, usize, usize), col: usize)
 }
 
 impl Scenario {
+    /// True when a retry policy is on (the client's, or a key's).
+    pub fn retrying(&self) -> bool {
+        self.client.retry.as_ref().is_some_and(RetrySpec::is_on)
+            || self
+                .keys
+                .iter()
+                .any(|k| k.retry.as_ref().is_some_and(RetrySpec::is_on))
+    }
+
     /// The scenario's `[[phases]]`: a run's open-loop load, or the load
     /// each mode of an abort audit runs; none for a sweep, a find-limit
     /// (their steps come from their sections) or a closed loop.
@@ -563,6 +578,8 @@ pub struct KeySpec {
     pub headers: Vec<(String, String)>,
     /// Client timeout for this key's requests instead of the client's.
     pub timeout: Option<Duration>,
+    /// Retry policy for this key's requests instead of the client's.
+    pub retry: Option<RetrySpec>,
 }
 
 /// Overrides from the command line, applied over a file (or over defaults

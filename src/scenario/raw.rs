@@ -16,6 +16,8 @@ use contend_units::de::{Int, Num, ScenarioWords};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use toml::Spanned;
 
+use super::retry::RawRetry;
+use super::variants::RawVariant;
 use super::{AuditMode, ExperimentKind};
 
 #[derive(serde::Deserialize)]
@@ -36,6 +38,7 @@ pub(super) struct RawScenario {
     pub(super) find_limit: Option<Spanned<RawFindLimit>>,
     pub(super) shards: Option<Spanned<RawShards>>,
     pub(super) scrape: Option<Vec<Spanned<RawScrape>>>,
+    pub(super) variants: Option<Spanned<Vec<Spanned<RawVariant>>>>,
 }
 
 /// `[shards]`: how many processes share the load (for `--shard auto`).
@@ -258,6 +261,7 @@ pub(super) struct RawKey {
     pub(super) path: Option<Spanned<String>>,
     pub(super) headers: Option<Headers>,
     pub(super) timeout: Option<Spanned<HumanDuration>>,
+    pub(super) retry: Option<Spanned<RawRetry>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -274,6 +278,7 @@ pub(super) struct RawClient {
     pub(super) streams_per_connection: Option<Spanned<Int>>,
     pub(super) reuse: Option<bool>,
     pub(super) tls: Option<Spanned<RawTls>>,
+    pub(super) retry: Option<Spanned<RawRetry>>,
 }
 
 /// `[client] http = "1.1" | "2" | "auto"` (also written as 1.1 or 2).

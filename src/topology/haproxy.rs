@@ -510,6 +510,7 @@ mod tests {
             max: 5,
             queue: 2,
             queue_timeout: Duration::from_millis(250),
+            retry_after: None,
         });
         spec.abort_accounting = AbortAccounting::Early;
         spec.cpus = Some("0,2-3".into());

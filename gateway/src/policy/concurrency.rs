@@ -21,6 +21,8 @@ pub struct ConcurrencyRule {
     pub queue: usize,
     /// How long a request may wait in the queue.
     pub queue_timeout: Duration,
+    /// `Retry-After` sent with the 503 of a request refused (`None`: none).
+    pub retry_after: Option<Duration>,
 }
 
 /// Why a request got no slot.
@@ -58,6 +60,11 @@ impl ConcurrencyLimit {
             slots: Arc::new(Semaphore::new(rule.max)),
             waiting: AtomicUsize::new(0),
         }
+    }
+
+    /// The rule it enforces.
+    pub fn rule(&self) -> &ConcurrencyRule {
+        &self.rule
     }
 
     /// Requests waiting in the queue now.
@@ -101,6 +108,7 @@ mod tests {
             max: 2,
             queue: 1,
             queue_timeout: Duration::from_millis(50),
+            retry_after: None,
         }));
         let a = limit.acquire().await.unwrap();
         let _b = limit.acquire().await.unwrap();

@@ -412,6 +412,7 @@ impl<'a> ClassSearch<'a> {
             max: max as usize,
             queue: 0,
             queue_timeout: Duration::ZERO,
+            retry_after: None,
         });
         // Long enough for a broken step's backlog (at most the step's
         // offered work past capacity, about its own length at 2x) to drain.

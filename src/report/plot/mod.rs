@@ -174,6 +174,13 @@ pub fn charts(data: &ReportData) -> Vec<(&'static str, Figure)> {
     }
     if data.intervals.iter().any(|r| r.sent > 0 || r.max_us > 0) {
         out.push(("latency-over-time", latency::latency_over_time(data)));
+        if data.summary.retries.is_some() {
+            let series = [(data.summary.name.clone(), data.intervals.clone())];
+            out.push((
+                "retries-over-time",
+                super::variants::figure(&data.summary.name, &series),
+            ));
+        }
     }
     if let Some(figure) = components::components_over_time(data) {
         out.push(("components-over-time", figure));

@@ -1,0 +1,91 @@
+//! `contend run` of a scenario with `[[variants]]`: the phases once per
+//! variant on a fresh topology, each variant's report in `variant-NAME/`,
+//! and at the top `summary.json` (the first variant's, with every
+//! variant's row under `variants`, which the thresholds also read),
+//! `variants.csv` and `variants.svg`/`.png`. Exit codes as `run`.
+
+use std::io::Write;
+
+use super::{
+    Console, Prepared, conclude, evaluate_thresholds, one_folder, prepare, refuse_repeat,
+    wrote_summary,
+};
+use crate::cli::RunArgs;
+use crate::driver::Load;
+use crate::error::Result;
+use crate::experiment::{self, Bench};
+use crate::report::variants::VariantRow;
+use crate::report::{self, IntervalCsvRow, summary::Summary};
+use crate::scenario;
+use crate::shutdown::Stop;
+
+pub(super) fn run(args: &RunArgs, scenario: &scenario::Scenario, load: &Load) -> Result<i32> {
+    refuse_repeat(
+        args,
+        "--repeat is not available with [[variants]] (each variant already runs once)",
+    )?;
+    let Prepared {
+        thresholds,
+        stop,
+        exe,
+        preflight,
+        folders,
+        made: _made,
+        exporter,
+    } = prepare(args, scenario)?;
+    let dir = one_folder(folders)?;
+    let bench = Bench {
+        scenario,
+        exe: &exe,
+        stop: &stop,
+        cgroup: None,
+    };
+    let mut console = Console::plain(args, exporter.as_ref());
+    let runs = experiment::variants::run(&bench, load, &mut |event| console.event(event));
+    console.finish();
+    let runs = runs?;
+    let Some((_, first)) = runs.first() else {
+        // Only an interrupt before the first variant ran lands here.
+        return Ok(Stop::signal().map_or(0, |s| s.exit_code()));
+    };
+    let mut errors = Vec::new();
+    let mut rows = Vec::new();
+    let mut intervals = Vec::new();
+    for (name, run) in &runs {
+        let summary = Summary::of(run);
+        let (_, variant_errors) =
+            report::write(&dir.join(format!("variant-{name}")), run, &summary);
+        errors.extend(variant_errors);
+        rows.push(VariantRow::of(name, &summary));
+        intervals.push((
+            name.clone(),
+            run.step
+                .driver
+                .intervals
+                .iter()
+                .map(IntervalCsvRow::from)
+                .collect::<Vec<_>>(),
+        ));
+    }
+    let mut summary = Summary::of(first);
+    summary.name = scenario.name.clone();
+    summary.variants = Some(rows.clone());
+    summary.warnings = runs
+        .iter()
+        .flat_map(|(name, run)| run.warnings.iter().map(move |w| format!("{name}: {w}")))
+        .collect();
+    preflight.note(&mut summary);
+    evaluate_thresholds(&mut summary, &thresholds)?;
+    let (written, top_errors) = report::variants::write_files(&dir, &summary, &intervals);
+    errors.extend(top_errors);
+    let mut stdout = std::io::stdout().lock();
+    if !args.quiet {
+        let _ = report::variants::write_table(&mut stdout, &rows);
+        for warning in &summary.warnings {
+            let _ = writeln!(stdout, "warning: {warning}");
+        }
+    }
+    drop(stdout);
+    let wrote = wrote_summary(&dir, &written);
+    conclude(args, &stop, &dir, &summary, errors, wrote)
+}
