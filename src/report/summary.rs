@@ -361,6 +361,52 @@ pub struct ShardInfo {
     pub interval_s: f64,
 }
 
+impl ShardInfo {
+    /// The shard a run offered, on this host, and how its start went.
+    fn of(client: &crate::scenario::ClientSpec, d: &crate::driver::DriverOutput) -> ShardInfo {
+        ShardInfo {
+            index: client.shard.index,
+            count: client.shard.count,
+            host: host_name(),
+            start_at: client.start_at.map(|at| {
+                chrono::DateTime::<chrono::Utc>::from(at)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            }),
+            start_late_s: d.start_late_s.map(round3),
+            interval_s: client.interval.as_secs_f64(),
+        }
+    }
+}
+
+/// Each key's outcomes and latency, by name.
+fn key_summaries(names: &[String], t: &Totals) -> BTreeMap<String, KeySummary> {
+    names
+        .iter()
+        .zip(&t.keys)
+        .map(|(name, k)| {
+            (
+                name.clone(),
+                KeySummary {
+                    outcomes: Outcomes::of(&k.counts),
+                    latency_us: k.latency_us().map(Percentiles::of).unwrap_or_default(),
+                },
+            )
+        })
+        .collect()
+}
+
+/// When each phase begins, s from the run's start.
+fn phase_starts_s(phases: &[crate::scenario::Phase]) -> Vec<f64> {
+    phases
+        .iter()
+        .scan(0.0, |at, p| {
+            let start = *at;
+            *at += p.duration.as_secs_f64();
+            Some(round3(start))
+        })
+        .collect()
+}
+
 /// What a merged report is made of (`contend merge`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Merged {
@@ -607,21 +653,7 @@ impl Summary {
                 requests_per_cpu_s: round3(t.sent as f64 / cpu_s.max(1e-9)),
                 peak_cpu_cores: round3(peak_cpu_cores),
             },
-            keys: run
-                .step
-                .key_names
-                .iter()
-                .zip(&t.keys)
-                .map(|(name, k)| {
-                    (
-                        name.clone(),
-                        KeySummary {
-                            outcomes: Outcomes::of(&k.counts),
-                            latency_us: k.latency_us().map(Percentiles::of).unwrap_or_default(),
-                        },
-                    )
-                })
-                .collect(),
+            keys: key_summaries(&run.step.key_names, t),
             upstream_accounting: run.upstream.clone(),
             gateway_accounting: run.gateway.clone(),
             warnings,
@@ -630,15 +662,7 @@ impl Summary {
             preflight: Vec::new(),
             thresholds: Vec::new(),
             abort_audit: None,
-            phase_starts_s: load
-                .phases()
-                .iter()
-                .scan(0.0, |at, p| {
-                    let start = *at;
-                    *at += p.duration.as_secs_f64();
-                    Some(round3(start))
-                })
-                .collect(),
+            phase_starts_s: phase_starts_s(load.phases()),
             sweep: None,
             find_limit: None,
             retries: run.scenario.retrying().then(|| {
@@ -651,17 +675,7 @@ impl Summary {
             }),
             variants: None,
             machine: Some(Machine::of(&run.scenario)),
-            shard: Some(ShardInfo {
-                index: run.scenario.client.shard.index,
-                count: run.scenario.client.shard.count,
-                host: host_name(),
-                start_at: run.scenario.client.start_at.map(|at| {
-                    chrono::DateTime::<chrono::Utc>::from(at)
-                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-                }),
-                start_late_s: d.start_late_s.map(round3),
-                interval_s: run.scenario.client.interval.as_secs_f64(),
-            }),
+            shard: Some(ShardInfo::of(&run.scenario.client, d)),
             merged: None,
             components: super::components::summaries(&run.step.telemetry, responses),
         }

@@ -138,7 +138,8 @@ pub(super) fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Resul
         Some(g) => build_gateway(ctx, g, raw.target.is_some() || raw.upstream.is_some())?,
         None => GatewaySpec::default(),
     };
-    if let (GatewayKind::Reference | GatewayKind::Nginx, Target::Url(url)) = (gateway.kind, &target)
+    if let (GatewayKind::Reference | GatewayKind::Nginx | GatewayKind::Haproxy, Target::Url(url)) =
+        (gateway.kind, &target)
     {
         if url.starts_with("https://") {
             return Err(ctx.whole(format!(
@@ -151,27 +152,12 @@ pub(super) fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Resul
     let thresholds = build_thresholds(ctx, raw.thresholds)?;
     let scrape = build_scrape(ctx, raw.scrape)?;
     let variants = match raw.variants {
-        Some(list) => {
-            let span = list.span();
-            let variants = build_variants(ctx, list)?;
-            if kind != ExperimentKind::Run || overrides.connections.is_some() {
-                return Err(ctx.at(
-                    span,
-                    "[[variants]] run the phases once per variant: they need experiment = \"run\" with \
-                     an open-loop load (no --connections); remove them, or the other experiment",
-                ));
-            }
-            if variants.iter().any(|v| v.concurrency.is_some())
-                && gateway.kind != GatewayKind::Reference
-            {
-                return Err(ctx.at(
-                    span,
-                    "a variant's concurrency is the reference gateway's limit: add [gateway] kind = \"reference\" \
-                     (or remove the variant's concurrency)",
-                ));
-            }
-            variants
-        }
+        Some(list) => build_variants(
+            ctx,
+            list,
+            kind == ExperimentKind::Run && overrides.connections.is_none(),
+            gateway.kind,
+        )?,
         None => Vec::new(),
     };
     let abort_audit = build_abort_audit(ctx, raw.abort_audit, kind)?;

@@ -11,6 +11,7 @@ use contend_gateway::ConcurrencyRule;
 use contend_gateway::config::{RawConcurrency, RawPolicies};
 use toml::Spanned;
 
+use super::GatewayKind;
 use super::build::Ctx;
 use super::check::{check_name, quoted};
 use super::retry::{RawRetry, RetrySpec, build_retry};
@@ -44,9 +45,26 @@ pub(super) struct RawVariant {
 pub(super) fn build_variants(
     ctx: &Ctx,
     raw: Spanned<Vec<Spanned<RawVariant>>>,
+    open_run: bool,
+    gateway: GatewayKind,
 ) -> Result<Vec<VariantSpec>> {
     let span = raw.span();
     let list = raw.into_inner();
+    if !open_run {
+        return Err(ctx.at(
+            span,
+            "[[variants]] run the phases once per variant: they need experiment = \"run\" with \
+             an open-loop load (no --connections); remove them, or the other experiment",
+        ));
+    }
+    let any_concurrency = list.iter().any(|v| v.get_ref().concurrency.is_some());
+    if any_concurrency && gateway != GatewayKind::Reference {
+        return Err(ctx.at(
+            span,
+            "a variant's concurrency is the reference gateway's limit: add [gateway] kind = \"reference\" \
+             (or remove the variant's concurrency)",
+        ));
+    }
     if list.is_empty() || list.len() > MAX_VARIANTS {
         return Err(ctx.at(
             span,
