@@ -223,6 +223,7 @@ fn good_full_scenario_parses() {
                 source: scenario::ScrapeSource::Pid(4242),
             },
         ],
+        faults: vec![],
     };
     assert_eq!(s, want);
 }

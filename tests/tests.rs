@@ -34,6 +34,9 @@
 //!   known burn, components' counters against the driver's, a component
 //!   dying, `[[scrape]]` targets, quota classes and their cgroups on every
 //!   way out, `--metrics-addr`.
+//! - `quota`: distributed quotas against real redis-server: replicas
+//!   sharing one quota, a paused store failing open or closed, a store
+//!   killed mid-run by `[[faults]]`, faults refused before the run.
 //! - `sweep`: the sweep experiment: `[sweep]` parsing, a short real sweep, its
 //!   rows, plots, report.html and `contend report DIR`, stopping early, and
 //!   a sweep through HAProxy gated by thresholds.
@@ -47,6 +50,7 @@ mod find_limit;
 mod gate;
 mod gateway;
 mod preflight;
+mod quota;
 mod reports;
 mod robustness;
 mod scenario_files;

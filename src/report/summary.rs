@@ -288,6 +288,16 @@ pub struct Summary {
     /// stopped. Latency in them measures the stall, not contend.
     #[serde(default)]
     pub component_stalls: Vec<crate::topology::ComponentStall>,
+    /// The `[[faults]]` as applied: which component, what, when planned
+    /// and when it took effect and ended (s from the load's start).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<crate::experiment::faults::AppliedFault>,
+    /// Each reference gateway replica's totals from its `/metrics`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<crate::experiment::run::ReplicaResult>,
+    /// Commands the started Redis store processed over the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_commands: Option<f64>,
     /// The host settings checked before the run (open files, listen
     /// queues, ephemeral ports, TIME_WAIT reuse), each OK, WARN or SKIP
     /// with its fix; each WARN is also in `warnings`.
@@ -619,6 +629,9 @@ impl Summary {
             warnings,
             component_exits: run.step.component_exits.clone(),
             component_stalls: run.step.component_stalls.clone(),
+            faults: run.step.faults.clone(),
+            replicas: run.replicas.clone(),
+            store_commands: run.store_commands,
             preflight: Vec::new(),
             thresholds: Vec::new(),
             abort_audit: None,
