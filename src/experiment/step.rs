@@ -688,6 +688,7 @@ mod tests {
             key_names: Vec::new(),
             component_exits: Vec::new(),
             component_stalls: Vec::new(),
+            faults: Vec::new(),
             cpu: StepCpu::default(),
             telemetry: Telemetry {
                 series: vec![gateway],

@@ -1,12 +1,14 @@
 //! The components a run drives, started in order: the upstream (the
-//! embedded mock, or a URL), then the gateway in front of it (the reference
-//! gateway, nginx, HAProxy, an external one, or none).
+//! embedded mock, or a URL), the Redis store when the reference gateway
+//! keeps its rate limits in one (`[store]`), then the gateway in front of
+//! the upstream (the reference gateway and its replicas, nginx, HAProxy,
+//! an external one, or none).
 //!
 //! Takes a scenario's target and gateway; hands back a running [`Topology`]
 //! whose components are seen only through the [`Component`] interface and
 //! their role ([`Upstream`], [`Gateway`]), which report in typed values (the
 //! mock's truth, the gateway's access log). One file per kind (`mock`,
-//! `reference`, `nginx`, `haproxy`) starts it, makes it ready and reads it; reading an
+//! `redis`, `reference`, `nginx`, `haproxy`) starts it, makes it ready and reads it; reading an
 //! access log into accounting is the analysis's, not this module's.
 //!
 //! Every child process leads a process group of its own (a terminal's
