@@ -32,7 +32,10 @@ use crate::policy::gcra::Gcra;
 
 /// GCRA in one step. KEYS[1]: the key's entry. ARGV: interval T in us,
 /// tolerance (burst * T) in us, cells to take, mode (0: take them only if
-/// they fit; 1: take them whatever, the local cache's charge). Returns
+/// they fit; 1: take them whatever, the local cache's charge), and how
+/// long ago the cells began, us (0 for one request; a sync's batch was
+/// admitted over the time since the last sync, so it is charged from
+/// then, not all at once now, which would run the TAT ahead). Returns
 /// `{1, TAT - now}` when taken, `{0, wait}` when refused (us). Times are
 /// microseconds since the epoch (below 2^53, exact in Lua's doubles).
 pub const GCRA_SCRIPT: &str = r"
@@ -41,13 +44,14 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local cells = tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
+local floor = now - tonumber(ARGV[5])
+local tat = tonumber(redis.call('GET', KEYS[1]) or floor)
+if tat < floor then tat = floor end
 local new_tat = tat + interval * cells
 if ARGV[4] == '0' and new_tat - now > tolerance then
   return {0, new_tat - now - tolerance}
 end
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.floor((new_tat - now) / 1000) + 1)
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.max(1, math.floor((new_tat - now) / 1000) + 1))
 return {1, new_tat - now}
 ";
 
@@ -302,7 +306,7 @@ impl SharedLimit {
                     Err(wait) => Verdict::Limited(wait),
                 }
             }
-            None => match self.call(&store_key, gcra, 1, false).await {
+            None => match self.call(&store_key, gcra, 1, None).await {
                 Ok((true, _)) => Verdict::Admit,
                 Ok((false, wait)) => Verdict::Limited(wait),
                 Err(()) => match self.config.on_error {
@@ -322,7 +326,7 @@ impl SharedLimit {
         store_key: &str,
         gcra: Gcra,
         cells: u64,
-        force: bool,
+        since: Option<Duration>,
     ) -> Result<(bool, Duration), ()> {
         let mut connection = self.connection.clone();
         let mut invocation = self.script.prepare_invoke();
@@ -331,7 +335,8 @@ impl SharedLimit {
             .arg(gcra.interval.as_micros().max(1) as u64)
             .arg(gcra.tolerance.as_micros() as u64)
             .arg(cells)
-            .arg(if force { "1" } else { "0" });
+            .arg(if since.is_some() { "1" } else { "0" })
+            .arg(since.map_or(0, |d| d.as_micros() as u64));
         lock(&self.counters).calls += 1;
         let reply: Result<(i64, i64), ()> = tokio::time::timeout(
             self.config.timeout,
@@ -353,9 +358,10 @@ impl SharedLimit {
             .iter_mut()
             .map(|(k, e)| (k.clone(), e.gcra, std::mem::take(&mut e.unsynced)))
             .collect();
+        let since = self.config.sync_interval.unwrap_or_default();
         for (store_key, gcra, cells) in due {
             let sent = Instant::now();
-            match self.call(&store_key, gcra, cells, true).await {
+            match self.call(&store_key, gcra, cells, Some(since)).await {
                 Ok((_, ahead)) => {
                     if let Some(entry) = lock(cache).get_mut(&store_key) {
                         let shared = sent + ahead;
