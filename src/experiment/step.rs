@@ -288,7 +288,14 @@ fn drive_watching(
             .name("contend-watch".into())
             .spawn_scoped(scope, move || {
                 let schedule = Schedule::new(&bench.scenario.faults);
-                watch(components, &roles, sampler, schedule, &from_driver)
+                watch(
+                    components,
+                    &roles,
+                    sampler,
+                    schedule,
+                    run_start,
+                    &from_driver,
+                )
             });
         let driver = driver::run(
             plan,
@@ -383,9 +390,9 @@ fn watch(
     roles: &[String],
     mut sampler: Sampler,
     mut schedule: Schedule,
+    run_start: Instant,
     from_driver: &mpsc::Receiver<ToWatcher>,
 ) -> Watched {
-    let run_start = Instant::now();
     let mut tracked: Vec<Tracked> = components
         .into_iter()
         .map(|component| Tracked {
