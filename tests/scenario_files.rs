@@ -226,6 +226,7 @@ fn good_full_scenario_parses() {
             },
         ],
         variants: vec![],
+        faults: vec![],
     };
     assert_eq!(s, want);
 }

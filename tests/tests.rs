@@ -39,6 +39,9 @@
 //! - `retries`: the client's retry policy against servers that record when
 //!   each attempt came: attempts add up, backoff, budget, `Retry-After`,
 //!   retries cut at the run's end and at a stop.
+//! - `quota`: distributed quotas against real redis-server: replicas
+//!   sharing one quota, a paused store failing open or closed, a store
+//!   killed mid-run by `[[faults]]`, faults refused before the run.
 //! - `sweep`: the sweep experiment: `[sweep]` parsing, a short real sweep, its
 //!   rows, plots, report.html and `contend report DIR`, stopping early, and
 //!   a sweep through HAProxy gated by thresholds.
@@ -53,6 +56,7 @@ mod gate;
 mod gateway;
 mod logs;
 mod preflight;
+mod quota;
 mod reports;
 mod retries;
 mod robustness;

@@ -27,6 +27,12 @@
 //! budget = { budget = "1s", window = "10s", penalty = "5s" }
 //! concurrency = { max = 4, queue = 8, queue_timeout = "500ms", retry_after = "1s" }  # retry_after: on its 503s
 //! breaker = { error_share = 0.5, window = "10s", min_requests = 20, cool_down = "5s", probes = 1 }
+//!
+//! [store]                              # optional: rate limits counted in Redis, shared by replicas
+//! url = "redis://127.0.0.1:6379"
+//! timeout = "50ms"                     # per call; past it, on_store_error decides
+//! on_store_error = "open"              # "open" (admit) or "closed" (503)
+//! sync_interval = "500ms"              # optional: decide locally, sync this often
 //! ```
 
 use std::net::SocketAddr;
@@ -43,6 +49,7 @@ use crate::error::{Error, Result};
 use crate::policy::breaker::BreakerRule;
 use crate::policy::budget::BudgetRule;
 use crate::policy::concurrency::ConcurrencyRule;
+use crate::store::{RawStore, StoreConfig};
 
 /// What the gateway does when its client leaves before the upstream answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -101,6 +108,9 @@ pub struct Config {
     /// In-process use: every access record is also sent here (tests wait on
     /// it instead of polling the file).
     pub tap: Option<tokio::sync::mpsc::UnboundedSender<AccessRecord>>,
+    /// `[store]`: the rate limits kept in Redis, shared with other
+    /// replicas; `None`: in this process's memory.
+    pub store: Option<StoreConfig>,
 }
 
 impl Config {
@@ -123,6 +133,7 @@ impl Config {
                 policies,
             }],
             tap: None,
+            store: None,
         }
     }
 }
@@ -189,6 +200,7 @@ struct RawConfig {
     tls_key: Option<Spanned<PathBuf>>,
     http2: Option<bool>,
     routes: Option<Vec<Spanned<RawRoute>>>,
+    store: Option<Spanned<RawStore>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -632,6 +644,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
     }
     // Longest prefix first: the first match is the most specific.
     routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+    let store = match &raw.store {
+        Some(s) => Some(s.get_ref().validate(s.span()).map_err(located)?),
+        None => None,
+    };
     Ok(Config {
         listen,
         upstream: upstream_url,
@@ -646,6 +662,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
         http2: raw.http2.unwrap_or(false),
         routes,
         tap: None,
+        store,
     })
 }
 

@@ -16,6 +16,7 @@
 //!   reader that turns a log (ours or nginx's) into per-key accounting.
 //! - `metrics`: `/metrics` in Prometheus text.
 //! - `tls`: the TLS acceptor (`tls_cert`, `tls_key`; ALPN `h2` with `http2`).
+//! - [`store`]: the rate limit kept in Redis, shared by replicas (`[store]`).
 //! - [`error`]: its errors and their exit codes.
 //! - `sys`: the one module with `unsafe` (pinning to CPUs).
 //!
@@ -31,6 +32,7 @@ pub mod error;
 mod metrics;
 pub mod policy;
 mod proxy;
+pub mod store;
 mod sys;
 mod tls;
 
@@ -72,11 +74,21 @@ pub async fn serve(
         builder = builder.http1_only();
     }
     let builder = Arc::new(builder);
+    let shared = match &config.store {
+        Some(store) => Some(
+            store::SharedLimit::connect(store.clone())
+                .await
+                .map_err(|e| Error::Serve(e.0))?,
+        ),
+        None => None,
+    };
     let log = config.access_log.clone();
-    let gateway = Arc::new(proxy::Gateway::new(config).map_err(|error| match log {
-        Some(path) => Error::Io { path, error },
-        None => Error::Serve(error.to_string()),
-    })?);
+    let gateway = Arc::new(
+        proxy::Gateway::new(config, shared).map_err(|error| match log {
+            Some(path) => Error::Io { path, error },
+            None => Error::Serve(error.to_string()),
+        })?,
+    );
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         tokio::select! {

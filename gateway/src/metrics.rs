@@ -74,5 +74,55 @@ pub(crate) fn render(gateway: &Gateway) -> String {
             "contend_gateway_accounted_seconds_total{{key=\"{key}\"}} {seconds}"
         );
     }
+    if let Some(shared) = &gateway.shared {
+        render_shared(&mut out, shared);
+    }
     out
+}
+
+/// The shared rate limit's counters: totals, per key (the first
+/// [`crate::store::MAX_KEY_SERIES`] keys), and the store calls made.
+fn render_shared(out: &mut String, shared: &crate::store::SharedLimit) {
+    let counters = shared.counters.lock().unwrap_or_else(|e| e.into_inner());
+    let outcomes = |c: &crate::store::KeyCounts| {
+        [
+            ("admitted", c.admitted),
+            ("limited", c.limited),
+            ("store_error", c.store_errors),
+            ("fail_open", c.fail_open),
+        ]
+    };
+    out.push_str("# HELP contend_gateway_rate_limit_total Rate-limit decisions of the shared store, by outcome (fail_open admissions are also store errors).\n");
+    out.push_str("# TYPE contend_gateway_rate_limit_total counter\n");
+    for (outcome, n) in outcomes(&counters.total) {
+        let _ = writeln!(
+            out,
+            "contend_gateway_rate_limit_total{{outcome=\"{outcome}\"}} {n}"
+        );
+    }
+    out.push_str(
+        "# HELP contend_gateway_rate_limit_key_total Rate-limit decisions per key, by outcome.\n",
+    );
+    out.push_str("# TYPE contend_gateway_rate_limit_key_total counter\n");
+    let mut keys: Vec<_> = counters.keys.iter().collect();
+    keys.sort_by(|a, b| a.0.cmp(b.0));
+    for (key, c) in keys {
+        let key = key.replace('\\', "\\\\").replace('"', "\\\"");
+        for (outcome, n) in outcomes(c) {
+            let _ = writeln!(
+                out,
+                "contend_gateway_rate_limit_key_total{{key=\"{key}\",outcome=\"{outcome}\"}} {n}"
+            );
+        }
+    }
+    out.push_str("# HELP contend_gateway_rate_limit_untracked_total Decisions for keys past the per-key series.\n");
+    out.push_str("# TYPE contend_gateway_rate_limit_untracked_total counter\n");
+    let _ = writeln!(
+        out,
+        "contend_gateway_rate_limit_untracked_total {}",
+        counters.untracked_keys
+    );
+    out.push_str("# HELP contend_gateway_store_calls_total Calls made to the rate-limit store.\n");
+    out.push_str("# TYPE contend_gateway_store_calls_total counter\n");
+    let _ = writeln!(out, "contend_gateway_store_calls_total {}", counters.calls);
 }

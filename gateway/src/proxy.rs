@@ -30,6 +30,7 @@ use crate::policy::breaker::{Breaker, BreakerState, Pass};
 use crate::policy::budget::KeyBudget;
 use crate::policy::concurrency::{ConcurrencyLimit, Refused};
 use crate::policy::gcra::Gcra;
+use crate::store::{SharedLimit, Verdict};
 
 /// Largest request body forwarded (nginx's `client_max_body_size` default).
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -55,6 +56,8 @@ pub(crate) struct Gateway {
     pub(crate) routes: Vec<RouteState>,
     log: Option<LogSink>,
     pub(crate) metrics: Metrics,
+    /// `[store]`: the rate limits counted in the shared store.
+    pub(crate) shared: Option<Arc<SharedLimit>>,
 }
 
 /// Counters for `/metrics`. Atomics on the request path; the per-key map is
@@ -114,7 +117,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Gateway {
-    pub(crate) fn new(config: Config) -> std::io::Result<Gateway> {
+    pub(crate) fn new(
+        config: Config,
+        shared: Option<Arc<SharedLimit>>,
+    ) -> std::io::Result<Gateway> {
         let log = match &config.access_log {
             Some(path) => Some(LogSink::open(path)?),
             None => None,
@@ -139,6 +145,7 @@ impl Gateway {
                 upstream_in_flight: AtomicI64::new(0),
                 accounted_s: Mutex::new(HashMap::new()),
             },
+            shared,
         })
     }
 
@@ -382,8 +389,23 @@ async fn pipeline(
     let route = &gateway.routes[route_index];
     let now = Instant::now();
 
-    // 1. Per-key rate limit.
-    if let Some((gcra, tats)) = &route.gcra {
+    // 1. Per-key rate limit: in the shared store, or in memory.
+    if let (Some((gcra, _)), Some(shared)) = (&route.gcra, &gateway.shared) {
+        match shared.check(&route.prefix, &entry.key, *gcra).await {
+            Verdict::Admit | Verdict::FailOpen => {}
+            Verdict::Limited(wait) => {
+                entry.finish(429, None);
+                return too_many(wait);
+            }
+            Verdict::FailClosed => {
+                entry.finish(503, None);
+                return respond(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "rate-limit store unavailable\n",
+                );
+            }
+        }
+    } else if let Some((gcra, tats)) = &route.gcra {
         let mut tats = lock(tats);
         let tat = tats.get(&entry.key).copied();
         match gcra.check(tat, now) {

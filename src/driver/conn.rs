@@ -10,6 +10,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -29,6 +30,36 @@ pub struct Dialer {
     pub addr: SocketAddr,
     /// The TLS client, for an `https://` target.
     pub tls: Option<TlsClient>,
+    /// Further addresses of the same target (gateway replicas): each new
+    /// connection goes to the next address in turn, `addr` first.
+    pub more: Arc<[SocketAddr]>,
+    /// Connections opened so far, to pick the next address. Counted once
+    /// per connection, not per request, and per shard (each has its own).
+    pub turn: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Dialer {
+    /// A dialer to `addr` alone.
+    pub fn to(addr: SocketAddr, tls: Option<TlsClient>) -> Dialer {
+        Dialer {
+            addr,
+            tls,
+            more: Arc::from(Vec::new()),
+            turn: Arc::default(),
+        }
+    }
+
+    /// The address the next connection goes to.
+    fn next_addr(&self) -> SocketAddr {
+        if self.more.is_empty() {
+            return self.addr;
+        }
+        let turn = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match turn % (self.more.len() + 1) {
+            0 => self.addr,
+            i => self.more[i - 1],
+        }
+    }
 }
 
 /// Why a connection could not be opened.
@@ -148,10 +179,10 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// Connects to `dialer.addr` and, over TLS, completes the handshake.
+/// Connects to the dialer's next address and, over TLS, completes the handshake.
 pub async fn open(dialer: &Dialer) -> Result<(Stream, Connected), OpenError> {
     let start_ns = sys::monotonic_ns();
-    let tcp = TcpStream::connect(dialer.addr)
+    let tcp = TcpStream::connect(dialer.next_addr())
         .await
         .map_err(OpenError::Connect)?;
     // Requests are small and latency is the measurement: no Nagle.

@@ -100,6 +100,9 @@ pub struct KeyPlan {
 pub struct Plan {
     /// Target socket address.
     pub addr: SocketAddr,
+    /// Further addresses of the same target (gateway replicas, `[target]
+    /// urls`): connections are spread over `addr` and these in turn.
+    pub more_addrs: Vec<SocketAddr>,
     /// The TLS client, for an `https://` target.
     pub tls: Option<TlsClient>,
     /// The HTTP version asked for (`auto` is settled when the run starts).
@@ -222,6 +225,7 @@ impl Plan {
         };
         Ok(Plan {
             addr,
+            more_addrs: Vec::new(),
             tls,
             http: client.http,
             streams_per_connection: client.streams_per_connection.map(|n| n as usize),
@@ -494,10 +498,7 @@ fn settle_protocol(plan: &Plan) -> (Protocol, Option<TlsClient>) {
         (HttpVersion::Http2, tls) => (Protocol::Http2, tls.clone()),
         (HttpVersion::Auto, None) => (Protocol::Http1, None),
         (HttpVersion::Auto, Some(tls)) => {
-            let dialer = Dialer {
-                addr: plan.addr,
-                tls: Some(tls.clone()),
-            };
+            let dialer = Dialer::to(plan.addr, Some(tls.clone()));
             let agreed = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -572,6 +573,9 @@ fn shard_plans(plan: &Plan, protocol: Protocol, tls: Option<&TlsClient>) -> Vec<
             dialer: Dialer {
                 addr: plan.addr,
                 tls: tls.map(TlsClient::for_shard),
+                more: plan.more_addrs.clone().into(),
+                // Shards start on different replicas.
+                turn: Arc::new(std::sync::atomic::AtomicUsize::new(shard)),
             },
             protocol,
             reuse: plan.reuse,

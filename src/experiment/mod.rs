@@ -19,6 +19,7 @@
 //! on a typed output, drawing and writing nothing.
 
 pub mod abort_audit;
+pub mod faults;
 pub mod find_limit;
 pub mod handshake;
 pub mod run;

@@ -41,8 +41,61 @@ pub struct RunOutput {
     pub gateway_requests: LoggedRequests,
     /// The gateway's raw access log, which the report folder keeps.
     pub gateway_log: Option<RawLog>,
+    /// Each gateway replica's totals from its own `/metrics`, read after
+    /// the load (one entry for a single reference gateway).
+    pub replicas: Vec<ReplicaResult>,
+    /// Commands the Redis store processed while the step ran, when the
+    /// harness started one (its round trips, for round trips per request).
+    pub store_commands: Option<f64>,
     /// Problems outside the measurement worth telling.
     pub warnings: Vec<String>,
+}
+
+/// One gateway replica's totals after the load.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ReplicaResult {
+    /// `gateway`, `gateway:2`...
+    pub role: String,
+    /// Where it listened.
+    pub addr: String,
+    /// Responses by status (`status_200`), `responses`, and with a store
+    /// its decisions (`rate_limit_admitted`, `rate_limit_limited`,
+    /// `rate_limit_store_error`, `rate_limit_fail_open`) and `store_calls`.
+    pub totals: std::collections::BTreeMap<String, f64>,
+}
+
+/// Reads every reference gateway replica's `/metrics` (nginx and HAProxy
+/// keep no such page: none for them). A replica that cannot be read is a
+/// warning.
+fn read_replicas(topology: &Topology, warnings: &mut Vec<String>) -> Vec<ReplicaResult> {
+    let roles = topology.roles();
+    let gateways = topology.gateway.iter().chain(topology.replicas.iter());
+    let mut out = Vec::new();
+    for (role, g) in roles
+        .iter()
+        .filter(|r| r.starts_with("gateway"))
+        .zip(gateways)
+    {
+        if g.info().kind != "reference" {
+            continue;
+        }
+        let read = crate::topology::telemetry::scrape(
+            g.addr(),
+            "/metrics",
+            Duration::from_secs(2),
+            g.ca_pem(),
+        )
+        .and_then(|text| crate::topology::telemetry::replica_totals(&text));
+        match read {
+            Ok(totals) => out.push(ReplicaResult {
+                role: role.clone(),
+                addr: g.addr().to_string(),
+                totals,
+            }),
+            Err(e) => warnings.push(format!("the {role}'s /metrics could not be read: {e}")),
+        }
+    }
+    out
 }
 
 /// How long a plain run waits for the mock upstream to drain before
@@ -86,6 +139,18 @@ pub fn finish(
         .collect();
     warnings.extend(step.component_stalls.iter().map(ComponentStall::describe));
     warnings.extend(step.telemetry.warnings());
+    let replicas = read_replicas(&topology, &mut warnings);
+    let store_commands = topology.store.as_ref().and_then(|s| s.commands());
+    if !topology.replicas.is_empty() {
+        warnings.push(format!(
+            "gateway_accounting is replica 1's access log only, of {} replicas; summary.json's replicas \
+             has every replica's totals",
+            topology.replicas.len() + 1
+        ));
+        for r in &mut topology.replicas {
+            let _ = r.finish();
+        }
+    }
     let (gateway, gateway_requests, gateway_log) = match topology.gateway.as_mut() {
         Some(g) => read_gateway(g.as_mut(), &mut warnings),
         None => (None, LoggedRequests::default(), None),
@@ -106,6 +171,8 @@ pub fn finish(
         gateway,
         gateway_requests,
         gateway_log,
+        replicas,
+        store_commands,
         warnings,
     }
 }

@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::Deserializer;
 
+use super::faults::{AppliedFault, Schedule};
 use super::sampling::Sampler;
 use super::{Bench, Event};
 use crate::driver::{self, DriverOutput, Load, Plan, Progress};
@@ -80,6 +81,8 @@ pub struct StepResult {
     pub cpu: StepCpu,
     /// The components and `[[scrape]]` targets, read every interval.
     pub telemetry: Telemetry,
+    /// The `[[faults]]` as they were applied, times from the load's start.
+    pub faults: Vec<AppliedFault>,
 }
 
 /// What the system under test did, interval by interval: one series per
@@ -184,12 +187,17 @@ pub fn run(
         }
         _ => bench.scenario,
     };
-    let plan = Plan::trusting(
+    let mut plan = Plan::trusting(
         scenario,
         &topology.url,
         step.load.clone(),
         topology.ca_pem.as_deref().map(str::as_bytes),
     )?;
+    // Gateway replicas: the driver's connections are spread over them all.
+    let addrs = topology.gateway_addrs();
+    if addrs.len() > 1 {
+        plan.more_addrs = addrs[1..].to_vec();
+    }
     check_scrape_pids(bench)?;
     let (upstream_before, gateway_before) = cpu_now(topology);
     let wall = Instant::now();
@@ -217,6 +225,7 @@ pub fn run(
         component_stalls,
         cpu,
         telemetry: std::mem::take(&mut watched.telemetry),
+        faults: std::mem::take(&mut watched.faults),
     })
 }
 
@@ -236,19 +245,6 @@ fn check_scrape_pids(bench: &Bench) -> Result<()> {
     Ok(())
 }
 
-/// The roles of a topology's components, in [`Topology::components_mut`]'s
-/// order (upstream first).
-fn roles(topology: &Topology) -> Vec<&'static str> {
-    let mut roles = Vec::new();
-    if topology.upstream.is_some() {
-        roles.push("upstream");
-    }
-    if topology.gateway.is_some() {
-        roles.push("gateway");
-    }
-    roles
-}
-
 /// What the watcher hears from the driver's thread.
 enum ToWatcher {
     /// The driver's common start, CLOCK_MONOTONIC ns.
@@ -265,7 +261,7 @@ fn drive_watching(
     topology: &mut Topology,
 ) -> (Result<DriverOutput>, Watched) {
     let run_start = Instant::now();
-    let roles = roles(topology);
+    let roles = topology.roles();
     // The cgroup holds the upstream (find-limit's class), the first component.
     let cgroup = bench
         .cgroup
@@ -278,7 +274,7 @@ fn drive_watching(
     let sampler = {
         let named: Vec<(&str, &dyn Component)> = roles
             .iter()
-            .copied()
+            .map(String::as_str)
             .zip(components.iter().map(|c| &**c))
             .collect();
         let mut sampler = Sampler::new(&named, scrape, cgroup, plan.interval);
@@ -291,7 +287,15 @@ fn drive_watching(
         let watcher = std::thread::Builder::new()
             .name("contend-watch".into())
             .spawn_scoped(scope, move || {
-                watch(components, sampler, run_start, &from_driver)
+                let schedule = Schedule::new(&bench.scenario.faults);
+                watch(
+                    components,
+                    &roles,
+                    sampler,
+                    schedule,
+                    run_start,
+                    &from_driver,
+                )
             });
         let driver = driver::run(
             plan,
@@ -334,6 +338,8 @@ struct Watched {
     stalls: Vec<ComponentStall>,
     /// The components and targets read at every interval boundary.
     telemetry: Telemetry,
+    /// The `[[faults]]` as applied.
+    faults: Vec<AppliedFault>,
 }
 
 /// One component while it is watched: since when its processes have been
@@ -376,9 +382,14 @@ impl Tracked<'_> {
 /// so a death in the last moments is not missed: deaths, and spans of
 /// stopped processes; and reads them with `sampler` at every interval
 /// boundary once the driver has started.
+///
+/// `[[faults]]` are applied here too, on `schedule`, from the load's
+/// start: this thread already holds the components and wakes in time.
 fn watch(
     components: Vec<&mut dyn Component>,
+    roles: &[String],
     mut sampler: Sampler,
+    mut schedule: Schedule,
     run_start: Instant,
     from_driver: &mpsc::Receiver<ToWatcher>,
 ) -> Watched {
@@ -391,18 +402,40 @@ fn watch(
         .collect();
     let mut seen = Watched::default();
     let mut dead = vec![false; tracked.len()];
+    let mut load_start: Option<Instant> = None;
     loop {
-        let wait = sampler
-            .until_next()
-            .map_or(WATCH_EVERY, |d| d.min(WATCH_EVERY));
+        let now = Instant::now();
+        let wait = [sampler.until_next(), schedule.until_next(load_start, now)]
+            .into_iter()
+            .flatten()
+            .fold(WATCH_EVERY, Duration::min);
         let finished = match from_driver.recv_timeout(wait) {
             Ok(ToWatcher::Started(start_ns)) => {
                 sampler.start(start_ns);
+                // The common start may lie ahead of now (connections warming).
+                let ahead_ns = start_ns as i64 - crate::sys::monotonic_ns() as i64;
+                let now = Instant::now();
+                load_start = Some(if ahead_ns >= 0 {
+                    now + Duration::from_nanos(ahead_ns as u64)
+                } else {
+                    now.checked_sub(Duration::from_nanos(ahead_ns.unsigned_abs()))
+                        .unwrap_or(now)
+                });
                 false
             }
             Err(mpsc::RecvTimeoutError::Timeout) => false,
             Err(mpsc::RecvTimeoutError::Disconnected) => true,
         };
+        {
+            let mut named: Vec<(&str, &mut (dyn Component + '_))> = roles
+                .iter()
+                .map(String::as_str)
+                .zip(tracked.iter_mut().map(|t| &mut *t.component))
+                .collect();
+            schedule.apply(load_start, Instant::now(), finished, &mut named, &mut |i| {
+                dead[i] = false;
+            });
+        }
         let at_s = run_start.elapsed().as_secs_f64();
         for (t, dead) in tracked.iter_mut().zip(dead.iter_mut()) {
             if *dead {
@@ -423,6 +456,7 @@ fn watch(
         if finished {
             seen.stalls.sort_by(|a, b| a.from_s.total_cmp(&b.from_s));
             seen.telemetry = sampler.finish();
+            seen.faults = schedule.finish();
             return seen;
         }
     }
@@ -662,6 +696,7 @@ mod tests {
             key_names: Vec::new(),
             component_exits: Vec::new(),
             component_stalls: Vec::new(),
+            faults: Vec::new(),
             cpu: StepCpu::default(),
             telemetry: Telemetry {
                 series: vec![gateway],

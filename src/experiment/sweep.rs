@@ -436,6 +436,7 @@ fn empty(bench: &Bench) -> StepResult {
         component_stalls: Vec::new(),
         cpu: StepCpu::default(),
         telemetry: Default::default(),
+        faults: Vec::new(),
     }
 }
 

@@ -13,6 +13,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::summary::round3;
 use crate::experiment::step::Telemetry;
 use crate::topology::telemetry::{ComponentSample, SourceSeries};
 
@@ -250,10 +251,6 @@ pub fn read_csv(path: &Path) -> Result<Vec<SourceSeries>, String> {
         series.samples.push(sample);
     }
     Ok(out)
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }
 
 #[cfg(test)]

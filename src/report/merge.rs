@@ -20,6 +20,7 @@ use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 
 use super::histograms::{self, Histograms};
+use super::summary::round3;
 use super::summary::{
     ConnectionsSummary, DriverSummary, KeySummary, Merged, MergedShard, Outcomes, Percentiles,
     Summary,
@@ -440,6 +441,12 @@ fn merged_summary(
     base.upstream_accounting = None;
     base.gateway_accounting = None;
     base.components = BTreeMap::new();
+    base.replicas = Vec::new();
+    base.store_commands = None;
+    base.faults = shards
+        .iter()
+        .flat_map(|s| s.summary.faults.clone())
+        .collect();
     base.component_exits = shards
         .iter()
         .flat_map(|s| s.summary.component_exits.clone())
@@ -542,8 +549,4 @@ fn shard_label(s: &ShardFolder) -> String {
         Some(i) => format!("shard {} of {} ({})", i.index, i.count, i.host),
         None => s.dir.display().to_string(),
     }
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }

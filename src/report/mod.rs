@@ -19,6 +19,7 @@
 pub mod abort_audit;
 pub mod capacity;
 pub mod components;
+pub mod connections;
 pub mod console;
 pub mod find_limit;
 pub mod folder;

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::summary::round3;
 use crate::outcome::Class;
 use crate::record::RetryTotals;
 
@@ -109,8 +110,4 @@ fn ratio(a: u64, b: u64) -> f64 {
     } else {
         round3(a as f64 / b as f64)
     }
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }

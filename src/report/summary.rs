@@ -13,6 +13,9 @@ use crate::experiment::run::RunOutput;
 use crate::outcome::{Class, TlsFailure};
 use crate::record::{Counts, Totals};
 
+pub use super::connections::ConnectionsSummary;
+use super::connections::connection_warnings;
+
 /// Version of the summary's layout; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -106,91 +109,6 @@ pub struct KeySummary {
     pub outcomes: Outcomes,
     /// Latency of this key's sent requests, us.
     pub latency_us: Percentiles,
-}
-
-/// The connections a run opened and what their handshakes agreed on.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct ConnectionsSummary {
-    /// The HTTP version spoken: `HTTP/1.1` or `HTTP/2`.
-    pub http: String,
-    /// True over TLS (`https://`).
-    pub tls: bool,
-    /// False: a new connection per request (`[client] reuse = false`).
-    pub reuse: bool,
-    /// Connections opened (TCP connected and, over TLS, handshake done).
-    pub opened: u64,
-    /// Connections opened per second of the run.
-    pub opened_per_s: f64,
-    /// Handshakes that resumed a session (no full handshake).
-    pub tls_resumed: u64,
-    /// Handshakes by TLS version (`TLSv1.2`, `TLSv1.3`).
-    pub tls_versions: BTreeMap<String, u64>,
-    /// Handshakes by what ALPN agreed on (`h2`, `http/1.1`, `none`).
-    pub alpn: BTreeMap<String, u64>,
-    /// `tls_error` outcomes by reason (`unknown_ca`, `name_mismatch`,
-    /// `bad_certificate`, `refused`, `protocol`, `no_h2`).
-    pub tls_errors: BTreeMap<String, u64>,
-}
-
-impl ConnectionsSummary {
-    fn of(
-        t: &crate::record::ConnectionTotals,
-        d: &crate::driver::DriverOutput,
-        reuse: bool,
-    ) -> Self {
-        let nonzero = |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> {
-            pairs
-                .iter()
-                .filter(|(_, n)| *n > 0)
-                .map(|(k, n)| (k.to_string(), *n))
-                .collect()
-        };
-        ConnectionsSummary {
-            http: d.protocol.name().to_string(),
-            tls: d.tls,
-            reuse,
-            opened: t.opened,
-            opened_per_s: round3(t.opened as f64 / d.duration_s.max(1e-9)),
-            tls_resumed: t.resumed,
-            tls_versions: nonzero(&[("TLSv1.2", t.tls12), ("TLSv1.3", t.tls13)]),
-            alpn: nonzero(&[
-                ("h2", t.alpn_h2),
-                ("http/1.1", t.alpn_http11),
-                ("none", t.alpn_none),
-            ]),
-            tls_errors: TlsFailure::ALL
-                .iter()
-                .filter(|r| t.tls_errors[r.index()] > 0)
-                .map(|r| (r.name().to_string(), t.tls_errors[r.index()]))
-                .collect(),
-        }
-    }
-}
-
-/// One warning per reason handshakes failed for, with its fix; the
-/// first failure's own words; and a note that certificates went unchecked.
-fn connection_warnings(t: &Totals, insecure: bool) -> Vec<String> {
-    let mut warnings = Vec::new();
-    if insecure {
-        warnings.push(
-            "tls.insecure: the server's certificate was not checked (any certificate was accepted)"
-                .to_string(),
-        );
-    }
-    for reason in TlsFailure::ALL {
-        let n = t.connections.tls_errors[reason.index()];
-        if n > 0 {
-            warnings.push(format!(
-                "tls_error {n} ({}): {}",
-                reason.name(),
-                reason.fix()
-            ));
-        }
-    }
-    if let Some(first) = &t.first_handshake_error {
-        warnings.push(format!("the first failed handshake said: {first}"));
-    }
-    warnings
 }
 
 /// The driver's own cost.
@@ -288,6 +206,16 @@ pub struct Summary {
     /// stopped. Latency in them measures the stall, not contend.
     #[serde(default)]
     pub component_stalls: Vec<crate::topology::ComponentStall>,
+    /// The `[[faults]]` as applied: which component, what, when planned
+    /// and when it took effect and ended (s from the load's start).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<crate::experiment::faults::AppliedFault>,
+    /// Each reference gateway replica's totals from its `/metrics`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<crate::experiment::run::ReplicaResult>,
+    /// Commands the started Redis store processed over the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_commands: Option<f64>,
     /// The host settings checked before the run (open files, listen
     /// queues, ephemeral ports, TIME_WAIT reuse), each OK, WARN or SKIP
     /// with its fix; each WARN is also in `warnings`.
@@ -659,6 +587,9 @@ impl Summary {
             warnings,
             component_exits: run.step.component_exits.clone(),
             component_stalls: run.step.component_stalls.clone(),
+            faults: run.step.faults.clone(),
+            replicas: run.replicas.clone(),
+            store_commands: run.store_commands,
             preflight: Vec::new(),
             thresholds: Vec::new(),
             abort_audit: None,
@@ -802,7 +733,8 @@ pub fn host_name() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn round3(x: f64) -> f64 {
+/// `x` to three decimals, as summary.json holds its measured values.
+pub(super) fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 

@@ -149,6 +149,8 @@ pub(super) fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Resul
             )));
         }
     }
+    let mut gateway = gateway;
+    gateway.store = super::store::build_store(ctx, raw.store, &gateway)?;
     let thresholds = build_thresholds(ctx, raw.thresholds)?;
     let scrape = build_scrape(ctx, raw.scrape)?;
     let variants = match raw.variants {
@@ -160,6 +162,16 @@ pub(super) fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Resul
         )?,
         None => Vec::new(),
     };
+    let run_load = (kind == ExperimentKind::Run && overrides.connections.is_none())
+        .then(|| phases.iter().map(|p| p.duration).sum());
+    let faults = super::store::build_faults(
+        ctx,
+        raw.faults,
+        &gateway,
+        gateway.store.as_ref(),
+        &target,
+        run_load,
+    )?;
     let abort_audit = build_abort_audit(ctx, raw.abort_audit, kind)?;
     let experiment = match kind {
         ExperimentKind::Run => Experiment::Run(match overrides.connections {
@@ -188,6 +200,7 @@ pub(super) fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Resul
         thresholds,
         scrape,
         variants,
+        faults,
     })
 }
 

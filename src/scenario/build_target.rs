@@ -232,7 +232,19 @@ pub(super) fn build_gateway(
         template: g.template,
         tls: g.tls.as_ref().is_some_and(|t| *t.get_ref()),
         http2: g.http2.as_ref().is_some_and(|t| *t.get_ref()),
+        replicas: 1,
+        store: None,
     };
+    if let Some(r) = &g.replicas {
+        ctx.check(r, |n| check_int("[gateway] replicas", n.0, 1, 16))?;
+        if kind != GatewayKind::Reference && r.get_ref().0 != 1 {
+            return Err(ctx.at(
+                r.span(),
+                format!("[gateway] replicas: contend starts replicas of the reference gateway only, not {name}: remove replicas, or use kind = \"reference\"", name = kind.as_str()),
+            ));
+        }
+        spec.replicas = r.get_ref().0 as usize;
+    }
     if let Some(c) = &g.abort_charge {
         ctx.check(c, |d| {
             check_positive_duration("[gateway] abort_charge", d.0, MAX_DURATION)

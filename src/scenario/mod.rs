@@ -15,6 +15,7 @@
 //! - `build_target`: `[target]`, `[upstream]` and `[gateway]`.
 //! - `build_experiment`: `[sweep]`, `[find_limit]` and `[abort_audit]`.
 //! - `system`: the validated hardware classes and `[[scrape]]` targets.
+//! - `store`: `[store]` (the shared rate-limit store) and `[[faults]]`.
 
 mod build;
 mod build_client;
@@ -24,6 +25,7 @@ mod check;
 mod client;
 mod raw;
 mod retry;
+mod store;
 mod system;
 mod url;
 mod variants;
@@ -44,6 +46,7 @@ pub use client::{
 };
 use raw::RawScenario;
 pub use retry::{Backoff, Jitter, MAX_RETRIES, RetryOn, RetrySpec};
+pub use store::{FaultAction, FaultSpec, FaultTarget, StoreSpec};
 pub use system::{HardwareClass, ScrapeSource, ScrapeSpec, format_bytes};
 pub use variants::{MAX_VARIANTS, VariantSpec};
 
@@ -70,6 +73,8 @@ pub struct Scenario {
     pub scrape: Vec<ScrapeSpec>,
     /// `[[variants]]`: the run once per variant, side by side (empty: once).
     pub variants: Vec<VariantSpec>,
+    /// `[[faults]]`: what the harness does to components during each step.
+    pub faults: Vec<FaultSpec>,
 }
 
 /// A threshold of `[thresholds] checks`, and where the file holds it (so
@@ -479,6 +484,12 @@ pub struct GatewaySpec {
     /// `http2 = true`: the gateway speaks HTTP/2 too (ALPN `h2` over TLS,
     /// prior knowledge in cleartext), beside HTTP/1.1.
     pub http2: bool,
+    /// `replicas = N`: N reference gateways side by side, sharing the
+    /// store; the driver spreads its connections over them (1 by default,
+    /// 0 only in the default spec, where no gateway runs).
+    pub replicas: usize,
+    /// `[store]`: where the reference gateway keeps its rate limits.
+    pub store: Option<StoreSpec>,
 }
 
 /// One phase of offered load.

@@ -39,6 +39,31 @@ pub(super) struct RawScenario {
     pub(super) shards: Option<Spanned<RawShards>>,
     pub(super) scrape: Option<Vec<Spanned<RawScrape>>>,
     pub(super) variants: Option<Spanned<Vec<Spanned<RawVariant>>>>,
+    pub(super) store: Option<Spanned<RawStore>>,
+    pub(super) faults: Option<Vec<Spanned<RawFault>>>,
+}
+
+/// `[store]`: `kind = "redis"` or `url`, and the gateway's use of it.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStore {
+    pub(super) kind: Option<Spanned<String>>,
+    pub(super) url: Option<Spanned<String>>,
+    pub(super) cpus: Option<Spanned<String>>,
+    pub(super) timeout: Option<Spanned<HumanDuration>>,
+    pub(super) on_store_error: Option<contend_gateway::store::OnStoreError>,
+    pub(super) sync_interval: Option<Spanned<HumanDuration>>,
+}
+
+/// One `[[faults]]` entry: `at`, `component`, `action`, `for`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFault {
+    pub(super) at: Option<Spanned<HumanDuration>>,
+    pub(super) component: Option<Spanned<String>>,
+    pub(super) action: Option<Spanned<String>>,
+    #[serde(rename = "for")]
+    pub(super) duration: Option<Spanned<HumanDuration>>,
 }
 
 /// `[shards]`: how many processes share the load (for `--shard auto`).
@@ -171,6 +196,7 @@ pub(super) struct RawGateway {
     pub(super) template: Option<PathBuf>,
     pub(super) tls: Option<Spanned<bool>>,
     pub(super) http2: Option<Spanned<bool>>,
+    pub(super) replicas: Option<Spanned<Int>>,
 }
 
 #[derive(serde::Deserialize, Clone, Copy, PartialEq)]

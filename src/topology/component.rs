@@ -56,6 +56,14 @@ pub trait Component: Send {
         let _ = within;
         None
     }
+
+    /// Starts it again, on the same address, after it was killed (a
+    /// `[[faults]]` restart). Only a kind that can (the Redis store) says
+    /// so in its file; the others refuse, and the scenario refuses such a
+    /// fault before the run.
+    fn restart(&mut self) -> Result<(), String> {
+        Err(format!("the {} cannot be restarted", self.name()))
+    }
 }
 
 /// An upstream whose ground truth can be read while it runs (the mock).

@@ -1,12 +1,14 @@
 //! The components a run drives, started in order: the upstream (the
-//! embedded mock, or a URL), then the gateway in front of it (the reference
-//! gateway, nginx, HAProxy, an external one, or none).
+//! embedded mock, or a URL), the Redis store when the reference gateway
+//! keeps its rate limits in one (`[store]`), then the gateway in front of
+//! the upstream (the reference gateway and its replicas, nginx, HAProxy,
+//! an external one, or none).
 //!
 //! Takes a scenario's target and gateway; hands back a running [`Topology`]
 //! whose components are seen only through the [`Component`] interface and
 //! their role ([`Upstream`], [`Gateway`]), which report in typed values (the
 //! mock's truth, the gateway's access log). One file per kind (`mock`,
-//! `reference`, `nginx`, `haproxy`) starts it, makes it ready and reads it; reading an
+//! `redis`, `reference`, `nginx`, `haproxy`) starts it, makes it ready and reads it; reading an
 //! access log into accounting is the analysis's, not this module's.
 //!
 //! Every child process leads a process group of its own (a terminal's
@@ -30,6 +32,7 @@ pub mod http;
 mod mock;
 pub mod nginx;
 mod procfs;
+pub mod redis;
 mod reference;
 pub mod telemetry;
 mod workdir;
@@ -58,8 +61,13 @@ pub struct Topology {
     pub ca_pem: Option<String>,
     /// The upstream the harness started (the mock), when it started one.
     pub upstream: Option<Box<dyn Upstream>>,
-    /// The gateway the harness started, when it started one.
+    /// The gateway the harness started, when it started one (replica 1).
     pub gateway: Option<Box<dyn Gateway>>,
+    /// Replicas 2..N of the reference gateway (`[gateway] replicas`),
+    /// sharing the store with the first.
+    pub replicas: Vec<Box<dyn Gateway>>,
+    /// The Redis store the harness started for the gateways' rate limits.
+    pub store: Option<redis::RedisStore>,
 }
 
 impl Topology {
@@ -75,6 +83,8 @@ impl Topology {
                 ca_pem: None,
                 upstream: None,
                 gateway: None,
+                replicas: Vec::new(),
+                store: None,
             });
         }
         let (upstream_url, upstream): (String, Option<Box<dyn Upstream>>) = match target {
@@ -84,8 +94,31 @@ impl Topology {
                 (format!("http://{}", mock.addr()), Some(Box::new(mock)))
             }
         };
+        let (store, store_url) = match &gateway.store {
+            Some(spec) => match &spec.url {
+                Some(url) => (None, Some(url.clone())),
+                None => {
+                    let started = redis::start(spec)?;
+                    let url = started.url();
+                    (Some(started), Some(url))
+                }
+            },
+            None => (None, None),
+        };
+        let store_config = gateway
+            .store
+            .as_ref()
+            .zip(store_url.as_deref())
+            .map(|(spec, url)| spec.gateway_config(url));
         let scheme = if gateway.tls { "https" } else { "http" };
-        let gateway = start_gateway(gateway, &upstream_url, exe)?;
+        let spec = gateway;
+        let gateway = start_gateway(spec, &upstream_url, exe, store_config.as_ref())?;
+        let mut replicas = Vec::new();
+        for _ in 1..spec.replicas.max(1) {
+            if let Some(replica) = start_gateway(spec, &upstream_url, exe, store_config.as_ref())? {
+                replicas.push(replica);
+            }
+        }
         let url = gateway
             .as_ref()
             .map_or(upstream_url, |g| format!("{scheme}://{}", g.addr()));
@@ -97,6 +130,8 @@ impl Topology {
             ca_pem,
             upstream,
             gateway,
+            replicas,
+            store,
         })
     }
 
@@ -110,7 +145,9 @@ impl Topology {
             .map(|c| (c.name().to_string(), c.child().pid()))
             .collect();
         drop(self.gateway.take());
+        self.replicas.clear();
         drop(self.upstream.take());
+        drop(self.store.take());
         let mut warnings = Vec::new();
         for (name, pgid) in groups {
             let left = group_members(pgid);
@@ -124,7 +161,9 @@ impl Topology {
         warnings
     }
 
-    /// Every component the harness started, upstream first.
+    /// Every component the harness started, upstream first, then the
+    /// gateway's replicas in order, then the store (the order of
+    /// [`Topology::roles`]).
     pub fn components_mut(&mut self) -> Vec<&mut dyn Component> {
         let mut all: Vec<&mut dyn Component> = Vec::new();
         if let Some(u) = self.upstream.as_deref_mut() {
@@ -133,7 +172,42 @@ impl Topology {
         if let Some(g) = self.gateway.as_deref_mut() {
             all.push(g);
         }
+        for r in &mut self.replicas {
+            all.push(&mut **r);
+        }
+        if let Some(s) = self.store.as_mut() {
+            all.push(s);
+        }
         all
+    }
+
+    /// The roles of [`Topology::components_mut`], in its order: `upstream`,
+    /// `gateway`, `gateway:2`..., `store`.
+    pub fn roles(&self) -> Vec<String> {
+        let mut roles = Vec::new();
+        if self.upstream.is_some() {
+            roles.push("upstream".to_string());
+        }
+        if self.gateway.is_some() {
+            roles.push("gateway".to_string());
+        }
+        for i in 0..self.replicas.len() {
+            roles.push(format!("gateway:{}", i + 2));
+        }
+        if self.store.is_some() {
+            roles.push("store".to_string());
+        }
+        roles
+    }
+
+    /// Where the driver sends: every gateway replica's address (one for a
+    /// single gateway, none when the driver sends to the URL alone).
+    pub fn gateway_addrs(&self) -> Vec<std::net::SocketAddr> {
+        self.gateway
+            .iter()
+            .chain(self.replicas.iter())
+            .map(|g| g.addr())
+            .collect()
     }
 }
 
@@ -142,10 +216,11 @@ fn start_gateway(
     spec: &GatewaySpec,
     upstream_url: &str,
     exe: &Path,
+    store: Option<&contend_gateway::store::StoreConfig>,
 ) -> Result<Option<Box<dyn Gateway>>> {
     Ok(match spec.kind {
         GatewayKind::None | GatewayKind::External => None,
-        GatewayKind::Reference => Some(Box::new(reference::start(spec, upstream_url, exe)?)),
+        GatewayKind::Reference => Some(Box::new(reference::start(spec, upstream_url, exe, store)?)),
         GatewayKind::Nginx => Some(Box::new(nginx::start(spec, upstream_url)?)),
         GatewayKind::Haproxy => Some(Box::new(haproxy::start(spec, upstream_url)?)),
     })

@@ -37,7 +37,13 @@ pub struct ReferenceGateway {
 
 /// Writes the gateway's config for `spec` in front of `upstream_url` and
 /// starts `exe gateway --config FILE`.
-pub fn start(spec: &GatewaySpec, upstream_url: &str, exe: &Path) -> Result<ReferenceGateway> {
+/// With `store`, its rate limits are kept there (shared with replicas).
+pub fn start(
+    spec: &GatewaySpec,
+    upstream_url: &str,
+    exe: &Path,
+    store: Option<&contend_gateway::store::StoreConfig>,
+) -> Result<ReferenceGateway> {
     let dir = WorkDir::new("gateway")?;
     let access_log = dir.path().join("access.log");
     let mut text = format!(
@@ -67,6 +73,9 @@ pub fn start(spec: &GatewaySpec, upstream_url: &str, exe: &Path) -> Result<Refer
     }
     text.push_str("\n[[routes]]\nprefix = \"/\"\n");
     text.push_str(&contend_gateway::config::policies_toml(&spec.policies));
+    if let Some(store) = store {
+        text.push_str(&contend_gateway::store::store_toml(store));
+    }
     let path = dir.path().join("gateway.toml");
     std::fs::write(&path, &text).map_err(|e| Error::io(&path, e))?;
     let args = vec![

@@ -516,6 +516,43 @@ pub fn gateway_metrics(text: &str) -> Result<Vec<Metric>, String> {
             .map_or(0.0, |m| m.value);
         out.push(Metric::counter(&format!("status_{status}"), v));
     }
+    // The shared store's decisions, when its rate limit is kept in one.
+    for outcome in ["admitted", "limited", "store_error", "fail_open"] {
+        let series = format!("contend_gateway_rate_limit_total{{outcome=\"{outcome}\"}}");
+        if let Some(m) = all.iter().find(|m| m.name == series) {
+            out.push(Metric::counter(&format!("rate_limit_{outcome}"), m.value));
+        }
+    }
+    if let Some(v) = sum(&all, "contend_gateway_store_calls_total") {
+        out.push(Metric::counter("store_calls", v));
+    }
+    Ok(out)
+}
+
+/// A gateway replica's totals after a run, from its `/metrics`: responses
+/// by status (`status_200`...), and the shared store's decisions
+/// (`rate_limit_admitted`...) and calls (`store_calls`) when it has one.
+pub fn replica_totals(text: &str) -> Result<std::collections::BTreeMap<String, f64>, String> {
+    let all = parse_prometheus(text)?;
+    let mut out = std::collections::BTreeMap::new();
+    for m in &all {
+        if let Some(status) = m
+            .name
+            .strip_prefix("contend_gateway_requests_total{status=\"")
+            .and_then(|r| r.strip_suffix("\"}"))
+        {
+            out.insert(format!("status_{status}"), m.value);
+        }
+    }
+    out.insert(
+        "responses".into(),
+        sum(&all, "contend_gateway_requests_total").unwrap_or(0.0),
+    );
+    for m in gateway_metrics(text)? {
+        if m.name.starts_with("rate_limit_") || m.name == "store_calls" {
+            out.insert(m.name, m.value);
+        }
+    }
     Ok(out)
 }
 

@@ -1,0 +1,265 @@
+//! Distributed quotas against a real redis-server: gateway replicas
+//! sharing one quota in the store (where in-process limits each admit
+//! their own), a paused store under fail-open and fail-closed and their
+//! recovery, a store killed mid-run by a `[[faults]]` entry, and the
+//! scenario's refusals of faults that cannot be applied.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use contend::scenario::{GatewayKind, GatewaySpec, MockUpstreamSpec, StoreSpec, Target};
+use contend::topology::{Component, Topology};
+use contend_gateway::store::OnStoreError;
+use contend_gateway::{Policies, RateLimitRule};
+
+use crate::binary::{assert_exit, contend, run, summary};
+use crate::util::component_present;
+
+fn redis_present(test: &str) -> bool {
+    component_present(test, contend::topology::redis::find())
+}
+
+fn spec(replicas: usize, store: Option<OnStoreError>, rate_per_s: f64) -> GatewaySpec {
+    GatewaySpec {
+        kind: GatewayKind::Reference,
+        policies: Policies {
+            rate_limit: Some(RateLimitRule {
+                rate_per_s,
+                burst: 1,
+            }),
+            ..Policies::default()
+        },
+        replicas,
+        store: store.map(|on_store_error| StoreSpec {
+            url: None,
+            cpus: None,
+            timeout: Duration::from_millis(50),
+            on_store_error,
+            sync_interval: None,
+        }),
+        ..GatewaySpec::default()
+    }
+}
+
+fn start(spec: &GatewaySpec) -> Topology {
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_contend"));
+    Topology::start(&Target::Mock(MockUpstreamSpec::default()), spec, exe)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Statuses of GETs sent one after another for `span`, to the replicas in
+/// turn: (200s, 429s, 503s).
+fn hammer(addrs: &[SocketAddr], span: Duration) -> (u64, u64, u64) {
+    let (mut ok, mut limited, mut unavailable) = (0, 0, 0);
+    let end = Instant::now() + span;
+    let mut i = 0;
+    while Instant::now() < end {
+        match contend::topology::http::request(addrs[i % addrs.len()], "GET", "/") {
+            Ok((200, _)) => ok += 1,
+            Ok((429, _)) => limited += 1,
+            Ok((503, _)) => unavailable += 1,
+            other => panic!("unexpected answer {other:?}"),
+        }
+        i += 1;
+    }
+    (ok, limited, unavailable)
+}
+
+fn status(addr: SocketAddr) -> u16 {
+    contend::topology::http::request(addr, "GET", "/")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .0
+}
+
+#[test]
+fn two_replicas_share_one_quota_in_the_store_where_in_process_limits_admit_twice() {
+    if !redis_present("two_replicas_share_one_quota_in_the_store") {
+        return;
+    }
+    let _turn = crate::util::one_measurement_at_a_time();
+    // One key at Q = 20/s (burst 1) for 3 s, offered far above it: the
+    // quota admits about Q x 3 s + 1 = 61 in total.
+    let q = 20.0;
+    let span = Duration::from_secs(3);
+    let quota = q * span.as_secs_f64() + 1.0;
+    for (store, low, high) in [
+        // Shared: within 25% of the quota.
+        (Some(OnStoreError::Closed), 0.75, 1.25),
+        // Each replica in its own memory: about twice the quota.
+        (None, 1.6, 2.4),
+    ] {
+        let topology = start(&spec(2, store, q));
+        let addrs = topology.gateway_addrs();
+        assert_eq!(addrs.len(), 2, "two replicas listen");
+        let (ok, limited, unavailable) = hammer(&addrs, span);
+        assert_eq!(unavailable, 0, "the store answered every call");
+        assert!(
+            limited > ok,
+            "offered far above the quota: {ok} ok, {limited} limited"
+        );
+        let share = ok as f64 / quota;
+        assert!(
+            (low..=high).contains(&share),
+            "store {store:?}: admitted {ok} of a quota of {quota} ({share:.2}x), expected {low}x to {high}x"
+        );
+        let warnings = topology.stop();
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+}
+
+#[test]
+fn a_paused_store_fails_open_or_closed_and_both_recover_when_it_resumes() {
+    if !redis_present("a_paused_store_fails_open_or_closed") {
+        return;
+    }
+    for (mode, during) in [(OnStoreError::Open, 200), (OnStoreError::Closed, 503)] {
+        // 1 per second, burst 1: the first request passes, the next is refused.
+        let mut topology = start(&spec(1, Some(mode), 1.0));
+        let gateway = topology.gateway_addrs()[0];
+        assert_eq!(status(gateway), 200);
+        assert_eq!(
+            status(gateway),
+            429,
+            "over the quota while the store answers"
+        );
+        let store_pid = topology.store.as_ref().expect("a store").child().pid();
+        contend::sys::signal_group(store_pid, libc::SIGSTOP).unwrap();
+        for _ in 0..3 {
+            let asked = Instant::now();
+            assert_eq!(
+                status(gateway),
+                during,
+                "{mode:?} while the store is paused"
+            );
+            // Each call waits out the 50 ms timeout, never much longer.
+            assert!(asked.elapsed() < Duration::from_secs(2));
+        }
+        contend::sys::signal_group(store_pid, libc::SIGCONT).unwrap();
+        // Resumed: the limit is the store's again (a refused request
+        // within a few seconds: the queued calls are answered first).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut last = 0;
+        while Instant::now() < deadline {
+            last = status(gateway);
+            if last == 429 {
+                break;
+            }
+        }
+        assert_eq!(
+            last, 429,
+            "{mode:?}: the store decides again after it resumes"
+        );
+        // The gateway counted what happened, per key and in total.
+        let metrics =
+            contend::topology::telemetry::scrape(gateway, "/metrics", Duration::from_secs(2), None)
+                .unwrap();
+        let totals = contend::topology::telemetry::replica_totals(&metrics).unwrap();
+        assert!(totals["rate_limit_store_error"] >= 3.0, "{totals:?}");
+        let fail_open = totals["rate_limit_fail_open"];
+        match mode {
+            OnStoreError::Open => assert!(fail_open >= 3.0, "{totals:?}"),
+            OnStoreError::Closed => assert_eq!(fail_open, 0.0, "{totals:?}"),
+        }
+        assert!(
+            metrics.contains("contend_gateway_rate_limit_key_total{key=\"-\",outcome=\"limited\"}")
+        );
+        let _ = topology.components_mut();
+        drop(topology);
+    }
+}
+
+#[test]
+fn a_store_killed_mid_run_is_counted_and_the_run_completes() {
+    if !redis_present("a_store_killed_mid_run_is_counted") {
+        return;
+    }
+    let _turn = crate::util::one_measurement_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("kill.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"kill\"\n[[phases]]\nrate = 100\nduration = \"3s\"\n\
+         [gateway]\nkind = \"reference\"\nreplicas = 2\nrate_limit = { rate = 1000 }\n\
+         [store]\nkind = \"redis\"\non_store_error = \"closed\"\ntimeout = \"50ms\"\n\
+         [[faults]]\nat = \"1s\"\ncomponent = \"store\"\naction = \"kill\"\n",
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = run(contend()
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&out_dir));
+    assert_exit(&out, 0);
+    let s = summary(&out_dir);
+    let fault = &s["faults"][0];
+    assert_eq!(fault["component"], "store");
+    assert_eq!(fault["action"], "kill");
+    let at = fault["at_s"].as_f64().unwrap();
+    assert!(
+        (0.9..1.6).contains(&at),
+        "applied at {at} s, planned at 1 s"
+    );
+    let exits = s["component_exits"].as_array().unwrap();
+    assert!(
+        exits
+            .iter()
+            .any(|e| e["component"] == "redis" && e["signal"] == 9),
+        "{exits:?}"
+    );
+    // Before the kill every request passed; after it, fail-closed answers 503.
+    let responses = &s["outcomes"]["responses"];
+    let ok = responses["200"].as_u64().unwrap_or(0);
+    let refused = responses["503"].as_u64().unwrap_or(0);
+    assert!(ok > 50 && refused > 100, "{responses}");
+    let replicas = s["replicas"].as_array().unwrap();
+    assert_eq!(replicas.len(), 2);
+    let errors: f64 = replicas
+        .iter()
+        .map(|r| r["totals"]["rate_limit_store_error"].as_f64().unwrap())
+        .sum();
+    assert_eq!(errors as u64, refused, "every 503 is a counted store error");
+}
+
+#[test]
+fn faults_that_cannot_be_applied_are_refused_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "name = \"f\"\n[[phases]]\nrate = 10\nduration = \"2s\"\n[gateway]\nkind = \"reference\"\n\
+                rate_limit = { rate = 10 }\n";
+    // (extra lines, part of the error)
+    let cases = [
+        (
+            "[[faults]]\nat = \"1s\"\ncomponent = \"store\"\naction = \"pause\"\nfor = \"1s\"\n",
+            "needs a store contend starts",
+        ),
+        (
+            "[store]\nkind = \"redis\"\n[[faults]]\nat = \"1s\"\ncomponent = \"store\"\naction = \"pause\"\n",
+            "needs for = \"3s\"",
+        ),
+        (
+            "[store]\nkind = \"redis\"\n[[faults]]\nat = \"1s\"\ncomponent = \"store\"\naction = \"pause\"\nfor = \"5s\"\n",
+            "past the load's 2.0 s",
+        ),
+        (
+            "[[faults]]\nat = \"1s\"\ncomponent = \"gateway\"\naction = \"restart\"\n",
+            "only the store can be started again",
+        ),
+        (
+            "[[faults]]\nat = \"1s\"\ncomponent = \"gateway:3\"\naction = \"kill\"\n",
+            "there are 1 gateway replica(s)",
+        ),
+        ("[store]\nurl = \"http://x:1\"\n", "is not a Redis URL"),
+    ];
+    for (i, (extra, want)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("bad{i}.toml"));
+        std::fs::write(&path, format!("{base}{extra}")).unwrap();
+        let out = run(contend()
+            .arg("run")
+            .arg(&path)
+            .arg("--out")
+            .arg(dir.path().join(format!("o{i}"))));
+        assert_exit(&out, 2);
+        let err = crate::binary::text(&out.stderr);
+        assert!(err.contains(want), "case {i}: want {want:?} in\n{err}");
+    }
+}
