@@ -96,12 +96,9 @@ fn assert_early_per_request(requests: &[JoinedRequest]) {
     for r in aborted {
         assert!(r.gateway_client_abort, "{r:?}");
         let accounted = r.accounted_s.expect("a gateway line");
-        // At most the client's wait; less when the request reached the
-        // upstream late (a loaded machine), never the upstream's work.
-        assert!(
-            accounted > 0.0 && accounted < 0.12,
-            "accounted {accounted}: {r:?}"
-        );
+        // At most the client's wait; less (down to 0) when the request
+        // reached the upstream late (a loaded machine); never its work.
+        assert!(accounted < 0.12, "accounted {accounted}: {r:?}");
         assert_eq!(r.upstream_outcome.as_deref(), Some("abandoned"), "{r:?}");
         let cpu = r.upstream_cpu_s.expect("an upstream entry");
         assert!(cpu >= 0.195, "the upstream stopped early: {r:?}");
