@@ -13,9 +13,12 @@
 
 use std::cell::Cell;
 use std::future::poll_fn;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
+
+use tokio::time::Sleep;
 
 use super::conn;
 use super::http1::Connection;
@@ -109,6 +112,7 @@ pub(super) fn spawn_closed(shared: Rc<Shared>, end_ns: u64) {
     tokio::task::spawn_local(async move {
         let _slot = WorkerSlot(shared.clone());
         let mut scratch = Scratch::default();
+        let mut timer = new_deadline();
         let mut connection = None;
         loop {
             let now_ns = sys::monotonic_ns();
@@ -121,7 +125,7 @@ pub(super) fn spawn_closed(shared: Rc<Shared>, end_ns: u64) {
             };
             shared.recorder.borrow_mut().dispatched(now_ns, 0);
             shared.in_flight.set(shared.in_flight.get() + 1);
-            connection = serve(&shared, job, connection, &mut scratch).await;
+            connection = serve(&shared, job, connection, &mut scratch, &mut timer).await;
             if connection.is_none() {
                 // A refused connect can fail without ever waiting: let the
                 // shard's other tasks (the interval clock, a stop) run.
@@ -155,6 +159,7 @@ async fn run(shared: &Rc<Shared>, mut next: Option<Job>, mut connection: Option<
     let mailbox = Rc::new(Mailbox::default());
     // Used only with request ids on; empty and unallocated otherwise.
     let mut scratch = Scratch::default();
+    let mut timer = new_deadline();
     loop {
         let queued = next
             .take()
@@ -170,8 +175,21 @@ async fn run(shared: &Rc<Shared>, mut next: Option<Job>, mut connection: Option<
                 }
             }
         };
-        connection = serve(shared, job, connection, &mut scratch).await;
+        connection = serve(shared, job, connection, &mut scratch, &mut timer).await;
     }
+}
+
+/// A worker's client-timeout timer, kept for its life and moved to each
+/// request's deadline. Deadlines only grow on a worker, and moving a tokio
+/// timer later costs no lock and no wake of the runtime; a new timer per
+/// request took the timer wheel's lock twice and, whenever it was the
+/// earliest (at low rates, always), an eventfd write and an extra epoll
+/// round to wake the runtime's own thread.
+type Deadline = Pin<Box<Sleep>>;
+
+fn new_deadline() -> Deadline {
+    // Far off until the first request sets it.
+    Box::pin(tokio::time::sleep(Duration::from_secs(86_400)))
 }
 
 /// Serves one job to its one outcome; returns the connection if it may be
@@ -181,6 +199,7 @@ async fn serve(
     job: Job,
     connection: Option<Connection>,
     scratch: &mut Scratch,
+    timer: &mut Deadline,
 ) -> Option<Connection> {
     let deadline_ns = job.intended_ns + shared.keys[job.key].timeout_ns;
     let now_ns = sys::monotonic_ns();
@@ -228,9 +247,13 @@ async fn serve(
         }
     };
     let deadline = tokio::time::Instant::now() + Duration::from_nanos(deadline_ns - now_ns);
-    let outcome = match tokio::time::timeout_at(deadline, attempt).await {
-        Ok(Ok(outcome)) | Ok(Err(outcome)) => outcome,
-        Err(_) => {
+    timer.as_mut().reset(deadline);
+    let outcome = tokio::select! {
+        biased;
+        result = attempt => match result {
+            Ok(outcome) | Err(outcome) => outcome,
+        },
+        () = timer.as_mut() => {
             // Dropping the connection closes the socket mid-request.
             connection = None;
             Outcome::ClientTimeout
