@@ -248,16 +248,19 @@ async fn serve(
     };
     let deadline = tokio::time::Instant::now() + Duration::from_nanos(deadline_ns - now_ns);
     timer.as_mut().reset(deadline);
+    // The timer first: a response that streams without end keeps the
+    // exchange busy until tokio's cooperative budget runs out, and a timer
+    // polled after it would then never see its deadline.
     let outcome = tokio::select! {
         biased;
-        result = attempt => match result {
-            Ok(outcome) | Err(outcome) => outcome,
-        },
         () = timer.as_mut() => {
             // Dropping the connection closes the socket mid-request.
             connection = None;
             Outcome::ClientTimeout
         }
+        result = attempt => match result {
+            Ok(outcome) | Err(outcome) => outcome,
+        },
     };
     log_request(shared, job, request_id, outcome, sent_ns);
     shared.ended(job, outcome, sent_ns);
