@@ -8,9 +8,18 @@
 //! request: compare it with the latencies of a run against a trivial target.
 //! The server runs on its own thread and runtime, so the figure includes one
 //! cross-thread wake-up each way, as a real loopback target does.
+//!
+//! `exchange_burst_16_connections_204` times what a pacing window sends in
+//! one wake: 16 requests written back to back on 16 connections, then their
+//! 16 responses read as they come. Per request it is the cost the pacer pays
+//! with a window wide enough to gather 16 arrivals, against the single
+//! exchange's cost of an arrival sent on its own.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::Poll;
 
 use bytes::Bytes;
 use contend::driver::conn::Stream;
@@ -99,6 +108,58 @@ fn bench_exchange(c: &mut Criterion) {
                     .expect("response");
                 assert_eq!(status, StatusCode::NO_CONTENT.as_u16());
                 assert!(reusable);
+            })
+        })
+    });
+
+    // A window's burst: every request written before any response is read.
+    const BURST: usize = 16;
+    let mut burst: Vec<Connection> = rt.block_on(async {
+        let mut connections = Vec::with_capacity(BURST);
+        for _ in 0..BURST {
+            let stream = TcpStream::connect(addr).await.expect("connect");
+            stream.set_nodelay(true).expect("nodelay");
+            connections.push(Connection::new(Stream::Plain(stream)));
+        }
+        connections
+    });
+    group.throughput(Throughput::Elements(BURST as u64));
+    group.bench_function("exchange_burst_16_connections_204", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                type Exchange<'a> = Pin<
+                    Box<
+                        dyn Future<
+                                Output = Result<(u16, bool), contend::driver::http1::ExchangeError>,
+                            > + 'a,
+                    >,
+                >;
+                let mut pending: Vec<Option<Exchange<'_>>> = burst
+                    .iter_mut()
+                    .map(|c| {
+                        Some(Box::pin(c.exchange(&template.bytes, template.head)) as Exchange<'_>)
+                    })
+                    .collect();
+                // Polled in order: each first poll writes its request, so all
+                // are on the wire before the first response is awaited.
+                std::future::poll_fn(|cx| {
+                    let mut done = true;
+                    for slot in pending.iter_mut() {
+                        if let Some(exchange) = slot {
+                            match exchange.as_mut().poll(cx) {
+                                Poll::Ready(result) => {
+                                    let (status, reusable) = result.expect("response");
+                                    assert_eq!(status, StatusCode::NO_CONTENT.as_u16());
+                                    assert!(reusable);
+                                    *slot = None;
+                                }
+                                Poll::Pending => done = false,
+                            }
+                        }
+                    }
+                    if done { Poll::Ready(()) } else { Poll::Pending }
+                })
+                .await
             })
         })
     });

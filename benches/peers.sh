@@ -11,8 +11,9 @@
 #      ends, however it ends.
 #   2. Builds contend in release (`cargo build --release`, a no-op when fresh),
 #      unless CONTEND=/path/to/contend is given.
-#   3. For each tool present (contend; wrk; oha if on PATH; wrk2 if WRK2=/path
-#      is given) runs every case, interleaved in rounds (round 1: case 1 with
+#   3. For each tool present (contend; contend-1ms, contend with a 1 ms
+#      pacing window (wrk2's grain) in the open-* cases; wrk; oha if on PATH;
+#      wrk2 if WRK2=/path is given) runs every case, interleaved in rounds (round 1: case 1 with
 #      tool A, B, ..., case 2 with A, B, ...; then round 2), so that drift of
 #      the machine hits all tools alike:
 #        open-R    open loop at R requests/s for DURATION, for R in RATES.
@@ -30,6 +31,9 @@
 #        h2closed-N HTTP/2 over TLS closed loop, N = H2_CONNS x H2_STREAMS
 #                  requests in flight: contend (--connections N --http2)
 #                  and h2load (-c H2_CONNS -m H2_STREAMS), the same shape.
+#        window-W  contend alone, open loop at WINDOW_RATE with [client]
+#                  pacing_window = W, for W in WINDOWS: the pacing-window
+#                  curve (window against req/CPU-s, p50/p99, schedule lag).
 #        storm-R   a new TLS connection per request (contend [client] reuse
 #                  = false; oha --disable-keepalive) at R/s (STORM_RATE):
 #                  the new connections per second sustained and the
@@ -53,8 +57,9 @@
 #
 # Environment (defaults in brackets):
 #   ROUNDS [3]  RATES ["10000 25000 50000 75000"]  DURATION [10s]
-#   CASES [all]  which kinds of case to run: any of "open closed https h2
-#               h2closed storm" (e.g. CASES="https h2 storm")
+#   CASES [all]  which kinds of case to run: any of "open closed window https
+#               h2 h2closed storm" (e.g. CASES="https h2 storm")
+#   WINDOWS ["0s 25us 100us 250us 1ms"]  WINDOW_RATE [50000]  the window curve
 #   HTTPS_RATE [20000]  H2_RATE [50000]  STORM_RATE [2000]
 #   H2_STREAMS [100]  streams per HTTP/2 connection
 #   H2_CONNS [1]  HTTP/2 connections of h2load (and of the h2closed case)
@@ -91,7 +96,9 @@ stamp=$(date +%Y%m%d-%H%M%S)
 OUT=${OUT:-reports/peers-$stamp}
 CONTEND=${CONTEND:-}
 WRK2=${WRK2:-}
-CASES=${CASES:-"open closed https h2 h2closed storm"}
+CASES=${CASES:-"open closed window https h2 h2closed storm"}
+WINDOWS=${WINDOWS:-"0s 25us 100us 250us 1ms"}
+WINDOW_RATE=${WINDOW_RATE:-50000}
 HTTPS_RATE=${HTTPS_RATE:-20000}
 H2_RATE=${H2_RATE:-50000}
 STORM_RATE=${STORM_RATE:-2000}
@@ -117,8 +124,12 @@ for n in "$HTTPS_RATE" "$H2_RATE" "$STORM_RATE" "$H2_STREAMS" "$H2_CONNS"; do
     [[ $n =~ ^[1-9][0-9]*$ ]] || die "HTTPS_RATE, H2_RATE, STORM_RATE, H2_STREAMS and H2_CONNS must be positive whole numbers, not '$n'"
 done
 for kind in $CASES; do
-    [[ $kind =~ ^(open|closed|https|h2|h2closed|storm)$ ]] ||
-        die "CASES takes open, closed, https, h2, h2closed and storm, not '$kind'"
+    [[ $kind =~ ^(open|closed|window|https|h2|h2closed|storm)$ ]] ||
+        die "CASES takes open, closed, window, https, h2, h2closed and storm, not '$kind'"
+done
+[[ $WINDOW_RATE =~ ^[1-9][0-9]*$ ]] || die "WINDOW_RATE must be a whole number per second, not '$WINDOW_RATE'"
+for w in $WINDOWS; do
+    [[ $w =~ ^[0-9]+(ns|us|ms)$|^0s$ ]] || die "WINDOWS takes durations like 0s, 25us or 1ms, not '$w'"
 done
 wants() { [[ " $CASES " == *" $1 "* ]]; }
 tls_cases=false
@@ -128,7 +139,7 @@ if $tls_cases; then
 fi
 
 # --- tools ------------------------------------------------------------------
-tools=(contend)
+tools=(contend contend-1ms)
 missing=()
 if command -v wrk >/dev/null; then tools+=(wrk); else missing+=("wrk: apt-get install -y wrk"); fi
 if command -v oha >/dev/null; then tools+=(oha); else missing+=("oha: cargo install oha"); fi
@@ -273,12 +284,15 @@ if wants closed; then cases+=("closed-$CONNS"); fi
 if wants https; then cases+=("https-$HTTPS_RATE"); fi
 if wants h2; then cases+=("h2-$H2_RATE"); fi
 if wants h2closed; then cases+=("h2closed-$((H2_CONNS * H2_STREAMS))"); fi
+if wants window; then for w in $WINDOWS; do cases+=("window-$w"); done; fi
 if wants storm; then cases+=("storm-$STORM_RATE"); fi
 
 # runs_case TOOL CASE: whether TOOL takes part in CASE.
 runs_case() {
     local tool=$1 kind=${2%%-*}
+    [[ $tool == contend-1ms ]] && { [[ $kind == open ]]; return; }
     case "$kind" in
+    window) [[ $tool == contend ]] ;;
     open | closed) [[ $tool != h2load ]] ;;
     https | storm) [[ $tool == contend || $tool == oha ]] ;;
     h2) [[ $tool == contend || $tool == oha || $tool == h2load ]] ;;
@@ -309,8 +323,17 @@ run_one() {
     [[ $kind == https || $kind == h2 || $kind == h2closed || $kind == storm ]] && target=$tls_url
     local cmd=()
     case "$tool" in
-    contend)
+    contend | contend-1ms)
         cmd=("$CONTEND" run)
+        # A window must stay below lag_bound (else holding arrivals for it
+        # would read as the generator falling behind).
+        if [[ $tool == contend-1ms ]]; then
+            printf '[client]\npacing_window = "1ms"\nlag_bound = "3ms"\n' >"$work/window-1ms.toml"
+            cmd+=("$work/window-1ms.toml")
+        elif [[ $kind == window ]]; then
+            printf '[client]\npacing_window = "%s"\nlag_bound = "5ms"\n' "$value" >"$work/window-$value.toml"
+            cmd+=("$work/window-$value.toml")
+        fi
         case "$kind" in
         https) cmd+=("$work/tls-1.1.toml") ;;
         h2 | h2closed) cmd+=("$work/tls-2.toml") ;;
@@ -320,6 +343,8 @@ run_one() {
             --out "$dir/report" --no-progress --name "$case")
         if [[ $kind == closed || $kind == h2closed ]]; then
             cmd+=(--connections "$value")
+        elif [[ $kind == window ]]; then
+            cmd+=(--rate "$WINDOW_RATE" --max-connections "$CONTEND_MAX_CONNECTIONS")
         else
             cmd+=(--rate "$value" --max-connections "$CONTEND_MAX_CONNECTIONS")
         fi
@@ -375,7 +400,7 @@ missing_text=$(printf '%s\n' "${missing[@]+"${missing[@]}"}")
 MACHINE=$machine NGINX_VERSION=$nginx_version MISSING=$missing_text URL=$url \
     ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS THREADS=$THREADS STAMP=$stamp \
     CONTEND_MAX_CONNECTIONS=$CONTEND_MAX_CONNECTIONS CONTEND_THREADS=$CONTEND_THREADS \
-    H2_STREAMS=$H2_STREAMS \
+    H2_STREAMS=$H2_STREAMS WINDOW_RATE=$WINDOW_RATE \
     python3 - "$OUT" <<'PY'
 import csv, json, os, re, statistics, sys
 
@@ -392,7 +417,7 @@ def cpu(d):
 
 def parse(tool, d):
     """achieved/s, p50, p99, max (us), requests, errors, extra note."""
-    if tool == "contend":
+    if tool.startswith("contend"):
         s = json.load(open(os.path.join(d, "report", "summary.json")))
         o = s["outcomes"]
         responses = sum(o["responses"].values())
@@ -402,6 +427,8 @@ def parse(tool, d):
         note = "generator-bound" if s.get("generator_bound") else ""
         c = s.get("connections", {})
         extra = {"conns_per_s": c.get("opened_per_s"),
+                 "lag_p50_us": s["schedule_lag_us"]["p50"],
+                 "window_us": s.get("driver", {}).get("pacing_window_us"),
                  "handshake_p99_us": s.get("tls_handshake_us", {}).get("p99") if c.get("tls") else None,
                  "http": c.get("http")}
         return (s["achieved_rate_per_s"], lat["p50"], lat["p99"], lat["max"], responses, errors, note,
@@ -467,7 +494,7 @@ for line in open(os.path.join(runs, "index.tsv")):
 
 fields = ["round", "case", "tool", "mode", "achieved_per_s", "p50_us", "p99_us", "max_us",
           "requests", "errors", "cpu_user_s", "cpu_sys_s", "cpu_s", "requests_per_cpu_s",
-          "contend_ratio", "lag_p99_us", "conns_per_s", "handshake_p99_us", "http", "note"]
+          "contend_ratio", "lag_p50_us", "lag_p99_us", "window_us", "conns_per_s", "handshake_p99_us", "http", "note"]
 
 def median(key, group):
     vals = [r[key] for r in group if r.get(key) is not None]
@@ -477,7 +504,7 @@ def median(key, group):
 for r in rows:
     c = [x for x in rows if x["case"] == r["case"] and x["round"] == r["round"]
          and x["tool"] == "contend" and x.get("requests_per_cpu_s")]
-    if c and r.get("requests_per_cpu_s") and r["tool"] != "contend":
+    if c and r.get("requests_per_cpu_s") and not r["tool"].startswith("contend"):
         r["contend_ratio"] = c[0]["requests_per_cpu_s"] / r["requests_per_cpu_s"]
 
 with open(os.path.join(out, "peers.csv"), "w", newline="") as f:
@@ -524,6 +551,8 @@ for case in cases:
         notes = sorted({r.get("note", "") for r in group if r.get("note")})
         ratio = median("contend_ratio", group)
         ratio_text = "1.00" if tool == "contend" else (f"{ratio:.2f}x" if ratio else "-")
+        if tool == "contend-1ms":
+            ratio_text = "(1 ms window)"
         lines.append(
             f"| {case} | {tool} | {mode} | {fmt(median('achieved_per_s', group))} "
             f"| {fmt(median('p50_us', group))} | {fmt(median('p99_us', group))} "
@@ -600,6 +629,51 @@ if closed:
     if c_rate and w_rate:
         verdict = "met" if c_rate >= 0.9 * w_rate else "not met"
         bar.append(f"- {closed[0]}: contend reached {c_rate / w_rate:.2f}x wrk's rate (bar 0.9x: {verdict}).")
+# The pacing window (issue 17): contend's req/CPU-s over wrk2's in the same
+# round, median over rounds; with a 1 ms window (wrk2's grain) >= 1.2x at
+# 50k and 75k; with the default window >= 1.0x with p50 under 100 us; at
+# 75k with the default window not generator-bound and lag p99 <= 1 ms.
+def round_ratio(case, tool, peer):
+    ratios = []
+    for rnd in sorted({r["round"] for r in rows}):
+        a = [r for r in rows if (r["case"], r["tool"], r["round"]) == (case, tool, rnd)]
+        b = [r for r in rows if (r["case"], r["tool"], r["round"]) == (case, peer, rnd)]
+        if a and b and a[0].get("requests_per_cpu_s") and b[0].get("requests_per_cpu_s"):
+            ratios.append(a[0]["requests_per_cpu_s"] / b[0]["requests_per_cpu_s"])
+    return statistics.median(ratios) if ratios else None
+for case in [c for c in cases if c.startswith("open-")]:
+    rate = int(case[5:])
+    wide = round_ratio(case, "contend-1ms", "wrk2")
+    if wide is not None and rate >= 50000:
+        bar.append(f"- {case}: contend with a 1 ms window serves {wide:.2f}x wrk2's req/CPU-s "
+                   f"(bar 1.2x: {'met' if wide >= 1.2 else 'not met'}).")
+    narrow = round_ratio(case, "contend", "wrk2")
+    p50 = med(case, "contend", "p50_us")
+    if narrow is not None:
+        ok = narrow >= 1.0 and p50 is not None and p50 < 100
+        bar.append(f"- {case}: contend with the default window serves {narrow:.2f}x wrk2's req/CPU-s "
+                   f"at p50 {fmt(p50)} us (bar 1.0x and p50 < 100 us: {'met' if ok else 'not met'}).")
+    if rate == 75000:
+        group = [r for r in rows if r["case"] == case and r["tool"] == "contend"]
+        bound = sum(1 for r in group if r.get("note", "").startswith("generator-bound"))
+        lag = med(case, "contend", "lag_p99_us")
+        ok = bound == 0 and lag is not None and lag <= 1000
+        bar.append(f"- {case}: contend (default window, one thread) generator-bound in {bound} of "
+                   f"{len(group)} round(s), schedule lag p99 {fmt(lag)} us (bar: never, and <= 1,000 us: "
+                   f"{'met' if ok else 'not met'}).")
+curve = [c for c in cases if c.startswith("window-")]
+if curve:
+    lines += ["", f"The pacing-window curve (contend alone, open loop at {env['WINDOW_RATE']}/s, "
+              "medians over the rounds):", "",
+              "| pacing_window | req/CPU-s | p50 us | p99 us | lag p50 us | lag p99 us | note |",
+              "|---|---:|---:|---:|---:|---:|---|"]
+    for case in curve:
+        group = [r for r in rows if r["case"] == case and r["tool"] == "contend"]
+        notes = sorted({r.get("note", "") for r in group if r.get("note")})
+        lines.append(f"| {case[7:]} | {fmt(median('requests_per_cpu_s', group))} "
+                     f"| {fmt(median('p50_us', group))} | {fmt(median('p99_us', group))} "
+                     f"| {fmt(median('lag_p50_us', group))} | {fmt(median('lag_p99_us', group))} "
+                     f"| {'; '.join(notes)} |")
 if bar:
     lines += ["", "The bar:"] + bar
 missing = [m for m in env.get("MISSING", "").splitlines() if m]

@@ -79,6 +79,63 @@ fn without_a_stall_the_tail_stays_small() {
     );
 }
 
+/// Runs the driver at `rate_per_s` for 1 s on one thread with `window` as
+/// `[client] pacing_window` (and a lag bound well above it).
+fn drive_with_window(
+    url: &str,
+    rate_per_s: f64,
+    window: Duration,
+) -> contend::driver::DriverOutput {
+    use contend::driver::{self, Plan};
+    use contend::shutdown::Stop;
+    let mut o = overrides(url, rate_per_s, Duration::from_secs(1));
+    o.threads = Some(1);
+    let mut scenario = contend::scenario::from_overrides(&o).expect("valid overrides");
+    scenario.client.pacing_window = window;
+    scenario.client.lag_bound = Duration::from_millis(500);
+    let contend::scenario::Experiment::Run(load) = scenario.experiment.clone() else {
+        panic!("flags make a run");
+    };
+    let plan = Plan::new(&scenario, url, load).expect("plan");
+    driver::run(&plan, Stop::never().receiver(), &mut |_| {}).expect("driver runs")
+}
+
+#[test]
+fn a_pacing_window_holds_arrivals_to_its_end_and_no_longer() {
+    // At 2000/s a 20 ms window gathers about 40 arrivals per wake: each
+    // waits from its due time to the window's end, so the generator lag is
+    // spread over 0..20 ms (median near 10 ms); with no window each goes
+    // at its own time. The lag counts from the intended time either way.
+    let server = util::http_server(|_| Duration::ZERO);
+    let window = Duration::from_millis(20);
+    let held = drive_with_window(&server.url(), 2000.0, window);
+    let prompt = drive_with_window(&server.url(), 2000.0, Duration::ZERO);
+    for out in [&held, &prompt] {
+        assert_outcomes_add_up(out);
+        assert_eq!(out.totals.counts.class(Class::Success), out.totals.arrivals);
+    }
+    let lag_ms = |out: &contend::driver::DriverOutput, q| {
+        out.totals.generator_lag_us.value_at_quantile(q) as f64 / 1e3
+    };
+    // Bounds generous for a loaded machine: a late wake only adds lag.
+    assert!(
+        lag_ms(&held, 0.75) >= 4.0,
+        "arrivals wait for the window's end: lag p75 {:.3} ms",
+        lag_ms(&held, 0.75)
+    );
+    assert!(
+        lag_ms(&held, 0.5) < 150.0,
+        "and not much longer: lag p50 {:.3} ms",
+        lag_ms(&held, 0.5)
+    );
+    assert!(
+        lag_ms(&prompt, 0.5) < lag_ms(&held, 0.5),
+        "no window, less lag: {:.3} ms against {:.3} ms",
+        lag_ms(&prompt, 0.5),
+        lag_ms(&held, 0.5)
+    );
+}
+
 #[test]
 fn refused_connections_are_counted_as_connect_errors() {
     // Bind, learn the port, close: nothing listens there now.

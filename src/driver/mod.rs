@@ -123,6 +123,8 @@ pub struct Plan {
     pub seed: u64,
     /// Reporting interval.
     pub interval: Duration,
+    /// Arrivals due within this long of a pacer wake go out together.
+    pub pacing_window: Duration,
     /// Give every request an `x-request-id` and keep per-request records.
     pub request_ids: bool,
     /// This process's share of a load split over several processes.
@@ -236,6 +238,7 @@ impl Plan {
             max_connections: scenario.client.max_connections,
             seed: scenario.client.seed,
             interval: scenario.client.interval,
+            pacing_window: scenario.client.pacing_window,
             request_ids: scenario.client.request_ids,
             shard: scenario.client.shard,
             start_at: scenario.client.start_at,
@@ -591,6 +594,7 @@ fn shard_plans(plan: &Plan, protocol: Protocol, tls: Option<&TlsClient>) -> Vec<
             closed_loop: closed.map_or(0, |c| share(c, shards, shard)),
             run_ns: plan.load.duration().as_nanos().min(u64::MAX as u128) as u64,
             interval_ns: plan.interval.as_nanos().max(1) as u64,
+            pacing_window_ns: plan.pacing_window.as_nanos().min(u64::MAX as u128) as u64,
             request_log: plan
                 .request_ids
                 .then(|| (request_log::RECORDS_PER_RUN / shards).max(1)),

@@ -31,11 +31,6 @@ use crate::record::Recorder;
 use crate::scenario::Phase;
 use crate::sys;
 
-/// Shortest time between two wakes of the pacer. Below it arrivals are
-/// dispatched in batches: each wake costs a few syscalls, and at high rates
-/// arrivals are this close anyway. The batch's lateness stays visible as
-/// schedule lag and in latency, which both count from the intended time.
-const MIN_WAKE_GAP_NS: u64 = 100_000;
 /// Most arrivals dispatched in one go before the pacer yields, so that a
 /// backlog after a stall cannot starve the connections' I/O.
 const MAX_BATCH: usize = 512;
@@ -70,6 +65,13 @@ pub struct ShardPlan {
     pub warm_connections: usize,
     /// Reporting interval, ns.
     pub interval_ns: u64,
+    /// Shortest time between two wakes of the pacer, ns (`[client]
+    /// pacing_window`): arrivals due within it are dispatched together at
+    /// its end. Each wake costs a timer re-arm and an epoll round, and a
+    /// burst of sends finds the target already awake; the batch's lateness
+    /// stays visible as schedule lag and in latency, which both count from
+    /// the intended time.
+    pub pacing_window_ns: u64,
     /// Closed-loop connections of this shard (0: open loop, the schedule).
     pub closed_loop: usize,
     /// Length of the run, ns (the phases' total).
@@ -130,6 +132,8 @@ pub(super) struct Shared {
     pub(super) max_workers: usize,
     /// Arrivals dispatched and not yet ended.
     pub(super) in_flight: Cell<u64>,
+    /// `[client] pacing_window`, ns (see [`ShardPlan::pacing_window_ns`]).
+    pacing_window_ns: u64,
     pub(super) drained: Notify,
     /// Set once no more arrivals will come: idle workers then end.
     pub(super) closing: Cell<bool>,
@@ -203,9 +207,9 @@ impl Ord for Pending {
 
 impl Shared {
     /// An attempt ended: it is retried (see [`Shared::retry`]), or its
-    /// outcome is the arrival's and is recorded; then what has come due
-    /// meanwhile is sent (the thread is awake anyway), and the attempt is
-    /// counted out of flight. `retry_after_ns`: the response's
+    /// outcome is the arrival's and is recorded; then what has waited the
+    /// pacing window out meanwhile is sent (the thread is awake anyway), and
+    /// the attempt is counted out of flight. `retry_after_ns`: the response's
     /// `Retry-After`, as a wait.
     pub(super) fn ended(
         self: &Rc<Self>,
@@ -226,7 +230,10 @@ impl Shared {
                 sent_ns.map(|s| now_ns.saturating_sub(s)),
             );
         }
-        dispatch_due(self, now_ns);
+        // Only what waited out the window: the rest goes in the pacer's
+        // next burst, so a wide window keeps its bursts (a burst finds the
+        // target awake; sends spread over responses each wake it).
+        dispatch_due(self, now_ns.saturating_sub(self.pacing_window_ns), now_ns);
         let end_ns = self.closed_loop_end_ns.get();
         if end_ns > 0 && now_ns < end_ns && !self.closing.get() {
             // An HTTP/2 closed-loop client sends its next request.
@@ -511,6 +518,7 @@ pub fn run(
             connecting: Cell::new(0),
             max_workers: plan.max_connections.max(1),
             in_flight: Cell::new(0),
+            pacing_window_ns: plan.pacing_window_ns,
             drained: Notify::new(),
             closing: Cell::new(false),
             connect_budget: Cell::new((NEW_CONNECTIONS_BURST, sys::monotonic_ns())),
@@ -547,7 +555,15 @@ pub fn run(
             )
             .await
         } else {
-            pace(&shared, plan.interval_ns, &to_coordinator, &mut stop).await
+            let window_ns = plan.pacing_window_ns;
+            pace(
+                &shared,
+                plan.interval_ns,
+                window_ns,
+                &to_coordinator,
+                &mut stop,
+            )
+            .await
         };
         if let Err(e) = paced {
             let _ = to_coordinator.send(ShardMsg::Failed(format!("driver timer: {e}")));
@@ -576,11 +592,12 @@ pub fn run(
     });
 }
 
-/// Sends every arrival due by `now_ns`, at most [`MAX_BATCH`]. Called by
-/// the pacer on its own wakes and by each exchange as it ends, so that when
-/// the thread is awake for I/O anyway, due arrivals leave without waiting
-/// for (or paying for) a timer wake.
-fn dispatch_due(shared: &Rc<Shared>, now_ns: u64) -> usize {
+/// Sends every arrival due by `due_by_ns` at `now_ns`, at most
+/// [`MAX_BATCH`]. Called by the pacer on its own wakes (`due_by_ns` is
+/// now) and by each exchange as it ends, so that when the thread is awake
+/// for I/O anyway, arrivals late past the pacing window leave without
+/// waiting for (or paying for) a timer wake.
+fn dispatch_due(shared: &Rc<Shared>, due_by_ns: u64, now_ns: u64) -> usize {
     let mut sent = 0;
     while sent < MAX_BATCH {
         let Some(job) = shared.take_due_retry(now_ns) else {
@@ -594,7 +611,7 @@ fn dispatch_due(shared: &Rc<Shared>, now_ns: u64) -> usize {
             let mut arrivals = shared.arrivals.borrow_mut();
             let a = &mut *arrivals;
             match a.next_due_ns {
-                Some(due_ns) if due_ns <= now_ns => {
+                Some(due_ns) if due_ns <= due_by_ns => {
                     let key = pick_key(&shared.keys, &mut a.rng);
                     a.next_due_ns = a.schedule.next().map(|next| a.start_ns + next.offset_ns);
                     Job::new(key, due_ns)
@@ -609,11 +626,13 @@ fn dispatch_due(shared: &Rc<Shared>, now_ns: u64) -> usize {
 }
 
 /// The pacer: sends what is due, closes intervals, then sleeps on the
-/// timerfd until the next arrival (or a little later, see
-/// [`MIN_WAKE_GAP_NS`]), until the schedule ends or a stop is asked for.
+/// timerfd until the next arrival (or, when that is sooner than
+/// `window_ns` after this wake, until the window ends), until the schedule
+/// ends or a stop is asked for.
 async fn pace(
     shared: &Rc<Shared>,
     interval_ns: u64,
+    window_ns: u64,
     to_coordinator: &mpsc::Sender<ShardMsg>,
     stop: &mut watch::Receiver<bool>,
 ) -> std::io::Result<()> {
@@ -627,7 +646,7 @@ async fn pace(
         if now_ns >= next_tick_ns {
             next_tick_ns = close_intervals(shared, now_ns, start_ns, interval_ns, to_coordinator);
         }
-        let sent = dispatch_due(shared, now_ns);
+        let sent = dispatch_due(shared, now_ns, now_ns);
         let next_arrival_ns = shared.arrivals.borrow().next_due_ns;
         let due_ns = match (next_arrival_ns, &shared.retries) {
             (Some(due_ns), _) => due_ns,
@@ -645,7 +664,7 @@ async fn pace(
             tokio::task::yield_now().await;
             continue;
         }
-        let wake_ns = due_ns.max(now_ns + MIN_WAKE_GAP_NS).min(next_tick_ns);
+        let wake_ns = due_ns.max(now_ns + window_ns).min(next_tick_ns);
         timer.get_ref().arm_at(wake_ns)?;
         tokio::select! {
             guard = timer.readable() => guard?.clear_ready(),

@@ -13,9 +13,12 @@
 
 use std::cell::Cell;
 use std::future::poll_fn;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
+
+use tokio::time::Sleep;
 
 use super::conn;
 use super::http1::Connection;
@@ -127,6 +130,7 @@ pub(super) fn spawn_closed(shared: Rc<Shared>, end_ns: u64) {
     tokio::task::spawn_local(async move {
         let _slot = WorkerSlot(shared.clone());
         let mut scratch = Scratch::default();
+        let mut timer = new_deadline();
         let mut connection = None;
         loop {
             let now_ns = sys::monotonic_ns();
@@ -136,7 +140,7 @@ pub(super) fn spawn_closed(shared: Rc<Shared>, end_ns: u64) {
             let job = Job::new(shared.next_key(), now_ns);
             shared.recorder.borrow_mut().dispatched(now_ns, 0);
             shared.in_flight.set(shared.in_flight.get() + 1);
-            connection = serve(&shared, job, connection, &mut scratch).await;
+            connection = serve(&shared, job, connection, &mut scratch, &mut timer).await;
             if connection.is_none() {
                 // A refused connect can fail without ever waiting: let the
                 // shard's other tasks (the interval clock, a stop) run.
@@ -170,6 +174,7 @@ async fn run(shared: &Rc<Shared>, mut next: Option<Job>, mut connection: Option<
     let mailbox = Rc::new(Mailbox::default());
     // Used only with request ids on; empty and unallocated otherwise.
     let mut scratch = Scratch::default();
+    let mut timer = new_deadline();
     loop {
         let queued = next
             .take()
@@ -185,8 +190,21 @@ async fn run(shared: &Rc<Shared>, mut next: Option<Job>, mut connection: Option<
                 }
             }
         };
-        connection = serve(shared, job, connection, &mut scratch).await;
+        connection = serve(shared, job, connection, &mut scratch, &mut timer).await;
     }
+}
+
+/// A worker's client-timeout timer, kept for its life and moved to each
+/// request's deadline. Deadlines only grow on a worker, and moving a tokio
+/// timer later costs no lock and no wake of the runtime; a new timer per
+/// request took the timer wheel's lock twice and, whenever it was the
+/// earliest (at low rates, always), an eventfd write and an extra epoll
+/// round to wake the runtime's own thread.
+type Deadline = Pin<Box<Sleep>>;
+
+fn new_deadline() -> Deadline {
+    // Far off until the first request sets it.
+    Box::pin(tokio::time::sleep(Duration::from_secs(86_400)))
 }
 
 /// Serves one job to its one outcome; returns the connection if it may be
@@ -196,6 +214,7 @@ async fn serve(
     job: Job,
     connection: Option<Connection>,
     scratch: &mut Scratch,
+    timer: &mut Deadline,
 ) -> Option<Connection> {
     let deadline_ns = job.due_ns + shared.keys[job.key].timeout_ns;
     let now_ns = sys::monotonic_ns();
@@ -245,13 +264,20 @@ async fn serve(
         }
     };
     let deadline = tokio::time::Instant::now() + Duration::from_nanos(deadline_ns - now_ns);
-    let outcome = match tokio::time::timeout_at(deadline, attempt).await {
-        Ok(Ok(outcome)) | Ok(Err(outcome)) => outcome,
-        Err(_) => {
+    timer.as_mut().reset(deadline);
+    // The timer first: a response that streams without end keeps the
+    // exchange busy until tokio's cooperative budget runs out, and a timer
+    // polled after it would then never see its deadline.
+    let outcome = tokio::select! {
+        biased;
+        () = timer.as_mut() => {
             // Dropping the connection closes the socket mid-request.
             connection = None;
             Outcome::ClientTimeout
         }
+        result = attempt => match result {
+            Ok(outcome) | Err(outcome) => outcome,
+        },
     };
     log_request(shared, job, request_id, outcome, sent_ns);
     shared.ended(job, outcome, sent_ns, retry_after_ns);

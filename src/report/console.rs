@@ -147,10 +147,11 @@ pub fn write(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
     )?;
     writeln!(
         w,
-        "Driver: {:.2} CPU-s, {:.0} requests per CPU-second, peak {:.0}% of a core",
+        "Driver: {:.2} CPU-s, {:.0} requests per CPU-second, peak {:.0}% of a core, pacing window {}",
         s.driver.cpu_s,
         s.driver.requests_per_cpu_s,
-        s.driver.peak_cpu_cores * 100.0
+        s.driver.peak_cpu_cores * 100.0,
+        contend_units::format_duration(std::time::Duration::from_micros(s.driver.pacing_window_us))
     )?;
     if s.generator_bound {
         writeln!(

@@ -506,6 +506,12 @@ fn merged_driver(shards: &[ShardFolder], sent: u64) -> DriverSummary {
             .iter()
             .map(|s| s.summary.driver.peak_cpu_cores)
             .fold(0.0, f64::max),
+        // The shards run one scenario: the widest window stands for all.
+        pacing_window_us: shards
+            .iter()
+            .map(|s| s.summary.driver.pacing_window_us)
+            .max()
+            .unwrap_or(0),
     }
 }
 

@@ -122,6 +122,10 @@ pub struct DriverSummary {
     pub requests_per_cpu_s: f64,
     /// Busiest interval's driver CPU, in cores (max over whole intervals).
     pub peak_cpu_cores: f64,
+    /// `[client] pacing_window` the pacer used, us (absent, so 0, in
+    /// reports written before it existed).
+    #[serde(default)]
+    pub pacing_window_us: u64,
 }
 
 /// The summary of one run.
@@ -580,6 +584,7 @@ impl Summary {
                 cpu_s: round3(cpu_s),
                 requests_per_cpu_s: round3(t.sent as f64 / cpu_s.max(1e-9)),
                 peak_cpu_cores: round3(peak_cpu_cores),
+                pacing_window_us: run.scenario.client.pacing_window.as_micros() as u64,
             },
             keys: key_summaries(&run.step.key_names, t),
             upstream_accounting: run.upstream.clone(),

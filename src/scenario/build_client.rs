@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use contend_units::de::Num;
+use contend_units::format_duration;
 use toml::Spanned;
 
 use super::build::{Ctx, cli};
@@ -275,6 +276,21 @@ fn client_from_file(
             check_positive_duration("[client] lag_bound", d.0, Duration::from_secs(3600))
         })?;
         client.lag_bound = l.get_ref().0;
+    }
+    if let Some(w) = &raw.pacing_window {
+        let window = w.get_ref().0;
+        if window >= client.lag_bound {
+            return Err(ctx.at(
+                w.span(),
+                format!(
+                    "[client] pacing_window of {} is not below lag_bound ({}): arrivals held for the window would count as the generator falling behind; shorten the window or raise lag_bound (e.g. lag_bound = \"{}\")",
+                    format_duration(window),
+                    format_duration(client.lag_bound),
+                    format_duration(window * 2),
+                ),
+            ));
+        }
+        client.pacing_window = window;
     }
     if let Some(h) = &raw.http {
         client.http = match h.get_ref() {

@@ -41,8 +41,8 @@ use build::{Ctx, build, cli};
 pub use build_target::{Unsupported, unsupported};
 pub(crate) use check::quoted;
 pub use client::{
-    ClientSpec, DEFAULT_STREAMS_PER_CONNECTION, HttpVersion, MAX_SHARDS, Shard, ShardArg, TlsSpec,
-    TlsVersionSpec,
+    ClientSpec, DEFAULT_PACING_WINDOW, DEFAULT_STREAMS_PER_CONNECTION, HttpVersion, MAX_SHARDS,
+    Shard, ShardArg, TlsSpec, TlsVersionSpec,
 };
 use raw::RawScenario;
 pub use retry::{Backoff, Jitter, MAX_RETRIES, RetryOn, RetrySpec};

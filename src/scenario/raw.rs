@@ -299,6 +299,7 @@ pub(super) struct RawClient {
     pub(super) seed: Option<Spanned<Int>>,
     pub(super) interval: Option<Spanned<HumanDuration>>,
     pub(super) lag_bound: Option<Spanned<HumanDuration>>,
+    pub(super) pacing_window: Option<Spanned<HumanDuration>>,
     pub(super) request_ids: Option<Spanned<bool>>,
     pub(super) http: Option<Spanned<RawHttp>>,
     pub(super) streams_per_connection: Option<Spanned<Int>>,

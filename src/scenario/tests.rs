@@ -605,3 +605,44 @@ fn https_http2_and_tls_settings_are_read_and_checked() {
     assert_eq!(s.client.http, HttpVersion::Http2);
     assert!(s.client.tls.insecure);
 }
+
+#[test]
+fn pacing_window_defaults_and_stays_below_lag_bound() {
+    use crate::scenario::DEFAULT_PACING_WINDOW;
+    assert_eq!(parse_ok(PHASE).client.pacing_window, DEFAULT_PACING_WINDOW);
+    let cases = [
+        ("pacing_window = \"0s\"", Duration::ZERO),
+        ("pacing_window = \"250us\"", Duration::from_micros(250)),
+        (
+            "pacing_window = \"1ms\"\nlag_bound = \"3ms\"",
+            Duration::from_millis(1),
+        ),
+        (
+            "lag_bound = \"3ms\"\npacing_window = \"1ms\"",
+            Duration::from_millis(1),
+        ),
+    ];
+    for (client, want) in cases {
+        let text = format!("{PHASE}[client]\n{client}");
+        assert_eq!(parse_ok(&text).client.pacing_window, want, "{client}");
+    }
+    let cases = [
+        (
+            format!("{PHASE}[client]\npacing_window = \"1ms\""),
+            "s.toml:5:17: [client] pacing_window of 1ms is not below lag_bound (1ms): arrivals held for the window would count as the generator falling behind; shorten the window or raise lag_bound (e.g. lag_bound = \"2ms\")",
+        ),
+        (
+            format!("{PHASE}[client]\nlag_bound = \"2ms\"\npacing_window = \"5ms\""),
+            "s.toml:6:17: [client] pacing_window of 5ms is not below lag_bound (2ms)",
+        ),
+        (
+            format!("{PHASE}[client]\npacing_window = \"-1ms\""),
+            "s.toml:5:17",
+        ),
+        (format!("{PHASE}[client]\npacing_window = 5"), "s.toml:5:17"),
+    ];
+    for (text, want) in cases {
+        let err = parse_err(&text);
+        assert!(err.contains(want), "{text:?}\n  got {err}\n  want {want}");
+    }
+}
