@@ -473,14 +473,31 @@ fn nginx_config_format(config: &str) -> Option<String> {
 
 fn haproxy_config_format(config: &str) -> Option<String> {
     let mut found = None;
+    // `http-request capture SAMPLE len N` fills capture slots in order; a
+    // log-format that logs `%[capture.req.hdr(i)]` logs slot i's sample, so
+    // it is written as that sample (`%[req.hdr(x-api-key)]`), which names
+    // the header it holds.
+    let mut captures = Vec::new();
     for line in config.lines().map(str::trim) {
         if let Some(rest) = line.strip_prefix("log-format ") {
             found = Some(unquote_haproxy(rest.trim()));
         } else if line.starts_with("option httplog") && found.is_none() {
             found = Some(PRESETS[4].2.to_string());
+        } else if let Some(rest) = line.strip_prefix("http-request capture ") {
+            if let Some(sample) = rest.split_whitespace().next() {
+                captures.push(sample.to_string());
+            }
         }
     }
-    found.map(|f| format!("haproxy:{f}"))
+    found.map(|mut f| {
+        for (slot, sample) in captures.iter().enumerate() {
+            f = f.replace(
+                &format!("%[capture.req.hdr({slot})]"),
+                &format!("%[{sample}]"),
+            );
+        }
+        format!("haproxy:{f}")
+    })
 }
 
 #[cfg(test)]
@@ -495,6 +512,24 @@ mod tests {
                 Segment::Literal(_) => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn a_haproxy_capture_slot_is_written_as_the_sample_it_holds() {
+        let cfg = "frontend gateway\n    http-request capture req.hdr(x-api-key) len 128\n    \
+                   http-request capture req.hdr(x-request-id) len 128\n    \
+                   log-format \"%t key=%[capture.req.hdr(0)] status=%ST id=%[capture.req.hdr(1)]\"\n";
+        let written = written_by("haproxy", cfg).expect("a format");
+        assert_eq!(
+            written,
+            "haproxy:%t key=%[req.hdr(x-api-key)] status=%ST id=%[req.hdr(x-request-id)]"
+        );
+        let f = compile(&written, None).expect("compiles");
+        assert!(
+            vars_of(&f).contains(&("%[req.hdr(x-api-key)]", Field::Key)),
+            "{:?}",
+            vars_of(&f)
+        );
     }
 
     #[test]
