@@ -189,30 +189,17 @@ const FALLBACKS: [&str; 2] = ["/usr/sbin/haproxy", "/usr/local/sbin/haproxy"];
 
 /// The HAProxy binary, or an error that names the install and the alternative.
 pub fn find() -> Result<PathBuf> {
-    let on_path = std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("haproxy"))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    find_among(
-        on_path
-            .into_iter()
-            .chain(FALLBACKS.iter().map(PathBuf::from)),
-    )
+    find_among(super::child::program_candidates("haproxy", &FALLBACKS).into_iter())
 }
 
 /// The first of `candidates` that is a file, or the error [`find`] gives.
-pub fn find_among(mut candidates: impl Iterator<Item = PathBuf>) -> Result<PathBuf> {
-    candidates
-        .find(|p| p.is_file())
-        .ok_or_else(|| Error::Component {
-            component: NAME.into(),
-            message: "haproxy is not installed (not on the PATH, nor in /usr/sbin): install it with \
-                      `apt-get install haproxy`, or use the embedded gateway with [gateway] kind = \"reference\""
-                .into(),
-        })
+pub fn find_among(candidates: impl Iterator<Item = PathBuf>) -> Result<PathBuf> {
+    super::child::first_program(
+        candidates,
+        NAME,
+        "haproxy is not installed (not on the PATH, nor in /usr/sbin): install it with \
+         `apt-get install haproxy`, or use the embedded gateway with [gateway] kind = \"reference\"",
+    )
 }
 
 /// `haproxy/2.6.12-1+deb12u4`, from `haproxy -v`.

@@ -165,30 +165,17 @@ const FALLBACKS: [&str; 2] = ["/usr/sbin/nginx", "/usr/local/sbin/nginx"];
 
 /// The nginx binary, or an error that names the install and the alternative.
 pub fn find() -> Result<PathBuf> {
-    let on_path = std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("nginx"))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    find_among(
-        on_path
-            .into_iter()
-            .chain(FALLBACKS.iter().map(PathBuf::from)),
-    )
+    find_among(super::child::program_candidates("nginx", &FALLBACKS).into_iter())
 }
 
 /// The first of `candidates` that is a file, or the error [`find`] gives.
-pub fn find_among(mut candidates: impl Iterator<Item = PathBuf>) -> Result<PathBuf> {
-    candidates
-        .find(|p| p.is_file())
-        .ok_or_else(|| Error::Component {
-            component: "nginx".into(),
-            message: "nginx is not installed (not on the PATH, nor in /usr/sbin): install it with \
-                      `apt-get install nginx`, or use the embedded gateway with [gateway] kind = \"reference\""
-                .into(),
-        })
+pub fn find_among(candidates: impl Iterator<Item = PathBuf>) -> Result<PathBuf> {
+    super::child::first_program(
+        candidates,
+        "nginx",
+        "nginx is not installed (not on the PATH, nor in /usr/sbin): install it with \
+         `apt-get install nginx`, or use the embedded gateway with [gateway] kind = \"reference\"",
+    )
 }
 
 /// `nginx/1.22.1`, from `nginx -v` (which writes to stderr).

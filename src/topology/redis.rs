@@ -36,18 +36,17 @@ pub struct RedisStore {
 /// Finds `redis-server` on the PATH (or in /usr/bin, /usr/sbin); the
 /// error names the install command.
 pub fn find() -> Result<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
-        .map(|dir| dir.join("redis-server"))
-        .find(|p| p.is_file())
-        .ok_or_else(|| Error::Component {
-            component: "redis".into(),
-            message: "redis-server is not installed (looked on the PATH, /usr/bin and /usr/sbin): \
-                      `apt-get install redis-server`, or give [store] url = \"redis://HOST:PORT\" \
-                      for one that runs"
-                .into(),
-        })
+    super::child::first_program(
+        super::child::program_candidates(
+            "redis-server",
+            &["/usr/bin/redis-server", "/usr/sbin/redis-server"],
+        )
+        .into_iter(),
+        "redis",
+        "redis-server is not installed (looked on the PATH, /usr/bin and /usr/sbin): \
+         `apt-get install redis-server`, or give [store] url = \"redis://HOST:PORT\" \
+         for one that runs",
+    )
 }
 
 /// Starts redis-server on a free loopback port, retrying on another port
