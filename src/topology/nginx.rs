@@ -378,7 +378,7 @@ pub fn config_test_failure(stderr: &str, text: &str, template: Option<&Path>) ->
             "fix the template {} ([gateway] template), or drop `template` to use the embedded one",
             path.display()
         ),
-        None => "this nginx rejects the embedded template, so it may lack a module the template                  uses (limit_req, limit_conn, proxy): install the full build (`apt-get install nginx`),                  or use [gateway] kind = \"reference\""
+        None => "this nginx rejects the embedded template, so it may lack a module the template uses (limit_req, limit_conn, proxy): install the full build (`apt-get install nginx`), or use [gateway] kind = \"reference\""
             .to_string(),
     };
     Error::Component {
