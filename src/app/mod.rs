@@ -267,30 +267,19 @@ fn abort_audit(
     scenario: &scenario::Scenario,
     spec: &scenario::AbortAuditSpec,
 ) -> Result<i32> {
-    refuse_repeat(
-        args,
-        "--repeat is not available for experiment = \"abort-audit\" (it already runs once per mode)",
-    )?;
-    let Prepared {
+    let Once {
+        output,
         thresholds,
         stop,
-        exe,
         preflight,
-        folders,
+        dir,
         made: _made,
-        exporter,
-    } = prepare(args, scenario)?;
-    let dir = one_folder(folders)?;
-    let bench = Bench {
+    } = run_once(
+        args,
         scenario,
-        exe: &exe,
-        stop: &stop,
-        cgroup: None,
-    };
-    let mut console = Console::plain(args, exporter.as_ref());
-    let output = experiment::abort_audit::run(&bench, spec, &mut |event| console.event(event));
-    console.finish();
-    let output = output?;
+        "--repeat is not available for experiment = \"abort-audit\" (it already runs once per mode)",
+        |bench, on_event| experiment::abort_audit::run(bench, spec, on_event),
+    )?;
     let Some((_, first)) = output.runs.first() else {
         // Only an interrupt before the first mode ran lands here.
         return Ok(Stop::signal().map_or(0, |s| s.exit_code()));
@@ -339,30 +328,19 @@ fn find_limit(
     scenario: &scenario::Scenario,
     spec: &scenario::FindLimitSpec,
 ) -> Result<i32> {
-    refuse_repeat(
-        args,
-        "--repeat is not available for experiment = \"find-limit\" (set [find_limit] repeats instead)",
-    )?;
-    let Prepared {
+    let Once {
+        output,
         thresholds,
         stop,
-        exe,
         preflight,
-        folders,
+        dir,
         made: _made,
-        exporter,
-    } = prepare(args, scenario)?;
-    let dir = one_folder(folders)?;
-    let bench = Bench {
+    } = run_once(
+        args,
         scenario,
-        exe: &exe,
-        stop: &stop,
-        cgroup: None,
-    };
-    let mut console = Console::plain(args, exporter.as_ref());
-    let output = experiment::find_limit::run(&bench, spec, &mut |event| console.event(event));
-    console.finish();
-    let output = output?;
+        "--repeat is not available for experiment = \"find-limit\" (set [find_limit] repeats instead)",
+        |bench, on_event| experiment::find_limit::run(bench, spec, on_event),
+    )?;
     let Some(run) = &output.run else {
         // Only an interrupt before the first step ended lands here.
         return Ok(Stop::signal().map_or(0, |s| s.exit_code()));
@@ -509,6 +487,57 @@ fn check_host(scenario: &scenario::Scenario, quiet: bool) -> Result<Preflight> {
     Ok(Preflight {
         checks,
         limit_errors: crate::limits::LimitErrors::now(),
+    })
+}
+
+/// What an experiment that runs once into one report folder ran with, and
+/// what it gave (abort-audit, find-limit, `[[variants]]`).
+struct Once<T> {
+    output: T,
+    thresholds: Vec<gate::Threshold>,
+    stop: Stop,
+    preflight: Preflight,
+    dir: PathBuf,
+    /// Removes the folder if it is still empty when the command ends.
+    made: MadeFolders,
+}
+
+/// Refuses `--repeat` with `repeat_refusal`, prepares the run (thresholds,
+/// host checks, the one report folder, signals), then runs `experiment`
+/// with the console following its events.
+fn run_once<T>(
+    args: &RunArgs,
+    scenario: &scenario::Scenario,
+    repeat_refusal: &str,
+    experiment: impl FnOnce(&Bench, &mut dyn FnMut(Event)) -> Result<T>,
+) -> Result<Once<T>> {
+    refuse_repeat(args, repeat_refusal)?;
+    let Prepared {
+        thresholds,
+        stop,
+        exe,
+        preflight,
+        folders,
+        made,
+        exporter,
+    } = prepare(args, scenario)?;
+    let dir = one_folder(folders)?;
+    let bench = Bench {
+        scenario,
+        exe: &exe,
+        stop: &stop,
+        cgroup: None,
+    };
+    let mut console = Console::plain(args, exporter.as_ref());
+    let output = experiment(&bench, &mut |event| console.event(event));
+    console.finish();
+    Ok(Once {
+        output: output?,
+        thresholds,
+        stop,
+        preflight,
+        dir,
+        made,
     })
 }
 

@@ -6,44 +6,30 @@
 
 use std::io::Write;
 
-use super::{
-    Console, Prepared, conclude, evaluate_thresholds, one_folder, prepare, refuse_repeat,
-    wrote_summary,
-};
+use super::{Once, conclude, evaluate_thresholds, run_once, wrote_summary};
 use crate::cli::RunArgs;
 use crate::driver::Load;
 use crate::error::Result;
-use crate::experiment::{self, Bench};
+use crate::experiment;
 use crate::report::variants::VariantRow;
 use crate::report::{self, IntervalCsvRow, summary::Summary};
 use crate::scenario;
 use crate::shutdown::Stop;
 
 pub(super) fn run(args: &RunArgs, scenario: &scenario::Scenario, load: &Load) -> Result<i32> {
-    refuse_repeat(
-        args,
-        "--repeat is not available with [[variants]] (each variant already runs once)",
-    )?;
-    let Prepared {
+    let Once {
+        output: runs,
         thresholds,
         stop,
-        exe,
         preflight,
-        folders,
+        dir,
         made: _made,
-        exporter,
-    } = prepare(args, scenario)?;
-    let dir = one_folder(folders)?;
-    let bench = Bench {
+    } = run_once(
+        args,
         scenario,
-        exe: &exe,
-        stop: &stop,
-        cgroup: None,
-    };
-    let mut console = Console::plain(args, exporter.as_ref());
-    let runs = experiment::variants::run(&bench, load, &mut |event| console.event(event));
-    console.finish();
-    let runs = runs?;
+        "--repeat is not available with [[variants]] (each variant already runs once)",
+        |bench, on_event| experiment::variants::run(bench, load, on_event),
+    )?;
     let Some((_, first)) = runs.first() else {
         // Only an interrupt before the first variant ran lands here.
         return Ok(Stop::signal().map_or(0, |s| s.exit_code()));
