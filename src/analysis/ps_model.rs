@@ -129,8 +129,8 @@ pub fn share_504(timeout_s: f64, cores: f64, work: CpuWork, in_flight: u32) -> f
 }
 
 /// The standard normal's quantile (Acklam's rational approximation,
-/// relative error under 1.2e-9).
-fn normal_quantile(p: f64) -> f64 {
+/// relative error under 1.2e-9); `p` is held inside (1e-12, 1 - 1e-12).
+pub(super) fn normal_quantile(p: f64) -> f64 {
     const A: [f64; 6] = [
         -3.969_683_028_665_376e1,
         2.209_460_984_245_205e2,
@@ -160,6 +160,7 @@ fn normal_quantile(p: f64) -> f64 {
         2.445_134_137_142_996,
         3.754_408_661_907_416,
     ];
+    let p = p.clamp(1e-12, 1.0 - 1e-12);
     let tail = |q: f64| {
         (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
             / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
