@@ -313,24 +313,10 @@ pub fn check_config(
     text: &str,
     template: Option<&Path>,
 ) -> Result<()> {
-    let output = std::process::Command::new(haproxy)
-        .arg("-c")
-        .arg("-f")
-        .arg(conf)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| Error::Component {
-            component: NAME.into(),
-            message: format!("could not run `{} -c`: {e}", haproxy.display()),
-        })?;
-    if output.status.success() {
-        return Ok(());
-    }
-    Err(config_check_failure(
-        &String::from_utf8_lossy(&output.stderr),
-        text,
-        template,
-    ))
+    let args = ["-c".to_string(), "-f".into(), conf.display().to_string()];
+    program::check_config(NAME, haproxy, &args, |stderr| {
+        config_check_failure(stderr, text, template)
+    })
 }
 
 /// The line number in HAProxy's `[FILE:LINE]`, the first such in `text`.
@@ -367,20 +353,12 @@ pub fn config_check_failure(stderr: &str, text: &str, template: Option<&Path>) -
             l.strip_prefix("config : ").unwrap_or(l).to_string()
         })
         .unwrap_or_else(|| "haproxy -c failed and printed nothing".into());
-    let at = line_number(&complaint)
-        .and_then(|n| text.lines().nth(n.checked_sub(1)?).map(|l| (n, l.trim())))
-        .map(|(n, l)| format!("; line {n} of the rendered config is `{l}`"))
-        .unwrap_or_default();
-    let fix = match template {
-        Some(path) => format!(
-            "fix the template {} ([gateway] template), or drop `template` to use the embedded one",
-            path.display()
-        ),
-        None => "this HAProxy rejects the embedded template, which is written for HAProxy 2.6 \
-                 or later: install a current one (`apt-get install haproxy`), or use \
-                 [gateway] kind = \"reference\""
-            .to_string(),
-    };
+    let at = program::rendered_line(text, line_number(&complaint));
+    let fix = program::template_fix(
+        template,
+        "this HAProxy rejects the embedded template, which is written for HAProxy 2.6 or later: \
+         install a current one (`apt-get install haproxy`), or use [gateway] kind = \"reference\"",
+    );
     Error::Component {
         component: NAME.into(),
         message: format!("its config check (`haproxy -c`) failed: {complaint}{at}. Fix: {fix}"),

@@ -313,22 +313,9 @@ pub fn test_config(
 ) -> Result<()> {
     let mut args = args(prefix, conf);
     args.insert(0, "-t".into());
-    let output = std::process::Command::new(nginx)
-        .args(&args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| Error::Component {
-            component: "nginx".into(),
-            message: format!("could not run `{} -t`: {e}", nginx.display()),
-        })?;
-    if output.status.success() {
-        return Ok(());
-    }
-    Err(config_test_failure(
-        &String::from_utf8_lossy(&output.stderr),
-        text,
-        template,
-    ))
+    program::check_config("nginx", nginx, &args, |stderr| {
+        config_test_failure(stderr, text, template)
+    })
 }
 
 /// The error for a failed `nginx -t`: its `[emerg]` line, the rendered
@@ -349,19 +336,14 @@ pub fn config_test_failure(stderr: &str, text: &str, template: Option<&Path>) ->
         .unwrap_or_else(|| "nginx -t failed and printed nothing".into());
     let line = complaint
         .rsplit_once(':')
-        .and_then(|(_, n)| n.trim().parse::<usize>().ok())
-        .and_then(|n| text.lines().nth(n.checked_sub(1)?).map(|l| (n, l.trim())));
-    let at = line
-        .map(|(n, l)| format!("; line {n} of the rendered config is `{l}`"))
-        .unwrap_or_default();
-    let fix = match template {
-        Some(path) => format!(
-            "fix the template {} ([gateway] template), or drop `template` to use the embedded one",
-            path.display()
-        ),
-        None => "this nginx rejects the embedded template, so it may lack a module the template uses (limit_req, limit_conn, proxy): install the full build (`apt-get install nginx`), or use [gateway] kind = \"reference\""
-            .to_string(),
-    };
+        .and_then(|(_, n)| n.trim().parse::<usize>().ok());
+    let at = program::rendered_line(text, line);
+    let fix = program::template_fix(
+        template,
+        "this nginx rejects the embedded template, so it may lack a module the template uses \
+         (limit_req, limit_conn, proxy): install the full build (`apt-get install nginx`), or \
+         use [gateway] kind = \"reference\"",
+    );
     Error::Component {
         component: "nginx".into(),
         message: format!("its config test (`nginx -t`) failed: {complaint}{at}. Fix: {fix}"),

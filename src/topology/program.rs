@@ -99,3 +99,49 @@ pub fn explain_port_taken(error: Error, listen: SocketAddr, ours: &str, directiv
         other => other,
     }
 }
+
+/// Runs `program`'s config check (`args`, no stdin): passes, or gives the
+/// error `failure` makes of what it printed on stderr.
+pub fn check_config(
+    component: &str,
+    program: &Path,
+    args: &[String],
+    failure: impl FnOnce(&str) -> Error,
+) -> Result<()> {
+    let output = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| Error::Component {
+            component: component.into(),
+            message: format!(
+                "could not run `{} {}`: {e}",
+                program.display(),
+                args.join(" ")
+            ),
+        })?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(failure(&String::from_utf8_lossy(&output.stderr)))
+}
+
+/// `; line N of the rendered config is `...``, for the line `n` a config
+/// check named in `text` (nothing when it named none, or none there is).
+pub fn rendered_line(text: &str, n: Option<usize>) -> String {
+    n.and_then(|n| text.lines().nth(n.checked_sub(1)?).map(|l| (n, l.trim())))
+        .map(|(n, l)| format!("; line {n} of the rendered config is `{l}`"))
+        .unwrap_or_default()
+}
+
+/// The fix for a config check that failed: mend the user's `template`, or
+/// (the embedded template failed) `embedded`.
+pub fn template_fix(template: Option<&Path>, embedded: &str) -> String {
+    match template {
+        Some(path) => format!(
+            "fix the template {} ([gateway] template), or drop `template` to use the embedded one",
+            path.display()
+        ),
+        None => embedded.to_string(),
+    }
+}
