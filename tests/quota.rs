@@ -380,4 +380,11 @@ fn the_quota_experiment_measures_every_design_and_writes_its_answers() {
     ] {
         assert!(md.contains(part), "{part} missing from quota.md:\n{md}");
     }
+    // `contend report` re-renders the quota page, not a plain run's.
+    std::fs::remove_file(out_dir.join("quota-faults.svg")).unwrap();
+    let again = run(contend().arg("report").arg(&out_dir));
+    assert_exit(&again, 0);
+    assert!(out_dir.join("quota-faults.svg").is_file());
+    let page = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(page.contains("4. Footprint") && page.contains("design-store/report.html"));
 }
