@@ -124,7 +124,7 @@ impl Load {
             Experiment::Sweep(sweep) => {
                 sweep.concurrency.iter().copied().max().unwrap_or(0) as usize
             }
-            Experiment::FindLimit(_) | Experiment::AbortAudit(_) => 0,
+            Experiment::FindLimit(_) | Experiment::AbortAudit(_) | Experiment::Quota(_) => 0,
         };
         let closed_run = matches!(
             &scenario.experiment,

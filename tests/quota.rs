@@ -1,8 +1,9 @@
 //! Distributed quotas against a real redis-server: gateway replicas
 //! sharing one quota in the store (where in-process limits each admit
 //! their own), a paused store under fail-open and fail-closed and their
-//! recovery (also with the local cache), a store killed mid-run by a `[[faults]]` entry, and the
-//! scenario's refusals of faults that cannot be applied.
+//! recovery (also with the local cache), a store killed mid-run by a
+//! `[[faults]]` entry, the scenario's refusals of faults that cannot be
+//! applied, and the quota experiment end to end.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -324,4 +325,128 @@ fn faults_that_cannot_be_applied_are_refused_before_the_run() {
         let err = crate::binary::text(&out.stderr);
         assert!(err.contains(want), "case {i}: want {want:?} in\n{err}");
     }
+}
+
+#[test]
+fn the_quota_experiment_measures_every_design_and_writes_its_answers() {
+    if !redis_present("the_quota_experiment_measures_every_design") {
+        return;
+    }
+    let _turn = crate::util::one_measurement_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("quota.toml");
+    // Q = 20/s per key over 2 replicas; "heavy" offers 3Q, "light" Q/2; the
+    // store paused from 1 s to 2 s of each fault design's 3 s. A generous
+    // store timeout: on a busy machine a short one also fails outside the
+    // pause.
+    std::fs::write(
+        &scenario,
+        "name = \"q\"\nexperiment = \"quota\"\n[[phases]]\nrate = 70\nduration = \"3s\"\n\
+         [gateway]\nkind = \"reference\"\nreplicas = 2\nrate_limit = { rate = 20, burst = 1 }\n\
+         [store]\nkind = \"redis\"\ntimeout = \"250ms\"\nsync_interval = \"500ms\"\n\
+         [[faults]]\nat = \"1s\"\ncomponent = \"store\"\naction = \"pause\"\nfor = \"1s\"\n\
+         [[keys]]\nname = \"heavy\"\nweight = 6\n[[keys]]\nname = \"light\"\nweight = 1\n\
+         [client]\ninterval = \"500ms\"\n",
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = run(contend()
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&out_dir));
+    assert_exit(&out, 0);
+    let s = summary(&out_dir);
+    let designs = s["quota"]["designs"].as_array().expect("quota designs");
+    let names: Vec<&str> = designs
+        .iter()
+        .map(|d| d["design"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "in-process",
+            "store",
+            "store-cache",
+            "fault-open",
+            "fault-closed"
+        ]
+    );
+    let design = |name: &str| designs.iter().find(|d| d["design"] == name).unwrap();
+    for d in designs {
+        assert!(d["error"].is_null(), "{d}");
+    }
+    // Heavy's admissions against Q: about 2Q with two in-process limits,
+    // about Q with the store (generous bounds: the machine is shared).
+    let heavy_share = |name: &str| {
+        let d = design(name);
+        let heavy = d["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["key"] == "heavy")
+            .unwrap();
+        heavy["admitted_per_s"].as_f64().unwrap() / 20.0
+    };
+    let local = heavy_share("in-process");
+    let shared = heavy_share("store");
+    assert!(
+        (1.5..2.6).contains(&local),
+        "in-process admitted {local:.2}x Q"
+    );
+    assert!(
+        (0.7..1.35).contains(&shared),
+        "store admitted {shared:.2}x Q"
+    );
+    assert!(design("in-process")["over_admitted"].as_u64().unwrap() > 30);
+    // One store call per request, far fewer behind the cache.
+    let calls = |name: &str| design(name)["store_calls_per_request"].as_f64().unwrap();
+    assert!((0.9..1.1).contains(&calls("store")), "{}", calls("store"));
+    assert!(calls("store-cache") < 0.6, "{}", calls("store-cache"));
+    assert!(design("in-process")["store_calls_per_request"].is_null());
+    // The pause: a store-down window in both fault designs, ended before
+    // the load did (both recovered); fail-open admitted, fail-closed refused.
+    for name in ["fault-open", "fault-closed"] {
+        let d = design(name);
+        let windows = d["store_down"].as_array().unwrap();
+        assert!(!windows.is_empty(), "{name}: {d}");
+        let end = windows.last().unwrap()["end_s"].as_f64().unwrap();
+        assert!(end < 3.0, "{name}: store errors until {end} s");
+        assert_eq!(d["faults"][0]["action"], "pause");
+    }
+    assert!(
+        design("fault-open")["fail_open_admissions"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert_eq!(design("fault-open")["errors_5xx"], 0);
+    assert!(design("fault-closed")["errors_5xx"].as_u64().unwrap() > 0);
+    for file in [
+        "quota.md",
+        "quota.csv",
+        "quota-accuracy.svg",
+        "quota-faults.png",
+        "report.html",
+        "design-store/summary.json",
+        "design-fault-open/latency-over-time.svg",
+    ] {
+        assert!(out_dir.join(file).is_file(), "{file} missing");
+    }
+    let md = std::fs::read_to_string(out_dir.join("quota.md")).unwrap();
+    for part in [
+        "1. Accuracy",
+        "2. The check's cost",
+        "3. A store fault",
+        "4. Footprint",
+    ] {
+        assert!(md.contains(part), "{part} missing from quota.md:\n{md}");
+    }
+    // `contend report` re-renders the quota page, not a plain run's.
+    std::fs::remove_file(out_dir.join("quota-faults.svg")).unwrap();
+    let again = run(contend().arg("report").arg(&out_dir));
+    assert_exit(&again, 0);
+    assert!(out_dir.join("quota-faults.svg").is_file());
+    let page = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(page.contains("4. Footprint") && page.contains("design-store/report.html"));
 }

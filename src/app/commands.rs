@@ -123,6 +123,9 @@ pub fn report(dir: &std::path::Path) -> Result<i32> {
     }
     let data = report::plot::ReportData::read(dir)?;
     let summary = &data.summary;
+    if let Some(quota) = &summary.quota {
+        return report_quota(dir, summary, quota);
+    }
     let mut stdout = std::io::stdout().lock();
     let _ = report::console::write(&mut stdout, summary);
     let _ = gate::write_thresholds(&mut stdout, &summary.thresholds, false);
@@ -134,6 +137,35 @@ pub fn report(dir: &std::path::Path) -> Result<i32> {
     }
     drop(stdout);
     let (_, errors) = report::write_plots_and_html(dir, &data);
+    if let Some(first) = errors.into_iter().next() {
+        return Err(first);
+    }
+    Ok(0)
+}
+
+/// `contend report` of a quota experiment's folder: its tables again, and
+/// its top-level files from its summary and each design's `intervals.csv`
+/// (a design whose file is missing is left out of the figures, said).
+fn report_quota(
+    dir: &std::path::Path,
+    summary: &report::summary::Summary,
+    quota: &report::quota::QuotaResult,
+) -> Result<i32> {
+    let _ = report::quota::write_table(&mut std::io::stdout().lock(), quota);
+    let mut runs = Vec::new();
+    for d in quota.designs.iter().filter(|d| d.error.is_none()) {
+        let path = dir
+            .join(format!("design-{}", d.design))
+            .join("intervals.csv");
+        match report::read_intervals_csv(&path) {
+            Ok(rows) => runs.push((d.design.clone(), rows)),
+            Err(e) => eprintln!(
+                "warning: {}: {e}; its lines are left out of the figures",
+                path.display()
+            ),
+        }
+    }
+    let (_, errors) = report::quota_page::write_files(dir, summary, quota, &runs);
     if let Some(first) = errors.into_iter().next() {
         return Err(first);
     }

@@ -8,6 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 mod commands;
+mod quota;
 mod variants;
 
 pub use commands::{compare, doctor, gateway, merge, report};
@@ -55,6 +56,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         Experiment::Sweep(spec) => sweep(args, &scenario, spec),
         Experiment::FindLimit(spec) => find_limit(args, &scenario, spec),
         Experiment::AbortAudit(spec) => abort_audit(args, &scenario, spec),
+        Experiment::Quota(spec) => quota::run(args, &scenario, spec),
     }
 }
 

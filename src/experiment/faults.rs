@@ -84,6 +84,16 @@ impl Schedule {
         Some((start + due.at).saturating_duration_since(now))
     }
 
+    /// True when the next thing due by `now` is a fault's end (a resume, a
+    /// restart): the watcher applies it before the interval's reading, so
+    /// that reading does not wait on a component still stopped.
+    pub fn end_due(&self, start: Option<Instant>, now: Instant) -> bool {
+        let (Some(start), Some(due)) = (start, self.due.get(self.next)) else {
+            return false;
+        };
+        due.end && start + due.at <= now
+    }
+
     /// Applies what is due at `now` (everything still pending when `end`:
     /// a paused component is never left stopped). `revived` is told the
     /// index of a component started again.

@@ -13,6 +13,8 @@
 //!   key against the upstream's truth, joined per request.
 //! - [`variants`]: the load once per `[[variants]]` entry (a retry policy,
 //!   a gateway concurrency limit), side by side.
+//! - [`quota`]: the load once per rate-limit design (in-process, a shared
+//!   store, the store with a local cache, through store faults).
 //!
 //! Every experiment takes a [`Bench`] and tells its caller what happens
 //! through [`Event`]s (one progress adapter serves them all); each hands
@@ -22,6 +24,7 @@ pub mod abort_audit;
 pub mod faults;
 pub mod find_limit;
 pub mod handshake;
+pub mod quota;
 pub mod run;
 mod sampling;
 pub mod step;

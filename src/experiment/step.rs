@@ -426,7 +426,11 @@ fn watch(
             Err(mpsc::RecvTimeoutError::Timeout) => false,
             Err(mpsc::RecvTimeoutError::Disconnected) => true,
         };
-        {
+        // A fault's end (a resume) before the boundary's reading, which
+        // would otherwise wait on the stopped component; its start after
+        // it, so that what the fault causes is counted in the interval
+        // after the fault, not in the one before.
+        let mut apply = |tracked: &mut Vec<Tracked>, schedule: &mut Schedule| {
             let mut named: Vec<(&str, &mut (dyn Component + '_))> = roles
                 .iter()
                 .map(String::as_str)
@@ -435,7 +439,15 @@ fn watch(
             schedule.apply(load_start, Instant::now(), finished, &mut named, &mut |i| {
                 dead[i] = false;
             });
+        };
+        if schedule.end_due(load_start, Instant::now()) {
+            apply(&mut tracked, &mut schedule);
         }
+        {
+            let all: Vec<&dyn Component> = tracked.iter().map(|t| &*t.component).collect();
+            sampler.tick(&all, finished);
+        }
+        apply(&mut tracked, &mut schedule);
         let at_s = run_start.elapsed().as_secs_f64();
         for (t, dead) in tracked.iter_mut().zip(dead.iter_mut()) {
             if *dead {
@@ -448,10 +460,6 @@ fn watch(
                 continue;
             }
             t.observe(at_s, finished, &mut seen);
-        }
-        {
-            let all: Vec<&dyn Component> = tracked.iter().map(|t| &*t.component).collect();
-            sampler.tick(&all, finished);
         }
         if finished {
             seen.stalls.sort_by(|a, b| a.from_s.total_cmp(&b.from_s));

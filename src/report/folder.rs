@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 /// The files `contend` writes into a report folder, by name: the run's
 /// own (with its gateway's access log and that log's format), then those
 /// of a sweep, a find-limit, an abort audit and `contend logs`.
-const FILES: [&str; 22] = [
+const FILES: [&str; 24] = [
     "summary.json",
     "intervals.csv",
     "components.csv",
@@ -41,10 +41,12 @@ const FILES: [&str; 22] = [
     "usage.csv",
     "slow-routes.csv",
     "variants.csv",
+    "quota.md",
+    "quota.csv",
 ];
 
 /// The plots `contend` draws, each as `<name>.svg` and `<name>.png`.
-const PLOTS: [&str; 13] = [
+const PLOTS: [&str; 15] = [
     "latency-over-time",
     "components-over-time",
     "percentile-spectrum",
@@ -58,6 +60,8 @@ const PLOTS: [&str; 13] = [
     "censored-fit",
     "retries-over-time",
     "variants",
+    "quota-accuracy",
+    "quota-faults",
 ];
 
 /// True when `name` is a file `contend` writes into a report folder (a
@@ -71,14 +75,17 @@ pub fn is_contend_file(name: &str) -> bool {
 }
 
 /// True when `name` is a subfolder `contend` writes reports into: a
-/// `--repeat` run's `run-N`, an abort audit's mode, a `variant-NAME`.
+/// `--repeat` run's `run-N`, an abort audit's mode, a `variant-NAME`, a
+/// quota experiment's `design-NAME`.
 pub fn is_contend_folder(name: &str) -> bool {
     let run_n = name
         .strip_prefix("run-")
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
     let variant = name.strip_prefix("variant-").is_some_and(|n| !n.is_empty());
+    let design = name.strip_prefix("design-").is_some_and(|n| !n.is_empty());
     run_n
         || variant
+        || design
         || crate::scenario::AuditMode::ALL
             .iter()
             .any(|m| m.as_str() == name)

@@ -11,7 +11,8 @@
 //! renamed: [`write_file`]): one that fails is reported, never costs the
 //! others and never leaves a truncated file. [`folder`] makes the folder
 //! ready before the run. [`logs`] is `contend logs`'s folder for an
-//! access log. [`LiveIntervals`] writes `intervals.csv` and
+//! access log. [`quota`] and [`quota_page`] are the quota experiment's
+//! answers and its top-level files. [`LiveIntervals`] writes `intervals.csv` and
 //! `latency.hlog` as the run goes, so a crash or `kill -9` still leaves
 //! them up to the last closed interval; the end-of-run write replaces them
 //! with the same content. Nothing here measures.
@@ -30,6 +31,8 @@ pub mod logs;
 pub mod merge;
 pub mod plot;
 pub mod progress;
+pub mod quota;
+pub mod quota_page;
 pub mod retries;
 pub mod summary;
 pub mod variants;

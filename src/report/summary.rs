@@ -279,6 +279,11 @@ pub struct Summary {
     /// first variant; each variant's own report is in `variant-NAME/`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variants: Option<Vec<super::variants::VariantRow>>,
+    /// `experiment = "quota"`: each rate-limit design's accuracy, cost,
+    /// store faults and footprint (the other fields describe the first
+    /// design that ran; each design's own report is in `design-NAME/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<super::quota::QuotaResult>,
 }
 
 /// Which share of a load a run offered (`--shard I/N`), on which host, and
@@ -620,6 +625,7 @@ impl Summary {
                 )
             }),
             variants: None,
+            quota: None,
             machine: Some(Machine::of(&run.scenario)),
             shard: Some(ShardInfo::of(&run.scenario.client, d)),
             merged: None,
@@ -656,6 +662,7 @@ pub fn number_paths(scenario: &crate::scenario::Scenario) -> Vec<String> {
         "sweep" => matches!(experiment, Experiment::Sweep(_)),
         "find_limit" => matches!(experiment, Experiment::FindLimit(_)),
         "abort_audit" => matches!(experiment, Experiment::AbortAudit(_)),
+        "quota" => matches!(experiment, Experiment::Quota(_)),
         "closed_loop_connections" => {
             matches!(experiment, Experiment::Run(Load::Closed { .. }))
         }

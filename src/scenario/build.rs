@@ -87,7 +87,7 @@ pub(super) fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Resul
     let section = match kind {
         ExperimentKind::Sweep => Some("[sweep] (rates or concurrency)"),
         ExperimentKind::FindLimit => Some("[find_limit] (rate, warmup, duration)"),
-        ExperimentKind::Run | ExperimentKind::AbortAudit => None,
+        ExperimentKind::Run | ExperimentKind::AbortAudit | ExperimentKind::Quota => None,
     };
     let phases = match (section, &raw.phases) {
         (Some(section), Some(listed)) => {
@@ -162,8 +162,9 @@ pub(super) fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Resul
         )?,
         None => Vec::new(),
     };
-    let run_load = (kind == ExperimentKind::Run && overrides.connections.is_none())
-        .then(|| phases.iter().map(|p| p.duration).sum());
+    let run_load = (matches!(kind, ExperimentKind::Run | ExperimentKind::Quota)
+        && overrides.connections.is_none())
+    .then(|| phases.iter().map(|p| p.duration).sum());
     let faults = super::store::build_faults(
         ctx,
         raw.faults,
@@ -188,6 +189,13 @@ pub(super) fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Resul
             phases,
             ..abort_audit
         }),
+        ExperimentKind::Quota => Experiment::Quota(super::store::build_quota(
+            ctx,
+            phases,
+            &gateway,
+            &keys,
+            overrides.connections.is_some(),
+        )?),
     };
     Ok(Scenario {
         name,

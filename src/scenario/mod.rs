@@ -46,7 +46,7 @@ pub use client::{
 };
 use raw::RawScenario;
 pub use retry::{Backoff, Jitter, MAX_RETRIES, RetryOn, RetrySpec};
-pub use store::{FaultAction, FaultSpec, FaultTarget, StoreSpec};
+pub use store::{FaultAction, FaultSpec, FaultTarget, QuotaSpec, StoreSpec};
 pub use system::{HardwareClass, ScrapeSource, ScrapeSpec, format_bytes};
 pub use variants::{MAX_VARIANTS, VariantSpec};
 
@@ -118,6 +118,7 @@ impl Scenario {
         match &self.experiment {
             Experiment::Run(load) => load.phases(),
             Experiment::AbortAudit(audit) => &audit.phases,
+            Experiment::Quota(quota) => &quota.phases,
             Experiment::Sweep(_) | Experiment::FindLimit(_) => &[],
         }
     }
@@ -135,6 +136,10 @@ pub enum Experiment {
     /// The phases once per gateway mode, accounted time against the
     /// upstream's truth: `[abort_audit]` and `[[phases]]`.
     AbortAudit(AbortAuditSpec),
+    /// The phases once per rate-limit design (in-process, the store on
+    /// every request, the store with a local cache, and through the
+    /// `[[faults]]` failing open and closed): `[store]` and `[[phases]]`.
+    Quota(QuotaSpec),
 }
 
 impl Experiment {
@@ -145,6 +150,7 @@ impl Experiment {
             Experiment::Sweep(_) => ExperimentKind::Sweep,
             Experiment::FindLimit(_) => ExperimentKind::FindLimit,
             Experiment::AbortAudit(_) => ExperimentKind::AbortAudit,
+            Experiment::Quota(_) => ExperimentKind::Quota,
         }
     }
 
@@ -157,6 +163,7 @@ impl Experiment {
             Experiment::Sweep(sweep) => sweep.rates.iter().copied().fold(0.0, f64::max),
             Experiment::FindLimit(find_limit) => find_limit.rate.unwrap_or(0.0),
             Experiment::AbortAudit(audit) => Load::Open(audit.phases.clone()).peak_rate_per_s(),
+            Experiment::Quota(quota) => Load::Open(quota.phases.clone()).peak_rate_per_s(),
         }
     }
 }
@@ -415,6 +422,8 @@ pub enum ExperimentKind {
     FindLimit,
     /// Gateway-accounted time per key against the upstream's ground truth.
     AbortAudit,
+    /// What a rate-limit design delivers: accuracy, the check's cost, a store fault.
+    Quota,
 }
 
 impl ExperimentKind {
@@ -425,6 +434,7 @@ impl ExperimentKind {
             ExperimentKind::Sweep => "sweep",
             ExperimentKind::FindLimit => "find-limit",
             ExperimentKind::AbortAudit => "abort-audit",
+            ExperimentKind::Quota => "quota",
         }
     }
 }

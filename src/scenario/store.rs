@@ -3,7 +3,8 @@
 //! time into the measured load), validated.
 //!
 //! Takes their raw sections and the gateway already built; hands on a
-//! [`StoreSpec`] and the [`FaultSpec`]s, or the first error, located. A
+//! [`StoreSpec`], the [`FaultSpec`]s and, for `experiment = "quota"`, its
+//! [`QuotaSpec`], or the first error, located. A
 //! fault that could not be applied (a component that is not started by
 //! contend, a restart of one that cannot restart, a time past the load)
 //! is refused here, before anything starts.
@@ -113,6 +114,61 @@ impl FaultSpec {
     pub fn until(&self) -> Duration {
         self.at + self.duration.unwrap_or_default()
     }
+}
+
+/// The sync interval of the quota experiment's cached design when
+/// `[store] sync_interval` does not give one (the seeds' ~500 ms).
+pub const DEFAULT_QUOTA_SYNC: Duration = Duration::from_millis(500);
+
+/// `experiment = "quota"`, validated: the load every design runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuotaSpec {
+    /// The load each design runs: the scenario's phases.
+    pub phases: Vec<super::Phase>,
+    /// The cached design's sync interval (`[store] sync_interval`, else
+    /// [`DEFAULT_QUOTA_SYNC`]); the other store designs call the store on
+    /// every request.
+    pub sync_interval: Duration,
+}
+
+/// `experiment = "quota"`: the designs differ in where the reference
+/// gateway keeps its rate limit, so it needs that gateway with a
+/// `rate_limit`, a `[store]`, keys to limit, and an open-loop load.
+pub(super) fn build_quota(
+    ctx: &Ctx,
+    phases: Vec<super::Phase>,
+    gateway: &GatewaySpec,
+    keys: &[super::KeySpec],
+    closed_loop: bool,
+) -> Result<QuotaSpec> {
+    if closed_loop {
+        return Err(ctx.whole(
+            "experiment = \"quota\" offers each key a rate above or below its quota: it needs an \
+             open-loop load ([[phases]]), not --connections",
+        ));
+    }
+    if gateway.kind != GatewayKind::Reference || gateway.policies.rate_limit.is_none() {
+        return Err(ctx.whole(
+            "experiment = \"quota\" compares where the reference gateway keeps its rate limit: add \
+             [gateway] kind = \"reference\" with rate_limit = { rate = 100, burst = 10 }",
+        ));
+    }
+    let Some(store) = &gateway.store else {
+        return Err(ctx.whole(
+            "experiment = \"quota\" compares the in-process limit with a shared store: add [store] \
+             kind = \"redis\" (contend starts redis-server)",
+        ));
+    };
+    if keys.is_empty() {
+        return Err(ctx.whole(
+            "experiment = \"quota\" measures admissions per key against the quota: add [[keys]] \
+             (one above its quota, one below, say)",
+        ));
+    }
+    Ok(QuotaSpec {
+        phases,
+        sync_interval: store.sync_interval.unwrap_or(DEFAULT_QUOTA_SYNC),
+    })
 }
 
 /// `[store]`: `kind = "redis"` (started by contend) or `url`, and the

@@ -83,11 +83,12 @@ pub(super) fn components_over_time(data: &ReportData) -> Option<Figure> {
             .collect(),
         None => Vec::new(),
     };
+    let shades = super::fault_shades(&data.summary.faults);
     let panel = |title: String, y: &str, fmt: Fmt, series: Vec<Series>| Panel {
         title,
         x: axis("time since start (s)", false, Fmt::Plain),
         y: axis(y, false, fmt),
-        series,
+        series: series.into_iter().chain(shades.iter().cloned()).collect(),
         vlines: vlines.clone(),
         hlines: Vec::new(),
         marks: Vec::new(),
@@ -123,8 +124,13 @@ pub(super) fn components_over_time(data: &ReportData) -> Option<Figure> {
     }
     Some(Figure {
         panels,
-        note: "Read from each component's processes (/proc) and its own metrics at the driver's interval boundaries; \
-               the same intervals as the latency plot."
-            .into(),
+        note: if shades.is_empty() {
+            "Read from each component's processes (/proc) and its own metrics at the driver's interval boundaries; \
+             the same intervals as the latency plot."
+                .into()
+        } else {
+            "Read from /proc and each component's own metrics at the driver's interval boundaries. Shaded: the faults."
+                .into()
+        },
     })
 }

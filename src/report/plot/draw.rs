@@ -142,10 +142,11 @@ fn draw_panel<DB: DrawingBackend>(
     };
     let label_px = end_label_margin_px(p);
     let mut chart = mesh(area, p, xc, yc, label_px)?;
+    draw_shades(root, &mut chart, p, &plane)?;
     draw_vlines(root, &mut chart, p, &plane)?;
     draw_hlines(root, &mut chart, p, &plane)?;
     let mut end_labels = Vec::new();
-    for s in &p.series {
+    for s in p.series.iter().filter(|s| !matches!(s.kind, Kind::Shade)) {
         if let Some(label) = draw_series(&mut chart, s, &plane)? {
             end_labels.push(label);
         }
@@ -155,20 +156,30 @@ fn draw_panel<DB: DrawingBackend>(
     draw_marks(root, &mut chart, p, &plane, label_x)
 }
 
-/// Every x value the panel shows: its series' points, vertical lines and marks.
+/// Every x value the panel shows: its series' points (a shaded span's
+/// finite ends), vertical lines and marks.
 fn panel_xs(p: &Panel) -> Vec<f64> {
     p.series
         .iter()
-        .flat_map(|s| s.data.iter().map(|d| d.0))
+        .flat_map(|s| {
+            let shade = matches!(s.kind, Kind::Shade);
+            s.data
+                .iter()
+                .flat_map(move |d| [Some(d.0), shade.then_some(d.1)])
+                .flatten()
+                .filter(|x| x.is_finite())
+        })
         .chain(p.vlines.iter().map(|v| v.0))
         .chain(p.marks.iter().map(|m| m.0))
         .collect()
 }
 
-/// Every y value the panel shows: its series' points, horizontal lines and marks.
+/// Every y value the panel shows: its series' points (a shaded span has
+/// none: it covers whatever height the rest gives), horizontal lines and marks.
 fn panel_ys(p: &Panel) -> Vec<f64> {
     p.series
         .iter()
+        .filter(|s| !matches!(s.kind, Kind::Shade))
         .flat_map(|s| s.data.iter().map(|d| d.1))
         .chain(p.hlines.iter().map(|h| h.0))
         .chain(p.marks.iter().map(|m| m.1))
@@ -181,6 +192,7 @@ fn end_label_margin_px(p: &Panel) -> i32 {
     let longest = p
         .series
         .iter()
+        .filter(|s| !matches!(s.kind, Kind::Shade))
         .map(|s| s.name.chars().count())
         .max()
         .unwrap_or(0);
@@ -218,6 +230,49 @@ fn mesh<'a, DB: DrawingBackend>(
         .draw()
         .map_err(msg)?;
     Ok(chart)
+}
+
+/// The shaded spans, light in their series' colour under everything else,
+/// each series labelled at the top of its first span shown.
+fn draw_shades<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    chart: &mut Chart<'_, DB>,
+    p: &Panel,
+    plane: &Plane,
+) -> std::result::Result<(), String> {
+    let small = (FONT, 13).into_font();
+    for s in p.series.iter().filter(|s| matches!(s.kind, Kind::Shade)) {
+        let mut labelled = false;
+        for &(from, to) in &s.data {
+            let to = if to.is_finite() {
+                plane.tx(to)
+            } else {
+                plane.x_hi
+            };
+            let from = plane.tx(from).max(plane.x_lo);
+            let to = to.min(plane.x_hi);
+            if !from.is_finite() || from >= to {
+                continue;
+            }
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(from, plane.y_lo), (to, plane.y_hi)],
+                    s.color.mix(0.18).filled(),
+                )))
+                .map_err(msg)?;
+            if !labelled {
+                let (px, py) = chart.backend_coord(&(from, plane.y_hi));
+                root.draw(&Text::new(
+                    s.name.clone(),
+                    (px + 3, py + 18),
+                    small.color(&s.color),
+                ))
+                .map_err(msg)?;
+                labelled = true;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The vertical marker lines, dashed, each labelled at its top.
@@ -333,6 +388,8 @@ fn draw_series<DB: DrawingBackend>(
                 .draw_series(pts.iter().map(|&c| Circle::new(c, 5, s.color.filled())))
                 .map_err(msg)?;
         }
+        // Drawn by `draw_shades`, under the rest.
+        Kind::Shade => return Ok(None),
         Kind::Band(lower) => {
             let mut poly = pts.clone();
             poly.extend(lower.iter().rev().map(|&(x, y)| (plane.tx(x), plane.ty(y))));
@@ -404,6 +461,7 @@ fn draw_marks<DB: DrawingBackend>(
     let top_y = p
         .series
         .iter()
+        .filter(|s| !matches!(s.kind, Kind::Shade))
         .flat_map(|s| s.data.iter().map(|d| plane.ty(d.1)))
         .fold(f64::NEG_INFINITY, f64::max);
     for (x, y, label) in &p.marks {

@@ -45,6 +45,10 @@ pub enum Kind {
     Dots,
     /// A filled band from these lower points up to the series' points.
     Band(Vec<(f64, f64)>),
+    /// Spans of x shaded over the panel's whole height, each point a
+    /// (start, end) pair (an end that is not finite: to the panel's right
+    /// edge), labelled at the first span's top: when a fault held.
+    Shade,
 }
 
 /// One labelled series.

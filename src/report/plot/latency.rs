@@ -48,6 +48,8 @@ pub(super) fn latency_over_time(data: &ReportData) -> Figure {
     };
     let note = if data.summary.sweep.is_some() {
         "Each step begins with its warm-up; lines mark the steps.".to_string()
+    } else if !data.summary.faults.is_empty() {
+        "Shaded: the [[faults]], from when each took effect to when it ended.".to_string()
     } else {
         String::new()
     };
@@ -57,13 +59,16 @@ pub(super) fn latency_over_time(data: &ReportData) -> Figure {
                 title: format!("Latency over time: {}", data.summary.name),
                 x: axis("time since start (s)", false, Fmt::Plain),
                 y: axis("latency per interval (log scale)", true, Fmt::Micros),
-                series: vec![
+                series: [
                     line("P50", BLUE, |r| r.p50_us),
                     line("P90", GREEN, |r| r.p90_us),
                     line("P99", ORANGE, |r| r.p99_us),
                     line("P99.9", RED, |r| r.p999_us),
                     line("max", GREY, |r| r.max_us),
-                ],
+                ]
+                .into_iter()
+                .chain(super::fault_shades(&data.summary.faults))
+                .collect(),
                 vlines,
                 hlines: Vec::new(),
                 marks: Vec::new(),

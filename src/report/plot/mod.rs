@@ -191,6 +191,26 @@ pub fn charts(data: &ReportData) -> Vec<(&'static str, Figure)> {
     out
 }
 
+/// The faults a run applied as shaded spans over a time axis (s from the
+/// load's start), one series per fault, named for what was done to what
+/// (`store pause`); a kill that lasts is shaded to the panel's end. A
+/// fault that could not be applied at all is not drawn.
+pub fn fault_shades(faults: &[crate::experiment::faults::AppliedFault]) -> Vec<Series> {
+    faults
+        .iter()
+        .filter(|f| f.error.is_none() || f.until_s.is_some())
+        .map(|f| Series {
+            name: format!("{} {}", f.component, f.action),
+            color: match f.action.as_str() {
+                "pause" => figure::PURPLE,
+                _ => figure::RED,
+            },
+            data: vec![(f.at_s, f.until_s.unwrap_or(f64::INFINITY))],
+            kind: Kind::Shade,
+        })
+        .collect()
+}
+
 /// Paths of a plot's two files in `dir`.
 pub fn files(dir: &Path, name: &str) -> [PathBuf; 2] {
     [
@@ -221,6 +241,54 @@ pub fn fmt_us(us: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn faults_are_shaded_from_when_they_took_effect_and_labelled() {
+        let fault = |action: &str, at_s, until_s| crate::experiment::faults::AppliedFault {
+            component: "store".into(),
+            action: action.into(),
+            planned_s: at_s,
+            at_s,
+            until_s,
+            error: None,
+        };
+        let shades = fault_shades(&[fault("pause", 2.0, Some(3.5)), fault("kill", 6.0, None)]);
+        assert_eq!(shades.len(), 2);
+        assert_eq!(shades[0].name, "store pause");
+        assert_eq!(shades[0].data, vec![(2.0, 3.5)]);
+        assert!(
+            shades[1].data[0].1.is_infinite(),
+            "a lasting kill runs to the edge"
+        );
+        let figure = Figure {
+            panels: vec![(
+                Panel {
+                    title: "t".into(),
+                    x: figure::axis("s", false, Fmt::Plain),
+                    y: figure::axis("n", false, Fmt::Plain),
+                    series: [Series {
+                        name: "line".into(),
+                        color: figure::BLUE,
+                        data: (0..10).map(|i| (i as f64, 1.0 + i as f64)).collect(),
+                        kind: Kind::Line(false),
+                    }]
+                    .into_iter()
+                    .chain(shades)
+                    .collect(),
+                    vlines: Vec::new(),
+                    hlines: Vec::new(),
+                    marks: Vec::new(),
+                },
+                1.0,
+            )],
+            note: String::new(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.svg");
+        render_file(&path, &figure).expect("renders");
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.contains("store pause") && svg.contains("store kill"));
+    }
 
     #[test]
     fn hgrm_lines_parse_into_quantiles_in_us() {
