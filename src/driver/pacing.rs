@@ -1,5 +1,5 @@
-//! The pacer's window, fixed or adaptive (`[client] pacing_window = "auto"`,
-//! the default).
+//! The pacer's window, fixed (a duration, and the default) or adaptive
+//! (`[client] pacing_window = "auto"`).
 //!
 //! Takes the narrowest and widest window a shard may use and, every
 //! [`PERIOD_NS`] of the pacer's wakes, the share of that time its thread
@@ -19,6 +19,11 @@ pub(super) const PERIOD_NS: u64 = 10_000_000;
 /// Busy share of the thread above which the window widens: the shard is
 /// about to fall behind its schedule.
 const WIDEN_ABOVE: f64 = 0.85;
+/// How long after the load starts the window stays as configured: the
+/// first second opens most connections, whose cost would read as a
+/// shortage of CPU and widen the window into bursts that need yet more
+/// connections.
+pub(super) const SETTLE_NS: u64 = 1_000_000_000;
 /// Busy share below which it narrows back. The gap to [`WIDEN_ABOVE`] is
 /// wider than what one doubling saves, so the window settles, not swings.
 const NARROW_BELOW: f64 = 0.5;
@@ -36,6 +41,8 @@ pub(super) struct Window {
     widest_ns: u64,
     /// Monotonic and thread CPU clocks at the last look, ns.
     last: Option<(u64, u64)>,
+    /// No look before this (monotonic ns).
+    from_ns: u64,
 }
 
 impl Window {
@@ -47,7 +54,13 @@ impl Window {
             max_ns: max_ns.max(min_ns),
             widest_ns: min_ns,
             last: None,
+            from_ns: 0,
         }
+    }
+
+    /// Holds the window as configured until [`SETTLE_NS`] after `start_ns`.
+    pub(super) fn settle_from(&mut self, start_ns: u64) {
+        self.from_ns = start_ns.saturating_add(SETTLE_NS);
     }
 
     /// The window in force, ns.
@@ -63,7 +76,7 @@ impl Window {
     /// Looks at the thread's CPU at `wall_ns` (once a period; a fixed
     /// window never reads the clock).
     pub(super) fn look(&mut self, wall_ns: u64) {
-        if self.max_ns == self.min_ns {
+        if self.max_ns == self.min_ns || wall_ns < self.from_ns {
             return;
         }
         match self.last {
@@ -126,6 +139,18 @@ mod tests {
             "halves back down to the configured window"
         );
         assert_eq!(w.widest_ns(), 500_000);
+    }
+
+    #[test]
+    fn the_first_second_keeps_the_configured_window() {
+        let mut w = Window::new(25_000, 500_000);
+        w.settle_from(0);
+        // Busy from the start (connections opening): no look until settled.
+        w.look(PERIOD_NS);
+        w.look(SETTLE_NS - 1);
+        assert_eq!((w.ns(), w.last), (25_000, None));
+        w.look(SETTLE_NS);
+        assert!(w.last.is_some(), "looks once settled");
     }
 
     #[test]

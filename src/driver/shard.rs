@@ -648,6 +648,7 @@ async fn pace(
 ) -> std::io::Result<()> {
     let timer = sys::register_timer(sys::TimerFd::new()?)?;
     let start_ns = shared.arrivals.borrow().start_ns;
+    window.settle_from(start_ns);
     let mut next_tick_ns = start_ns;
     loop {
         let now_ns = sys::monotonic_ns();

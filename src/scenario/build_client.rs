@@ -278,9 +278,11 @@ fn client_from_file(
         client.lag_bound = l.get_ref().0;
     }
     // The window is settled after lag_bound, whose half bounds "auto".
-    client.pacing_window = DEFAULT_PACING_WINDOW;
-    client.pacing_window_max = (client.lag_bound / 2).max(DEFAULT_PACING_WINDOW);
     if let Some(w) = &raw.pacing_window {
+        if let RawWindow::Auto = w.get_ref() {
+            client.pacing_window = DEFAULT_PACING_WINDOW;
+            client.pacing_window_max = (client.lag_bound / 2).max(DEFAULT_PACING_WINDOW);
+        }
         if let RawWindow::Fixed(window) = *w.get_ref() {
             if window >= client.lag_bound {
                 return Err(ctx.at(
