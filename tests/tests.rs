@@ -39,6 +39,8 @@
 //! - `retries`: the client's retry policy against servers that record when
 //!   each attempt came: attempts add up, backoff, budget, `Retry-After`,
 //!   retries cut at the run's end and at a stop.
+//! - `retry_compare`: `--retries compare`: a sweep and a find-limit with
+//!   their retry policy and without, side by side; `--retries` refused.
 //! - `quota`: distributed quotas against real redis-server: replicas
 //!   sharing one quota, a paused store failing open or closed, a store
 //!   killed mid-run by `[[faults]]`, faults refused before the run.
@@ -59,6 +61,7 @@ mod preflight;
 mod quota;
 mod reports;
 mod retries;
+mod retry_compare;
 mod robustness;
 mod scenario_files;
 mod scenario_fuzz;

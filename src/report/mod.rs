@@ -31,6 +31,7 @@ pub mod merge;
 pub mod plot;
 pub mod progress;
 pub mod retries;
+pub mod retry_effect;
 pub mod summary;
 pub mod variants;
 
@@ -154,6 +155,9 @@ pub fn write_parts(dir: &Path, parts: &Parts) -> (Vec<PathBuf>, Vec<Error>) {
         written.extend(w);
         errors.extend(e);
     }
+    let (w, e) = retry_effect::write_files(dir, summary);
+    written.extend(w);
+    errors.extend(e);
     if !parts.components.is_empty() {
         let path = dir.join("components.csv");
         match write_file(&path, &|w| components::write_csv(w, parts.components)) {

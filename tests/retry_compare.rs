@@ -1,0 +1,201 @@
+//! `--retries compare`: a sweep and a find-limit with a retry policy run
+//! again without it, the answers side by side in summary.json, the
+//! console, `retry-effect.csv`/`.md`, `report.html` and the sweep's plots,
+//! the run without retries in `without-retries/`; `--retries` refused
+//! where it cannot apply.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::binary;
+use crate::retries::recording_server;
+
+fn write(dir: &Path, body: &str) -> std::path::PathBuf {
+    let file = dir.join("s.toml");
+    std::fs::write(&file, body).unwrap();
+    file
+}
+
+/// A server that answers every other request 503 (even ones, from 0):
+/// with one retry 5 ms later (well before the next arrival at 20/s) nearly
+/// every arrival ends 2xx; without retries about half do. Two 1 s steps
+/// per side: the sweep with retries keeps its goodput, the one without
+/// loses half, and both sides are in every output.
+#[test]
+fn a_sweep_compares_its_retry_policy_with_none() {
+    let _turn = crate::util::one_measurement_at_a_time();
+    let (server, seen) = recording_server(Arc::new(|n| (if n % 2 == 0 { 503 } else { 200 }, None)));
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        &format!(
+            "name = \"cmp\"\nexperiment = \"sweep\"\n[target]\nurl = \"{}/\"\n\
+             [sweep]\nrates = [10, 20]\nwarmup = \"0s\"\nduration = \"1s\"\nslo = \"100ms\"\nstop_early = false\n\
+             [client]\nthreads = 1\ninterval = \"250ms\"\ntimeout = \"1s\"\n\
+             retry = {{ on = [\"503\"], max = 2, backoff = \"constant\", base = \"5ms\", jitter = \"none\" }}\n",
+            server.url()
+        ),
+    );
+    let out_dir = dir.path().join("out");
+    let out = binary::run(
+        binary::contend()
+            .arg("run")
+            .arg(&file)
+            .arg("--out")
+            .arg(&out_dir)
+            .arg("--no-progress"),
+    );
+    binary::assert_exit(&out, 0);
+    let (console, errors) = (binary::text(&out.stdout), binary::text(&out.stderr));
+    assert!(
+        errors.contains("runs twice"),
+        "the doubled time is said: {errors}"
+    );
+    assert!(console.contains("with and without retries"), "{console}");
+    binary::assert_only_contend_files(&out_dir);
+    let s = binary::summary(&out_dir);
+    let sweep = &s["sweep"];
+    assert_eq!(sweep["retries_compared"], true);
+    let without = &sweep["without_retries"];
+    let (with_steps, without_steps) = (
+        sweep["steps"].as_array().unwrap(),
+        without["steps"].as_array().unwrap(),
+    );
+    assert_eq!((with_steps.len(), without_steps.len()), (2, 2), "{sweep:#}");
+    for (a, b) in with_steps.iter().zip(without_steps) {
+        let (a, b) = (
+            a["share_2xx"].as_f64().unwrap(),
+            b["share_2xx"].as_f64().unwrap(),
+        );
+        assert!(a > 0.9, "with retries nearly every arrival ends 2xx: {a}");
+        assert!((0.3..0.7).contains(&b), "without, about half: {b}");
+    }
+    // The top folder is the run with retries: its attempts add up, and the
+    // server saw them all, together with the run without.
+    let r = &s["retries"];
+    let (arrivals, attempts, retries) = (
+        s["arrivals"].as_u64().unwrap(),
+        r["attempts"].as_u64().unwrap(),
+        r["retries"].as_u64().unwrap(),
+    );
+    assert_eq!(attempts, arrivals + retries);
+    assert!(retries > arrivals / 3, "{r:#}");
+    let plain = binary::summary(&out_dir.join("without-retries"));
+    assert!(plain["retries"].is_null(), "no policy without retries");
+    let plain_arrivals = plain["arrivals"].as_u64().unwrap();
+    assert_eq!(
+        seen.lock().unwrap().len() as u64,
+        attempts + plain_arrivals,
+        "every attempt of both sides reached the server"
+    );
+    let csv = std::fs::read_to_string(out_dir.join("retry-effect.csv")).unwrap();
+    assert!(
+        csv.starts_with("rate_per_s,p99_us_with_retries,p99_us_without_retries,goodput_per_s_with_retries,goodput_per_s_without_retries"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    let md = std::fs::read_to_string(out_dir.join("retry-effect.md")).unwrap();
+    assert!(md.contains("| sweep | peak goodput |"), "{md}");
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(html.contains("With and without retries"));
+    let svg = std::fs::read_to_string(out_dir.join("throughput-vs-load.svg")).unwrap();
+    assert!(
+        svg.contains("goodput without retries"),
+        "the second line is drawn"
+    );
+}
+
+/// The smallest find-limit (limits 1 and 2, no baseline, 1 s steps at
+/// 20/s over 5 ms of CPU): with retries on 503 and again without, each
+/// side's answer and its search's state in summary.json, the CSV and the
+/// console.
+#[test]
+fn a_find_limit_compares_its_retry_policy_with_none() {
+    let _turn = crate::util::one_measurement_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "name = \"fl-cmp\"\nexperiment = \"find-limit\"\n\
+         [upstream]\nkind = \"mock\"\ncpu = \"5ms\"\n\
+         [gateway]\nkind = \"reference\"\nupstream_timeout = \"500ms\"\n\
+         [find_limit]\nmin = 1\nmax = 2\nstart = 1\nbaseline = false\nrate = 20\nwarmup = \"0s\"\nduration = \"1s\"\nrepeats = 1\n\
+         [client]\nthreads = 1\ninterval = \"250ms\"\ntimeout = \"2s\"\n\
+         retry = { on = [\"503\"], max = 1, base = \"20ms\" }\n",
+    );
+    let out_dir = dir.path().join("out");
+    let out = binary::run(
+        binary::contend()
+            .arg("run")
+            .arg(&file)
+            .arg("--out")
+            .arg(&out_dir)
+            .arg("--no-progress"),
+    );
+    binary::assert_exit(&out, 0);
+    let console = binary::text(&out.stdout);
+    binary::assert_only_contend_files(&out_dir);
+    let s = binary::summary(&out_dir);
+    let f = &s["find_limit"];
+    assert_eq!(f["retries_compared"], true);
+    let (with, without) = (&f["classes"][0], &f["without_retries"]["classes"][0]);
+    for side in [with, without] {
+        assert!(side["limit"].as_u64().is_some(), "{f:#}");
+        assert!(!side["interrupted"].as_bool().unwrap(), "{side:#}");
+    }
+    assert!(
+        console.contains("with and without retries") && console.contains("recommendation"),
+        "{console}"
+    );
+    let csv = std::fs::read_to_string(out_dir.join("retry-effect.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("class,limit_with_retries,limit_without_retries"),
+        "{csv}"
+    );
+    assert!(
+        lines.next().unwrap().starts_with(&format!(
+            "as configured,{},{}",
+            with["limit"], without["limit"]
+        )),
+        "{csv}"
+    );
+    assert!(out_dir.join("without-retries/summary.json").exists());
+}
+
+/// `--retries` where it cannot apply: exit 2 naming the fix, before
+/// anything runs.
+#[test]
+fn retries_flag_refusals_name_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[target]\nurl = \"http://127.0.0.1:9/\"\n[[phases]]\nrate = 1\nduration = \"1s\"\n\
+             [client]\nretry = { on = [\"504\"], max = 1 }\n",
+            "compare",
+            "[[variants]]",
+        ),
+        (
+            "[target]\nurl = \"http://127.0.0.1:9/\"\n[[phases]]\nrate = 1\nduration = \"1s\"\n",
+            "with",
+            "needs a retry policy",
+        ),
+    ];
+    for (body, mode, needle) in cases {
+        let file = write(dir.path(), body);
+        let out = binary::run(
+            binary::contend()
+                .arg("run")
+                .arg(&file)
+                .arg("--retries")
+                .arg(mode)
+                .arg("--out")
+                .arg(dir.path().join("out")),
+        );
+        binary::assert_exit(&out, 2);
+        let err = binary::text(&out.stderr);
+        assert!(err.contains(needle), "{mode}: {err}");
+    }
+}
