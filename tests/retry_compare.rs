@@ -2,7 +2,7 @@
 //! again without it, the answers side by side in summary.json, the
 //! console, `retry-effect.csv`/`.md`, `report.html` and the sweep's plots,
 //! the run without retries in `without-retries/`; `--retries` refused
-//! where it cannot apply.
+//! where it cannot apply; a `[[variants]]` folder's top-level page.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -198,4 +198,68 @@ fn retries_flag_refusals_name_the_fix() {
         let err = binary::text(&out.stderr);
         assert!(err.contains(needle), "{mode}: {err}");
     }
+}
+
+/// Two variants against a server that answers every other request 503:
+/// the top-level `report.html` holds the side-by-side table (each
+/// variant's figures as in `variants.csv`), `variants.svg` inline and a
+/// link to each variant's own page, which exists.
+#[test]
+fn a_variants_folder_has_a_page_that_links_each_variant() {
+    let (server, _) = recording_server(Arc::new(|n| (if n % 2 == 0 { 503 } else { 200 }, None)));
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        &format!(
+            "name = \"vars\"\n[target]\nurl = \"{}/\"\n[[phases]]\nrate = 20\nduration = \"1s\"\n\
+             [client]\nthreads = 1\ninterval = \"250ms\"\ntimeout = \"1s\"\n\
+             [[variants]]\nname = \"none\"\nretry = {{ max = 0 }}\n\
+             [[variants]]\nname = \"again\"\nretry = {{ on = [\"503\"], max = 2, base = \"5ms\", jitter = \"none\" }}\n",
+            server.url()
+        ),
+    );
+    let out_dir = dir.path().join("out");
+    let out = binary::run(
+        binary::contend()
+            .arg("run")
+            .arg(&file)
+            .arg("--out")
+            .arg(&out_dir)
+            .arg("--no-progress"),
+    );
+    binary::assert_exit(&out, 0);
+    binary::assert_only_contend_files(&out_dir);
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    let s = binary::summary(&out_dir);
+    for row in s["variants"].as_array().unwrap() {
+        let name = row["name"].as_str().unwrap();
+        let link = format!("<a href=\"variant-{name}/report.html\">{name}</a>");
+        assert!(html.contains(&link), "{link} in the page");
+        assert!(out_dir.join(format!("variant-{name}/report.html")).exists());
+        // The row's figures as variants.csv has them.
+        let cells = format!(
+            "<td>{}</td><td>{}</td><td>{:.2}</td>",
+            row["arrivals"],
+            row["attempts"],
+            row["amplification"].as_f64().unwrap()
+        );
+        assert!(html.contains(&cells), "{cells} in the page");
+    }
+    let again = &s["variants"][1];
+    assert!(
+        again["attempts"].as_u64() > again["arrivals"].as_u64(),
+        "{again:#}"
+    );
+    assert!(
+        html.contains("<figure id=\"variants\"><svg"),
+        "variants.svg inline"
+    );
+    // `contend report DIR` draws the same page again, not a single run's.
+    std::fs::remove_file(out_dir.join("report.html")).unwrap();
+    binary::assert_exit(
+        &binary::run(binary::contend().arg("report").arg(&out_dir)),
+        0,
+    );
+    let again = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert_eq!(again, html);
 }

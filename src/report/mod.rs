@@ -34,6 +34,7 @@ pub mod retries;
 pub mod retry_effect;
 pub mod summary;
 pub mod variants;
+pub mod variants_page;
 
 use std::fs;
 use std::io::Write;
