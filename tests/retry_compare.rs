@@ -2,8 +2,10 @@
 //! again without it, the answers side by side in summary.json, the
 //! console, `retry-effect.csv`/`.md`, `report.html` and the sweep's plots,
 //! the run without retries in `without-retries/`; `--retries` refused
-//! where it cannot apply; a `[[variants]]` folder's top-level page.
+//! where it cannot apply; a `[[variants]]` folder's top-level page; HTTP/2
+//! retries that the gateway saw.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -262,4 +264,67 @@ fn a_variants_folder_has_a_page_that_links_each_variant() {
     );
     let again = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
     assert_eq!(again, html);
+}
+
+/// HTTP/2 in cleartext (h2c) to the reference gateway, whose concurrency
+/// limit of 1 in front of 30 ms of upstream CPU answers 503 to much of
+/// 40/s; the client retries 503 twice. Attempts are arrivals plus retries,
+/// the outcomes sum to the arrivals, and the gateway logged every attempt:
+/// its 503s are the retries plus the arrivals that ended 503, its 2xx the
+/// arrivals that ended 2xx (the retried streams really were sent again).
+#[test]
+fn h2c_retries_of_503s_reach_the_gateway_and_add_up() {
+    let _turn = crate::util::one_measurement_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "name = \"h2-retries\"\n[[phases]]\nrate = 40\nduration = \"1s\"\n\
+         [upstream]\nkind = \"mock\"\nworkers = \"unbounded\"\ncpu = \"30ms\"\n\
+         [gateway]\nkind = \"reference\"\nhttp2 = true\nupstream_timeout = \"2s\"\nconcurrency = { max = 1 }\n\
+         [client]\nhttp = \"2\"\nthreads = 1\ntimeout = \"3s\"\n\
+         retry = { on = [\"503\"], max = 2, base = \"30ms\", retry_after = false }\n",
+    );
+    let out_dir = dir.path().join("out");
+    let out = binary::run(
+        binary::contend()
+            .arg("run")
+            .arg(&file)
+            .arg("--out")
+            .arg(&out_dir)
+            .arg("--no-progress"),
+    );
+    binary::assert_exit(&out, 0);
+    let s = binary::summary(&out_dir);
+    assert_eq!(s["connections"]["http"], "HTTP/2", "{:#}", s["connections"]);
+    let arrivals = s["arrivals"].as_u64().unwrap();
+    let o = &s["outcomes"];
+    let responses: BTreeMap<String, u64> = serde_json::from_value(o["responses"].clone()).unwrap();
+    let others: u64 = [
+        "client_timeout",
+        "connect_error",
+        "tls_error",
+        "io_error",
+        "not_sent",
+    ]
+    .iter()
+    .map(|k| o[k].as_u64().unwrap())
+    .sum();
+    assert_eq!(responses.values().sum::<u64>() + others, arrivals, "{o:#}");
+    let r = &s["retries"];
+    let (attempts, retries) = (
+        r["attempts"].as_u64().unwrap(),
+        r["retries"].as_u64().unwrap(),
+    );
+    assert_eq!(attempts, arrivals + retries, "{r:#}");
+    assert!(retries > 0, "the limit refused some: {r:#}");
+    let logged = &s["gateway_accounting"]["totals"];
+    assert_eq!(logged["requests"].as_u64(), Some(attempts), "{logged:#}");
+    let by_status = |code: &str| logged["by_status"][code].as_u64().unwrap_or(0);
+    let ended = |code: &str| responses.get(code).copied().unwrap_or(0);
+    assert_eq!(
+        by_status("503"),
+        retries + ended("503"),
+        "{logged:#}\n{r:#}"
+    );
+    assert_eq!(by_status("200"), ended("200"), "{logged:#}");
 }

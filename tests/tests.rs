@@ -40,7 +40,9 @@
 //!   each attempt came: attempts add up, backoff, budget, `Retry-After`,
 //!   retries cut at the run's end and at a stop.
 //! - `retry_compare`: `--retries compare`: a sweep and a find-limit with
-//!   their retry policy and without, side by side; `--retries` refused.
+//!   their retry policy and without, side by side; `--retries` refused; a
+//!   `[[variants]]` folder's page; retries over h2c to the reference
+//!   gateway, every attempt in its log.
 //! - `quota`: distributed quotas against real redis-server: replicas
 //!   sharing one quota, a paused store failing open or closed, a store
 //!   killed mid-run by `[[faults]]`, faults refused before the run.
