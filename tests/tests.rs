@@ -20,6 +20,8 @@
 //! - `abort_audit`: the abort-audit experiment: accounted against true worker time per mode.
 //! - `logs`: `contend logs` on generated access logs with known answers,
 //!   bad input, stdin, and a run's own gateway log read back.
+//! - `faults`: `[[faults]] action = "slow"` on the mock upstream and the
+//!   reference gateway, and where it is refused.
 //! - `find_limit`: the find-limit experiment: `[find_limit]`, refusals, a short real search
 //!   through the reference gateway and one through HAProxy.
 //! - `robustness`: failing targets (huge, endless, cut, reset, garbage,
@@ -55,6 +57,7 @@ mod binary;
 mod cli;
 mod deploy;
 mod driver;
+mod faults;
 mod find_limit;
 mod gate;
 mod gateway;
