@@ -426,6 +426,7 @@ fn watch(
             Err(mpsc::RecvTimeoutError::Timeout) => false,
             Err(mpsc::RecvTimeoutError::Disconnected) => true,
         };
+        let mut revived = Vec::new();
         {
             let mut named: Vec<(&str, &mut (dyn Component + '_))> = roles
                 .iter()
@@ -434,7 +435,12 @@ fn watch(
                 .collect();
             schedule.apply(load_start, Instant::now(), finished, &mut named, &mut |i| {
                 dead[i] = false;
+                revived.push(i);
             });
+        }
+        for i in revived {
+            // Its telemetry goes on with the new process.
+            sampler.revived(i, &*tracked[i].component);
         }
         let at_s = run_start.elapsed().as_secs_f64();
         for (t, dead) in tracked.iter_mut().zip(dead.iter_mut()) {
