@@ -159,7 +159,10 @@ fn sweep_rows(r: &SweepResult) -> Vec<Row> {
     });
     row("USL fit", &|r| match &r.usl {
         Some(f) => format!("sigma {:.4}, kappa {:.6}", f.sigma, f.kappa),
-        None => "none (needs 3 closed-loop steps, which a retry policy refuses)".to_string(),
+        None if r.concurrency_steps.is_empty() => {
+            "none (no closed-loop steps: a sweep with a retry policy has none)".to_string()
+        }
+        None => "none (needs 3 closed-loop steps)".to_string(),
     });
     rows
 }
