@@ -84,6 +84,8 @@ fn a_sweep_compares_its_retry_policy_with_none() {
     assert!(retries > arrivals / 3, "{r:#}");
     let plain = binary::summary(&out_dir.join("without-retries"));
     assert!(plain["retries"].is_null(), "no policy without retries");
+    assert_eq!(plain["sweep"]["steps"], without["steps"], "its own sweep");
+    assert!(out_dir.join("without-retries/steps.csv").is_file());
     let plain_arrivals = plain["arrivals"].as_u64().unwrap();
     assert_eq!(
         seen.lock().unwrap().len() as u64,

@@ -360,7 +360,9 @@ fn find_limit(
     let (mut written, mut errors) = report::write(&dir, run, &summary);
     for (w, e) in [
         report::find_limit::write_files(&dir, &output.result),
-        retries::write_without(&dir, without.as_ref()),
+        retries::write_without(&dir, without.as_ref(), |s| {
+            s.find_limit = output.result.without_retries.as_deref().cloned();
+        }),
     ] {
         written.extend(w);
         errors.extend(e);
@@ -762,7 +764,8 @@ fn sweep(
     summary.sweep = Some(output.result.clone());
     evaluate_thresholds(&mut summary, &thresholds)?;
     let (written, mut errors) = report::write(&dir, run, &summary);
-    errors.extend(retries::write_without(&dir, without.as_ref()).1);
+    let without_sweep = output.result.without_retries.as_deref().cloned();
+    errors.extend(retries::write_without(&dir, without.as_ref(), |s| s.sweep = without_sweep).1);
     let wrote = wrote_summary(&dir, &written);
     let mut stdout = std::io::stdout().lock();
     if args.quiet {

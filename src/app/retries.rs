@@ -50,10 +50,18 @@ pub(super) fn apply(args: &RunArgs, scenario: Scenario) -> Result<(Scenario, boo
 }
 
 /// Writes the run without retries (`--retries compare`) into `dir`'s
-/// `without-retries/` folder: its usual report files.
-pub(super) fn write_without(dir: &Path, run: Option<&RunOutput>) -> (Vec<PathBuf>, Vec<Error>) {
-    match run {
-        Some(run) => report::write(&dir.join(WITHOUT_RETRIES), run, &Summary::of(run)),
-        None => (Vec::new(), Vec::new()),
-    }
+/// `without-retries/` folder: its usual report files, its summary as
+/// `fill` completes it (the sweep's or the search's own result, so its
+/// tables and plots are there too).
+pub(super) fn write_without(
+    dir: &Path,
+    run: Option<&RunOutput>,
+    fill: impl FnOnce(&mut Summary),
+) -> (Vec<PathBuf>, Vec<Error>) {
+    let Some(run) = run else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut summary = Summary::of(run);
+    fill(&mut summary);
+    report::write(&dir.join(WITHOUT_RETRIES), run, &summary)
 }
