@@ -33,7 +33,8 @@
 #                  and h2load (-c H2_CONNS -m H2_STREAMS), the same shape.
 #        window-W  contend alone, open loop at WINDOW_RATE with [client]
 #                  pacing_window = W, for W in WINDOWS: the pacing-window
-#                  curve (window against req/CPU-s, p50/p99, schedule lag).
+#                  curve (window against req/CPU-s, p50/p99, schedule lag;
+#                  "auto" at the default lag_bound, its widest window shown).
 #        storm-R   a new TLS connection per request (contend [client] reuse
 #                  = false; oha --disable-keepalive) at R/s (STORM_RATE):
 #                  the new connections per second sustained and the
@@ -59,7 +60,7 @@
 #   ROUNDS [3]  RATES ["10000 25000 50000 75000"]  DURATION [10s]
 #   CASES [all]  which kinds of case to run: any of "open closed window https
 #               h2 h2closed storm" (e.g. CASES="https h2 storm")
-#   WINDOWS ["0s 25us 100us 250us 1ms"]  WINDOW_RATE [50000]  the window curve
+#   WINDOWS ["0s 25us 100us 250us 1ms auto"]  WINDOW_RATE [50000]  the window curve
 #   HTTPS_RATE [20000]  H2_RATE [50000]  STORM_RATE [2000]
 #   H2_STREAMS [100]  streams per HTTP/2 connection
 #   H2_CONNS [1]  HTTP/2 connections of h2load (and of the h2closed case)
@@ -97,7 +98,7 @@ OUT=${OUT:-reports/peers-$stamp}
 CONTEND=${CONTEND:-}
 WRK2=${WRK2:-}
 CASES=${CASES:-"open closed window https h2 h2closed storm"}
-WINDOWS=${WINDOWS:-"0s 25us 100us 250us 1ms"}
+WINDOWS=${WINDOWS:-"0s 25us 100us 250us 1ms auto"}
 WINDOW_RATE=${WINDOW_RATE:-50000}
 HTTPS_RATE=${HTTPS_RATE:-20000}
 H2_RATE=${H2_RATE:-50000}
@@ -129,7 +130,7 @@ for kind in $CASES; do
 done
 [[ $WINDOW_RATE =~ ^[1-9][0-9]*$ ]] || die "WINDOW_RATE must be a whole number per second, not '$WINDOW_RATE'"
 for w in $WINDOWS; do
-    [[ $w =~ ^[0-9]+(ns|us|ms)$|^0s$ ]] || die "WINDOWS takes durations like 0s, 25us or 1ms, not '$w'"
+    [[ $w =~ ^[0-9]+(ns|us|ms)$|^0s$|^auto$ ]] || die "WINDOWS takes durations like 0s, 25us or 1ms, and auto, not '$w'"
 done
 wants() { [[ " $CASES " == *" $1 "* ]]; }
 tls_cases=false
@@ -331,7 +332,11 @@ run_one() {
             printf '[client]\npacing_window = "1ms"\nlag_bound = "3ms"\n' >"$work/window-1ms.toml"
             cmd+=("$work/window-1ms.toml")
         elif [[ $kind == window ]]; then
-            printf '[client]\npacing_window = "%s"\nlag_bound = "5ms"\n' "$value" >"$work/window-$value.toml"
+            if [[ $value == auto ]]; then
+                printf '[client]\npacing_window = "auto"\n' >"$work/window-$value.toml"
+            else
+                printf '[client]\npacing_window = "%s"\nlag_bound = "5ms"\n' "$value" >"$work/window-$value.toml"
+            fi
             cmd+=("$work/window-$value.toml")
         fi
         case "$kind" in
@@ -428,7 +433,9 @@ def parse(tool, d):
         c = s.get("connections", {})
         extra = {"conns_per_s": c.get("opened_per_s"),
                  "lag_p50_us": s["schedule_lag_us"]["p50"],
-                 "window_us": s.get("driver", {}).get("pacing_window_us"),
+                 # An adaptive window says how wide it went.
+                 "window_us": max(s.get("driver", {}).get("pacing_window_us") or 0,
+                                  s.get("driver", {}).get("pacing_window_widest_us") or 0),
                  "handshake_p99_us": s.get("tls_handshake_us", {}).get("p99") if c.get("tls") else None,
                  "http": c.get("http")}
         return (s["achieved_rate_per_s"], lat["p50"], lat["p99"], lat["max"], responses, errors, note,

@@ -285,6 +285,9 @@ pub struct Totals {
     pub first_handshake_error: Option<String>,
     /// Attempts and retries (all zero without a retry policy).
     pub retries: RetryTotals,
+    /// The widest pacing window any shard's pacer used, ns (see
+    /// `driver::pacing`).
+    pub pacing_window_widest_ns: u64,
 }
 
 impl Totals {
@@ -306,6 +309,7 @@ impl Totals {
             connections: ConnectionTotals::new(),
             first_handshake_error: None,
             retries: RetryTotals::default(),
+            pacing_window_widest_ns: 0,
         }
     }
 
@@ -340,6 +344,9 @@ impl Totals {
                 .clone_from(&other.first_handshake_error);
         }
         self.retries.merge(&other.retries);
+        self.pacing_window_widest_ns = self
+            .pacing_window_widest_ns
+            .max(other.pacing_window_widest_ns);
     }
 }
 

@@ -80,19 +80,23 @@ fn without_a_stall_the_tail_stays_small() {
 }
 
 /// Runs the driver at `rate_per_s` for 1 s on one thread with `window` as
-/// `[client] pacing_window` (and a lag bound well above it).
+/// `[client] pacing_window` (and a lag bound well above it); `None`: the
+/// default, `"auto"`.
 fn drive_with_window(
     url: &str,
     rate_per_s: f64,
-    window: Duration,
+    window: Option<Duration>,
 ) -> contend::driver::DriverOutput {
     use contend::driver::{self, Plan};
     use contend::shutdown::Stop;
     let mut o = overrides(url, rate_per_s, Duration::from_secs(1));
     o.threads = Some(1);
     let mut scenario = contend::scenario::from_overrides(&o).expect("valid overrides");
-    scenario.client.pacing_window = window;
-    scenario.client.lag_bound = Duration::from_millis(500);
+    if let Some(window) = window {
+        scenario.client.pacing_window = window;
+        scenario.client.pacing_window_max = window;
+        scenario.client.lag_bound = Duration::from_millis(500);
+    }
     let contend::scenario::Experiment::Run(load) = scenario.experiment.clone() else {
         panic!("flags make a run");
     };
@@ -108,12 +112,18 @@ fn a_pacing_window_holds_arrivals_to_its_end_and_no_longer() {
     // at its own time. The lag counts from the intended time either way.
     let server = util::http_server(|_| Duration::ZERO);
     let window = Duration::from_millis(20);
-    let held = drive_with_window(&server.url(), 2000.0, window);
-    let prompt = drive_with_window(&server.url(), 2000.0, Duration::ZERO);
-    for out in [&held, &prompt] {
+    let held = drive_with_window(&server.url(), 2000.0, Some(window));
+    let prompt = drive_with_window(&server.url(), 2000.0, Some(Duration::ZERO));
+    let auto = drive_with_window(&server.url(), 2000.0, None);
+    for out in [&held, &prompt, &auto] {
         assert_outcomes_add_up(out);
         assert_eq!(out.totals.counts.class(Class::Success), out.totals.arrivals);
     }
+    // A fixed window is the widest used; "auto" keeps its 25 us grain on a
+    // thread with CPU to spare (2000/s costs it a few per cent of a core).
+    assert_eq!(held.totals.pacing_window_widest_ns, 20_000_000);
+    assert_eq!(prompt.totals.pacing_window_widest_ns, 0);
+    assert_eq!(auto.totals.pacing_window_widest_ns, 25_000);
     let lag_ms = |out: &contend::driver::DriverOutput, q| {
         out.totals.generator_lag_us.value_at_quantile(q) as f64 / 1e3
     };

@@ -12,7 +12,6 @@
 
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
@@ -328,61 +327,67 @@ fn a_port_in_use_names_the_fix() {
     drop(held);
 }
 
-/// No nginx where it is looked for: the error names the install command
-/// and the embedded gateway.
-#[test]
-fn missing_nginx_names_the_install_and_the_alternative() {
-    let dir = tempfile::tempdir().unwrap();
-    let err = contend::topology::nginx::find_among(
-        [dir.path().join("nginx"), dir.path().join("sbin/nginx")].into_iter(),
-    )
-    .expect_err("no nginx in an empty folder");
-    assert_eq!(err.exit_code(), 1);
-    let message = err.to_string();
-    assert!(
-        message.starts_with("nginx: nginx is not installed"),
-        "{message}"
-    );
-    assert!(message.contains("apt-get install nginx"), "{message}");
-    assert!(message.contains("kind = \"reference\""), "{message}");
+/// What differs between the gateway programs contend starts from the
+/// system, for the tests of their failures.
+struct Program {
+    kind: &'static str,
+    find: fn() -> contend::error::Result<std::path::PathBuf>,
+    find_among:
+        fn(std::vec::IntoIter<std::path::PathBuf>) -> contend::error::Result<std::path::PathBuf>,
+    template: &'static str,
+    /// A line of the template, and a directive the program rejects put after it.
+    rejected: (&'static str, &'static str),
+    /// What the error says of that directive (its check, its complaint).
+    check_says: [&'static str; 2],
+    /// The template's line that binds contend's port, and its directive.
+    listen: (&'static str, &'static str),
 }
 
-/// A scenario with `[gateway] kind = "nginx"` and `template`, written to
-/// `dir`, against the loopback `target`.
-fn nginx_scenario(dir: &Path, template: &str) -> std::path::PathBuf {
-    let template_path = dir.join("gateway.conf");
+const PROGRAMS: [Program; 2] = [
+    Program {
+        kind: "nginx",
+        find: contend::topology::nginx::find,
+        find_among: contend::topology::nginx::find_among,
+        template: contend::topology::nginx::EMBEDDED_TEMPLATE,
+        rejected: ("proxy_next_upstream off;", "proxy_pass_everything on;"),
+        check_says: [
+            "its config test (`nginx -t`) failed",
+            "unknown directive \"proxy_pass_everything\"",
+        ],
+        listen: ("listen {{listen}};", "listen"),
+    },
+    Program {
+        kind: "haproxy",
+        find: contend::topology::haproxy::find,
+        find_among: contend::topology::haproxy::find_among,
+        template: contend::topology::haproxy::EMBEDDED_TEMPLATE,
+        rejected: ("    default_backend upstream", "proxy_pass_everything on"),
+        check_says: [
+            "its config check (`haproxy -c`) failed",
+            "unknown keyword 'proxy_pass_everything'",
+        ],
+        listen: ("    bind {{listen}}", "bind"),
+    },
+];
+
+/// Runs a scenario with `[gateway] kind = program.kind` and `template`
+/// (written to a temporary folder) against a loopback server; returns
+/// stderr after checking the exit code is 1 and nothing panicked.
+fn run_gateway_template(program: &Program, template: &str) -> String {
+    let server = util::http_server(|_| std::time::Duration::ZERO);
+    let dir = tempfile::tempdir().unwrap();
+    let template_path = dir.path().join("gateway.template");
     std::fs::write(&template_path, template).unwrap();
-    let scenario = dir.join("nginx.toml");
+    let scenario = dir.path().join("gateway.toml");
     std::fs::write(
         &scenario,
         format!(
-            "[[phases]]\nrate = 10\nduration = \"1s\"\n\n[gateway]\nkind = \"nginx\"\ntemplate = {:?}\n",
+            "[[phases]]\nrate = 10\nduration = \"1s\"\n\n[gateway]\nkind = {:?}\ntemplate = {:?}\n",
+            program.kind,
             template_path.display().to_string()
         ),
     )
     .unwrap();
-    scenario
-}
-
-/// Skips (saying why) when nginx is not installed; fails under `CI=true`.
-fn nginx_installed(test: &str) -> bool {
-    crate::util::component_present(test, contend::topology::nginx::find())
-}
-
-/// A template nginx rejects: its config test fails before nginx starts,
-/// and the error shows nginx's complaint, the line, and the fix.
-#[test]
-fn an_nginx_config_that_fails_its_test_names_the_line_and_the_fix() {
-    if !nginx_installed("an_nginx_config_that_fails_its_test_names_the_line_and_the_fix") {
-        return;
-    }
-    let server = util::http_server(|_| std::time::Duration::ZERO);
-    let dir = tempfile::tempdir().unwrap();
-    let broken = contend::topology::nginx::EMBEDDED_TEMPLATE.replace(
-        "proxy_next_upstream off;",
-        "proxy_next_upstream off;\n            proxy_pass_everything on;",
-    );
-    let scenario = nginx_scenario(dir.path(), &broken);
     let result = run(contend()
         .arg("run")
         .arg(&scenario)
@@ -390,165 +395,107 @@ fn an_nginx_config_that_fails_its_test_names_the_line_and_the_fix() {
         .arg(dir.path().join("report")));
     assert_exit(&result, 1);
     let stderr = text(&result.stderr);
-    assert!(
-        stderr.contains("its config test (`nginx -t`) failed"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("unknown directive \"proxy_pass_everything\""),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("of the rendered config is `proxy_pass_everything on;`"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("fix the template"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
 }
 
-/// A template that listens on a port in use passes `nginx -t` (which binds
-/// nothing) but nginx cannot start: the error says a port is in use and
-/// how to find and free it.
+/// No nginx or HAProxy where it is looked for: the error names the
+/// install command and the embedded gateway.
 #[test]
-fn nginx_on_a_port_in_use_names_the_fix() {
-    if !nginx_installed("nginx_on_a_port_in_use_names_the_fix") {
-        return;
+fn a_missing_gateway_program_names_the_install_and_the_alternative() {
+    let dir = tempfile::tempdir().unwrap();
+    for p in &PROGRAMS {
+        let candidates = vec![
+            dir.path().join(p.kind),
+            dir.path().join("sbin").join(p.kind),
+        ];
+        let err = (p.find_among)(candidates.into_iter()).expect_err("none in an empty folder");
+        assert_eq!(err.exit_code(), 1);
+        let message = err.to_string();
+        let kind = p.kind;
+        assert!(
+            message.starts_with(&format!("{kind}: {kind} is not installed")),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("apt-get install {kind}")),
+            "{message}"
+        );
+        assert!(message.contains("kind = \"reference\""), "{message}");
     }
-    let held = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = held.local_addr().unwrap().port();
-    let server = util::http_server(|_| std::time::Duration::ZERO);
-    let dir = tempfile::tempdir().unwrap();
-    let template = contend::topology::nginx::EMBEDDED_TEMPLATE.replace(
-        "listen {{listen}};",
-        &format!("listen {{{{listen}}}};\n        listen 127.0.0.1:{port};"),
-    );
-    let scenario = nginx_scenario(dir.path(), &template);
-    let result = run(contend()
-        .arg("run")
-        .arg(&scenario)
-        .args(["--target", &server.url(), "--no-progress", "--out"])
-        .arg(dir.path().join("report")));
-    assert_exit(&result, 1);
-    let stderr = text(&result.stderr);
-    assert!(stderr.contains("Address already in use"), "{stderr}");
-    assert!(
-        stderr.contains("a `listen` of the template names a port in use"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("free that port or change it"), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    drop(held);
 }
 
-/// No HAProxy where it is looked for: the error names the install command
-/// and the embedded gateway.
+/// A template the program rejects: its config check fails before it
+/// starts, and the error shows the complaint, the line, and the fix.
 #[test]
-fn missing_haproxy_names_the_install_and_the_alternative() {
-    let dir = tempfile::tempdir().unwrap();
-    let err = contend::topology::haproxy::find_among(
-        [dir.path().join("haproxy"), dir.path().join("sbin/haproxy")].into_iter(),
-    )
-    .expect_err("no haproxy in an empty folder");
-    assert_eq!(err.exit_code(), 1);
-    let message = err.to_string();
-    assert!(
-        message.starts_with("haproxy: haproxy is not installed"),
-        "{message}"
-    );
-    assert!(message.contains("apt-get install haproxy"), "{message}");
-    assert!(message.contains("kind = \"reference\""), "{message}");
-}
-
-/// A scenario with `[gateway] kind = "haproxy"` and `template`, written to
-/// `dir`, against the loopback `target`.
-fn haproxy_scenario(dir: &Path, template: &str) -> std::path::PathBuf {
-    let template_path = dir.join("gateway.cfg");
-    std::fs::write(&template_path, template).unwrap();
-    let scenario = dir.join("haproxy.toml");
-    std::fs::write(
-        &scenario,
-        format!(
-            "[[phases]]\nrate = 10\nduration = \"1s\"\n\n[gateway]\nkind = \"haproxy\"\ntemplate = {:?}\n",
-            template_path.display().to_string()
-        ),
-    )
-    .unwrap();
-    scenario
-}
-
-/// A template HAProxy rejects: `haproxy -c` fails before HAProxy starts,
-/// and the error shows its complaint, the line, and the fix.
-#[test]
-fn a_haproxy_template_that_fails_its_check_names_the_line_and_the_fix() {
-    if !crate::util::component_present(
-        "a_haproxy_template_that_fails_its_check_names_the_line_and_the_fix",
-        contend::topology::haproxy::find(),
-    ) {
-        return;
+fn a_gateway_template_that_fails_its_check_names_the_line_and_the_fix() {
+    for p in &PROGRAMS {
+        let test = format!(
+            "a_gateway_template_that_fails_its_check_names_the_line_and_the_fix ({})",
+            p.kind
+        );
+        if !crate::util::component_present(&test, (p.find)()) {
+            continue;
+        }
+        let (after, rejected) = p.rejected;
+        let indent = "    ";
+        let broken = p
+            .template
+            .replace(after, &format!("{after}\n{indent}{rejected}"));
+        assert_ne!(
+            broken, p.template,
+            "{}: the template has no {after:?}",
+            p.kind
+        );
+        let stderr = run_gateway_template(p, &broken);
+        for says in p.check_says {
+            assert!(
+                stderr.contains(says),
+                "{}: {says:?} missing in {stderr}",
+                p.kind
+            );
+        }
+        assert!(
+            stderr.contains(&format!("of the rendered config is `{rejected}`")),
+            "{stderr}"
+        );
+        assert!(stderr.contains("fix the template"), "{stderr}");
     }
-    let server = util::http_server(|_| std::time::Duration::ZERO);
-    let dir = tempfile::tempdir().unwrap();
-    let broken = contend::topology::haproxy::EMBEDDED_TEMPLATE.replace(
-        "    default_backend upstream",
-        "    default_backend upstream\n    proxy_pass_everything on",
-    );
-    let scenario = haproxy_scenario(dir.path(), &broken);
-    let result = run(contend()
-        .arg("run")
-        .arg(&scenario)
-        .args(["--target", &server.url(), "--no-progress", "--out"])
-        .arg(dir.path().join("report")));
-    assert_exit(&result, 1);
-    let stderr = text(&result.stderr);
-    assert!(
-        stderr.contains("its config check (`haproxy -c`) failed"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("unknown keyword 'proxy_pass_everything'"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("of the rendered config is `proxy_pass_everything on`"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("fix the template"), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
-/// A template that binds a port in use passes `haproxy -c` (which binds
-/// nothing) but HAProxy cannot start: the error says a port is in use and
-/// how to find and free it.
+/// A template that binds a port in use passes the config check (which
+/// binds nothing) but the program cannot start: the error says a port is
+/// in use and how to find and free it.
 #[test]
-fn haproxy_on_a_port_in_use_names_the_fix() {
-    if !crate::util::component_present(
-        "haproxy_on_a_port_in_use_names_the_fix",
-        contend::topology::haproxy::find(),
-    ) {
-        return;
+fn a_gateway_on_a_port_in_use_names_the_fix() {
+    for p in &PROGRAMS {
+        let test = format!("a_gateway_on_a_port_in_use_names_the_fix ({})", p.kind);
+        if !crate::util::component_present(&test, (p.find)()) {
+            continue;
+        }
+        let held = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = held.local_addr().unwrap().port();
+        let (line, directive) = p.listen;
+        let indent = &line[..line.len() - line.trim_start().len()];
+        let end = if p.kind == "nginx" { ";" } else { "" };
+        let template = p.template.replace(
+            line,
+            &format!("{line}\n{indent}{directive} 127.0.0.1:{port}{end}"),
+        );
+        assert_ne!(
+            template, p.template,
+            "{}: the template has no {line:?}",
+            p.kind
+        );
+        let stderr = run_gateway_template(p, &template);
+        assert!(stderr.contains("Address already in use"), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "a `{directive}` of the template names a port in use"
+            )),
+            "{stderr}"
+        );
+        assert!(stderr.contains("free that port or change it"), "{stderr}");
+        drop(held);
     }
-    let held = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = held.local_addr().unwrap().port();
-    let server = util::http_server(|_| std::time::Duration::ZERO);
-    let dir = tempfile::tempdir().unwrap();
-    let template = contend::topology::haproxy::EMBEDDED_TEMPLATE.replace(
-        "    bind {{listen}}",
-        &format!("    bind {{{{listen}}}}\n    bind 127.0.0.1:{port}"),
-    );
-    let scenario = haproxy_scenario(dir.path(), &template);
-    let result = run(contend()
-        .arg("run")
-        .arg(&scenario)
-        .args(["--target", &server.url(), "--no-progress", "--out"])
-        .arg(dir.path().join("report")));
-    assert_exit(&result, 1);
-    let stderr = text(&result.stderr);
-    assert!(stderr.contains("Address already in use"), "{stderr}");
-    assert!(
-        stderr.contains("a `bind` of the template names a port in use"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("free that port or change it"), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    drop(held);
 }

@@ -1,7 +1,7 @@
 //! Distributed quotas against a real redis-server: gateway replicas
 //! sharing one quota in the store (where in-process limits each admit
 //! their own), a paused store under fail-open and fail-closed and their
-//! recovery, a store killed mid-run by a `[[faults]]` entry, and the
+//! recovery (also with the local cache), a store killed mid-run by a `[[faults]]` entry, and the
 //! scenario's refusals of faults that cannot be applied.
 
 use std::net::SocketAddr;
@@ -164,6 +164,68 @@ fn a_paused_store_fails_open_or_closed_and_both_recover_when_it_resumes() {
             metrics.contains("contend_gateway_rate_limit_key_total{key=\"-\",outcome=\"limited\"}")
         );
         let _ = topology.components_mut();
+        drop(topology);
+    }
+}
+
+/// The gateway's store totals now (`rate_limit_*` on its /metrics).
+fn store_totals(gateway: SocketAddr) -> std::collections::BTreeMap<String, f64> {
+    let metrics =
+        contend::topology::telemetry::scrape(gateway, "/metrics", Duration::from_secs(2), None)
+            .unwrap_or_else(|e| panic!("{e}"));
+    contend::topology::telemetry::replica_totals(&metrics).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Asks `gateway` every 20 ms (there is no signal to wait on: a sync must
+/// fail, or succeed, first) until `done(status)` or 5 s; returns whether it was done.
+fn poll(gateway: SocketAddr, mut done: impl FnMut(u16) -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if done(status(gateway)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn with_the_local_cache_a_paused_store_fails_open_or_closed_and_recovers() {
+    if !redis_present("with_the_local_cache_a_paused_store_fails_open_or_closed") {
+        return;
+    }
+    for mode in [OnStoreError::Open, OnStoreError::Closed] {
+        let mut spec = spec(1, Some(mode), 1.0);
+        spec.store.as_mut().unwrap().sync_interval = Some(Duration::from_millis(100));
+        let topology = start(&spec);
+        let gateway = topology.gateway_addrs()[0];
+        assert_eq!(status(gateway), 200, "{mode:?}: decided locally");
+        let store_pid = topology.store.as_ref().expect("a store").child().pid();
+        contend::sys::signal_group(store_pid, libc::SIGSTOP).unwrap();
+        match mode {
+            // The local quota (1/s) goes on deciding: its next admission,
+            // once a sync has failed, is a fail-open one; never a 503.
+            OnStoreError::Open => assert!(
+                poll(gateway, |s| {
+                    assert_ne!(s, 503, "open never refuses for the store");
+                    store_totals(gateway)["rate_limit_fail_open"] >= 1.0
+                }),
+                "a fail-open admission while the store is paused: {:?}",
+                store_totals(gateway)
+            ),
+            OnStoreError::Closed => assert!(
+                poll(gateway, |s| s == 503),
+                "closed refuses once a sync has failed"
+            ),
+        }
+        assert!(store_totals(gateway)["rate_limit_store_error"] >= 1.0);
+        contend::sys::signal_group(store_pid, libc::SIGCONT).unwrap();
+        if mode == OnStoreError::Closed {
+            assert!(
+                poll(gateway, |s| s != 503),
+                "decided again once a sync reaches the store"
+            );
+        }
         drop(topology);
     }
 }

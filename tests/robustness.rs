@@ -622,6 +622,51 @@ fn a_frozen_gateway_is_named_and_not_blamed_on_the_generator() {
     );
 }
 
+/// Runs 100/s for 4 s through a gateway of `kind` and SIGKILLs its process
+/// (named `kind`, the only such child of contend once load flows: its
+/// config check has come and gone) mid-run; `check` sees its pid and its
+/// children before the kill. Returns contend's stdout and the component's
+/// reported exit (from summary.json), after checking that contend
+/// exited 0, nothing of the gateway's group is left, and no request got a
+/// 2xx after the death.
+fn kill_gateway_mid_run(kind: &str, check: impl FnOnce(u32)) -> (String, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, report) = start_scenario(
+        dir.path(),
+        &format!(
+            "name = \"robust\"\n[[phases]]\nrate = 100\nduration = \"4s\"\n\
+             [upstream]\nkind = \"mock\"\nsleep = \"1ms\"\n[gateway]\nkind = \"{kind}\"\n"
+        ),
+        "1s",
+    );
+    wait_for_rows(&report, 1, &mut child);
+    let gateway = child_where(child.id(), kind, |pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == kind)
+    });
+    check(gateway);
+    contend::sys::signal(gateway, libc::SIGKILL).expect("kill the gateway");
+    let out = finish(child);
+    assert_exit(&out, 0);
+    let s = summary(&report);
+    let exit = s["component_exits"]
+        .as_array()
+        .expect("component_exits")
+        .iter()
+        .find(|e| e["component"] == kind)
+        .unwrap_or_else(|| panic!("{kind}'s death is reported: {s:#}"))
+        .clone();
+    assert_eq!(exit["pid"], gateway);
+    assert!(contend::topology::group_members(gateway).is_empty());
+    let at_s = exit["at_s"].as_f64().unwrap();
+    let later_2xx: u64 = csv_rows(&report)
+        .iter()
+        .filter(|r| r.start_s >= at_s + 0.5)
+        .map(|r| r.ok_2xx)
+        .sum();
+    assert_eq!(later_2xx, 0, "responses after {kind} died");
+    (text(&out.stdout), exit)
+}
+
 /// nginx's master killed mid-run leaves its worker serving: contend stops
 /// the whole process group then, says so, and leaves nothing of the run.
 #[test]
@@ -632,46 +677,15 @@ fn a_killed_nginx_master_takes_its_workers_with_it() {
     ) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let (mut child, report) = start_scenario(
-        dir.path(),
-        "name = \"robust\"\n[[phases]]\nrate = 100\nduration = \"4s\"\n\
-         [upstream]\nkind = \"mock\"\nsleep = \"1ms\"\n[gateway]\nkind = \"nginx\"\n",
-        "1s",
-    );
-    // Once load flows, the only nginx child of contend is the master (its
-    // config test, `nginx -t`, has come and gone).
-    wait_for_rows(&report, 1, &mut child);
-    let master = child_where(child.id(), "nginx's master", |pid| {
-        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "nginx")
+    let (stdout, exit) = kill_gateway_mid_run("nginx", |master| {
+        assert!(!children_of(master).is_empty(), "nginx's worker");
     });
-    assert!(!children_of(master).is_empty(), "nginx's worker");
-    contend::sys::signal(master, libc::SIGKILL).expect("kill nginx's master");
-    let out = finish(child);
-    assert_exit(&out, 0);
-    let s = summary(&report);
-    let exits = s["component_exits"].as_array().expect("component_exits");
-    let exit = exits
-        .iter()
-        .find(|e| e["component"] == "nginx")
-        .unwrap_or_else(|| panic!("nginx's death is reported: {s:#}"));
-    assert_eq!(exit["pid"], master);
     let left = exit["left_running"].as_array().expect("left_running");
     assert!(!left.is_empty(), "its worker was still serving: {exit:#}");
     assert!(
-        text(&out.stdout).contains("went on serving until contend stopped"),
-        "{}",
-        text(&out.stdout)
+        stdout.contains("went on serving until contend stopped"),
+        "{stdout}"
     );
-    // Nothing of nginx is left, and requests after its death were errors.
-    assert!(contend::topology::group_members(master).is_empty());
-    let at_s = exit["at_s"].as_f64().unwrap();
-    let later_2xx: u64 = csv_rows(&report)
-        .iter()
-        .filter(|r| r.start_s >= at_s + 0.5)
-        .map(|r| r.ok_2xx)
-        .sum();
-    assert_eq!(later_2xx, 0, "responses after nginx died");
 }
 
 /// Sends SIGINT to `child` once its stderr shows a line containing
@@ -886,39 +900,10 @@ fn a_killed_haproxy_leaves_nothing_serving() {
     ) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let (mut child, report) = start_scenario(
-        dir.path(),
-        "name = \"robust\"\n[[phases]]\nrate = 100\nduration = \"4s\"\n\
-         [upstream]\nkind = \"mock\"\nsleep = \"1ms\"\n[gateway]\nkind = \"haproxy\"\n",
-        "1s",
-    );
-    // Once load flows, the only haproxy child of contend is the gateway
-    // (its config check, `haproxy -c`, has come and gone).
-    wait_for_rows(&report, 1, &mut child);
-    let haproxy = child_where(child.id(), "haproxy", |pid| {
-        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "haproxy")
+    let (_, exit) = kill_gateway_mid_run("haproxy", |haproxy| {
+        assert!(children_of(haproxy).is_empty(), "no workers of its own");
     });
-    assert!(children_of(haproxy).is_empty(), "no workers of its own");
-    contend::sys::signal(haproxy, libc::SIGKILL).expect("kill haproxy");
-    let out = finish(child);
-    assert_exit(&out, 0);
-    let s = summary(&report);
-    let exits = s["component_exits"].as_array().expect("component_exits");
-    let exit = exits
-        .iter()
-        .find(|e| e["component"] == "haproxy")
-        .unwrap_or_else(|| panic!("haproxy's death is reported: {s:#}"));
-    assert_eq!(exit["pid"], haproxy);
     assert_eq!(exit["signal"], libc::SIGKILL);
     let left = exit["left_running"].as_array().expect("left_running");
     assert!(left.is_empty(), "nothing of it went on serving: {exit:#}");
-    assert!(contend::topology::group_members(haproxy).is_empty());
-    let at_s = exit["at_s"].as_f64().unwrap();
-    let later_2xx: u64 = csv_rows(&report)
-        .iter()
-        .filter(|r| r.start_s >= at_s + 0.5)
-        .map(|r| r.ok_2xx)
-        .sum();
-    assert_eq!(later_2xx, 0, "responses after haproxy died");
 }

@@ -145,8 +145,18 @@ pub fn run(config: Config) -> Result<()> {
             |cpus| cpus.len(),
         )
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
+    // One thread: everything on it, as an nginx worker does. A one-worker
+    // multi-thread runtime would hand every accepted connection from the
+    // accepting thread to its worker and wake them for each other,
+    // paying context switches per request.
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads);
+        builder
+    };
+    let runtime = builder
         .thread_name("gateway")
         .enable_all()
         .build()

@@ -18,9 +18,14 @@
 //! own in-memory GCRA and, every interval, charges the store with what it
 //! admitted since the last sync and moves its local TAT to the store's, so
 //! the others' admissions slow it down. Fewer round trips; the price is
-//! up to one interval of every replica's admissions over the quota.
+//! up to one interval of every replica's admissions over the quota. A sync
+//! that cannot reach the store marks it down until one succeeds; meanwhile
+//! `on_store_error` holds as without the cache: "open" goes on deciding
+//! from the local quota (each admission counted `fail_open`, and charged to
+//! the store once it is back), "closed" refuses (503).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -213,6 +218,8 @@ pub(crate) struct SharedLimit {
     pub(crate) counters: Mutex<Counters>,
     /// The local cache's state, per store key, with `sync_interval`.
     cache: Option<Mutex<HashMap<String, CacheEntry>>>,
+    /// With the cache: the last sync could not reach the store.
+    store_down: AtomicBool,
 }
 
 /// One key in the local cache.
@@ -268,6 +275,7 @@ impl SharedLimit {
             config,
             counters: Mutex::new(Counters::default()),
             cache,
+            store_down: AtomicBool::new(false),
         });
         if let Some(every) = limit.config.sync_interval {
             // The sync task holds a weak handle: it ends with the gateway.
@@ -289,6 +297,12 @@ impl SharedLimit {
     pub(crate) async fn check(&self, route: &str, key: &str, gcra: Gcra) -> Verdict {
         let store_key = format!("contend:gcra:{route}:{key}");
         let verdict = match &self.cache {
+            Some(_)
+                if self.store_down.load(Ordering::Relaxed)
+                    && self.config.on_error == OnStoreError::Closed =>
+            {
+                Verdict::FailClosed
+            }
             Some(cache) => {
                 let now = Instant::now();
                 let mut cache = lock(cache);
@@ -301,7 +315,11 @@ impl SharedLimit {
                     Ok(tat) => {
                         entry.tat = Some(tat);
                         entry.unsynced += 1;
-                        Verdict::Admit
+                        if self.store_down.load(Ordering::Relaxed) {
+                            Verdict::FailOpen
+                        } else {
+                            Verdict::Admit
+                        }
                     }
                     Err(wait) => Verdict::Limited(wait),
                 }
@@ -359,16 +377,20 @@ impl SharedLimit {
             .map(|(k, e)| (k.clone(), e.gcra, std::mem::take(&mut e.unsynced)))
             .collect();
         let since = self.config.sync_interval.unwrap_or_default();
+        let mut failed = false;
+        let mut reached = false;
         for (store_key, gcra, cells) in due {
             let sent = Instant::now();
             match self.call(&store_key, gcra, cells, Some(since)).await {
                 Ok((_, ahead)) => {
+                    reached = true;
                     if let Some(entry) = lock(cache).get_mut(&store_key) {
                         let shared = sent + ahead;
                         entry.tat = Some(entry.tat.map_or(shared, |t| t.max(shared)));
                     }
                 }
                 Err(()) => {
+                    failed = true;
                     if let Some(entry) = lock(cache).get_mut(&store_key) {
                         entry.unsynced += cells;
                     }
@@ -376,6 +398,10 @@ impl SharedLimit {
                     counters.total.store_errors += 1;
                 }
             }
+        }
+        // Nothing to sync says nothing of the store: the mark stays.
+        if failed || reached {
+            self.store_down.store(failed, Ordering::Relaxed);
         }
     }
 

@@ -61,8 +61,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     // available_parallelism honours the affinity mask just set.
     let io_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(io_threads)
+    // One core: all I/O on one thread (the CPU work still goes to threads
+    // of its own), without handing each connection from the accepting
+    // thread to a worker and waking them for each other.
+    let mut builder = if io_threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(io_threads);
+        builder
+    };
+    let runtime = builder
         .max_blocking_threads(MAX_BLOCKING_THREADS)
         .thread_name("mock-io")
         .enable_all()

@@ -14,6 +14,7 @@
 pub mod conn;
 pub mod http1;
 mod http2;
+mod pacing;
 pub mod request_log;
 pub mod retry;
 pub mod shard;
@@ -125,6 +126,9 @@ pub struct Plan {
     pub interval: Duration,
     /// Arrivals due within this long of a pacer wake go out together.
     pub pacing_window: Duration,
+    /// Widest the pacing window may grow while a driver thread is short of
+    /// CPU (equal to `pacing_window`: fixed).
+    pub pacing_window_max: Duration,
     /// Give every request an `x-request-id` and keep per-request records.
     pub request_ids: bool,
     /// This process's share of a load split over several processes.
@@ -239,6 +243,7 @@ impl Plan {
             seed: scenario.client.seed,
             interval: scenario.client.interval,
             pacing_window: scenario.client.pacing_window,
+            pacing_window_max: scenario.client.pacing_window_max,
             request_ids: scenario.client.request_ids,
             shard: scenario.client.shard,
             start_at: scenario.client.start_at,
@@ -595,6 +600,7 @@ fn shard_plans(plan: &Plan, protocol: Protocol, tls: Option<&TlsClient>) -> Vec<
             run_ns: plan.load.duration().as_nanos().min(u64::MAX as u128) as u64,
             interval_ns: plan.interval.as_nanos().max(1) as u64,
             pacing_window_ns: plan.pacing_window.as_nanos().min(u64::MAX as u128) as u64,
+            pacing_window_max_ns: plan.pacing_window_max.as_nanos().min(u64::MAX as u128) as u64,
             request_log: plan
                 .request_ids
                 .then(|| (request_log::RECORDS_PER_RUN / shards).max(1)),

@@ -21,6 +21,7 @@ use tokio::sync::{Notify, oneshot, watch};
 
 use super::conn::{Dialer, OpenError};
 use super::http2;
+use super::pacing::Window;
 use super::request_log::RequestLog;
 use super::retry::{BudgetTokens, RetryPolicy};
 use super::worker::{self, Job, Mailbox};
@@ -72,6 +73,9 @@ pub struct ShardPlan {
     /// stays visible as schedule lag and in latency, which both count from
     /// the intended time.
     pub pacing_window_ns: u64,
+    /// Widest the window may grow while the thread is short of CPU, ns
+    /// (see [`super::pacing`]); equal to `pacing_window_ns`: fixed.
+    pub pacing_window_max_ns: u64,
     /// Closed-loop connections of this shard (0: open loop, the schedule).
     pub closed_loop: usize,
     /// Length of the run, ns (the phases' total).
@@ -132,8 +136,9 @@ pub(super) struct Shared {
     pub(super) max_workers: usize,
     /// Arrivals dispatched and not yet ended.
     pub(super) in_flight: Cell<u64>,
-    /// `[client] pacing_window`, ns (see [`ShardPlan::pacing_window_ns`]).
-    pacing_window_ns: u64,
+    /// The pacing window in force, ns (see [`ShardPlan::pacing_window_ns`];
+    /// the pacer changes it when it is adaptive).
+    pacing_window_ns: Cell<u64>,
     pub(super) drained: Notify,
     /// Set once no more arrivals will come: idle workers then end.
     pub(super) closing: Cell<bool>,
@@ -233,7 +238,11 @@ impl Shared {
         // Only what waited out the window: the rest goes in the pacer's
         // next burst, so a wide window keeps its bursts (a burst finds the
         // target awake; sends spread over responses each wake it).
-        dispatch_due(self, now_ns.saturating_sub(self.pacing_window_ns), now_ns);
+        dispatch_due(
+            self,
+            now_ns.saturating_sub(self.pacing_window_ns.get()),
+            now_ns,
+        );
         let end_ns = self.closed_loop_end_ns.get();
         if end_ns > 0 && now_ns < end_ns && !self.closing.get() {
             // An HTTP/2 closed-loop client sends its next request.
@@ -518,7 +527,7 @@ pub fn run(
             connecting: Cell::new(0),
             max_workers: plan.max_connections.max(1),
             in_flight: Cell::new(0),
-            pacing_window_ns: plan.pacing_window_ns,
+            pacing_window_ns: Cell::new(plan.pacing_window_ns),
             drained: Notify::new(),
             closing: Cell::new(false),
             connect_budget: Cell::new((NEW_CONNECTIONS_BURST, sys::monotonic_ns())),
@@ -543,6 +552,7 @@ pub fn run(
         if let Some(retries) = &shared.retries {
             retries.borrow_mut().end_ns = start_ns.saturating_add(plan.run_ns);
         }
+        let mut window = Window::new(plan.pacing_window_ns, plan.pacing_window_max_ns);
         let paced = if plan.closed_loop > 0 {
             let end_ns = start_ns.saturating_add(plan.run_ns);
             closed_loop(
@@ -555,11 +565,10 @@ pub fn run(
             )
             .await
         } else {
-            let window_ns = plan.pacing_window_ns;
             pace(
                 &shared,
                 plan.interval_ns,
-                window_ns,
+                &mut window,
                 &to_coordinator,
                 &mut stop,
             )
@@ -581,6 +590,7 @@ pub fn run(
         let (mut totals, intervals) = recorder.finish(sys::monotonic_ns(), 0);
         totals.first_connect_error = shared.first_connect_error.take();
         totals.first_handshake_error = shared.first_handshake_error.take();
+        totals.pacing_window_widest_ns = window.widest_ns();
         for snapshot in intervals {
             let _ = to_coordinator.send(ShardMsg::Interval(Box::new(snapshot)));
         }
@@ -626,13 +636,13 @@ fn dispatch_due(shared: &Rc<Shared>, due_by_ns: u64, now_ns: u64) -> usize {
 }
 
 /// The pacer: sends what is due, closes intervals, then sleeps on the
-/// timerfd until the next arrival (or, when that is sooner than
-/// `window_ns` after this wake, until the window ends), until the schedule
+/// timerfd until the next arrival (or, when that is sooner than the
+/// `window` after this wake, until the window ends), until the schedule
 /// ends or a stop is asked for.
 async fn pace(
     shared: &Rc<Shared>,
     interval_ns: u64,
-    window_ns: u64,
+    window: &mut Window,
     to_coordinator: &mpsc::Sender<ShardMsg>,
     stop: &mut watch::Receiver<bool>,
 ) -> std::io::Result<()> {
@@ -664,7 +674,9 @@ async fn pace(
             tokio::task::yield_now().await;
             continue;
         }
-        let wake_ns = due_ns.max(now_ns + window_ns).min(next_tick_ns);
+        window.look(now_ns);
+        shared.pacing_window_ns.set(window.ns());
+        let wake_ns = due_ns.max(now_ns + window.ns()).min(next_tick_ns);
         timer.get_ref().arm_at(wake_ns)?;
         tokio::select! {
             guard = timer.readable() => guard?.clear_ready(),

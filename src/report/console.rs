@@ -6,7 +6,7 @@
 
 use std::io::{self, Write};
 
-use super::summary::{KeySummary, Percentiles, Summary};
+use super::summary::{DriverSummary, KeySummary, Percentiles, Summary};
 use crate::experiment::sweep::{ClosedStepRow, StepRow, SweepResult};
 
 /// wrk's latency format, the one every table and message uses; the
@@ -151,7 +151,7 @@ pub fn write(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
         s.driver.cpu_s,
         s.driver.requests_per_cpu_s,
         s.driver.peak_cpu_cores * 100.0,
-        contend_units::format_duration(std::time::Duration::from_micros(s.driver.pacing_window_us))
+        pacing_window(&s.driver)
     )?;
     if s.generator_bound {
         writeln!(
@@ -465,4 +465,25 @@ fn write_step_connections(w: &mut dyn Write, steps: &[StepRow]) -> io::Result<()
         "  (conns/s: new connections; hs: TLS handshake; GW CPU/req: the gateway's CPU per response; \
          keep-alive: the same load on reused connections, its P99)"
     )
+}
+
+/// The pacing window as the Driver line says it: `25us`, or for an
+/// adaptive one `auto 25us-500us`, with how wide it went when it widened.
+fn pacing_window(d: &DriverSummary) -> String {
+    let us = |n: u64| contend_units::format_duration(std::time::Duration::from_micros(n));
+    if d.pacing_window_max_us <= d.pacing_window_us {
+        return us(d.pacing_window_us);
+    }
+    let mut text = format!(
+        "auto {}-{}",
+        us(d.pacing_window_us),
+        us(d.pacing_window_max_us)
+    );
+    if d.pacing_window_widest_us > d.pacing_window_us {
+        text.push_str(&format!(
+            " (widened to {}: a driver thread was short of CPU)",
+            us(d.pacing_window_widest_us)
+        ));
+    }
+    text
 }

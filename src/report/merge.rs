@@ -498,6 +498,13 @@ fn merged_connections(shards: &[ShardFolder], duration_s: f64) -> ConnectionsSum
 /// busiest shard's peak.
 fn merged_driver(shards: &[ShardFolder], sent: u64) -> DriverSummary {
     let cpu_s: f64 = shards.iter().map(|s| s.summary.driver.cpu_s).sum();
+    let widest = |field: fn(&DriverSummary) -> u64| {
+        shards
+            .iter()
+            .map(|s| field(&s.summary.driver))
+            .max()
+            .unwrap_or(0)
+    };
     DriverSummary {
         threads: shards.iter().map(|s| s.summary.driver.threads).sum(),
         cpu_s: round3(cpu_s),
@@ -507,11 +514,9 @@ fn merged_driver(shards: &[ShardFolder], sent: u64) -> DriverSummary {
             .map(|s| s.summary.driver.peak_cpu_cores)
             .fold(0.0, f64::max),
         // The shards run one scenario: the widest window stands for all.
-        pacing_window_us: shards
-            .iter()
-            .map(|s| s.summary.driver.pacing_window_us)
-            .max()
-            .unwrap_or(0),
+        pacing_window_us: widest(|d| d.pacing_window_us),
+        pacing_window_max_us: widest(|d| d.pacing_window_max_us),
+        pacing_window_widest_us: widest(|d| d.pacing_window_widest_us),
     }
 }
 

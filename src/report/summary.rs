@@ -126,6 +126,14 @@ pub struct DriverSummary {
     /// reports written before it existed).
     #[serde(default)]
     pub pacing_window_us: u64,
+    /// Widest the window could grow (`pacing_window = "auto"`: half of
+    /// `lag_bound`; equal to `pacing_window_us` for a fixed window), us.
+    #[serde(default)]
+    pub pacing_window_max_us: u64,
+    /// Widest window a driver thread used, us: above `pacing_window_us`
+    /// only when a thread was short of CPU and widened it.
+    #[serde(default)]
+    pub pacing_window_widest_us: u64,
 }
 
 /// The summary of one run.
@@ -585,6 +593,8 @@ impl Summary {
                 requests_per_cpu_s: round3(t.sent as f64 / cpu_s.max(1e-9)),
                 peak_cpu_cores: round3(peak_cpu_cores),
                 pacing_window_us: run.scenario.client.pacing_window.as_micros() as u64,
+                pacing_window_max_us: run.scenario.client.pacing_window_max.as_micros() as u64,
+                pacing_window_widest_us: t.pacing_window_widest_ns / 1_000,
             },
             keys: key_summaries(&run.step.key_names, t),
             upstream_accounting: run.upstream.clone(),

@@ -17,11 +17,11 @@ use super::check::{
     check_header_name, check_header_value, check_int, check_interval, check_method, check_path,
     check_positive_duration, quoted,
 };
-use super::raw::{Headers, RawClient, RawHttp, RawKey, RawRequest, RawShards, RawTls};
+use super::raw::{Headers, RawClient, RawHttp, RawKey, RawRequest, RawShards, RawTls, RawWindow};
 use super::retry::build_retry;
 use super::{
-    ClientSpec, ExperimentKind, HttpVersion, KeySpec, MAX_CONNECTIONS, MAX_DURATION, MAX_SHARDS,
-    MAX_THREADS, Overrides, RequestSpec, Shard, TlsSpec, TlsVersionSpec,
+    ClientSpec, DEFAULT_PACING_WINDOW, ExperimentKind, HttpVersion, KeySpec, MAX_CONNECTIONS,
+    MAX_DURATION, MAX_SHARDS, MAX_THREADS, Overrides, RequestSpec, Shard, TlsSpec, TlsVersionSpec,
 };
 use crate::error::Result;
 
@@ -277,20 +277,25 @@ fn client_from_file(
         })?;
         client.lag_bound = l.get_ref().0;
     }
+    // The window is settled after lag_bound, whose half bounds "auto".
+    client.pacing_window = DEFAULT_PACING_WINDOW;
+    client.pacing_window_max = (client.lag_bound / 2).max(DEFAULT_PACING_WINDOW);
     if let Some(w) = &raw.pacing_window {
-        let window = w.get_ref().0;
-        if window >= client.lag_bound {
-            return Err(ctx.at(
-                w.span(),
-                format!(
-                    "[client] pacing_window of {} is not below lag_bound ({}): arrivals held for the window would count as the generator falling behind; shorten the window or raise lag_bound (e.g. lag_bound = \"{}\")",
-                    format_duration(window),
-                    format_duration(client.lag_bound),
-                    format_duration(window * 2),
-                ),
-            ));
+        if let RawWindow::Fixed(window) = *w.get_ref() {
+            if window >= client.lag_bound {
+                return Err(ctx.at(
+                    w.span(),
+                    format!(
+                        "[client] pacing_window of {} is not below lag_bound ({}): arrivals held for the window would count as the generator falling behind; shorten the window or raise lag_bound (e.g. lag_bound = \"{}\")",
+                        format_duration(window),
+                        format_duration(client.lag_bound),
+                        format_duration(window * 2),
+                    ),
+                ));
+            }
+            client.pacing_window = window;
+            client.pacing_window_max = window;
         }
-        client.pacing_window = window;
     }
     if let Some(h) = &raw.http {
         client.http = match h.get_ref() {

@@ -80,10 +80,11 @@ impl Default for TlsSpec {
     }
 }
 
-/// The default `pacing_window`: at high rates the pacer wakes at most this
-/// often. Its schedule lag is about half the window plus the wake's own
-/// latency, which keeps the lag's median under 50 us on a busy machine;
-/// wider windows cost less CPU per request (see `benches/peers.sh`).
+/// The default `pacing_window` (and the narrowest of `"auto"`): at high
+/// rates the pacer wakes at most this often. Its schedule lag is about half
+/// the window plus the wake's own latency, which keeps the lag's median
+/// under 50 us on a busy machine; wider windows cost less CPU per request
+/// (see `benches/peers.sh`).
 pub const DEFAULT_PACING_WINDOW: Duration = Duration::from_micros(25);
 
 /// Client behaviour.
@@ -106,6 +107,12 @@ pub struct ClientSpec {
     /// costs fewer wakes per request and shows as schedule lag; below
     /// `lag_bound`.
     pub pacing_window: Duration,
+    /// Widest the window may grow: with `pacing_window = "auto"` (the
+    /// default) a driver thread short of CPU widens its window up to this
+    /// (half of `lag_bound`, so the held arrivals stay inside the bound) and
+    /// narrows it back once it has CPU to spare; equal to `pacing_window`
+    /// for a window given as a duration (fixed).
+    pub pacing_window_max: Duration,
     /// `request_ids`: give every request a unique `x-request-id` and keep a
     /// bounded per-request record, so the client, the gateway's log and the
     /// upstream can be joined per request. Off by default (the hot path is
@@ -176,6 +183,7 @@ impl Default for ClientSpec {
             interval: Duration::from_secs(1),
             lag_bound: Duration::from_millis(1),
             pacing_window: DEFAULT_PACING_WINDOW,
+            pacing_window_max: Duration::from_micros(500),
             request_ids: false,
             shard: Shard::default(),
             start_at: None,

@@ -303,13 +303,40 @@ pub(super) struct RawClient {
     pub(super) seed: Option<Spanned<Int>>,
     pub(super) interval: Option<Spanned<HumanDuration>>,
     pub(super) lag_bound: Option<Spanned<HumanDuration>>,
-    pub(super) pacing_window: Option<Spanned<HumanDuration>>,
+    pub(super) pacing_window: Option<Spanned<RawWindow>>,
     pub(super) request_ids: Option<Spanned<bool>>,
     pub(super) http: Option<Spanned<RawHttp>>,
     pub(super) streams_per_connection: Option<Spanned<Int>>,
     pub(super) reuse: Option<bool>,
     pub(super) tls: Option<Spanned<RawTls>>,
     pub(super) retry: Option<Spanned<RawRetry>>,
+}
+
+/// `[client] pacing_window = "auto"` or a duration.
+pub(super) enum RawWindow {
+    Auto,
+    Fixed(std::time::Duration),
+}
+
+impl<'de> Deserialize<'de> for RawWindow {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = RawWindow;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("\"auto\" or a duration such as \"25us\" or \"1ms\"")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> std::result::Result<RawWindow, E> {
+                if s == "auto" {
+                    return Ok(RawWindow::Auto);
+                }
+                contend_units::parse_duration(s)
+                    .map(RawWindow::Fixed)
+                    .map_err(|e| E::custom(format!("{e} (or \"auto\")")))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// `[client] http = "1.1" | "2" | "auto"` (also written as 1.1 or 2).

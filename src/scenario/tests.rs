@@ -609,22 +609,39 @@ fn https_http2_and_tls_settings_are_read_and_checked() {
 #[test]
 fn pacing_window_defaults_and_stays_below_lag_bound() {
     use crate::scenario::DEFAULT_PACING_WINDOW;
-    assert_eq!(parse_ok(PHASE).client.pacing_window, DEFAULT_PACING_WINDOW);
+    let us = Duration::from_micros;
+    // (client fields, narrowest window, widest): "auto" (the default)
+    // widens up to half of lag_bound; a duration is fixed.
     let cases = [
-        ("pacing_window = \"0s\"", Duration::ZERO),
-        ("pacing_window = \"250us\"", Duration::from_micros(250)),
+        ("", DEFAULT_PACING_WINDOW, us(500)),
+        ("pacing_window = \"auto\"", DEFAULT_PACING_WINDOW, us(500)),
+        ("lag_bound = \"4ms\"", DEFAULT_PACING_WINDOW, us(2000)),
+        (
+            "pacing_window = \"auto\"\nlag_bound = \"30us\"",
+            DEFAULT_PACING_WINDOW,
+            DEFAULT_PACING_WINDOW,
+        ),
+        ("pacing_window = \"0s\"", Duration::ZERO, Duration::ZERO),
+        ("pacing_window = \"250us\"", us(250), us(250)),
         (
             "pacing_window = \"1ms\"\nlag_bound = \"3ms\"",
-            Duration::from_millis(1),
+            us(1000),
+            us(1000),
         ),
         (
             "lag_bound = \"3ms\"\npacing_window = \"1ms\"",
-            Duration::from_millis(1),
+            us(1000),
+            us(1000),
         ),
     ];
-    for (client, want) in cases {
+    for (client, narrowest, widest) in cases {
         let text = format!("{PHASE}[client]\n{client}");
-        assert_eq!(parse_ok(&text).client.pacing_window, want, "{client}");
+        let c = parse_ok(&text).client;
+        assert_eq!(
+            (c.pacing_window, c.pacing_window_max),
+            (narrowest, widest),
+            "{client}"
+        );
     }
     let cases = [
         (
@@ -640,6 +657,10 @@ fn pacing_window_defaults_and_stays_below_lag_bound() {
             "s.toml:5:17",
         ),
         (format!("{PHASE}[client]\npacing_window = 5"), "s.toml:5:17"),
+        (
+            format!("{PHASE}[client]\npacing_window = \"wide\""),
+            "s.toml:5:17: `wide` does not start with a number: expected a duration like 250ms, 10s or 2m (units: ns, us, ms, s, m, h) (or \"auto\")",
+        ),
     ];
     for (text, want) in cases {
         let err = parse_err(&text);

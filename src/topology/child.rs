@@ -16,39 +16,13 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::sys;
-
-/// Where a component's `program` is looked for: each folder of the PATH,
-/// then `fallbacks` (Debian installs servers in /usr/sbin, which is not on
-/// every user's PATH).
-pub fn program_candidates(program: &str, fallbacks: &[&str]) -> Vec<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .chain(fallbacks.iter().map(PathBuf::from))
-        .collect()
-}
-
-/// The first of `candidates` that is a file, or `component`'s error saying
-/// `missing` (what to install, or what to do instead).
-pub fn first_program(
-    mut candidates: impl Iterator<Item = PathBuf>,
-    component: &str,
-    missing: &str,
-) -> Result<PathBuf> {
-    candidates
-        .find(|p| p.is_file())
-        .ok_or_else(|| Error::Component {
-            component: component.into(),
-            message: missing.into(),
-        })
-}
 
 /// Lines of a child's stderr kept for error messages.
 const STDERR_TAIL_LINES: usize = 20;

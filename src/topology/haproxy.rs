@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use super::child::ChildGuard;
 use super::component::{AccessLog, Component, Gateway, GatewayInfo};
+use super::program::{self, ms};
 use super::workdir::WorkDir;
 use super::{READY_TIMEOUT, http, open_log};
 use crate::error::{Error, Result};
@@ -66,17 +67,9 @@ pub struct Haproxy {
 /// now, proxying to `upstream_url`.
 pub fn start(spec: &GatewaySpec, upstream_url: &str) -> Result<Haproxy> {
     let binary = find()?;
-    let template = match &spec.template {
-        Some(path) => std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?,
-        None => EMBEDDED_TEMPLATE.to_string(),
-    };
+    let template = program::template(spec.template.as_deref(), EMBEDDED_TEMPLATE)?;
     let dir = WorkDir::new("haproxy")?;
-    // HAProxy takes no port 0 and prints no address: pick a free port and
-    // hand it over. Another process could take it in between; HAProxy
-    // would then fail to bind, and that is reported with the fix.
-    let listen = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| Error::Runtime(format!("no free port for haproxy: {e}")))?;
+    let listen = program::free_port(NAME)?;
     let upstream = upstream_url.trim_start_matches("http://");
     let text = render(&template, spec, listen, upstream, dir.path());
     let conf = dir.path().join("haproxy.cfg");
@@ -189,12 +182,12 @@ const FALLBACKS: [&str; 2] = ["/usr/sbin/haproxy", "/usr/local/sbin/haproxy"];
 
 /// The HAProxy binary, or an error that names the install and the alternative.
 pub fn find() -> Result<PathBuf> {
-    find_among(super::child::program_candidates("haproxy", &FALLBACKS).into_iter())
+    find_among(program::candidates(NAME, &FALLBACKS).into_iter())
 }
 
 /// The first of `candidates` that is a file, or the error [`find`] gives.
 pub fn find_among(candidates: impl Iterator<Item = PathBuf>) -> Result<PathBuf> {
-    super::child::first_program(
+    program::first(
         candidates,
         NAME,
         "haproxy is not installed (not on the PATH, nor in /usr/sbin): install it with \
@@ -204,22 +197,11 @@ pub fn find_among(candidates: impl Iterator<Item = PathBuf>) -> Result<PathBuf> 
 
 /// `haproxy/2.6.12-1+deb12u4`, from `haproxy -v`.
 pub fn version(haproxy: &Path) -> String {
-    std::process::Command::new(haproxy)
-        .arg("-v")
-        .output()
-        .ok()
-        .and_then(|o| {
-            let text = String::from_utf8_lossy(&o.stdout);
-            let first = text.lines().next()?;
-            let v = first.strip_prefix("HAProxy version ")?.split(' ').next()?;
-            Some(format!("haproxy/{v}"))
-        })
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// HAProxy time: whole milliseconds, at least 1 (0 would mean no timeout).
-fn ms(d: Duration) -> String {
-    format!("{}ms", d.as_millis().max(1))
+    program::version(haproxy, "-v", |text| {
+        let first = text.lines().next()?;
+        let v = first.strip_prefix("HAProxy version ")?.split(' ').next()?;
+        Some(format!("haproxy/{v}"))
+    })
 }
 
 /// `"0,2-3"` as its CPUs in order (`[0, 2, 3]`); `None` when unreadable.
@@ -331,24 +313,10 @@ pub fn check_config(
     text: &str,
     template: Option<&Path>,
 ) -> Result<()> {
-    let output = std::process::Command::new(haproxy)
-        .arg("-c")
-        .arg("-f")
-        .arg(conf)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| Error::Component {
-            component: NAME.into(),
-            message: format!("could not run `{} -c`: {e}", haproxy.display()),
-        })?;
-    if output.status.success() {
-        return Ok(());
-    }
-    Err(config_check_failure(
-        &String::from_utf8_lossy(&output.stderr),
-        text,
-        template,
-    ))
+    let args = ["-c".to_string(), "-f".into(), conf.display().to_string()];
+    program::check_config(NAME, haproxy, &args, |stderr| {
+        config_check_failure(stderr, text, template)
+    })
 }
 
 /// The line number in HAProxy's `[FILE:LINE]`, the first such in `text`.
@@ -385,20 +353,12 @@ pub fn config_check_failure(stderr: &str, text: &str, template: Option<&Path>) -
             l.strip_prefix("config : ").unwrap_or(l).to_string()
         })
         .unwrap_or_else(|| "haproxy -c failed and printed nothing".into());
-    let at = line_number(&complaint)
-        .and_then(|n| text.lines().nth(n.checked_sub(1)?).map(|l| (n, l.trim())))
-        .map(|(n, l)| format!("; line {n} of the rendered config is `{l}`"))
-        .unwrap_or_default();
-    let fix = match template {
-        Some(path) => format!(
-            "fix the template {} ([gateway] template), or drop `template` to use the embedded one",
-            path.display()
-        ),
-        None => "this HAProxy rejects the embedded template, which is written for HAProxy 2.6 \
-                 or later: install a current one (`apt-get install haproxy`), or use \
-                 [gateway] kind = \"reference\""
-            .to_string(),
-    };
+    let at = program::rendered_line(text, line_number(&complaint));
+    let fix = program::template_fix(
+        template,
+        "this HAProxy rejects the embedded template, which is written for HAProxy 2.6 or later: \
+         install a current one (`apt-get install haproxy`), or use [gateway] kind = \"reference\"",
+    );
     Error::Component {
         component: NAME.into(),
         message: format!("its config check (`haproxy -c`) failed: {complaint}{at}. Fix: {fix}"),
@@ -409,22 +369,7 @@ pub fn config_check_failure(stderr: &str, text: &str, template: Option<&Path>) -
 /// HAProxy binds at start (`haproxy -c` does not), to the port contend
 /// picked at `listen` and to any other `bind` a template names.
 pub fn explain_bind_failure(error: Error, listen: SocketAddr) -> Error {
-    match error {
-        Error::Component { component, message } if message.contains("Address already in use") => {
-            let fix = if message.contains(&format!("for [{listen}]")) {
-                format!("another process took {listen} after contend picked it as free: run again")
-            } else {
-                "a `bind` of the template names a port in use (`ss -ltnp` shows which process \
-                 holds it): free that port or change it"
-                    .to_string()
-            };
-            Error::Component {
-                component,
-                message: format!("{message}\nFix: {fix}"),
-            }
-        }
-        other => other,
-    }
+    program::explain_port_taken(error, listen, &format!("for [{listen}]"), "bind")
 }
 
 /// The command line: `-db -f CONF` (in the foreground, one process).

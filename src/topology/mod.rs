@@ -32,6 +32,7 @@ pub mod http;
 mod mock;
 pub mod nginx;
 mod procfs;
+mod program;
 pub mod redis;
 mod reference;
 pub mod telemetry;

@@ -15,6 +15,7 @@ use std::time::Duration;
 use super::cert::{self, LOOPBACK_NAMES};
 use super::child::ChildGuard;
 use super::component::{AccessLog, Component, Gateway, GatewayInfo};
+use super::program::{self, ms};
 use super::telemetry::{self, Metric};
 use super::workdir::WorkDir;
 use super::{READY_TIMEOUT, http, open_log};
@@ -40,10 +41,7 @@ pub struct Nginx {
 /// proxying to `upstream_url`.
 pub fn start(spec: &GatewaySpec, upstream_url: &str) -> Result<Nginx> {
     let binary = find()?;
-    let template = match &spec.template {
-        Some(path) => std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?,
-        None => EMBEDDED_TEMPLATE.to_string(),
-    };
+    let template = program::template(spec.template.as_deref(), EMBEDDED_TEMPLATE)?;
     if spec.tls && !template.contains("{{tls}}") {
         return Err(Error::Component {
             component: "nginx".into(),
@@ -60,12 +58,7 @@ pub fn start(spec: &GatewaySpec, upstream_url: &str) -> Result<Nginx> {
     } else {
         None
     };
-    // nginx prints no address: pick a free port and hand it over. Another
-    // process could take it in between; nginx would then fail to bind, and
-    // that failure is reported with its stderr.
-    let listen = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| Error::Runtime(format!("no free port for nginx: {e}")))?;
+    let listen = program::free_port("nginx")?;
     let upstream = upstream_url.trim_start_matches("http://");
     let text = render(&template, spec, listen, upstream, dir.path());
     let conf = dir.path().join("nginx.conf");
@@ -165,12 +158,12 @@ const FALLBACKS: [&str; 2] = ["/usr/sbin/nginx", "/usr/local/sbin/nginx"];
 
 /// The nginx binary, or an error that names the install and the alternative.
 pub fn find() -> Result<PathBuf> {
-    find_among(super::child::program_candidates("nginx", &FALLBACKS).into_iter())
+    find_among(program::candidates("nginx", &FALLBACKS).into_iter())
 }
 
 /// The first of `candidates` that is a file, or the error [`find`] gives.
 pub fn find_among(candidates: impl Iterator<Item = PathBuf>) -> Result<PathBuf> {
-    super::child::first_program(
+    program::first(
         candidates,
         "nginx",
         "nginx is not installed (not on the PATH, nor in /usr/sbin): install it with \
@@ -180,22 +173,10 @@ pub fn find_among(candidates: impl Iterator<Item = PathBuf>) -> Result<PathBuf> 
 
 /// `nginx/1.22.1`, from `nginx -v` (which writes to stderr).
 pub fn version(nginx: &Path) -> String {
-    std::process::Command::new(nginx)
-        .arg("-v")
-        .output()
-        .ok()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stderr)
-                .trim()
-                .trim_start_matches("nginx version: ")
-                .to_string()
-        })
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// nginx time: whole milliseconds.
-fn ms(d: Duration) -> String {
-    format!("{}ms", d.as_millis().max(1))
+    program::version(nginx, "-v", |text| {
+        let v = text.trim().strip_prefix("nginx version: ")?;
+        Some(v.to_string())
+    })
 }
 
 /// Renders `template` for a run: nginx listens on `listen`, proxies to
@@ -332,22 +313,9 @@ pub fn test_config(
 ) -> Result<()> {
     let mut args = args(prefix, conf);
     args.insert(0, "-t".into());
-    let output = std::process::Command::new(nginx)
-        .args(&args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| Error::Component {
-            component: "nginx".into(),
-            message: format!("could not run `{} -t`: {e}", nginx.display()),
-        })?;
-    if output.status.success() {
-        return Ok(());
-    }
-    Err(config_test_failure(
-        &String::from_utf8_lossy(&output.stderr),
-        text,
-        template,
-    ))
+    program::check_config("nginx", nginx, &args, |stderr| {
+        config_test_failure(stderr, text, template)
+    })
 }
 
 /// The error for a failed `nginx -t`: its `[emerg]` line, the rendered
@@ -368,19 +336,14 @@ pub fn config_test_failure(stderr: &str, text: &str, template: Option<&Path>) ->
         .unwrap_or_else(|| "nginx -t failed and printed nothing".into());
     let line = complaint
         .rsplit_once(':')
-        .and_then(|(_, n)| n.trim().parse::<usize>().ok())
-        .and_then(|n| text.lines().nth(n.checked_sub(1)?).map(|l| (n, l.trim())));
-    let at = line
-        .map(|(n, l)| format!("; line {n} of the rendered config is `{l}`"))
-        .unwrap_or_default();
-    let fix = match template {
-        Some(path) => format!(
-            "fix the template {} ([gateway] template), or drop `template` to use the embedded one",
-            path.display()
-        ),
-        None => "this nginx rejects the embedded template, so it may lack a module the template uses (limit_req, limit_conn, proxy): install the full build (`apt-get install nginx`), or use [gateway] kind = \"reference\""
-            .to_string(),
-    };
+        .and_then(|(_, n)| n.trim().parse::<usize>().ok());
+    let at = program::rendered_line(text, line);
+    let fix = program::template_fix(
+        template,
+        "this nginx rejects the embedded template, so it may lack a module the template uses \
+         (limit_req, limit_conn, proxy): install the full build (`apt-get install nginx`), or \
+         use [gateway] kind = \"reference\"",
+    );
     Error::Component {
         component: "nginx".into(),
         message: format!("its config test (`nginx -t`) failed: {complaint}{at}. Fix: {fix}"),
@@ -391,22 +354,12 @@ pub fn config_test_failure(stderr: &str, text: &str, template: Option<&Path>) ->
 /// binds at start (`nginx -t` does not), to the port contend picked at
 /// `listen` and to any other `listen` a template names.
 pub fn explain_bind_failure(error: Error, listen: SocketAddr) -> Error {
-    match error {
-        Error::Component { component, message } if message.contains("Address already in use") => {
-            let fix = if message.contains(&format!("bind() to {listen} failed")) {
-                format!("another process took {listen} after contend picked it as free: run again")
-            } else {
-                "a `listen` of the template names a port in use (`ss -ltnp` shows which process \
-                 holds it): free that port or change it"
-                    .to_string()
-            };
-            Error::Component {
-                component,
-                message: format!("{message}\nFix: {fix}"),
-            }
-        }
-        other => other,
-    }
+    program::explain_port_taken(
+        error,
+        listen,
+        &format!("bind() to {listen} failed"),
+        "listen",
+    )
 }
 
 /// The command line: `-p PREFIX -c CONF -e stderr -g 'daemon off;'`.

@@ -16,6 +16,7 @@ use std::time::Duration;
 use super::READY_TIMEOUT;
 use super::child::ChildGuard;
 use super::component::Component;
+use super::program;
 use super::telemetry::Metric;
 use super::workdir::WorkDir;
 use crate::error::{Error, Result};
@@ -36,8 +37,8 @@ pub struct RedisStore {
 /// Finds `redis-server` on the PATH (or in /usr/bin, /usr/sbin); the
 /// error names the install command.
 pub fn find() -> Result<PathBuf> {
-    super::child::first_program(
-        super::child::program_candidates(
+    program::first(
+        program::candidates(
             "redis-server",
             &["/usr/bin/redis-server", "/usr/sbin/redis-server"],
         )
@@ -56,10 +57,7 @@ pub fn start(spec: &StoreSpec) -> Result<RedisStore> {
     let dir = WorkDir::new("redis")?;
     let mut last = None;
     for _ in 0..PORT_ATTEMPTS {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| Error::Runtime(format!("no free port for redis: {e}")))?
-            .port();
+        let port = program::free_port("redis")?.port();
         let args = args(port, dir.path(), spec.cpus.as_deref());
         match spawn(&binary, &args, port) {
             Ok(child) => {

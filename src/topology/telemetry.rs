@@ -322,7 +322,12 @@ pub fn read_component(
     cgroup: Option<&Cgroup>,
     within: Duration,
 ) -> Reading {
+    // Stamped with the /proc read, not after the metrics (a scrape may take
+    // up to `within`): the CPU time is divided by the time between stamps,
+    // and a late stamp on one side would read as more cores than it has.
+    let at_ns = crate::sys::monotonic_ns();
     let process = procfs::group(component.child().pid());
+    let cgroup = cgroup.map(Cgroup::stat);
     // A stopped component answers nothing: asking would only block the watcher.
     let stopped = process.is_none_or(|p| p.stopped);
     let (metrics, error) = match (stopped, component.own_metrics(within)) {
@@ -331,11 +336,11 @@ pub fn read_component(
         (false, Some(Err(e))) => (None, Some(e)),
     };
     Reading {
-        at_ns: crate::sys::monotonic_ns(),
+        at_ns,
         process,
         metrics,
         error,
-        cgroup: cgroup.map(Cgroup::stat),
+        cgroup,
     }
 }
 
@@ -691,6 +696,53 @@ mod tests {
         let s = between(&c, &gone, 6, 12.0);
         assert!(!s.alive);
         assert_eq!((s.cpu_cores, s.rss_bytes), (None, None));
+    }
+
+    /// A component whose metrics page takes `SLOW` to answer.
+    struct SlowMetrics(super::super::child::ChildGuard);
+
+    const SLOW: Duration = Duration::from_millis(300);
+
+    impl Component for SlowMetrics {
+        fn child(&self) -> &super::super::child::ChildGuard {
+            &self.0
+        }
+        fn child_mut(&mut self) -> &mut super::super::child::ChildGuard {
+            &mut self.0
+        }
+        fn own_metrics(&self, _within: Duration) -> Option<Result<Vec<Metric>, String>> {
+            std::thread::sleep(SLOW);
+            Some(Ok(vec![Metric::gauge("in_flight", 1.0)]))
+        }
+    }
+
+    #[test]
+    fn a_reading_is_stamped_when_its_cpu_is_read_not_after_a_slow_scrape() {
+        let child = super::super::child::ChildGuard::spawn_polled(
+            "sleeper",
+            std::path::Path::new("/bin/sleep"),
+            &["30".to_string()],
+            "127.0.0.1:9".parse().unwrap(),
+            Duration::from_secs(5),
+            || true,
+        )
+        .expect("/bin/sleep starts");
+        let component = SlowMetrics(child);
+        let before = crate::sys::monotonic_ns();
+        let reading = read_component(&component, None, Duration::from_secs(1));
+        let after = crate::sys::monotonic_ns();
+        assert!(reading.process.is_some() && reading.metrics.is_some());
+        assert!(
+            after - before >= SLOW.as_nanos() as u64,
+            "the scrape was slow"
+        );
+        // The CPU is divided by the time between stamps: the stamp goes with
+        // the /proc read, before the scrape (with room for a slow machine).
+        assert!(
+            reading.at_ns - before < SLOW.as_nanos() as u64 / 2,
+            "stamped {} ms after the call began",
+            (reading.at_ns - before) / 1_000_000
+        );
     }
 
     #[test]
