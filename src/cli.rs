@@ -16,6 +16,7 @@ Examples:
   contend run --target https://127.0.0.1:8443/ --http2 --insecure --rate 50k
   contend run scenarios/quickstart.toml --rate 5k --out /tmp/run1
   contend run scenarios/quickstart.toml --out /tmp/run1 --force   # replace that run
+  contend run scenarios/retry-storm.toml --retries without        # the storm without its retries
   contend report reports/quickstart-20261123-101500
   contend run gate.toml --threshold 'p99 < 250ms' --threshold 'error_rate < 1%' --junit gate.xml
   contend run gate.toml --repeat 5 --out /tmp/current
@@ -215,6 +216,17 @@ pub struct GatewayArgs {
     pub upstream: Option<String>,
 }
 
+/// `--retries`: what a sweep or a find-limit does with a retry policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RetriesArg {
+    /// Run with and without the policy, the answers side by side.
+    Compare,
+    /// Run with the policy only.
+    With,
+    /// Run with no retry policy.
+    Without,
+}
+
 /// Arrival process on the command line.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ArrivalArg {
@@ -282,6 +294,13 @@ pub struct RunArgs {
     /// self-signed test gateway. Never against a server you do not own.
     #[arg(long)]
     pub insecure: bool,
+    /// With a retry policy in a sweep or a find-limit: `compare` (the
+    /// default there) runs the experiment twice, with and without retries,
+    /// and sets the answers side by side (twice the time); `with` runs it
+    /// with the policy only; `without` drops the policy. A `run` takes
+    /// `with` or `without` (side by side there: `[[variants]]`).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub retries: Option<RetriesArg>,
     /// Write the report folder here instead of reports/<name>-<time>/. A
     /// folder that holds another run is refused unless --force.
     #[arg(long, value_name = "DIR")]

@@ -450,3 +450,66 @@ fn the_quota_experiment_measures_every_design_and_writes_its_answers() {
     let page = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
     assert!(page.contains("4. Footprint") && page.contains("design-store/report.html"));
 }
+
+/// A store killed at 1 s and started again 1 s later (`kill` with `for`):
+/// its rows in `components.csv` stop at the kill and go on after the
+/// restart, naming the new process, with the gateways' calls counted again.
+#[test]
+fn a_restarted_stores_telemetry_resumes() {
+    if !redis_present("a_restarted_stores_telemetry_resumes") {
+        return;
+    }
+    let _turn = crate::util::one_measurement_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("restart.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"restart\"\n[[phases]]\nrate = 50\nduration = \"4s\"\n\
+         [client]\ninterval = \"250ms\"\n\
+         [gateway]\nkind = \"reference\"\nrate_limit = { rate = 1000 }\n\
+         [store]\nkind = \"redis\"\non_store_error = \"open\"\ntimeout = \"50ms\"\n\
+         [[faults]]\nat = \"1s\"\ncomponent = \"store\"\naction = \"kill\"\nfor = \"1s\"\n",
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = run(contend()
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&out_dir));
+    assert_exit(&out, 0);
+    let s = summary(&out_dir);
+    let fault = &s["faults"][0];
+    let restarted_s = fault["until_s"].as_f64().expect("restarted");
+    assert!(fault["error"].is_null(), "{fault:#}");
+    let csv = std::fs::read_to_string(out_dir.join("components.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (pid, start, alive, cpu) = (col("pid"), col("start_s"), col("alive"), col("cpu_cores"));
+    let store: Vec<Vec<&str>> = lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|r| r[0] == "store")
+        .collect();
+    let before: Vec<_> = store
+        .iter()
+        .filter(|r| r[start].parse::<f64>().unwrap() < 1.0)
+        .collect();
+    let after: Vec<_> = store
+        .iter()
+        .filter(|r| r[start].parse::<f64>().unwrap() > restarted_s)
+        .collect();
+    assert!(
+        !before.is_empty() && after.len() >= 3,
+        "store rows resume after {restarted_s} s:\n{csv}"
+    );
+    let first_pid = before[0][pid];
+    for r in &after {
+        assert_ne!(
+            r[pid], first_pid,
+            "a row after the restart names the new process: {r:?}"
+        );
+        assert_eq!(r[alive], "true", "{r:?}");
+        assert!(!r[cpu].is_empty(), "its CPU is read: {r:?}");
+    }
+}

@@ -21,10 +21,10 @@ use crate::util::{self, assert_outcomes_add_up};
 
 /// What the server answers to its n-th request (from 0): a status and a
 /// `Retry-After` value.
-type Answer = dyn Fn(usize) -> (u16, Option<String>) + Send + Sync;
+pub(crate) type Answer = dyn Fn(usize) -> (u16, Option<String>) + Send + Sync;
 
 /// A server answering by `answer`, recording when each request arrived.
-fn recording_server(answer: Arc<Answer>) -> (util::Server, Arc<Mutex<Vec<Instant>>>) {
+pub(crate) fn recording_server(answer: Arc<Answer>) -> (util::Server, Arc<Mutex<Vec<Instant>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
     let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

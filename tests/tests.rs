@@ -20,6 +20,8 @@
 //! - `abort_audit`: the abort-audit experiment: accounted against true worker time per mode.
 //! - `logs`: `contend logs` on generated access logs with known answers,
 //!   bad input, stdin, and a run's own gateway log read back.
+//! - `faults`: `[[faults]] action = "slow"` on the mock upstream and the
+//!   reference gateway, and where it is refused.
 //! - `find_limit`: the find-limit experiment: `[find_limit]`, refusals, a short real search
 //!   through the reference gateway and one through HAProxy.
 //! - `robustness`: failing targets (huge, endless, cut, reset, garbage,
@@ -39,6 +41,10 @@
 //! - `retries`: the client's retry policy against servers that record when
 //!   each attempt came: attempts add up, backoff, budget, `Retry-After`,
 //!   retries cut at the run's end and at a stop.
+//! - `retry_compare`: `--retries compare`: a sweep and a find-limit with
+//!   their retry policy and without, side by side; `--retries` refused; a
+//!   `[[variants]]` folder's page; retries over h2c to the reference
+//!   gateway, every attempt in its log.
 //! - `quota`: distributed quotas against real redis-server: replicas
 //!   sharing one quota, a paused store failing open or closed, a store
 //!   killed mid-run by `[[faults]]`, faults refused before the run.
@@ -51,6 +57,7 @@ mod binary;
 mod cli;
 mod deploy;
 mod driver;
+mod faults;
 mod find_limit;
 mod gate;
 mod gateway;
@@ -59,6 +66,7 @@ mod preflight;
 mod quota;
 mod reports;
 mod retries;
+mod retry_compare;
 mod robustness;
 mod scenario_files;
 mod scenario_fuzz;

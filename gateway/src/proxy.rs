@@ -9,6 +9,9 @@
 //! request (closing that pooled connection, as nginx does) and the
 //! [`Entry`] guard logs 499 in its `Drop`. In `complete` mode the work runs
 //! as a task of its own that outlives the client and logs its real end.
+//! `POST /_contend/slow?delay_ms=D` (a harness's `[[faults]] action =
+//! "slow"`) adds D ms before every request's policies; `POST
+//! /_contend/slow` alone ends it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -58,6 +61,8 @@ pub(crate) struct Gateway {
     pub(crate) metrics: Metrics,
     /// `[store]`: the rate limits counted in the shared store.
     pub(crate) shared: Option<Arc<SharedLimit>>,
+    /// `POST /_contend/slow`'s delay before each request, us (0: none).
+    slow_delay_us: AtomicU64,
 }
 
 /// Counters for `/metrics`. Atomics on the request path; the per-key map is
@@ -146,6 +151,7 @@ impl Gateway {
                 accounted_s: Mutex::new(HashMap::new()),
             },
             shared,
+            slow_delay_us: AtomicU64::new(0),
         })
     }
 
@@ -327,6 +333,18 @@ pub(crate) async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Res
             );
             return response;
         }
+        "/_contend/slow" if req.method() == hyper::Method::POST => {
+            return match slow_delay_us(req.uri().query()) {
+                Ok(us) => {
+                    gateway.slow_delay_us.store(us, Ordering::Relaxed);
+                    respond(StatusCode::OK, "slow\n")
+                }
+                Err(()) => respond(
+                    StatusCode::BAD_REQUEST,
+                    "expected delay_ms=D, 0 to 60000, or no query\n",
+                ),
+            };
+        }
         _ => {}
     }
     let key = req
@@ -372,6 +390,19 @@ pub(crate) async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Res
     }
 }
 
+/// `POST /_contend/slow`'s query: `delay_ms=D` (0 to 60 000), or none (0).
+fn slow_delay_us(query: Option<&str>) -> Result<u64, ()> {
+    let Some(query) = query.filter(|q| !q.is_empty()) else {
+        return Ok(0);
+    };
+    let ms = query
+        .strip_prefix("delay_ms=")
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|ms| (0.0..=60_000.0).contains(ms))
+        .ok_or(())?;
+    Ok((ms * 1000.0).round() as u64)
+}
+
 /// The policies in order, then the upstream.
 ///
 /// One function on purpose, though long: the numbered steps are the order
@@ -386,6 +417,11 @@ async fn pipeline(
         entry.finish(404, None);
         return respond(StatusCode::NOT_FOUND, "no route\n");
     };
+    // 0. A slowdown a harness set (`/_contend/slow`), before any policy.
+    let slow_us = gateway.slow_delay_us.load(Ordering::Relaxed);
+    if slow_us > 0 {
+        tokio::time::sleep(Duration::from_micros(slow_us)).await;
+    }
     let route = &gateway.routes[route_index];
     let now = Instant::now();
 
@@ -551,4 +587,25 @@ async fn upstream_request(
     builder
         .body(Full::new(body))
         .map_err(|_| StatusCode::BAD_REQUEST)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slow_delay_us;
+
+    #[test]
+    fn the_slow_endpoint_takes_a_delay_in_ms_or_nothing() {
+        let cases: &[(Option<&str>, Result<u64, ()>)] = &[
+            (None, Ok(0)),
+            (Some(""), Ok(0)),
+            (Some("delay_ms=50"), Ok(50_000)),
+            (Some("delay_ms=0.5"), Ok(500)),
+            (Some("delay_ms=-1"), Err(())),
+            (Some("delay_ms=60001"), Err(())),
+            (Some("delay=5"), Err(())),
+        ];
+        for (query, want) in cases {
+            assert_eq!(slow_delay_us(*query), *want, "{query:?}");
+        }
+    }
 }

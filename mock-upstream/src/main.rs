@@ -8,7 +8,8 @@ use clap::Parser;
 /// Prints `listening on ADDR` as its first stdout line, then serves until SIGTERM or Ctrl-C.
 /// Query parameters per request: cpu_ms, sleep_ms, bytes, status. Endpoints: GET /accounting,
 /// GET /requests (requests that carried an x-request-id), GET /metrics, POST /accounting/reset,
-/// GET /healthz.
+/// POST /slow?cpu_factor=F&sleep_ms=D (every request's CPU times F plus D ms of sleep; POST /slow
+/// alone ends it), GET /healthz.
 #[derive(Debug, Parser)]
 #[command(
     name = "mock-upstream",

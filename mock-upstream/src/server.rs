@@ -72,6 +72,7 @@ pub async fn serve(
     };
     let shared = Arc::new(Shared {
         rng: Mutex::new(StdRng::seed_from_u64(config.seed)),
+        slowdown: work::Slowdown::default(),
         config,
         runner,
         pool,
@@ -119,6 +120,8 @@ fn is_per_connection(e: &io::Error) -> bool {
 struct Shared {
     config: Config,
     rng: Mutex<StdRng>,
+    /// `POST /slow`'s slowdown, applied to every request's work.
+    slowdown: work::Slowdown,
     runner: Arc<Runner>,
     pool: Option<Pool>,
 }
@@ -469,10 +472,16 @@ impl hyper::service::Service<Request<Incoming>> for Conn {
                 self.shared.runner.requests.reset();
                 return ready(plain(StatusCode::OK, "reset\n"));
             }
+            (&Method::POST, "/slow") => {
+                return ready(match self.shared.slowdown.set(req.uri().query()) {
+                    Ok(()) => plain(StatusCode::OK, "slow\n"),
+                    Err(message) => plain(StatusCode::BAD_REQUEST, &format!("{message}\n")),
+                });
+            }
             _ => {}
         }
         let work = match work::parse(req.uri().query(), &self.shared.config, &self.shared.rng) {
-            Ok(work) => work,
+            Ok(work) => self.shared.slowdown.apply(work),
             Err(message) => return ready(plain(StatusCode::BAD_REQUEST, &format!("{message}\n"))),
         };
         let key = req

@@ -74,6 +74,61 @@ pub fn parse(query: Option<&str>, config: &Config, rng: &Mutex<StdRng>) -> Resul
     })
 }
 
+/// A slowdown set while the server runs (`POST /slow?cpu_factor=F&sleep_ms=D`, a harness's
+/// `[[faults]] action = "slow"`): every request's CPU multiplied by `F`, `D` ms of sleep added.
+/// Two relaxed atomics read once per request: no lock on the request path.
+#[derive(Debug, Default)]
+pub struct Slowdown {
+    /// The CPU factor in thousandths (0, before any `set`, is read as 1000: no slowdown).
+    cpu_factor_milli: std::sync::atomic::AtomicU64,
+    /// Sleep added, microseconds.
+    sleep_us: std::sync::atomic::AtomicU64,
+}
+
+/// Largest CPU factor `POST /slow` takes.
+pub const MAX_CPU_FACTOR: f64 = 1000.0;
+
+impl Slowdown {
+    /// Sets it from `POST /slow`'s query (`cpu_factor`, `sleep_ms`; an absent one is reset:
+    /// `POST /slow` alone ends the slowdown); a message for a 400 reply on a bad value.
+    pub fn set(&self, query: Option<&str>) -> Result<(), String> {
+        let mut factor = 1.0;
+        let mut sleep_ms = 0.0;
+        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match name {
+                "cpu_factor" => match value.parse::<f64>() {
+                    Ok(f) if f > 0.0 && f <= MAX_CPU_FACTOR => factor = f,
+                    _ => {
+                        return Err(format!(
+                            "cpu_factor={value}: expected a factor more than 0, at most {MAX_CPU_FACTOR}"
+                        ));
+                    }
+                },
+                "sleep_ms" => sleep_ms = parse_ms(name, value)?,
+                other => return Err(format!("{other}: POST /slow takes cpu_factor and sleep_ms")),
+            }
+        }
+        use std::sync::atomic::Ordering::Relaxed;
+        self.cpu_factor_milli
+            .store(((factor * 1000.0).round() as u64).max(1), Relaxed);
+        self.sleep_us
+            .store((sleep_ms * 1000.0).round() as u64, Relaxed);
+        Ok(())
+    }
+
+    /// `work` as the slowdown has it now.
+    pub fn apply(&self, mut work: Work) -> Work {
+        use std::sync::atomic::Ordering::Relaxed;
+        let milli = self.cpu_factor_milli.load(Relaxed);
+        if milli != 0 && milli != 1000 {
+            work.cpu = work.cpu.mul_f64(milli as f64 / 1000.0);
+        }
+        work.sleep += Duration::from_micros(self.sleep_us.load(Relaxed));
+        work
+    }
+}
+
 fn parse_ms(name: &str, value: &str) -> Result<f64, String> {
     match value.parse::<f64>() {
         Ok(ms) if ms.is_finite() && (0.0..=MAX_WORK_MS).contains(&ms) => Ok(ms),
@@ -172,6 +227,33 @@ mod tests {
             assert_eq!(a, draw_all(7), "{dist:?} not repeatable");
             let mean = a.iter().sum::<f64>() / a.len() as f64;
             assert!((mean - 10.0).abs() < 0.5, "{dist:?} mean {mean}");
+        }
+    }
+
+    #[test]
+    fn a_slowdown_multiplies_cpu_adds_sleep_and_ends_with_an_empty_query() {
+        let ms = Duration::from_millis;
+        let slow = Slowdown::default();
+        let work = Work {
+            cpu: ms(10),
+            sleep: ms(1),
+            bytes: 2,
+            status: 200,
+        };
+        assert_eq!(slow.apply(work), work, "none before the first set");
+        slow.set(Some("cpu_factor=2.5&sleep_ms=20")).unwrap();
+        let slowed = slow.apply(work);
+        assert_eq!((slowed.cpu, slowed.sleep), (ms(25), ms(21)));
+        slow.set(None).unwrap();
+        assert_eq!(slow.apply(work), work);
+        for bad in [
+            "cpu_factor=0",
+            "cpu_factor=-1",
+            "cpu_factor=x",
+            "sleep_ms=-1",
+            "cpu=2",
+        ] {
+            assert!(slow.set(Some(bad)).is_err(), "{bad}");
         }
     }
 }

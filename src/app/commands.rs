@@ -127,6 +127,16 @@ pub fn report(dir: &std::path::Path) -> Result<i32> {
         return report_quota(dir, summary, quota);
     }
     let mut stdout = std::io::stdout().lock();
+    if let Some(rows) = &summary.variants {
+        // A `[[variants]]` folder: its table and its own page (each
+        // variant's folder is re-rendered by its own `contend report`).
+        let _ = report::variants::write_table(&mut stdout, rows);
+        drop(stdout);
+        report::write_file(&dir.join("report.html"), &|w| {
+            report::variants_page::write(w, dir, summary)
+        })?;
+        return Ok(0);
+    }
     let _ = report::console::write(&mut stdout, summary);
     let _ = gate::write_thresholds(&mut stdout, &summary.thresholds, false);
     if let Some(sweep) = &summary.sweep {
@@ -134,6 +144,9 @@ pub fn report(dir: &std::path::Path) -> Result<i32> {
     }
     if let Some(find_limit) = &summary.find_limit {
         let _ = report::find_limit::write_table(&mut stdout, find_limit);
+    }
+    if let Some(rows) = report::retry_effect::rows(summary) {
+        let _ = report::retry_effect::write_console(&mut stdout, &rows);
     }
     drop(stdout);
     let (_, errors) = report::write_plots_and_html(dir, &data);

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 mod commands;
 mod quota;
+mod retries;
 mod variants;
 
 pub use commands::{compare, doctor, gateway, merge, report};
@@ -33,6 +34,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         Some(path) => scenario::load(path, &overrides)?,
         None => scenario::from_overrides(&overrides)?,
     };
+    let (scenario, compare) = retries::apply(args, scenario)?;
     if let (Some(each), false) = (overrides.duration, args.quiet) {
         // `--duration` replaces every phase's duration: say what that adds up to.
         let phases = scenario.phases();
@@ -53,8 +55,8 @@ pub fn run(args: &RunArgs) -> Result<i32> {
             variants::run(args, &scenario, load)
         }
         Experiment::Run(load) => run_load(args, &scenario, load),
-        Experiment::Sweep(spec) => sweep(args, &scenario, spec),
-        Experiment::FindLimit(spec) => find_limit(args, &scenario, spec),
+        Experiment::Sweep(spec) => sweep(args, &scenario, spec, compare),
+        Experiment::FindLimit(spec) => find_limit(args, &scenario, spec, compare),
         Experiment::AbortAudit(spec) => abort_audit(args, &scenario, spec),
         Experiment::Quota(spec) => quota::run(args, &scenario, spec),
     }
@@ -324,14 +326,16 @@ fn abort_audit(
 /// limit. One report folder: the usual files of the first class's step at
 /// its limit (its summary holds every step and answer under `find_limit`,
 /// which the thresholds also read), `steps.csv`, `max-connections.csv` and
-/// `limit.svg`/`.png`. Exit codes as `run`.
+/// `limit.svg`/`.png`; with `compare`, the search again without retries
+/// (its answers in the summary, its run in `without-retries/`). Exit codes as `run`.
 fn find_limit(
     args: &RunArgs,
     scenario: &scenario::Scenario,
     spec: &scenario::FindLimitSpec,
+    compare: bool,
 ) -> Result<i32> {
     let Once {
-        output,
+        output: (output, without),
         thresholds,
         stop,
         preflight,
@@ -341,7 +345,10 @@ fn find_limit(
         args,
         scenario,
         "--repeat is not available for experiment = \"find-limit\" (set [find_limit] repeats instead)",
-        |bench, on_event| experiment::find_limit::run(bench, spec, on_event),
+        |bench, on_event| match compare {
+            true => experiment::retry_compare::find_limit(bench, spec, on_event),
+            false => experiment::find_limit::run(bench, spec, on_event).map(|o| (o, None)),
+        },
     )?;
     let Some(run) = &output.run else {
         // Only an interrupt before the first step ended lands here.
@@ -353,12 +360,21 @@ fn find_limit(
     summary.find_limit = Some(output.result.clone());
     evaluate_thresholds(&mut summary, &thresholds)?;
     let (mut written, mut errors) = report::write(&dir, run, &summary);
-    let (w, e) = report::find_limit::write_files(&dir, &output.result);
-    written.extend(w);
-    errors.extend(e);
+    for (w, e) in [
+        report::find_limit::write_files(&dir, &output.result),
+        retries::write_without(&dir, without.as_ref(), |s| {
+            s.find_limit = output.result.without_retries.as_deref().cloned();
+        }),
+    ] {
+        written.extend(w);
+        errors.extend(e);
+    }
     let mut stdout = std::io::stdout().lock();
     if !args.quiet {
         let _ = report::find_limit::write_table(&mut stdout, &output.result);
+        if let Some(rows) = report::retry_effect::rows(&summary) {
+            let _ = report::retry_effect::write_console(&mut stdout, &rows);
+        }
         for warning in &summary.warnings {
             let _ = writeln!(stdout, "warning: {warning}");
         }
@@ -703,8 +719,15 @@ fn write_junit(path: &Path, suite: &str, cases: &[gate::junit::Case]) -> Result<
 /// the closed-loop concurrency steps; one report folder with the usual
 /// files (the steps together), `steps.csv`, `concurrency.csv`, the sweep's
 /// plots and `report.html`; the thresholds read the summary, which holds
-/// the sweep's rows and analyses under `sweep`. Exit codes as `run`.
-fn sweep(args: &RunArgs, scenario: &scenario::Scenario, spec: &scenario::SweepSpec) -> Result<i32> {
+/// the sweep's rows and analyses under `sweep`; with `compare`, the sweep
+/// again without retries (its rows under `sweep.without_retries`, its run
+/// in `without-retries/`). Exit codes as `run`.
+fn sweep(
+    args: &RunArgs,
+    scenario: &scenario::Scenario,
+    spec: &scenario::SweepSpec,
+    compare: bool,
+) -> Result<i32> {
     refuse_repeat(args, "--repeat is not available for experiment = \"sweep\"")?;
     let Prepared {
         thresholds,
@@ -723,9 +746,13 @@ fn sweep(args: &RunArgs, scenario: &scenario::Scenario, spec: &scenario::SweepSp
         cgroup: None,
     };
     let mut console = Console::plain(args, exporter.as_ref());
-    let output = experiment::sweep::run(&bench, spec, &mut |event| console.event(event));
+    let mut on_event = |event: Event| console.event(event);
+    let output = match compare {
+        true => experiment::retry_compare::sweep(&bench, spec, &mut on_event),
+        false => experiment::sweep::run(&bench, spec, &mut on_event).map(|o| (o, None)),
+    };
     console.finish();
-    let output = output?;
+    let (output, without) = output?;
     let run = &output.run;
     let mut summary = Summary::of(run);
     preflight.note(&mut summary);
@@ -738,7 +765,9 @@ fn sweep(args: &RunArgs, scenario: &scenario::Scenario, spec: &scenario::SweepSp
         .collect();
     summary.sweep = Some(output.result.clone());
     evaluate_thresholds(&mut summary, &thresholds)?;
-    let (written, errors) = report::write(&dir, run, &summary);
+    let (written, mut errors) = report::write(&dir, run, &summary);
+    let without_sweep = output.result.without_retries.as_deref().cloned();
+    errors.extend(retries::write_without(&dir, without.as_ref(), |s| s.sweep = without_sweep).1);
     let wrote = wrote_summary(&dir, &written);
     let mut stdout = std::io::stdout().lock();
     if args.quiet {
@@ -747,6 +776,9 @@ fn sweep(args: &RunArgs, scenario: &scenario::Scenario, spec: &scenario::SweepSp
         }
     } else {
         let _ = report::console::write_sweep(&mut stdout, &output.result);
+        if let Some(rows) = report::retry_effect::rows(&summary) {
+            let _ = report::retry_effect::write_console(&mut stdout, &rows);
+        }
         for warning in &summary.warnings {
             let _ = writeln!(stdout, "warning: {warning}");
         }

@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::scenario::{FaultAction, FaultSpec};
+use crate::scenario::{FaultAction, FaultSpec, FaultTarget};
 use crate::topology::Component;
 
 /// A fault as it happened.
@@ -20,7 +20,7 @@ use crate::topology::Component;
 pub struct AppliedFault {
     /// The component's role (`store`, `gateway:2`).
     pub component: String,
-    /// `pause`, `kill` or `restart`.
+    /// `pause`, `kill`, `restart` or `slow`.
     pub action: String,
     /// When it was scheduled, s from the load's start.
     pub planned_s: f64,
@@ -122,7 +122,7 @@ impl Schedule {
             };
             let component = &mut *components[index].1;
             let at_s = start.elapsed().as_secs_f64();
-            let result = act(component, spec.action, due.end);
+            let result = act(component, spec, due.end);
             if result.as_ref().is_ok_and(|revived| *revived) {
                 revived(index);
             }
@@ -155,11 +155,8 @@ impl Schedule {
 
 /// Does one fault's start or end to `component`; `Ok(true)` when it was
 /// started again.
-fn act(
-    component: &mut (dyn Component + '_),
-    action: FaultAction,
-    end: bool,
-) -> Result<bool, String> {
+fn act(component: &mut (dyn Component + '_), spec: &FaultSpec, end: bool) -> Result<bool, String> {
+    let action = spec.action;
     let pgid = component.child().pid();
     let signal = |sig| {
         crate::sys::signal_group(pgid, sig)
@@ -170,6 +167,37 @@ fn act(
         (FaultAction::Pause, true) => signal(libc::SIGCONT).map(|()| false),
         (FaultAction::Kill, false) => signal(libc::SIGKILL).map(|()| false),
         (FaultAction::Kill, true) | (FaultAction::Restart, _) => component.restart().map(|()| true),
+        (FaultAction::Slow, _) => slow(component, spec, end).map(|()| false),
+    }
+}
+
+/// Sets a slowdown (or, at its `end`, clears it) through the component's
+/// endpoint: the mock's `POST /slow?cpu_factor=F&sleep_ms=D`, the
+/// reference gateway's `POST /_contend/slow?delay_ms=D`; an empty query
+/// ends it.
+fn slow(component: &(dyn Component + '_), spec: &FaultSpec, end: bool) -> Result<(), String> {
+    let slow = spec.slow.unwrap_or(crate::scenario::Slowdown {
+        cpu_factor: 1.0,
+        delay: Duration::ZERO,
+    });
+    let delay_ms = slow.delay.as_secs_f64() * 1000.0;
+    let (path, query) = match spec.target {
+        FaultTarget::Upstream => ("/slow", slow.query()),
+        _ => ("/_contend/slow", format!("delay_ms={delay_ms}")),
+    };
+    let uri = if end {
+        path.to_string()
+    } else {
+        format!("{path}?{query}")
+    };
+    match crate::topology::http::request(component.addr(), "POST", &uri) {
+        Ok((200, _)) => Ok(()),
+        Ok((status, body)) => Err(format!(
+            "slowing the {}: POST {uri} answered {status}: {}",
+            component.name(),
+            String::from_utf8_lossy(&body).trim()
+        )),
+        Err(e) => Err(format!("slowing the {}: POST {uri}: {e}", component.name())),
     }
 }
 

@@ -11,6 +11,8 @@
 //!   gateway timeout, per hardware class, beside the processor-sharing model.
 //! - [`abort_audit`]: the load once per gateway mode; accounted time per
 //!   key against the upstream's truth, joined per request.
+//! - [`retry_compare`]: a sweep or a find-limit with the scenario's retry
+//!   policy and again without, the answers side by side.
 //! - [`variants`]: the load once per `[[variants]]` entry (a retry policy,
 //!   a gateway concurrency limit), side by side.
 //! - [`quota`]: the load once per rate-limit design (in-process, a shared
@@ -25,6 +27,7 @@ pub mod faults;
 pub mod find_limit;
 pub mod handshake;
 pub mod quota;
+pub mod retry_compare;
 pub mod run;
 mod sampling;
 pub mod step;

@@ -6,8 +6,10 @@
 //! Takes the driver's start and interval (once the driver has set them)
 //! and, at each boundary, the components as the step's watcher holds them;
 //! hands on one [`SourceSeries`] per source. A component that dies gets a
-//! last row (`alive = false`) and no more. Reading happens on the
-//! watcher's thread, never on the driver's.
+//! last row (`alive = false`) and no more, until a `[[faults]]` kill with
+//! `for` or restart starts it again ([`Sampler::revived`]): its rows then
+//! go on, each naming the new process. Reading happens on the watcher's
+//! thread, never on the driver's.
 
 use std::time::Duration;
 
@@ -35,6 +37,8 @@ struct Source {
     series: SourceSeries,
     last: Option<Reading>,
     done: bool,
+    /// The process read since a restart, when it is not the series' own.
+    restarted_pid: Option<u32>,
 }
 
 impl Source {
@@ -48,6 +52,7 @@ impl Source {
             },
             last: None,
             done: false,
+            restarted_pid: None,
         }
     }
 
@@ -65,9 +70,9 @@ impl Source {
         }
         let had_process = self.last.as_ref().is_some_and(|r| r.process.is_some());
         if let (Some(prev), Some(index)) = (&self.last, index) {
-            self.series
-                .samples
-                .push(telemetry::between(prev, &reading, index, start_s));
+            let mut sample = telemetry::between(prev, &reading, index, start_s);
+            sample.pid = self.restarted_pid;
+            self.series.samples.push(sample);
         }
         if had_process && reading.process.is_none() {
             self.done = true;
@@ -207,6 +212,21 @@ impl<'s> Sampler<'s> {
             let reading = telemetry::read_scrape(spec, self.within);
             source.take(reading, index, start_s, at_s);
         }
+    }
+
+    /// Component `index` was started again (a `[[faults]]` kill with
+    /// `for`, or a restart): it is read again from the next boundary, that
+    /// first reading of the new process the base of its next row, so every
+    /// row after it is a whole interval of the new process (none mixes the
+    /// old process's counters with the new one's), each naming the new
+    /// PID. The intervals it was down, and the one it came back in, have no
+    /// row.
+    pub(super) fn revived(&mut self, index: usize, component: &dyn Component) {
+        let pid = component.child().pid();
+        let source = &mut self.sources[index];
+        source.done = false;
+        source.restarted_pid = (source.series.pid != Some(pid)).then_some(pid);
+        source.last = None;
     }
 
     /// Every source's rows.

@@ -430,24 +430,35 @@ fn watch(
         // would otherwise wait on the stopped component; its start after
         // it, so that what the fault causes is counted in the interval
         // after the fault, not in the one before.
-        let mut apply = |tracked: &mut Vec<Tracked>, schedule: &mut Schedule| {
-            let mut named: Vec<(&str, &mut (dyn Component + '_))> = roles
-                .iter()
-                .map(String::as_str)
-                .zip(tracked.iter_mut().map(|t| &mut *t.component))
-                .collect();
-            schedule.apply(load_start, Instant::now(), finished, &mut named, &mut |i| {
-                dead[i] = false;
-            });
-        };
+        let mut revived = Vec::new();
+        let mut apply =
+            |tracked: &mut Vec<Tracked>, schedule: &mut Schedule, revived: &mut Vec<usize>| {
+                let mut named: Vec<(&str, &mut (dyn Component + '_))> = roles
+                    .iter()
+                    .map(String::as_str)
+                    .zip(tracked.iter_mut().map(|t| &mut *t.component))
+                    .collect();
+                schedule.apply(load_start, Instant::now(), finished, &mut named, &mut |i| {
+                    dead[i] = false;
+                    revived.push(i);
+                });
+            };
         if schedule.end_due(load_start, Instant::now()) {
-            apply(&mut tracked, &mut schedule);
+            apply(&mut tracked, &mut schedule, &mut revived);
+            // A restart's telemetry goes on with the new process, from this
+            // boundary's reading on.
+            for i in revived.drain(..) {
+                sampler.revived(i, &*tracked[i].component);
+            }
         }
         {
             let all: Vec<&dyn Component> = tracked.iter().map(|t| &*t.component).collect();
             sampler.tick(&all, finished);
         }
-        apply(&mut tracked, &mut schedule);
+        apply(&mut tracked, &mut schedule, &mut revived);
+        for i in revived {
+            sampler.revived(i, &*tracked[i].component);
+        }
         let at_s = run_start.elapsed().as_secs_f64();
         for (t, dead) in tracked.iter_mut().zip(dead.iter_mut()) {
             if *dead {

@@ -197,6 +197,14 @@ pub struct SweepResult {
     /// measured within the SLO, which the answer is at least, per second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo_held_up_to_per_s: Option<f64>,
+    /// True when the scenario's retry policy was compared (`--retries
+    /// compare`): these rows are with it, [`Self::without_retries`] without.
+    #[serde(default)]
+    pub retries_compared: bool,
+    /// The same sweep with no retry policy, on a fresh topology; `None`
+    /// when not compared, or when a stop came before it began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub without_retries: Option<Box<SweepResult>>,
 }
 
 /// Everything a sweep produced.
@@ -636,6 +644,8 @@ pub fn analyse(
         usl: usl::fit(&n, &x),
         interrupted,
         slo_held_up_to_per_s,
+        retries_compared: false,
+        without_retries: None,
     }
 }
 

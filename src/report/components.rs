@@ -145,7 +145,7 @@ pub fn write_csv(w: &mut dyn Write, series: &[SourceSeries]) -> std::io::Result<
             let mut record = vec![
                 s.role.clone(),
                 s.kind.clone(),
-                text(s.pid.map(|p| p.to_string())),
+                text(r.pid.or(s.pid).map(|p| p.to_string())),
                 r.index.to_string(),
                 r.start_s.to_string(),
                 r.duration_s.to_string(),
@@ -210,6 +210,8 @@ pub fn read_csv(path: &Path) -> Result<Vec<SourceSeries>, String> {
                 opt(field($name)).map_err(|()| bad($name))?
             };
         }
+        let role = field("component");
+        let pid: Option<u32> = field("pid").parse().ok();
         let sample = ComponentSample {
             index: num!("index").unwrap_or(0),
             start_s: num!("start_s").unwrap_or(0.0),
@@ -234,20 +236,23 @@ pub fn read_csv(path: &Path) -> Result<Vec<SourceSeries>, String> {
                     Some((h.to_string(), v))
                 })
                 .collect(),
+            pid: None,
         };
-        let role = field("component");
         let series = match out.iter_mut().position(|s| s.role == role) {
             Some(i) => &mut out[i],
             None => {
                 out.push(SourceSeries {
                     role: role.to_string(),
                     kind: field("kind").to_string(),
-                    pid: field("pid").parse().ok(),
+                    pid,
                     ..SourceSeries::default()
                 });
                 out.last_mut().expect("just pushed")
             }
         };
+        // A row of a process started again names its own PID.
+        let mut sample = sample;
+        sample.pid = pid.filter(|p| Some(*p) != series.pid);
         series.samples.push(sample);
     }
     Ok(out)

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 /// The files `contend` writes into a report folder, by name: the run's
 /// own (with its gateway's access log and that log's format), then those
 /// of a sweep, a find-limit, an abort audit and `contend logs`.
-const FILES: [&str; 24] = [
+const FILES: [&str; 26] = [
     "summary.json",
     "intervals.csv",
     "components.csv",
@@ -43,7 +43,13 @@ const FILES: [&str; 24] = [
     "variants.csv",
     "quota.md",
     "quota.csv",
+    "retry-effect.csv",
+    "retry-effect.md",
 ];
+
+/// The subfolder of a sweep's or a find-limit's run without its retry
+/// policy (`--retries compare`).
+pub const WITHOUT_RETRIES: &str = "without-retries";
 
 /// The plots `contend` draws, each as `<name>.svg` and `<name>.png`.
 const PLOTS: [&str; 15] = [
@@ -76,7 +82,8 @@ pub fn is_contend_file(name: &str) -> bool {
 
 /// True when `name` is a subfolder `contend` writes reports into: a
 /// `--repeat` run's `run-N`, an abort audit's mode, a `variant-NAME`, a
-/// quota experiment's `design-NAME`.
+/// quota experiment's `design-NAME`, a retry comparison's
+/// `without-retries`.
 pub fn is_contend_folder(name: &str) -> bool {
     let run_n = name
         .strip_prefix("run-")
@@ -86,6 +93,7 @@ pub fn is_contend_folder(name: &str) -> bool {
     run_n
         || variant
         || design
+        || name == WITHOUT_RETRIES
         || crate::scenario::AuditMode::ALL
             .iter()
             .any(|m| m.as_str() == name)
@@ -269,7 +277,13 @@ mod tests {
         ] {
             assert!(!is_contend_file(name), "{name}");
         }
-        for name in ["run-1", "run-12", "nginx-on", "reference-early"] {
+        for name in [
+            "run-1",
+            "run-12",
+            "nginx-on",
+            "reference-early",
+            "without-retries",
+        ] {
             assert!(is_contend_folder(name), "{name}");
         }
         for name in ["run-", "run-x", "runs", "nginx"] {

@@ -34,6 +34,7 @@ pub fn write(w: &mut dyn Write, dir: &Path, data: &ReportData, plots: &[String])
     let s = &data.summary;
     let mut h = String::new();
     head(&mut h, s);
+    super::retry_effect::html(&mut h, s);
     if let Some(sweep) = &s.sweep {
         sweep_findings(&mut h, sweep);
     }

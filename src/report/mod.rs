@@ -34,8 +34,10 @@ pub mod progress;
 pub mod quota;
 pub mod quota_page;
 pub mod retries;
+pub mod retry_effect;
 pub mod summary;
 pub mod variants;
+pub mod variants_page;
 
 use std::fs;
 use std::io::Write;
@@ -157,6 +159,9 @@ pub fn write_parts(dir: &Path, parts: &Parts) -> (Vec<PathBuf>, Vec<Error>) {
         written.extend(w);
         errors.extend(e);
     }
+    let (w, e) = retry_effect::write_files(dir, summary);
+    written.extend(w);
+    errors.extend(e);
     if !parts.components.is_empty() {
         let path = dir.join("components.csv");
         match write_file(&path, &|w| components::write_csv(w, parts.components)) {

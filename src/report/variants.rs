@@ -228,8 +228,8 @@ fn axis(label: &str) -> super::plot::Axis {
     }
 }
 
-/// Writes the top-level files into `dir`: `summary.json`, `variants.csv`
-/// and the figure, each whole or not at all; returns the files written
+/// Writes the top-level files into `dir`: `summary.json`, `variants.csv`,
+/// the figure and `report.html` (`variants_page`), each whole or not at all; returns the files written
 /// and the errors of those that failed.
 pub fn write_files(
     dir: &Path,
@@ -261,6 +261,10 @@ pub fn write_files(
             let result = super::plot::render_file(&path, &figure);
             one(path, result);
         }
+        // After the figure: the page holds its SVG inline.
+        let path = dir.join("report.html");
+        let page = super::write_file(&path, &|w| super::variants_page::write(w, dir, summary));
+        one(path, page);
     }
     (written, errors)
 }

@@ -46,7 +46,7 @@ pub use client::{
 };
 use raw::RawScenario;
 pub use retry::{Backoff, Jitter, MAX_RETRIES, RetryOn, RetrySpec};
-pub use store::{FaultAction, FaultSpec, FaultTarget, QuotaSpec, StoreSpec};
+pub use store::{FaultAction, FaultSpec, FaultTarget, QuotaSpec, Slowdown, StoreSpec};
 pub use system::{HardwareClass, ScrapeSource, ScrapeSpec, format_bytes};
 pub use variants::{MAX_VARIANTS, VariantSpec};
 

@@ -64,6 +64,10 @@ pub(super) struct RawFault {
     pub(super) action: Option<Spanned<String>>,
     #[serde(rename = "for")]
     pub(super) duration: Option<Spanned<HumanDuration>>,
+    /// `action = "slow"`: the factor on the upstream's CPU per request.
+    pub(super) cpu_factor: Option<Spanned<f64>>,
+    /// `action = "slow"`: wall time added to each request.
+    pub(super) delay: Option<Spanned<HumanDuration>>,
 }
 
 /// `[shards]`: how many processes share the load (for `--shard auto`).

@@ -83,6 +83,10 @@ pub enum FaultAction {
     Kill,
     /// SIGKILL and started again on its port at once.
     Restart,
+    /// Slower for `for` (the mock upstream: CPU per request times a
+    /// factor and a delay added; the reference gateway: a delay added to
+    /// each request), through the component's own endpoint.
+    Slow,
 }
 
 impl FaultAction {
@@ -92,6 +96,7 @@ impl FaultAction {
             FaultAction::Pause => "pause",
             FaultAction::Kill => "kill",
             FaultAction::Restart => "restart",
+            FaultAction::Slow => "slow",
         }
     }
 }
@@ -105,8 +110,30 @@ pub struct FaultSpec {
     pub target: FaultTarget,
     /// What is done to it.
     pub action: FaultAction,
-    /// How long it lasts (pause; a kill's time until the restart).
+    /// How long it lasts (pause, slow; a kill's time until the restart).
     pub duration: Option<Duration>,
+    /// `action = "slow"`: how much slower.
+    pub slow: Option<Slowdown>,
+}
+
+/// How much slower `action = "slow"` makes a component.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Slowdown {
+    /// The mock upstream's CPU per request is multiplied by it (1: unchanged).
+    pub cpu_factor: f64,
+    /// Wall time added to each request.
+    pub delay: Duration,
+}
+
+impl Slowdown {
+    /// The query of the component's slow endpoint that sets it.
+    pub fn query(&self) -> String {
+        format!(
+            "cpu_factor={}&sleep_ms={}",
+            self.cpu_factor,
+            self.delay.as_secs_f64() * 1000.0
+        )
+    }
 }
 
 impl FaultSpec {
@@ -311,7 +338,7 @@ pub(super) fn build_faults(
         let action = f.action.as_ref().ok_or_else(|| {
             ctx.at(
                 span.clone(),
-                "[[faults]] has no action: give action = \"pause\", \"kill\" or \"restart\"",
+                "[[faults]] has no action: give action = \"pause\", \"kill\", \"restart\" or \"slow\"",
             )
         })?;
         let target_of = parse_target(component.get_ref(), gateway, store, target)
@@ -320,18 +347,12 @@ pub(super) fn build_faults(
             "pause" => FaultAction::Pause,
             "kill" => FaultAction::Kill,
             "restart" => FaultAction::Restart,
-            "slow" => {
-                return Err(ctx.at(
-                    action.span(),
-                    "[[faults]] action = \"slow\" is not supported by contend's components yet: use \
-                     \"pause\" (SIGSTOP for a while), \"kill\" or \"restart\"",
-                ));
-            }
+            "slow" => FaultAction::Slow,
             other => {
                 return Err(ctx.at(
                     action.span(),
                     format!(
-                        "[[faults]] action = {} is not known: use \"pause\", \"kill\" or \"restart\"",
+                        "[[faults]] action = {} is not known: use \"pause\", \"kill\", \"restart\" or \"slow\"",
                         quoted(other)
                     ),
                 ));
@@ -350,7 +371,14 @@ pub(super) fn build_faults(
                 ),
             ));
         }
+        let slow = slowdown(ctx, span.clone(), &f, action_of, target_of, gateway)?;
         match (action_of, duration) {
+            (FaultAction::Slow, None) => {
+                return Err(ctx.at(
+                    span,
+                    "[[faults]] action = \"slow\" needs for = \"3s\" (how long it stays slow)",
+                ));
+            }
             (FaultAction::Pause, None) => {
                 return Err(ctx.at(
                     span,
@@ -373,6 +401,7 @@ pub(super) fn build_faults(
             target: target_of,
             action: action_of,
             duration,
+            slow,
         };
         if let Some(load) = load
             && spec.until() >= load
@@ -390,6 +419,87 @@ pub(super) fn build_faults(
         out.push(spec);
     }
     Ok(out)
+}
+
+/// `action = "slow"`'s slowdown (`cpu_factor`, `delay`), where the
+/// component has a way to be slowed: the mock upstream's `POST /slow`, the
+/// reference gateway's `POST /_contend/slow` (delay only, in cleartext).
+/// nginx, HAProxy and the store are refused, saying why.
+fn slowdown(
+    ctx: &Ctx,
+    span: std::ops::Range<usize>,
+    f: &RawFault,
+    action: FaultAction,
+    target: FaultTarget,
+    gateway: &GatewaySpec,
+) -> Result<Option<Slowdown>> {
+    if action != FaultAction::Slow {
+        if let Some(s) = f
+            .cpu_factor
+            .as_ref()
+            .map(|c| c.span())
+            .or(f.delay.as_ref().map(|d| d.span()))
+        {
+            return Err(ctx.at(
+                s,
+                "[[faults]] cpu_factor and delay go with action = \"slow\"",
+            ));
+        }
+        return Ok(None);
+    }
+    let refuse =
+        |why: &str| Err(ctx.at(span.clone(), format!("[[faults]] action = \"slow\" {why}")));
+    match target {
+        FaultTarget::Store => {
+            return refuse(
+                "cannot apply to the store: redis-server has no way to slow each command (DEBUG SLEEP blocks every client at once, which is a pause): use action = \"pause\" with for",
+            );
+        }
+        FaultTarget::Gateway(_) if gateway.kind != GatewayKind::Reference => {
+            return refuse(&format!(
+                "cannot apply to {}: it has no endpoint to slow its requests; slow the upstream (component = \"upstream\") or pause the gateway",
+                gateway.kind.as_str()
+            ));
+        }
+        FaultTarget::Gateway(_) if gateway.tls => {
+            return refuse(
+                "on the reference gateway is set over cleartext HTTP: not with [gateway] tls; slow the upstream instead",
+            );
+        }
+        _ => {}
+    }
+    let cpu_factor = match &f.cpu_factor {
+        Some(c) => {
+            ctx.check(c, |c| {
+                if *c > 0.0 && *c <= 1000.0 {
+                    Ok(())
+                } else {
+                    Err(
+                        "[[faults]] cpu_factor must be more than 0 and at most 1000, like 4"
+                            .to_string(),
+                    )
+                }
+            })?;
+            if matches!(target, FaultTarget::Gateway(_)) {
+                return Err(ctx.at(
+                    c.span(),
+                    "[[faults]] cpu_factor is the mock upstream's CPU per request: the gateway takes only delay",
+                ));
+            }
+            *c.get_ref()
+        }
+        None => 1.0,
+    };
+    let delay = f.delay.as_ref().map_or(Duration::ZERO, |d| d.get_ref().0);
+    if cpu_factor == 1.0 && delay.is_zero() {
+        return refuse(
+            "needs how much slower: cpu_factor = 4 (the upstream's CPU per request) and/or delay = \"50ms\" (added to each request)",
+        );
+    }
+    if delay > Duration::from_secs(60) {
+        return refuse("delay must be at most 60s");
+    }
+    Ok(Some(Slowdown { cpu_factor, delay }))
 }
 
 /// `store`, `upstream`, `gateway`, `gateway:N` or `nginx`, when this

@@ -108,6 +108,11 @@ pub struct ComponentSample {
     /// Its own numbers: gauges at the interval's end, counters' increase
     /// over it.
     pub metrics: BTreeMap<String, f64>,
+    /// The process read, when it is not the series' own (a component a
+    /// `[[faults]]` kill with `for` or restart started again); `None`: the
+    /// series' `pid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
 }
 
 impl ComponentSample {

@@ -186,6 +186,15 @@ pub struct FindLimitResult {
     /// short is marked, and the classes after it did not run.
     #[serde(default)]
     pub interrupted: bool,
+    /// True when the scenario's retry policy was compared (`--retries
+    /// compare`): these answers are with it, [`Self::without_retries`]'s
+    /// without.
+    #[serde(default)]
+    pub retries_compared: bool,
+    /// The same search with no retry policy; `None` when not compared, or
+    /// when a stop came before it began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub without_retries: Option<Box<FindLimitResult>>,
 }
 
 /// Everything a find-limit produced.
@@ -250,6 +259,8 @@ pub fn run(
         classes: results,
         steps,
         interrupted: bench.stop.is_stopped(),
+        retries_compared: false,
+        without_retries: None,
     };
     Ok(FindLimitOutput {
         run: first_run,

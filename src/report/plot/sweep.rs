@@ -36,6 +36,27 @@ pub(super) fn latency_vs_load(sweep: &SweepResult) -> Figure {
             ),
         ));
     }
+    let mut series = vec![
+        line("P50", BLUE, |r| r.p50_us),
+        line("P90", GREEN, |r| r.p90_us),
+        line("P99", ORANGE, |r| r.p99_us),
+        line("P99.9", RED, |r| r.p999_us),
+    ];
+    // `--retries compare`: the sweep without retries beside, its P99 only,
+    // so the curve the policy moved reads against the one it came from.
+    if let Some(without) = sweep.without_retries.as_deref() {
+        series[2].name = "P99 with retries".into();
+        series.push(Series {
+            name: "P99 without retries".into(),
+            color: BROWN,
+            data: without
+                .steps
+                .iter()
+                .map(|r| (r.rate_per_s, r.p99_us as f64))
+                .collect(),
+            kind: Kind::Line(true),
+        });
+    }
     let note = match sweep.max_rate_within_slo_per_s {
         Some(r) => format!(
             "Latency from each request's intended send time. Max rate within the SLO: {r:.0}/s."
@@ -48,12 +69,7 @@ pub(super) fn latency_vs_load(sweep: &SweepResult) -> Figure {
                 title: "Latency against offered load".into(),
                 x: axis("offered load (requests/s)", false, Fmt::Plain),
                 y: axis("latency (log scale)", true, Fmt::Micros),
-                series: vec![
-                    line("P50", BLUE, |r| r.p50_us),
-                    line("P90", GREEN, |r| r.p90_us),
-                    line("P99", ORANGE, |r| r.p99_us),
-                    line("P99.9", RED, |r| r.p999_us),
-                ],
+                series,
                 vlines,
                 hlines,
                 marks: Vec::new(),
@@ -68,12 +84,17 @@ pub(super) fn latency_vs_load(sweep: &SweepResult) -> Figure {
 /// below it the shares of arrivals without a 2xx, stacked.
 pub(super) fn throughput_vs_load(sweep: &SweepResult) -> Figure {
     let s = &sweep.steps;
-    let max_x = s.iter().map(|r| r.rate_per_s).fold(0.0, f64::max);
+    let without = sweep.without_retries.as_deref();
+    let max_x = s
+        .iter()
+        .chain(without.map_or(&[][..], |w| &w.steps))
+        .map(|r| r.rate_per_s)
+        .fold(0.0, f64::max);
     let mut vlines = Vec::new();
     if let Some(k) = &sweep.throughput_knee {
         vlines.push((k.offered_per_s, format!("knee {:.0}/s", k.offered_per_s)));
     }
-    let top = Panel {
+    let mut top = Panel {
         title: "Throughput against offered load".into(),
         x: Axis {
             range: Some((0.0, max_x * 1.08)),
@@ -104,6 +125,19 @@ pub(super) fn throughput_vs_load(sweep: &SweepResult) -> Figure {
         hlines: Vec::new(),
         marks: Vec::new(),
     };
+    if let Some(without) = without {
+        top.series[2].name = "goodput with retries".into();
+        top.series.push(Series {
+            name: "goodput without retries".into(),
+            color: BROWN,
+            data: without
+                .steps
+                .iter()
+                .map(|r| (r.rate_per_s, r.goodput_per_s))
+                .collect(),
+            kind: Kind::Line(true),
+        });
+    }
     // Shares stacked from the bottom: each band from the sum below it.
     type Share = fn(&crate::experiment::sweep::StepRow) -> f64;
     let layers: [(&str, RGBColor, Share); 6] = [
