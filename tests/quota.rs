@@ -335,14 +335,15 @@ fn the_quota_experiment_measures_every_design_and_writes_its_answers() {
     let _turn = crate::util::one_measurement_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let scenario = dir.path().join("quota.toml");
-    // Q = 20/s per key over 2 replicas; "heavy" offers 3Q, "light" Q/2; the
+    // Q = 20/s per key (burst 5: with none, a GCRA admits only λ/(1+λ/Q)
+    // of random arrivals, well under Q) over 2 replicas; "heavy" offers 3Q, "light" Q/2; the
     // store paused from 1 s to 2 s of each fault design's 3 s. A generous
     // store timeout: on a busy machine a short one also fails outside the
     // pause.
     std::fs::write(
         &scenario,
         "name = \"q\"\nexperiment = \"quota\"\n[[phases]]\nrate = 70\nduration = \"3s\"\n\
-         [gateway]\nkind = \"reference\"\nreplicas = 2\nrate_limit = { rate = 20, burst = 1 }\n\
+         [gateway]\nkind = \"reference\"\nreplicas = 2\nrate_limit = { rate = 20, burst = 5 }\n\
          [store]\nkind = \"redis\"\ntimeout = \"250ms\"\nsync_interval = \"500ms\"\n\
          [[faults]]\nat = \"1s\"\ncomponent = \"store\"\naction = \"pause\"\nfor = \"1s\"\n\
          [[keys]]\nname = \"heavy\"\nweight = 6\n[[keys]]\nname = \"light\"\nweight = 1\n\

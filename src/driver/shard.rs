@@ -399,7 +399,18 @@ impl Shared {
             http2::route(self, job, now_ns);
             return;
         }
-        let idle = self.idle.borrow_mut().pop();
+        let idle = {
+            let mut idle = self.idle.borrow_mut();
+            if self.dialer.more.is_empty() || idle.is_empty() {
+                // The most recently used connection: the warmest.
+                idle.pop()
+            } else {
+                // Over several addresses (replicas), the longest idle: the
+                // connections, and so the addresses, take requests in turn,
+                // as behind a load balancer.
+                Some(idle.remove(0))
+            }
+        };
         if let Some(mailbox) = idle {
             self.in_flight.set(self.in_flight.get() + 1);
             mailbox.deliver(Some(job));
