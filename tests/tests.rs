@@ -54,6 +54,7 @@ mod driver;
 mod find_limit;
 mod gate;
 mod gateway;
+mod key_space;
 mod logs;
 mod preflight;
 mod quota;

@@ -14,6 +14,7 @@
 pub mod conn;
 pub mod http1;
 mod http2;
+pub mod key_space;
 mod pacing;
 pub mod request_log;
 pub mod retry;
@@ -94,6 +95,9 @@ pub struct KeyPlan {
     pub timeout: Duration,
     /// Its retry policy (the key's, else the client's); `None`: no retries.
     pub retry: Option<RetrySpec>,
+    /// A generated key space whose key each arrival draws (`name` is then
+    /// `None`: its keys are counted compactly, not as named keys).
+    pub space: Option<Arc<key_space::KeyDraw>>,
 }
 
 /// Everything the driver needs, resolved from a scenario, a target URL and a load.
@@ -201,12 +205,24 @@ impl Plan {
             scheme: if https { "https" } else { "http" },
         };
         let keys = if scenario.keys.is_empty() {
+            // A generated key space is one template whose key is written
+            // per arrival over a placeholder of the same width.
+            let placeholder = scenario
+                .key_space
+                .as_ref()
+                .map(key_space::KeyDraw::placeholder);
+            let request = encoder.template(&scenario.request.path, &[], placeholder.as_deref())?;
+            let space = match &scenario.key_space {
+                Some(space) => Some(Arc::new(key_space::KeyDraw::new(space, &request.bytes)?)),
+                None => None,
+            };
             vec![KeyPlan {
                 name: None,
                 weight: 1.0,
-                request: encoder.template(&scenario.request.path, &[], None)?,
+                request,
                 timeout: scenario.client.timeout,
                 retry: scenario.client.retry.clone().filter(RetrySpec::is_on),
+                space,
             }]
         } else {
             scenario
@@ -225,6 +241,7 @@ impl Plan {
                             .or(scenario.client.retry.as_ref())
                             .filter(|r| r.is_on())
                             .cloned(),
+                        space: None,
                     })
                 })
                 .collect::<Result<_>>()?
@@ -546,6 +563,7 @@ fn shard_plans(plan: &Plan, protocol: Protocol, tls: Option<&TlsClient>) -> Vec<
             timeout_ns: k.timeout.as_nanos().min(u64::MAX as u128) as u64,
             cdf,
             retry: k.retry.as_ref().and_then(retry::RetryPolicy::new),
+            space: k.space.clone(),
         })
         .collect();
     let tracked_keys = plan.key_names().len();

@@ -139,6 +139,7 @@ pub(super) fn build_quota(
     phases: Vec<super::Phase>,
     gateway: &GatewaySpec,
     keys: &[super::KeySpec],
+    key_space: Option<&super::KeySpace>,
     closed_loop: bool,
 ) -> Result<QuotaSpec> {
     if closed_loop {
@@ -159,10 +160,10 @@ pub(super) fn build_quota(
              kind = \"redis\" (contend starts redis-server)",
         ));
     };
-    if keys.is_empty() {
+    if keys.is_empty() && key_space.is_none() {
         return Err(ctx.whole(
             "experiment = \"quota\" measures admissions per key against the quota: add [[keys]] \
-             (one above its quota, one below, say)",
+             (one above its quota, one below, say) or a generated [keys] count = 100000",
         ));
     }
     Ok(QuotaSpec {
