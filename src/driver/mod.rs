@@ -173,12 +173,7 @@ impl Plan {
             .authority()
             .ok_or_else(|| Error::Usage(format!("target {target:?} has no host:port")))?
             .clone();
-        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let addr = (authority.host().trim_matches(['[', ']']), port)
-            .to_socket_addrs()
-            .map_err(|e| Error::Usage(format!("target {target:?}: cannot resolve host: {e}")))?
-            .next()
-            .ok_or_else(|| Error::Usage(format!("target {target:?}: host has no address")))?;
+        let addr = resolve(target)?;
 
         let threads = scenario
             .client
@@ -246,9 +241,17 @@ impl Plan {
                 })
                 .collect::<Result<_>>()?
         };
+        // `[target] urls`: the driver sends to the first and these in turn
+        // when it drives that target itself (not a gateway in front of it).
+        let more_addrs = match &scenario.target {
+            crate::scenario::Target::Urls(first, more) if first == target => {
+                more.iter().map(|u| resolve(u)).collect::<Result<_>>()?
+            }
+            _ => Vec::new(),
+        };
         Ok(Plan {
             addr,
-            more_addrs: Vec::new(),
+            more_addrs,
             tls,
             http: client.http,
             streams_per_connection: client.streams_per_connection.map(|n| n as usize),
@@ -403,6 +406,23 @@ impl Encoder<'_> {
             body: Bytes::copy_from_slice(self.scenario.request.body.as_bytes()),
         })
     }
+}
+
+/// The socket address of `url` (`http://host:port`).
+fn resolve(url: &str) -> Result<SocketAddr> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| Error::Usage(format!("target {url:?} is not a URL: {e}")))?;
+    let authority = uri
+        .authority()
+        .ok_or_else(|| Error::Usage(format!("target {url:?} has no host:port")))?;
+    let https = uri.scheme_str() == Some("https");
+    let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+    (authority.host().trim_matches(['[', ']']), port)
+        .to_socket_addrs()
+        .map_err(|e| Error::Usage(format!("target {url:?}: cannot resolve host: {e}")))?
+        .next()
+        .ok_or_else(|| Error::Usage(format!("target {url:?}: host has no address")))
 }
 
 /// The cores this process may run on: the default number of driver threads.

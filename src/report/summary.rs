@@ -419,7 +419,7 @@ impl Machine {
             .map_or_else(|_| "unknown".to_string(), |k| k.trim().to_string());
         let upstream_cpus = match &scenario.target {
             crate::scenario::Target::Mock(m) => m.cpus.clone(),
-            crate::scenario::Target::Url(_) => None,
+            crate::scenario::Target::Url(_) | crate::scenario::Target::Urls(..) => None,
         };
         let gateway = scenario.gateway.kind.as_str();
         Machine {

@@ -138,6 +138,14 @@ pub(super) fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Resul
         Some(g) => build_gateway(ctx, g, raw.target.is_some() || raw.upstream.is_some())?,
         None => GatewaySpec::default(),
     };
+    if let (GatewayKind::Reference | GatewayKind::Nginx | GatewayKind::Haproxy, Target::Urls(..)) =
+        (gateway.kind, &target)
+    {
+        return Err(ctx.whole(
+            "[target] urls spreads the driver over several addresses, but the gateway contend starts takes one \
+             upstream: give [target] url = \"http://HOST:PORT\", or drive the addresses directly (remove [gateway])",
+        ));
+    }
     if let (GatewayKind::Reference | GatewayKind::Nginx | GatewayKind::Haproxy, Target::Url(url)) =
         (gateway.kind, &target)
     {

@@ -11,8 +11,7 @@
 //! - `check`: value checks (ranges, names, header text, CPU lists).
 //! - `url`: the `http://HOST:PORT/PATH` URLs of targets and flags.
 //! - `build`: the whole scenario, its name, phases and thresholds.
-//! - `build_client`: `[request]`, `[[keys]]` or `[keys]`, and `[client]`.
-//! - `key_space`: a generated key space (`[keys] count = N`).
+//! - `build_client`: `[request]`, `[[keys]]` or `[keys]` (`key_space`), `[client]`.
 //! - `build_target`: `[target]`, `[upstream]` and `[gateway]`.
 //! - `build_experiment`: `[sweep]`, `[find_limit]` and `[abort_audit]`.
 //! - `system`: the validated hardware classes and `[[scrape]]` targets.
@@ -64,8 +63,7 @@ pub struct Scenario {
     pub target: Target,
     /// The request every arrival sends (keys may override path and headers).
     pub request: RequestSpec,
-    /// A weighted mix of API keys; empty means no `x-api-key` header (or
-    /// a generated key space).
+    /// A weighted mix of API keys; empty: no `x-api-key`, or a generated key space.
     pub keys: Vec<KeySpec>,
     /// `[keys]`: a generated key space instead of `[[keys]]`.
     pub key_space: Option<KeySpace>,
@@ -547,12 +545,13 @@ pub enum ArrivalKind {
 pub enum Target {
     /// Any HTTP/1.1 server, given by URL (`http://host:port`, no path).
     Url(String),
+    /// `[target] urls`: the first address and the rest (the driver spreads over all).
+    Urls(String, Vec<String>),
     /// The embedded mock upstream, started by the harness as a child process.
     Mock(MockUpstreamSpec),
 }
 
-/// Settings of the embedded mock upstream (`[upstream]`, `kind = "mock"`),
-/// handed to it as command-line flags.
+/// The embedded mock upstream's settings (`[upstream]`), as its flags.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct MockUpstreamSpec {
     /// `--workers`: `None` is `unbounded`, `Some(n)` a pool of n workers.

@@ -228,6 +228,7 @@ pub(super) enum RawArrival {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTarget {
     pub(super) url: Option<Spanned<String>>,
+    pub(super) urls: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(serde::Deserialize)]

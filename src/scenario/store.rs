@@ -412,7 +412,7 @@ fn parse_target(
         },
         "upstream" => match target {
             Target::Mock(_) => Ok(FaultTarget::Upstream),
-            Target::Url(_) => Err("[[faults]] component = \"upstream\": contend did not start the upstream (it is a URL), so it cannot fault it".into()),
+            Target::Url(_) | Target::Urls(..) => Err("[[faults]] component = \"upstream\": contend did not start the upstream (it is a URL), so it cannot fault it".into()),
         },
         "nginx" if gateway.kind == GatewayKind::Nginx => Ok(FaultTarget::Gateway(1)),
         "haproxy" if gateway.kind == GatewayKind::Haproxy => Ok(FaultTarget::Gateway(1)),

@@ -697,3 +697,30 @@ fn a_generated_key_space_parses_with_defaults_and_is_checked() {
     let e = parse_err(&format!("{base}[keys]\ncount = 10\nsize = 3\n"));
     assert!(e.contains("size"), "{e}");
 }
+
+#[test]
+fn target_urls_make_one_target_at_several_addresses() {
+    let base = "[[phases]]\nrate = 10\nduration = \"1s\"\n";
+    let s = parse_ok(&format!(
+        "{base}[target]\nurls = [\"http://127.0.0.1:8080\", \"http://127.0.0.1:8081\"]\n"
+    ));
+    assert_eq!(
+        s.target,
+        Target::Urls(
+            "http://127.0.0.1:8080".into(),
+            vec!["http://127.0.0.1:8081".into()]
+        )
+    );
+    let s = parse_ok(&format!(
+        "{base}[target]\nurls = [\"http://127.0.0.1:8080\"]\n"
+    ));
+    assert_eq!(s.target, Target::Url("http://127.0.0.1:8080".into()));
+    let e = parse_err(&format!(
+        "{base}[target]\nurls = [\"http://127.0.0.1:1\", \"http://127.0.0.1:2\"]\n[gateway]\nkind = \"reference\"\n"
+    ));
+    assert!(e.contains("takes one upstream"), "{e}");
+    let e = parse_err(&format!(
+        "{base}[target]\nurls = [\"http://127.0.0.1:1\", \"http://127.0.0.1:1/\"]\n"
+    ));
+    assert!(e.contains("twice"), "{e}");
+}
