@@ -172,6 +172,12 @@ impl Load {
                 let local = is_loopback_url(url);
                 (local, local)
             }
+            (GatewayKind::None, Target::Urls(first, more)) => {
+                let local = std::iter::once(first)
+                    .chain(more)
+                    .all(|u| is_loopback_url(u));
+                (local, local)
+            }
         };
         let connections_default = !closed_run
             && client.max_connections == crate::scenario::ClientSpec::default().max_connections

@@ -19,7 +19,10 @@ use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 
 use crate::outcome::{Class, Outcome, TlsFailure};
 
+mod key_space;
 mod retries;
+
+pub use key_space::{KeyPick, KeySpaceCounts};
 pub use retries::RetryTotals;
 
 /// Highest value the histograms track: one hour in microseconds.
@@ -272,6 +275,8 @@ pub struct Totals {
     pub generator_lag_us: Histogram<u64>,
     /// Per key, in scenario order; empty when the scenario has no keys.
     pub keys: Vec<KeyTotals>,
+    /// Per key of a generated key space (empty without one).
+    pub key_space: KeySpaceCounts,
     /// CPU time the driver threads used, ns.
     pub driver_cpu_ns: u64,
     /// When the last request was sent (CLOCK_MONOTONIC ns; 0: none was).
@@ -303,6 +308,7 @@ impl Totals {
             schedule_lag_us: new_histogram(),
             generator_lag_us: new_histogram(),
             keys: vec![KeyTotals::default(); keys],
+            key_space: KeySpaceCounts::default(),
             driver_cpu_ns: 0,
             last_sent_ns: 0,
             first_connect_error: None,
@@ -332,6 +338,7 @@ impl Totals {
         for (a, b) in self.keys.iter_mut().zip(&other.keys) {
             a.merge(b);
         }
+        self.key_space.merge(&other.key_space);
         self.driver_cpu_ns += other.driver_cpu_ns;
         self.last_sent_ns = self.last_sent_ns.max(other.last_sent_ns);
         if self.first_connect_error.is_none() {
@@ -459,6 +466,13 @@ impl Recorder {
         }
     }
 
+    /// Keeps per-key counters for a generated space of `count` keys
+    /// (allocated here, before the load, not on its first arrival).
+    pub fn with_key_space(mut self, count: usize) -> Self {
+        self.totals.key_space = KeySpaceCounts::new(count);
+        self
+    }
+
     /// Starts the clock at `start_ns`: everything recorded from now on is
     /// timed from it. A shard makes its recorder (and every per-key total)
     /// before the common start, so no allocation delays its first arrival.
@@ -507,14 +521,14 @@ impl Recorder {
     pub fn outcome(
         &mut self,
         now_ns: u64,
-        key: usize,
+        key: impl Into<KeyPick>,
         outcome: Outcome,
         latency_ns: u64,
         service_ns: Option<u64>,
     ) {
         self.final_outcome(
             now_ns,
-            key,
+            key.into(),
             outcome,
             latency_ns,
             service_ns.is_some(),
@@ -528,7 +542,7 @@ impl Recorder {
     fn final_outcome(
         &mut self,
         now_ns: u64,
-        key: usize,
+        pick: KeyPick,
         outcome: Outcome,
         latency_ns: u64,
         sent: bool,
@@ -552,7 +566,8 @@ impl Recorder {
                 .service_us
                 .saturating_record(ns_to_us(service_ns));
         }
-        if let Some(k) = self.totals.keys.get_mut(key) {
+        self.totals.key_space.add(pick.slot, outcome);
+        if let Some(k) = self.totals.keys.get_mut(pick.key) {
             k.counts.add(outcome);
             if sent {
                 k.record_latency(latency_us);

@@ -354,3 +354,60 @@ fn closed_loop_against_a_refusing_target_counts_errors_and_ends_on_time() {
         started.elapsed()
     );
 }
+
+/// `[target] urls`: one target at two addresses; the driver spreads its
+/// connections over both, and every arrival is answered by one of them.
+#[test]
+fn target_urls_spread_the_load_over_every_address() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let _turn = crate::util::one_measurement_at_a_time();
+    let counters: Vec<Arc<AtomicU64>> = (0..2).map(|_| Arc::new(AtomicU64::new(0))).collect();
+    let servers: Vec<_> = counters
+        .iter()
+        .map(|c| {
+            let c = c.clone();
+            crate::util::http_server(move |_| {
+                c.fetch_add(1, Ordering::Relaxed);
+                Duration::from_millis(2)
+            })
+        })
+        .collect();
+    let text = format!(
+        "[[phases]]\nrate = 200\nduration = \"1s\"\n[target]\nurls = [\"{}\", \"{}\"]\n[client]\nthreads = 2\n",
+        servers[0].url(),
+        servers[1].url()
+    );
+    let scenario = contend::scenario::parse(
+        &text,
+        &contend::scenario::Source::File("urls.toml".into()),
+        &contend::scenario::Overrides::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let contend::scenario::Experiment::Run(load) = scenario.experiment.clone() else {
+        panic!("a run");
+    };
+    let plan = contend::driver::Plan::new(&scenario, &servers[0].url(), load).expect("plan");
+    assert_eq!(plan.more_addrs, vec![servers[1].addr]);
+    let stop = contend::shutdown::Stop::never();
+    let out = contend::driver::run(&plan, stop.receiver(), &mut |_| {}).expect("driver runs");
+    crate::util::assert_outcomes_add_up(&out);
+    let answered: Vec<u64> = counters.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    let no_content: u64 = out
+        .totals
+        .counts
+        .statuses()
+        .filter(|(s, _)| *s == 204)
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(no_content, out.totals.arrivals, "{answered:?}");
+    assert_eq!(
+        answered.iter().sum::<u64>(),
+        out.totals.arrivals,
+        "{answered:?}"
+    );
+    assert!(
+        answered.iter().all(|&n| n > 0),
+        "both addresses answer: {answered:?}"
+    );
+}

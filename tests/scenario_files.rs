@@ -193,6 +193,7 @@ fn good_full_scenario_parses() {
                 retry: None,
             },
         ],
+        key_space: None,
         client: ClientSpec {
             timeout: Duration::from_secs(2),
             max_connections: 5000,

@@ -64,7 +64,7 @@ fn check(result: Result<Scenario, Error>) -> Result<(), TestCaseError> {
         }
         Ok(s) => {
             let url = match &s.target {
-                Target::Url(url) => url.clone(),
+                Target::Url(url) | Target::Urls(url, _) => url.clone(),
                 Target::Mock(_) => "http://127.0.0.1:9".to_string(),
             };
             // A valid scenario plans one request per key (one without keys),

@@ -61,6 +61,7 @@ mod faults;
 mod find_limit;
 mod gate;
 mod gateway;
+mod key_space;
 mod logs;
 mod preflight;
 mod quota;

@@ -132,7 +132,7 @@ pub(super) fn route(shared: &Rc<Shared>, job: Job, now_ns: u64) {
         shared
             .recorder
             .borrow_mut()
-            .outcome(now_ns, job.key, Outcome::NotSent, 0, None);
+            .outcome(now_ns, job.pick(), Outcome::NotSent, 0, None);
     }
 }
 
@@ -380,8 +380,14 @@ async fn serve(shared: &Rc<Shared>, lease: Lease, handle: &mut Option<(u64, Send
         requeue(shared, job);
         return;
     };
-    let template = &shared.keys[job.key].request.h2;
+    let key = &shared.keys[job.key];
+    let template = &key.request.h2;
     let mut request = template.head.clone();
+    if let Some(value) = key.space.as_ref().and_then(|s| s.header_value(job.slot)) {
+        request
+            .headers_mut()
+            .insert(super::key_space::KEY_HEADER, value);
+    }
     let mut request_id = None;
     if let Some(log) = &shared.request_log {
         let id = log.borrow_mut().next_id();

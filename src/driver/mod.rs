@@ -14,6 +14,7 @@
 pub mod conn;
 pub mod http1;
 mod http2;
+pub mod key_space;
 mod pacing;
 pub mod request_log;
 pub mod retry;
@@ -94,6 +95,9 @@ pub struct KeyPlan {
     pub timeout: Duration,
     /// Its retry policy (the key's, else the client's); `None`: no retries.
     pub retry: Option<RetrySpec>,
+    /// A generated key space whose key each arrival draws (`name` is then
+    /// `None`: its keys are counted compactly, not as named keys).
+    pub space: Option<Arc<key_space::KeyDraw>>,
 }
 
 /// Everything the driver needs, resolved from a scenario, a target URL and a load.
@@ -169,12 +173,7 @@ impl Plan {
             .authority()
             .ok_or_else(|| Error::Usage(format!("target {target:?} has no host:port")))?
             .clone();
-        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let addr = (authority.host().trim_matches(['[', ']']), port)
-            .to_socket_addrs()
-            .map_err(|e| Error::Usage(format!("target {target:?}: cannot resolve host: {e}")))?
-            .next()
-            .ok_or_else(|| Error::Usage(format!("target {target:?}: host has no address")))?;
+        let addr = resolve(target)?;
 
         let threads = scenario
             .client
@@ -201,12 +200,24 @@ impl Plan {
             scheme: if https { "https" } else { "http" },
         };
         let keys = if scenario.keys.is_empty() {
+            // A generated key space is one template whose key is written
+            // per arrival over a placeholder of the same width.
+            let placeholder = scenario
+                .key_space
+                .as_ref()
+                .map(key_space::KeyDraw::placeholder);
+            let request = encoder.template(&scenario.request.path, &[], placeholder.as_deref())?;
+            let space = match &scenario.key_space {
+                Some(space) => Some(Arc::new(key_space::KeyDraw::new(space, &request.bytes)?)),
+                None => None,
+            };
             vec![KeyPlan {
                 name: None,
                 weight: 1.0,
-                request: encoder.template(&scenario.request.path, &[], None)?,
+                request,
                 timeout: scenario.client.timeout,
                 retry: scenario.client.retry.clone().filter(RetrySpec::is_on),
+                space,
             }]
         } else {
             scenario
@@ -225,13 +236,22 @@ impl Plan {
                             .or(scenario.client.retry.as_ref())
                             .filter(|r| r.is_on())
                             .cloned(),
+                        space: None,
                     })
                 })
                 .collect::<Result<_>>()?
         };
+        // `[target] urls`: the driver sends to the first and these in turn
+        // when it drives that target itself (not a gateway in front of it).
+        let more_addrs = match &scenario.target {
+            crate::scenario::Target::Urls(first, more) if first == target => {
+                more.iter().map(|u| resolve(u)).collect::<Result<_>>()?
+            }
+            _ => Vec::new(),
+        };
         Ok(Plan {
             addr,
-            more_addrs: Vec::new(),
+            more_addrs,
             tls,
             http: client.http,
             streams_per_connection: client.streams_per_connection.map(|n| n as usize),
@@ -386,6 +406,23 @@ impl Encoder<'_> {
             body: Bytes::copy_from_slice(self.scenario.request.body.as_bytes()),
         })
     }
+}
+
+/// The socket address of `url` (`http://host:port`).
+fn resolve(url: &str) -> Result<SocketAddr> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| Error::Usage(format!("target {url:?} is not a URL: {e}")))?;
+    let authority = uri
+        .authority()
+        .ok_or_else(|| Error::Usage(format!("target {url:?} has no host:port")))?;
+    let https = uri.scheme_str() == Some("https");
+    let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+    (authority.host().trim_matches(['[', ']']), port)
+        .to_socket_addrs()
+        .map_err(|e| Error::Usage(format!("target {url:?}: cannot resolve host: {e}")))?
+        .next()
+        .ok_or_else(|| Error::Usage(format!("target {url:?}: host has no address")))
 }
 
 /// The cores this process may run on: the default number of driver threads.
@@ -546,6 +583,7 @@ fn shard_plans(plan: &Plan, protocol: Protocol, tls: Option<&TlsClient>) -> Vec<
             timeout_ns: k.timeout.as_nanos().min(u64::MAX as u128) as u64,
             cdf,
             retry: k.retry.as_ref().and_then(retry::RetryPolicy::new),
+            space: k.space.clone(),
         })
         .collect();
     let tracked_keys = plan.key_names().len();

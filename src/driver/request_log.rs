@@ -64,16 +64,23 @@ pub struct Scratch {
 impl Scratch {
     /// The bytes of `template` (key `key`) with `id` at `id_at`. The
     /// template is copied only when the key differs from the last one.
-    pub fn stamp(&mut self, template: &[u8], key: usize, id_at: usize, id: u64) -> &[u8] {
+    pub fn stamp(&mut self, template: &[u8], key: usize, id_at: usize, id: u64) -> &mut [u8] {
+        let buf = self.copy(template, key);
+        if let Some(digits) = buf.get_mut(id_at..id_at + ID_DIGITS) {
+            write_hex(id, digits);
+        }
+        buf
+    }
+
+    /// The copy of `template` (key `key`), for its caller to overwrite in
+    /// place (a generated key); copied only when the key changed.
+    pub fn copy(&mut self, template: &[u8], key: usize) -> &mut [u8] {
         if self.key != Some(key) {
             self.buf.clear();
             self.buf.extend_from_slice(template);
             self.key = Some(key);
         }
-        if let Some(digits) = self.buf.get_mut(id_at..id_at + ID_DIGITS) {
-            write_hex(id, digits);
-        }
-        &self.buf
+        &mut self.buf
     }
 }
 

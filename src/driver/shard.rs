@@ -15,12 +15,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::mpsc;
 
+use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
 use tokio::sync::{Notify, oneshot, watch};
 
 use super::conn::{Dialer, OpenError};
 use super::http2;
+use super::key_space::{KeyDraw, pick_key};
 use super::pacing::Window;
 use super::request_log::RequestLog;
 use super::retry::{BudgetTokens, RetryPolicy};
@@ -28,7 +29,7 @@ use super::worker::{self, Job, Mailbox};
 use super::{Protocol, RequestTemplate, ShardMsg};
 use crate::arrival::Schedule;
 use crate::outcome::{Class, Outcome};
-use crate::record::Recorder;
+use crate::record::{KeyPick, Recorder};
 use crate::scenario::Phase;
 use crate::sys;
 
@@ -95,6 +96,8 @@ pub struct ShardKey {
     pub cdf: f64,
     /// Its retry policy (`None`: its failed attempts are final).
     pub retry: Option<RetryPolicy>,
+    /// A generated key space: each arrival's key is drawn from it.
+    pub space: Option<Arc<KeyDraw>>,
 }
 
 /// Connections that may be opening at once per shard. Past it, a due
@@ -229,7 +232,7 @@ impl Shared {
         if !retried {
             self.recorder.borrow_mut().outcome(
                 now_ns,
-                job.key,
+                job.pick(),
                 outcome,
                 now_ns.saturating_sub(job.intended_ns),
                 sent_ns.map(|s| now_ns.saturating_sub(s)),
@@ -345,7 +348,7 @@ impl Shared {
             recorder.retry_cut(now_ns);
             recorder.retry_abandoned(
                 now_ns,
-                p.job.key,
+                p.job.pick(),
                 p.last,
                 p.last_end_ns.saturating_sub(p.job.intended_ns),
                 p.last_sent,
@@ -438,9 +441,13 @@ impl Shared {
             } else {
                 now_ns.saturating_sub(job.intended_ns)
             };
-            self.recorder
-                .borrow_mut()
-                .outcome(now_ns, job.key, Outcome::NotSent, waited_ns, None);
+            self.recorder.borrow_mut().outcome(
+                now_ns,
+                job.pick(),
+                Outcome::NotSent,
+                waited_ns,
+                None,
+            );
         }
     }
 
@@ -456,7 +463,7 @@ impl Shared {
     }
 
     /// The key of the next request, by the scenario's weights.
-    pub(super) fn next_key(&self) -> usize {
+    pub(super) fn next_key(&self) -> KeyPick {
         let mut arrivals = self.arrivals.borrow_mut();
         let a = &mut *arrivals;
         pick_key(&self.keys, &mut a.rng)
@@ -529,7 +536,15 @@ pub fn run(
             max_timeout_ns: plan.max_timeout_ns,
             h2: http2::Pool::default(),
             closed_loop_end_ns: Cell::new(0),
-            recorder: RefCell::new(Recorder::new(0, plan.interval_ns, plan.tracked_keys)),
+            recorder: RefCell::new(
+                Recorder::new(0, plan.interval_ns, plan.tracked_keys).with_key_space(
+                    plan.keys
+                        .iter()
+                        .filter_map(|k| k.space.as_ref())
+                        .map(|s| s.count() as usize)
+                        .sum(),
+                ),
+            ),
             arrivals: RefCell::new(Arrivals::new(&plan, 0)),
             keys: plan.keys.clone(),
             queue: RefCell::new(VecDeque::new()),
@@ -784,16 +799,4 @@ fn retries_of(plan: &ShardPlan) -> Option<RefCell<Retries>> {
             end_ns: u64::MAX,
         })
     })
-}
-
-/// Picks a key by weight: the first whose cumulative weight passes a
-/// uniform draw (no draw for a single key).
-fn pick_key(keys: &[ShardKey], rng: &mut SmallRng) -> usize {
-    if keys.len() <= 1 {
-        return 0;
-    }
-    let u: f64 = rng.random();
-    keys.iter()
-        .position(|k| u < k.cdf)
-        .unwrap_or(keys.len() - 1)
 }

@@ -25,6 +25,7 @@ use super::http1::Connection;
 use super::request_log::{RequestRecord, Scratch};
 use super::shard::Shared;
 use crate::outcome::Outcome;
+use crate::record::KeyPick;
 use crate::sys;
 
 /// One attempt of an arrival, handed to a worker.
@@ -32,6 +33,8 @@ use crate::sys;
 pub struct Job {
     /// Index of the request template (the key).
     pub key: usize,
+    /// The key's number in a generated key space (`KeyPick::NO_SLOT`: none).
+    pub slot: u32,
     /// The arrival's intended send time, CLOCK_MONOTONIC ns: its latency
     /// (what the caller waited) counts from here, over all its attempts.
     pub intended_ns: u64,
@@ -43,10 +46,19 @@ pub struct Job {
 }
 
 impl Job {
-    /// The first attempt of an arrival of `key` intended at `intended_ns`.
-    pub fn new(key: usize, intended_ns: u64) -> Job {
+    /// Its key, as the recorder counts it.
+    pub fn pick(&self) -> KeyPick {
+        KeyPick {
+            key: self.key,
+            slot: self.slot,
+        }
+    }
+
+    /// The first attempt of an arrival of `pick` intended at `intended_ns`.
+    pub fn new(pick: KeyPick, intended_ns: u64) -> Job {
         Job {
-            key,
+            key: pick.key,
+            slot: pick.slot,
             intended_ns,
             due_ns: intended_ns,
             attempt: 0,
@@ -234,12 +246,22 @@ async fn serve(
             connection = Some(connect(shared).await?);
         }
         let conn = connection.as_mut().ok_or(Outcome::ConnectError)?;
-        let request = &shared.keys[job.key].request;
-        let bytes = match (&shared.request_log, request.id_at) {
-            (Some(log), Some(id_at)) => {
+        let key = &shared.keys[job.key];
+        let request = &key.request;
+        let bytes = match (&shared.request_log, request.id_at, &key.space) {
+            (Some(log), Some(id_at), space) => {
                 let id = log.borrow_mut().next_id();
                 request_id = Some(id);
-                scratch.stamp(&request.bytes, job.key, id_at, id)
+                let bytes = scratch.stamp(&request.bytes, job.key, id_at, id);
+                if let Some(space) = space {
+                    space.stamp(bytes, job.slot);
+                }
+                &bytes[..]
+            }
+            (_, _, Some(space)) => {
+                let bytes = scratch.copy(&request.bytes, job.key);
+                space.stamp(bytes, job.slot);
+                &bytes[..]
             }
             _ => &request.bytes[..],
         };

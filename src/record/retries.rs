@@ -91,11 +91,11 @@ impl Recorder {
     pub fn retry_abandoned(
         &mut self,
         now_ns: u64,
-        key: usize,
+        key: impl Into<super::KeyPick>,
         outcome: Outcome,
         latency_ns: u64,
         sent: bool,
     ) {
-        self.final_outcome(now_ns, key, outcome, latency_ns, sent, None);
+        self.final_outcome(now_ns, key.into(), outcome, latency_ns, sent, None);
     }
 }

@@ -110,6 +110,9 @@ pub fn write(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
         )?;
     }
     write_keys(w, s)?;
+    if let Some(space) = &s.key_space {
+        space.write(w)?;
+    }
     let responses: Vec<String> = s
         .outcomes
         .responses

@@ -27,6 +27,7 @@ pub mod folder;
 pub mod hdr;
 pub mod histograms;
 pub mod html;
+pub mod key_space;
 pub mod logs;
 pub mod merge;
 pub mod plot;

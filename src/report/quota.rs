@@ -176,14 +176,24 @@ fn design_result(
             .map(|(_, n)| n)
             .sum()
     };
+    // A generated key space has no per-key summaries: its busiest keys
+    // (summary.json's `key_space.top`) make the table instead.
+    let space_keys = s
+        .key_space
+        .iter()
+        .flat_map(|space| &space.top)
+        .map(|k| (&k.key, k.arrivals, k.admitted));
     let keys: Vec<KeyQuota> = run
         .step
         .key_names
         .iter()
-        .filter_map(|name| s.keys.get(name).map(|k| (name, k)))
-        .map(|(name, k)| {
-            let offered = k.outcomes.total();
-            let admitted = ok(&k.outcomes);
+        .filter_map(|name| {
+            s.keys
+                .get(name)
+                .map(|k| (name, k.outcomes.total(), ok(&k.outcomes)))
+        })
+        .chain(space_keys)
+        .map(|(name, offered, admitted)| {
             let quota = (rule.rate_per_s * window_s).floor() as u64 + u64::from(rule.burst);
             let allowed = offered.min(quota);
             KeyQuota {

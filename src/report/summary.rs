@@ -202,6 +202,10 @@ pub struct Summary {
     pub driver: DriverSummary,
     /// Per API key, by name.
     pub keys: BTreeMap<String, KeySummary>,
+    /// A generated key space (`[keys] count = N`): its busiest keys and
+    /// the spread of admissions over its keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_space: Option<super::key_space::KeySpaceSummary>,
     /// The mock upstream's ground truth (`GET /accounting`), when used.
     pub upstream_accounting: Option<mock_upstream::accounting::Snapshot>,
     /// What the gateway's access log accounted per key, when `contend`
@@ -415,7 +419,7 @@ impl Machine {
             .map_or_else(|_| "unknown".to_string(), |k| k.trim().to_string());
         let upstream_cpus = match &scenario.target {
             crate::scenario::Target::Mock(m) => m.cpus.clone(),
-            crate::scenario::Target::Url(_) => None,
+            crate::scenario::Target::Url(_) | crate::scenario::Target::Urls(..) => None,
         };
         let gateway = scenario.gateway.kind.as_str();
         Machine {
@@ -602,6 +606,11 @@ impl Summary {
                 pacing_window_widest_us: t.pacing_window_widest_ns / 1_000,
             },
             keys: key_summaries(&run.step.key_names, t),
+            key_space: run
+                .scenario
+                .key_space
+                .as_ref()
+                .map(|space| super::key_space::KeySpaceSummary::of(space, &t.key_space)),
             upstream_accounting: run.upstream.clone(),
             gateway_accounting: run.gateway.clone(),
             warnings,

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use contend_units::located::{line_col, location};
 use toml::Spanned;
 
-use super::build_client::{build_client, build_keys, build_request, build_shard};
+use super::build_client::{build_any_keys, build_client, build_request, build_shard};
 use super::build_experiment::{build_abort_audit, build_find_limit, build_sweep};
 use super::build_target::{build_gateway, build_scrape, build_target};
 use super::check::{
@@ -110,7 +110,7 @@ pub(super) fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Resul
         overrides,
         &mut request,
     )?;
-    let keys = build_keys(ctx, raw.keys.unwrap_or_default())?;
+    let (keys, key_space) = build_any_keys(ctx, raw.keys)?;
     let mut client = build_client(ctx, raw.client, overrides, kind, &request, &keys)?;
     client.shard = build_shard(ctx, raw.shards.as_ref(), overrides)?;
     if sweep.keep_alive_baseline && client.reuse {
@@ -138,6 +138,14 @@ pub(super) fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Resul
         Some(g) => build_gateway(ctx, g, raw.target.is_some() || raw.upstream.is_some())?,
         None => GatewaySpec::default(),
     };
+    if let (GatewayKind::Reference | GatewayKind::Nginx | GatewayKind::Haproxy, Target::Urls(..)) =
+        (gateway.kind, &target)
+    {
+        return Err(ctx.whole(
+            "[target] urls spreads the driver over several addresses, but the gateway contend starts takes one \
+             upstream: give [target] url = \"http://HOST:PORT\", or drive the addresses directly (remove [gateway])",
+        ));
+    }
     if let (GatewayKind::Reference | GatewayKind::Nginx | GatewayKind::Haproxy, Target::Url(url)) =
         (gateway.kind, &target)
     {
@@ -194,6 +202,7 @@ pub(super) fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Resul
             phases,
             &gateway,
             &keys,
+            key_space.as_ref(),
             overrides.connections.is_some(),
         )?),
     };
@@ -203,6 +212,7 @@ pub(super) fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Resul
         target,
         request,
         keys,
+        key_space,
         client,
         gateway,
         thresholds,

@@ -17,11 +17,15 @@ use super::check::{
     check_header_name, check_header_value, check_int, check_interval, check_method, check_path,
     check_positive_duration, quoted,
 };
-use super::raw::{Headers, RawClient, RawHttp, RawKey, RawRequest, RawShards, RawTls, RawWindow};
+use super::raw::{
+    Headers, RawClient, RawHttp, RawKey, RawKeySpace, RawKeys, RawRequest, RawShards, RawTls,
+    RawWindow,
+};
 use super::retry::build_retry;
 use super::{
-    ClientSpec, DEFAULT_PACING_WINDOW, ExperimentKind, HttpVersion, KeySpec, MAX_CONNECTIONS,
-    MAX_DURATION, MAX_SHARDS, MAX_THREADS, Overrides, RequestSpec, Shard, TlsSpec, TlsVersionSpec,
+    ClientSpec, DEFAULT_PACING_WINDOW, ExperimentKind, HttpVersion, KeyDistribution, KeySpace,
+    KeySpec, MAX_CONNECTIONS, MAX_DURATION, MAX_KEY_SPACE, MAX_SHARDS, MAX_THREADS, Overrides,
+    RequestSpec, Shard, TlsSpec, TlsVersionSpec,
 };
 use crate::error::Result;
 
@@ -104,6 +108,95 @@ fn build_headers(ctx: &Ctx, what: &str, raw: Option<Headers>) -> Result<Vec<(Str
         headers.push((name.into_inner(), value.into_inner()));
     }
     Ok(headers)
+}
+
+/// `[[keys]]` (a list) or `[keys]` (a generated space): the one that is
+/// given, built.
+pub(super) fn build_any_keys(
+    ctx: &Ctx,
+    raw: Option<Spanned<RawKeys>>,
+) -> Result<(Vec<KeySpec>, Option<KeySpace>)> {
+    match raw.map(|r| (r.span(), r.into_inner())) {
+        None => Ok((Vec::new(), None)),
+        Some((_, RawKeys::List(list))) => Ok((build_keys(ctx, list)?, None)),
+        Some((span, RawKeys::Space(space))) => {
+            Ok((Vec::new(), Some(build_key_space(ctx, span, space)?)))
+        }
+    }
+}
+
+/// `[keys]`: a count from 1, `zipf` (with an exponent above 0, 1.1 by
+/// default) or `uniform`, and a prefix that makes valid header values.
+fn build_key_space(ctx: &Ctx, span: std::ops::Range<usize>, raw: RawKeySpace) -> Result<KeySpace> {
+    let Some(count) = raw.count else {
+        return Err(ctx.at(
+            span,
+            "[keys] needs count = N, the number of keys to draw from (e.g. count = 100000); \
+             for a hand-written list use [[keys]] entries",
+        ));
+    };
+    ctx.check(&count, |n| {
+        check_int("[keys] count", n.0, 1, i64::from(MAX_KEY_SPACE))
+    })?;
+    let distribution = match &raw.distribution {
+        None => "zipf",
+        Some(d) => {
+            ctx.check(d, |d| match d.as_str() {
+                "zipf" | "uniform" => Ok(()),
+                other => Err(format!(
+                    "[keys] distribution {} is not known: use \"zipf\" (a few hot keys) or \"uniform\"",
+                    quoted(other)
+                )),
+            })?;
+            d.get_ref().as_str()
+        }
+    };
+    let distribution = if distribution == "uniform" {
+        if let Some(e) = &raw.exponent {
+            return Err(ctx.at(
+                e.span(),
+                "[keys] exponent applies to distribution = \"zipf\" only: drop it, or use zipf",
+            ));
+        }
+        KeyDistribution::Uniform
+    } else {
+        let exponent = match &raw.exponent {
+            Some(e) => {
+                ctx.check(e, |Num(e)| {
+                    if e.is_finite() && *e > 0.0 && *e <= 10.0 {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "[keys] exponent must be above 0 and at most 10 (1.1 is typical: a few keys get most requests), got {e}"
+                        ))
+                    }
+                })?;
+                e.get_ref().0
+            }
+            None => 1.1,
+        };
+        KeyDistribution::Zipf { exponent }
+    };
+    let prefix = match raw.prefix {
+        Some(p) => {
+            ctx.check(&p, |p| {
+                if p.trim_start() != p {
+                    return Err(format!(
+                        "[keys] prefix {} starts with white space, which HTTP would drop",
+                        quoted(p)
+                    ));
+                }
+                check_header_value("[keys] prefix (x-api-key)", p)
+            })?;
+            p.into_inner()
+        }
+        None => "key-".to_string(),
+    };
+    Ok(KeySpace {
+        count: count.get_ref().0 as u32,
+        distribution,
+        prefix,
+    })
 }
 
 /// `[[keys]]`: each named, once, with a weight above 0 (weights are

@@ -49,15 +49,68 @@ pub(super) fn build_target(
             "both [target] and [upstream] are given: choose one ([target] url = \"http://HOST:PORT\" for a running \
              server, or [upstream] for the embedded mock upstream)",
         )),
-        (Some(t), None) => match &t.get_ref().url {
-            Some(url) => Ok(Target::Url(file_url(ctx, "[target] url", url)?)),
-            None => Err(ctx.at(
+        (Some(t), None) => match (&t.get_ref().url, &t.get_ref().urls) {
+            (Some(_), Some(urls)) => Err(ctx.at(
+                urls.span(),
+                "[target] has both url and urls: give one address as url = \"http://HOST:PORT\", or \
+                 several as urls = [\"http://HOST:PORT\", ...]",
+            )),
+            (Some(url), None) => Ok(Target::Url(file_url(ctx, "[target] url", url)?)),
+            (None, Some(urls)) => target_urls(ctx, urls),
+            (None, None) => Err(ctx.at(
                 t.span(),
                 "[target] has no url: give url = \"http://HOST:PORT\", or remove [target] to drive the embedded mock upstream",
             )),
         },
         (None, Some(up)) => build_upstream(ctx, up),
         (None, None) => Ok(Target::Mock(MockUpstreamSpec::default())),
+    }
+}
+
+/// `[target] urls`: at least one, each valid and without a path, all of
+/// one scheme, none twice; the driver spreads its connections over them.
+fn target_urls(ctx: &Ctx, urls: &Spanned<Vec<Spanned<String>>>) -> Result<Target> {
+    let mut bases: Vec<String> = Vec::new();
+    for (i, url) in urls.get_ref().iter().enumerate() {
+        let base = file_url(ctx, &format!("[target] urls entry {}", i + 1), url)?;
+        if let Some(first) = bases.first() {
+            let scheme = |u: &str| u.split("://").next().unwrap_or_default().to_string();
+            if scheme(first) != scheme(&base) {
+                return Err(ctx.at(
+                    url.span(),
+                    format!(
+                        "[target] urls mixes {}:// and {}://: every address of one target speaks the same \
+                         scheme (give them all as {}://)",
+                        scheme(first),
+                        scheme(&base),
+                        scheme(first)
+                    ),
+                ));
+            }
+        }
+        if bases.contains(&base) {
+            return Err(ctx.at(
+                url.span(),
+                format!(
+                    "[target] urls lists {} twice: give each address once",
+                    quoted(&base)
+                ),
+            ));
+        }
+        bases.push(base);
+    }
+    let mut bases = bases.into_iter();
+    let Some(first) = bases.next() else {
+        return Err(ctx.at(
+            urls.span(),
+            "[target] urls is empty: give at least one address, like urls = [\"http://127.0.0.1:8080\"]",
+        ));
+    };
+    let more: Vec<String> = bases.collect();
+    if more.is_empty() {
+        Ok(Target::Url(first))
+    } else {
+        Ok(Target::Urls(first, more))
     }
 }
 

@@ -11,7 +11,7 @@
 //! - `check`: value checks (ranges, names, header text, CPU lists).
 //! - `url`: the `http://HOST:PORT/PATH` URLs of targets and flags.
 //! - `build`: the whole scenario, its name, phases and thresholds.
-//! - `build_client`: `[request]`, `[[keys]]` and `[client]`.
+//! - `build_client`: `[request]`, `[[keys]]` or `[keys]` (`key_space`), `[client]`.
 //! - `build_target`: `[target]`, `[upstream]` and `[gateway]`.
 //! - `build_experiment`: `[sweep]`, `[find_limit]` and `[abort_audit]`.
 //! - `system`: the validated hardware classes and `[[scrape]]` targets.
@@ -23,6 +23,7 @@ mod build_experiment;
 mod build_target;
 mod check;
 mod client;
+mod key_space;
 mod raw;
 mod retry;
 mod store;
@@ -44,6 +45,7 @@ pub use client::{
     ClientSpec, DEFAULT_PACING_WINDOW, DEFAULT_STREAMS_PER_CONNECTION, HttpVersion, MAX_SHARDS,
     Shard, ShardArg, TlsSpec, TlsVersionSpec,
 };
+pub use key_space::{KeyDistribution, KeySpace, MAX_KEY_SPACE};
 use raw::RawScenario;
 pub use retry::{Backoff, Jitter, MAX_RETRIES, RetryOn, RetrySpec};
 pub use store::{FaultAction, FaultSpec, FaultTarget, QuotaSpec, Slowdown, StoreSpec};
@@ -61,8 +63,10 @@ pub struct Scenario {
     pub target: Target,
     /// The request every arrival sends (keys may override path and headers).
     pub request: RequestSpec,
-    /// A weighted mix of API keys; empty means no `x-api-key` header.
+    /// A weighted mix of API keys; empty: no `x-api-key`, or a generated key space.
     pub keys: Vec<KeySpec>,
+    /// `[keys]`: a generated key space instead of `[[keys]]`.
+    pub key_space: Option<KeySpace>,
     /// Client behaviour: timeout, connection cap, threads, seed.
     pub client: ClientSpec,
     /// The gateway under test in front of the target (`[gateway]`); none by default.
@@ -541,12 +545,13 @@ pub enum ArrivalKind {
 pub enum Target {
     /// Any HTTP/1.1 server, given by URL (`http://host:port`, no path).
     Url(String),
+    /// `[target] urls`: the first address and the rest (the driver spreads over all).
+    Urls(String, Vec<String>),
     /// The embedded mock upstream, started by the harness as a child process.
     Mock(MockUpstreamSpec),
 }
 
-/// Settings of the embedded mock upstream (`[upstream]`, `kind = "mock"`),
-/// handed to it as command-line flags.
+/// The embedded mock upstream's settings (`[upstream]`), as its flags.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct MockUpstreamSpec {
     /// `--workers`: `None` is `unbounded`, `Some(n)` a pool of n workers.

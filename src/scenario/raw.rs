@@ -28,7 +28,7 @@ pub(super) struct RawScenario {
     pub(super) target: Option<Spanned<RawTarget>>,
     pub(super) upstream: Option<Spanned<RawUpstream>>,
     pub(super) request: Option<RawRequest>,
-    pub(super) keys: Option<Vec<Spanned<RawKey>>>,
+    pub(super) keys: Option<Spanned<RawKeys>>,
     pub(super) client: Option<RawClient>,
     pub(super) gateway: Option<Spanned<RawGateway>>,
     pub(super) thresholds: Option<RawThresholds>,
@@ -232,6 +232,7 @@ pub(super) enum RawArrival {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTarget {
     pub(super) url: Option<Spanned<String>>,
+    pub(super) urls: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -292,6 +293,46 @@ pub(super) struct RawKey {
     pub(super) headers: Option<Headers>,
     pub(super) timeout: Option<Spanned<HumanDuration>>,
     pub(super) retry: Option<Spanned<RawRetry>>,
+}
+
+/// `keys`: the `[[keys]]` list, or a `[keys]` table that generates a key
+/// space (TOML itself refuses a file with both).
+pub(super) enum RawKeys {
+    List(Vec<Spanned<RawKey>>),
+    Space(RawKeySpace),
+}
+
+impl<'de> Deserialize<'de> for RawKeys {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawKeys;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "[[keys]] entries (name = \"ui\") or one [keys] table (count = 100000, distribution = \"zipf\")",
+                )
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<RawKeys, A::Error> {
+                Deserialize::deserialize(de::value::SeqAccessDeserializer::new(seq))
+                    .map(RawKeys::List)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawKeys, A::Error> {
+                Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawKeys::Space)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `[keys]`: a generated key space.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKeySpace {
+    pub(super) count: Option<Spanned<Int>>,
+    pub(super) distribution: Option<Spanned<String>>,
+    pub(super) exponent: Option<Spanned<Num>>,
+    pub(super) prefix: Option<Spanned<String>>,
 }
 
 #[derive(serde::Deserialize)]

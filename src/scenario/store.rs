@@ -166,6 +166,7 @@ pub(super) fn build_quota(
     phases: Vec<super::Phase>,
     gateway: &GatewaySpec,
     keys: &[super::KeySpec],
+    key_space: Option<&super::KeySpace>,
     closed_loop: bool,
 ) -> Result<QuotaSpec> {
     if closed_loop {
@@ -186,10 +187,10 @@ pub(super) fn build_quota(
              kind = \"redis\" (contend starts redis-server)",
         ));
     };
-    if keys.is_empty() {
+    if keys.is_empty() && key_space.is_none() {
         return Err(ctx.whole(
             "experiment = \"quota\" measures admissions per key against the quota: add [[keys]] \
-             (one above its quota, one below, say)",
+             (one above its quota, one below, say) or a generated [keys] count = 100000",
         ));
     }
     Ok(QuotaSpec {
@@ -521,7 +522,7 @@ fn parse_target(
         },
         "upstream" => match target {
             Target::Mock(_) => Ok(FaultTarget::Upstream),
-            Target::Url(_) => Err("[[faults]] component = \"upstream\": contend did not start the upstream (it is a URL), so it cannot fault it".into()),
+            Target::Url(_) | Target::Urls(..) => Err("[[faults]] component = \"upstream\": contend did not start the upstream (it is a URL), so it cannot fault it".into()),
         },
         "nginx" if gateway.kind == GatewayKind::Nginx => Ok(FaultTarget::Gateway(1)),
         "haproxy" if gateway.kind == GatewayKind::Haproxy => Ok(FaultTarget::Gateway(1)),

@@ -676,3 +676,60 @@ fn pacing_window_defaults_and_stays_below_lag_bound() {
         assert!(err.contains(want), "{text:?}\n  got {err}\n  want {want}");
     }
 }
+
+#[test]
+fn a_generated_key_space_parses_with_defaults_and_is_checked() {
+    let base = "[[phases]]\nrate = 10\nduration = \"1s\"\n";
+    let s = parse_ok(&format!("{base}[keys]\ncount = 100000\n"));
+    assert!(s.keys.is_empty());
+    let space = s.key_space.expect("a key space");
+    assert_eq!(space.count, 100_000);
+    assert_eq!(
+        space.distribution,
+        super::KeyDistribution::Zipf { exponent: 1.1 }
+    );
+    assert_eq!(space.name(42), "key-00042");
+    assert_eq!(space.name(99_999), "key-99999");
+    let s = parse_ok(&format!(
+        "{base}[keys]\ncount = 1\ndistribution = \"uniform\"\nprefix = \"u\"\n"
+    ));
+    assert_eq!(s.key_space.unwrap().name(0), "u0");
+    let e = parse_err(&format!(
+        "{base}[keys]\ncount = 10\ndistribution = \"uniform\"\nexponent = 2\n"
+    ));
+    assert!(
+        e.contains("exponent applies to distribution = \"zipf\" only"),
+        "{e}"
+    );
+    let e = parse_err(&format!("{base}[keys]\ncount = 10\nprefix = \"a\\nb\"\n"));
+    assert!(e.contains("[keys] prefix"), "{e}");
+    let e = parse_err(&format!("{base}[keys]\ncount = 10\nsize = 3\n"));
+    assert!(e.contains("size"), "{e}");
+}
+
+#[test]
+fn target_urls_make_one_target_at_several_addresses() {
+    let base = "[[phases]]\nrate = 10\nduration = \"1s\"\n";
+    let s = parse_ok(&format!(
+        "{base}[target]\nurls = [\"http://127.0.0.1:8080\", \"http://127.0.0.1:8081\"]\n"
+    ));
+    assert_eq!(
+        s.target,
+        Target::Urls(
+            "http://127.0.0.1:8080".into(),
+            vec!["http://127.0.0.1:8081".into()]
+        )
+    );
+    let s = parse_ok(&format!(
+        "{base}[target]\nurls = [\"http://127.0.0.1:8080\"]\n"
+    ));
+    assert_eq!(s.target, Target::Url("http://127.0.0.1:8080".into()));
+    let e = parse_err(&format!(
+        "{base}[target]\nurls = [\"http://127.0.0.1:1\", \"http://127.0.0.1:2\"]\n[gateway]\nkind = \"reference\"\n"
+    ));
+    assert!(e.contains("takes one upstream"), "{e}");
+    let e = parse_err(&format!(
+        "{base}[target]\nurls = [\"http://127.0.0.1:1\", \"http://127.0.0.1:1/\"]\n"
+    ));
+    assert!(e.contains("twice"), "{e}");
+}

@@ -90,6 +90,9 @@ impl Topology {
         }
         let (upstream_url, upstream): (String, Option<Box<dyn Upstream>>) = match target {
             Target::Url(url) => (url.clone(), None),
+            // A gateway contend starts takes one upstream (refused when
+            // the scenario is built); without one the driver sends to all.
+            Target::Urls(url, _) => (url.clone(), None),
             Target::Mock(spec) => {
                 let mock = mock::start(spec, exe)?;
                 (format!("http://{}", mock.addr()), Some(Box::new(mock)))
