@@ -9,9 +9,14 @@
 
 use std::time::{Duration, SystemTime};
 
-use rand::Rng;
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
 
-use crate::outcome::Outcome;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::worker::Job;
+use crate::outcome::{Class, Outcome};
 use crate::scenario::{Backoff, Jitter, RetrySpec};
 
 /// A retry policy as a shard applies it.
@@ -117,6 +122,72 @@ pub fn parse_retry_after(value: &[u8], now: SystemTime) -> Option<u64> {
 
 fn dur_ns(d: Duration) -> u64 {
     d.as_nanos().min(u128::from(u64::MAX)) as u64
+}
+
+/// The shard's retries: those waiting for their backoff time, earliest
+/// first, and what decides the next.
+pub(super) struct Retries {
+    pub(super) pending: BinaryHeap<Pending>,
+    /// Numbers retries in the order scheduled (ties of `due_ns` keep it).
+    pub(super) seq: u64,
+    /// Draws the jitter (apart from the key mix, so that retries do not
+    /// change which keys the schedule sends).
+    pub(super) rng: SmallRng,
+    /// Each key's budget.
+    pub(super) tokens: Vec<BudgetTokens>,
+    /// False once the run ended or was stopped: no retry is scheduled.
+    pub(super) open: bool,
+    /// The run's end (CLOCK_MONOTONIC ns): no retry is due after it.
+    pub(super) end_ns: u64,
+}
+
+/// A retry waiting for its time, and its arrival's answer so far.
+pub(super) struct Pending {
+    /// The retry's attempt, due at `job.due_ns`.
+    pub(super) job: Job,
+    pub(super) seq: u64,
+    /// The attempt before it: its outcome (the arrival's, if the retry is
+    /// never sent), when it ended and whether it was sent.
+    pub(super) last: Outcome,
+    pub(super) last_end_ns: u64,
+    pub(super) last_sent: bool,
+    /// Why it is retried.
+    pub(super) reason: Class,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Pending {}
+
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Pending {
+    /// The max-heap's top is the earliest due.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.job.due_ns, other.seq).cmp(&(self.job.due_ns, self.seq))
+    }
+}
+
+impl Retries {
+    /// No retry waiting yet; `seed` draws the jitter, `keys` budgets.
+    pub(super) fn new(seed: u64, keys: usize) -> Retries {
+        Retries {
+            pending: BinaryHeap::new(),
+            seq: 0,
+            rng: SmallRng::seed_from_u64(seed),
+            tokens: vec![BudgetTokens::default(); keys],
+            open: true,
+            end_ns: u64::MAX,
+        }
+    }
 }
 
 #[cfg(test)]

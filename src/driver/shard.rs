@@ -9,8 +9,7 @@
 //! on it allocates: workers, connections and buffers live across requests.
 
 use std::cell::{Cell, RefCell};
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -24,11 +23,11 @@ use super::http2;
 use super::key_space::{KeyDraw, pick_key};
 use super::pacing::Window;
 use super::request_log::RequestLog;
-use super::retry::{BudgetTokens, RetryPolicy};
+use super::retry::{Pending, Retries, RetryPolicy};
 use super::worker::{self, Job, Mailbox};
 use super::{Protocol, RequestTemplate, ShardMsg};
 use crate::arrival::Schedule;
-use crate::outcome::{Class, Outcome};
+use crate::outcome::Outcome;
 use crate::record::{KeyPick, Recorder};
 use crate::scenario::Phase;
 use crate::sys;
@@ -159,58 +158,6 @@ pub(super) struct Shared {
     retries: Option<RefCell<Retries>>,
     /// Told when a retry is scheduled, so the pacer wakes for it.
     retry_scheduled: Notify,
-}
-
-/// The shard's retries: those waiting for their backoff time, earliest
-/// first, and what decides the next.
-struct Retries {
-    pending: BinaryHeap<Pending>,
-    /// Numbers retries in the order scheduled (ties of `due_ns` keep it).
-    seq: u64,
-    /// Draws the jitter (apart from the key mix, so that retries do not
-    /// change which keys the schedule sends).
-    rng: SmallRng,
-    /// Each key's budget.
-    tokens: Vec<BudgetTokens>,
-    /// False once the run ended or was stopped: no retry is scheduled.
-    open: bool,
-    /// The run's end (CLOCK_MONOTONIC ns): no retry is due after it.
-    end_ns: u64,
-}
-
-/// A retry waiting for its time, and its arrival's answer so far.
-struct Pending {
-    /// The retry's attempt, due at `job.due_ns`.
-    job: Job,
-    seq: u64,
-    /// The attempt before it: its outcome (the arrival's, if the retry is
-    /// never sent), when it ended and whether it was sent.
-    last: Outcome,
-    last_end_ns: u64,
-    last_sent: bool,
-    /// Why it is retried.
-    reason: Class,
-}
-
-impl PartialEq for Pending {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Pending {}
-
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Pending {
-    /// The max-heap's top is the earliest due.
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.job.due_ns, other.seq).cmp(&(self.job.due_ns, self.seq))
-    }
 }
 
 impl Shared {
@@ -790,13 +737,6 @@ fn retries_of(plan: &ShardPlan) -> Option<RefCell<Retries>> {
     let any = plan.keys.iter().any(|k| k.retry.is_some());
     (any && plan.closed_loop == 0).then(|| {
         let seed = plan.seed ^ 0x5DEE_CE66_D1CE_4E5B ^ (plan.shard as u64);
-        RefCell::new(Retries {
-            pending: BinaryHeap::new(),
-            seq: 0,
-            rng: SmallRng::seed_from_u64(seed),
-            tokens: vec![BudgetTokens::default(); plan.keys.len()],
-            open: true,
-            end_ns: u64::MAX,
-        })
+        RefCell::new(Retries::new(seed, plan.keys.len()))
     })
 }
