@@ -42,7 +42,11 @@ use crate::policy::gcra::Gcra;
 /// admitted over the time since the last sync, so it is charged from
 /// then, not all at once now, which would run the TAT ahead). Returns
 /// `{1, TAT - now}` when taken, `{0, wait}` when refused (us). Times are
-/// microseconds since the epoch (below 2^53, exact in Lua's doubles).
+/// microseconds since the epoch (below 2^53, exact in Lua's doubles). The
+/// entry lives until its TAT has passed by the charge's backdating too: a
+/// batch charged from `since` ago still needs the TAT a moment old (expired
+/// at the TAT, each replica's batch would start again from its floor and
+/// the store would never hold the replicas back).
 pub const GCRA_SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -56,7 +60,7 @@ local new_tat = tat + interval * cells
 if ARGV[4] == '0' and new_tat - now > tolerance then
   return {0, new_tat - now - tolerance}
 end
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.max(1, math.floor((new_tat - now) / 1000) + 1))
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.max(1, math.floor((new_tat + tonumber(ARGV[5]) - now) / 1000) + 1))
 return {1, new_tat - now}
 ";
 
