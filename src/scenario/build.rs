@@ -23,9 +23,9 @@ use super::check::{
 use super::raw::{RawArrival, RawPhase, RawRate, RawScenario, RawThresholds};
 use super::variants::build_variants;
 use super::{
-    AbortAuditSpec, ArrivalKind, COMMAND_LINE, DEFAULT_PHASE_DURATION, Experiment, ExperimentKind,
-    GatewayKind, GatewaySpec, Load, MAX_DURATION, Overrides, Phase, Rate, Scenario,
-    ScenarioThreshold, Source, Target, threshold_location,
+    AbortAuditSpec, ArrivalKind, COMMAND_LINE, ClientSpec, DEFAULT_PHASE_DURATION, Experiment,
+    ExperimentKind, GatewayKind, GatewaySpec, KeySpec, Load, MAX_DURATION, Overrides, Phase, Rate,
+    Scenario, ScenarioThreshold, Source, SweepSpec, Target, threshold_location,
 };
 use crate::error::{Error, Result};
 
@@ -122,41 +122,12 @@ pub(super) fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Resul
             None => ctx.whole(message),
         });
     }
-    let retrying = client.retry.as_ref().is_some_and(|r| r.is_on())
-        || keys
-            .iter()
-            .any(|k| k.retry.as_ref().is_some_and(|r| r.is_on()));
-    if retrying && (overrides.connections.is_some() || !sweep.concurrency.is_empty()) {
-        // A closed-loop client is blocked on its own retry: its waits would
-        // be the load's pacing, not a schedule's, so they are not modelled.
-        return Err(ctx.whole(
-            "retries apply to open-loop load (a schedule of arrivals); a closed loop (--connections, or \
-             [sweep] concurrency) cannot retry: drop the retry policy, or use rates",
-        ));
-    }
+    refuse_closed_loop_retries(ctx, &client, &keys, overrides, &sweep)?;
     let gateway = match raw.gateway {
         Some(g) => build_gateway(ctx, g, raw.target.is_some() || raw.upstream.is_some())?,
         None => GatewaySpec::default(),
     };
-    if let (GatewayKind::Reference | GatewayKind::Nginx | GatewayKind::Haproxy, Target::Urls(..)) =
-        (gateway.kind, &target)
-    {
-        return Err(ctx.whole(
-            "[target] urls spreads the driver over several addresses, but the gateway contend starts takes one \
-             upstream: give [target] url = \"http://HOST:PORT\", or drive the addresses directly (remove [gateway])",
-        ));
-    }
-    if let (GatewayKind::Reference | GatewayKind::Nginx | GatewayKind::Haproxy, Target::Url(url)) =
-        (gateway.kind, &target)
-    {
-        if url.starts_with("https://") {
-            return Err(ctx.whole(format!(
-                "the upstream {url} is https://, but the gateway contend starts in front of it speaks plain \
-                 HTTP to its upstream: give an http:// upstream, or drive the https:// server directly \
-                 (remove [gateway])"
-            )));
-        }
-    }
+    check_gateway_target(ctx, &gateway, &target)?;
     let mut gateway = gateway;
     gateway.store = super::store::build_store(ctx, raw.store, &gateway)?;
     let thresholds = build_thresholds(ctx, raw.thresholds)?;
@@ -220,6 +191,53 @@ pub(super) fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Resul
         variants,
         faults,
     })
+}
+
+/// A closed-loop client is blocked on its own retry: its waits would be the
+/// load's pacing, not a schedule's, so retries are refused there.
+fn refuse_closed_loop_retries(
+    ctx: &Ctx,
+    client: &ClientSpec,
+    keys: &[KeySpec],
+    overrides: &Overrides,
+    sweep: &SweepSpec,
+) -> Result<()> {
+    let retrying = client.retry.as_ref().is_some_and(|r| r.is_on())
+        || keys
+            .iter()
+            .any(|k| k.retry.as_ref().is_some_and(|r| r.is_on()));
+    if retrying && (overrides.connections.is_some() || !sweep.concurrency.is_empty()) {
+        return Err(ctx.whole(
+            "retries apply to open-loop load (a schedule of arrivals); a closed loop (--connections, or \
+             [sweep] concurrency) cannot retry: drop the retry policy, or use rates",
+        ));
+    }
+    Ok(())
+}
+
+/// A gateway contend starts in front of the target takes one plain-HTTP
+/// upstream: not several addresses, not https://.
+fn check_gateway_target(ctx: &Ctx, gateway: &GatewaySpec, target: &Target) -> Result<()> {
+    if let (GatewayKind::Reference | GatewayKind::Nginx | GatewayKind::Haproxy, Target::Urls(..)) =
+        (gateway.kind, target)
+    {
+        return Err(ctx.whole(
+            "[target] urls spreads the driver over several addresses, but the gateway contend starts takes one \
+             upstream: give [target] url = \"http://HOST:PORT\", or drive the addresses directly (remove [gateway])",
+        ));
+    }
+    if let (GatewayKind::Reference | GatewayKind::Nginx | GatewayKind::Haproxy, Target::Url(url)) =
+        (gateway.kind, target)
+    {
+        if url.starts_with("https://") {
+            return Err(ctx.whole(format!(
+                "the upstream {url} is https://, but the gateway contend starts in front of it speaks plain \
+                 HTTP to its upstream: give an http:// upstream, or drive the https:// server directly \
+                 (remove [gateway])"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn build_name(ctx: &Ctx, raw: Option<&Spanned<String>>, overrides: &Overrides) -> Result<String> {
