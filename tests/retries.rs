@@ -15,7 +15,7 @@ use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 use crate::util::{self, assert_outcomes_add_up};
 
@@ -27,49 +27,29 @@ pub(crate) type Answer = dyn Fn(usize) -> (u16, Option<String>) + Send + Sync;
 pub(crate) fn recording_server(answer: Arc<Answer>) -> (util::Server, Arc<Mutex<Vec<Instant>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    std_listener.set_nonblocking(true).unwrap();
-    let addr = std_listener.local_addr().unwrap();
-    let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-            loop {
-                let (stream, _) = tokio::select! {
-                    accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => continue },
-                    _ = &mut stop_rx => return,
+    let server = util::tokio_server(move |stream| {
+        let (answer, log) = (answer.clone(), log.clone());
+        async move {
+            let service = service_fn(move |_req: Request<hyper::body::Incoming>| {
+                let n = {
+                    let mut seen = log.lock().unwrap();
+                    seen.push(Instant::now());
+                    seen.len() - 1
                 };
-                let (answer, log) = (answer.clone(), log.clone());
-                tokio::spawn(async move {
-                    let service = service_fn(move |_req: Request<hyper::body::Incoming>| {
-                        let n = {
-                            let mut seen = log.lock().unwrap();
-                            seen.push(Instant::now());
-                            seen.len() - 1
-                        };
-                        let (status, retry_after) = answer(n);
-                        let mut response = Response::builder().status(status);
-                        if let Some(value) = retry_after {
-                            response = response.header("retry-after", value);
-                        }
-                        let response = response.body(Full::new(Bytes::new())).unwrap();
-                        async move { Ok::<_, std::convert::Infallible>(response) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+                let (status, retry_after) = answer(n);
+                let mut response = Response::builder().status(status);
+                if let Some(value) = retry_after {
+                    response = response.header("retry-after", value);
+                }
+                let response = response.body(Full::new(Bytes::new())).unwrap();
+                async move { Ok::<_, std::convert::Infallible>(response) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        }
     });
-    let stop = move || {
-        let _ = stop_tx.send(());
-    };
-    (util::Server::new(addr, stop, thread), seen)
+    (server, seen)
 }
 
 /// Runs `toml` (its `[target]` and `[client]` around `url`), stopped when

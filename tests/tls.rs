@@ -22,10 +22,9 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::sync::oneshot;
 
 use crate::binary::{assert_exit, contend, run, summary, text};
-use crate::util::{Server, assert_outcomes_add_up, component_present, overrides};
+use crate::util::{self, Server, assert_outcomes_add_up, component_present, overrides};
 
 /// What a test server does with each connection.
 #[derive(Clone, Copy)]
@@ -65,51 +64,27 @@ fn server(serve: Serve, certificate: Option<&RunCertificate>) -> Server {
         };
         tokio_rustls::TlsAcceptor::from(Arc::new(config))
     });
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            loop {
-                let (stream, _) = tokio::select! {
-                    accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => continue },
-                    _ = &mut stop_rx => return,
-                };
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    match (serve, acceptor) {
-                        (Serve::Tls { h2 }, Some(acceptor)) => {
-                            if let Ok(tls) = acceptor.accept(stream).await {
-                                serve_hyper(TokioIo::new(tls), h2).await;
-                            }
-                        }
-                        (Serve::Tls { h2 }, None) => serve_hyper(TokioIo::new(stream), h2).await,
-                        (
-                            Serve::H2c {
-                                streams,
-                                goaway_after,
-                                reset_every,
-                            },
-                            _,
-                        ) => serve_h2(stream, streams, goaway_after, reset_every).await,
+    util::tokio_server(move |stream| {
+        let acceptor = acceptor.clone();
+        async move {
+            match (serve, acceptor) {
+                (Serve::Tls { h2 }, Some(acceptor)) => {
+                    if let Ok(tls) = acceptor.accept(stream).await {
+                        serve_hyper(TokioIo::new(tls), h2).await;
                     }
-                });
+                }
+                (Serve::Tls { h2 }, None) => serve_hyper(TokioIo::new(stream), h2).await,
+                (
+                    Serve::H2c {
+                        streams,
+                        goaway_after,
+                        reset_every,
+                    },
+                    _,
+                ) => serve_h2(stream, streams, goaway_after, reset_every).await,
             }
-        });
-    });
-    Server::new(
-        addr,
-        move || {
-            let _ = stop_tx.send(());
-        },
-        thread,
-    )
+        }
+    })
 }
 
 /// HTTP/1.1, and HTTP/2 too when `h2`.

@@ -59,11 +59,13 @@ impl Drop for Server {
     }
 }
 
-/// A hyper HTTP/1.1 server answering 204 after `delay(now)`.
-pub fn http_server(
-    delay: impl Fn(tokio::time::Instant) -> Duration + Send + Sync + 'static,
-) -> Server {
-    let delay = Arc::new(delay);
+/// A loopback server on a thread of its own with a current-thread
+/// runtime: each accepted connection goes to `handle` in a task of its own.
+/// Stops accepting when dropped.
+pub fn tokio_server<F>(handle: impl Fn(tokio::net::TcpStream) -> F + Send + 'static) -> Server
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
     let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     std_listener.set_nonblocking(true).unwrap();
     let addr = std_listener.local_addr().unwrap();
@@ -80,34 +82,46 @@ pub fn http_server(
                     accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => continue },
                     _ = &mut stop_rx => return,
                 };
-                let delay = delay.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |_req: Request<hyper::body::Incoming>| {
-                        let wait = delay(tokio::time::Instant::now());
-                        async move {
-                            if !wait.is_zero() {
-                                tokio::time::sleep(wait).await;
-                            }
-                            Ok::<_, std::convert::Infallible>(
-                                Response::builder().status(204).body(Full::new(Bytes::new())).unwrap(),
-                            )
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+                tokio::spawn(handle(stream));
             }
         });
     });
-    let stop = move || {
-        let _ = stop_tx.send(());
-    };
-    Server {
+    Server::new(
         addr,
-        stop: Some(Box::new(stop)),
-        thread: Some(thread),
-    }
+        move || {
+            let _ = stop_tx.send(());
+        },
+        thread,
+    )
+}
+
+/// A hyper HTTP/1.1 server answering 204 after `delay(now)`.
+pub fn http_server(
+    delay: impl Fn(tokio::time::Instant) -> Duration + Send + Sync + 'static,
+) -> Server {
+    let delay = Arc::new(delay);
+    tokio_server(move |stream| {
+        let delay = delay.clone();
+        async move {
+            let service = service_fn(move |_req: Request<hyper::body::Incoming>| {
+                let wait = delay(tokio::time::Instant::now());
+                async move {
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
+                    Ok::<_, std::convert::Infallible>(
+                        Response::builder()
+                            .status(204)
+                            .body(Full::new(Bytes::new()))
+                            .unwrap(),
+                    )
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        }
+    })
 }
 
 /// A raw TCP server: `on_conn` runs on its own thread for each connection.
