@@ -8,6 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 mod commands;
+mod parts;
 mod quota;
 mod retries;
 mod variants;

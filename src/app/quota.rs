@@ -5,14 +5,13 @@
 //! `quota.md`, `quota.csv`, the figures and `report.html`. A design that
 //! could not run is reported as failed. Exit codes as `run`.
 
-use std::io::Write;
-
-use super::{Once, conclude, evaluate_thresholds, run_once, wrote_summary};
+use super::parts::{conclude_parts, write_part};
+use super::{Once, run_once};
 use crate::cli::RunArgs;
 use crate::error::{Error, Result};
 use crate::experiment;
 use crate::experiment::run::RunOutput;
-use crate::report::{self, IntervalCsvRow, summary::Summary};
+use crate::report::{self, summary::Summary};
 use crate::scenario;
 use crate::shutdown::Stop;
 
@@ -80,18 +79,8 @@ pub(super) fn run(
         let name = design.as_str();
         match d {
             Ok((run, summary)) => {
-                let (_, design_errors) =
-                    report::write(&dir.join(format!("design-{name}")), run, summary);
-                errors.extend(design_errors);
-                intervals.push((
-                    name.to_string(),
-                    run.step
-                        .driver
-                        .intervals
-                        .iter()
-                        .map(IntervalCsvRow::from)
-                        .collect::<Vec<_>>(),
-                ));
+                let part = write_part(&dir, &format!("design-{name}"), run, summary, &mut errors);
+                intervals.push((name.to_string(), part));
                 inputs.push((*design, Ok((*run, summary))));
             }
             Err(e) => inputs.push((*design, Err(e.clone()))),
@@ -120,19 +109,15 @@ pub(super) fn run(
             }
         })
         .collect();
-    preflight.note(&mut summary);
-    evaluate_thresholds(&mut summary, &thresholds)?;
-    let (written, top_errors) =
-        report::quota_page::write_files(&dir, &summary, &result, &intervals);
-    errors.extend(top_errors);
-    let mut stdout = std::io::stdout().lock();
-    if !args.quiet {
-        let _ = report::quota::write_table(&mut stdout, &result);
-        for warning in &summary.warnings {
-            let _ = writeln!(stdout, "warning: {warning}");
-        }
-    }
-    drop(stdout);
-    let wrote = wrote_summary(&dir, &written);
-    conclude(args, &stop, &dir, &summary, errors, wrote)
+    conclude_parts(
+        args,
+        &stop,
+        &dir,
+        &preflight,
+        &thresholds,
+        summary,
+        errors,
+        |summary| report::quota_page::write_files(&dir, summary, &result, &intervals),
+        |w| report::quota::write_table(w, &result),
+    )
 }

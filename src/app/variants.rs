@@ -4,15 +4,14 @@
 //! variant's row under `variants`, which the thresholds also read),
 //! `variants.csv` and `variants.svg`/`.png`. Exit codes as `run`.
 
-use std::io::Write;
-
-use super::{Once, conclude, evaluate_thresholds, run_once, wrote_summary};
+use super::parts::{conclude_parts, write_part};
+use super::{Once, run_once};
 use crate::cli::RunArgs;
 use crate::driver::Load;
 use crate::error::Result;
 use crate::experiment;
 use crate::report::variants::VariantRow;
-use crate::report::{self, IntervalCsvRow, summary::Summary};
+use crate::report::{self, summary::Summary};
 use crate::scenario;
 use crate::shutdown::Stop;
 
@@ -39,19 +38,9 @@ pub(super) fn run(args: &RunArgs, scenario: &scenario::Scenario, load: &Load) ->
     let mut intervals = Vec::new();
     for (name, run) in &runs {
         let summary = Summary::of(run);
-        let (_, variant_errors) =
-            report::write(&dir.join(format!("variant-{name}")), run, &summary);
-        errors.extend(variant_errors);
+        let part = write_part(&dir, &format!("variant-{name}"), run, &summary, &mut errors);
         rows.push(VariantRow::of(name, &summary));
-        intervals.push((
-            name.clone(),
-            run.step
-                .driver
-                .intervals
-                .iter()
-                .map(IntervalCsvRow::from)
-                .collect::<Vec<_>>(),
-        ));
+        intervals.push((name.clone(), part));
     }
     let mut summary = Summary::of(first);
     summary.name = scenario.name.clone();
@@ -60,18 +49,15 @@ pub(super) fn run(args: &RunArgs, scenario: &scenario::Scenario, load: &Load) ->
         .iter()
         .flat_map(|(name, run)| run.warnings.iter().map(move |w| format!("{name}: {w}")))
         .collect();
-    preflight.note(&mut summary);
-    evaluate_thresholds(&mut summary, &thresholds)?;
-    let (written, top_errors) = report::variants::write_files(&dir, &summary, &intervals);
-    errors.extend(top_errors);
-    let mut stdout = std::io::stdout().lock();
-    if !args.quiet {
-        let _ = report::variants::write_table(&mut stdout, &rows);
-        for warning in &summary.warnings {
-            let _ = writeln!(stdout, "warning: {warning}");
-        }
-    }
-    drop(stdout);
-    let wrote = wrote_summary(&dir, &written);
-    conclude(args, &stop, &dir, &summary, errors, wrote)
+    conclude_parts(
+        args,
+        &stop,
+        &dir,
+        &preflight,
+        &thresholds,
+        summary,
+        errors,
+        |summary| report::variants::write_files(&dir, summary, &intervals),
+        |w| report::variants::write_table(w, &rows),
+    )
 }
