@@ -24,7 +24,8 @@ use crate::topology::telemetry::{self, Reading, SourceSeries};
 /// in between, so a slow endpoint cannot hold the watcher for long.
 const READ_WITHIN: (Duration, Duration) = (Duration::from_millis(100), Duration::from_millis(500));
 /// A last interval shorter than this (the load ended just after a
-/// boundary) is not read: it would say nothing.
+/// boundary) is no row of its own: its counts extend the row before (CPU
+/// ticks of 10 ms over a few ms would say nothing but noise).
 const MIN_LAST_INTERVAL_NS: u64 = 20_000_000;
 /// Longest wait before the last reading for the components to count the
 /// requests the client has already seen answered.
@@ -36,6 +37,9 @@ const SETTLE_POLL: Duration = Duration::from_millis(10);
 struct Source {
     series: SourceSeries,
     last: Option<Reading>,
+    /// The reading the last row starts from, so that a short tail can
+    /// extend that row.
+    base: Option<Reading>,
     done: bool,
     /// The process read since a restart, when it is not the series' own.
     restarted_pid: Option<u32>,
@@ -51,6 +55,7 @@ impl Source {
                 ..SourceSeries::default()
             },
             last: None,
+            base: None,
             done: false,
             restarted_pid: None,
         }
@@ -61,6 +66,7 @@ impl Source {
         if self.done {
             return;
         }
+        self.base = self.last.take();
         if let Some(e) = &reading.error {
             self.series.unread += 1;
             self.series.first_error.get_or_insert_with(|| e.clone());
@@ -68,8 +74,8 @@ impl Source {
         for m in reading.metrics.iter().flatten().filter(|m| m.counter) {
             self.series.counters.insert(m.name.clone());
         }
-        let had_process = self.last.as_ref().is_some_and(|r| r.process.is_some());
-        if let (Some(prev), Some(index)) = (&self.last, index) {
+        let had_process = self.base.as_ref().is_some_and(|r| r.process.is_some());
+        if let (Some(prev), Some(index)) = (&self.base, index) {
             let mut sample = telemetry::between(prev, &reading, index, start_s);
             sample.pid = self.restarted_pid;
             self.series.samples.push(sample);
@@ -81,6 +87,21 @@ impl Source {
         // After a failed read the next interval's counters have no base
         // and are left out, never made up.
         self.last = Some(reading);
+    }
+
+    /// Takes `reading` at the end of interval `index` when that interval
+    /// is a short tail: as the new end of the row before, which it then
+    /// extends, when there is that row.
+    fn extend(&mut self, reading: Reading, index: u64, start_s: f64, at_s: f64) {
+        let before = self.series.samples.last().map(|r| (r.index, r.start_s));
+        match before {
+            Some((row, row_start_s)) if !self.done && row + 1 == index && self.base.is_some() => {
+                self.series.samples.pop();
+                self.last = self.base.take();
+                self.take(reading, Some(row), row_start_s, at_s);
+            }
+            _ => self.take(reading, Some(index), start_s, at_s),
+        }
     }
 }
 
@@ -133,7 +154,7 @@ impl<'s> Sampler<'s> {
     /// fall before it (a reading at the start itself would be late by the
     /// time the reads take, and miss the first requests).
     pub(super) fn begin(&mut self, components: &[&dyn Component]) {
-        self.read_all(components, None, sys::monotonic_ns());
+        self.read_all(components, None, sys::monotonic_ns(), false);
     }
 
     /// The driver started at `start_ns`: boundaries from here.
@@ -149,23 +170,27 @@ impl<'s> Sampler<'s> {
         Some(Duration::from_nanos(at.saturating_sub(sys::monotonic_ns())))
     }
 
-    /// Reads every source if a boundary has passed (or, with `last`, once
-    /// more for the part of an interval since the last boundary).
+    /// Reads every source if a boundary has passed; with `last` (the
+    /// driver has ended), once more, after the components have settled, for
+    /// the part of an interval since the last boundary.
     pub(super) fn tick(&mut self, components: &[&dyn Component], last: bool) {
         let Some(start) = self.start_ns else {
             return;
         };
+        if last {
+            self.settle(components);
+        }
         let now = sys::monotonic_ns();
         let boundary = start + self.next * self.interval_ns;
+        let index = self.next - 1;
         if now >= boundary {
-            let index = self.next - 1;
             // Late (the watcher was busy): the interval ends now, not at a
             // boundary long gone; skip those it missed whole.
             self.next = (now - start) / self.interval_ns + 1;
-            self.read_all(components, Some(index), now);
-        } else if last && now >= boundary - self.interval_ns + MIN_LAST_INTERVAL_NS {
-            self.settle(components);
-            self.read_all(components, Some(self.next - 1), sys::monotonic_ns());
+            self.read_all(components, Some(index), now, false);
+        } else if last {
+            let tail = index > 0 && now < boundary - self.interval_ns + MIN_LAST_INTERVAL_NS;
+            self.read_all(components, Some(index), now, tail);
         }
     }
 
@@ -192,25 +217,38 @@ impl<'s> Sampler<'s> {
         }
     }
 
-    fn read_all(&mut self, components: &[&dyn Component], index: Option<u64>, now_ns: u64) {
+    /// Reads every source at `now_ns`, the end of interval `index`; a
+    /// `tail` extends the row before.
+    fn read_all(
+        &mut self,
+        components: &[&dyn Component],
+        index: Option<u64>,
+        now_ns: u64,
+        tail: bool,
+    ) {
         let start = self.start_ns.unwrap_or(now_ns);
         let start_s = index.map_or(0.0, |i| (i * self.interval_ns) as f64 / 1e9);
         let at_s = now_ns.saturating_sub(start) as f64 / 1e9;
+        let put = |source: &mut Source, reading| match index {
+            Some(index) if tail => source.extend(reading, index, start_s, at_s),
+            _ => source.take(reading, index, start_s, at_s),
+        };
         for (i, component) in components.iter().enumerate() {
             if self.sources[i].done {
                 continue;
             }
             let cgroup = self.cgroup.filter(|(at, _)| *at == i).map(|(_, g)| g);
-            let reading = telemetry::read_component(*component, cgroup, self.within);
-            self.sources[i].take(reading, index, start_s, at_s);
+            put(
+                &mut self.sources[i],
+                telemetry::read_component(*component, cgroup, self.within),
+            );
         }
         for (spec, source) in self
             .scrape
             .iter()
             .zip(&mut self.sources[components.len()..])
         {
-            let reading = telemetry::read_scrape(spec, self.within);
-            source.take(reading, index, start_s, at_s);
+            put(source, telemetry::read_scrape(spec, self.within));
         }
     }
 
@@ -234,5 +272,50 @@ impl<'s> Sampler<'s> {
         Telemetry {
             series: self.sources.into_iter().map(|s| s.series).collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::telemetry::Metric;
+
+    fn reading(at_ms: u64, responses: f64) -> Reading {
+        Reading {
+            at_ns: at_ms * 1_000_000,
+            process: None,
+            metrics: Some(vec![Metric {
+                name: "responses".into(),
+                counter: true,
+                value: responses,
+            }]),
+            error: None,
+            cgroup: None,
+        }
+    }
+
+    fn rows(source: &Source) -> Vec<(u64, f64, f64)> {
+        let s = &source.series.samples;
+        s.iter()
+            .map(|r| (r.index, r.duration_s, r.metrics["responses"]))
+            .collect()
+    }
+
+    /// A tail read after the last boundary extends the row before: its
+    /// counts are kept, in the row of the interval they mostly belong to.
+    #[test]
+    fn a_short_tail_extends_the_last_row() {
+        let mut source = Source::new("gateway", "reference gateway", None);
+        source.take(reading(0, 0.0), None, 0.0, 0.0);
+        source.take(reading(250, 10.0), Some(0), 0.0, 0.25);
+        source.take(reading(500, 30.0), Some(1), 0.25, 0.5);
+        source.extend(reading(505, 32.0), 2, 0.5, 0.505);
+        assert_eq!(rows(&source), [(0, 0.25, 10.0), (1, 0.255, 22.0)]);
+        // Without a row before it (nothing read at the boundary), a tail
+        // is a row of its own.
+        let mut first = Source::new("upstream", "mock upstream", None);
+        first.take(reading(0, 0.0), None, 0.0, 0.0);
+        first.extend(reading(5, 2.0), 0, 0.0, 0.005);
+        assert_eq!(rows(&first), [(0, 0.005, 2.0)]);
     }
 }
