@@ -179,8 +179,10 @@ fn retry_after_gap_s(retry_after: String) -> f64 {
     });
     let (server, seen) = recording_server(answer);
     let out = run(
+        // One arrival (the next would be due at 3.3 s): the server's
+        // second request is its retry, never a later arrival.
         r#"[[phases]]
-rate = 1
+rate = 0.3
 duration = "3s"
 [client]
 threads = 1
@@ -189,6 +191,7 @@ retry = { on = ["503"], max = 2, base = "10ms", jitter = "none", retry_after = t
         &server.url(),
         None,
     );
+    assert_eq!(out.totals.arrivals, 1);
     assert_eq!(out.totals.retries.made, 1);
     let seen = seen.lock().unwrap();
     (seen[1] - seen[0]).as_secs_f64()
