@@ -439,7 +439,7 @@ fn repeat_2(file: &Path, out: &Path) {
 #[test]
 fn compare_flags_a_slow_server_and_passes_the_same_server() {
     let fast = util::http_server(|_| Duration::ZERO);
-    let slow = util::http_server(|_| Duration::from_millis(200));
+    let slow = util::http_server(|_| Duration::from_secs(1));
     let dir = tempfile::tempdir().unwrap();
     let (a, b, c) = (
         dir.path().join("a"),
@@ -449,10 +449,11 @@ fn compare_flags_a_slow_server_and_passes_the_same_server() {
     repeat_2(&scenario(dir.path(), &fast.url(), 200, ""), &a);
     repeat_2(&scenario(dir.path(), &fast.url(), 200, ""), &b);
     repeat_2(&scenario(dir.path(), &slow.url(), 200, ""), &c);
-    // Loopback jitter on a shared 2-core machine, with other tests burning
-    // CPU beside this one, reaches tens of ms at p99.9; the slow server adds
-    // 200 ms, far past the slack.
-    let slack = ["--latency-slack", "100ms"];
+    // Loopback jitter on a shared 2-core machine, with other tests and
+    // builds burning CPU beside this one, has reached 130 ms at p99 (and
+    // 24 ms at p50) for the fast server; the slow server adds 1 s, far
+    // past the slack and that noise.
+    let slack = ["--latency-slack", "300ms"];
 
     // Single runs, positional: tolerance only, and said so.
     let out = run(contend()
