@@ -62,6 +62,9 @@
 #               h2 h2closed storm" (e.g. CASES="https h2 storm")
 #   WINDOWS ["0s 25us 100us 250us 1ms auto"]  WINDOW_RATE [50000]  the window curve
 #   HTTPS_RATE [20000]  H2_RATE [50000]  STORM_RATE [2000]
+#   TLS_WINDOW [unset: contend's default]  contend's [client] pacing_window
+#               in the https and h2 cases (e.g. 1ms, the grain of oha's timers;
+#               lag_bound 5ms beside a duration, as in the window curve)
 #   H2_STREAMS [100]  streams per HTTP/2 connection
 #   H2_CONNS [1]  HTTP/2 connections of h2load (and of the h2closed case)
 #   CONNS [64]  connections of every tool
@@ -132,6 +135,9 @@ done
 for w in $WINDOWS; do
     [[ $w =~ ^[0-9]+(ns|us|ms)$|^0s$|^auto$ ]] || die "WINDOWS takes durations like 0s, 25us or 1ms, and auto, not '$w'"
 done
+TLS_WINDOW=${TLS_WINDOW:-}
+[[ -z $TLS_WINDOW || $TLS_WINDOW =~ ^[0-9]+(ns|us|ms)$|^0s$|^auto$ ]] ||
+    die "TLS_WINDOW takes a duration like 25us or 1ms, or auto, not '$TLS_WINDOW'"
 wants() { [[ " $CASES " == *" $1 "* ]]; }
 tls_cases=false
 for kind in https h2 h2closed storm; do wants "$kind" && tls_cases=true; done
@@ -258,6 +264,12 @@ if $tls_cases; then
     # contend trusts the run's CA through a scenario file; flags give the rest.
     for http in 1.1 2; do
         printf '[client]\nhttp = "%s"\ntls.ca = "%s"\n' "$http" "$work/ca.pem" >"$work/tls-$http.toml"
+        if [[ $TLS_WINDOW == auto ]]; then
+            printf 'pacing_window = "auto"\n' >>"$work/tls-$http.toml"
+        elif [[ -n $TLS_WINDOW ]]; then
+            # As in the window curve: the window below lag_bound.
+            printf 'pacing_window = "%s"\nlag_bound = "5ms"\n' "$TLS_WINDOW" >>"$work/tls-$http.toml"
+        fi
     done
     printf '[client]\nreuse = false\ntls.ca = "%s"\n' "$work/ca.pem" >"$work/storm.toml"
 fi
@@ -405,7 +417,7 @@ missing_text=$(printf '%s\n' "${missing[@]+"${missing[@]}"}")
 MACHINE=$machine NGINX_VERSION=$nginx_version MISSING=$missing_text URL=$url \
     ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS THREADS=$THREADS STAMP=$stamp \
     CONTEND_MAX_CONNECTIONS=$CONTEND_MAX_CONNECTIONS CONTEND_THREADS=$CONTEND_THREADS \
-    H2_STREAMS=$H2_STREAMS WINDOW_RATE=$WINDOW_RATE \
+    H2_STREAMS=$H2_STREAMS WINDOW_RATE=$WINDOW_RATE TLS_WINDOW=$TLS_WINDOW \
     python3 - "$OUT" <<'PY'
 import csv, json, os, re, statistics, sys
 
@@ -539,7 +551,8 @@ lines = [
     f"- Target: {env['NGINX_VERSION']}, one worker, `return 204`, access log off, "
     f"keep-alive, at {env['URL']} (on the same machine as the generators); the https-, h2-, "
     f"h2closed- and storm- cases on its `ssl http2` port ({env['H2_STREAMS']} streams per "
-    f"HTTP/2 connection).",
+    f"HTTP/2 connection)" + (f"; contend's pacing window there {env['TLS_WINDOW']}."
+                              if env.get("TLS_WINDOW") else "."),
     f"- {env['ROUNDS']} round(s), interleaved; each run {env['DURATION']}, {env['CONNS']} "
     f"connections (contend: at most {env['CONTEND_MAX_CONNECTIONS']}); wrk and wrk2 with {env['THREADS']} threads; contend with {env['CONTEND_THREADS']} driver thread(s); oha on every core.",
     "- Figures are medians over the rounds; CPU is user+sys of the generator's process; "
@@ -576,7 +589,8 @@ lines += [
     "- wrk has no open loop: in the open-* cases it runs closed loop at the same connection "
     "count, so its rows there are its maximum, not the intended rate.",
     "- contend opens another connection for an arrival that finds every connection busy "
-    "(at most 5000 new ones per second; past that the arrival waits for the next free "
+    "(at most 5000 new ones per second, 500 over TLS with keep-alive, where each costs a "
+    "handshake; past that the arrival waits for the next free "
     "one); only past --max-connections is it counted `not_sent` (an error). wrk2 and oha "
     "queue it on one of their fixed connections; every tool's latency includes the wait.",
     "- wrk2 cannot run unpaced: in the closed-* case it runs at -R 10000000 (saturating).",

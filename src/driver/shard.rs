@@ -109,8 +109,27 @@ pub(crate) const MAX_CONNECTING: usize = 32;
 /// each opened a connection, the connects would cost more CPU than the
 /// requests and put it further behind. Past the budget an arrival waits for
 /// the next free connection, and the wait shows in its latency.
-const NEW_CONNECTIONS_PER_S: f64 = 5_000.0;
-const NEW_CONNECTIONS_BURST: f64 = 64.0;
+const NEW_CONNECTIONS: ConnectBudget = ConnectBudget {
+    per_s: 5_000.0,
+    burst: 64.0,
+};
+/// The same over TLS with keep-alive: a connection there costs a handshake
+/// (about 0.25 ms of the shard's CPU, ten times a plaintext connect), and
+/// at 5,000 a second a hiccup's connects took more CPU than the hiccup
+/// itself, so the shard never caught up (at 20k/s: 1,400 handshakes and
+/// 500 ms of lag after a stall). Without keep-alive every arrival needs its
+/// connection, and the plaintext budget applies.
+const NEW_TLS_CONNECTIONS: ConnectBudget = ConnectBudget {
+    per_s: 500.0,
+    burst: 16.0,
+};
+
+/// A token bucket's rate and depth for opening connections.
+#[derive(Clone, Copy)]
+struct ConnectBudget {
+    per_s: f64,
+    burst: f64,
+}
 
 /// State the shard's tasks share (single-threaded: `Cell`s, no locks).
 pub(super) struct Shared {
@@ -145,7 +164,9 @@ pub(super) struct Shared {
     /// Set once no more arrivals will come: idle workers then end.
     pub(super) closing: Cell<bool>,
     /// Token bucket of new connections: (tokens, last refill ns).
-    connect_budget: Cell<(f64, u64)>,
+    /// The budget for new connections, its tokens and when they were
+    /// counted.
+    connect_budget: (ConnectBudget, Cell<(f64, u64)>),
     /// Request ids and records, with `[client] request_ids` on.
     pub(super) request_log: Option<RefCell<RequestLog>>,
     /// Why the first connect that failed did (for the summary's one line
@@ -400,12 +421,12 @@ impl Shared {
 
     /// Takes a token from the new-connection budget, if there is one.
     pub(super) fn may_connect(&self, now_ns: u64) -> bool {
-        let (tokens, last_ns) = self.connect_budget.get();
-        let refill = now_ns.saturating_sub(last_ns) as f64 / 1e9 * NEW_CONNECTIONS_PER_S;
-        let tokens = (tokens + refill).min(NEW_CONNECTIONS_BURST);
+        let (budget, state) = &self.connect_budget;
+        let (tokens, last_ns) = state.get();
+        let refill = now_ns.saturating_sub(last_ns) as f64 / 1e9 * budget.per_s;
+        let tokens = (tokens + refill).min(budget.burst);
         let allowed = tokens >= 1.0;
-        self.connect_budget
-            .set((if allowed { tokens - 1.0 } else { tokens }, now_ns));
+        state.set((if allowed { tokens - 1.0 } else { tokens }, now_ns));
         allowed
     }
 
@@ -503,7 +524,14 @@ pub fn run(
             pacing_window_ns: Cell::new(plan.pacing_window_ns),
             drained: Notify::new(),
             closing: Cell::new(false),
-            connect_budget: Cell::new((NEW_CONNECTIONS_BURST, sys::monotonic_ns())),
+            connect_budget: {
+                let budget = if plan.reuse && plan.dialer.tls.is_some() {
+                    NEW_TLS_CONNECTIONS
+                } else {
+                    NEW_CONNECTIONS
+                };
+                (budget, Cell::new((budget.burst, sys::monotonic_ns())))
+            },
             request_log: plan
                 .request_log
                 .map(|capacity| RefCell::new(RequestLog::new(plan.shard, capacity))),
