@@ -705,6 +705,14 @@ fn a_generated_key_space_parses_with_defaults_and_is_checked() {
     assert!(e.contains("[keys] prefix"), "{e}");
     let e = parse_err(&format!("{base}[keys]\ncount = 10\nsize = 3\n"));
     assert!(e.contains("size"), "{e}");
+    let e = parse_err(&format!(
+        "{base}[keys]\ncount = 10\n[[keys]]\nname = \"a\"\n"
+    ));
+    assert!(e.contains("both given: keep one"), "{e}");
+    let e = parse_err(&format!(
+        "{base}[client]\ntimeout = \"1s\"\ntimeout = \"2s\"\n"
+    ));
+    assert!(e.contains("timeout is given twice"), "{e}");
 }
 
 #[test]
