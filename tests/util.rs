@@ -95,7 +95,8 @@ where
     )
 }
 
-/// A hyper HTTP/1.1 server answering 204 after `delay(now)`.
+/// A hyper server answering 204 after `delay(now)`: HTTP/1.1, and HTTP/2
+/// with prior knowledge (h2c).
 pub fn http_server(
     delay: impl Fn(tokio::time::Instant) -> Duration + Send + Sync + 'static,
 ) -> Server {
@@ -117,9 +118,10 @@ pub fn http_server(
                     )
                 }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let _ =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
         }
     })
 }

@@ -57,6 +57,8 @@ pub(super) struct Pool {
     settled: tokio::sync::Notify,
     /// Numbers connections, so a worker knows its handle's connection.
     next_id: Cell<u64>,
+    /// Where the next look for a free slot starts, over several addresses.
+    turn: Cell<usize>,
 }
 
 /// One open HTTP/2 connection as the shard sees it.
@@ -86,9 +88,24 @@ pub(super) struct Lease {
 }
 
 impl Pool {
-    /// The first connection with a free stream slot.
-    fn free_conn(&self) -> Option<Rc<H2Conn>> {
-        self.conns.borrow().iter().find(|c| c.has_slot()).cloned()
+    /// The first connection with a free stream slot (streams packed on
+    /// the fewest connections); with `spread` (several addresses, gateway
+    /// replicas), the one with the fewest streams, ties taken in turn, so
+    /// the addresses take streams in turn, as behind a load balancer.
+    fn free_conn(&self, spread: bool) -> Option<Rc<H2Conn>> {
+        let conns = self.conns.borrow();
+        if !spread {
+            return conns.iter().find(|c| c.has_slot()).cloned();
+        }
+        let turn = self.turn.get();
+        self.turn.set(turn.wrapping_add(1));
+        let first = turn % conns.len().max(1);
+        conns[first..]
+            .iter()
+            .chain(&conns[..first])
+            .filter(|c| c.has_slot())
+            .min_by_key(|c| c.active.get())
+            .cloned()
     }
 
     /// Takes `conn` out of the pool: no new stream goes to it.
@@ -111,7 +128,7 @@ impl Pool {
 /// queue, or `not_sent`.
 pub(super) fn route(shared: &Rc<Shared>, job: Job, now_ns: u64) {
     let pool = &shared.h2;
-    if let Some(conn) = pool.free_conn() {
+    if let Some(conn) = pool.free_conn(!shared.dialer.more.is_empty()) {
         shared.in_flight.set(shared.in_flight.get() + 1);
         start_stream(shared, job, conn);
         return;
@@ -144,7 +161,9 @@ fn kick(shared: &Rc<Shared>) {
         if shared.queue.borrow().is_empty() {
             return;
         }
-        let Some(conn) = pool.free_conn() else { break };
+        let Some(conn) = pool.free_conn(!shared.dialer.more.is_empty()) else {
+            break;
+        };
         let Some(job) = shared.queue.borrow_mut().pop_front() else {
             return;
         };
@@ -170,7 +189,8 @@ fn start_stream(shared: &Rc<Shared>, job: Job, conn: Rc<H2Conn>) {
 }
 
 /// Opens `n` connections' worth of stream slots before the first arrival
-/// (at least one connection), and waits until they are open or failed.
+/// (at least one connection, and one per address), and waits until they
+/// are open or failed.
 pub(super) async fn warm(shared: &Rc<Shared>, n: usize) {
     if n == 0 {
         return;
@@ -179,7 +199,8 @@ pub(super) async fn warm(shared: &Rc<Shared>, n: usize) {
         .streams_per_connection
         .unwrap_or(DEFAULT_STREAMS_PER_CONNECTION as usize)
         .max(1);
-    for _ in 0..n.div_ceil(per_conn).min(shared.max_workers) {
+    let addresses = 1 + shared.dialer.more.len();
+    for _ in 0..n.div_ceil(per_conn).max(addresses).min(shared.max_workers) {
         spawn_connection(shared.clone());
     }
     while shared.h2.opening.get() > 0 {
