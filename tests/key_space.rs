@@ -1,6 +1,8 @@
 //! A generated key space (`[keys] count = N`) through the reference
 //! gateway with a per-key rate limit: every arrival carries a drawn key,
-//! the per-key counts add up, and the hottest key's share is Zipf's.
+//! the per-key counts add up, and the hottest key's share is Zipf's; over
+//! HTTP/1.1 (the key written into the encoded request) and HTTP/2 (a
+//! header value made for each stream).
 
 use serde_json::Value;
 
@@ -13,15 +15,27 @@ fn zipf_top_share(n: u32, s: f64) -> f64 {
 
 #[test]
 fn a_zipf_space_of_100000_keys_runs_and_its_counts_add_up() {
+    zipf_space("", "");
+}
+
+#[test]
+fn a_zipf_space_over_http2_stamps_each_stream_with_its_key() {
+    zipf_space("http2 = true\n", "http = \"2\"\n");
+}
+
+/// The Zipf run with `gateway` and `client` added to those tables.
+fn zipf_space(gateway: &str, client: &str) {
     let _turn = crate::util::one_measurement_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("zipf.toml");
     std::fs::write(
         &file,
-        "name = \"zipf\"\n[[phases]]\nrate = 500\nduration = \"2s\"\n[upstream]\nsleep = \"1ms\"\n\
-         [gateway]\nkind = \"reference\"\nupstream_timeout = \"2s\"\nrate_limit = { rate = 2, burst = 2 }\n\
-         [keys]\ncount = 100000\ndistribution = \"zipf\"\nexponent = 1.1\nprefix = \"user-\"\n\
-         [client]\nthreads = 1\n",
+        format!(
+            "name = \"zipf\"\n[[phases]]\nrate = 500\nduration = \"2s\"\n[upstream]\nsleep = \"1ms\"\n\
+             [gateway]\nkind = \"reference\"\nupstream_timeout = \"2s\"\nrate_limit = {{ rate = 2, burst = 2 }}\n{gateway}\
+             [keys]\ncount = 100000\ndistribution = \"zipf\"\nexponent = 1.1\nprefix = \"user-\"\n\
+             [client]\nthreads = 1\n{client}"
+        ),
     )
     .unwrap();
     let out_dir = dir.path().join("report");
@@ -36,6 +50,12 @@ fn a_zipf_space_of_100000_keys_runs_and_its_counts_add_up() {
         "{stdout}"
     );
     let s = summary(&out_dir);
+    let http = if client.is_empty() {
+        "HTTP/1.1"
+    } else {
+        "HTTP/2"
+    };
+    assert_eq!(s["connections"]["http"], http, "{}", s["connections"]);
     let space = &s["key_space"];
     assert_eq!(space["count"], 100_000);
     assert_eq!(space["distribution"], "zipf");
