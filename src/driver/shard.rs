@@ -163,9 +163,8 @@ pub(super) struct Shared {
     pub(super) drained: Notify,
     /// Set once no more arrivals will come: idle workers then end.
     pub(super) closing: Cell<bool>,
-    /// Token bucket of new connections: (tokens, last refill ns).
-    /// The budget for new connections, its tokens and when they were
-    /// counted.
+    /// Token bucket of new connections: its budget, and (tokens, last
+    /// refill ns).
     connect_budget: (ConnectBudget, Cell<(f64, u64)>),
     /// Request ids and records, with `[client] request_ids` on.
     pub(super) request_log: Option<RefCell<RequestLog>>,

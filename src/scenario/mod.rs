@@ -780,7 +780,7 @@ pub fn parse(text: &str, source: &Source, overrides: &Overrides) -> Result<Scena
                            given: keep one of them"
                     .to_string(),
                 "" => "a key is given twice: keep one".to_string(),
-                name => format!("{name} is given twice in its table: keep one"),
+                name => format!("{name} is given twice: keep one"),
             };
         }
         match e.span() {
