@@ -225,6 +225,39 @@ fn a_server_that_never_answers_gives_client_timeouts_and_sees_the_abort() {
     assert!((290..1000).contains(&p50_ms), "timeout latency {p50_ms} ms");
 }
 
+/// Over HTTP/2 (h2c) a stream past its client timeout is reset and
+/// counted as a client timeout, each at the timeout from its intended
+/// time, while the connection carries the others on.
+#[test]
+fn http2_streams_past_the_client_timeout_are_counted_at_the_timeout() {
+    let server = util::http_server(|_| Duration::from_secs(2));
+    let mut o = overrides(&server.url(), 20.0, Duration::from_millis(500));
+    o.timeout = Some(Duration::from_millis(300));
+    o.http2 = true;
+    o.threads = Some(1);
+    let started = Instant::now();
+    let out = drive(&o);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_outcomes_add_up(&out);
+    assert_eq!(out.totals.arrivals, 10);
+    assert_eq!(
+        out.totals.counts.class(Class::ClientTimeout),
+        out.totals.arrivals
+    );
+    let (low, high) = (
+        out.totals.latency_us.min() / 1000,
+        out.totals.latency_us.max() / 1000,
+    );
+    assert!(
+        low >= 290 && high < 1000,
+        "timeout latency {low}-{high} ms for a 300 ms timeout"
+    );
+}
+
 #[test]
 fn arrivals_past_the_connection_cap_are_not_sent_and_counted() {
     let server = util::raw_server(|mut s| {

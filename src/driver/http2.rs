@@ -31,7 +31,7 @@ use super::conn::{self, OpenError};
 use super::request_log::{self, RequestRecord};
 use super::retry;
 use super::shard::{MAX_CONNECTING, Shared};
-use super::worker::{Job, Mailbox};
+use super::worker::{self, Job, Mailbox};
 use crate::outcome::{Outcome, TlsFailure};
 use crate::record::Alpn;
 use crate::scenario::DEFAULT_STREAMS_PER_CONNECTION;
@@ -347,6 +347,9 @@ async fn stream_worker(shared: &Rc<Shared>, first: Lease) {
     // The handle of the connection last served: reused while the worker
     // stays on it (a clone costs h2 a lock).
     let mut handle: Option<(u64, SendRequest<Bytes>)> = None;
+    // Its client-timeout timer, moved to each stream's deadline (see
+    // `worker::Deadline`).
+    let mut timer = worker::new_deadline();
     let mut next = Some(first);
     loop {
         let lease = match next.take() {
@@ -361,7 +364,7 @@ async fn stream_worker(shared: &Rc<Shared>, first: Lease) {
             }
         };
         let conn = lease.conn.clone();
-        serve(shared, lease, &mut handle).await;
+        serve(shared, lease, &mut handle, &mut timer).await;
         conn.active.set(conn.active.get() - 1);
         if !shared.reuse {
             shared.h2.retire(&conn);
@@ -383,7 +386,12 @@ async fn stream_worker(shared: &Rc<Shared>, first: Lease) {
 }
 
 /// Serves one leased arrival to its one outcome.
-async fn serve(shared: &Rc<Shared>, lease: Lease, handle: &mut Option<(u64, SendRequest<Bytes>)>) {
+async fn serve(
+    shared: &Rc<Shared>,
+    lease: Lease,
+    handle: &mut Option<(u64, SendRequest<Bytes>)>,
+    timer: &mut worker::Deadline,
+) {
     let Lease { job, conn } = lease;
     let deadline_ns = job.due_ns + shared.keys[job.key].timeout_ns;
     let now_ns = sys::monotonic_ns();
@@ -458,7 +466,13 @@ async fn serve(shared: &Rc<Shared>, lease: Lease, handle: &mut Option<(u64, Send
     };
     let deadline =
         tokio::time::Instant::now() + Duration::from_nanos(deadline_ns.saturating_sub(sent_ns));
-    let (outcome, retry_after_ns) = match tokio::time::timeout_at(deadline, exchange).await {
+    timer.as_mut().reset(deadline);
+    let result = tokio::select! {
+        biased;
+        () = timer.as_mut() => Err(()),
+        answered = exchange => Ok(answered),
+    };
+    let (outcome, retry_after_ns) = match result {
         Ok(Ok(answered)) => answered,
         Ok(Err(Failed::Outcome(outcome))) => (outcome, None),
         Ok(Err(Failed::Unprocessed { going_away })) => {

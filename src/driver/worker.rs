@@ -212,9 +212,9 @@ async fn run(shared: &Rc<Shared>, mut next: Option<Job>, mut connection: Option<
 /// request took the timer wheel's lock twice and, whenever it was the
 /// earliest (at low rates, always), an eventfd write and an extra epoll
 /// round to wake the runtime's own thread.
-type Deadline = Pin<Box<Sleep>>;
+pub(super) type Deadline = Pin<Box<Sleep>>;
 
-fn new_deadline() -> Deadline {
+pub(super) fn new_deadline() -> Deadline {
     // Far off until the first request sets it.
     Box::pin(tokio::time::sleep(Duration::from_secs(86_400)))
 }
