@@ -289,6 +289,14 @@ fn a_store_killed_mid_run_is_counted_and_the_run_completes() {
         .map(|r| r["totals"]["rate_limit_store_error"].as_f64().unwrap())
         .sum();
     assert_eq!(errors as u64, refused, "every 503 is a counted store error");
+    // The access-log accounting holds both replicas' lines: every arrival.
+    let accounting = &s["gateway_accounting"];
+    assert_eq!(
+        accounting["totals"]["requests"].as_u64(),
+        s["arrivals"].as_u64(),
+        "{}",
+        accounting["totals"]
+    );
 }
 
 #[test]

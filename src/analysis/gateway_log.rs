@@ -369,16 +369,31 @@ pub fn keep(log: &AccessLog) -> std::io::Result<RawLog> {
 
 /// A finished gateway's accounting and its id-carrying lines.
 pub fn read(log: AccessLog) -> std::io::Result<(GatewayAccounting, LoggedRequests)> {
-    let shape = LogShape::of_kind(log.info.kind);
-    let (totals, requests) = account(std::io::BufReader::new(log.file), shape)?;
-    let info = log.info;
+    read_replicas(log, Vec::new())
+}
+
+/// The same over the logs of `first` and its replicas (`more`), read as
+/// one: every replica's lines in the totals. What ran is `first`'s; it
+/// stopped cleanly only if every replica did.
+pub fn read_replicas(
+    first: AccessLog,
+    more: Vec<AccessLog>,
+) -> std::io::Result<(GatewayAccounting, LoggedRequests)> {
+    let shape = LogShape::of_kind(first.info.kind);
+    let stopped_cleanly = first.stopped_cleanly && more.iter().all(|l| l.stopped_cleanly);
+    let lines = more.into_iter().fold(
+        Box::new(first.file) as Box<dyn std::io::Read>,
+        |lines, log| Box::new(std::io::Read::chain(lines, log.file)),
+    );
+    let (totals, requests) = account(std::io::BufReader::new(lines), shape)?;
+    let info = first.info;
     Ok((
         GatewayAccounting {
             kind: info.kind.to_string(),
             version: info.version,
             addr: info.addr.to_string(),
             abort_accounting: info.abort_accounting.to_string(),
-            stopped_cleanly: log.stopped_cleanly,
+            stopped_cleanly,
             config: info.config,
             counters: BTreeMap::new(),
             log: totals,

@@ -141,18 +141,17 @@ pub fn finish(
     warnings.extend(step.telemetry.warnings());
     let replicas = read_replicas(&topology, &mut warnings);
     let store_commands = topology.store.as_ref().and_then(|s| s.commands());
-    if !topology.replicas.is_empty() {
-        warnings.push(format!(
-            "gateway_accounting is replica 1's access log only, of {} replicas; summary.json's replicas \
-             has every replica's totals",
-            topology.replicas.len() + 1
-        ));
-        for r in &mut topology.replicas {
-            let _ = r.finish();
+    let mut replica_logs = Vec::new();
+    for r in &mut topology.replicas {
+        match r.finish() {
+            Ok(log) => replica_logs.push(log),
+            Err(e) => warnings.push(format!(
+                "{e}; gateway_accounting leaves that replica's lines out"
+            )),
         }
     }
     let (gateway, gateway_requests, gateway_log) = match topology.gateway.as_mut() {
-        Some(g) => read_gateway(g.as_mut(), &mut warnings),
+        Some(g) => read_gateway(g.as_mut(), replica_logs, &mut warnings),
         None => (None, LoggedRequests::default(), None),
     };
     let (upstream, upstream_requests) = read_upstream(
@@ -178,10 +177,12 @@ pub fn finish(
 }
 
 /// The gateway drained and stopped, and its access log read into
-/// accounting and kept raw for the report folder. A read that fails is a
-/// warning; a log longer than the report keeps is said.
+/// accounting (with its replicas' logs, `replica_logs`) and kept raw for
+/// the report folder. A read that fails is a warning; a log longer than
+/// the report keeps is said.
 fn read_gateway(
     gateway: &mut dyn crate::topology::Gateway,
+    replica_logs: Vec<crate::topology::AccessLog>,
     warnings: &mut Vec<String>,
 ) -> (Option<GatewayAccounting>, LoggedRequests, Option<RawLog>) {
     let name = gateway.name().to_string();
@@ -212,7 +213,14 @@ fn read_gateway(
             gateway_log::MAX_KEPT_LOG_BYTES >> 20
         ));
     }
-    let read = gateway_log::read(log).map_err(|e| Error::Component {
+    if !replica_logs.is_empty() {
+        warnings.push(format!(
+            "gateway_accounting adds up the access logs of {} replicas; access.log in the report \
+             folder is replica 1's",
+            replica_logs.len() + 1
+        ));
+    }
+    let read = gateway_log::read_replicas(log, replica_logs).map_err(|e| Error::Component {
         component: name,
         message: format!("could not read its access log: {e}"),
     });
