@@ -69,8 +69,9 @@ fn without_a_stall_the_tail_stays_small() {
     let out = drive(&overrides(&server.url(), 1000.0, Duration::from_secs(2)));
     assert_outcomes_add_up(&out);
     let p99_s = out.totals.latency_us.value_at_quantile(0.99) as f64 / 1e6;
-    // Generous: a shared machine, but nowhere near the 0.57 s of a stall.
-    assert!(p99_s < 0.15, "p99 {p99_s:.3}s without a stall");
+    // Generous (a loaded machine has given a fast loopback server 130 ms at
+    // p99), but nowhere near the 0.57 s of a stall.
+    assert!(p99_s < 0.3, "p99 {p99_s:.3}s without a stall");
     let expected = 2000;
     assert!(
         out.totals.arrivals.abs_diff(expected) <= 1,
