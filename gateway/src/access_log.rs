@@ -110,9 +110,16 @@ impl AccessRecord {
 /// nginx's `escape=default`: `"`, `\`, spaces and non-printable bytes as
 /// `\xHH`, so a field never holds a space. (nginx leaves spaces alone; a key
 /// with a space would break its log's fields, and ours must not.)
-fn escape(value: &str) -> String {
+fn escape(value: &str) -> std::borrow::Cow<'_, str> {
     if value.is_empty() {
         return "-".into();
+    }
+    // Nearly every field needs nothing escaped: then it is borrowed, not copied.
+    if value
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+    {
+        return value.into();
     }
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
@@ -122,7 +129,7 @@ fn escape(value: &str) -> String {
             let _ = write!(out, "\\x{b:02X}");
         }
     }
-    out
+    out.into()
 }
 
 /// The writer thread's end of the log. Sending never blocks the request.
