@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue, RETRY_AFTER};
+use hyper::header::{HeaderValue, RETRY_AFTER};
+use hyper::http::uri::{PathAndQuery, Uri};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -52,9 +53,36 @@ const HOP_BY_HOP: [&str; 8] = [
 
 type Body = Full<Bytes>;
 
+/// The upstream's base URL, parsed once.
+enum Upstream {
+    /// `http://HOST:PORT` (what a loaded config holds): a request's path
+    /// and query are set on a copy, with no parsing.
+    Base(Uri),
+    /// Anything else a config built in code may hold: the path and query
+    /// are appended to the text and the whole parsed, per request.
+    Other(String),
+}
+
+impl Upstream {
+    fn new(text: &str) -> Upstream {
+        match text.parse::<Uri>() {
+            Ok(uri)
+                if uri.scheme().is_some()
+                    && uri.authority().is_some()
+                    && matches!(uri.path(), "" | "/")
+                    && uri.query().is_none() =>
+            {
+                Upstream::Base(uri)
+            }
+            _ => Upstream::Other(text.to_string()),
+        }
+    }
+}
+
 /// Everything requests share.
 pub(crate) struct Gateway {
     pub(crate) config: Config,
+    upstream: Upstream,
     client: Client<HttpConnector, Body>,
     pub(crate) routes: Vec<RouteState>,
     log: Option<LogSink>,
@@ -141,6 +169,7 @@ impl Gateway {
             .map(|r| RouteState::new(r.prefix.clone(), r.policies.clone(), now))
             .collect();
         Ok(Gateway {
+            upstream: Upstream::new(&config.upstream),
             config,
             client,
             routes,
@@ -175,9 +204,15 @@ impl Gateway {
             slot.fetch_add(1, Ordering::Relaxed);
         }
         if record.accounted_s > 0.0 {
-            *lock(&self.metrics.accounted_s)
-                .entry(record.key.clone())
-                .or_default() += record.accounted_s;
+            // Looked up first, so a known key (nearly every request) costs no allocation.
+            let mut accounted = lock(&self.metrics.accounted_s);
+            match accounted.get_mut(record.key.as_str()) {
+                Some(total) => *total += record.accounted_s,
+                None => {
+                    accounted.insert(record.key.clone(), record.accounted_s);
+                }
+            }
+            drop(accounted);
             if let Some(route) = route.map(|i| &self.routes[i])
                 && let Some(rule) = &route.policies.budget
             {
@@ -225,8 +260,10 @@ impl Entry {
         );
     }
 
+    /// Called once per entry (by `finish` or by `Drop`), so it moves its
+    /// strings into the record instead of copying them.
     fn write(
-        &self,
+        &mut self,
         status: u16,
         upstream_status: Option<u16>,
         upstream_time: Option<f64>,
@@ -234,15 +271,15 @@ impl Entry {
     ) {
         let record = AccessRecord {
             time: chrono::Utc::now(),
-            key: self.key.clone(),
-            method: self.method.clone(),
-            path: self.path.clone(),
+            key: std::mem::take(&mut self.key),
+            method: std::mem::take(&mut self.method),
+            path: std::mem::take(&mut self.path),
             status,
             request_time_s: self.arrived.elapsed().as_secs_f64(),
             upstream_status,
             upstream_response_time_s: upstream_time,
             accounted_s,
-            request_id: self.request_id.clone(),
+            request_id: self.request_id.take(),
         };
         self.gateway.record(self.route, record);
     }
@@ -504,7 +541,7 @@ async fn pipeline(
         None => None,
     };
     // 5. The upstream, under its timeout.
-    let upstream_req = match upstream_request(&gateway.config.upstream, req).await {
+    let upstream_req = match upstream_request(&gateway.upstream, req).await {
         Ok(r) => r,
         Err(status) => {
             entry.finish(status.as_u16(), None);
@@ -526,19 +563,18 @@ async fn pipeline(
         None => Ok(exchange.await),
     };
     match result {
-        Ok(Ok((parts, bytes))) => {
+        Ok(Ok((mut parts, bytes))) => {
             if let Some(ticket) = ticket {
                 ticket.settle(parts.status.is_server_error());
             }
             entry.finish(parts.status.as_u16(), Some(parts.status.as_u16()));
-            let mut response = Response::new(Full::new(bytes));
-            *response.status_mut() = parts.status;
-            for (name, value) in &parts.headers {
-                if !is_hop_by_hop(name) && name != hyper::header::CONTENT_LENGTH {
-                    response.headers_mut().append(name.clone(), value.clone());
-                }
-            }
-            response
+            // The upstream's parts are reused, its end-to-end headers kept
+            // in place; the length is the server's to set for the body.
+            strip_hop_by_hop(&mut parts.headers);
+            parts.headers.remove(hyper::header::CONTENT_LENGTH);
+            parts.version = hyper::Version::HTTP_11;
+            parts.extensions = hyper::http::Extensions::new();
+            Response::from_parts(parts, Full::new(bytes))
         }
         // nginx logs its own 502/504 as the upstream status too.
         Ok(Err(())) => {
@@ -558,35 +594,49 @@ async fn pipeline(
     }
 }
 
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(&name.as_str())
-}
-
 /// The request to send upstream: same method, path, query and end-to-end
 /// headers; the body read whole first (nginx's `proxy_request_buffering`).
 async fn upstream_request(
-    upstream: &str,
+    upstream: &Upstream,
     req: Request<Incoming>,
 ) -> Result<Request<Body>, StatusCode> {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let body = Limited::new(body, MAX_BODY_BYTES)
         .collect()
         .await
         .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE)?
         .to_bytes();
-    let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let mut builder = Request::builder()
-        .method(parts.method)
-        .uri(format!("{upstream}{pq}"));
-    for (name, value) in &parts.headers {
-        // The client sets Host from the upstream URI, as nginx's $proxy_host.
-        if !is_hop_by_hop(name) && name != hyper::header::HOST {
-            builder = builder.header(name, value);
+    // The client's parts are reused, headers and all, with the hop's own
+    // taken out: no header is copied.
+    let pq = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    parts.uri = match upstream {
+        Upstream::Base(base) => {
+            let mut uri = base.clone().into_parts();
+            uri.path_and_query = Some(pq);
+            Uri::from_parts(uri).ok()
+        }
+        Upstream::Other(text) => format!("{text}{pq}").parse::<Uri>().ok(),
+    }
+    .ok_or(StatusCode::BAD_REQUEST)?;
+    parts.version = hyper::Version::HTTP_11;
+    parts.extensions = hyper::http::Extensions::new();
+    strip_hop_by_hop(&mut parts.headers);
+    // The client sets Host from the upstream URI, as nginx's $proxy_host.
+    parts.headers.remove(hyper::header::HOST);
+    Ok(Request::from_parts(parts, Full::new(body)))
+}
+
+/// Takes out the headers that belong to one hop.
+fn strip_hop_by_hop(headers: &mut hyper::HeaderMap) {
+    for name in HOP_BY_HOP {
+        if headers.contains_key(name) {
+            headers.remove(name);
         }
     }
-    builder
-        .body(Full::new(body))
-        .map_err(|_| StatusCode::BAD_REQUEST)
 }
 
 #[cfg(test)]

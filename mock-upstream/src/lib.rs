@@ -11,6 +11,7 @@
 //! - `server`: accepts, routes, runs work on the worker model, records outcomes ([`serve`]).
 //! - `work`: one request's work from its query string and the defaults.
 //! - `burn`: the CPU burn against the thread CPU clock.
+//! - `burners`: the threads that run unbounded work, one per job in flight.
 //! - [`accounting`]: the per-key counters and their JSON and Prometheus renderings.
 //! - [`requests`]: the bounded per-request log of requests that carried an `x-request-id`
 //!   (`GET /requests`), for joining the upstream's truth with a client's records.
@@ -23,6 +24,7 @@
 
 pub mod accounting;
 pub mod burn;
+mod burners;
 pub mod config;
 pub mod requests;
 mod server;
@@ -37,8 +39,9 @@ use anyhow::Context as _;
 pub use config::{Args, Config, ConfigError, CpuDist, OnDisconnect, Workers};
 pub use server::serve;
 
-/// Blocking threads tokio may start for unbounded CPU work. Unbounded means every in-flight
-/// request burns at once; this only stops a runaway load from exhausting the process's threads.
+/// Threads that may burn unbounded CPU work at once (tokio may start as many more to queue what
+/// exceeds it). Unbounded means every in-flight request burns at once; this only stops a runaway
+/// load from exhausting the process's threads.
 const MAX_BLOCKING_THREADS: usize = 10_000;
 
 /// Runs the mock upstream as a process: validates `args`, pins the process if `--cpus` is given,

@@ -6,6 +6,7 @@
 //! requests (no CPU, no sleep) are answered inline on the I/O runtime with no thread hop. It
 //! does not parse flags, build runtimes or install signal handlers: `run` does.
 
+use std::cell::{OnceCell, RefCell};
 use std::future::Future;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -29,6 +30,7 @@ use tokio::sync::oneshot;
 
 use crate::accounting::{Accounting, Cost, NO_KEY, Outcome};
 use crate::burn::burn_cpu;
+use crate::burners::{self, Burners};
 use crate::config::{Config, OnDisconnect, Workers};
 use crate::requests::{Ended, Entry, RequestLog};
 use crate::sys;
@@ -65,6 +67,7 @@ pub async fn serve(
         requests: RequestLog::default(),
         on_disconnect: config.on_disconnect,
         cpus: config.cpus.clone(),
+        burners: Burners::default(),
     });
     let pool = match config.workers {
         Workers::Unbounded => None,
@@ -86,7 +89,11 @@ pub async fn serve(
                 Ok((stream, _peer)) => {
                     // Small replies on keep-alive connections must not wait for Nagle.
                     let _ = stream.set_nodelay(true);
-                    let service = Conn { fd: stream.as_raw_fd(), shared: shared.clone() };
+                    let service = Conn {
+                        fd: stream.as_raw_fd(),
+                        socket: OnceCell::new(),
+                        shared: shared.clone(),
+                    };
                     tokio::spawn(async move {
                         // A connection error is the client's business (reset, bad request);
                         // the accounting already holds what matters.
@@ -188,6 +195,8 @@ struct Runner {
     requests: RequestLog,
     on_disconnect: OnDisconnect,
     cpus: Option<Vec<usize>>,
+    /// The threads that burn unbounded work.
+    burners: Burners,
 }
 
 /// One request's work on its way to a thread.
@@ -198,8 +207,9 @@ struct Job {
     work: Work,
     enqueued: Instant,
     /// A duplicate of the connection's socket, to see the client leave even if hyper is not
-    /// reading; `None` if duplicating failed, leaving only `reply` to tell.
-    socket: Option<OwnedFd>,
+    /// reading; `None` if duplicating failed, leaving only `reply` to tell. One per
+    /// connection, shared by its requests.
+    socket: Option<Arc<OwnedFd>>,
     /// Closed when hyper drops the request's future (it saw the connection close).
     reply: oneshot::Sender<()>,
     /// Counts it in flight until the job is dropped (concluded, or dropped from the queue).
@@ -227,9 +237,7 @@ impl Runner {
     /// start, burns the CPU. Returns the CPU report and when the work began.
     fn begin_and_burn(&self, job: &Job) -> (crate::burn::BurnReport, Instant) {
         if let Some(cpus) = &self.cpus {
-            // Pinning a pooled thread again is one cheap syscall; failing to pin would only
-            // loosen the model, and `run` already checked the list at start-up.
-            let _ = sys::pin_current_thread(cpus);
+            pin_once(cpus);
         }
         let began = Instant::now();
         self.accounting.start(&job.key);
@@ -319,15 +327,19 @@ impl Runner {
             };
             (job, report, began)
         } else {
+            let (done, burnt) = oneshot::channel();
             let runner = self.clone();
-            let burnt = tokio::task::spawn_blocking(move || {
+            let burn: burners::Job = Box::new(move || {
                 let (report, began) = runner.begin_and_burn(&job);
-                (job, report, began)
-            })
-            .await;
-            match burnt {
+                let _ = done.send((job, report, began));
+            });
+            if let Err(burn) = self.burners.run(burn, crate::MAX_BLOCKING_THREADS) {
+                // No thread to be had: tokio's pool queues it.
+                tokio::task::spawn_blocking(burn);
+            }
+            match burnt.await {
                 Ok(done) => done,
-                // Only a panic or a runtime shutting down lands here; nothing left to answer.
+                // Only a panic or a process shutting down lands here; nothing left to answer.
                 Err(_) => return,
             }
         };
@@ -352,6 +364,25 @@ impl Runner {
         }
         self.conclude(job, cancelled, report.cpu_used, began);
     }
+}
+
+thread_local! {
+    /// The CPU list this thread was last pinned to by [`pin_once`].
+    static PINNED_TO: RefCell<Option<Vec<usize>>> = const { RefCell::new(None) };
+}
+
+/// Pins the calling thread to `cpus` unless it already is: a thread runs many jobs, and a
+/// `sched_setaffinity` per job was a syscall per request for nothing (threads of a process
+/// that `run` pinned inherit the mask; in-process servers' threads are pinned on their first
+/// job). Failing to pin would only loosen the model, and `run` already checked the list at
+/// start-up; a failure is tried again on the next job.
+fn pin_once(cpus: &[usize]) {
+    PINNED_TO.with(|pinned| {
+        let mut pinned = pinned.borrow_mut();
+        if pinned.as_deref() != Some(cpus) && sys::pin_current_thread(cpus).is_ok() {
+            *pinned = Some(cpus.to_vec());
+        }
+    });
 }
 
 /// N single-request worker threads fed by a bounded queue.
@@ -441,7 +472,18 @@ impl Future for ReplyFuture {
 /// The per-connection service: the raw fd lets the slow path watch the socket and reset it.
 struct Conn {
     fd: RawFd,
+    /// The duplicate of `fd` that jobs watch, made at the connection's first job: one
+    /// `fcntl` and one `close` per connection instead of per request.
+    socket: OnceCell<Option<Arc<OwnedFd>>>,
     shared: Arc<Shared>,
+}
+
+impl Conn {
+    fn socket(&self) -> Option<Arc<OwnedFd>> {
+        self.socket
+            .get_or_init(|| sys::dup_fd(self.fd).ok().map(Arc::new))
+            .clone()
+    }
 }
 
 impl hyper::service::Service<Request<Incoming>> for Conn {
@@ -513,7 +555,7 @@ impl hyper::service::Service<Request<Incoming>> for Conn {
             request_id,
             work,
             enqueued: Instant::now(),
-            socket: sys::dup_fd(self.fd).ok(),
+            socket: self.socket(),
             reply,
             _in_flight: Held::new(gauges, |g| &g.in_flight),
             queued: self
