@@ -589,21 +589,14 @@ fn shard_plans(plan: &Plan, protocol: Protocol, tls: Option<&TlsClient>) -> Vec<
     let tracked_keys = plan.key_names().len();
     let phases: Arc<[Phase]> = plan.load.phases().into();
     let per_shard_cap = plan.max_connections.div_ceil(shards).max(1);
-    // Enough for about 1 ms of arrivals at the peak rate, and a few more;
-    // over TLS for 10 ms: there a connection opened during the run costs a
-    // handshake of this thread's CPU (about 0.25 ms), so a start that found
-    // too few would open hundreds, each one delaying the next arrivals
-    // further. None in closed loop, whose connections belong to its own
-    // clients.
-    let ahead_s = if tls.is_some() { 0.010 } else { 0.001 };
     let warm = match plan.load {
         // A new connection per request: none to keep warm.
         _ if !plan.reuse => 0,
         Load::Closed { .. } => 0,
-        Load::Open(_) => ((plan.load.peak_rate_per_s() / shards as f64 * ahead_s).ceil() as usize
-            + 4)
-        .min(per_shard_cap)
-        .min(256),
+        Load::Open(_) => {
+            worker::warm_count(plan.load.peak_rate_per_s() / shards as f64, tls.is_some())
+                .min(per_shard_cap)
+        }
     };
     // This process's share of the closed-loop connections, then its threads'.
     let share = |total: usize, of: usize, part: usize| total / of + usize::from(part < total % of);

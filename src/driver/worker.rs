@@ -170,6 +170,17 @@ impl Drop for WorkerSlot {
     }
 }
 
+/// How many connections a shard opens before the start of an open loop
+/// at `rate_per_s`: enough for about 1 ms of arrivals, and a few more; over
+/// TLS for 10 ms: there a connection opened during the run costs a
+/// handshake of the shard's CPU (about 0.25 ms), so a start that found too
+/// few would open hundreds, each one delaying the next arrivals further.
+/// (None in closed loop, whose connections belong to its own clients.)
+pub(super) fn warm_count(rate_per_s: f64, tls: bool) -> usize {
+    let ahead_s = if tls { 0.010 } else { 0.001 };
+    ((rate_per_s * ahead_s).ceil() as usize + 4).min(256)
+}
+
 /// Opens up to `n` connections ahead of the first arrival, each with an
 /// idle worker; stops at the first failure (the arrivals will then count
 /// the connect errors).

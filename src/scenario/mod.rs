@@ -772,17 +772,7 @@ fn not_readable_as_text(file_type: &std::fs::FileType) -> Option<&'static str> {
 pub fn parse(text: &str, source: &Source, overrides: &Overrides) -> Result<Scenario> {
     let ctx = Ctx { text, source };
     let raw: RawScenario = toml::from_str(text).map_err(|e| {
-        let mut message = e.message().trim().to_string();
-        if message == "duplicate key" {
-            let name = e.span().and_then(|s| text.get(s)).unwrap_or("").trim();
-            message = match name {
-                "keys" => "[keys] (a generated key space) and [[keys]] (a list of keys) are both \
-                           given: keep one of them"
-                    .to_string(),
-                "" => "a key is given twice: keep one".to_string(),
-                name => format!("{name} is given twice: keep one"),
-            };
-        }
+        let message = raw::toml_error_message(&e, text);
         match e.span() {
             Some(span) => ctx.at(span, message),
             None => ctx.whole(message),

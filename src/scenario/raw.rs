@@ -515,3 +515,19 @@ impl<'de> Deserialize<'de> for Headers {
         d.deserialize_map(V)
     }
 }
+
+/// What a TOML error says, with the fix where the parser gives none (a key
+/// given twice).
+pub(super) fn toml_error_message(e: &toml::de::Error, text: &str) -> String {
+    let message = e.message().trim();
+    if message != "duplicate key" {
+        return message.to_string();
+    }
+    match e.span().and_then(|s| text.get(s)).unwrap_or("").trim() {
+        "keys" => "[keys] (a generated key space) and [[keys]] (a list of keys) are both given: \
+                   keep one of them"
+            .to_string(),
+        "" => "a key is given twice: keep one".to_string(),
+        name => format!("{name} is given twice: keep one"),
+    }
+}
