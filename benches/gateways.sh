@@ -138,6 +138,9 @@ def med(kind, field):
 def us(v):
     return "-" if v is None else f"{v:,.0f}"
 
+def secs(v):
+    return "-" if v is None else f"{v:.2f}"
+
 lines = [
     f"# Gateway and mock upstream CPU per request ({len(rows['reference'])} round(s))",
     "",
@@ -156,7 +159,7 @@ for kind in kinds:
     overhead = None if up is None else up - configured_us
     lines.append(
         f"| {kind} | {us(med(kind, 'achieved'))} | {us(med(kind, 'p50'))} | {us(med(kind, 'p99'))} | "
-        f"{us(gw)} | {med(kind, 'gw_user_s')} | {med(kind, 'gw_sys_s')} | {ratio} | {us(up)} | {us(overhead)} |")
+        f"{us(gw)} | {secs(med(kind, 'gw_user_s'))} | {secs(med(kind, 'gw_sys_s'))} | {ratio} | {us(up)} | {us(overhead)} |")
 lines.append("")
 if nginx and med("reference", "gw"):
     r = med("reference", "gw") / nginx

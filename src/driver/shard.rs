@@ -163,6 +163,8 @@ pub(super) struct Shared {
     pub(super) drained: Notify,
     /// Set once no more arrivals will come: idle workers then end.
     pub(super) closing: Cell<bool>,
+    /// A look at the queue for connections to open is due.
+    connect_pending: Cell<bool>,
     /// Token bucket of new connections: its budget, and (tokens, last
     /// refill ns).
     connect_budget: (ConnectBudget, Cell<(f64, u64)>),
@@ -386,19 +388,20 @@ impl Shared {
             mailbox.deliver(Some(job));
         } else if self.workers.get() < self.max_workers {
             self.in_flight.set(self.in_flight.get() + 1);
-            if self.connecting.get() < MAX_CONNECTING && self.may_connect(now_ns) {
-                // The oldest waiting arrival goes first.
-                let oldest = self.queue.borrow_mut().pop_front();
-                let first = match oldest {
-                    Some(oldest) => {
-                        self.queue.borrow_mut().push_back(job);
-                        oldest
-                    }
-                    None => job,
-                };
-                worker::spawn(self.clone(), Some(first));
-            } else {
-                self.queue.borrow_mut().push_back(job);
+            self.queue.borrow_mut().push_back(job);
+            // Connections for what still waits once this thread has read
+            // the answers already in: after a stall the connections' answers
+            // wait unread while a burst of late arrivals finds none idle, and
+            // a connection for each of them kept the driver behind (1,121
+            // opened in the first second at 50k/s, lag p99 46 ms).
+            if !self.connect_pending.replace(true) {
+                let shared = self.clone();
+                tokio::task::spawn_local(async move {
+                    // Deferred until the runtime has polled its I/O driver.
+                    tokio::task::yield_now().await;
+                    shared.connect_pending.set(false);
+                    shared.connect_for_queue();
+                });
             }
         } else {
             // Every connection the cap allows is busy: counted, never dropped.
@@ -415,6 +418,21 @@ impl Shared {
                 waited_ns,
                 None,
             );
+        }
+    }
+
+    /// Opens a connection for each arrival still waiting in the queue
+    /// (oldest first) while the cap, the connections being opened and the
+    /// budget allow; the rest wait for the next free connection.
+    fn connect_for_queue(self: &Rc<Self>) {
+        let now_ns = sys::monotonic_ns();
+        while self.workers.get() < self.max_workers
+            && self.connecting.get() < MAX_CONNECTING
+            && !self.queue.borrow().is_empty()
+            && self.may_connect(now_ns)
+        {
+            let oldest = self.queue.borrow_mut().pop_front();
+            worker::spawn(self.clone(), oldest);
         }
     }
 
@@ -523,6 +541,7 @@ pub fn run(
             pacing_window_ns: Cell::new(plan.pacing_window_ns),
             drained: Notify::new(),
             closing: Cell::new(false),
+            connect_pending: Cell::new(false),
             connect_budget: {
                 let budget = if plan.reuse && plan.dialer.tls.is_some() {
                     NEW_TLS_CONNECTIONS
