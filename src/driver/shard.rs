@@ -131,6 +131,18 @@ struct ConnectBudget {
     burst: f64,
 }
 
+impl ConnectBudget {
+    /// The budget for `plan`'s connections, its bucket full.
+    fn of(plan: &ShardPlan) -> (ConnectBudget, Cell<(f64, u64)>) {
+        let budget = if plan.reuse && plan.dialer.tls.is_some() {
+            NEW_TLS_CONNECTIONS
+        } else {
+            NEW_CONNECTIONS
+        };
+        (budget, Cell::new((budget.burst, sys::monotonic_ns())))
+    }
+}
+
 /// State the shard's tasks share (single-threaded: `Cell`s, no locks).
 pub(super) struct Shared {
     pub(super) dialer: Dialer,
@@ -542,14 +554,7 @@ pub fn run(
             drained: Notify::new(),
             closing: Cell::new(false),
             connect_pending: Cell::new(false),
-            connect_budget: {
-                let budget = if plan.reuse && plan.dialer.tls.is_some() {
-                    NEW_TLS_CONNECTIONS
-                } else {
-                    NEW_CONNECTIONS
-                };
-                (budget, Cell::new((budget.burst, sys::monotonic_ns())))
-            },
+            connect_budget: ConnectBudget::of(&plan),
             request_log: plan
                 .request_log
                 .map(|capacity| RefCell::new(RequestLog::new(plan.shard, capacity))),
