@@ -178,7 +178,7 @@ pub fn finish(
 
 /// The gateway drained and stopped, and its access log read into
 /// accounting (with its replicas' logs, `replica_logs`) and kept raw for
-/// the report folder. A read that fails is a warning; a log longer than
+/// the report folder (replica 1's alone). A read that fails is a warning; a log longer than
 /// the report keeps is said.
 fn read_gateway(
     gateway: &mut dyn crate::topology::Gateway,
@@ -211,13 +211,6 @@ fn read_gateway(
             "{name}: its access log is {} MiB; the report folder keeps its first {} MiB (whole lines) as access.log, while the accounting counts every line",
             raw.bytes >> 20,
             gateway_log::MAX_KEPT_LOG_BYTES >> 20
-        ));
-    }
-    if !replica_logs.is_empty() {
-        warnings.push(format!(
-            "gateway_accounting adds up the access logs of {} replicas; access.log in the report \
-             folder is replica 1's",
-            replica_logs.len() + 1
         ));
     }
     let read = gateway_log::read_replicas(log, replica_logs).map_err(|e| Error::Component {
