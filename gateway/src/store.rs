@@ -374,12 +374,23 @@ impl SharedLimit {
     /// admissions and moves the local TAT up to the store's, so that what
     /// the other replicas admitted slows this one down. A key that failed
     /// to sync keeps its count for the next time.
+    ///
+    /// Only live keys sync: a key with nothing to charge whose TAT has
+    /// passed is as if never seen (the store's entry expires likewise), so
+    /// it leaves the cache. Syncing every key ever seen made a long-tail key
+    /// space cost more store calls than no cache (1.26 per request over
+    /// 1,000 Zipf keys) and the cache grow without end.
     async fn sync(&self) {
         let Some(cache) = &self.cache else { return };
-        let due: Vec<(String, Gcra, u64)> = lock(cache)
-            .iter_mut()
-            .map(|(k, e)| (k.clone(), e.gcra, std::mem::take(&mut e.unsynced)))
-            .collect();
+        let now = Instant::now();
+        let due: Vec<(String, Gcra, u64)> = {
+            let mut cache = lock(cache);
+            cache.retain(|_, e| e.unsynced > 0 || e.tat.is_some_and(|tat| tat > now));
+            cache
+                .iter_mut()
+                .map(|(k, e)| (k.clone(), e.gcra, std::mem::take(&mut e.unsynced)))
+                .collect()
+        };
         let since = self.config.sync_interval.unwrap_or_default();
         let mut failed = false;
         let mut reached = false;
