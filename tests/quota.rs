@@ -342,27 +342,22 @@ fn faults_that_cannot_be_applied_are_refused_before_the_run() {
     }
 }
 
-#[test]
-fn the_quota_experiment_measures_every_design_and_writes_its_answers() {
-    if !redis_present("the_quota_experiment_measures_every_design") {
-        return;
-    }
-    let _turn = crate::util::one_measurement_at_a_time();
+/// Runs the quota experiment through the binary: Q = 20/s per key (burst
+/// 5) over 2 replicas sharing a redis store (a generous 250 ms timeout: on
+/// a busy machine a short one also fails outside any fault), the local
+/// cache syncing every 500 ms, with `phases_and_keys` added; returns the
+/// temporary folder (kept while it lives) and the report folder.
+fn run_quota(phases_and_keys: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let scenario = dir.path().join("quota.toml");
-    // Q = 20/s per key (burst 5: with none, a GCRA admits only λ/(1+λ/Q)
-    // of random arrivals, well under Q) over 2 replicas; "heavy" offers 3Q, "light" Q/2; the
-    // store paused from 1 s to 2 s of each fault design's 3 s. A generous
-    // store timeout: on a busy machine a short one also fails outside the
-    // pause.
     std::fs::write(
         &scenario,
-        "name = \"q\"\nexperiment = \"quota\"\n[[phases]]\nrate = 70\nduration = \"3s\"\n\
-         [gateway]\nkind = \"reference\"\nreplicas = 2\nrate_limit = { rate = 20, burst = 5 }\n\
-         [store]\nkind = \"redis\"\ntimeout = \"250ms\"\nsync_interval = \"500ms\"\n\
-         [[faults]]\nat = \"1s\"\ncomponent = \"store\"\naction = \"pause\"\nfor = \"1s\"\n\
-         [[keys]]\nname = \"heavy\"\nweight = 6\n[[keys]]\nname = \"light\"\nweight = 1\n\
-         [client]\ninterval = \"500ms\"\n",
+        format!(
+            "name = \"q\"\nexperiment = \"quota\"\n\
+             [gateway]\nkind = \"reference\"\nreplicas = 2\nrate_limit = {{ rate = 20, burst = 5 }}\n\
+             [store]\nkind = \"redis\"\ntimeout = \"250ms\"\nsync_interval = \"500ms\"\n\
+             [client]\ninterval = \"500ms\"\n{phases_and_keys}"
+        ),
     )
     .unwrap();
     let out_dir = dir.path().join("out");
@@ -372,6 +367,23 @@ fn the_quota_experiment_measures_every_design_and_writes_its_answers() {
         .arg("--out")
         .arg(&out_dir));
     assert_exit(&out, 0);
+    (dir, out_dir)
+}
+
+#[test]
+fn the_quota_experiment_measures_every_design_and_writes_its_answers() {
+    if !redis_present("the_quota_experiment_measures_every_design") {
+        return;
+    }
+    let _turn = crate::util::one_measurement_at_a_time();
+    // Q = 20/s per key (burst 5: with none, a GCRA admits only λ/(1+λ/Q)
+    // of random arrivals, well under Q) over 2 replicas; "heavy" offers 3Q,
+    // "light" Q/2; the store paused from 1 s to 2 s of each fault design's 3 s.
+    let (_dir, out_dir) = run_quota(
+        "[[phases]]\nrate = 70\nduration = \"3s\"\n\
+         [[faults]]\nat = \"1s\"\ncomponent = \"store\"\naction = \"pause\"\nfor = \"1s\"\n\
+         [[keys]]\nname = \"heavy\"\nweight = 6\n[[keys]]\nname = \"light\"\nweight = 1\n",
+    );
     let s = summary(&out_dir);
     let designs = s["quota"]["designs"].as_array().expect("quota designs");
     let names: Vec<&str> = designs
@@ -541,24 +553,10 @@ fn the_quota_experiment_over_a_zipf_key_space_syncs_only_live_keys() {
         return;
     }
     let _turn = crate::util::one_measurement_at_a_time();
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("quota-zipf.toml");
-    std::fs::write(
-        &scenario,
-        "name = \"qz\"\nexperiment = \"quota\"\n[[phases]]\nrate = 400\nduration = \"3s\"\n\
-         [gateway]\nkind = \"reference\"\nreplicas = 2\nrate_limit = { rate = 20, burst = 5 }\n\
-         [store]\nkind = \"redis\"\ntimeout = \"250ms\"\nsync_interval = \"500ms\"\n\
-         [keys]\ncount = 1000\ndistribution = \"zipf\"\nexponent = 1.1\nprefix = \"user-\"\n\
-         [client]\ninterval = \"500ms\"\n",
-    )
-    .unwrap();
-    let out_dir = dir.path().join("out");
-    let out = run(contend()
-        .arg("run")
-        .arg(&scenario)
-        .arg("--out")
-        .arg(&out_dir));
-    assert_exit(&out, 0);
+    let (_dir, out_dir) = run_quota(
+        "[[phases]]\nrate = 400\nduration = \"3s\"\n\
+         [keys]\ncount = 1000\ndistribution = \"zipf\"\nexponent = 1.1\nprefix = \"user-\"\n",
+    );
     let s = summary(&out_dir);
     let designs = s["quota"]["designs"].as_array().expect("quota designs");
     let design = |name: &str| designs.iter().find(|d| d["design"] == name).unwrap();
