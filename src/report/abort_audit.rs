@@ -30,41 +30,30 @@ pub fn write_files(
     summary: &Summary,
     joined: &[(String, Vec<JoinedRequest>)],
 ) -> (Vec<PathBuf>, Vec<Error>) {
-    let mut written = Vec::new();
-    let mut errors = Vec::new();
     if let Err(e) = std::fs::create_dir_all(dir) {
-        return (written, vec![Error::io(dir, e)]);
+        return (Vec::new(), vec![Error::io(dir, e)]);
     }
-    let mut one = |name: &str, body: &dyn Fn(&mut dyn Write) -> io::Result<()>| {
-        let path = dir.join(name);
-        match super::write_file(&path, body) {
-            Ok(()) => written.push(path),
-            Err(e) => errors.push(e),
-        }
-    };
-    one("summary.json", &|w| {
-        serde_json::to_writer_pretty(&mut *w, summary)?;
-        writeln!(w)
-    });
+    let mut written = super::Written::default();
+    written.summary_json(dir, summary);
     if let Some(audit) = &summary.abort_audit {
-        one("accounting.csv", &|w| write_csv(w, audit));
+        written.file(dir.join("accounting.csv"), &|w| write_csv(w, audit));
         if !audit.client_aborts.is_empty() {
-            one("client-aborts.md", &|w| write_client_aborts(w, audit));
+            written.file(dir.join("client-aborts.md"), &|w| {
+                write_client_aborts(w, audit)
+            });
         }
-        one("requests.csv", &|w| write_requests_csv(w, joined));
+        written.file(dir.join("requests.csv"), &|w| write_requests_csv(w, joined));
         let figure = if joined.iter().any(|(_, r)| !r.is_empty()) {
             scatter(audit, joined)
         } else {
             figure(audit)
         };
         for path in super::plot::files(dir, "accounting") {
-            match super::plot::render_file(&path, &figure) {
-                Ok(()) => written.push(path),
-                Err(e) => errors.push(e),
-            }
+            let result = super::plot::render_file(&path, &figure);
+            written.keep(path, result);
         }
     }
-    (written, errors)
+    written.into_parts()
 }
 
 /// One colour per mode, by the mode's place in the run order.

@@ -140,19 +140,13 @@ type RowsFn<'a> = dyn Fn(&mut csv::Writer<&mut dyn std::io::Write>) -> Result<()
 /// drawn with the others, by [`super::plot::charts`]).
 /// Returns the files written and the errors of those that failed.
 pub fn write_files(dir: &Path, r: &FindLimitResult) -> (Vec<PathBuf>, Vec<Error>) {
-    let mut written = Vec::new();
-    let mut errors = Vec::new();
+    let mut written = super::Written::default();
     let mut put = |name: &str, f: &RowsFn| {
-        let path = dir.join(name);
-        let result = super::write_file(&path, &|w| {
+        written.file(dir.join(name), &|w| {
             let mut csv = csv::Writer::from_writer(w);
             f(&mut csv).map_err(std::io::Error::from)?;
             csv.flush()
         });
-        match result {
-            Ok(()) => written.push(path),
-            Err(e) => errors.push(e),
-        }
     };
     put("steps.csv", &|csv| {
         r.steps.iter().try_for_each(|row| csv.serialize(row))
@@ -172,7 +166,7 @@ pub fn write_files(dir: &Path, r: &FindLimitResult) -> (Vec<PathBuf>, Vec<Error>
             })
         })
     });
-    (written, errors)
+    written.into_parts()
 }
 
 /// A row of `max-connections.csv`.

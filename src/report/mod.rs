@@ -115,19 +115,14 @@ pub fn write(dir: &Path, run: &RunOutput, summary: &Summary) -> (Vec<PathBuf>, V
 /// Writes every artifact of `parts` into `dir` (created if needed).
 pub fn write_parts(dir: &Path, parts: &Parts) -> (Vec<PathBuf>, Vec<Error>) {
     let summary = parts.summary;
-    let mut written = Vec::new();
-    let mut errors = Vec::new();
     if let Err(e) = fs::create_dir_all(dir) {
-        errors.push(Error::io(dir, e));
-        return (written, errors);
+        return (Vec::new(), vec![Error::io(dir, e)]);
     }
     let empty = crate::record::new_histogram();
     let latency = parts.histograms.get("latency").unwrap_or(&empty);
-    let artifacts: [(&str, &WriteFn); 5] = [
-        ("summary.json", &|w| {
-            serde_json::to_writer_pretty(&mut *w, summary)?;
-            writeln!(w)
-        }),
+    let mut written = Written::default();
+    written.summary_json(dir, summary);
+    let artifacts: [(&str, &WriteFn); 4] = [
         ("intervals.csv", &|w| {
             write_intervals_csv(w, parts.intervals)
         }),
@@ -138,43 +133,26 @@ pub fn write_parts(dir: &Path, parts: &Parts) -> (Vec<PathBuf>, Vec<Error>) {
         (histograms::FILE, &|w| parts.histograms.write(w)),
     ];
     for (name, write_one) in artifacts {
-        let path = dir.join(name);
-        match write_file(&path, write_one) {
-            Ok(()) => written.push(path),
-            Err(e) => errors.push(e),
-        }
+        written.file(dir.join(name), write_one);
     }
     if let Some(capacity) = capacity::Capacity::of(summary) {
-        let path = dir.join("capacity.json");
-        let body = |w: &mut dyn Write| {
+        written.file(dir.join("capacity.json"), &|w| {
             serde_json::to_writer_pretty(&mut *w, &capacity)?;
             writeln!(w)
-        };
-        match write_file(&path, &body) {
-            Ok(()) => written.push(path),
-            Err(e) => errors.push(e),
-        }
+        });
     }
     if let Some(sweep) = &summary.sweep {
-        let (w, e) = write_sweep_tables(dir, sweep);
-        written.extend(w);
-        errors.extend(e);
+        written.extend(write_sweep_tables(dir, sweep));
     }
-    let (w, e) = retry_effect::write_files(dir, summary);
-    written.extend(w);
-    errors.extend(e);
+    written.extend(retry_effect::write_files(dir, summary));
     if !parts.components.is_empty() {
-        let path = dir.join("components.csv");
-        match write_file(&path, &|w| components::write_csv(w, parts.components)) {
-            Ok(()) => written.push(path),
-            Err(e) => errors.push(e),
-        }
+        written.file(dir.join("components.csv"), &|w| {
+            components::write_csv(w, parts.components)
+        });
     }
     let data = plot::ReportData::of(summary, parts.intervals, latency, parts.components);
-    let (w, e) = write_plots_and_html(dir, &data);
-    written.extend(w);
-    errors.extend(e);
-    (written, errors)
+    written.extend(write_plots_and_html(dir, &data));
+    written.into_parts()
 }
 
 /// The gateway's raw access log as `access.log` (up to
@@ -183,32 +161,22 @@ pub fn write_parts(dir: &Path, parts: &Parts) -> (Vec<PathBuf>, Vec<Error>) {
 /// `contend logs --format` takes it (which `contend logs` finds there by
 /// itself). Nothing when the run started no gateway.
 pub fn write_access_log(dir: &Path, run: &RunOutput) -> (Vec<PathBuf>, Vec<Error>) {
-    let mut written = Vec::new();
-    let mut errors = Vec::new();
+    let mut written = Written::default();
     let Some(raw) = &run.gateway_log else {
-        return (written, errors);
+        return written.into_parts();
     };
-    let path = dir.join(ACCESS_LOG);
-    match write_file(&path, &|w| raw.copy_to(w)) {
-        Ok(()) => written.push(path),
-        Err(e) => errors.push(e),
-    }
+    written.file(dir.join(ACCESS_LOG), &|w| raw.copy_to(w));
     if let Some(format) = &raw.format {
-        let path = dir.join(ACCESS_LOG_FORMAT);
-        let body = |w: &mut dyn Write| {
+        written.file(dir.join(ACCESS_LOG_FORMAT), &|w| {
             writeln!(
                 w,
                 "# The format access.log was written in, as `contend logs --format` takes it\n\
                  # (nginx's log_format language; HAProxy's log-format after `haproxy:`).\n\
                  # `contend logs access.log` reads it from here.\n{format}"
             )
-        };
-        match write_file(&path, &body) {
-            Ok(()) => written.push(path),
-            Err(e) => errors.push(e),
-        }
+        });
     }
-    (written, errors)
+    written.into_parts()
 }
 
 /// A run's copy of its gateway's access log.
@@ -219,17 +187,17 @@ pub const ACCESS_LOG_FORMAT: &str = "access.log.format";
 /// Writes the plots (SVG and PNG) and `report.html` of `data` into `dir`:
 /// after a run, and again from saved data by `contend report DIR`.
 pub fn write_plots_and_html(dir: &Path, data: &plot::ReportData) -> (Vec<PathBuf>, Vec<Error>) {
-    let (plots, mut errors) = plot::write_all(dir, data);
-    let mut written: Vec<PathBuf> = plots
+    let (plots, errors) = plot::write_all(dir, data);
+    let files = plots
         .iter()
         .flat_map(|name| plot::files(dir, name))
         .collect();
-    let path = dir.join("report.html");
-    match write_file(&path, &|w| html::write(w, dir, data, &plots)) {
-        Ok(()) => written.push(path),
-        Err(e) => errors.push(e),
-    }
-    (written, errors)
+    let mut written = Written::default();
+    written.extend((files, errors));
+    written.file(dir.join("report.html"), &|w| {
+        html::write(w, dir, data, &plots)
+    });
+    written.into_parts()
 }
 
 /// `steps.csv` (open-loop steps) and `concurrency.csv` (closed-loop steps)
@@ -238,8 +206,7 @@ pub fn write_sweep_tables(
     dir: &Path,
     sweep: &crate::experiment::sweep::SweepResult,
 ) -> (Vec<PathBuf>, Vec<Error>) {
-    let mut written = Vec::new();
-    let mut errors = Vec::new();
+    let mut written = Written::default();
     let tables: [(&str, &WriteFn); 2] = [
         ("steps.csv", &|w| {
             let mut csv = csv::Writer::from_writer(w);
@@ -260,17 +227,56 @@ pub fn write_sweep_tables(
         if name == "concurrency.csv" && sweep.concurrency_steps.is_empty() {
             continue;
         }
-        let path = dir.join(name);
-        match write_file(&path, write_one) {
-            Ok(()) => written.push(path),
-            Err(e) => errors.push(e),
-        }
+        written.file(dir.join(name), write_one);
     }
-    (written, errors)
+    written.into_parts()
 }
 
 /// Writes one artifact's bytes to a writer.
 type WriteFn<'a> = dyn Fn(&mut dyn Write) -> std::io::Result<()> + 'a;
+
+/// The files a writer of several wrote into a report folder, and the
+/// errors of those that failed (each file whole or not at all).
+#[derive(Default)]
+pub(crate) struct Written {
+    files: Vec<PathBuf>,
+    errors: Vec<Error>,
+}
+
+impl Written {
+    /// Writes `body` to `path` ([`write_file`]) and keeps the outcome.
+    pub(crate) fn file(&mut self, path: PathBuf, body: &WriteFn) {
+        let result = write_file(&path, body);
+        self.keep(path, result);
+    }
+
+    /// Writes `summary` as `dir/summary.json`.
+    pub(crate) fn summary_json(&mut self, dir: &Path, summary: &Summary) {
+        self.file(dir.join("summary.json"), &|w| {
+            serde_json::to_writer_pretty(&mut *w, summary)?;
+            writeln!(w)
+        });
+    }
+
+    /// Keeps the outcome of writing `path` some other way (a plot).
+    pub(crate) fn keep(&mut self, path: PathBuf, result: Result<()>) {
+        match result {
+            Ok(()) => self.files.push(path),
+            Err(e) => self.errors.push(e),
+        }
+    }
+
+    /// Adds what another writer wrote and failed to write.
+    pub(crate) fn extend(&mut self, (files, errors): (Vec<PathBuf>, Vec<Error>)) {
+        self.files.extend(files);
+        self.errors.extend(errors);
+    }
+
+    /// The files written and the errors, as the report writers hand them on.
+    pub(crate) fn into_parts(self) -> (Vec<PathBuf>, Vec<Error>) {
+        (self.files, self.errors)
+    }
+}
 
 /// Writes the file at `path` whole or not at all: `body` goes to a
 /// temporary file beside it, which replaces `path` only once written,

@@ -187,30 +187,13 @@ pub fn write_files(
     q: &QuotaResult,
     runs: &[DesignIntervals],
 ) -> (Vec<PathBuf>, Vec<Error>) {
-    let mut written = Vec::new();
-    let mut errors = Vec::new();
-    let mut one = |path: PathBuf, result: crate::error::Result<()>| match result {
-        Ok(()) => written.push(path),
-        Err(e) => errors.push(e),
-    };
-    let path = dir.join("summary.json");
-    one(
-        path.clone(),
-        super::write_file(&path, &|w| {
-            serde_json::to_writer_pretty(&mut *w, summary)?;
-            writeln!(w)
-        }),
-    );
-    let path = dir.join("quota.md");
-    one(
-        path.clone(),
-        super::write_file(&path, &|w| {
-            writeln!(w, "# {}\n", summary.name)?;
-            w.write_all(q.markdown().as_bytes())
-        }),
-    );
-    let path = dir.join("quota.csv");
-    one(path.clone(), super::write_file(&path, &|w| write_csv(w, q)));
+    let mut written = super::Written::default();
+    written.summary_json(dir, summary);
+    written.file(dir.join("quota.md"), &|w| {
+        writeln!(w, "# {}\n", summary.name)?;
+        w.write_all(q.markdown().as_bytes())
+    });
+    written.file(dir.join("quota.csv"), &|w| write_csv(w, q));
     let mut figures = vec![("quota-accuracy", accuracy_figure(&summary.name, q, runs))];
     if let Some(f) = faults_figure(&summary.name, q, runs) {
         figures.push(("quota-faults", f));
@@ -221,19 +204,15 @@ pub fn write_files(
         for path in super::plot::files(dir, name) {
             let result = super::plot::render_file(&path, figure);
             ok &= result.is_ok();
-            one(path, result);
+            written.keep(path, result);
         }
         if ok {
             drawn.push(name.to_string());
         }
     }
-    let path = dir.join("report.html");
     let page = page(dir, summary, q, &drawn);
-    one(
-        path.clone(),
-        super::write_file(&path, &|w| w.write_all(page.as_bytes())),
-    );
-    (written, errors)
+    written.file(dir.join("report.html"), &|w| w.write_all(page.as_bytes()));
+    written.into_parts()
 }
 
 /// `report.html`: the tables of `quota.md`, the figures, the designs' reports.

@@ -200,10 +200,8 @@ pub fn write_console(w: &mut dyn Write, rows: &[Row]) -> io::Result<()> {
 /// Writes `retry-effect.md` and `retry-effect.csv` when the summary
 /// compared retries; nothing otherwise.
 pub fn write_files(dir: &Path, s: &Summary) -> (Vec<PathBuf>, Vec<Error>) {
-    let mut written = Vec::new();
-    let mut errors = Vec::new();
     let Some(rows) = rows(s) else {
-        return (written, errors);
+        return (Vec::new(), Vec::new());
     };
     let md = |w: &mut dyn Write| {
         writeln!(w, "# {}: with and without retries\n", s.name)?;
@@ -235,17 +233,10 @@ pub fn write_files(dir: &Path, s: &Summary) -> (Vec<PathBuf>, Vec<Error>) {
         }
         csv.flush()
     };
-    for (name, body) in [
-        (MD, &md as &super::WriteFn),
-        (CSV, &csv_body as &super::WriteFn),
-    ] {
-        let path = dir.join(name);
-        match super::write_file(&path, body) {
-            Ok(()) => written.push(path),
-            Err(e) => errors.push(e),
-        }
-    }
-    (written, errors)
+    let mut written = super::Written::default();
+    written.file(dir.join(MD), &md);
+    written.file(dir.join(CSV), &csv_body);
+    written.into_parts()
 }
 
 /// A find-limit class in `retry-effect.csv`.

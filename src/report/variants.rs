@@ -236,35 +236,19 @@ pub fn write_files(
     summary: &Summary,
     variants: &[(String, Vec<IntervalCsvRow>)],
 ) -> (Vec<PathBuf>, Vec<Error>) {
-    let mut written = Vec::new();
-    let mut errors = Vec::new();
-    let mut one = |path: PathBuf, result: crate::error::Result<()>| match result {
-        Ok(()) => written.push(path),
-        Err(e) => errors.push(e),
-    };
-    let path = dir.join("summary.json");
-    one(
-        path.clone(),
-        super::write_file(&path, &|w| {
-            serde_json::to_writer_pretty(&mut *w, summary)?;
-            writeln!(w)
-        }),
-    );
+    let mut written = super::Written::default();
+    written.summary_json(dir, summary);
     if let Some(rows) = &summary.variants {
-        let path = dir.join("variants.csv");
-        one(
-            path.clone(),
-            super::write_file(&path, &|w| write_csv(w, rows)),
-        );
+        written.file(dir.join("variants.csv"), &|w| write_csv(w, rows));
         let figure = figure(&summary.name, variants);
         for path in super::plot::files(dir, "variants") {
             let result = super::plot::render_file(&path, &figure);
-            one(path, result);
+            written.keep(path, result);
         }
         // After the figure: the page holds its SVG inline.
-        let path = dir.join("report.html");
-        let page = super::write_file(&path, &|w| super::variants_page::write(w, dir, summary));
-        one(path, page);
+        written.file(dir.join("report.html"), &|w| {
+            super::variants_page::write(w, dir, summary)
+        });
     }
-    (written, errors)
+    written.into_parts()
 }

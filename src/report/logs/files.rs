@@ -19,14 +19,9 @@ use crate::error::Error;
 /// whole or not at all. Returns the files written and the errors of those
 /// that failed.
 pub fn write(dir: &Path, report: &LogReport) -> (Vec<PathBuf>, Vec<Error>) {
-    let mut written = Vec::new();
-    let mut errors = Vec::new();
+    let mut written = crate::report::Written::default();
     let mut one = |name: &str, body: &dyn Fn(&mut dyn Write) -> std::io::Result<()>| {
-        let path = dir.join(name);
-        match crate::report::write_file(&path, body) {
-            Ok(()) => written.push(path),
-            Err(e) => errors.push(e),
-        }
+        written.file(dir.join(name), body);
     };
     one("summary.json", &|w| {
         serde_json::to_writer_pretty(&mut *w, &report.summary)?;
@@ -47,24 +42,18 @@ pub fn write(dir: &Path, report: &LogReport) -> (Vec<PathBuf>, Vec<Error>) {
     for (name, figure) in figures::all(report) {
         let mut ok = true;
         for path in crate::report::plot::files(dir, name) {
-            match crate::report::plot::render_file(&path, &figure) {
-                Ok(()) => written.push(path),
-                Err(e) => {
-                    errors.push(e);
-                    ok = false;
-                }
-            }
+            let result = crate::report::plot::render_file(&path, &figure);
+            ok &= result.is_ok();
+            written.keep(path, result);
         }
         if ok {
             plots.push(name.to_string());
         }
     }
-    let path = dir.join("report.html");
-    match crate::report::write_file(&path, &|w| page::write_html(w, dir, report, &plots)) {
-        Ok(()) => written.push(path),
-        Err(e) => errors.push(e),
-    }
-    (written, errors)
+    written.file(dir.join("report.html"), &|w| {
+        page::write_html(w, dir, report, &plots)
+    });
+    written.into_parts()
 }
 
 fn csv_rows<T: Serialize>(w: &mut dyn Write, rows: &[T]) -> std::io::Result<()> {
