@@ -201,6 +201,8 @@ fn good_full_scenario_parses() {
             seed: 42,
             interval: Duration::from_millis(500),
             lag_bound: Duration::from_millis(2),
+            // "auto", the default, widens up to half of lag_bound.
+            pacing_window_max: Duration::from_millis(1),
             request_ids: false,
             shard: scenario::Shard::default(),
             start_at: None,

@@ -29,7 +29,7 @@ use super::{Protocol, RequestTemplate, ShardMsg};
 use crate::arrival::Schedule;
 use crate::outcome::Outcome;
 use crate::record::{KeyPick, Recorder};
-use crate::scenario::Phase;
+use crate::scenario::{Phase, Rate};
 use crate::sys;
 
 /// Most arrivals dispatched in one go before the pacer yields, so that a
@@ -577,6 +577,7 @@ pub fn run(
             retries.borrow_mut().end_ns = start_ns.saturating_add(plan.run_ns);
         }
         let mut window = Window::new(plan.pacing_window_ns, plan.pacing_window_max_ns);
+        window.start_for(first_rate_per_s(&plan));
         let paced = if plan.closed_loop > 0 {
             let end_ns = start_ns.saturating_add(plan.run_ns);
             closed_loop(
@@ -672,7 +673,6 @@ async fn pace(
 ) -> std::io::Result<()> {
     let timer = sys::register_timer(sys::TimerFd::new()?)?;
     let start_ns = shared.arrivals.borrow().start_ns;
-    window.settle_from(start_ns);
     let mut next_tick_ns = start_ns;
     loop {
         let now_ns = sys::monotonic_ns();
@@ -780,6 +780,15 @@ fn close_intervals(
         let _ = to_coordinator.send(ShardMsg::Interval(Box::new(snapshot)));
     }
     start_ns + ((now_ns - start_ns) / interval_ns + 1) * interval_ns
+}
+
+/// This shard's arrivals per second as its first phase starts.
+fn first_rate_per_s(plan: &ShardPlan) -> f64 {
+    let rate = plan.phases.first().map_or(0.0, |p| match p.rate {
+        Rate::Constant(r) => r,
+        Rate::Ramp { from, .. } => from,
+    });
+    rate / plan.shards.max(1) as f64
 }
 
 /// The shard's retries, when any key retries (never in a closed loop,

@@ -471,7 +471,8 @@ fn write_step_connections(w: &mut dyn Write, steps: &[StepRow]) -> io::Result<()
 }
 
 /// The pacing window as the Driver line says it: `25us`, or for an
-/// adaptive one `auto 25us-500us`, with how wide it went when it widened.
+/// adaptive one `auto 25us-500us`, with the widest it used when wider than
+/// its narrowest.
 fn pacing_window(d: &DriverSummary) -> String {
     let us = |n: u64| contend_units::format_duration(std::time::Duration::from_micros(n));
     if d.pacing_window_max_us <= d.pacing_window_us {
@@ -483,10 +484,7 @@ fn pacing_window(d: &DriverSummary) -> String {
         us(d.pacing_window_max_us)
     );
     if d.pacing_window_widest_us > d.pacing_window_us {
-        text.push_str(&format!(
-            " (widened to {}: a driver thread was short of CPU)",
-            us(d.pacing_window_widest_us)
-        ));
+        text.push_str(&format!(" (used up to {})", us(d.pacing_window_widest_us)));
     }
     text
 }

@@ -126,12 +126,14 @@ pub struct DriverSummary {
     /// reports written before it existed).
     #[serde(default)]
     pub pacing_window_us: u64,
-    /// Widest the window could grow (`pacing_window = "auto"`: half of
-    /// `lag_bound`; equal to `pacing_window_us` for a fixed window), us.
+    /// Widest the window could grow (`pacing_window = "auto"`, the default:
+    /// half of `lag_bound`; equal to `pacing_window_us` for a fixed
+    /// window), us.
     #[serde(default)]
     pub pacing_window_max_us: u64,
     /// Widest window a driver thread used, us: above `pacing_window_us`
-    /// only when a thread was short of CPU and widened it.
+    /// when a thread was short of CPU and widened it, or started wide (at
+    /// more than 20k arrivals per second and thread).
     #[serde(default)]
     pub pacing_window_widest_us: u64,
 }

@@ -25,7 +25,7 @@ use super::retry::build_retry;
 use super::{
     ClientSpec, DEFAULT_PACING_WINDOW, ExperimentKind, HttpVersion, KeyDistribution, KeySpace,
     KeySpec, MAX_CONNECTIONS, MAX_DURATION, MAX_KEY_SPACE, MAX_SHARDS, MAX_THREADS, Overrides,
-    RequestSpec, Shard, TlsSpec, TlsVersionSpec,
+    RequestSpec, Shard, TlsSpec, TlsVersionSpec, auto_window_max,
 };
 use crate::error::Result;
 
@@ -370,11 +370,15 @@ fn client_from_file(
         })?;
         client.lag_bound = l.get_ref().0;
     }
-    // The window is settled after lag_bound, whose half bounds "auto".
+    // The window is settled after lag_bound, whose half bounds "auto" (the
+    // default).
+    if raw.pacing_window.is_none() && client.pacing_window_max > client.pacing_window {
+        client.pacing_window_max = auto_window_max(client.lag_bound);
+    }
     if let Some(w) = &raw.pacing_window {
         if let RawWindow::Auto = w.get_ref() {
             client.pacing_window = DEFAULT_PACING_WINDOW;
-            client.pacing_window_max = (client.lag_bound / 2).max(DEFAULT_PACING_WINDOW);
+            client.pacing_window_max = auto_window_max(client.lag_bound);
         }
         if let RawWindow::Fixed(window) = *w.get_ref() {
             if window >= client.lag_bound {

@@ -80,12 +80,18 @@ impl Default for TlsSpec {
     }
 }
 
-/// The default `pacing_window` (fixed; also the narrowest of `"auto"`): at high
-/// rates the pacer wakes at most this often. Its schedule lag is about half
-/// the window plus the wake's own latency, which keeps the lag's median
-/// under 50 us on a busy machine; wider windows cost less CPU per request
-/// (see `benches/peers.sh`).
+/// The narrowest `pacing_window` of `"auto"` (the default): at high rates
+/// the pacer wakes at most this often while its thread has CPU to spare.
+/// Its schedule lag is about half the window plus the wake's own latency,
+/// which keeps the lag's median under 50 us on a busy machine; wider
+/// windows cost less CPU per request (see `benches/peers.sh`).
 pub const DEFAULT_PACING_WINDOW: Duration = Duration::from_micros(25);
+
+/// The widest `"auto"` window for a `lag_bound`: half of it, so the
+/// arrivals held for the window stay inside the bound.
+pub fn auto_window_max(lag_bound: Duration) -> Duration {
+    (lag_bound / 2).max(DEFAULT_PACING_WINDOW)
+}
 
 /// Client behaviour.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,11 +113,10 @@ pub struct ClientSpec {
     /// costs fewer wakes per request and shows as schedule lag; below
     /// `lag_bound`.
     pub pacing_window: Duration,
-    /// Widest the window may grow: with `pacing_window = "auto"` a driver
-    /// thread short of CPU widens its window up to this (half of
-    /// `lag_bound`, so the held arrivals stay inside the bound) and narrows
-    /// it back once it has CPU to spare; equal to `pacing_window` for a
-    /// fixed window (a duration, and the default).
+    /// Widest the window may grow: with `pacing_window = "auto"` (the
+    /// default) a driver thread short of CPU widens its window up to this
+    /// ([`auto_window_max`]) and narrows it back once it has CPU to spare;
+    /// equal to `pacing_window` for a fixed window (a duration).
     pub pacing_window_max: Duration,
     /// `request_ids`: give every request a unique `x-request-id` and keep a
     /// bounded per-request record, so the client, the gateway's log and the
@@ -183,7 +188,7 @@ impl Default for ClientSpec {
             interval: Duration::from_secs(1),
             lag_bound: Duration::from_millis(1),
             pacing_window: DEFAULT_PACING_WINDOW,
-            pacing_window_max: DEFAULT_PACING_WINDOW,
+            pacing_window_max: auto_window_max(Duration::from_millis(1)),
             request_ids: false,
             shard: Shard::default(),
             start_at: None,

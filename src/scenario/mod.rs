@@ -43,7 +43,7 @@ pub use build_target::{Unsupported, unsupported};
 pub(crate) use check::quoted;
 pub use client::{
     ClientSpec, DEFAULT_PACING_WINDOW, DEFAULT_STREAMS_PER_CONNECTION, HttpVersion, MAX_SHARDS,
-    Shard, ShardArg, TlsSpec, TlsVersionSpec,
+    Shard, ShardArg, TlsSpec, TlsVersionSpec, auto_window_max,
 };
 pub use key_space::{KeyDistribution, KeySpace, MAX_KEY_SPACE};
 use raw::RawScenario;
