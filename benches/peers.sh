@@ -25,9 +25,10 @@
 #        https-R   HTTPS keep-alive (HTTP/1.1 over TLS), open loop at R/s
 #                  (HTTPS_RATE): contend and oha.
 #        h2-R      HTTP/2 over TLS, open loop at R/s (H2_RATE), H2_STREAMS
-#                  streams per connection: contend and oha (--http2 -p);
-#                  h2load has no request rate, so it runs closed loop with
-#                  H2_CONNS connections of H2_STREAMS streams (its maximum).
+#                  streams per connection: contend, oha (--http2 -p) and
+#                  h2load paced at the same rate (--rps, per connection:
+#                  its timer runs on libev's 1 ms grain), H2_CONNS
+#                  connections of H2_STREAMS streams.
 #        h2closed-N HTTP/2 over TLS closed loop, N = H2_CONNS x H2_STREAMS
 #                  requests in flight: contend (--connections N --http2)
 #                  and h2load (-c H2_CONNS -m H2_STREAMS), the same shape.
@@ -368,8 +369,14 @@ run_one() {
         ;;
     h2load)
         local seconds=${DURATION%s}
-        cmd=(h2load -D "$seconds" -c "$H2_CONNS" -m "$H2_STREAMS" -t 1 "$target")
-        mode=closed-loop
+        cmd=(h2load -D "$seconds" -c "$H2_CONNS" -m "$H2_STREAMS" -t 1)
+        if [[ $kind == h2 ]]; then
+            # --rps is per client (connection): the case's rate over them.
+            cmd+=("--rps=$(( (value + H2_CONNS - 1) / H2_CONNS ))")
+        else
+            mode=closed-loop
+        fi
+        cmd+=("$target")
         ;;
     wrk)
         mode=closed-loop
