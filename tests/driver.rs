@@ -82,7 +82,7 @@ fn without_a_stall_the_tail_stays_small() {
 
 /// Runs the driver at `rate_per_s` for `seconds` on one thread with
 /// `window` as `[client] pacing_window` (and a lag bound well above it);
-/// `None`: `"auto"` (which holds its 25 us for the first second).
+/// `None`: `"auto"` (which starts at 25 us below 20k arrivals per second).
 fn drive_with_window(
     url: &str,
     rate_per_s: f64,
@@ -107,6 +107,71 @@ fn drive_with_window(
     };
     let plan = Plan::new(&scenario, url, load).expect("plan");
     driver::run(&plan, Stop::never().receiver(), &mut |_| {}).expect("driver runs")
+}
+
+/// Runs the driver at 200/s for 1 s on one thread, no window, with
+/// `lag_bound` as given (0: the default).
+fn drive_with_lag_bound(url: &str, lag_bound: Duration) -> contend::driver::DriverOutput {
+    use contend::driver::{self, Plan};
+    use contend::shutdown::Stop;
+    let mut o = overrides(url, 200.0, Duration::from_secs(1));
+    o.threads = Some(1);
+    let mut scenario = contend::scenario::from_overrides(&o).expect("valid overrides");
+    scenario.client.pacing_window = Duration::ZERO;
+    scenario.client.pacing_window_max = Duration::ZERO;
+    if !lag_bound.is_zero() {
+        scenario.client.lag_bound = lag_bound;
+    }
+    let contend::scenario::Experiment::Run(load) = scenario.experiment.clone() else {
+        panic!("flags make a run");
+    };
+    let plan = Plan::new(&scenario, url, load).expect("plan");
+    driver::run(&plan, Stop::never().receiver(), &mut |_| {}).expect("driver runs")
+}
+
+#[test]
+fn an_arrival_sent_late_waits_for_a_free_connection_instead_of_opening_one() {
+    // Each answer takes 100 ms, so at 200/s about 20 requests are in
+    // flight: arrivals on time open a connection each when the warm ones
+    // are busy. With a lag bound of 1 us every arrival counts as sent late
+    // (the driver's own lag is more than that), as after a stall of the
+    // driver: it then waits for one of the connections already open, whose
+    // answers are only unread, not slow, after a stall.
+    let server = util::http_server(|_| Duration::from_millis(100));
+    let on_time = drive_with_lag_bound(&server.url(), Duration::ZERO);
+    let late = drive_with_lag_bound(&server.url(), Duration::from_micros(1));
+    for out in [&on_time, &late] {
+        assert_outcomes_add_up(out);
+        assert_eq!(out.totals.counts.class(Class::Success), out.totals.arrivals);
+    }
+    let (opened_on_time, opened_late) = (
+        on_time.totals.connections.opened,
+        late.totals.connections.opened,
+    );
+    assert!(
+        opened_on_time >= 15,
+        "on time, a busy pool grows: {opened_on_time} opened"
+    );
+    // The warm connections (1 ms of arrivals and 4 more) and no other.
+    assert!(
+        opened_late <= 5,
+        "sent late, arrivals wait for the warm connections: {opened_late} opened"
+    );
+    // The wait shows: 200 arrivals over 5 connections at 100 ms each take
+    // about 4 s, so the late run's median latency is far past 100 ms.
+    let p50_ms = |out: &contend::driver::DriverOutput| {
+        out.totals.latency_us.value_at_quantile(0.5) as f64 / 1e3
+    };
+    assert!(
+        p50_ms(&late) > 500.0,
+        "queued behind 5 connections: p50 {:.0} ms",
+        p50_ms(&late)
+    );
+    assert!(
+        p50_ms(&on_time) < 500.0,
+        "on time: p50 {:.0} ms",
+        p50_ms(&on_time)
+    );
 }
 
 #[test]

@@ -27,10 +27,11 @@ use bytes::Bytes;
 use h2::client::SendRequest;
 use hyper::http::HeaderValue;
 
+use super::budget::MAX_CONNECTING;
 use super::conn::{self, OpenError};
 use super::request_log::{self, RequestRecord};
 use super::retry;
-use super::shard::{MAX_CONNECTING, Shared};
+use super::shard::Shared;
 use super::worker::{self, Job, Mailbox};
 use crate::outcome::{Outcome, TlsFailure};
 use crate::record::Alpn;

@@ -11,6 +11,7 @@
 //! [`tls`]); over it [`http1`] (one request at a time, by the [`worker`]s)
 //! or [`http2`] (a stream per arrival) speak.
 
+mod budget;
 pub mod conn;
 pub mod http1;
 mod http2;
@@ -133,6 +134,9 @@ pub struct Plan {
     /// Widest the pacing window may grow while a driver thread is short of
     /// CPU (equal to `pacing_window`: fixed).
     pub pacing_window_max: Duration,
+    /// `[client] lag_bound`: an arrival later than this waits for a free
+    /// connection instead of opening one (see [`shard::ShardPlan::late_ns`]).
+    pub lag_bound: Duration,
     /// Give every request an `x-request-id` and keep per-request records.
     pub request_ids: bool,
     /// This process's share of a load split over several processes.
@@ -264,6 +268,7 @@ impl Plan {
             interval: scenario.client.interval,
             pacing_window: scenario.client.pacing_window,
             pacing_window_max: scenario.client.pacing_window_max,
+            lag_bound: scenario.client.lag_bound,
             request_ids: scenario.client.request_ids,
             shard: scenario.client.shard,
             start_at: scenario.client.start_at,
@@ -637,6 +642,7 @@ fn shard_plans(plan: &Plan, protocol: Protocol, tls: Option<&TlsClient>) -> Vec<
             interval_ns: plan.interval.as_nanos().max(1) as u64,
             pacing_window_ns: plan.pacing_window.as_nanos().min(u64::MAX as u128) as u64,
             pacing_window_max_ns: plan.pacing_window_max.as_nanos().min(u64::MAX as u128) as u64,
+            late_ns: plan.lag_bound.as_nanos().min(u64::MAX as u128) as u64,
             request_log: plan
                 .request_ids
                 .then(|| (request_log::RECORDS_PER_RUN / shards).max(1)),

@@ -18,6 +18,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio::sync::{Notify, oneshot, watch};
 
+use super::budget::{ConnectBudget, MAX_CONNECTING};
 use super::conn::{Dialer, OpenError};
 use super::http2;
 use super::key_space::{KeyDraw, pick_key};
@@ -76,6 +77,12 @@ pub struct ShardPlan {
     /// Widest the window may grow while the thread is short of CPU, ns
     /// (see [`super::pacing`]); equal to `pacing_window_ns`: fixed.
     pub pacing_window_max_ns: u64,
+    /// An attempt dispatched later than this after its due time (the lag
+    /// bound) opens no connection: it waits for the next free one. The
+    /// driver itself is behind, so the connections may be busy only with
+    /// answers it has not read yet; a connection per late arrival adds
+    /// sockets (and their connects) to a thread already short of time.
+    pub late_ns: u64,
     /// Closed-loop connections of this shard (0: open loop, the schedule).
     pub closed_loop: usize,
     /// Length of the run, ns (the phases' total).
@@ -97,50 +104,6 @@ pub struct ShardKey {
     pub retry: Option<RetryPolicy>,
     /// A generated key space: each arrival's key is drawn from it.
     pub space: Option<Arc<KeyDraw>>,
-}
-
-/// Connections that may be opening at once per shard. Past it, a due
-/// arrival waits in the queue for a worker to come free instead of opening
-/// another: when the driver falls behind, a connection per late arrival
-/// costs more CPU and falls further behind (a storm that feeds itself).
-pub(crate) const MAX_CONNECTING: usize = 32;
-/// New connections a shard may open per second once its burst is spent,
-/// and the burst. A late driver gets a burst of due arrivals at once; if
-/// each opened a connection, the connects would cost more CPU than the
-/// requests and put it further behind. Past the budget an arrival waits for
-/// the next free connection, and the wait shows in its latency.
-const NEW_CONNECTIONS: ConnectBudget = ConnectBudget {
-    per_s: 5_000.0,
-    burst: 64.0,
-};
-/// The same over TLS with keep-alive: a connection there costs a handshake
-/// (about 0.25 ms of the shard's CPU, ten times a plaintext connect), and
-/// at 5,000 a second a hiccup's connects took more CPU than the hiccup
-/// itself, so the shard never caught up (at 20k/s: 1,400 handshakes and
-/// 500 ms of lag after a stall). Without keep-alive every arrival needs its
-/// connection, and the plaintext budget applies.
-const NEW_TLS_CONNECTIONS: ConnectBudget = ConnectBudget {
-    per_s: 500.0,
-    burst: 16.0,
-};
-
-/// A token bucket's rate and depth for opening connections.
-#[derive(Clone, Copy)]
-struct ConnectBudget {
-    per_s: f64,
-    burst: f64,
-}
-
-impl ConnectBudget {
-    /// The budget for `plan`'s connections, its bucket full.
-    fn of(plan: &ShardPlan) -> (ConnectBudget, Cell<(f64, u64)>) {
-        let budget = if plan.reuse && plan.dialer.tls.is_some() {
-            NEW_TLS_CONNECTIONS
-        } else {
-            NEW_CONNECTIONS
-        };
-        (budget, Cell::new((budget.burst, sys::monotonic_ns())))
-    }
 }
 
 /// State the shard's tasks share (single-threaded: `Cell`s, no locks).
@@ -177,9 +140,13 @@ pub(super) struct Shared {
     pub(super) closing: Cell<bool>,
     /// A look at the queue for connections to open is due.
     connect_pending: Cell<bool>,
-    /// Token bucket of new connections: its budget, and (tokens, last
-    /// refill ns).
-    connect_budget: (ConnectBudget, Cell<(f64, u64)>),
+    /// See [`ShardPlan::late_ns`].
+    late_ns: u64,
+    /// Arrivals on time that found no idle connection since the last look
+    /// at the queue: the connections it may open.
+    wanting: Cell<usize>,
+    /// New connections the shard may open now.
+    connect_budget: ConnectBudget,
     /// Request ids and records, with `[client] request_ids` on.
     pub(super) request_log: Option<RefCell<RequestLog>>,
     /// Why the first connect that failed did (for the summary's one line
@@ -406,7 +373,13 @@ impl Shared {
             // wait unread while a burst of late arrivals finds none idle, and
             // a connection for each of them kept the driver behind (1,121
             // opened in the first second at 50k/s, lag p99 46 ms).
-            if !self.connect_pending.replace(true) {
+            // A late attempt opens no connection (see `ShardPlan::late_ns`)
+            // while a worker is there to take it from the queue.
+            let late = now_ns.saturating_sub(job.due_ns) > self.late_ns && self.workers.get() > 0;
+            if !late {
+                self.wanting.set(self.wanting.get() + 1);
+            }
+            if !late && !self.connect_pending.replace(true) {
                 let shared = self.clone();
                 tokio::task::spawn_local(async move {
                     // Deferred until the runtime has polled its I/O driver.
@@ -433,16 +406,19 @@ impl Shared {
         }
     }
 
-    /// Opens a connection for each arrival still waiting in the queue
-    /// (oldest first) while the cap, the connections being opened and the
-    /// budget allow; the rest wait for the next free connection.
+    /// Opens a connection for each arrival that came on time and still
+    /// waits (giving each the oldest waiting job) while the cap, the
+    /// connections being opened and the budget allow; the rest wait for
+    /// the next free connection.
     fn connect_for_queue(self: &Rc<Self>) {
         let now_ns = sys::monotonic_ns();
-        while self.workers.get() < self.max_workers
+        let mut wanting = self.wanting.take().min(self.queue.borrow().len());
+        while wanting > 0
+            && self.workers.get() < self.max_workers
             && self.connecting.get() < MAX_CONNECTING
-            && !self.queue.borrow().is_empty()
             && self.may_connect(now_ns)
         {
+            wanting -= 1;
             let oldest = self.queue.borrow_mut().pop_front();
             worker::spawn(self.clone(), oldest);
         }
@@ -450,13 +426,7 @@ impl Shared {
 
     /// Takes a token from the new-connection budget, if there is one.
     pub(super) fn may_connect(&self, now_ns: u64) -> bool {
-        let (budget, state) = &self.connect_budget;
-        let (tokens, last_ns) = state.get();
-        let refill = now_ns.saturating_sub(last_ns) as f64 / 1e9 * budget.per_s;
-        let tokens = (tokens + refill).min(budget.burst);
-        let allowed = tokens >= 1.0;
-        state.set((if allowed { tokens - 1.0 } else { tokens }, now_ns));
-        allowed
+        self.connect_budget.take(now_ns)
     }
 
     /// The key of the next request, by the scenario's weights.
@@ -554,7 +524,9 @@ pub fn run(
             drained: Notify::new(),
             closing: Cell::new(false),
             connect_pending: Cell::new(false),
-            connect_budget: ConnectBudget::of(&plan),
+            late_ns: plan.late_ns,
+            wanting: Cell::new(0),
+            connect_budget: ConnectBudget::new(plan.reuse && plan.dialer.tls.is_some()),
             request_log: plan
                 .request_log
                 .map(|capacity| RefCell::new(RequestLog::new(plan.shard, capacity))),
