@@ -3,7 +3,8 @@
 //! their own), a paused store under fail-open and fail-closed and their
 //! recovery (also with the local cache), a store killed mid-run by a
 //! `[[faults]]` entry, the scenario's refusals of faults that cannot be
-//! applied, and the quota experiment end to end.
+//! applied, the quota experiment end to end, and the local cache's sync of
+//! many keys in one round trip, reloading a script the store has lost.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -585,4 +586,179 @@ fn the_quota_experiment_over_a_zipf_key_space_syncs_only_live_keys() {
     let calls = |name: &str| design(name)["store_calls_per_request"].as_f64().unwrap();
     assert!((0.9..1.1).contains(&calls("store")), "{}", calls("store"));
     assert!(calls("store-cache") < 0.9, "{}", calls("store-cache"));
+}
+
+/// Sends one GET for rate-limit key `key` (the `x-api-key` header) on its
+/// own connection; its status.
+fn status_for_key(gateway: SocketAddr, key: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(gateway).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: {gateway}\r\nx-api-key: {key}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).unwrap();
+    std::str::from_utf8(&head[9..12]).unwrap().parse().unwrap()
+}
+
+/// What redis-server has counted so far (`INFO`).
+#[derive(Debug, Clone, Copy)]
+struct StoreCounts {
+    /// EVALSHA calls that ran the script (neither failed nor refused).
+    scripts_run: u64,
+    /// Replies written to clients: about one per round trip however many
+    /// commands it carried (`total_writes_processed`).
+    writes: u64,
+    /// NOSCRIPT errors answered.
+    noscript: u64,
+}
+
+fn store_counts(store: &mut redis::Connection) -> StoreCounts {
+    let text: String = redis::cmd("INFO")
+        .arg("everything")
+        .query(store)
+        .unwrap_or_else(|e| panic!("{e}"));
+    // `cmdstat_evalsha:calls=4,usec=..,rejected_calls=0,failed_calls=0`.
+    let field = |line: &str, name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(line))
+            .and_then(|rest| {
+                rest.trim()
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix(name)?.parse().ok())
+            })
+            .unwrap_or(0)
+    };
+    let evalsha = |name| field("cmdstat_evalsha:", name);
+    StoreCounts {
+        scripts_run: evalsha("calls=") - evalsha("failed_calls="),
+        writes: field("total_writes_processed:", ""),
+        noscript: field("errorstat_NOSCRIPT:", "count="),
+    }
+}
+
+/// Reads the store's counts every 50 ms (a sync has no signal outside the
+/// gateway) until `done` or 10 s; the last counts read.
+fn wait_for_store(
+    store: &mut redis::Connection,
+    done: impl Fn(&StoreCounts) -> bool,
+) -> StoreCounts {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let counts = store_counts(store);
+        if done(&counts) || Instant::now() > deadline {
+            return counts;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The local cache syncs every live key in one pipelined round trip, and a
+/// store that has lost the script (`SCRIPT FLUSH`, then a restart) gets it
+/// loaded again with no key left unsynced.
+#[test]
+fn the_local_cache_syncs_every_live_key_in_one_round_trip_and_reloads_a_lost_script() {
+    if !redis_present("the_local_cache_syncs_every_live_key_in_one_round_trip") {
+        return;
+    }
+    const KEYS: u64 = 200;
+    // One request per 100 s (burst 1): each key's one admission keeps it
+    // live for the whole test, so every sync charges all the keys.
+    let mut spec = spec(1, Some(OnStoreError::Closed), 0.01);
+    let store_spec = spec.store.as_mut().unwrap();
+    store_spec.sync_interval = Some(Duration::from_millis(100));
+    store_spec.timeout = Duration::from_millis(250);
+    let mut topology = start(&spec);
+    let gateway = topology.gateway_addrs()[0];
+    let url = topology.store.as_ref().expect("a store").url();
+    let connect = || {
+        redis::Client::open(url.as_str())
+            .and_then(|c| c.get_connection())
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let mut store = connect();
+    for k in 0..KEYS {
+        assert_eq!(status_for_key(gateway, &format!("k{k}")), 200, "key k{k}");
+    }
+    assert_eq!(status_for_key(gateway, "k0"), 429, "over k0's quota");
+
+    // Three syncs' worth of script calls: as many round trips as syncs
+    // (give or take the store reading a large pipeline in pieces, and
+    // these INFO calls' own replies), never one per key.
+    let before = store_counts(&mut store);
+    let after = wait_for_store(&mut store, |c| {
+        c.scripts_run >= before.scripts_run + 3 * KEYS
+    });
+    let run = after.scripts_run - before.scripts_run;
+    assert!(run >= 3 * KEYS, "the syncs ran {run} scripts in 10 s");
+    let syncs = run as f64 / KEYS as f64;
+    let writes_per_sync = (after.writes - before.writes) as f64 / syncs;
+    assert!(
+        writes_per_sync < KEYS as f64 / 10.0,
+        "{writes_per_sync:.1} replies written per sync of {KEYS} keys: one round trip per key"
+    );
+
+    // The store forgets the script: the next sync meets NOSCRIPT, loads it
+    // again and charges every key.
+    let script = redis::Script::new(contend_gateway::store::GCRA_SCRIPT);
+    redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .exec(&mut store)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let flushed = store_counts(&mut store);
+    let after = wait_for_store(&mut store, |c| {
+        c.scripts_run >= flushed.scripts_run + 2 * KEYS
+    });
+    assert!(
+        after.noscript > flushed.noscript,
+        "a sync met NOSCRIPT: {after:?}"
+    );
+    assert!(
+        after.scripts_run >= flushed.scripts_run + 2 * KEYS,
+        "syncs went on after SCRIPT FLUSH: {after:?}"
+    );
+    let loaded: Vec<bool> = redis::cmd("SCRIPT")
+        .arg("EXISTS")
+        .arg(script.get_hash())
+        .query(&mut store)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loaded, [true], "the script is loaded again");
+    assert_eq!(
+        store_totals(gateway)["rate_limit_store_error"],
+        0.0,
+        "NOSCRIPT is no store error"
+    );
+
+    // A restarted store has lost the script too: once the connection is
+    // back, syncs load it and charge every key again.
+    topology
+        .store
+        .as_mut()
+        .unwrap()
+        .restart()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut store = connect();
+    let after = wait_for_store(&mut store, |c| c.scripts_run >= 2 * KEYS);
+    assert!(
+        after.scripts_run >= 2 * KEYS,
+        "syncs reached the restarted store: {after:?}"
+    );
+    let loaded: Vec<bool> = redis::cmd("SCRIPT")
+        .arg("EXISTS")
+        .arg(script.get_hash())
+        .query(&mut store)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        loaded,
+        [true],
+        "the script is loaded in the restarted store"
+    );
+    // The last sync reached the store: closed decides again (a new key passes).
+    assert_eq!(status_for_key(gateway, "new"), 200);
+    drop(topology);
 }

@@ -47,7 +47,8 @@
 //!   gateway, every attempt in its log.
 //! - `quota`: distributed quotas against real redis-server: replicas
 //!   sharing one quota, a paused store failing open or closed, a store
-//!   killed mid-run by `[[faults]]`, faults refused before the run.
+//!   killed mid-run by `[[faults]]`, faults refused before the run, the
+//!   local cache's sync in one round trip and its script reloaded.
 //! - `sweep`: the sweep experiment: `[sweep]` parsing, a short real sweep, its
 //!   rows, plots, report.html and `contend report DIR`, stopping early, and
 //!   a sweep through HAProxy gated by thresholds.

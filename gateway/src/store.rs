@@ -17,8 +17,11 @@
 //! With `sync_interval` (the local cache): each replica decides from its
 //! own in-memory GCRA and, every interval, charges the store with what it
 //! admitted since the last sync and moves its local TAT to the store's, so
-//! the others' admissions slow it down. Fewer round trips; the price is
-//! up to one interval of every replica's admissions over the quota. A sync
+//! the others' admissions slow it down. Fewer round trips: a sync sends
+//! every live key's script call in one pipeline, one round trip whatever
+//! the number of keys (a store that has forgotten the script answers
+//! NOSCRIPT: it is loaded again and those keys sent once more). The price
+//! is up to one interval of every replica's admissions over the quota. A sync
 //! that cannot reach the store marks it down until one succeeds; meanwhile
 //! `on_store_error` holds as without the cache: "open" goes on deciding
 //! from the local quota (each admission counted `fail_open`, and charged to
@@ -235,6 +238,13 @@ struct CacheEntry {
     unsynced: u64,
 }
 
+/// One key's charge in a sync: the local admissions since the last one.
+struct Charge {
+    store_key: String,
+    gcra: Gcra,
+    cells: u64,
+}
+
 /// Why the store could not be reached at start.
 #[derive(Debug)]
 pub struct ConnectError(pub String);
@@ -328,7 +338,7 @@ impl SharedLimit {
                     Err(wait) => Verdict::Limited(wait),
                 }
             }
-            None => match self.call(&store_key, gcra, 1, None).await {
+            None => match self.call(&store_key, gcra).await {
                 Ok((true, _)) => Verdict::Admit,
                 Ok((false, wait)) => Verdict::Limited(wait),
                 Err(()) => match self.config.on_error {
@@ -341,24 +351,19 @@ impl SharedLimit {
         verdict
     }
 
-    /// One script call: `(taken, TAT ahead of now or wait)`, or `Err` when
-    /// the store failed or did not answer within the timeout.
-    async fn call(
-        &self,
-        store_key: &str,
-        gcra: Gcra,
-        cells: u64,
-        since: Option<Duration>,
-    ) -> Result<(bool, Duration), ()> {
+    /// One request's script call (one cell, taken only if it fits):
+    /// `(taken, TAT ahead of now or wait)`, or `Err` when the store failed
+    /// or did not answer within the timeout.
+    async fn call(&self, store_key: &str, gcra: Gcra) -> Result<(bool, Duration), ()> {
         let mut connection = self.connection.clone();
         let mut invocation = self.script.prepare_invoke();
         invocation
             .key(store_key)
             .arg(gcra.interval.as_micros().max(1) as u64)
             .arg(gcra.tolerance.as_micros() as u64)
-            .arg(cells)
-            .arg(if since.is_some() { "1" } else { "0" })
-            .arg(since.map_or(0, |d| d.as_micros() as u64));
+            .arg(1)
+            .arg("0")
+            .arg(0);
         lock(&self.counters).calls += 1;
         let reply: Result<(i64, i64), ()> = tokio::time::timeout(
             self.config.timeout,
@@ -383,41 +388,113 @@ impl SharedLimit {
     async fn sync(&self) {
         let Some(cache) = &self.cache else { return };
         let now = Instant::now();
-        let due: Vec<(String, Gcra, u64)> = {
+        let due: Vec<Charge> = {
             let mut cache = lock(cache);
             cache.retain(|_, e| e.unsynced > 0 || e.tat.is_some_and(|tat| tat > now));
             cache
                 .iter_mut()
-                .map(|(k, e)| (k.clone(), e.gcra, std::mem::take(&mut e.unsynced)))
+                .map(|(k, e)| Charge {
+                    store_key: k.clone(),
+                    gcra: e.gcra,
+                    cells: std::mem::take(&mut e.unsynced),
+                })
                 .collect()
         };
-        let since = self.config.sync_interval.unwrap_or_default();
-        let mut failed = false;
-        let mut reached = false;
-        for (store_key, gcra, cells) in due {
-            let sent = Instant::now();
-            match self.call(&store_key, gcra, cells, Some(since)).await {
-                Ok((_, ahead)) => {
-                    reached = true;
-                    if let Some(entry) = lock(cache).get_mut(&store_key) {
-                        let shared = sent + ahead;
-                        entry.tat = Some(entry.tat.map_or(shared, |t| t.max(shared)));
+        if due.is_empty() {
+            // Nothing to sync says nothing of the store: the mark stays.
+            return;
+        }
+        // One script call per key, as `/metrics` and the quota report
+        // count them, though they travel in one round trip.
+        lock(&self.counters).calls += due.len() as u64;
+        let shared = self.charge(&due).await;
+        let mut failed = 0;
+        {
+            let mut cache = lock(cache);
+            for (charge, shared) in due.iter().zip(&shared) {
+                let Some(entry) = cache.get_mut(&charge.store_key) else {
+                    continue;
+                };
+                match shared {
+                    Some(shared) => {
+                        entry.tat = Some(entry.tat.map_or(*shared, |t| t.max(*shared)));
                     }
-                }
-                Err(()) => {
-                    failed = true;
-                    if let Some(entry) = lock(cache).get_mut(&store_key) {
-                        entry.unsynced += cells;
+                    None => {
+                        failed += 1;
+                        entry.unsynced += charge.cells;
                     }
-                    let mut counters = lock(&self.counters);
-                    counters.total.store_errors += 1;
                 }
             }
         }
-        // Nothing to sync says nothing of the store: the mark stays.
-        if failed || reached {
-            self.store_down.store(failed, Ordering::Relaxed);
-        }
+        // As when each key was its own call: one store error per key not synced.
+        lock(&self.counters).total.store_errors += failed;
+        self.store_down.store(failed > 0, Ordering::Relaxed);
+    }
+
+    /// Charges every key in `due` in one pipeline within the store's
+    /// timeout: per key, in order, the store's TAT as an instant here, or
+    /// `None` when that key was not charged (the store failed, did not
+    /// answer in time, or refused that call).
+    ///
+    /// A NOSCRIPT reply (a store restarted or flushed since the script was
+    /// loaded) runs nothing: the script is loaded again and those keys are
+    /// sent once more, in a second pipeline, within the same timeout. A key
+    /// already charged stays charged even when that second round trip times
+    /// out: charging it again at the next sync would count it twice.
+    async fn charge(&self, due: &[Charge]) -> Vec<Option<Instant>> {
+        let since = self.config.sync_interval.unwrap_or_default();
+        let mut shared: Vec<Option<Instant>> = vec![None; due.len()];
+        let mut connection = self.connection.clone();
+        let round_trips = async {
+            let mut send: Vec<usize> = (0..due.len()).collect();
+            for attempt in 0..2 {
+                // The TAT the store gives is ahead of its clock when the
+                // call ran, after `sent`: counting from `sent` errs early,
+                // by at most the round trip.
+                let sent = Instant::now();
+                let mut pipeline = redis::pipe();
+                pipeline.ignore_errors();
+                for &i in &send {
+                    self.push_call(&mut pipeline, &due[i], since);
+                }
+                let replies: Vec<redis::RedisResult<(i64, i64)>> =
+                    pipeline.query_async(&mut connection).await?;
+                let mut unloaded = Vec::new();
+                for (&i, reply) in send.iter().zip(replies) {
+                    match reply {
+                        Ok((_, ahead_us)) => {
+                            shared[i] = Some(sent + Duration::from_micros(ahead_us.max(0) as u64));
+                        }
+                        Err(e) if is_noscript(&e) => unloaded.push(i),
+                        Err(_) => {}
+                    }
+                }
+                if unloaded.is_empty() || attempt == 1 {
+                    break;
+                }
+                self.script.load_async(&mut connection).await?;
+                send = unloaded;
+            }
+            Ok::<(), redis::RedisError>(())
+        };
+        // A failure or the timeout leaves the keys not yet answered as `None`.
+        let _ = tokio::time::timeout(self.config.timeout, round_trips).await;
+        shared
+    }
+
+    /// Adds `charge`'s script call (mode 1: taken whatever, backdated by
+    /// `since`) to `pipeline`, by the script's hash.
+    fn push_call(&self, pipeline: &mut redis::Pipeline, charge: &Charge, since: Duration) {
+        pipeline
+            .cmd("EVALSHA")
+            .arg(self.script.get_hash())
+            .arg(1)
+            .arg(&charge.store_key)
+            .arg(charge.gcra.interval.as_micros().max(1) as u64)
+            .arg(charge.gcra.tolerance.as_micros() as u64)
+            .arg(charge.cells)
+            .arg("1")
+            .arg(since.as_micros() as u64);
     }
 
     fn count(&self, key: &str, verdict: Verdict) {
@@ -443,6 +520,11 @@ impl SharedLimit {
             None => counters.untracked_keys += 1,
         }
     }
+}
+
+/// The store has no script of that hash (restarted, or `SCRIPT FLUSH`).
+fn is_noscript(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
