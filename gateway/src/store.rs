@@ -18,8 +18,8 @@
 //! own in-memory GCRA and, every interval, charges the store with what it
 //! admitted since the last sync and moves its local TAT to the store's, so
 //! the others' admissions slow it down. Fewer round trips: a sync sends
-//! every live key's script call in one pipeline, one round trip whatever
-//! the number of keys (a store that has forgotten the script answers
+//! every live key's script call in one pipeline, one round trip per
+//! thousand keys (a store that has forgotten the script answers
 //! NOSCRIPT: it is loaded again and those keys sent once more). The price
 //! is up to one interval of every replica's admissions over the quota. A sync
 //! that cannot reach the store marks it down until one succeeds; meanwhile
@@ -238,6 +238,12 @@ struct CacheEntry {
     unsynced: u64,
 }
 
+/// Keys charged per pipeline in a sync, each pipeline within the store's
+/// timeout: about 11 ms of the store's time on loopback, so a long-tail key
+/// space (many thousands of live keys) costs a round trip per thousand
+/// instead of missing the timeout with all of them in one.
+const SYNC_BATCH: usize = 1_000;
+
 /// One key's charge in a sync: the local admissions since the last one.
 struct Charge {
     store_key: String,
@@ -407,7 +413,10 @@ impl SharedLimit {
         // One script call per key, as `/metrics` and the quota report
         // count them, though they travel in one round trip.
         lock(&self.counters).calls += due.len() as u64;
-        let shared = self.charge(&due).await;
+        let mut shared = Vec::with_capacity(due.len());
+        for batch in due.chunks(SYNC_BATCH) {
+            shared.extend(self.charge(batch).await);
+        }
         let mut failed = 0;
         {
             let mut cache = lock(cache);
@@ -431,8 +440,8 @@ impl SharedLimit {
         self.store_down.store(failed > 0, Ordering::Relaxed);
     }
 
-    /// Charges every key in `due` in one pipeline within the store's
-    /// timeout: per key, in order, the store's TAT as an instant here, or
+    /// Charges every key in `due` (at most [`SYNC_BATCH`]) in one pipeline
+    /// within the store's timeout: per key, in order, the store's TAT as an instant here, or
     /// `None` when that key was not charged (the store failed, did not
     /// answer in time, or refused that call).
     ///
