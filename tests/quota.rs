@@ -658,6 +658,19 @@ fn wait_for_store(
     }
 }
 
+/// Whether the store holds the gateway's GCRA script (`SCRIPT EXISTS`).
+fn script_loaded(store: &mut redis::Connection) -> bool {
+    let hash = redis::Script::new(contend_gateway::store::GCRA_SCRIPT)
+        .get_hash()
+        .to_string();
+    let loaded: Vec<bool> = redis::cmd("SCRIPT")
+        .arg("EXISTS")
+        .arg(hash)
+        .query(store)
+        .unwrap_or_else(|e| panic!("{e}"));
+    loaded == [true]
+}
+
 /// The local cache syncs every live key in one pipelined round trip, and a
 /// store that has lost the script (`SCRIPT FLUSH`, then a restart) gets it
 /// loaded again with no key left unsynced.
@@ -705,7 +718,6 @@ fn the_local_cache_syncs_every_live_key_in_one_round_trip_and_reloads_a_lost_scr
 
     // The store forgets the script: the next sync meets NOSCRIPT, loads it
     // again and charges every key.
-    let script = redis::Script::new(contend_gateway::store::GCRA_SCRIPT);
     redis::cmd("SCRIPT")
         .arg("FLUSH")
         .exec(&mut store)
@@ -722,12 +734,7 @@ fn the_local_cache_syncs_every_live_key_in_one_round_trip_and_reloads_a_lost_scr
         after.scripts_run >= flushed.scripts_run + 2 * KEYS,
         "syncs went on after SCRIPT FLUSH: {after:?}"
     );
-    let loaded: Vec<bool> = redis::cmd("SCRIPT")
-        .arg("EXISTS")
-        .arg(script.get_hash())
-        .query(&mut store)
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(loaded, [true], "the script is loaded again");
+    assert!(script_loaded(&mut store), "the script is loaded again");
     assert_eq!(
         store_totals(gateway)["rate_limit_store_error"],
         0.0,
@@ -748,14 +755,8 @@ fn the_local_cache_syncs_every_live_key_in_one_round_trip_and_reloads_a_lost_scr
         after.scripts_run >= 2 * KEYS,
         "syncs reached the restarted store: {after:?}"
     );
-    let loaded: Vec<bool> = redis::cmd("SCRIPT")
-        .arg("EXISTS")
-        .arg(script.get_hash())
-        .query(&mut store)
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        loaded,
-        [true],
+    assert!(
+        script_loaded(&mut store),
         "the script is loaded in the restarted store"
     );
     // The last sync reached the store: closed decides again (a new key passes).

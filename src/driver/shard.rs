@@ -548,8 +548,7 @@ pub fn run(
         if let Some(retries) = &shared.retries {
             retries.borrow_mut().end_ns = start_ns.saturating_add(plan.run_ns);
         }
-        let mut window = Window::new(plan.pacing_window_ns, plan.pacing_window_max_ns);
-        window.start_for(first_rate_per_s(&plan));
+        let mut window = window_of(&plan);
         let paced = if plan.closed_loop > 0 {
             let end_ns = start_ns.saturating_add(plan.run_ns);
             closed_loop(
@@ -754,13 +753,16 @@ fn close_intervals(
     start_ns + ((now_ns - start_ns) / interval_ns + 1) * interval_ns
 }
 
-/// This shard's arrivals per second as its first phase starts.
-fn first_rate_per_s(plan: &ShardPlan) -> f64 {
+/// The shard's pacing window, started for its arrivals per second as its
+/// first phase begins (see [`Window::start_for`]).
+fn window_of(plan: &ShardPlan) -> Window {
     let rate = plan.phases.first().map_or(0.0, |p| match p.rate {
         Rate::Constant(r) => r,
         Rate::Ramp { from, .. } => from,
     });
-    rate / plan.shards.max(1) as f64
+    let mut window = Window::new(plan.pacing_window_ns, plan.pacing_window_max_ns);
+    window.start_for(rate / plan.shards.max(1) as f64);
+    window
 }
 
 /// The shard's retries, when any key retries (never in a closed loop,
