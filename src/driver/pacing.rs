@@ -32,10 +32,11 @@ const NARROW_AFTER: u32 = 5;
 /// Arrivals per second of one shard above which an adaptive window starts
 /// at its widest and narrows from there: at the narrowest a request costs
 /// a driver thread 20-40 us (a wake of the target per send), so from here
-/// on the first few periods at it would put the shard behind, and a late
-/// start opens a connection for each arrival that finds the warm ones busy
-/// (at 75k/s: 2,000 in the first second, lag p99 40-110 ms until it
-/// recovered). Below it a window that starts narrow stays narrow.
+/// on the thread starts most of a core busy, where any stall puts it
+/// behind, and a start that falls behind opens a connection for each
+/// arrival that finds the warm ones busy (at 75k/s, holding 25 us for the
+/// first second: ~2,000 connections, lag p99 40-110 ms until it recovered).
+/// Below it a window that starts narrow mostly stays narrow.
 const START_WIDE_ABOVE_PER_S: f64 = 20_000.0;
 
 /// One shard's window and what it has been.
