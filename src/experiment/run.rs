@@ -178,8 +178,8 @@ pub fn finish(
 
 /// The gateway drained and stopped, and its access log read into
 /// accounting (with its replicas' logs, `replica_logs`) and kept raw for
-/// the report folder (replica 1's alone). A read that fails is a warning; a log longer than
-/// the report keeps is said.
+/// the report folder (replica 1's alone). A read that fails is a warning;
+/// a log longer than the report keeps is said.
 fn read_gateway(
     gateway: &mut dyn crate::topology::Gateway,
     replica_logs: Vec<crate::topology::AccessLog>,

@@ -136,10 +136,7 @@ pub fn write_parts(dir: &Path, parts: &Parts) -> (Vec<PathBuf>, Vec<Error>) {
         written.file(dir.join(name), write_one);
     }
     if let Some(capacity) = capacity::Capacity::of(summary) {
-        written.file(dir.join("capacity.json"), &|w| {
-            serde_json::to_writer_pretty(&mut *w, &capacity)?;
-            writeln!(w)
-        });
+        written.json(dir.join("capacity.json"), &capacity);
     }
     if let Some(sweep) = &summary.sweep {
         written.extend(write_sweep_tables(dir, sweep));
@@ -250,12 +247,17 @@ impl Written {
         self.keep(path, result);
     }
 
-    /// Writes `summary` as `dir/summary.json`.
-    pub(crate) fn summary_json(&mut self, dir: &Path, summary: &Summary) {
-        self.file(dir.join("summary.json"), &|w| {
-            serde_json::to_writer_pretty(&mut *w, summary)?;
+    /// Writes `value` as pretty JSON to `path`.
+    pub(crate) fn json(&mut self, path: PathBuf, value: &impl serde::Serialize) {
+        self.file(path, &|w| {
+            serde_json::to_writer_pretty(&mut *w, value)?;
             writeln!(w)
         });
+    }
+
+    /// Writes `summary` as `dir/summary.json`.
+    pub(crate) fn summary_json(&mut self, dir: &Path, summary: &impl serde::Serialize) {
+        self.json(dir.join("summary.json"), summary);
     }
 
     /// Keeps the outcome of writing `path` some other way (a plot).

@@ -20,13 +20,10 @@ use crate::error::Error;
 /// that failed.
 pub fn write(dir: &Path, report: &LogReport) -> (Vec<PathBuf>, Vec<Error>) {
     let mut written = crate::report::Written::default();
+    written.summary_json(dir, &report.summary);
     let mut one = |name: &str, body: &dyn Fn(&mut dyn Write) -> std::io::Result<()>| {
         written.file(dir.join(name), body);
     };
-    one("summary.json", &|w| {
-        serde_json::to_writer_pretty(&mut *w, &report.summary)?;
-        writeln!(w)
-    });
     one("log-intervals.csv", &|w| csv_rows(w, &report.intervals));
     one("routes.csv", &|w| {
         csv_rows(w, &route_csv(&report.summary.routes))
