@@ -14,7 +14,9 @@ use std::io::Write;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::scenario::{Experiment, GatewayKind, Scenario, Target};
+use crate::scenario::{
+    DEFAULT_STREAMS_PER_CONNECTION, Experiment, GatewayKind, HttpVersion, Scenario, Target,
+};
 
 /// File descriptors `contend` keeps for itself beside its connections:
 /// stdio, the report files, signal handling, child pipes, and the
@@ -94,9 +96,13 @@ pub struct Load {
     pub peak_rate_per_s: f64,
     /// Connections that may arrive at the listener together: those opened
     /// during an [`ACCEPT_STALL_S`] stall at the peak rate (while every
-    /// connection is busy each arrival opens one), or a closed loop's
+    /// connection is busy each arrival opens one, or over HTTP/2 one per
+    /// [`Load::streams_per_connection`] arrivals), or a closed loop's
     /// connections, which all open at its start.
     pub accept_burst: u64,
+    /// Arrivals one connection takes at once: 1 over HTTP/1.1 (and with
+    /// `reuse = false`), `streams_per_connection` over HTTP/2.
+    pub streams_per_connection: u64,
     /// Connections this side closes per second, each then holding its port
     /// in TIME_WAIT: every request with `connection: close`, and those of
     /// keys whose own timeout is shorter than the client's (they are meant
@@ -136,7 +142,17 @@ impl Load {
             (client.max_connections as u64).max(closed as u64)
         };
         let closed_burst = closed as u64;
-        let stall_burst = (peak * ACCEPT_STALL_S).ceil() as u64;
+        // "auto" may end in HTTP/1.1 (the server picks in ALPN): counted as
+        // one arrival per connection, the larger burst.
+        let streams_per_connection = if client.http == HttpVersion::Http2 && client.reuse {
+            client
+                .streams_per_connection
+                .unwrap_or(DEFAULT_STREAMS_PER_CONNECTION)
+                .max(1) as u64
+        } else {
+            1
+        };
+        let stall_burst = (peak * ACCEPT_STALL_S / streams_per_connection as f64).ceil() as u64;
         let accept_burst = stall_burst.max(closed_burst).min(connections);
 
         let closes = |headers: &[(String, String)]| {
@@ -188,6 +204,7 @@ impl Load {
             threads,
             peak_rate_per_s: peak,
             accept_burst,
+            streams_per_connection,
             client_closes_per_s: peak * closing_share,
             listener_local,
             target_loopback,
@@ -363,8 +380,12 @@ fn queue_check(name: &str, reading: Option<u64>, load: &Load, what: &str) -> Che
     };
     let needed = load.accept_burst;
     let burst = if load.peak_rate_per_s > 0.0 {
+        let streams = match load.streams_per_connection {
+            1 => String::new(),
+            n => format!(", {n} HTTP/2 streams per connection"),
+        };
         format!(
-            "{:.0} ms of arrivals at {:.0}/s while the listener falls behind",
+            "{:.0} ms of arrivals at {:.0}/s{streams} while the listener falls behind",
             ACCEPT_STALL_S * 1000.0,
             load.peak_rate_per_s
         )
@@ -671,6 +692,7 @@ mod tests {
             threads: 2,
             peak_rate_per_s: rate,
             accept_burst: ((rate * ACCEPT_STALL_S).ceil() as u64).min(connections),
+            streams_per_connection: 1,
             client_closes_per_s: closes,
             listener_local: true,
             target_loopback: true,
@@ -882,6 +904,41 @@ mod tests {
         assert!(!l.listener_local && !l.target_loopback);
         assert_eq!(l.client_closes_per_s, 0.0);
         assert_eq!(l.accept_burst, 10);
+    }
+
+    #[test]
+    fn an_http2_burst_counts_connections_not_arrivals() {
+        let burst = |client: &str| {
+            let text = format!("[[phases]]\nrate = 50000\nduration = \"1s\"\n[client]\n{client}\n");
+            let overrides = crate::scenario::Overrides {
+                target: Some("https://127.0.0.1:8443/".into()),
+                ..Default::default()
+            };
+            let s = crate::scenario::parse(&text, &crate::scenario::Source::Flags, &overrides)
+                .expect("valid scenario");
+            let l = Load::of(&s);
+            (l.accept_burst, l.streams_per_connection)
+        };
+        // 100 ms of 50,000 arrivals/s: 5,000 arrivals.
+        assert_eq!(burst(r#"http = "1.1""#), (5000, 1));
+        assert_eq!(burst(r#"http = "2""#), (50, 100));
+        assert_eq!(burst("http = \"2\"\nstreams_per_connection = 8"), (625, 8));
+        // A new connection per request, or ALPN's choice: one per arrival.
+        assert_eq!(burst("http = \"2\"\nreuse = false"), (5000, 1));
+        assert_eq!(burst(r#"http = "auto""#), (5000, 1));
+
+        let mut h2 = load(10_000, 50_000.0, 0.0);
+        h2.accept_burst = 50;
+        h2.streams_per_connection = 100;
+        let check = somaxconn(&stock(), &h2);
+        assert_eq!(check.status, Status::Ok, "{check:?}");
+        assert!(
+            check
+                .message
+                .contains("50000/s, 100 HTTP/2 streams per connection"),
+            "{}",
+            check.message
+        );
     }
 
     #[test]
