@@ -110,13 +110,20 @@ fn drive_with_window(
 }
 
 /// Runs the driver at 200/s for 1 s on one thread, no window, with
-/// `lag_bound` as given (0: the default).
-fn drive_with_lag_bound(url: &str, lag_bound: Duration) -> contend::driver::DriverOutput {
+/// `lag_bound` as given (0: the default), over HTTP/1.1 or (with
+/// `h2_streams`, that many streams per connection) h2c.
+fn drive_with_lag_bound(
+    url: &str,
+    lag_bound: Duration,
+    h2_streams: Option<u32>,
+) -> contend::driver::DriverOutput {
     use contend::driver::{self, Plan};
     use contend::shutdown::Stop;
     let mut o = overrides(url, 200.0, Duration::from_secs(1));
     o.threads = Some(1);
+    o.http2 = h2_streams.is_some();
     let mut scenario = contend::scenario::from_overrides(&o).expect("valid overrides");
+    scenario.client.streams_per_connection = h2_streams;
     scenario.client.pacing_window = Duration::ZERO;
     scenario.client.pacing_window_max = Duration::ZERO;
     if !lag_bound.is_zero() {
@@ -138,8 +145,8 @@ fn an_arrival_sent_late_waits_for_a_free_connection_instead_of_opening_one() {
     // driver: it then waits for one of the connections already open, whose
     // answers are only unread, not slow, after a stall.
     let server = util::http_server(|_| Duration::from_millis(100));
-    let on_time = drive_with_lag_bound(&server.url(), Duration::ZERO);
-    let late = drive_with_lag_bound(&server.url(), Duration::from_micros(1));
+    let on_time = drive_with_lag_bound(&server.url(), Duration::ZERO, None);
+    let late = drive_with_lag_bound(&server.url(), Duration::from_micros(1), None);
     for out in [&on_time, &late] {
         assert_outcomes_add_up(out);
         assert_eq!(out.totals.counts.class(Class::Success), out.totals.arrivals);
@@ -170,6 +177,42 @@ fn an_arrival_sent_late_waits_for_a_free_connection_instead_of_opening_one() {
     assert!(
         p50_ms(&on_time) < 500.0,
         "on time: p50 {:.0} ms",
+        p50_ms(&on_time)
+    );
+}
+
+#[test]
+fn an_http2_arrival_sent_late_waits_for_a_free_stream_instead_of_opening_a_connection() {
+    // As over HTTP/1.1 (above), with 2 streams per connection: about 20
+    // streams in flight need about 10 connections when arrivals come on
+    // time; sent late, they wait for the streams of the warm connections.
+    let server = util::http_server(|_| Duration::from_millis(100));
+    let on_time = drive_with_lag_bound(&server.url(), Duration::ZERO, Some(2));
+    let late = drive_with_lag_bound(&server.url(), Duration::from_micros(1), Some(2));
+    for out in [&on_time, &late] {
+        assert_outcomes_add_up(out);
+        assert_eq!(out.totals.counts.class(Class::Success), out.totals.arrivals);
+    }
+    let (opened_on_time, opened_late) = (
+        on_time.totals.connections.opened,
+        late.totals.connections.opened,
+    );
+    assert!(
+        opened_on_time >= 8,
+        "on time, a busy pool grows: {opened_on_time} opened"
+    );
+    // The warm connections (5 streams' worth: 3) and no other.
+    assert!(
+        opened_late <= 3,
+        "sent late, arrivals wait for the warm connections' streams: {opened_late} opened"
+    );
+    let p50_ms = |out: &contend::driver::DriverOutput| {
+        out.totals.latency_us.value_at_quantile(0.5) as f64 / 1e3
+    };
+    assert!(
+        p50_ms(&late) > 500.0 && p50_ms(&on_time) < 500.0,
+        "late p50 {:.0} ms (queued behind 6 streams), on time {:.0} ms",
+        p50_ms(&late),
         p50_ms(&on_time)
     );
 }

@@ -5,7 +5,8 @@
 //! on a connection with a free slot, or queues it while a connection opens,
 //! or (every connection the cap allows full, none opening) counts it
 //! `not_sent`: the HTTP/1.1 driver's rules, with a slot per stream instead
-//! of a connection per request. A connection carries at most the server's
+//! of a connection per request (an arrival dispatched later than
+//! `lag_bound` after its time opens no connection while one takes streams). A connection carries at most the server's
 //! `MAX_CONCURRENT_STREAMS` (learned before its first stream: the server's
 //! SETTINGS come before its answer to a PING) or `streams_per_connection`.
 //! A stream is sent at its arrival's intended time whatever the others on
@@ -109,6 +110,12 @@ impl Pool {
             .cloned()
     }
 
+    /// True while some connection takes new streams: a queue has slots
+    /// coming without another connection.
+    fn has_connection(&self) -> bool {
+        !self.conns.borrow().is_empty()
+    }
+
     /// Takes `conn` out of the pool: no new stream goes to it.
     fn retire(&self, conn: &H2Conn) {
         if conn.accepting.replace(false) {
@@ -139,7 +146,10 @@ pub(super) fn route(shared: &Rc<Shared>, job: Job, now_ns: u64) {
     if below_cap || pool.opening.get() > 0 || shared.closed_loop_end_ns.get() > 0 {
         shared.in_flight.set(shared.in_flight.get() + 1);
         shared.queue.borrow_mut().push_back(job);
+        // A late arrival opens no connection while one takes streams (see
+        // `ShardPlan::late_ns`): it waits for the next free slot.
         if below_cap
+            && !(shared.is_late(&job, now_ns) && pool.has_connection())
             && (pool.opening.get() == 0
                 || (pool.opening.get() < MAX_CONNECTING && shared.may_connect(now_ns)))
         {
@@ -170,7 +180,17 @@ fn kick(shared: &Rc<Shared>) {
         };
         start_stream(shared, job, conn);
     }
-    if pool.opening.get() == 0 && pool.open.get() < shared.max_workers {
+    // The queue is in due order: when its newest arrival is late, so are
+    // the rest, and they wait for the slots of the connections there are.
+    let newest_late = shared
+        .queue
+        .borrow()
+        .back()
+        .is_some_and(|job| shared.is_late(job, sys::monotonic_ns()));
+    if pool.opening.get() == 0
+        && pool.open.get() < shared.max_workers
+        && !(newest_late && pool.has_connection())
+    {
         spawn_connection(shared.clone());
     }
 }
