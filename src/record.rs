@@ -280,6 +280,9 @@ pub struct IntervalSnapshot {
     pub attempts: u64,
     /// Retries dispatched in the interval.
     pub retries: u64,
+    /// Widest pacing window the shard's pacer used in the interval, ns (0:
+    /// no pacer, a closed loop).
+    pub pacing_window_ns: u64,
 }
 
 impl IntervalSnapshot {
@@ -299,6 +302,7 @@ impl IntervalSnapshot {
             tls_handshake_us: new_histogram(),
             attempts: 0,
             retries: 0,
+            pacing_window_ns: 0,
         }
     }
 
@@ -318,6 +322,7 @@ impl IntervalSnapshot {
         add(&mut self.tls_handshake_us, &other.tls_handshake_us);
         self.attempts += other.attempts;
         self.retries += other.retries;
+        self.pacing_window_ns = self.pacing_window_ns.max(other.pacing_window_ns);
     }
 }
 
@@ -331,6 +336,8 @@ pub struct Recorder {
     finished: Vec<IntervalSnapshot>,
     /// Set by [`Recorder::begin`] (or a start given to `new`).
     begun: bool,
+    /// The pacing window in force, ns: where the next interval's starts.
+    window_ns: u64,
 }
 
 impl Recorder {
@@ -345,6 +352,7 @@ impl Recorder {
             interval_cpu_start_ns: crate::sys::thread_cpu_ns(),
             finished: Vec::new(),
             begun: start_ns > 0,
+            window_ns: 0,
         }
     }
 
@@ -477,6 +485,14 @@ impl Recorder {
         }
     }
 
+    /// The pacer's window is `window_ns` from `now_ns` on (called when it
+    /// changes): each interval keeps the widest it used.
+    pub fn pacing_window(&mut self, now_ns: u64, window_ns: u64) {
+        self.roll(now_ns);
+        self.window_ns = window_ns;
+        self.current.pacing_window_ns = self.current.pacing_window_ns.max(window_ns);
+    }
+
     /// Closes every interval that ended before `now_ns`; `in_flight` is
     /// stamped on them. Call it at least once per interval.
     pub fn tick(&mut self, now_ns: u64, in_flight: u64) {
@@ -516,8 +532,10 @@ impl Recorder {
         self.interval_cpu_start_ns = cpu_ns;
         self.totals.driver_cpu_ns += self.current.driver_cpu_ns;
         let mut next = IntervalSnapshot::new(self.current.index);
-        // In flight carries over until the next tick says otherwise.
+        // In flight carries over until the next tick says otherwise, the
+        // window until the pacer changes it.
         next.in_flight = self.current.in_flight;
+        next.pacing_window_ns = self.window_ns;
         self.finished
             .push(std::mem::replace(&mut self.current, next));
     }
@@ -570,6 +588,8 @@ pub struct IntervalRow {
     pub amplification: f64,
     /// 2xx answers per second completed in the interval.
     pub goodput_per_s: f64,
+    /// Widest pacing window a shard used in the interval, us.
+    pub pacing_window_us: u64,
     /// The interval's latency histogram, V2-deflate encoded (for `.hlog`).
     #[serde(skip)]
     pub latency_hist_v2: Vec<u8>,
@@ -662,6 +682,7 @@ impl IntervalMerger {
                 s.attempts as f64 / s.offered as f64
             },
             goodput_per_s: s.by_class[Class::Success.index()] as f64 / (len_ns as f64 / 1e9),
+            pacing_window_us: s.pacing_window_ns / 1_000,
             latency_hist_v2: encoded,
         }
     }
@@ -750,6 +771,40 @@ mod tests {
         assert_eq!(all.latency_us.len(), 303);
         assert_eq!(all.keys[0].latency_us().map_or(0, |h| h.len()), 303);
         assert_eq!(all.counts.statuses().collect::<Vec<_>>(), vec![(204, 303)]);
+    }
+
+    #[test]
+    fn an_interval_keeps_the_widest_window_and_the_next_starts_from_the_one_in_force() {
+        let mut r = Recorder::new(0, 1000 * MS, 0);
+        r.pacing_window(MS, 25_000);
+        r.pacing_window(300 * MS, 100_000);
+        // Narrowed before the interval ends: the next starts from 50 us.
+        r.pacing_window(600 * MS, 50_000);
+        r.dispatched(1500 * MS, 0);
+        r.pacing_window(2500 * MS, 200_000);
+        let (_, intervals) = r.finish(3200 * MS, 0);
+        let windows: Vec<u64> = intervals.iter().map(|i| i.pacing_window_ns).collect();
+        assert_eq!(windows, [100_000, 50_000, 200_000, 200_000]);
+        assert_eq!(
+            Recorder::new(0, 1000 * MS, 0).finish(10 * MS, 0).1[0].pacing_window_ns,
+            0,
+            "no pacer (a closed loop), no window"
+        );
+    }
+
+    #[test]
+    fn merged_shards_show_the_widest_window_of_any() {
+        let mut m = IntervalMerger::new(3, 1000 * MS);
+        let snap = |pacing_window_ns| IntervalSnapshot {
+            pacing_window_ns,
+            end_ns: 1000 * MS,
+            ..IntervalSnapshot::new(0)
+        };
+        assert!(m.add(snap(25_000)).is_empty());
+        assert!(m.add(snap(400_000)).is_empty());
+        let rows = m.add(snap(50_000));
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].pacing_window_us, 400);
     }
 
     #[test]
