@@ -670,6 +670,14 @@ fn intervals_csv_shows_the_adaptive_window_each_interval_used() {
         header.ends_with(",goodput_per_s,pacing_window_us"),
         "{header}"
     );
+    // report.html says in how many intervals the window was wider.
+    let page = std::fs::read_to_string(run.dir.join("report.html")).unwrap();
+    let wider = rows.iter().filter(|r| r.pacing_window_us > min_us).count();
+    let said = format!(
+        "wider than the narrowest in {wider} of {} intervals",
+        rows.len()
+    );
+    assert!(page.contains(&said), "no {said:?} in report.html");
 }
 
 #[test]
@@ -711,4 +719,9 @@ pacing_window = "200us"
     assert!(rows.len() >= 4, "1 s at 250 ms: {} rows", rows.len());
     let windows: Vec<u64> = rows.iter().map(|r| r.pacing_window_us).collect();
     assert!(windows.iter().all(|&us| us == 200), "{windows:?}");
+    let page = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(
+        page.contains("<td>pacing window</td><td>200us</td>"),
+        "a fixed window is said as it is"
+    );
 }
