@@ -6,9 +6,9 @@
 //! coordinating thread, never a shard's); hands on `GET /metrics`:
 //! arrivals offered and requests sent, outcomes by class (counters over
 //! the whole run), and the last closed interval's latency quantiles,
-//! schedule lag, requests in flight and driver CPU (gauges). A small
-//! server on a thread of its own answers one scrape at a time; the
-//! driver's request path never sees it.
+//! schedule lag, requests in flight, driver CPU and pacing window
+//! (gauges). A small server on a thread of its own answers one scrape at
+//! a time; the driver's request path never sees it.
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};
@@ -49,6 +49,7 @@ struct Last {
     lag_p99_us: u64,
     in_flight: u64,
     driver_cpu_cores: f64,
+    pacing_window_us: u64,
 }
 
 /// A running exporter: feed it the run's steps and intervals.
@@ -120,6 +121,7 @@ impl Exporter {
                 lag_p99_us: row.lag_p99_us,
                 in_flight: row.in_flight,
                 driver_cpu_cores: row.driver_cpu_cores,
+                pacing_window_us: row.pacing_window_us,
             });
         }
     }
@@ -253,6 +255,12 @@ fn render(s: &State) -> String {
             "Driver CPU in the last closed interval, cores.",
             &plain(l.driver_cpu_cores),
         );
+        family(
+            "interval_pacing_window_seconds",
+            "gauge",
+            "Widest pacing window a driver thread used in the last closed interval.",
+            &plain(secs(l.pacing_window_us)),
+        );
     }
     out
 }
@@ -280,6 +288,7 @@ mod tests {
             lag_p99_us: 40,
             in_flight: 3,
             driver_cpu_cores: 0.1,
+            pacing_window_us: 200,
             latency_hist_v2: Vec::new(),
             new_connections: 0,
             connect_p99_us: 0,
@@ -306,6 +315,10 @@ mod tests {
         );
         assert!(
             text.contains("contend_step_rate_per_second 200\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("contend_interval_pacing_window_seconds 0.0002\n"),
             "{text}"
         );
         // The crate the harness scrapes components with reads it.

@@ -17,11 +17,13 @@
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 
-use crate::outcome::{Class, Outcome, TlsFailure};
+use crate::outcome::{Class, Outcome};
 
+mod connections;
 mod key_space;
 mod retries;
 
+pub use connections::{Alpn, Connected, ConnectionTotals, Handshake, TlsVersion};
 pub use key_space::{KeyPick, KeySpaceCounts};
 pub use retries::RetryTotals;
 
@@ -124,126 +126,6 @@ impl KeyTotals {
                 }
                 None => self.latency_us = Some(Box::new(theirs.clone())),
             }
-        }
-    }
-}
-
-/// The TLS protocol version a handshake agreed on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsVersion {
-    /// TLS 1.2.
-    Tls12,
-    /// TLS 1.3.
-    Tls13,
-}
-
-/// The application protocol ALPN agreed on (TLS only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Alpn {
-    /// `h2`.
-    H2,
-    /// `http/1.1`.
-    Http11,
-    /// The server chose none.
-    None,
-}
-
-/// What opening one new connection measured.
-#[derive(Debug, Clone, Copy)]
-pub struct Connected {
-    /// TCP connect time, ns.
-    pub connect_ns: u64,
-    /// The TLS handshake, over TLS.
-    pub tls: Option<Handshake>,
-}
-
-/// One TLS handshake that succeeded.
-#[derive(Debug, Clone, Copy)]
-pub struct Handshake {
-    /// From the ClientHello to the handshake's end, ns.
-    pub handshake_ns: u64,
-    /// The version agreed on.
-    pub version: TlsVersion,
-    /// What ALPN agreed on.
-    pub alpn: Alpn,
-    /// True when the session was resumed (no full handshake).
-    pub resumed: bool,
-}
-
-/// The cost of the connections a run opened: how many, their TCP connect
-/// and TLS handshake times, and what the handshakes agreed on.
-#[derive(Debug, Clone)]
-pub struct ConnectionTotals {
-    /// Connections opened (TCP connects that succeeded).
-    pub opened: u64,
-    /// TCP connect time of each, us.
-    pub connect_us: Histogram<u64>,
-    /// TLS handshake time of each that completed one, us: one value per
-    /// TLS connection opened.
-    pub tls_handshake_us: Histogram<u64>,
-    /// Handshakes that resumed a session.
-    pub resumed: u64,
-    /// Handshakes that agreed on TLS 1.2 and on TLS 1.3.
-    pub tls12: u64,
-    /// See `tls12`.
-    pub tls13: u64,
-    /// ALPN's choice: `h2`, `http/1.1`, none.
-    pub alpn_h2: u64,
-    /// See `alpn_h2`.
-    pub alpn_http11: u64,
-    /// See `alpn_h2`.
-    pub alpn_none: u64,
-    /// `tls_error` outcomes by reason, indexed by [`TlsFailure::index`].
-    pub tls_errors: [u64; TlsFailure::ALL.len()],
-}
-
-impl ConnectionTotals {
-    fn new() -> Self {
-        ConnectionTotals {
-            opened: 0,
-            connect_us: new_histogram(),
-            tls_handshake_us: new_histogram(),
-            resumed: 0,
-            tls12: 0,
-            tls13: 0,
-            alpn_h2: 0,
-            alpn_http11: 0,
-            alpn_none: 0,
-            tls_errors: [0; TlsFailure::ALL.len()],
-        }
-    }
-
-    fn record(&mut self, c: &Connected) {
-        self.opened += 1;
-        self.connect_us.saturating_record(ns_to_us(c.connect_ns));
-        if let Some(h) = &c.tls {
-            self.tls_handshake_us
-                .saturating_record(ns_to_us(h.handshake_ns));
-            self.resumed += u64::from(h.resumed);
-            match h.version {
-                TlsVersion::Tls12 => self.tls12 += 1,
-                TlsVersion::Tls13 => self.tls13 += 1,
-            }
-            match h.alpn {
-                Alpn::H2 => self.alpn_h2 += 1,
-                Alpn::Http11 => self.alpn_http11 += 1,
-                Alpn::None => self.alpn_none += 1,
-            }
-        }
-    }
-
-    fn merge(&mut self, o: &ConnectionTotals) {
-        self.opened += o.opened;
-        add(&mut self.connect_us, &o.connect_us);
-        add(&mut self.tls_handshake_us, &o.tls_handshake_us);
-        self.resumed += o.resumed;
-        self.tls12 += o.tls12;
-        self.tls13 += o.tls13;
-        self.alpn_h2 += o.alpn_h2;
-        self.alpn_http11 += o.alpn_http11;
-        self.alpn_none += o.alpn_none;
-        for (a, b) in self.tls_errors.iter_mut().zip(o.tls_errors) {
-            *a += b;
         }
     }
 }
@@ -398,6 +280,9 @@ pub struct IntervalSnapshot {
     pub attempts: u64,
     /// Retries dispatched in the interval.
     pub retries: u64,
+    /// Widest pacing window the shard's pacer used in the interval, ns (0:
+    /// no pacer, a closed loop).
+    pub pacing_window_ns: u64,
 }
 
 impl IntervalSnapshot {
@@ -417,6 +302,7 @@ impl IntervalSnapshot {
             tls_handshake_us: new_histogram(),
             attempts: 0,
             retries: 0,
+            pacing_window_ns: 0,
         }
     }
 
@@ -436,6 +322,7 @@ impl IntervalSnapshot {
         add(&mut self.tls_handshake_us, &other.tls_handshake_us);
         self.attempts += other.attempts;
         self.retries += other.retries;
+        self.pacing_window_ns = self.pacing_window_ns.max(other.pacing_window_ns);
     }
 }
 
@@ -449,6 +336,8 @@ pub struct Recorder {
     finished: Vec<IntervalSnapshot>,
     /// Set by [`Recorder::begin`] (or a start given to `new`).
     begun: bool,
+    /// The pacing window in force, ns: where the next interval's starts.
+    window_ns: u64,
 }
 
 impl Recorder {
@@ -463,6 +352,7 @@ impl Recorder {
             interval_cpu_start_ns: crate::sys::thread_cpu_ns(),
             finished: Vec::new(),
             begun: start_ns > 0,
+            window_ns: 0,
         }
     }
 
@@ -595,6 +485,14 @@ impl Recorder {
         }
     }
 
+    /// The pacer's window is `window_ns` from `now_ns` on (called when it
+    /// changes): each interval keeps the widest it used.
+    pub fn pacing_window(&mut self, now_ns: u64, window_ns: u64) {
+        self.roll(now_ns);
+        self.window_ns = window_ns;
+        self.current.pacing_window_ns = self.current.pacing_window_ns.max(window_ns);
+    }
+
     /// Closes every interval that ended before `now_ns`; `in_flight` is
     /// stamped on them. Call it at least once per interval.
     pub fn tick(&mut self, now_ns: u64, in_flight: u64) {
@@ -634,8 +532,10 @@ impl Recorder {
         self.interval_cpu_start_ns = cpu_ns;
         self.totals.driver_cpu_ns += self.current.driver_cpu_ns;
         let mut next = IntervalSnapshot::new(self.current.index);
-        // In flight carries over until the next tick says otherwise.
+        // In flight carries over until the next tick says otherwise, the
+        // window until the pacer changes it.
         next.in_flight = self.current.in_flight;
+        next.pacing_window_ns = self.window_ns;
         self.finished
             .push(std::mem::replace(&mut self.current, next));
     }
@@ -688,6 +588,8 @@ pub struct IntervalRow {
     pub amplification: f64,
     /// 2xx answers per second completed in the interval.
     pub goodput_per_s: f64,
+    /// Widest pacing window a shard used in the interval, us.
+    pub pacing_window_us: u64,
     /// The interval's latency histogram, V2-deflate encoded (for `.hlog`).
     #[serde(skip)]
     pub latency_hist_v2: Vec<u8>,
@@ -780,6 +682,7 @@ impl IntervalMerger {
                 s.attempts as f64 / s.offered as f64
             },
             goodput_per_s: s.by_class[Class::Success.index()] as f64 / (len_ns as f64 / 1e9),
+            pacing_window_us: s.pacing_window_ns / 1_000,
             latency_hist_v2: encoded,
         }
     }
@@ -868,6 +771,40 @@ mod tests {
         assert_eq!(all.latency_us.len(), 303);
         assert_eq!(all.keys[0].latency_us().map_or(0, |h| h.len()), 303);
         assert_eq!(all.counts.statuses().collect::<Vec<_>>(), vec![(204, 303)]);
+    }
+
+    #[test]
+    fn an_interval_keeps_the_widest_window_and_the_next_starts_from_the_one_in_force() {
+        let mut r = Recorder::new(0, 1000 * MS, 0);
+        r.pacing_window(MS, 25_000);
+        r.pacing_window(300 * MS, 100_000);
+        // Narrowed before the interval ends: the next starts from 50 us.
+        r.pacing_window(600 * MS, 50_000);
+        r.dispatched(1500 * MS, 0);
+        r.pacing_window(2500 * MS, 200_000);
+        let (_, intervals) = r.finish(3200 * MS, 0);
+        let windows: Vec<u64> = intervals.iter().map(|i| i.pacing_window_ns).collect();
+        assert_eq!(windows, [100_000, 50_000, 200_000, 200_000]);
+        assert_eq!(
+            Recorder::new(0, 1000 * MS, 0).finish(10 * MS, 0).1[0].pacing_window_ns,
+            0,
+            "no pacer (a closed loop), no window"
+        );
+    }
+
+    #[test]
+    fn merged_shards_show_the_widest_window_of_any() {
+        let mut m = IntervalMerger::new(3, 1000 * MS);
+        let snap = |pacing_window_ns| IntervalSnapshot {
+            pacing_window_ns,
+            end_ns: 1000 * MS,
+            ..IntervalSnapshot::new(0)
+        };
+        assert!(m.add(snap(25_000)).is_empty());
+        assert!(m.add(snap(400_000)).is_empty());
+        let rows = m.add(snap(50_000));
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].pacing_window_us, 400);
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! percentile distribution ending at the run's latency count;
 //! latency.hlog is an interval log whose histograms decode (with
 //! hdrhistogram's own reader) and add up to the run; intervals.csv holds
-//! every arrival and every outcome once. All tests read one shared run of
-//! the binary (500/s for 2 s, two keys, against a loopback server).
+//! every arrival and every outcome once, and the pacing window each
+//! interval used. All tests but one read one shared run of the binary
+//! (500/s for 2 s, two keys, against a loopback server, the adaptive
+//! pacing window); the fixed window's has a short run of its own.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -635,4 +637,91 @@ fn intervals_csv_holds_every_arrival_and_outcome_once() {
         "each arrival has one outcome in some interval"
     );
     assert_eq!(sums["2xx"], count(s, "/outcomes/classes/2xx"));
+}
+
+#[test]
+fn intervals_csv_shows_the_adaptive_window_each_interval_used() {
+    let run = shared_run();
+    let rows = contend::report::read_intervals_csv(&run.dir.join("intervals.csv")).unwrap();
+    let (min_us, max_us) = (
+        count(&run.summary, "/driver/pacing_window_us"),
+        count(&run.summary, "/driver/pacing_window_max_us"),
+    );
+    assert!(min_us > 0 && max_us > min_us, "auto: {min_us}..{max_us} us");
+    assert!(rows.len() >= 2);
+    for r in &rows {
+        assert!(
+            (min_us..=max_us).contains(&r.pacing_window_us),
+            "interval {}: window {} us outside auto's {min_us}..{max_us} us",
+            r.index,
+            r.pacing_window_us
+        );
+    }
+    let widest = rows.iter().map(|r| r.pacing_window_us).max();
+    assert_eq!(
+        widest,
+        Some(count(&run.summary, "/driver/pacing_window_widest_us")),
+        "the intervals' widest is the run's"
+    );
+    // Added after the others, so readers by position keep working.
+    let header = std::fs::read_to_string(run.dir.join("intervals.csv")).unwrap();
+    let header = header.lines().next().unwrap_or_default();
+    assert!(
+        header.ends_with(",goodput_per_s,pacing_window_us"),
+        "{header}"
+    );
+    // report.html says in how many intervals the window was wider.
+    let page = std::fs::read_to_string(run.dir.join("report.html")).unwrap();
+    let wider = rows.iter().filter(|r| r.pacing_window_us > min_us).count();
+    let said = format!(
+        "wider than the narrowest in {wider} of {} intervals",
+        rows.len()
+    );
+    assert!(page.contains(&said), "no {said:?} in report.html");
+}
+
+#[test]
+fn a_fixed_pacing_window_is_in_every_row_of_intervals_csv() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let server = util::http_server(|_| Duration::ZERO);
+    let scenario = dir.path().join("scenario.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            r#"name = "fixed-window"
+
+[[phases]]
+rate = 200
+duration = "1s"
+
+[target]
+url = "{}"
+
+[client]
+threads = 1
+interval = "250ms"
+pacing_window = "200us"
+"#,
+            server.url()
+        ),
+    )
+    .unwrap();
+    let out_dir = dir.path().join("report");
+    let out = crate::binary::run(
+        crate::binary::contend()
+            .arg("run")
+            .arg(&scenario)
+            .arg("--out")
+            .arg(&out_dir),
+    );
+    crate::binary::assert_exit(&out, 0);
+    let rows = contend::report::read_intervals_csv(&out_dir.join("intervals.csv")).unwrap();
+    assert!(rows.len() >= 4, "1 s at 250 ms: {} rows", rows.len());
+    let windows: Vec<u64> = rows.iter().map(|r| r.pacing_window_us).collect();
+    assert!(windows.iter().all(|&us| us == 200), "{windows:?}");
+    let page = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(
+        page.contains("<td>pacing window</td><td>200us</td>"),
+        "a fixed window is said as it is"
+    );
 }

@@ -650,6 +650,13 @@ async fn pace(
     let timer = sys::register_timer(sys::TimerFd::new()?)?;
     let start_ns = shared.arrivals.borrow().start_ns;
     let mut next_tick_ns = start_ns;
+    // Each interval keeps the widest window it used: the recorder hears of
+    // the first and of each change, never of every wake.
+    shared.pacing_window_ns.set(window.ns());
+    shared
+        .recorder
+        .borrow_mut()
+        .pacing_window(start_ns, window.ns());
     loop {
         let now_ns = sys::monotonic_ns();
         // Close intervals before dispatching, so `in_flight` is what the
@@ -676,7 +683,13 @@ async fn pace(
             continue;
         }
         window.look(now_ns);
-        shared.pacing_window_ns.set(window.ns());
+        if window.ns() != shared.pacing_window_ns.get() {
+            shared.pacing_window_ns.set(window.ns());
+            shared
+                .recorder
+                .borrow_mut()
+                .pacing_window(now_ns, window.ns());
+        }
         let wake_ns = due_ns.max(now_ns + window.ns()).min(next_tick_ns);
         timer.get_ref().arm_at(wake_ns)?;
         tokio::select! {

@@ -473,7 +473,7 @@ fn write_step_connections(w: &mut dyn Write, steps: &[StepRow]) -> io::Result<()
 /// The pacing window as the Driver line says it: `25us`, or for an
 /// adaptive one `auto 25us-500us`, with the widest it used when wider than
 /// its narrowest.
-fn pacing_window(d: &DriverSummary) -> String {
+pub(crate) fn pacing_window(d: &DriverSummary) -> String {
     let us = |n: u64| contend_units::format_duration(std::time::Duration::from_micros(n));
     if d.pacing_window_max_us <= d.pacing_window_us {
         return us(d.pacing_window_us);

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::Path;
 
+use super::IntervalCsvRow;
 use super::plot::{ReportData, fmt_us};
 use super::summary::{Percentiles, Summary};
 
@@ -45,7 +46,7 @@ pub fn write(w: &mut dyn Write, dir: &Path, data: &ReportData, plots: &[String])
     if let Some(sweep) = &s.sweep {
         step_tables(&mut h, sweep);
     }
-    health(&mut h, s);
+    health(&mut h, s, &data.intervals);
     let _ = writeln!(
         h,
         "<p class=\"muted\">Written by contend {}.</p></body></html>",
@@ -242,9 +243,9 @@ fn components_table(h: &mut String, s: &Summary) {
     );
 }
 
-/// "Generator health": schedule lag, the driver's CPU, whether the
-/// generator was the bottleneck, then the run's warnings.
-fn health(h: &mut String, s: &Summary) {
+/// "Generator health": schedule lag, the driver's CPU and pacing window,
+/// whether the generator was the bottleneck, then the run's warnings.
+fn health(h: &mut String, s: &Summary, intervals: &[IntervalCsvRow]) {
     let _ = writeln!(h, "<h2>Generator health</h2><table class=\"facts\">");
     let _ = writeln!(
         h,
@@ -259,6 +260,7 @@ fn health(h: &mut String, s: &Summary) {
         s.driver.requests_per_cpu_s,
         s.driver.peak_cpu_cores * 100.0
     );
+    pacing_row(h, s, intervals);
     let _ = writeln!(
         h,
         "<tr><td>generator-bound</td><td>{}</td></tr></table>",
@@ -267,6 +269,31 @@ fn health(h: &mut String, s: &Summary) {
     for warning in &s.warnings {
         let _ = writeln!(h, "<p class=\"warn\">{}</p>", esc(warning));
     }
+}
+
+/// The pacing window, and for an adaptive one in how many intervals it was
+/// wider than its narrowest: when the pacer sent arrivals in batches. None
+/// for a closed loop, which has no pacer.
+fn pacing_row(h: &mut String, s: &Summary, intervals: &[IntervalCsvRow]) {
+    if s.closed_loop_connections.is_some() {
+        return;
+    }
+    let mut text = super::console::pacing_window(&s.driver);
+    let narrowest_us = s.driver.pacing_window_us;
+    // A folder written before intervals.csv had the column reads 0 in it.
+    let per_interval = intervals.iter().any(|r| r.pacing_window_us > 0);
+    if s.driver.pacing_window_max_us > narrowest_us && per_interval {
+        let wider = intervals
+            .iter()
+            .filter(|r| r.pacing_window_us > narrowest_us)
+            .count();
+        let _ = write!(
+            text,
+            "; wider than the narrowest in {wider} of {} intervals (<code>pacing_window_us</code> in intervals.csv)",
+            intervals.len()
+        );
+    }
+    let _ = writeln!(h, "<tr><td>pacing window</td><td>{text}</td></tr>");
 }
 
 fn percentile_row(h: &mut String, label: &str, p: &Percentiles) {

@@ -271,6 +271,7 @@ fn merge_intervals(shards: &[ShardFolder]) -> Vec<IntervalRow> {
             let (mut offered, mut sent, mut in_flight, mut lag, mut cpu) = (0, 0, 0, 0, 0.0);
             let (mut opened, mut connect_p99, mut handshake_p99) = (0, 0, 0);
             let (mut attempts, mut retries, mut goodput_per_s) = (0, 0, 0.0);
+            let mut window = 0;
             let mut span: Option<(f64, f64)> = None;
             for s in shards {
                 let (Some(r), Some(h)) = (s.intervals.get(i), s.interval_latency.get(i)) else {
@@ -294,6 +295,7 @@ fn merge_intervals(shards: &[ShardFolder]) -> Vec<IntervalRow> {
                 attempts += r.attempts;
                 retries += r.retries;
                 goodput_per_s += r.goodput_per_s;
+                window = window.max(r.pacing_window_us);
                 span.get_or_insert((r.start_s, r.duration_s));
             }
             let (start_s, duration_s) = span.unwrap_or((0.0, 0.0));
@@ -333,6 +335,7 @@ fn merge_intervals(shards: &[ShardFolder]) -> Vec<IntervalRow> {
                     attempts as f64 / offered as f64
                 },
                 goodput_per_s,
+                pacing_window_us: window,
             }
         })
         .collect()

@@ -409,6 +409,11 @@ pub struct IntervalCsvRow {
     /// 2xx answers per second.
     #[serde(default)]
     pub goodput_per_s: f64,
+    /// Widest pacing window a driver thread used, us: above the configured
+    /// window, the pacer sent arrivals in batches that wide (files written
+    /// before it read 0).
+    #[serde(default)]
+    pub pacing_window_us: u64,
 }
 
 impl IntervalCsvRow {
@@ -461,6 +466,7 @@ impl From<&IntervalRow> for IntervalCsvRow {
             retries: r.retries,
             amplification: (r.amplification * 1000.0).round() / 1000.0,
             goodput_per_s: (r.goodput_per_s * 10.0).round() / 10.0,
+            pacing_window_us: r.pacing_window_us,
         }
     }
 }
