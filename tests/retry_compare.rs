@@ -22,17 +22,8 @@ fn write(dir: &Path, body: &str) -> PathBuf {
 /// Runs the scenario `body` (written to `dir`) into `dir/out`, which it
 /// hands back with the output, once the run exited 0.
 fn run_ok(dir: &Path, body: &str) -> (PathBuf, Output) {
-    let file = write(dir, body);
     let out_dir = dir.join("out");
-    let out = binary::run(
-        binary::contend()
-            .arg("run")
-            .arg(&file)
-            .arg("--out")
-            .arg(&out_dir)
-            .arg("--no-progress"),
-    );
-    binary::assert_exit(&out, 0);
+    let out = binary::run_scenario(&write(dir, body), &out_dir, 0);
     (out_dir, out)
 }
 
