@@ -57,6 +57,19 @@ pub fn run(cmd: &mut Command) -> Output {
     finish(spawn(cmd))
 }
 
+/// Runs the scenario `file` into `out_dir` (`contend run FILE --out DIR
+/// --no-progress`) and fails unless it exits with `code`.
+pub fn run_scenario(file: &Path, out_dir: &Path, code: i32) -> Output {
+    let out = run(contend()
+        .arg("run")
+        .arg(file)
+        .arg("--out")
+        .arg(out_dir)
+        .arg("--no-progress"));
+    assert_exit(&out, code);
+    out
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }

@@ -27,15 +27,7 @@ fn slow_faults_slow_the_upstream_and_the_gateway_for_their_time() {
     )
     .unwrap();
     let out_dir = dir.path().join("out");
-    let out = binary::run(
-        binary::contend()
-            .arg("run")
-            .arg(&file)
-            .arg("--out")
-            .arg(&out_dir)
-            .arg("--no-progress"),
-    );
-    binary::assert_exit(&out, 0);
+    binary::run_scenario(&file, &out_dir, 0);
     let s = binary::summary(&out_dir);
     let faults = s["faults"].as_array().unwrap();
     assert_eq!(faults.len(), 2, "{faults:#?}");

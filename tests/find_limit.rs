@@ -165,15 +165,7 @@ fn short_search(dir: &Path, kind: &str) -> (String, std::path::PathBuf) {
     )
     .unwrap();
     let out_dir = dir.join("out");
-    let out = binary::run(
-        binary::contend()
-            .arg("run")
-            .arg(&file)
-            .arg("--out")
-            .arg(&out_dir)
-            .arg("--no-progress"),
-    );
-    binary::assert_exit(&out, 0);
+    let out = binary::run_scenario(&file, &out_dir, 0);
     let console = binary::text(&out.stdout);
     assert!(
         console.contains("class ")

@@ -6,16 +6,25 @@
 //! retries that the gateway saw.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::sync::Arc;
 
 use crate::binary;
 use crate::retries::recording_server;
 
-fn write(dir: &Path, body: &str) -> std::path::PathBuf {
+fn write(dir: &Path, body: &str) -> PathBuf {
     let file = dir.join("s.toml");
     std::fs::write(&file, body).unwrap();
     file
+}
+
+/// Runs the scenario `body` (written to `dir`) into `dir/out`, which it
+/// hands back with the output, once the run exited 0.
+fn run_ok(dir: &Path, body: &str) -> (PathBuf, Output) {
+    let out_dir = dir.join("out");
+    let out = binary::run_scenario(&write(dir, body), &out_dir, 0);
+    (out_dir, out)
 }
 
 /// A server that answers every other request 503 (even ones, from 0):
@@ -28,7 +37,7 @@ fn a_sweep_compares_its_retry_policy_with_none() {
     let _turn = crate::util::one_measurement_at_a_time();
     let (server, seen) = recording_server(Arc::new(|n| (if n % 2 == 0 { 503 } else { 200 }, None)));
     let dir = tempfile::tempdir().unwrap();
-    let file = write(
+    let (out_dir, out) = run_ok(
         dir.path(),
         &format!(
             "name = \"cmp\"\nexperiment = \"sweep\"\n[target]\nurl = \"{}/\"\n\
@@ -38,16 +47,6 @@ fn a_sweep_compares_its_retry_policy_with_none() {
             server.url()
         ),
     );
-    let out_dir = dir.path().join("out");
-    let out = binary::run(
-        binary::contend()
-            .arg("run")
-            .arg(&file)
-            .arg("--out")
-            .arg(&out_dir)
-            .arg("--no-progress"),
-    );
-    binary::assert_exit(&out, 0);
     let (console, errors) = (binary::text(&out.stdout), binary::text(&out.stderr));
     assert!(
         errors.contains("runs twice"),
@@ -117,7 +116,7 @@ fn a_sweep_compares_its_retry_policy_with_none() {
 fn a_find_limit_compares_its_retry_policy_with_none() {
     let _turn = crate::util::one_measurement_at_a_time();
     let dir = tempfile::tempdir().unwrap();
-    let file = write(
+    let (out_dir, out) = run_ok(
         dir.path(),
         "name = \"fl-cmp\"\nexperiment = \"find-limit\"\n\
          [upstream]\nkind = \"mock\"\ncpu = \"5ms\"\n\
@@ -126,16 +125,6 @@ fn a_find_limit_compares_its_retry_policy_with_none() {
          [client]\nthreads = 1\ninterval = \"250ms\"\ntimeout = \"2s\"\n\
          retry = { on = [\"503\"], max = 1, base = \"20ms\" }\n",
     );
-    let out_dir = dir.path().join("out");
-    let out = binary::run(
-        binary::contend()
-            .arg("run")
-            .arg(&file)
-            .arg("--out")
-            .arg(&out_dir)
-            .arg("--no-progress"),
-    );
-    binary::assert_exit(&out, 0);
     let console = binary::text(&out.stdout);
     binary::assert_only_contend_files(&out_dir);
     let s = binary::summary(&out_dir);
@@ -212,7 +201,7 @@ fn retries_flag_refusals_name_the_fix() {
 fn a_variants_folder_has_a_page_that_links_each_variant() {
     let (server, _) = recording_server(Arc::new(|n| (if n % 2 == 0 { 503 } else { 200 }, None)));
     let dir = tempfile::tempdir().unwrap();
-    let file = write(
+    let (out_dir, _) = run_ok(
         dir.path(),
         &format!(
             "name = \"vars\"\n[target]\nurl = \"{}/\"\n[[phases]]\nrate = 20\nduration = \"1s\"\n\
@@ -222,16 +211,6 @@ fn a_variants_folder_has_a_page_that_links_each_variant() {
             server.url()
         ),
     );
-    let out_dir = dir.path().join("out");
-    let out = binary::run(
-        binary::contend()
-            .arg("run")
-            .arg(&file)
-            .arg("--out")
-            .arg(&out_dir)
-            .arg("--no-progress"),
-    );
-    binary::assert_exit(&out, 0);
     binary::assert_only_contend_files(&out_dir);
     let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
     let s = binary::summary(&out_dir);
@@ -278,7 +257,7 @@ fn a_variants_folder_has_a_page_that_links_each_variant() {
 fn h2c_retries_of_503s_reach_the_gateway_and_add_up() {
     let _turn = crate::util::one_measurement_at_a_time();
     let dir = tempfile::tempdir().unwrap();
-    let file = write(
+    let (out_dir, _) = run_ok(
         dir.path(),
         "name = \"h2-retries\"\n[[phases]]\nrate = 40\nduration = \"1s\"\n\
          [upstream]\nkind = \"mock\"\nworkers = \"unbounded\"\ncpu = \"30ms\"\n\
@@ -286,16 +265,6 @@ fn h2c_retries_of_503s_reach_the_gateway_and_add_up() {
          [client]\nhttp = \"2\"\nthreads = 1\ntimeout = \"3s\"\n\
          retry = { on = [\"503\"], max = 2, base = \"30ms\", retry_after = false }\n",
     );
-    let out_dir = dir.path().join("out");
-    let out = binary::run(
-        binary::contend()
-            .arg("run")
-            .arg(&file)
-            .arg("--out")
-            .arg(&out_dir)
-            .arg("--no-progress"),
-    );
-    binary::assert_exit(&out, 0);
     let s = binary::summary(&out_dir);
     assert_eq!(s["connections"]["http"], "HTTP/2", "{:#}", s["connections"]);
     let arrivals = s["arrivals"].as_u64().unwrap();

@@ -293,15 +293,7 @@ fn a_sweep_through_haproxy_is_gated_by_thresholds() {
     )
     .unwrap();
     let out_dir = dir.path().join("out");
-    let out = crate::binary::run(
-        crate::binary::contend()
-            .arg("run")
-            .arg(&file)
-            .arg("--out")
-            .arg(&out_dir)
-            .arg("--no-progress"),
-    );
-    crate::binary::assert_exit(&out, 3);
+    crate::binary::run_scenario(&file, &out_dir, 3);
     let s = crate::binary::summary(&out_dir);
     let steps = s["sweep"]["steps"].as_array().expect("the sweep's rows");
     assert_eq!(steps.len(), 2, "{:#}", s["sweep"]);

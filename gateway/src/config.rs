@@ -542,31 +542,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
     };
     let upstream_url =
         check_upstream(upstream.get_ref()).map_err(|m| at(Some(upstream.span()), m))?;
-    let listen = match &raw.listen {
-        Some(l) => l.get_ref().parse::<SocketAddr>().map_err(|_| {
-            at(
-                Some(l.span()),
-                format!(
-                    "listen {:?} is not IP:PORT, like \"127.0.0.1:0\"",
-                    l.get_ref()
-                ),
-            )
-        })?,
-        None => SocketAddr::from(([127, 0, 0, 1], 0)),
-    };
-    let key_header = match &raw.key_header {
-        Some(h) => {
-            let name = h.get_ref().to_ascii_lowercase();
-            hyper::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                at(
-                    Some(h.span()),
-                    format!("key_header {:?} is not a header name", h.get_ref()),
-                )
-            })?;
-            name
-        }
-        None => "x-api-key".into(),
-    };
+    let listen = listen_addr(raw.listen.as_ref()).map_err(located)?;
+    let key_header = key_header(raw.key_header.as_ref()).map_err(located)?;
     let threads = match &raw.threads {
         Some(t) => Some(int_in("threads", t, 1, 256).map_err(located)? as usize),
         None => None,
@@ -582,68 +559,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
         Some(c) => Some(duration_in("abort_charge", c, true).map_err(located)?),
         None => None,
     };
-    let tls = match (&raw.tls_cert, &raw.tls_key) {
-        (Some(cert), Some(key)) => Some(TlsFiles {
-            cert: cert.get_ref().clone(),
-            key: key.get_ref().clone(),
-        }),
-        (None, None) => None,
-        (Some(cert), None) => {
-            return Err(at(
-                Some(cert.span()),
-                "tls_cert needs its key: add tls_key = \"key.pem\"".into(),
-            ));
-        }
-        (None, Some(key)) => {
-            return Err(at(
-                Some(key.span()),
-                "tls_key needs its certificate: add tls_cert = \"cert.pem\"".into(),
-            ));
-        }
-    };
-    let mut routes = Vec::new();
-    for (i, route) in raw.routes.unwrap_or_default().into_iter().enumerate() {
-        let label = format!("route {}", i + 1);
-        let r = route.get_ref();
-        let prefix = required(
-            &format!("{label} prefix"),
-            route.span(),
-            &r.prefix,
-            "prefix = \"/\"",
-        )
-        .map_err(located)?;
-        if !prefix.get_ref().starts_with('/') {
-            return Err(at(
-                Some(prefix.span()),
-                format!("{label} prefix {:?} must start with '/'", prefix.get_ref()),
-            ));
-        }
-        if routes.iter().any(|x: &Route| &x.prefix == prefix.get_ref()) {
-            return Err(at(
-                Some(prefix.span()),
-                format!("{label} prefix {:?} is given twice", prefix.get_ref()),
-            ));
-        }
-        let prefix = prefix.get_ref().clone();
-        let route = route.into_inner();
-        let policies = RawPolicies {
-            upstream_timeout: route.upstream_timeout,
-            rate_limit: route.rate_limit,
-            budget: route.budget,
-            concurrency: route.concurrency,
-            breaker: route.breaker,
-        };
-        let policies = policies.validate(&label).map_err(located)?;
-        routes.push(Route { prefix, policies });
-    }
-    if routes.is_empty() {
-        routes.push(Route {
-            prefix: "/".into(),
-            policies: Policies::default(),
-        });
-    }
-    // Longest prefix first: the first match is the most specific.
-    routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+    let tls = tls_files(raw.tls_cert.as_ref(), raw.tls_key.as_ref()).map_err(located)?;
+    let routes = routes(raw.routes.unwrap_or_default()).map_err(located)?;
     let store = match &raw.store {
         Some(s) => Some(s.get_ref().validate(s.span()).map_err(located)?),
         None => None,
@@ -663,6 +580,118 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
         routes,
         tap: None,
         store,
+    })
+}
+
+/// `listen`, validated; `127.0.0.1:0` when absent.
+fn listen_addr(listen: Option<&Spanned<String>>) -> std::result::Result<SocketAddr, Located> {
+    let Some(l) = listen else {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], 0)));
+    };
+    l.get_ref().parse::<SocketAddr>().map_err(|_| {
+        (
+            l.span(),
+            format!(
+                "listen {:?} is not IP:PORT, like \"127.0.0.1:0\"",
+                l.get_ref()
+            ),
+        )
+    })
+}
+
+/// `key_header`, validated and in lower case; `x-api-key` when absent.
+fn key_header(header: Option<&Spanned<String>>) -> std::result::Result<String, Located> {
+    let Some(h) = header else {
+        return Ok("x-api-key".into());
+    };
+    let name = h.get_ref().to_ascii_lowercase();
+    hyper::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+        (
+            h.span(),
+            format!("key_header {:?} is not a header name", h.get_ref()),
+        )
+    })?;
+    Ok(name)
+}
+
+/// `tls_cert` and `tls_key`: both or neither.
+fn tls_files(
+    cert: Option<&Spanned<PathBuf>>,
+    key: Option<&Spanned<PathBuf>>,
+) -> std::result::Result<Option<TlsFiles>, Located> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+            cert: cert.get_ref().clone(),
+            key: key.get_ref().clone(),
+        })),
+        (None, None) => Ok(None),
+        (Some(cert), None) => Err((
+            cert.span(),
+            "tls_cert needs its key: add tls_key = \"key.pem\"".into(),
+        )),
+        (None, Some(key)) => Err((
+            key.span(),
+            "tls_key needs its certificate: add tls_cert = \"cert.pem\"".into(),
+        )),
+    }
+}
+
+/// The `[[routes]]` tables, validated, longest prefix first; none: one
+/// route `/` with no policy.
+fn routes(raw: Vec<Spanned<RawRoute>>) -> std::result::Result<Vec<Route>, Located> {
+    let mut routes: Vec<Route> = Vec::new();
+    for (i, route) in raw.into_iter().enumerate() {
+        let route = route_of(&format!("route {}", i + 1), route, &routes)?;
+        routes.push(route);
+    }
+    if routes.is_empty() {
+        routes.push(Route {
+            prefix: "/".into(),
+            policies: Policies::default(),
+        });
+    }
+    // Longest prefix first: the first match is the most specific.
+    routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+    Ok(routes)
+}
+
+/// One `[[routes]]` table, validated (`label` prefixes messages); its
+/// prefix must not be one of `earlier`'s.
+fn route_of(
+    label: &str,
+    route: Spanned<RawRoute>,
+    earlier: &[Route],
+) -> std::result::Result<Route, Located> {
+    let prefix = required(
+        &format!("{label} prefix"),
+        route.span(),
+        &route.get_ref().prefix,
+        "prefix = \"/\"",
+    )?;
+    if !prefix.get_ref().starts_with('/') {
+        return Err((
+            prefix.span(),
+            format!("{label} prefix {:?} must start with '/'", prefix.get_ref()),
+        ));
+    }
+    if earlier.iter().any(|x| &x.prefix == prefix.get_ref()) {
+        return Err((
+            prefix.span(),
+            format!("{label} prefix {:?} is given twice", prefix.get_ref()),
+        ));
+    }
+    let prefix = prefix.get_ref().clone();
+    let route = route.into_inner();
+    let policies = RawPolicies {
+        upstream_timeout: route.upstream_timeout,
+        rate_limit: route.rate_limit,
+        budget: route.budget,
+        concurrency: route.concurrency,
+        breaker: route.breaker,
+    };
+    Ok(Route {
+        prefix,
+        policies: policies.validate(label)?,
     })
 }
 

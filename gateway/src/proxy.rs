@@ -27,6 +27,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::access_log::{AccessRecord, LogSink, secs};
 use crate::config::{AbortAccounting, Config, Policies};
@@ -442,17 +443,16 @@ fn slow_delay_us(query: Option<&str>) -> Result<u64, ()> {
 
 /// The policies in order, then the upstream.
 ///
-/// One function on purpose, though long: the numbered steps are the order
-/// in which the policies apply, and each may end the request with its own
-/// status; read top to bottom, the order is the code.
+/// The numbered steps are the order in which a request meets them; the
+/// policies (1 to 4) are `admit`'s, in that order, and each may end the
+/// request with its own status.
 async fn pipeline(
     gateway: Arc<Gateway>,
     req: Request<Incoming>,
     mut entry: Entry,
 ) -> Response<Body> {
     let Some(route_index) = entry.route else {
-        entry.finish(404, None);
-        return respond(StatusCode::NOT_FOUND, "no route\n");
+        return refuse(&mut entry, respond(StatusCode::NOT_FOUND, "no route\n"));
     };
     // 0. A slowdown a harness set (`/_contend/slow`), before any policy.
     let slow_us = gateway.slow_delay_us.load(Ordering::Relaxed);
@@ -460,114 +460,37 @@ async fn pipeline(
         tokio::time::sleep(Duration::from_micros(slow_us)).await;
     }
     let route = &gateway.routes[route_index];
-    let now = Instant::now();
-
-    // 1. Per-key rate limit: in the shared store, or in memory.
-    if let (Some((gcra, _)), Some(shared)) = (&route.gcra, &gateway.shared) {
-        match shared.check(&route.prefix, &entry.key, *gcra).await {
-            Verdict::Admit | Verdict::FailOpen => {}
-            Verdict::Limited(wait) => {
-                entry.finish(429, None);
-                return too_many(wait);
-            }
-            Verdict::FailClosed => {
-                entry.finish(503, None);
-                return respond(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "rate-limit store unavailable\n",
-                );
-            }
-        }
-    } else if let Some((gcra, tats)) = &route.gcra {
-        let mut tats = lock(tats);
-        let tat = tats.get(&entry.key).copied();
-        match gcra.check(tat, now) {
-            Ok(new_tat) => {
-                tats.insert(entry.key.clone(), new_tat);
-            }
-            Err(wait) => {
-                drop(tats);
-                entry.finish(429, None);
-                return too_many(wait);
-            }
-        }
-    }
-    // 2. Per-key worker-time budget.
-    if let Some(rule) = &route.policies.budget {
-        let verdict = lock(&route.budgets)
-            .entry(entry.key.clone())
-            .or_insert_with(|| KeyBudget::new(rule, now))
-            .check(rule, now);
-        if let Err(wait) = verdict {
-            entry.finish(429, None);
-            return too_many(wait);
-        }
-    }
-    // 3. Concurrency limit (the permit is held until the upstream is done).
-    let _permit = match &route.concurrency {
-        Some(limit) => match limit.acquire().await {
-            Ok(permit) => Some(permit),
-            Err(Refused::Full | Refused::QueueTimeout) => {
-                entry.finish(503, None);
-                let mut response = respond(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "over the concurrency limit\n",
-                );
-                if let Some(wait) = limit.rule().retry_after {
-                    // Whole seconds, rounded up (RFC 9110 delay-seconds).
-                    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                    response
-                        .headers_mut()
-                        .insert(RETRY_AFTER, HeaderValue::from(seconds));
-                }
-                return response;
-            }
-        },
-        None => None,
+    // 1 to 4. The policies.
+    let admitted = match admit(&gateway, route, &mut entry).await {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused,
     };
-    // 4. Circuit breaker.
-    let ticket = match &route.breaker {
-        Some(breaker) => match lock(breaker).admit(Instant::now()) {
-            Some(pass) => Some(BreakerTicket {
-                breaker,
-                pass,
-                settled: false,
-            }),
-            None => {
-                entry.finish(503, None);
-                return respond(StatusCode::SERVICE_UNAVAILABLE, "circuit open\n");
-            }
-        },
-        None => None,
-    };
-    // 5. The upstream, under its timeout.
+    // 5. The upstream, the request body read whole first, under its timeout.
     let upstream_req = match upstream_request(&gateway.upstream, req).await {
         Ok(r) => r,
-        Err(status) => {
-            entry.finish(status.as_u16(), None);
-            return respond(status, "bad request body\n");
-        }
+        Err(status) => return refuse(&mut entry, respond(status, "bad request body\n")),
     };
     entry.upstream_started = Some(Instant::now());
     let _in_flight = InFlight::new(&gateway.metrics.upstream_in_flight);
-    let exchange = async {
-        let response = gateway.client.request(upstream_req).await.map_err(|_| ())?;
-        let (parts, body) = response.into_parts();
-        let bytes = body.collect().await.map_err(|_| ())?.to_bytes();
-        Ok::<_, ()>((parts, bytes))
+    let forwarded = forward(
+        &gateway.client,
+        upstream_req,
+        route.policies.upstream_timeout,
+    )
+    .await;
+    let status = match &forwarded {
+        Forwarded::Answered(parts, _) => parts.status,
+        Forwarded::Failed => StatusCode::BAD_GATEWAY,
+        Forwarded::TimedOut => StatusCode::GATEWAY_TIMEOUT,
     };
-    let result = match route.policies.upstream_timeout {
-        Some(limit) => tokio::time::timeout(limit, exchange)
-            .await
-            .map_err(|_| StatusCode::GATEWAY_TIMEOUT),
-        None => Ok(exchange.await),
-    };
-    match result {
-        Ok(Ok((mut parts, bytes))) => {
-            if let Some(ticket) = ticket {
-                ticket.settle(parts.status.is_server_error());
-            }
-            entry.finish(parts.status.as_u16(), Some(parts.status.as_u16()));
+    // 6. The outcome: to the breaker, the access line, the client.
+    if let Some(ticket) = admitted.ticket {
+        ticket.settle(status.is_server_error());
+    }
+    // nginx logs its own 502/504 as the upstream status too.
+    entry.finish(status.as_u16(), Some(status.as_u16()));
+    match forwarded {
+        Forwarded::Answered(mut parts, bytes) => {
             // The upstream's parts are reused, its end-to-end headers kept
             // in place; the length is the server's to set for the body.
             strip_hop_by_hop(&mut parts.headers);
@@ -576,21 +499,193 @@ async fn pipeline(
             parts.extensions = hyper::http::Extensions::new();
             Response::from_parts(parts, Full::new(bytes))
         }
-        // nginx logs its own 502/504 as the upstream status too.
-        Ok(Err(())) => {
-            if let Some(ticket) = ticket {
-                ticket.settle(true);
+        Forwarded::Failed => respond(status, "upstream failed\n"),
+        Forwarded::TimedOut => respond(status, "upstream timed out\n"),
+    }
+}
+
+/// What admission took, held until the upstream is done.
+struct Admitted<'a> {
+    /// The breaker's pass, settled by the upstream's answer.
+    ticket: Option<BreakerTicket<'a>>,
+    /// The concurrency limit's slot.
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+/// The policies, each of which may end the request with its own status.
+///
+/// The numbered steps are the order in which the policies apply: read top
+/// to bottom, the order is the code. A refusal is logged here, while what
+/// the steps before it took (a concurrency slot) is still held.
+async fn admit<'a>(
+    gateway: &Gateway,
+    route: &'a RouteState,
+    entry: &mut Entry,
+) -> Result<Admitted<'a>, Response<Body>> {
+    let now = Instant::now();
+    // 1. Per-key rate limit: in the shared store, or in memory.
+    rate_limit(gateway, route, &entry.key, now)
+        .await
+        .map_err(|r| refuse(entry, r.response()))?;
+    // 2. Per-key worker-time budget.
+    budget(route, &entry.key, now).map_err(|r| refuse(entry, r.response()))?;
+    // 3. Concurrency limit (the slot is held until the upstream is done).
+    let permit = concurrency(route)
+        .await
+        .map_err(|r| refuse(entry, r.response()))?;
+    // 4. Circuit breaker.
+    let ticket = breaker(route).map_err(|r| refuse(entry, r.response()))?;
+    Ok(Admitted {
+        ticket,
+        _permit: permit,
+    })
+}
+
+/// Logs an answer the gateway gives itself, before the upstream has the
+/// request (no route, a policy's refusal, a bad body), as the request's
+/// end, and hands it on.
+fn refuse(entry: &mut Entry, response: Response<Body>) -> Response<Body> {
+    entry.finish(response.status().as_u16(), None);
+    response
+}
+
+/// Why a policy refused a request (the response is built only once it is
+/// the answer).
+enum Refusal {
+    /// 429 with `Retry-After`: over the rate limit or the budget.
+    TooMany(Duration),
+    /// 503: the shared rate-limit store is down and the gateway fails closed.
+    StoreUnavailable,
+    /// 503 over the concurrency limit, with the rule's `Retry-After` if any.
+    OverConcurrency(Option<Duration>),
+    /// 503 while the circuit breaker is open.
+    CircuitOpen,
+}
+
+impl Refusal {
+    /// The answer to the client.
+    fn response(self) -> Response<Body> {
+        let unavailable = StatusCode::SERVICE_UNAVAILABLE;
+        match self {
+            Refusal::TooMany(wait) => too_many(wait),
+            Refusal::StoreUnavailable => respond(unavailable, "rate-limit store unavailable\n"),
+            Refusal::OverConcurrency(retry_after) => {
+                let mut response = respond(unavailable, "over the concurrency limit\n");
+                if let Some(wait) = retry_after {
+                    // Whole seconds, rounded up (RFC 9110 delay-seconds).
+                    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                    response
+                        .headers_mut()
+                        .insert(RETRY_AFTER, HeaderValue::from(seconds));
+                }
+                response
             }
-            entry.finish(502, Some(502));
-            respond(StatusCode::BAD_GATEWAY, "upstream failed\n")
+            Refusal::CircuitOpen => respond(unavailable, "circuit open\n"),
         }
-        Err(status) => {
-            if let Some(ticket) = ticket {
-                ticket.settle(true);
-            }
-            entry.finish(status.as_u16(), Some(status.as_u16()));
-            respond(status, "upstream timed out\n")
+    }
+}
+
+/// Step 1: `key`'s rate limit, counted in the shared store when there is
+/// one, else in this process.
+async fn rate_limit(
+    gateway: &Gateway,
+    route: &RouteState,
+    key: &str,
+    now: Instant,
+) -> Result<(), Refusal> {
+    let Some((gcra, tats)) = &route.gcra else {
+        return Ok(());
+    };
+    if let Some(shared) = &gateway.shared {
+        return match shared.check(&route.prefix, key, *gcra).await {
+            Verdict::Admit | Verdict::FailOpen => Ok(()),
+            Verdict::Limited(wait) => Err(Refusal::TooMany(wait)),
+            Verdict::FailClosed => Err(Refusal::StoreUnavailable),
+        };
+    }
+    let mut tats = lock(tats);
+    let new_tat = gcra
+        .check(tats.get(key).copied(), now)
+        .map_err(Refusal::TooMany)?;
+    tats.insert(key.to_string(), new_tat);
+    Ok(())
+}
+
+/// Step 2: `key`'s worker-time budget.
+fn budget(route: &RouteState, key: &str, now: Instant) -> Result<(), Refusal> {
+    let Some(rule) = &route.policies.budget else {
+        return Ok(());
+    };
+    lock(&route.budgets)
+        .entry(key.to_string())
+        .or_insert_with(|| KeyBudget::new(rule, now))
+        .check(rule, now)
+        .map_err(Refusal::TooMany)
+}
+
+/// Step 3: a slot under the route's concurrency limit, waiting in its
+/// queue if it has one.
+async fn concurrency(route: &RouteState) -> Result<Option<OwnedSemaphorePermit>, Refusal> {
+    let Some(limit) = &route.concurrency else {
+        return Ok(None);
+    };
+    match limit.acquire().await {
+        Ok(permit) => Ok(Some(permit)),
+        Err(Refused::Full | Refused::QueueTimeout) => {
+            Err(Refusal::OverConcurrency(limit.rule().retry_after))
         }
+    }
+}
+
+/// Step 4: a pass through the route's circuit breaker.
+fn breaker(route: &RouteState) -> Result<Option<BreakerTicket<'_>>, Refusal> {
+    let Some(breaker) = &route.breaker else {
+        return Ok(None);
+    };
+    match lock(breaker).admit(Instant::now()) {
+        Some(pass) => Ok(Some(BreakerTicket {
+            breaker,
+            pass,
+            settled: false,
+        })),
+        None => Err(Refusal::CircuitOpen),
+    }
+}
+
+/// How the upstream call ended.
+enum Forwarded {
+    /// The upstream answered, its whole body read.
+    Answered(hyper::http::response::Parts, Bytes),
+    /// The connection or the exchange failed.
+    Failed,
+    /// The route's upstream timeout passed first.
+    TimedOut,
+}
+
+/// Step 5: sends `req` upstream and reads the whole answer, under
+/// `timeout`; dropped (the client left, in `early` mode), it drops the
+/// upstream request.
+async fn forward(
+    client: &Client<HttpConnector, Body>,
+    req: Request<Body>,
+    timeout: Option<Duration>,
+) -> Forwarded {
+    let exchange = async {
+        let response = client.request(req).await.map_err(|_| ())?;
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.map_err(|_| ())?.to_bytes();
+        Ok::<_, ()>((parts, bytes))
+    };
+    let result = match timeout {
+        Some(limit) => match tokio::time::timeout(limit, exchange).await {
+            Ok(result) => result,
+            Err(_) => return Forwarded::TimedOut,
+        },
+        None => exchange.await,
+    };
+    match result {
+        Ok((parts, bytes)) => Forwarded::Answered(parts, bytes),
+        Err(()) => Forwarded::Failed,
     }
 }
 

@@ -148,6 +148,82 @@ enum Chunk {
     Trailer,
 }
 
+/// What one step of the parser made of the buffer.
+#[derive(Debug)]
+enum Progress {
+    /// It moved to another state: parse on.
+    Next,
+    /// The buffer holds no more of the response: read more.
+    Wait,
+    /// The response is whole.
+    Done,
+}
+
+/// What a response head says, read off the buffer without copying it.
+#[derive(Debug)]
+struct Head {
+    /// Bytes the head takes, the blank line included.
+    len: usize,
+    status: u16,
+    keep_alive: bool,
+    length: Option<u64>,
+    chunked: bool,
+    /// `Retry-After`, as a wait in ns.
+    retry_after_ns: Option<u64>,
+}
+
+impl Head {
+    /// Parses the head at the start of `buf`: `None` while it is partial.
+    /// Consumes nothing.
+    fn parse(buf: &[u8]) -> Result<Option<Head>, ExchangeError> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut headers);
+        let len = match response.parse(buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD_BYTES => return Ok(None),
+            _ => return Err(ExchangeError::Protocol),
+        };
+        let mut head = Head {
+            len,
+            status: response.code.ok_or(ExchangeError::Protocol)?,
+            keep_alive: response.version == Some(1),
+            length: None,
+            chunked: false,
+            retry_after_ns: None,
+        };
+        for h in response.headers.iter() {
+            head.read_header(h)?;
+        }
+        Ok(Some(head))
+    }
+
+    /// Notes what one header says about the body and the connection.
+    fn read_header(&mut self, h: &httparse::Header) -> Result<(), ExchangeError> {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let text = std::str::from_utf8(h.value).map_err(|_| ExchangeError::Protocol)?;
+            self.length = Some(
+                text.trim()
+                    .parse::<u64>()
+                    .map_err(|_| ExchangeError::Protocol)?,
+            );
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            self.chunked = contains_token(h.value, b"chunked");
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            if contains_token(h.value, b"close") {
+                self.keep_alive = false;
+            } else if contains_token(h.value, b"keep-alive") {
+                self.keep_alive = true;
+            }
+        } else if h.name.eq_ignore_ascii_case("retry-after") {
+            // Rare (a 429 or a 503): the wall clock is read only for a
+            // response that has one.
+            self.retry_after_ns =
+                super::retry::parse_retry_after(h.value, std::time::SystemTime::now());
+        }
+        Ok(())
+    }
+}
+
 /// An incremental response parser that consumes what it has read.
 #[derive(Debug)]
 struct Parser {
@@ -173,124 +249,53 @@ impl Parser {
     /// Consumes what it can from `buf`; `Some` once the response is whole.
     fn advance(&mut self, buf: &mut BytesMut) -> Result<Option<Done>, ExchangeError> {
         loop {
-            match &mut self.state {
-                State::Head => {
-                    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                    let mut response = httparse::Response::new(&mut headers);
-                    let head_len = match response.parse(buf) {
-                        Ok(httparse::Status::Complete(n)) => n,
-                        Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD_BYTES => {
-                            return Ok(None);
-                        }
-                        _ => return Err(ExchangeError::Protocol),
-                    };
-                    let status = response.code.ok_or(ExchangeError::Protocol)?;
-                    let http11 = response.version == Some(1);
-                    let mut keep_alive = http11;
-                    let mut length = None;
-                    let mut chunked = false;
-                    let mut retry_after_ns = None;
-                    for h in response.headers.iter() {
-                        if h.name.eq_ignore_ascii_case("content-length") {
-                            let text = std::str::from_utf8(h.value)
-                                .map_err(|_| ExchangeError::Protocol)?;
-                            length = Some(
-                                text.trim()
-                                    .parse::<u64>()
-                                    .map_err(|_| ExchangeError::Protocol)?,
-                            );
-                        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                            chunked = contains_token(h.value, b"chunked");
-                        } else if h.name.eq_ignore_ascii_case("connection") {
-                            if contains_token(h.value, b"close") {
-                                keep_alive = false;
-                            } else if contains_token(h.value, b"keep-alive") {
-                                keep_alive = true;
-                            }
-                        } else if h.name.eq_ignore_ascii_case("retry-after") {
-                            // Rare (a 429 or a 503): the wall clock is read
-                            // only for a response that has one.
-                            retry_after_ns = super::retry::parse_retry_after(
-                                h.value,
-                                std::time::SystemTime::now(),
-                            );
-                        }
-                    }
-                    buf.advance(head_len);
-                    if (100..200).contains(&status) && status != 101 {
-                        // An interim response (100 Continue): the real one follows.
-                        continue;
-                    }
-                    self.status = status;
-                    self.keep_alive = keep_alive;
-                    self.retry_after_ns = retry_after_ns;
-                    self.state = if self.head_request || status == 204 || status == 304 {
-                        State::Length(0)
-                    } else if chunked {
-                        State::Chunked(Chunk::Size)
-                    } else if let Some(n) = length {
-                        State::Length(n)
-                    } else {
-                        self.keep_alive = false;
-                        State::UntilClose
-                    };
-                }
+            let progress = match &mut self.state {
+                State::Head => self.read_head(buf)?,
                 State::Length(remaining) => {
-                    let take = (*remaining).min(buf.len() as u64);
-                    buf.advance(take as usize);
-                    *remaining -= take;
-                    return Ok((*remaining == 0).then(|| self.done()));
+                    if skip(remaining, buf) {
+                        Progress::Done
+                    } else {
+                        Progress::Wait
+                    }
                 }
                 State::UntilClose => {
                     buf.clear();
-                    return Ok(None);
+                    Progress::Wait
                 }
-                State::Chunked(chunk) => match chunk {
-                    Chunk::Size => {
-                        let Some(line) = take_line(buf)? else {
-                            return Ok(None);
-                        };
-                        let digits = line.split(|b| *b == b';').next().unwrap_or_default();
-                        let text =
-                            std::str::from_utf8(digits).map_err(|_| ExchangeError::Protocol)?;
-                        let size = u64::from_str_radix(text.trim(), 16)
-                            .map_err(|_| ExchangeError::Protocol)?;
-                        *chunk = if size == 0 {
-                            Chunk::Trailer
-                        } else {
-                            Chunk::Data(size)
-                        };
-                    }
-                    Chunk::Data(remaining) => {
-                        let take = (*remaining).min(buf.len() as u64);
-                        buf.advance(take as usize);
-                        *remaining -= take;
-                        if *remaining > 0 {
-                            return Ok(None);
-                        }
-                        *chunk = Chunk::DataEnd;
-                    }
-                    Chunk::DataEnd => {
-                        if buf.len() < 2 {
-                            return Ok(None);
-                        }
-                        if &buf[..2] != b"\r\n" {
-                            return Err(ExchangeError::Protocol);
-                        }
-                        buf.advance(2);
-                        *chunk = Chunk::Size;
-                    }
-                    Chunk::Trailer => {
-                        let Some(line) = take_line(buf)? else {
-                            return Ok(None);
-                        };
-                        if line.is_empty() {
-                            return Ok(Some(self.done()));
-                        }
-                    }
-                },
+                State::Chunked(chunk) => chunk.advance(buf)?,
+            };
+            match progress {
+                Progress::Next => {}
+                Progress::Wait => return Ok(None),
+                Progress::Done => return Ok(Some(self.done())),
             }
         }
+    }
+
+    /// The head: once it is whole, consumes it and picks how the body ends.
+    fn read_head(&mut self, buf: &mut BytesMut) -> Result<Progress, ExchangeError> {
+        let Some(head) = Head::parse(buf)? else {
+            return Ok(Progress::Wait);
+        };
+        buf.advance(head.len);
+        if (100..200).contains(&head.status) && head.status != 101 {
+            // An interim response (100 Continue): the real one follows.
+            return Ok(Progress::Next);
+        }
+        self.status = head.status;
+        self.keep_alive = head.keep_alive;
+        self.retry_after_ns = head.retry_after_ns;
+        self.state = if self.head_request || head.status == 204 || head.status == 304 {
+            State::Length(0)
+        } else if head.chunked {
+            State::Chunked(Chunk::Size)
+        } else if let Some(n) = head.length {
+            State::Length(n)
+        } else {
+            self.keep_alive = false;
+            State::UntilClose
+        };
+        Ok(Progress::Next)
     }
 
     /// The peer closed: complete only for a close-delimited body.
@@ -307,6 +312,61 @@ impl Parser {
             keep_alive: self.keep_alive,
         }
     }
+}
+
+impl Chunk {
+    /// One step through a chunked body.
+    fn advance(&mut self, buf: &mut BytesMut) -> Result<Progress, ExchangeError> {
+        match self {
+            Chunk::Size => {
+                let Some(line) = take_line(buf)? else {
+                    return Ok(Progress::Wait);
+                };
+                let digits = line.split(|b| *b == b';').next().unwrap_or_default();
+                let text = std::str::from_utf8(digits).map_err(|_| ExchangeError::Protocol)?;
+                let size =
+                    u64::from_str_radix(text.trim(), 16).map_err(|_| ExchangeError::Protocol)?;
+                *self = if size == 0 {
+                    Chunk::Trailer
+                } else {
+                    Chunk::Data(size)
+                };
+            }
+            Chunk::Data(remaining) => {
+                if !skip(remaining, buf) {
+                    return Ok(Progress::Wait);
+                }
+                *self = Chunk::DataEnd;
+            }
+            Chunk::DataEnd => {
+                if buf.len() < 2 {
+                    return Ok(Progress::Wait);
+                }
+                if &buf[..2] != b"\r\n" {
+                    return Err(ExchangeError::Protocol);
+                }
+                buf.advance(2);
+                *self = Chunk::Size;
+            }
+            Chunk::Trailer => {
+                let Some(line) = take_line(buf)? else {
+                    return Ok(Progress::Wait);
+                };
+                if line.is_empty() {
+                    return Ok(Progress::Done);
+                }
+            }
+        }
+        Ok(Progress::Next)
+    }
+}
+
+/// Skips up to `remaining` body bytes off `buf`; true once none remain.
+fn skip(remaining: &mut u64, buf: &mut BytesMut) -> bool {
+    let take = (*remaining).min(buf.len() as u64);
+    buf.advance(take as usize);
+    *remaining -= take;
+    *remaining == 0
 }
 
 /// Takes one CRLF-terminated line off `buf` (without the CRLF).

@@ -34,24 +34,13 @@ pub fn sweep(
     spec: &SweepSpec,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<(SweepOutput, Option<RunOutput>)> {
-    on_event(Event::Note(
-        "sweep: with the retry policy, then again without it (--retries compare)".into(),
-    ));
-    let mut with = sweep::run(bench, spec, on_event)?;
+    let (mut with, without) = with_and_without(bench, "sweep", on_event, |bench, on_event| {
+        sweep::run(bench, spec, on_event)
+    })?;
     with.result.retries_compared = true;
-    if bench.stop.is_stopped() {
+    let Some(without) = without else {
         return Ok((with, None));
-    }
-    on_event(Event::Note("sweep: again without retries".into()));
-    let scenario = without_retries(bench.scenario);
-    let without = sweep::run(
-        &Bench {
-            scenario: &scenario,
-            ..*bench
-        },
-        spec,
-        on_event,
-    )?;
+    };
     with.result.without_retries = Some(Box::new(without.result));
     Ok((with, Some(without.run)))
 }
@@ -64,24 +53,41 @@ pub fn find_limit(
     spec: &FindLimitSpec,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<(FindLimitOutput, Option<RunOutput>)> {
-    on_event(Event::Note(
-        "find-limit: with the retry policy, then again without it (--retries compare)".into(),
-    ));
-    let mut with = find_limit::run(bench, spec, on_event)?;
+    let (mut with, without) =
+        with_and_without(bench, "find-limit", on_event, |bench, on_event| {
+            find_limit::run(bench, spec, on_event)
+        })?;
     with.result.retries_compared = true;
+    let Some(without) = without else {
+        return Ok((with, None));
+    };
+    with.result.without_retries = Some(Box::new(without.result));
+    Ok((with, without.run))
+}
+
+/// Runs `experiment` (named `what` in the notes) with the scenario's retry
+/// policy, then, unless stopped meanwhile, once more without it.
+fn with_and_without<O>(
+    bench: &Bench,
+    what: &str,
+    on_event: &mut dyn FnMut(Event),
+    experiment: impl Fn(&Bench, &mut dyn FnMut(Event)) -> Result<O>,
+) -> Result<(O, Option<O>)> {
+    on_event(Event::Note(format!(
+        "{what}: with the retry policy, then again without it (--retries compare)"
+    )));
+    let with = experiment(bench, on_event)?;
     if bench.stop.is_stopped() {
         return Ok((with, None));
     }
-    on_event(Event::Note("find-limit: again without retries".into()));
+    on_event(Event::Note(format!("{what}: again without retries")));
     let scenario = without_retries(bench.scenario);
-    let without = find_limit::run(
+    let without = experiment(
         &Bench {
             scenario: &scenario,
             ..*bench
         },
-        spec,
         on_event,
     )?;
-    with.result.without_retries = Some(Box::new(without.result));
-    Ok((with, without.run))
+    Ok((with, Some(without)))
 }
