@@ -553,8 +553,11 @@ fn the_shipped_scenario_under_counts_about_six_times_early_and_not_complete() {
         assert!(f >= 0.9 * cpu_factor, "{mode}: {f}x: {row:?}");
     }
     for mode in &complete {
+        // Near 1; a machine loaded by other work stretches this wall-time
+        // factor (1.3x and 1.8x seen at a load average of 7-18 on 2 cores),
+        // still well apart from the early modes' 3x and more.
         let f = factor(mode);
-        assert!((0.6..1.25).contains(&f), "{mode}: {f}x, want near 1");
+        assert!((0.6..2.0).contains(&f), "{mode}: {f}x, want near 1");
     }
     // Every audit row carries the fields the issue names.
     assert!(
