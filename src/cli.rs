@@ -329,7 +329,7 @@ pub struct RunArgs {
     #[arg(long, short)]
     pub quiet: bool,
     /// Serve the run's own progress (offered, sent, outcomes, the last
-    /// interval's latency quantiles, lag and in flight) in Prometheus text
+    /// interval's latency quantiles, lag, pacing window and in flight) in Prometheus text
     /// at http://ADDR/metrics while it runs, e.g. 127.0.0.1:9464.
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<String>,
