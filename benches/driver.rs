@@ -45,11 +45,13 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-/// How long each run's closed loop sends: short enough that a sample is a
-/// few runs, long enough that opening the connections is a small share.
+mod util;
+
+/// How long each run's closed loop sends: short enough that a case takes
+/// seconds (a sample is a run or two), long enough that opening the
+/// connections is a small share of it.
 const RUN: Duration = Duration::from_millis(200);
 /// HTTP/1.1 clients (connections) of the closed loop.
 const HTTP1_CONNECTIONS: usize = 4;
@@ -60,41 +62,19 @@ const H2_STREAMS: usize = 100;
 /// speaking HTTP/1.1 and h2 (h2c with prior knowledge, or by ALPN behind
 /// `tls`); it lives until the bench process exits.
 fn start_server(tls: Option<TlsAcceptor>) -> SocketAddr {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("bench-server".into())
-        .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("server runtime");
-            rt.block_on(async move {
-                let listener = TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind loopback");
-                tx.send(listener.local_addr().expect("local addr"))
-                    .expect("report addr");
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    let _ = stream.set_nodelay(true);
-                    let tls = tls.clone();
-                    tokio::spawn(async move {
-                        match tls {
-                            Some(acceptor) => {
-                                if let Ok(stream) = acceptor.accept(stream).await {
-                                    serve(TokioIo::new(stream)).await;
-                                }
-                            }
-                            None => serve(TokioIo::new(stream)).await,
-                        }
-                    });
+    util::start_server(move |stream| {
+        let tls = tls.clone();
+        async move {
+            match tls {
+                Some(acceptor) => {
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        serve(TokioIo::new(stream)).await;
+                    }
                 }
-            });
-        })
-        .expect("spawn server thread");
-    rx.recv().expect("server address")
+                None => serve(TokioIo::new(stream)).await,
+            }
+        }
+    })
 }
 
 /// Answers every request on `io` with 204, over HTTP/1.1 or h2.
