@@ -31,46 +31,24 @@ use http_body_util::Empty;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
-/// Starts a 204 server on a loopback port on its own thread and runtime; it
-/// lives until the bench process exits.
+mod util;
+
+/// Starts a 204 server (HTTP/1.1, keep-alive) on a loopback port on its own
+/// thread and runtime; it lives until the bench process exits.
 fn start_server() -> SocketAddr {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("bench-server".into())
-        .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("server runtime");
-            rt.block_on(async move {
-                let listener = TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind loopback");
-                tx.send(listener.local_addr().expect("local addr"))
-                    .expect("report addr");
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    let _ = stream.set_nodelay(true);
-                    tokio::spawn(async move {
-                        let service = service_fn(|_req: Request<hyper::body::Incoming>| async {
-                            let mut response = Response::new(Empty::<Bytes>::new());
-                            *response.status_mut() = StatusCode::NO_CONTENT;
-                            Ok::<_, Infallible>(response)
-                        });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .keep_alive(true)
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-            });
-        })
-        .expect("spawn server thread");
-    rx.recv().expect("server address")
+    util::start_server(|stream| async move {
+        let service = service_fn(|_req: Request<hyper::body::Incoming>| async {
+            let mut response = Response::new(Empty::<Bytes>::new());
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            Ok::<_, Infallible>(response)
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
+    })
 }
 
 fn bench_exchange(c: &mut Criterion) {

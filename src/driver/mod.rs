@@ -16,7 +16,7 @@ pub mod conn;
 pub mod http1;
 mod http2;
 pub mod key_space;
-mod pacing;
+pub mod pacing;
 pub mod request_log;
 pub mod retry;
 pub mod shard;

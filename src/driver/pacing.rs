@@ -16,7 +16,7 @@ use crate::sys;
 /// How often the window is looked at, ns of monotonic time: long enough
 /// that a busy share is a share (several wakes even at low rates), short
 /// enough to follow a phase's step within its first interval.
-pub(super) const PERIOD_NS: u64 = 10_000_000;
+pub const PERIOD_NS: u64 = 10_000_000;
 /// Busy share of the thread above which the window widens: the shard is
 /// about to fall behind its schedule.
 const WIDEN_ABOVE: f64 = 0.85;
@@ -41,7 +41,7 @@ const START_WIDE_ABOVE_PER_S: f64 = 20_000.0;
 
 /// One shard's window and what it has been.
 #[derive(Debug)]
-pub(super) struct Window {
+pub struct Window {
     /// The window in force, ns.
     now_ns: u64,
     /// Narrowest (the configured window), ns.
@@ -58,7 +58,7 @@ pub(super) struct Window {
 
 impl Window {
     /// A window starting at `min_ns` that may grow to `max_ns`.
-    pub(super) fn new(min_ns: u64, max_ns: u64) -> Window {
+    pub fn new(min_ns: u64, max_ns: u64) -> Window {
         Window {
             now_ns: min_ns,
             min_ns,
@@ -71,7 +71,7 @@ impl Window {
 
     /// Starts an adaptive window at its widest when the shard's first
     /// arrivals come at more than [`START_WIDE_ABOVE_PER_S`].
-    pub(super) fn start_for(&mut self, rate_per_s: f64) {
+    pub fn start_for(&mut self, rate_per_s: f64) {
         if rate_per_s > START_WIDE_ABOVE_PER_S {
             self.now_ns = self.max_ns;
             self.widest_ns = self.max_ns;
@@ -79,18 +79,19 @@ impl Window {
     }
 
     /// The window in force, ns.
-    pub(super) fn ns(&self) -> u64 {
+    pub fn ns(&self) -> u64 {
         self.now_ns
     }
 
     /// The widest the window was, ns.
-    pub(super) fn widest_ns(&self) -> u64 {
+    pub fn widest_ns(&self) -> u64 {
         self.widest_ns
     }
 
-    /// Looks at the thread's CPU at `wall_ns` (once a period; a fixed
-    /// window never reads the clock).
-    pub(super) fn look(&mut self, wall_ns: u64) {
+    /// Looks at the calling thread's CPU at `wall_ns` (monotonic time,
+    /// [`sys::monotonic_ns`]) once a period; between looks, and always for
+    /// a fixed window, it reads no clock.
+    pub fn look(&mut self, wall_ns: u64) {
         if self.max_ns == self.min_ns {
             return;
         }
