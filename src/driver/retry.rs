@@ -147,10 +147,12 @@ pub(super) struct Pending {
     pub(super) job: Job,
     pub(super) seq: u64,
     /// The attempt before it: its outcome (the arrival's, if the retry is
-    /// never sent), when it ended and whether it was sent.
+    /// never sent), when it ended, whether it was sent and the address it
+    /// went to (see `Recorder::outcome_at`).
     pub(super) last: Outcome,
     pub(super) last_end_ns: u64,
     pub(super) last_sent: bool,
+    pub(super) last_addr: Option<usize>,
     /// Why it is retried.
     pub(super) reason: Class,
 }

@@ -19,7 +19,7 @@ use rand::rngs::SmallRng;
 use tokio::sync::{Notify, oneshot, watch};
 
 use super::budget::{ConnectBudget, MAX_CONNECTING};
-use super::conn::{Dialer, OpenError};
+use super::conn::{Dialer, OpenError, OpenFailed};
 use super::http2;
 use super::key_space::{KeyDraw, pick_key};
 use super::pacing::Window;
@@ -165,22 +165,26 @@ impl Shared {
     /// An attempt ended: it is retried (see [`Shared::retry`]), or its
     /// outcome is the arrival's and is recorded; then what has waited the
     /// pacing window out meanwhile is sent (the thread is awake anyway), and
-    /// the attempt is counted out of flight. `retry_after_ns`: the response's
+    /// the attempt is counted out of flight. `at`: the index of the address
+    /// its connection went to (or its failed connect tried; `None`: no
+    /// connection was tried). `retry_after_ns`: the response's
     /// `Retry-After`, as a wait.
     pub(super) fn ended(
         self: &Rc<Self>,
         job: Job,
         outcome: Outcome,
+        at: Option<usize>,
         sent_ns: Option<u64>,
         retry_after_ns: Option<u64>,
     ) {
         let now_ns = sys::monotonic_ns();
         let retried =
-            self.retries.is_some() && self.retry(job, outcome, sent_ns, retry_after_ns, now_ns);
+            self.retries.is_some() && self.retry(job, outcome, at, sent_ns, retry_after_ns, now_ns);
         if !retried {
-            self.recorder.borrow_mut().outcome(
+            self.recorder.borrow_mut().outcome_at(
                 now_ns,
                 job.pick(),
+                at,
                 outcome,
                 now_ns.saturating_sub(job.intended_ns),
                 sent_ns.map(|s| now_ns.saturating_sub(s)),
@@ -216,6 +220,7 @@ impl Shared {
         &self,
         job: Job,
         outcome: Outcome,
+        at: Option<usize>,
         sent_ns: Option<u64>,
         retry_after_ns: Option<u64>,
         now_ns: u64,
@@ -255,6 +260,7 @@ impl Shared {
             last: outcome,
             last_end_ns: now_ns,
             last_sent: sent_ns.is_some(),
+            last_addr: at,
             reason: outcome.class(),
         });
         self.retry_scheduled.notify_one();
@@ -297,6 +303,7 @@ impl Shared {
             recorder.retry_abandoned(
                 now_ns,
                 p.job.pick(),
+                p.last_addr,
                 p.last,
                 p.last_end_ns.saturating_sub(p.job.intended_ns),
                 p.last_sent,
@@ -304,9 +311,15 @@ impl Shared {
         }
     }
 
-    /// A connection could not be opened: the outcome its job gets, and the
-    /// first reason of each kind kept for the summary.
-    pub(super) fn open_failed(&self, error: OpenError) -> Outcome {
+    /// A connection could not be opened: the outcome its job gets, charged
+    /// to the address it tried, and the first reason of each kind kept for
+    /// the summary.
+    pub(super) fn open_failed(&self, failed: OpenFailed) -> (Outcome, usize) {
+        (self.open_error(failed.error), failed.addr)
+    }
+
+    /// [`Shared::open_failed`]'s outcome, for a failure at a known address.
+    pub(super) fn open_error(&self, error: OpenError) -> Outcome {
         match error {
             OpenError::Connect(e) => {
                 let mut first = self.first_connect_error.borrow_mut();
@@ -509,13 +522,15 @@ pub fn run(
             h2: http2::Pool::default(),
             closed_loop_end_ns: Cell::new(0),
             recorder: RefCell::new(
-                Recorder::new(0, plan.interval_ns, plan.tracked_keys).with_key_space(
-                    plan.keys
-                        .iter()
-                        .filter_map(|k| k.space.as_ref())
-                        .map(|s| s.count() as usize)
-                        .sum(),
-                ),
+                Recorder::new(0, plan.interval_ns, plan.tracked_keys)
+                    .with_key_space(
+                        plan.keys
+                            .iter()
+                            .filter_map(|k| k.space.as_ref())
+                            .map(|s| s.count() as usize)
+                            .sum(),
+                    )
+                    .with_addresses(plan.dialer.addresses()),
             ),
             arrivals: RefCell::new(Arrivals::new(&plan, 0)),
             keys: plan.keys.clone(),
