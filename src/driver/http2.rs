@@ -306,7 +306,7 @@ type Opened = (
 async fn open(shared: &Shared) -> Result<Opened, (Outcome, usize)> {
     let (stream, connected) = conn::open(&shared.dialer)
         .await
-        .map_err(|e| shared.open_failed(e))?;
+        .map_err(|e| (shared.open_failed(e.error), e.addr))?;
     shared
         .recorder
         .borrow_mut()
@@ -336,7 +336,7 @@ async fn handshake(
             Alpn::Http11 => "http/1.1",
             _ => "no protocol",
         };
-        return Err(shared.open_error(OpenError::Tls(
+        return Err(shared.open_failed(OpenError::Tls(
             TlsFailure::NoH2,
             format!("the server answered ALPN h2 with {said}"),
         )));

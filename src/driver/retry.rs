@@ -9,6 +9,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
@@ -189,6 +190,16 @@ impl Retries {
             open: true,
             end_ns: u64::MAX,
         }
+    }
+
+    /// A shard's retries, when any key retries (never in a closed loop,
+    /// whose clients' waits would be the load itself).
+    pub(super) fn of_shard(plan: &super::shard::ShardPlan) -> Option<RefCell<Retries>> {
+        let any = plan.keys.iter().any(|k| k.retry.is_some());
+        (any && plan.closed_loop == 0).then(|| {
+            let seed = plan.seed ^ 0x5DEE_CE66_D1CE_4E5B ^ (plan.shard as u64);
+            RefCell::new(Retries::new(seed, plan.keys.len()))
+        })
     }
 }
 

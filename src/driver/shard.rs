@@ -19,7 +19,7 @@ use rand::rngs::SmallRng;
 use tokio::sync::{Notify, oneshot, watch};
 
 use super::budget::{ConnectBudget, MAX_CONNECTING};
-use super::conn::{Dialer, OpenError, OpenFailed};
+use super::conn::{Dialer, OpenError};
 use super::http2;
 use super::key_space::{KeyDraw, pick_key};
 use super::pacing::Window;
@@ -166,8 +166,7 @@ impl Shared {
     /// outcome is the arrival's and is recorded; then what has waited the
     /// pacing window out meanwhile is sent (the thread is awake anyway), and
     /// the attempt is counted out of flight. `at`: the index of the address
-    /// its connection went to (or its failed connect tried; `None`: no
-    /// connection was tried). `retry_after_ns`: the response's
+    /// it went to or tried (`None`: none). `retry_after_ns`: the response's
     /// `Retry-After`, as a wait.
     pub(super) fn ended(
         self: &Rc<Self>,
@@ -311,15 +310,9 @@ impl Shared {
         }
     }
 
-    /// A connection could not be opened: the outcome its job gets, charged
-    /// to the address it tried, and the first reason of each kind kept for
-    /// the summary.
-    pub(super) fn open_failed(&self, failed: OpenFailed) -> (Outcome, usize) {
-        (self.open_error(failed.error), failed.addr)
-    }
-
-    /// [`Shared::open_failed`]'s outcome, for a failure at a known address.
-    pub(super) fn open_error(&self, error: OpenError) -> Outcome {
+    /// A connection could not be opened: the outcome its job gets, and the
+    /// first reason of each kind kept for the summary.
+    pub(super) fn open_failed(&self, error: OpenError) -> Outcome {
         match error {
             OpenError::Connect(e) => {
                 let mut first = self.first_connect_error.borrow_mut();
@@ -552,7 +545,7 @@ pub fn run(
                 .map(|capacity| RefCell::new(RequestLog::new(plan.shard, capacity))),
             first_connect_error: RefCell::new(None),
             first_handshake_error: RefCell::new(None),
-            retries: retries_of(&plan),
+            retries: Retries::of_shard(&plan),
             retry_scheduled: Notify::new(),
         });
         match plan.protocol {
@@ -796,14 +789,4 @@ fn window_of(plan: &ShardPlan) -> Window {
     let mut window = Window::new(plan.pacing_window_ns, plan.pacing_window_max_ns);
     window.start_for(rate / plan.shards.max(1) as f64);
     window
-}
-
-/// The shard's retries, when any key retries (never in a closed loop,
-/// whose clients' waits would be the load itself).
-fn retries_of(plan: &ShardPlan) -> Option<RefCell<Retries>> {
-    let any = plan.keys.iter().any(|k| k.retry.is_some());
-    (any && plan.closed_loop == 0).then(|| {
-        let seed = plan.seed ^ 0x5DEE_CE66_D1CE_4E5B ^ (plan.shard as u64);
-        RefCell::new(Retries::new(seed, plan.keys.len()))
-    })
 }

@@ -346,7 +346,7 @@ async fn connect(shared: &Shared) -> Result<Connection, (Outcome, usize)> {
     let _connecting = Counted::new(&shared.connecting);
     let (stream, connected) = conn::open(&shared.dialer)
         .await
-        .map_err(|e| shared.open_failed(e))?;
+        .map_err(|e| (shared.open_failed(e.error), e.addr))?;
     shared
         .recorder
         .borrow_mut()
