@@ -56,6 +56,16 @@ impl AddressSummary {
                 .get(Class::Success.name())
                 .unwrap_or(&0)
     }
+
+    /// Its p50 and p99 as reports show them; `-` when it was sent nothing
+    /// (no latency, not a latency of 0).
+    fn percentiles(&self) -> (String, String) {
+        if self.sent == 0 {
+            ("-".into(), "-".into())
+        } else {
+            (fmt_us(self.p50_us), fmt_us(self.p99_us))
+        }
+    }
 }
 
 /// The histogram name of address `index` in histograms.hlog.
@@ -155,6 +165,7 @@ pub fn write_console(w: &mut dyn Write, addresses: &[AddressSummary], sent: u64)
     let width = addresses.iter().map(|a| a.url.len()).max().unwrap_or(0);
     writeln!(w, "  Per address:")?;
     for a in addresses {
+        let (p50, p99) = a.percentiles();
         writeln!(
             w,
             "    {:<width$}  sent {:>8} ({:>5.1}%)  errors {:>6}{}  p50 {:>8}  p99 {:>8}  {} connections",
@@ -163,8 +174,8 @@ pub fn write_console(w: &mut dyn Write, addresses: &[AddressSummary], sent: u64)
             share(a.sent, sent),
             a.errors(),
             error_classes(a),
-            fmt_us(a.p50_us),
-            fmt_us(a.p99_us),
+            p50,
+            p99,
             a.connections_opened,
         )?;
     }
@@ -207,6 +218,7 @@ pub fn write_html(h: &mut String, addresses: &[AddressSummary], sent: u64) {
         "<table><tr><th>address</th><th>sent</th><th>share</th><th>errors</th><th>P50</th><th>P99</th><th>connections</th></tr>"
     );
     for a in addresses {
+        let (p50, p99) = a.percentiles();
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{:.1}%</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -215,8 +227,8 @@ pub fn write_html(h: &mut String, addresses: &[AddressSummary], sent: u64) {
             share(a.sent, sent),
             a.errors(),
             esc(&error_classes(a)),
-            fmt_us(a.p50_us),
-            fmt_us(a.p99_us),
+            p50,
+            p99,
             a.connections_opened,
         );
     }
@@ -265,6 +277,10 @@ mod tests {
         assert!(
             lines[2].contains("(  0.0%)") && lines[2].contains("errors      7 (connect_error 7)"),
             "{text}"
+        );
+        assert!(
+            lines[2].contains("p50        -  p99        -"),
+            "no latency where nothing was sent: {text}"
         );
     }
 }
