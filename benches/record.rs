@@ -117,7 +117,7 @@ fn bench_merge(c: &mut Criterion) {
                 Outcome::Response(204)
             };
             r.dispatched(i as u64 * 10_000, 0);
-            r.sent(i as u64 * 10_000, l / 100);
+            r.sent(i as u64 * 10_000, l / 100, 0);
             r.outcome(i as u64 * 10_000, 0, outcome, l, Some(l / 2));
         }
         r.finish(lat.len() as u64 * 10_000, 0).0

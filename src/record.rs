@@ -19,10 +19,12 @@ use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 
 use crate::outcome::{Class, Outcome};
 
+mod addresses;
 mod connections;
 mod key_space;
 mod retries;
 
+pub use addresses::{AddressTotals, Addresses};
 pub use connections::{Alpn, Connected, ConnectionTotals, Handshake, TlsVersion};
 pub use key_space::{KeyPick, KeySpaceCounts};
 pub use retries::RetryTotals;
@@ -159,6 +161,9 @@ pub struct Totals {
     pub keys: Vec<KeyTotals>,
     /// Per key of a generated key space (empty without one).
     pub key_space: KeySpaceCounts,
+    /// Per address of a target driven at several (`[target] urls`), in
+    /// the driver's order; empty with one address.
+    pub addresses: Addresses,
     /// CPU time the driver threads used, ns.
     pub driver_cpu_ns: u64,
     /// When the last request was sent (CLOCK_MONOTONIC ns; 0: none was).
@@ -191,6 +196,7 @@ impl Totals {
             generator_lag_us: new_histogram(),
             keys: vec![KeyTotals::default(); keys],
             key_space: KeySpaceCounts::default(),
+            addresses: Addresses::new(),
             driver_cpu_ns: 0,
             last_sent_ns: 0,
             first_connect_error: None,
@@ -221,6 +227,7 @@ impl Totals {
             a.merge(b);
         }
         self.key_space.merge(&other.key_space);
+        addresses::merge(&mut self.addresses, &other.addresses);
         self.driver_cpu_ns += other.driver_cpu_ns;
         self.last_sent_ns = self.last_sent_ns.max(other.last_sent_ns);
         if self.first_connect_error.is_none() {
@@ -363,6 +370,15 @@ impl Recorder {
         self
     }
 
+    /// Keeps per-address totals for a target driven at `count` addresses
+    /// (nothing for one: its totals are the run's).
+    pub fn with_addresses(mut self, count: usize) -> Self {
+        if count > 1 {
+            self.totals.addresses = vec![AddressTotals::new(); count];
+        }
+        self
+    }
+
     /// Starts the clock at `start_ns`: everything recorded from now on is
     /// timed from it. A shard makes its recorder (and every per-key total)
     /// before the common start, so no allocation delays its first arrival.
@@ -385,9 +401,13 @@ impl Recorder {
             .saturating_record(ns_to_us(lag_ns));
     }
 
-    /// A request was written at `now_ns`, `lag_ns` after its intended time.
-    pub fn sent(&mut self, now_ns: u64, lag_ns: u64) {
+    /// A request was written at `now_ns`, `lag_ns` after its intended time,
+    /// on a connection to address `addr` (see [`Recorder::with_addresses`]).
+    pub fn sent(&mut self, now_ns: u64, lag_ns: u64, addr: usize) {
         self.roll(now_ns);
+        if let Some(a) = self.totals.addresses.get_mut(addr) {
+            a.sent += 1;
+        }
         self.totals.sent += 1;
         self.totals.last_sent_ns = now_ns;
         self.current.sent += 1;
@@ -400,7 +420,10 @@ impl Recorder {
     /// above a GOAWAY's last stream, or refused with REFUSED_STREAM) and
     /// goes out again: it is not counted twice. (Its first schedule lag
     /// stays in the histogram.)
-    pub fn unsent(&mut self) {
+    pub fn unsent(&mut self, addr: usize) {
+        if let Some(a) = self.totals.addresses.get_mut(addr) {
+            a.sent = a.sent.saturating_sub(1);
+        }
         self.totals.sent = self.totals.sent.saturating_sub(1);
         self.current.sent = self.current.sent.saturating_sub(1);
     }
@@ -416,9 +439,25 @@ impl Recorder {
         latency_ns: u64,
         service_ns: Option<u64>,
     ) {
+        self.outcome_at(now_ns, key, None, outcome, latency_ns, service_ns);
+    }
+
+    /// [`Recorder::outcome`], charged also to address `addr`: the one its
+    /// connection went to, or its failed connect tried (`None`: no address,
+    /// as for `not_sent`).
+    pub fn outcome_at(
+        &mut self,
+        now_ns: u64,
+        key: impl Into<KeyPick>,
+        addr: Option<usize>,
+        outcome: Outcome,
+        latency_ns: u64,
+        service_ns: Option<u64>,
+    ) {
         self.final_outcome(
             now_ns,
             key.into(),
+            addr,
             outcome,
             latency_ns,
             service_ns.is_some(),
@@ -429,10 +468,12 @@ impl Recorder {
     /// An arrival's one outcome; `sent`: its last attempt was sent (its
     /// latency is then kept), `service_ns`: that attempt's service time
     /// when it is not kept yet.
+    #[allow(clippy::too_many_arguments)] // each is one fact of the outcome
     fn final_outcome(
         &mut self,
         now_ns: u64,
         pick: KeyPick,
+        addr: Option<usize>,
         outcome: Outcome,
         latency_ns: u64,
         sent: bool,
@@ -457,6 +498,9 @@ impl Recorder {
                 .saturating_record(ns_to_us(service_ns));
         }
         self.totals.key_space.add(pick.slot, outcome);
+        if let Some(a) = addr.and_then(|i| self.totals.addresses.get_mut(i)) {
+            a.outcome(outcome, latency_us, sent);
+        }
         if let Some(k) = self.totals.keys.get_mut(pick.key) {
             k.counts.add(outcome);
             if sent {
@@ -470,6 +514,9 @@ impl Recorder {
     /// totals only: no interval has begun.
     pub fn connected(&mut self, now_ns: u64, c: &Connected) {
         self.totals.connections.record(c);
+        if let Some(a) = self.totals.addresses.get_mut(c.addr) {
+            a.connections_opened += 1;
+        }
         if !self.begun {
             return;
         }
@@ -698,7 +745,7 @@ mod tests {
     fn outcomes_count_once_and_only_sent_requests_enter_latency() {
         let mut r = Recorder::new(0, 1000 * MS, 2);
         r.dispatched(1, 0);
-        r.sent(2, 1_000);
+        r.sent(2, 1_000, 0);
         r.outcome(5 * MS, 0, Outcome::Response(200), 5 * MS, Some(4 * MS));
         r.dispatched(6 * MS, 0);
         r.outcome(6 * MS, 1, Outcome::NotSent, 0, None);
@@ -720,6 +767,7 @@ mod tests {
         let connected = Connected {
             connect_ns: 100_000,
             tls: None,
+            addr: 0,
         };
         let mut r = Recorder::new(0, 1000 * MS, 0);
         // Warm-up, on the monotonic clock long before the run's start.
@@ -752,7 +800,7 @@ mod tests {
             let mut r = Recorder::new(0, 1000 * MS, 1);
             for i in 0..(100 + s) {
                 r.dispatched(i * MS, 0);
-                r.sent(i * MS, 0);
+                r.sent(i * MS, 0, 0);
                 r.outcome(
                     i * MS + MS,
                     0,

@@ -545,4 +545,100 @@ fn spread_over_two_addresses(client: &str) {
         answered.iter().all(|&n| n >= out.totals.arrivals / 4),
         "both addresses answer a fair share: {answered:?}"
     );
+    // Each address's totals: what its server saw, shares near equal, and
+    // together the run's.
+    let t = &out.totals;
+    assert_eq!(t.addresses.len(), 2, "one total per address");
+    let sent: Vec<u64> = t.addresses.iter().map(|a| a.sent).collect();
+    assert_eq!(
+        sent, answered,
+        "each address was sent what its server answered"
+    );
+    assert_eq!(sent.iter().sum::<u64>(), t.sent);
+    for a in &t.addresses {
+        let share = a.sent as f64 / t.sent as f64;
+        assert!(
+            (0.35..=0.65).contains(&share),
+            "near-equal shares: {sent:?}"
+        );
+        assert_eq!(a.latency_us.len(), a.sent, "a latency per request sent");
+        assert!(a.connections_opened > 0, "connections to every address");
+    }
+    for class in Class::ALL {
+        let charged: u64 = t.addresses.iter().map(|a| a.counts.class(class)).sum();
+        assert_eq!(charged, t.counts.class(class), "{}", class.name());
+    }
+    assert_eq!(
+        t.addresses
+            .iter()
+            .map(|a| a.connections_opened)
+            .sum::<u64>(),
+        t.connections.opened
+    );
+}
+
+/// `[target] urls` with the second address a closed port: its refused
+/// connects are charged to it, the first keeps every answer, and the
+/// console and summary.json (schema-checked) show both addresses. A new
+/// connection per request, so connects go on through the run.
+#[test]
+fn a_refusing_address_takes_its_connect_errors_and_the_other_its_answers() {
+    let _turn = crate::util::one_measurement_at_a_time();
+    let server = crate::util::http_server(|_| Duration::ZERO);
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let closed_url = format!("http://{closed}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("refusing.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"refusing\"\n[[phases]]\nrate = 200\nduration = \"1s\"\n[target]\n\
+             urls = [\"{}\", \"{closed_url}\"]\n[client]\nthreads = 1\nreuse = false\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let out_dir = dir.path().join("report");
+    let out = crate::binary::run_scenario(&file, &out_dir, 0);
+    let s = crate::binary::summary(&out_dir);
+    let addresses = s["addresses"]
+        .as_array()
+        .expect("addresses in summary.json");
+    assert_eq!(addresses.len(), 2, "{s:#}");
+    let n = |v: &serde_json::Value, p: &str| v.pointer(p).and_then(|x| x.as_u64()).unwrap_or(0);
+    let (open, refusing) = (&addresses[0], &addresses[1]);
+    assert_eq!(refusing["url"], closed_url);
+    assert!(n(refusing, "/outcomes/connect_error") > 0, "{s:#}");
+    assert_eq!(
+        n(refusing, "/outcomes/connect_error"),
+        n(&s, "/outcomes/connect_error"),
+        "every refused connect is the closed address's"
+    );
+    assert_eq!(n(refusing, "/sent"), 0);
+    assert_eq!(n(refusing, "/connections_opened"), 0);
+    assert_eq!(n(open, "/outcomes/connect_error"), 0, "{s:#}");
+    assert_eq!(
+        n(open, "/outcomes/classes/2xx"),
+        n(&s, "/outcomes/classes/2xx")
+    );
+    assert_eq!(n(open, "/sent"), n(&s, "/sent"));
+    let charged = n(open, "/outcomes/classes/2xx") + n(refusing, "/outcomes/connect_error");
+    assert_eq!(charged + n(&s, "/outcomes/not_sent"), n(&s, "/arrivals"));
+    let console = crate::binary::text(&out.stdout);
+    let line = |url: &str| {
+        console
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{url} ")))
+            .unwrap_or_else(|| panic!("a line for {url}:\n{console}"))
+            .to_string()
+    };
+    assert!(line(&closed_url).contains("(  0.0%)"), "{console}");
+    assert!(line(&closed_url).contains("connect_error"), "{console}");
+    assert!(
+        line(&server.url()).contains("(100.0%)  errors      0"),
+        "{console}"
+    );
 }

@@ -270,3 +270,96 @@ fn a_shard_that_cannot_be_told_is_refused() {
         text(&out.stderr)
     );
 }
+
+/// Shards of one `[target] urls` run merge their per-address totals (counts
+/// added, percentiles from the merged `address/N` histograms); shards that
+/// drove different address lists merge without them, and say why.
+#[test]
+fn shards_over_the_same_addresses_merge_their_per_address_totals() {
+    let servers = [
+        util::http_server(|_| std::time::Duration::ZERO),
+        util::http_server(|_| std::time::Duration::ZERO),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let write = |file: &str, urls: [&str; 2]| {
+        let path = dir.path().join(file);
+        std::fs::write(
+            &path,
+            format!(
+                "name = \"spread\"\n[[phases]]\nrate = 200\nduration = \"300ms\"\n[target]\n\
+                 urls = [\"{}\", \"{}\"]\n[client]\nthreads = 1\n",
+                urls[0], urls[1]
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let (a, b) = (servers[0].url(), servers[1].url());
+    let same = write("same.toml", [&a, &b]);
+    let swapped = write("swapped.toml", [&b, &a]);
+    let run_shard = |file: &Path, shard: &str, out: &str| {
+        let out = dir.path().join(out);
+        let o = run(contend()
+            .arg("run")
+            .arg(file)
+            .args(["--shard", shard, "--quiet", "--out"])
+            .arg(&out));
+        assert_exit(&o, 0);
+        out
+    };
+    let s0 = run_shard(&same, "0/2", "s0");
+    let s1 = run_shard(&same, "1/2", "s1");
+    let w1 = run_shard(&swapped, "1/2", "w1");
+    let merged_dir = dir.path().join("merged");
+    assert_exit(
+        &run(contend()
+            .arg("merge")
+            .args([&s0, &s1])
+            .args(["--quiet", "--out"])
+            .arg(&merged_dir)),
+        0,
+    );
+    let m = summary(&merged_dir);
+    let shards = [summary(&s0), summary(&s1)];
+    let merged = Histograms::read(&merged_dir.join("histograms.hlog")).unwrap();
+    for i in 0..2 {
+        let at = |v: &Value, field: &str| u(v, &format!("/addresses/{i}/{field}"));
+        for field in ["sent", "connections_opened", "outcomes/classes/2xx"] {
+            assert_eq!(
+                at(&m, field),
+                shards.iter().map(|s| at(s, field)).sum::<u64>(),
+                "address {i} {field}"
+            );
+        }
+        let h = merged
+            .get(&format!("address/{i}"))
+            .expect("merged histogram");
+        assert_eq!(
+            h.len(),
+            at(&m, "sent"),
+            "address {i}: a latency per request sent"
+        );
+        assert_eq!(at(&m, "p99_us"), h.value_at_quantile(0.99));
+    }
+    assert_eq!(
+        u(&m, "/addresses/0/sent") + u(&m, "/addresses/1/sent"),
+        u(&m, "/sent")
+    );
+    let out = run(contend()
+        .arg("merge")
+        .args([&s0, &w1])
+        .arg("--out")
+        .arg(dir.path().join("differ")));
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stdout)
+            .contains("per-address results left out: the shards drove different addresses"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        summary(&dir.path().join("differ"))
+            .get("addresses")
+            .is_none()
+    );
+}

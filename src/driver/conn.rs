@@ -49,17 +49,32 @@ impl Dialer {
         }
     }
 
-    /// The address the next connection goes to.
-    fn next_addr(&self) -> SocketAddr {
+    /// The number of addresses: `addr` and `more`.
+    pub fn addresses(&self) -> usize {
+        1 + self.more.len()
+    }
+
+    /// The address the next connection goes to, with its index (`addr` is 0).
+    fn next_addr(&self) -> (usize, SocketAddr) {
         if self.more.is_empty() {
-            return self.addr;
+            return (0, self.addr);
         }
         let turn = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match turn % (self.more.len() + 1) {
-            0 => self.addr,
-            i => self.more[i - 1],
+            0 => (0, self.addr),
+            i => (i, self.more[i - 1]),
         }
     }
+}
+
+/// A connection that could not be opened: why, and the index of the
+/// address it tried (its failure is charged there).
+#[derive(Debug)]
+pub struct OpenFailed {
+    /// The address's index in the dialer's list.
+    pub addr: usize,
+    /// Why.
+    pub error: OpenError,
 }
 
 /// Why a connection could not be opened.
@@ -179,12 +194,22 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// Connects to the dialer's next address and, over TLS, completes the handshake.
-pub async fn open(dialer: &Dialer) -> Result<(Stream, Connected), OpenError> {
-    let start_ns = sys::monotonic_ns();
-    let tcp = TcpStream::connect(dialer.next_addr())
+/// Connects to the dialer's next address and, over TLS, completes the
+/// handshake; a failure names the address tried.
+pub async fn open(dialer: &Dialer) -> Result<(Stream, Connected), OpenFailed> {
+    let (addr, to) = dialer.next_addr();
+    open_to(dialer, addr, to)
         .await
-        .map_err(OpenError::Connect)?;
+        .map_err(|error| OpenFailed { addr, error })
+}
+
+async fn open_to(
+    dialer: &Dialer,
+    addr: usize,
+    to: SocketAddr,
+) -> Result<(Stream, Connected), OpenError> {
+    let start_ns = sys::monotonic_ns();
+    let tcp = TcpStream::connect(to).await.map_err(OpenError::Connect)?;
     // Requests are small and latency is the measurement: no Nagle.
     tcp.set_nodelay(true).map_err(OpenError::Connect)?;
     let connected_ns = sys::monotonic_ns();
@@ -195,6 +220,7 @@ pub async fn open(dialer: &Dialer) -> Result<(Stream, Connected), OpenError> {
             Connected {
                 connect_ns,
                 tls: None,
+                addr,
             },
         ));
     };
@@ -220,6 +246,7 @@ pub async fn open(dialer: &Dialer) -> Result<(Stream, Connected), OpenError> {
         Connected {
             connect_ns,
             tls: Some(handshake),
+            addr,
         },
     ))
 }

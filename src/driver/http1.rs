@@ -68,6 +68,8 @@ pub struct Connection {
     buf: BytesMut,
     /// The last response's `Retry-After`, as a wait in ns.
     retry_after_ns: Option<u64>,
+    /// The index of the address it went to (see `conn::Dialer`).
+    addr: usize,
 }
 
 impl Connection {
@@ -77,7 +79,19 @@ impl Connection {
             stream,
             buf: BytesMut::with_capacity(READ_BUFFER_BYTES),
             retry_after_ns: None,
+            addr: 0,
         }
+    }
+
+    /// The same connection, known to go to address `addr` of the target's
+    /// list (its requests are charged to it).
+    pub fn to_address(self, addr: usize) -> Connection {
+        Connection { addr, ..self }
+    }
+
+    /// The index of the address it goes to (0 unless set).
+    pub fn addr(&self) -> usize {
+        self.addr
     }
 
     /// True when an idle connection is still usable: the peer has neither

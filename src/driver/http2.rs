@@ -75,6 +75,8 @@ struct H2Conn {
     limit: usize,
     /// False once it takes no new stream (GOAWAY, an error, or `reuse = false`).
     accepting: Cell<bool>,
+    /// The index of the address it went to (see `conn::Dialer`).
+    addr: usize,
 }
 
 impl H2Conn {
@@ -248,17 +250,18 @@ fn spawn_connection(shared: Rc<Shared>) {
         let opening = Opening(&shared.h2);
         let timeout = Duration::from_nanos(shared.max_timeout_ns);
         let opened = match tokio::time::timeout(timeout, open(&shared)).await {
-            Ok(result) => result,
-            Err(_) => Err(Outcome::ClientTimeout),
+            Ok(result) => result.map_err(|(outcome, addr)| (outcome, Some(addr))),
+            // Cut while connecting: where to is not known here.
+            Err(_) => Err((Outcome::ClientTimeout, None)),
         };
         drop(opening);
-        let (send, connection, limit) = match opened {
+        let (send, connection, limit, addr) = match opened {
             Ok(parts) => parts,
-            Err(outcome) => {
+            Err((outcome, addr)) => {
                 let job = shared.queue.borrow_mut().pop_front();
                 if let Some(job) = job {
                     log_request(&shared, job, None, outcome, None);
-                    shared.ended(job, outcome, None, None);
+                    shared.ended(job, outcome, addr, None, None);
                 }
                 kick(&shared);
                 return;
@@ -273,6 +276,7 @@ fn spawn_connection(shared: Rc<Shared>) {
             active: Cell::new(0),
             limit,
             accepting: Cell::new(true),
+            addr,
         });
         pool.open.set(pool.open.get() + 1);
         pool.conns.borrow_mut().push(conn.clone());
@@ -287,23 +291,46 @@ fn spawn_connection(shared: Rc<Shared>) {
     });
 }
 
-/// A connection's handle, its driver, and its stream limit.
+/// A connection's handle, its driver, its stream limit and the index of
+/// its address.
 type Opened = (
     SendRequest<Bytes>,
     h2::client::Connection<conn::Stream, Bytes>,
     usize,
+    usize,
 );
 
 /// Connects, agrees on `h2` (ALPN over TLS), sends the preface and learns
-/// the server's stream limit; a failure is the outcome it gives.
-async fn open(shared: &Shared) -> Result<Opened, Outcome> {
+/// the server's stream limit; a failure is the outcome it gives and the
+/// index of the address it tried.
+async fn open(shared: &Shared) -> Result<Opened, (Outcome, usize)> {
     let (stream, connected) = conn::open(&shared.dialer)
         .await
-        .map_err(|e| shared.open_failed(e))?;
+        .map_err(|e| (shared.open_failed(e.error), e.addr))?;
     shared
         .recorder
         .borrow_mut()
         .connected(sys::monotonic_ns(), &connected);
+    let addr = connected.addr;
+    match handshake(shared, stream).await {
+        Ok((send, connection, limit)) => Ok((send, connection, limit, addr)),
+        Err(outcome) => Err((outcome, addr)),
+    }
+}
+
+/// Agrees on `h2` over an open connection, sends the preface and learns the
+/// server's stream limit: the handle, the connection's driver and the limit.
+async fn handshake(
+    shared: &Shared,
+    stream: conn::Stream,
+) -> Result<
+    (
+        SendRequest<Bytes>,
+        h2::client::Connection<conn::Stream, Bytes>,
+        usize,
+    ),
+    Outcome,
+> {
     if let Some(alpn) = stream.alpn().filter(|a| *a != Alpn::H2) {
         let said = match alpn {
             Alpn::Http11 => "http/1.1",
@@ -419,7 +446,7 @@ async fn serve(
     if now_ns >= deadline_ns {
         // It waited in the queue past its deadline: the client gave up.
         log_request(shared, job, None, Outcome::ClientTimeout, None);
-        shared.ended(job, Outcome::ClientTimeout, None, None);
+        shared.ended(job, Outcome::ClientTimeout, None, None, None);
         return;
     }
     if handle.as_ref().is_none_or(|(id, _)| *id != conn.id) {
@@ -464,7 +491,7 @@ async fn serve(
     shared
         .recorder
         .borrow_mut()
-        .sent(sent_ns, sent_ns.saturating_sub(job.due_ns));
+        .sent(sent_ns, sent_ns.saturating_sub(job.due_ns), conn.addr);
     let exchange = async {
         if !template.body.is_empty() {
             body_tx
@@ -499,7 +526,7 @@ async fn serve(
         Ok(Err(Failed::Unprocessed { going_away })) => {
             // The server says it never processed the stream: it goes out
             // again (after a GOAWAY, on another connection) and counts once.
-            shared.recorder.borrow_mut().unsent();
+            shared.recorder.borrow_mut().unsent(conn.addr);
             if going_away {
                 shared.h2.retire(&conn);
                 *handle = None;
@@ -511,7 +538,7 @@ async fn serve(
         Err(_) => (Outcome::ClientTimeout, None),
     };
     log_request(shared, job, request_id, outcome, Some(sent_ns));
-    shared.ended(job, outcome, Some(sent_ns), retry_after_ns);
+    shared.ended(job, outcome, Some(conn.addr), Some(sent_ns), retry_after_ns);
 }
 
 /// How a stream failed.

@@ -9,6 +9,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
@@ -147,10 +148,12 @@ pub(super) struct Pending {
     pub(super) job: Job,
     pub(super) seq: u64,
     /// The attempt before it: its outcome (the arrival's, if the retry is
-    /// never sent), when it ended and whether it was sent.
+    /// never sent), when it ended, whether it was sent and the address it
+    /// went to (see `Recorder::outcome_at`).
     pub(super) last: Outcome,
     pub(super) last_end_ns: u64,
     pub(super) last_sent: bool,
+    pub(super) last_addr: Option<usize>,
     /// Why it is retried.
     pub(super) reason: Class,
 }
@@ -187,6 +190,16 @@ impl Retries {
             open: true,
             end_ns: u64::MAX,
         }
+    }
+
+    /// A shard's retries, when any key retries (never in a closed loop,
+    /// whose clients' waits would be the load itself).
+    pub(super) fn of_shard(plan: &super::shard::ShardPlan) -> Option<RefCell<Retries>> {
+        let any = plan.keys.iter().any(|k| k.retry.is_some());
+        (any && plan.closed_loop == 0).then(|| {
+            let seed = plan.seed ^ 0x5DEE_CE66_D1CE_4E5B ^ (plan.shard as u64);
+            RefCell::new(Retries::new(seed, plan.keys.len()))
+        })
     }
 }
 

@@ -165,22 +165,25 @@ impl Shared {
     /// An attempt ended: it is retried (see [`Shared::retry`]), or its
     /// outcome is the arrival's and is recorded; then what has waited the
     /// pacing window out meanwhile is sent (the thread is awake anyway), and
-    /// the attempt is counted out of flight. `retry_after_ns`: the response's
+    /// the attempt is counted out of flight. `at`: the index of the address
+    /// it went to or tried (`None`: none). `retry_after_ns`: the response's
     /// `Retry-After`, as a wait.
     pub(super) fn ended(
         self: &Rc<Self>,
         job: Job,
         outcome: Outcome,
+        at: Option<usize>,
         sent_ns: Option<u64>,
         retry_after_ns: Option<u64>,
     ) {
         let now_ns = sys::monotonic_ns();
         let retried =
-            self.retries.is_some() && self.retry(job, outcome, sent_ns, retry_after_ns, now_ns);
+            self.retries.is_some() && self.retry(job, outcome, at, sent_ns, retry_after_ns, now_ns);
         if !retried {
-            self.recorder.borrow_mut().outcome(
+            self.recorder.borrow_mut().outcome_at(
                 now_ns,
                 job.pick(),
+                at,
                 outcome,
                 now_ns.saturating_sub(job.intended_ns),
                 sent_ns.map(|s| now_ns.saturating_sub(s)),
@@ -216,6 +219,7 @@ impl Shared {
         &self,
         job: Job,
         outcome: Outcome,
+        at: Option<usize>,
         sent_ns: Option<u64>,
         retry_after_ns: Option<u64>,
         now_ns: u64,
@@ -255,6 +259,7 @@ impl Shared {
             last: outcome,
             last_end_ns: now_ns,
             last_sent: sent_ns.is_some(),
+            last_addr: at,
             reason: outcome.class(),
         });
         self.retry_scheduled.notify_one();
@@ -297,6 +302,7 @@ impl Shared {
             recorder.retry_abandoned(
                 now_ns,
                 p.job.pick(),
+                p.last_addr,
                 p.last,
                 p.last_end_ns.saturating_sub(p.job.intended_ns),
                 p.last_sent,
@@ -509,13 +515,15 @@ pub fn run(
             h2: http2::Pool::default(),
             closed_loop_end_ns: Cell::new(0),
             recorder: RefCell::new(
-                Recorder::new(0, plan.interval_ns, plan.tracked_keys).with_key_space(
-                    plan.keys
-                        .iter()
-                        .filter_map(|k| k.space.as_ref())
-                        .map(|s| s.count() as usize)
-                        .sum(),
-                ),
+                Recorder::new(0, plan.interval_ns, plan.tracked_keys)
+                    .with_key_space(
+                        plan.keys
+                            .iter()
+                            .filter_map(|k| k.space.as_ref())
+                            .map(|s| s.count() as usize)
+                            .sum(),
+                    )
+                    .with_addresses(plan.dialer.addresses()),
             ),
             arrivals: RefCell::new(Arrivals::new(&plan, 0)),
             keys: plan.keys.clone(),
@@ -537,7 +545,7 @@ pub fn run(
                 .map(|capacity| RefCell::new(RequestLog::new(plan.shard, capacity))),
             first_connect_error: RefCell::new(None),
             first_handshake_error: RefCell::new(None),
-            retries: retries_of(&plan),
+            retries: Retries::of_shard(&plan),
             retry_scheduled: Notify::new(),
         });
         match plan.protocol {
@@ -781,14 +789,4 @@ fn window_of(plan: &ShardPlan) -> Window {
     let mut window = Window::new(plan.pacing_window_ns, plan.pacing_window_max_ns);
     window.start_for(rate / plan.shards.max(1) as f64);
     window
-}
-
-/// The shard's retries, when any key retries (never in a closed loop,
-/// whose clients' waits would be the load itself).
-fn retries_of(plan: &ShardPlan) -> Option<RefCell<Retries>> {
-    let any = plan.keys.iter().any(|k| k.retry.is_some());
-    (any && plan.closed_loop == 0).then(|| {
-        let seed = plan.seed ^ 0x5DEE_CE66_D1CE_4E5B ^ (plan.shard as u64);
-        RefCell::new(Retries::new(seed, plan.keys.len()))
-    })
 }

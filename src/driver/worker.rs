@@ -244,7 +244,7 @@ async fn serve(
     if now_ns >= deadline_ns {
         // It waited in the queue past its deadline: the client gave up.
         log_request(shared, job, None, Outcome::ClientTimeout, None);
-        shared.ended(job, Outcome::ClientTimeout, None, None);
+        shared.ended(job, Outcome::ClientTimeout, None, None, None);
         return connection;
     }
     // A keep-alive connection the server closed is replaced, not failed.
@@ -252,11 +252,19 @@ async fn serve(
     let mut sent_ns = None;
     let mut request_id = None;
     let mut retry_after_ns = None;
+    // The address this attempt goes to, charged with its outcome.
+    let mut at = connection.as_ref().map(Connection::addr);
     let attempt = async {
         if connection.is_none() {
-            connection = Some(connect(shared).await?);
+            let opened = connect(shared).await;
+            at = Some(match &opened {
+                Ok(c) => c.addr(),
+                Err((_, addr)) => *addr,
+            });
+            connection = Some(opened.map_err(|(outcome, _)| outcome)?);
         }
         let conn = connection.as_mut().ok_or(Outcome::ConnectError)?;
+        let addr = conn.addr();
         let key = &shared.keys[job.key];
         let request = &key.request;
         let bytes = match (&shared.request_log, request.id_at, &key.space) {
@@ -281,7 +289,7 @@ async fn serve(
         shared
             .recorder
             .borrow_mut()
-            .sent(now_ns, now_ns.saturating_sub(job.due_ns));
+            .sent(now_ns, now_ns.saturating_sub(job.due_ns), addr);
         match conn.exchange(bytes, request.head).await {
             Ok((status, reusable)) => {
                 retry_after_ns = conn.retry_after_ns();
@@ -313,7 +321,7 @@ async fn serve(
         },
     };
     log_request(shared, job, request_id, outcome, sent_ns);
-    shared.ended(job, outcome, sent_ns, retry_after_ns);
+    shared.ended(job, outcome, at, sent_ns, retry_after_ns);
     connection
 }
 
@@ -332,15 +340,16 @@ fn log_request(shared: &Shared, job: Job, id: Option<u64>, outcome: Outcome, sen
 }
 
 /// Opens a connection (and its TLS handshake), recording what it cost; a
-/// failure is the outcome it gives the job that wanted it.
-async fn connect(shared: &Shared) -> Result<Connection, Outcome> {
+/// failure is the outcome it gives the job that wanted it, and the index of
+/// the address it tried.
+async fn connect(shared: &Shared) -> Result<Connection, (Outcome, usize)> {
     let _connecting = Counted::new(&shared.connecting);
     let (stream, connected) = conn::open(&shared.dialer)
         .await
-        .map_err(|e| shared.open_failed(e))?;
+        .map_err(|e| (shared.open_failed(e.error), e.addr))?;
     shared
         .recorder
         .borrow_mut()
         .connected(sys::monotonic_ns(), &connected);
-    Ok(Connection::new(stream))
+    Ok(Connection::new(stream).to_address(connected.addr))
 }

@@ -34,6 +34,9 @@ pub struct Connected {
     pub connect_ns: u64,
     /// The TLS handshake, over TLS.
     pub tls: Option<Handshake>,
+    /// The address it went to: its index in the target's address list
+    /// (0 with a single address; see [`super::Recorder::with_addresses`]).
+    pub addr: usize,
 }
 
 /// One TLS handshake that succeeded.

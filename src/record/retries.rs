@@ -87,15 +87,17 @@ impl Recorder {
 
     /// An arrival whose retry was waiting when the run ended: its outcome
     /// is the attempt it had (ended `latency_ns` after its intended time;
-    /// `sent`: that attempt was sent, and its service time is already kept).
+    /// `sent`: that attempt was sent, and its service time is already kept;
+    /// `addr`: the address it went to, see [`Recorder::outcome_at`]).
     pub fn retry_abandoned(
         &mut self,
         now_ns: u64,
         key: impl Into<super::KeyPick>,
+        addr: Option<usize>,
         outcome: Outcome,
         latency_ns: u64,
         sent: bool,
     ) {
-        self.final_outcome(now_ns, key.into(), outcome, latency_ns, sent, None);
+        self.final_outcome(now_ns, key.into(), addr, outcome, latency_ns, sent, None);
     }
 }

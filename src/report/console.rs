@@ -143,6 +143,7 @@ pub fn write(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
     if let Some(r) = &s.retries {
         writeln!(w, "  {}", r.line())?;
     }
+    super::addresses::write_console(w, &s.addresses, s.sent)?;
     writeln!(
         w,
         "Requests/sec: {:>12.2}  (sent; {:.2} responses/s)",

@@ -6,7 +6,8 @@
 //! Takes a run's [`Totals`] (or merged histograms) and hands on one file in
 //! HdrHistogram's interval-log format (version 1.3), one tagged entry per
 //! histogram (`latency`, `service`, `schedule_lag`, `generator_lag`,
-//! `connect`, `tls_handshake`, `class/2xx`, ..., `key/<name>` with the name percent-encoded), which
+//! `connect`, `tls_handshake`, `class/2xx`, ..., `key/<name>` with the name percent-encoded,
+//! `address/<index>` for a target at several addresses), which
 //! HdrHistogram's own tools read too. Histograms add bucket by bucket, so
 //! a merge of shards is the histogram of the whole, not an estimate from
 //! percentiles.
@@ -51,6 +52,9 @@ impl Histograms {
         );
         for (class, h) in Class::ALL.iter().zip(&totals.latency_by_class_us) {
             by_name.insert(format!("class/{}", class.name()), h.clone());
+        }
+        for (i, a) in totals.addresses.iter().enumerate() {
+            by_name.insert(super::addresses::histogram_name(i), a.latency_us.clone());
         }
         for (name, key) in key_names.iter().zip(&totals.keys) {
             if let Some(h) = key.latency_us() {

@@ -144,6 +144,7 @@ fn facts(h: &mut String, s: &Summary) {
     }
     fact("driver threads", s.driver.threads.to_string());
     let _ = writeln!(h, "</table>");
+    super::addresses::write_html(h, &s.addresses, s.sent);
 }
 
 /// "Summary": the counts and rates, the percentile table and the outcomes.

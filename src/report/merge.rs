@@ -358,7 +358,8 @@ fn classes(r: &IntervalCsvRow) -> [u64; Class::ALL.len()] {
 }
 
 /// Outcomes added.
-fn add_outcomes(into: &mut Outcomes, from: &Outcomes) {
+/// Adds `from`'s outcome counts to `into`.
+pub(super) fn add_outcomes(into: &mut Outcomes, from: &Outcomes) {
     for (code, n) in &from.responses {
         *into.responses.entry(*code).or_default() += n;
     }
@@ -440,6 +441,11 @@ fn merged_summary(
     base.generator_bound_reasons = reasons;
     base.driver = merged_driver(shards, sent);
     base.keys = merged_keys(shards, histograms);
+    let summaries: Vec<&Summary> = shards.iter().map(|s| &s.summary).collect();
+    base.addresses = super::addresses::merged(&summaries, histograms).unwrap_or_else(|why| {
+        warnings.push(why);
+        Vec::new()
+    });
     // Each shard's components are its own: their accounting does not add up.
     base.upstream_accounting = None;
     base.gateway_accounting = None;

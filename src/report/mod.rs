@@ -18,6 +18,7 @@
 //! with the same content. Nothing here measures.
 
 pub mod abort_audit;
+pub mod addresses;
 pub mod capacity;
 pub mod components;
 pub mod connections;

@@ -228,6 +228,11 @@ pub struct Summary {
     /// and when it took effect and ended (s from the load's start).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<crate::experiment::faults::AppliedFault>,
+    /// A target driven at several addresses (`[target] urls`): each
+    /// address's requests, outcomes, latency and connections (see
+    /// `report::addresses` for what is charged where); absent with one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<super::addresses::AddressSummary>,
     /// Each reference gateway replica's totals from its `/metrics`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replicas: Vec<crate::experiment::run::ReplicaResult>,
@@ -519,6 +524,19 @@ fn nothing_answered(t: &Totals, target: &str, timeout: std::time::Duration) -> O
     })
 }
 
+/// The addresses the driver spread over: `[target] urls` when it drove
+/// that target itself (not a gateway in front of it).
+fn target_urls(run: &RunOutput) -> Vec<String> {
+    match &run.scenario.target {
+        crate::scenario::Target::Urls(first, more) if *first == run.target_url => {
+            std::iter::once(first.clone())
+                .chain(more.iter().cloned())
+                .collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// Driver CPU share of its threads above which it is called the bottleneck.
 const DRIVER_BUSY_SHARE: f64 = 0.9;
 
@@ -619,6 +637,7 @@ impl Summary {
             component_exits: run.step.component_exits.clone(),
             component_stalls: run.step.component_stalls.clone(),
             faults: run.step.faults.clone(),
+            addresses: super::addresses::of(&target_urls(run), t),
             replicas: run.replicas.clone(),
             store_commands: run.store_commands,
             preflight: Vec::new(),
@@ -678,6 +697,7 @@ pub fn number_paths(scenario: &crate::scenario::Scenario) -> Vec<String> {
             matches!(experiment, Experiment::Run(Load::Closed { .. }))
         }
         "upstream_accounting" => matches!(scenario.target, Target::Mock(_)),
+        "addresses" => matches!(scenario.target, Target::Urls(..)),
         "gateway_accounting" => starts_gateway,
         "retries" => scenario.retrying() || scenario.variants.iter().any(|v| v.retry.is_some()),
         "variants" => !scenario.variants.is_empty(),
