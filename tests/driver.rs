@@ -109,26 +109,27 @@ fn drive_with_window(
     driver::run(&plan, Stop::never().receiver(), &mut |_| {}).expect("driver runs")
 }
 
-/// Runs the driver at 200/s for 1 s on one thread, no window, with
-/// `lag_bound` as given (0: the default), over HTTP/1.1 or (with
-/// `h2_streams`, that many streams per connection) h2c.
-fn drive_with_lag_bound(
+/// Runs the driver for 1 s on one thread at `rate_per_s` with a fixed
+/// `window` (arrivals up to that late) and `lag_bound` (past it an arrival
+/// counts as sent late), over HTTP/1.1 or (with `h2_streams`, that many
+/// streams per connection) h2c.
+fn drive_late(
     url: &str,
+    rate_per_s: f64,
+    window: Duration,
     lag_bound: Duration,
     h2_streams: Option<u32>,
 ) -> contend::driver::DriverOutput {
     use contend::driver::{self, Plan};
     use contend::shutdown::Stop;
-    let mut o = overrides(url, 200.0, Duration::from_secs(1));
+    let mut o = overrides(url, rate_per_s, Duration::from_secs(1));
     o.threads = Some(1);
     o.http2 = h2_streams.is_some();
     let mut scenario = contend::scenario::from_overrides(&o).expect("valid overrides");
     scenario.client.streams_per_connection = h2_streams;
-    scenario.client.pacing_window = Duration::ZERO;
-    scenario.client.pacing_window_max = Duration::ZERO;
-    if !lag_bound.is_zero() {
-        scenario.client.lag_bound = lag_bound;
-    }
+    scenario.client.pacing_window = window;
+    scenario.client.pacing_window_max = window;
+    scenario.client.lag_bound = lag_bound;
     let contend::scenario::Experiment::Run(load) = scenario.experiment.clone() else {
         panic!("flags make a run");
     };
@@ -138,32 +139,44 @@ fn drive_with_lag_bound(
 
 #[test]
 fn an_arrival_sent_late_waits_for_a_free_connection_instead_of_opening_one() {
-    // Each answer takes 100 ms, so at 200/s about 20 requests are in
-    // flight: arrivals on time open a connection each when the warm ones
-    // are busy. With a lag bound of 1 us every arrival counts as sent late
-    // (the driver's own lag is more than that), as after a stall of the
-    // driver: it then waits for one of the connections already open, whose
-    // answers are only unread, not slow, after a stall. The warm
-    // connections: 1 ms of arrivals and 4 more.
-    late_arrivals_wait_for_the_warm_connections(None, 15, 5);
+    // A 40 ms window at 1000/s sends bursts of 40 arrivals, up to 40 ms
+    // late, as after a stall of the driver. The server answers at once, so
+    // the warm connections (1 ms of arrivals and 4 more) free up as fast as
+    // the driver reads them: with a lag bound of 1 us (every arrival late)
+    // they wait for them; counted on time (lag bound 500 ms), each burst
+    // opens a connection for each arrival that finds none idle. A few more
+    // are allowed late: a hiccup of the machine that stops the answers for
+    // long enough reads as a slow target (`QUEUE_STILL_NS`).
+    late_arrivals_wait_for_connections_that_answer(None, 15, 9);
 }
 
 #[test]
 fn an_http2_arrival_sent_late_waits_for_a_free_stream_instead_of_opening_a_connection() {
-    // As over HTTP/1.1 (above), with 2 streams per connection: about 20
-    // streams in flight need about 10 connections when arrivals come on
-    // time; sent late, they wait for the streams of the warm connections
-    // (5 streams' worth: 3).
-    late_arrivals_wait_for_the_warm_connections(Some(2), 8, 3);
+    // As over HTTP/1.1 (above), with 2 streams per connection: the warm
+    // connections carry 5 streams (3 connections).
+    late_arrivals_wait_for_connections_that_answer(Some(2), 8, 5);
 }
 
-/// Drives a server that answers in 100 ms at 200/s, on time and with every
-/// arrival late: on time the pool grows to at least `grown` connections,
-/// late it keeps at most the `warm` ones, and the wait shows in latency.
-fn late_arrivals_wait_for_the_warm_connections(h2_streams: Option<u32>, grown: u64, warm: u64) {
-    let server = util::http_server(|_| Duration::from_millis(100));
-    let on_time = drive_with_lag_bound(&server.url(), Duration::ZERO, h2_streams);
-    let late = drive_with_lag_bound(&server.url(), Duration::from_micros(1), h2_streams);
+/// Drives a server that answers at once in bursts of 40 arrivals: counted
+/// on time the pool grows to at least `grown` connections; late, it keeps
+/// at most `warm`. Every arrival is answered either way.
+fn late_arrivals_wait_for_connections_that_answer(h2_streams: Option<u32>, grown: u64, warm: u64) {
+    let server = util::http_server(|_| Duration::ZERO);
+    let window = Duration::from_millis(40);
+    let on_time = drive_late(
+        &server.url(),
+        1000.0,
+        window,
+        Duration::from_millis(500),
+        h2_streams,
+    );
+    let late = drive_late(
+        &server.url(),
+        1000.0,
+        window,
+        Duration::from_micros(1),
+        h2_streams,
+    );
     for out in [&on_time, &late] {
         assert_outcomes_add_up(out);
         assert_eq!(out.totals.counts.class(Class::Success), out.totals.arrivals);
@@ -180,22 +193,36 @@ fn late_arrivals_wait_for_the_warm_connections(h2_streams: Option<u32>, grown: u
         opened_late <= warm,
         "sent late, arrivals wait for the warm connections: {opened_late} opened"
     );
-    // The wait shows: 200 arrivals behind 5 or 6 requests in flight at
-    // 100 ms each take about 4 s, so the late run's median latency is far
-    // past 100 ms.
-    let p50_ms = |out: &contend::driver::DriverOutput| {
-        out.totals.latency_us.value_at_quantile(0.5) as f64 / 1e3
-    };
-    assert!(
-        p50_ms(&late) > 500.0,
-        "queued behind the warm connections: p50 {:.0} ms",
-        p50_ms(&late)
-    );
-    assert!(
-        p50_ms(&on_time) < 500.0,
-        "on time: p50 {:.0} ms",
-        p50_ms(&on_time)
-    );
+}
+
+#[test]
+fn late_arrivals_open_connections_when_the_target_is_slow() {
+    // Answers take 100 ms, so at 200/s about 20 requests are in flight; a
+    // 20 ms window sends every arrival late (lag bound 1 ms). The queue
+    // stands still while the warm connections wait for their answers: that
+    // is a slow target, not a driver behind on reading, so the late
+    // arrivals open connections as on-time ones would, and the offered
+    // rate holds: p50 near 100 ms (waiting for the busy connections queued
+    // the arrivals behind them: p50 570 ms).
+    let server = util::http_server(|_| Duration::from_millis(100));
+    for h2_streams in [None, Some(2)] {
+        let window = Duration::from_millis(20);
+        let out = drive_late(
+            &server.url(),
+            200.0,
+            window,
+            Duration::from_millis(1),
+            h2_streams,
+        );
+        assert_outcomes_add_up(&out);
+        assert_eq!(out.totals.counts.class(Class::Success), out.totals.arrivals);
+        let opened = out.totals.connections.opened;
+        let p50_ms = out.totals.latency_us.value_at_quantile(0.5) as f64 / 1e3;
+        assert!(
+            opened >= 8 && p50_ms < 300.0,
+            "{h2_streams:?}: {opened} connections opened, p50 {p50_ms:.0} ms"
+        );
+    }
 }
 
 #[test]
@@ -215,10 +242,16 @@ fn a_pacing_window_holds_arrivals_to_its_end_and_no_longer() {
     }
     // A fixed window is the widest used; "auto" keeps its 25 us grain on a
     // thread with CPU to spare (2000/s costs it a few per cent of a core),
-    // also in its second second, when it looks at the thread's CPU.
+    // also in its second second, when it looks at the thread's CPU: a
+    // doubling or two at most where other tests keep the cores busy, far
+    // from its widest (500 us).
     assert_eq!(held.totals.pacing_window_widest_ns, 20_000_000);
     assert_eq!(prompt.totals.pacing_window_widest_ns, 0);
-    assert_eq!(auto.totals.pacing_window_widest_ns, 25_000);
+    let auto_widest = auto.totals.pacing_window_widest_ns;
+    assert!(
+        (25_000..=100_000).contains(&auto_widest),
+        "auto widened to {auto_widest} ns"
+    );
     let lag_ms = |out: &contend::driver::DriverOutput, q| {
         out.totals.generator_lag_us.value_at_quantile(q) as f64 / 1e3
     };

@@ -6,7 +6,8 @@
 //! or (every connection the cap allows full, none opening) counts it
 //! `not_sent`: the HTTP/1.1 driver's rules, with a slot per stream instead
 //! of a connection per request (an arrival dispatched later than
-//! `lag_bound` after its time opens no connection while one takes streams). A connection carries at most the server's
+//! `lag_bound` after its time opens no connection while one takes streams
+//! and the queue moves). A connection carries at most the server's
 //! `MAX_CONCURRENT_STREAMS` (learned before its first stream: the server's
 //! SETTINGS come before its answer to a PING) or `streams_per_connection`.
 //! A stream is sent at its arrival's intended time whatever the others on
@@ -147,11 +148,14 @@ pub(super) fn route(shared: &Rc<Shared>, job: Job, now_ns: u64) {
     // A closed loop's clients bound its concurrency: they wait, never drop.
     if below_cap || pool.opening.get() > 0 || shared.closed_loop_end_ns.get() > 0 {
         shared.in_flight.set(shared.in_flight.get() + 1);
-        shared.queue.borrow_mut().push_back(job);
-        // A late arrival opens no connection while one takes streams (see
-        // `ShardPlan::late_ns`): it waits for the next free slot.
+        shared.queue.push(job, now_ns);
+        // A late arrival opens no connection while one takes streams and
+        // the queue moves (see `Waiting::stands_still`): it waits for the
+        // next free slot.
         if below_cap
-            && !(shared.is_late(&job, now_ns) && pool.has_connection())
+            && !(shared.is_late(&job, now_ns)
+                && !shared.queue.stands_still(now_ns)
+                && pool.has_connection())
             && (pool.opening.get() == 0
                 || (pool.opening.get() < MAX_CONNECTING && shared.may_connect(now_ns)))
         {
@@ -171,27 +175,28 @@ pub(super) fn route(shared: &Rc<Shared>, job: Job, now_ns: u64) {
 fn kick(shared: &Rc<Shared>) {
     let pool = &shared.h2;
     loop {
-        if shared.queue.borrow().is_empty() {
+        if shared.queue.is_empty() {
             return;
         }
         let Some(conn) = pool.free_conn(!shared.dialer.more.is_empty()) else {
             break;
         };
-        let Some(job) = shared.queue.borrow_mut().pop_front() else {
+        let Some(job) = shared.queue.take() else {
             return;
         };
         start_stream(shared, job, conn);
     }
-    // The queue is in due order: when its newest arrival is late, so are
-    // the rest, and they wait for the slots of the connections there are.
-    let newest_late = shared
+    // The queue is in due order: when its newest arrival waits for a
+    // slot, so do the rest, on the connections there are.
+    let now_ns = sys::monotonic_ns();
+    let newest_waits = shared
         .queue
-        .borrow()
-        .back()
-        .is_some_and(|job| shared.is_late(job, sys::monotonic_ns()));
+        .newest()
+        .is_some_and(|job| shared.is_late(&job, now_ns))
+        && !shared.queue.stands_still(now_ns);
     if pool.opening.get() == 0
         && pool.open.get() < shared.max_workers
-        && !(newest_late && pool.has_connection())
+        && !(newest_waits && pool.has_connection())
     {
         spawn_connection(shared.clone());
     }
@@ -258,7 +263,7 @@ fn spawn_connection(shared: Rc<Shared>) {
         let (send, connection, limit, addr) = match opened {
             Ok(parts) => parts,
             Err((outcome, addr)) => {
-                let job = shared.queue.borrow_mut().pop_front();
+                let job = shared.queue.take();
                 if let Some(job) = job {
                     log_request(&shared, job, None, outcome, None);
                     shared.ended(job, outcome, addr, None, None);
@@ -422,7 +427,7 @@ async fn stream_worker(shared: &Rc<Shared>, first: Lease) {
         }
         // The next queued arrival goes on this slot if it can.
         if conn.has_slot() {
-            let job = shared.queue.borrow_mut().pop_front();
+            let job = shared.queue.take();
             if let Some(job) = job {
                 conn.active.set(conn.active.get() + 1);
                 next = Some(Lease { job, conn });
@@ -566,7 +571,7 @@ impl Failed {
 
 /// An arrival that never left goes back to the front of the queue.
 fn requeue(shared: &Rc<Shared>, job: Job) {
-    shared.queue.borrow_mut().push_front(job);
+    shared.queue.push_front(job);
     kick(shared);
 }
 

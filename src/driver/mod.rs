@@ -17,6 +17,7 @@ pub mod http1;
 mod http2;
 pub mod key_space;
 pub mod pacing;
+mod queue;
 pub mod request_log;
 pub mod retry;
 pub mod shard;
@@ -134,8 +135,7 @@ pub struct Plan {
     /// Widest the pacing window may grow while a driver thread is short of
     /// CPU (equal to `pacing_window`: fixed).
     pub pacing_window_max: Duration,
-    /// `[client] lag_bound`: an arrival later than this waits for a free
-    /// connection instead of opening one (see [`shard::ShardPlan::late_ns`]).
+    /// `[client] lag_bound` (what it does: [`shard::ShardPlan::late_ns`]).
     pub lag_bound: Duration,
     /// Give every request an `x-request-id` and keep per-request records.
     pub request_ids: bool,

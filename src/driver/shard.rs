@@ -9,7 +9,6 @@
 //! on it allocates: workers, connections and buffers live across requests.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -23,6 +22,7 @@ use super::conn::{Dialer, OpenError};
 use super::http2;
 use super::key_space::{KeyDraw, pick_key};
 use super::pacing::Window;
+use super::queue::Waiting;
 use super::request_log::RequestLog;
 use super::retry::{Pending, Retries, RetryPolicy};
 use super::worker::{self, Job, Mailbox};
@@ -82,6 +82,9 @@ pub struct ShardPlan {
     /// driver itself is behind, so the connections may be busy only with
     /// answers it has not read yet; a connection per late arrival adds
     /// sockets (and their connects) to a thread already short of time.
+    /// Once the queue has not moved for this long, the connections are
+    /// busy with a slow target instead, and late arrivals open
+    /// connections as on-time ones do (see [`Waiting::stands_still`]).
     pub late_ns: u64,
     /// Closed-loop connections of this shard (0: open loop, the schedule).
     pub closed_loop: usize,
@@ -121,7 +124,7 @@ pub(super) struct Shared {
     arrivals: RefCell<Arrivals>,
     pub(super) keys: Arc<[ShardKey]>,
     /// Due arrivals no worker has taken yet (while connections open).
-    pub(super) queue: RefCell<VecDeque<Job>>,
+    pub(super) queue: Waiting,
     /// Workers waiting for an arrival, most recently used last.
     pub(super) idle: RefCell<Vec<Rc<Mailbox>>>,
     /// Workers alive (each holds at most one connection): the cap's count.
@@ -142,9 +145,6 @@ pub(super) struct Shared {
     connect_pending: Cell<bool>,
     /// See [`ShardPlan::late_ns`].
     late_ns: u64,
-    /// Arrivals on time that found no idle connection since the last look
-    /// at the queue: the connections it may open.
-    wanting: Cell<usize>,
     /// New connections the shard may open now.
     connect_budget: ConnectBudget,
     /// Request ids and records, with `[client] request_ids` on.
@@ -373,19 +373,13 @@ impl Shared {
             mailbox.deliver(Some(job));
         } else if self.workers.get() < self.max_workers {
             self.in_flight.set(self.in_flight.get() + 1);
-            self.queue.borrow_mut().push_back(job);
-            // Connections for what still waits once this thread has read
-            // the answers already in: after a stall the connections' answers
-            // wait unread while a burst of late arrivals finds none idle, and
-            // a connection for each of them kept the driver behind (1,121
-            // opened in the first second at 50k/s, lag p99 46 ms).
             // A late attempt opens no connection (see `ShardPlan::late_ns`)
-            // while a worker is there to take it from the queue.
-            let late = self.is_late(&job, now_ns) && self.workers.get() > 0;
-            if !late {
-                self.wanting.set(self.wanting.get() + 1);
-            }
-            if !late && !self.connect_pending.replace(true) {
+            // while a worker is there to take it from the queue, unless the
+            // queue stands still.
+            self.queue.push(job, now_ns);
+            self.queue
+                .ask(self.is_late(&job, now_ns) && self.workers.get() > 0);
+            if !self.connect_pending.replace(true) {
                 let shared = self.clone();
                 tokio::task::spawn_local(async move {
                     // Deferred until the runtime has polled its I/O driver.
@@ -423,14 +417,14 @@ impl Shared {
     /// the next free connection.
     fn connect_for_queue(self: &Rc<Self>) {
         let now_ns = sys::monotonic_ns();
-        let mut wanting = self.wanting.take().min(self.queue.borrow().len());
+        let mut wanting = self.queue.wanted(now_ns);
         while wanting > 0
             && self.workers.get() < self.max_workers
             && self.connecting.get() < MAX_CONNECTING
             && self.may_connect(now_ns)
         {
             wanting -= 1;
-            let oldest = self.queue.borrow_mut().pop_front();
+            let oldest = self.queue.take();
             worker::spawn(self.clone(), oldest);
         }
     }
@@ -527,7 +521,7 @@ pub fn run(
             ),
             arrivals: RefCell::new(Arrivals::new(&plan, 0)),
             keys: plan.keys.clone(),
-            queue: RefCell::new(VecDeque::new()),
+            queue: Waiting::default(),
             idle: RefCell::new(Vec::new()),
             workers: Cell::new(0),
             connecting: Cell::new(0),
@@ -538,7 +532,6 @@ pub fn run(
             closing: Cell::new(false),
             connect_pending: Cell::new(false),
             late_ns: plan.late_ns,
-            wanting: Cell::new(0),
             connect_budget: ConnectBudget::new(plan.reuse && plan.dialer.tls.is_some()),
             request_log: plan
                 .request_log

@@ -199,9 +199,7 @@ async fn run(shared: &Rc<Shared>, mut next: Option<Job>, mut connection: Option<
     let mut scratch = Scratch::default();
     let mut timer = new_deadline();
     loop {
-        let queued = next
-            .take()
-            .or_else(|| shared.queue.borrow_mut().pop_front());
+        let queued = next.take().or_else(|| shared.queue.take());
         let job = match queued {
             Some(job) => job,
             None if shared.closing.get() => return,
