@@ -6,7 +6,7 @@
 //! spent on the CPU; hands on the window for the next wakes. The window
 //! widens (doubling, up to the widest) as soon as the thread is short of
 //! CPU, where a wider window buys fewer wakes per request, and narrows
-//! back (halving) once it has had CPU to spare for [`NARROW_AFTER`] looks
+//! back (halving) once it has had CPU to spare for `NARROW_AFTER` looks
 //! in a row, where the narrow window's shorter schedule lag costs nothing.
 //! Latency counts from the intended time either way, so a widened window
 //! shows in schedule lag, never hides.
@@ -70,7 +70,7 @@ impl Window {
     }
 
     /// Starts an adaptive window at its widest when the shard's first
-    /// arrivals come at more than [`START_WIDE_ABOVE_PER_S`].
+    /// arrivals come at more than `START_WIDE_ABOVE_PER_S`.
     pub fn start_for(&mut self, rate_per_s: f64) {
         if rate_per_s > START_WIDE_ABOVE_PER_S {
             self.now_ns = self.max_ns;

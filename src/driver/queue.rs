@@ -20,7 +20,7 @@ use crate::sys;
 /// this long waits for a slow target, not for a driver behind on reading,
 /// and late jobs waiting for its connections would turn the open loop
 /// closed (the offered rate falling to what the busy connections finish).
-pub(crate) const QUEUE_STILL_NS: u64 = 5_000_000;
+const QUEUE_STILL_NS: u64 = 5_000_000;
 
 /// The jobs waiting, and the connections they ask for.
 #[derive(Default)]

@@ -84,7 +84,7 @@ pub struct ShardPlan {
     /// sockets (and their connects) to a thread already short of time.
     /// Once the queue has not moved for this long, the connections are
     /// busy with a slow target instead, and late arrivals open
-    /// connections as on-time ones do (see [`Waiting::stands_still`]).
+    /// connections as on-time ones do (see `queue::Waiting::stands_still`).
     pub late_ns: u64,
     /// Closed-loop connections of this shard (0: open loop, the schedule).
     pub closed_loop: usize,
