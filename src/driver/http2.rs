@@ -149,13 +149,8 @@ pub(super) fn route(shared: &Rc<Shared>, job: Job, now_ns: u64) {
     if below_cap || pool.opening.get() > 0 || shared.closed_loop_end_ns.get() > 0 {
         shared.in_flight.set(shared.in_flight.get() + 1);
         shared.queue.push(job, now_ns);
-        // A late arrival opens no connection while one takes streams and
-        // the queue moves (see `Waiting::stands_still`): it waits for the
-        // next free slot.
         if below_cap
-            && !(shared.is_late(&job, now_ns)
-                && !shared.queue.stands_still(now_ns)
-                && pool.has_connection())
+            && !waits_for_a_slot(shared, &job, now_ns)
             && (pool.opening.get() == 0
                 || (pool.opening.get() < MAX_CONNECTING && shared.may_connect(now_ns)))
         {
@@ -192,14 +187,17 @@ fn kick(shared: &Rc<Shared>) {
     let newest_waits = shared
         .queue
         .newest()
-        .is_some_and(|job| shared.is_late(&job, now_ns))
-        && !shared.queue.stands_still(now_ns);
-    if pool.opening.get() == 0
-        && pool.open.get() < shared.max_workers
-        && !(newest_waits && pool.has_connection())
-    {
+        .is_some_and(|job| waits_for_a_slot(shared, &job, now_ns));
+    if pool.opening.get() == 0 && pool.open.get() < shared.max_workers && !newest_waits {
         spawn_connection(shared.clone());
     }
+}
+
+/// True when queued `job` waits for a free slot instead of opening a
+/// connection: it came late (see `ShardPlan::late_ns`), the queue moves and
+/// some connection takes streams.
+fn waits_for_a_slot(shared: &Shared, job: &Job, now_ns: u64) -> bool {
+    shared.is_late(job, now_ns) && !shared.queue.stands_still(now_ns) && shared.h2.has_connection()
 }
 
 /// Takes a slot on `conn` for `job` and hands it to a stream worker.

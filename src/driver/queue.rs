@@ -54,7 +54,11 @@ impl Waiting {
 
     /// Puts back a job whose connection went away before it left.
     pub(super) fn push_front(&self, job: Job) {
-        self.jobs.borrow_mut().push_front(job);
+        let mut jobs = self.jobs.borrow_mut();
+        if jobs.is_empty() {
+            self.moved_ns.set(sys::monotonic_ns());
+        }
+        jobs.push_front(job);
     }
 
     /// The oldest job, for a connection (or stream) that is free.
@@ -135,5 +139,10 @@ mod tests {
         push(5, false);
         q.take();
         assert_eq!(q.wanted(10), 1, "no more than the jobs still waiting");
+        // A job put back on an empty queue starts it moving again.
+        while q.take().is_some() {}
+        let put_back_ns = sys::monotonic_ns();
+        q.push_front(job(0));
+        assert!(!q.stands_still(put_back_ns + QUEUE_STILL_NS));
     }
 }

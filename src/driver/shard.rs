@@ -411,10 +411,10 @@ impl Shared {
         now_ns.saturating_sub(job.due_ns) > self.late_ns
     }
 
-    /// Opens a connection for each arrival that came on time and still
-    /// waits (giving each the oldest waiting job) while the cap, the
-    /// connections being opened and the budget allow; the rest wait for
-    /// the next free connection.
+    /// Opens a connection for each arrival the queue says wants one
+    /// ([`Waiting::wanted`]), giving each the oldest waiting job, while the
+    /// cap, the connections being opened and the budget allow; the rest
+    /// wait for the next free connection.
     fn connect_for_queue(self: &Rc<Self>) {
         let now_ns = sys::monotonic_ns();
         let mut wanting = self.queue.wanted(now_ns);
