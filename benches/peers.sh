@@ -73,6 +73,10 @@
 #               --max-connections: past it an arrival is counted `not_sent`
 #               (an error) where wrk2 and oha queue it; below the cap contend
 #               opens another connection, so open loop stays open
+#   CONTEND_WAIT_AT_MAX [0]  1: contend --wait-at-max, so past the cap an
+#               arrival waits for a free connection as in wrk2 and oha
+#               (CONTEND_MAX_CONNECTIONS=64 CONTEND_WAIT_AT_MAX=1: their
+#               -c 64, the same fixed connections)
 #   CONTEND_THREADS [1]  contend's driver threads: on a 2-core machine the
 #               target needs the other core
 #   THREADS [nproc]  generator threads of wrk and wrk2 (contend and oha use
@@ -95,6 +99,7 @@ RATES=${RATES:-"10000 25000 50000 75000"}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
 CONTEND_MAX_CONNECTIONS=${CONTEND_MAX_CONNECTIONS:-10000}
+CONTEND_WAIT_AT_MAX=${CONTEND_WAIT_AT_MAX:-0}
 CONTEND_THREADS=${CONTEND_THREADS:-1}
 THREADS=${THREADS:-$(nproc)}
 stamp=$(date +%Y%m%d-%H%M%S)
@@ -121,6 +126,8 @@ command -v python3 >/dev/null || die "python3 is missing: apt-get install -y pyt
 [[ $CONNS =~ ^[1-9][0-9]*$ ]] || die "CONNS must be a positive whole number, not '$CONNS'"
 [[ $CONTEND_MAX_CONNECTIONS =~ ^[1-9][0-9]*$ ]] ||
     die "CONTEND_MAX_CONNECTIONS must be a positive whole number, not '$CONTEND_MAX_CONNECTIONS'"
+[[ $CONTEND_WAIT_AT_MAX == 0 || $CONTEND_WAIT_AT_MAX == 1 ]] ||
+    die "CONTEND_WAIT_AT_MAX is 0 or 1, not '$CONTEND_WAIT_AT_MAX'"
 for rate in $RATES; do
     [[ $rate =~ ^[1-9][0-9]*$ ]] || die "RATES must be whole numbers per second, not '$rate'"
 done
@@ -366,6 +373,9 @@ run_one() {
         else
             cmd+=(--rate "$value" --max-connections "$CONTEND_MAX_CONNECTIONS")
         fi
+        if [[ $CONTEND_WAIT_AT_MAX == 1 && $kind != closed && $kind != h2closed ]]; then
+            cmd+=(--wait-at-max)
+        fi
         ;;
     h2load)
         local seconds=${DURATION%s}
@@ -423,7 +433,8 @@ missing_text=$(printf '%s\n' "${missing[@]+"${missing[@]}"}")
 
 MACHINE=$machine NGINX_VERSION=$nginx_version MISSING=$missing_text URL=$url \
     ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS THREADS=$THREADS STAMP=$stamp \
-    CONTEND_MAX_CONNECTIONS=$CONTEND_MAX_CONNECTIONS CONTEND_THREADS=$CONTEND_THREADS \
+    CONTEND_MAX_CONNECTIONS=$CONTEND_MAX_CONNECTIONS CONTEND_WAIT_AT_MAX=$CONTEND_WAIT_AT_MAX \
+    CONTEND_THREADS=$CONTEND_THREADS \
     H2_STREAMS=$H2_STREAMS WINDOW_RATE=$WINDOW_RATE TLS_WINDOW=$TLS_WINDOW \
     python3 - "$OUT" <<'PY'
 import csv, json, os, re, statistics, sys
@@ -561,7 +572,9 @@ lines = [
     f"HTTP/2 connection)" + (f"; contend's pacing window there {env['TLS_WINDOW']}."
                               if env.get("TLS_WINDOW") else "."),
     f"- {env['ROUNDS']} round(s), interleaved; each run {env['DURATION']}, {env['CONNS']} "
-    f"connections (contend: at most {env['CONTEND_MAX_CONNECTIONS']}); wrk and wrk2 with {env['THREADS']} threads; contend with {env['CONTEND_THREADS']} driver thread(s); oha on every core.",
+    f"connections (contend: at most {env['CONTEND_MAX_CONNECTIONS']}"
+    + (", then waiting for a free one" if env.get("CONTEND_WAIT_AT_MAX") == "1" else "")
+    + f"); wrk and wrk2 with {env['THREADS']} threads; contend with {env['CONTEND_THREADS']} driver thread(s); oha on every core.",
     "- Figures are medians over the rounds; CPU is user+sys of the generator's process; "
     "req/CPU-s counts completed responses; the ratio is contend's req/CPU-s over the "
     "tool's, in the same case.",

@@ -259,6 +259,12 @@ pub struct RunArgs {
     /// Cap of open connections over all driver threads.
     #[arg(long)]
     pub max_connections: Option<usize>,
+    /// Past --max-connections an arrival waits for the next free connection
+    /// (or HTTP/2 stream) instead of being counted not_sent; its latency
+    /// still counts from its intended time. With --max-connections N: wrk2's
+    /// and oha's N fixed connections (`[client] wait_at_max = true`).
+    #[arg(long)]
+    pub wait_at_max: bool,
     /// Closed loop instead of a schedule: N connections, each sending its next
     /// request when the last one ended (wrk's and oha's -c), for --duration or
     /// the phases' total. Measures the maximum rate; its latency is service
@@ -540,6 +546,7 @@ impl RunArgs {
             }),
             timeout: self.timeout,
             max_connections: self.max_connections,
+            wait_at_max: self.wait_at_max,
             connections: self.connections,
             threads: self.threads,
             seed: self.seed,

@@ -234,6 +234,33 @@ fn flag_run_writes_the_report_folder_and_prints_the_summary() {
 }
 
 #[test]
+fn wait_at_max_is_said_on_the_console_and_in_the_summary() {
+    // Two connections to a 40 ms server carry 50/s of the 100/s offered:
+    // with --wait-at-max the rest wait for them instead of being not_sent.
+    let server = util::http_server(|_| Duration::from_millis(40));
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(contend()
+        .args(["run", "--target", &format!("{}/x", server.url())])
+        .args(["--rate", "100", "--duration", "1s", "--threads", "1"])
+        .args(["--max-connections", "2", "--wait-at-max", "--out"])
+        .arg(dir.path()));
+    assert_exit(&out, 0);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("at most 2, an arrival finding all busy waited for one"),
+        "{stdout}"
+    );
+    let s = summary(dir.path());
+    assert_eq!(s["connections"]["wait_at_max"], true, "{s:#}");
+    assert_eq!(u64_at(&s, "/connections/max_connections"), 2);
+    assert_eq!(u64_at(&s, "/outcomes/not_sent"), 0);
+    assert_eq!(
+        u64_at(&s, "/outcomes/responses/204"),
+        u64_at(&s, "/arrivals")
+    );
+}
+
+#[test]
 fn mock_upstream_scenario_matches_its_ground_truth_and_leaves_no_process() {
     let dir = tempfile::tempdir().unwrap();
     let scenario = write_mock_scenario(dir.path());

@@ -411,6 +411,63 @@ fn arrivals_past_the_connection_cap_are_not_sent_and_counted() {
 }
 
 #[test]
+fn with_wait_at_max_arrivals_past_the_cap_wait_for_a_free_connection() {
+    // Two connections (or, over h2c, two one-stream connections) to a
+    // server that answers in 40 ms carry 50 requests a second; 100 arrive
+    // over a second. Counted `not_sent` at the cap by default; with
+    // `wait_at_max` each waits for the next free connection, in order: all
+    // are answered on the two connections, the last about a second after
+    // its intended time (served at 50/s from the start, it goes out near
+    // 2 s), and latency counts that wait.
+    let server = util::http_server(|_| Duration::from_millis(40));
+    for h2 in [false, true] {
+        let capped = |wait: bool| {
+            use contend::driver::{self, Plan};
+            use contend::shutdown::Stop;
+            let mut o = overrides(&server.url(), 100.0, Duration::from_secs(1));
+            o.threads = Some(1);
+            o.max_connections = Some(2);
+            o.wait_at_max = wait;
+            o.http2 = h2;
+            let mut scenario = contend::scenario::from_overrides(&o).expect("valid overrides");
+            scenario.client.streams_per_connection = h2.then_some(1);
+            let contend::scenario::Experiment::Run(load) = scenario.experiment.clone() else {
+                panic!("flags make a run");
+            };
+            let plan = Plan::new(&scenario, &server.url(), load).expect("plan");
+            driver::run(&plan, Stop::never().receiver(), &mut |_| {}).expect("driver runs")
+        };
+        let dropped = capped(false);
+        assert_outcomes_add_up(&dropped);
+        let not_sent = dropped.totals.counts.class(Class::NotSent);
+        assert!(not_sent >= 20, "h2 {h2}: by default {not_sent} not sent");
+
+        let waited = capped(true);
+        assert_outcomes_add_up(&waited);
+        let t = &waited.totals;
+        assert_eq!(t.counts.class(Class::NotSent), 0, "h2 {h2}");
+        assert_eq!(t.counts.class(Class::Success), t.arrivals, "h2 {h2}");
+        assert!(
+            t.connections.opened <= 2,
+            "h2 {h2}: {} connections opened, cap 2",
+            t.connections.opened
+        );
+        let ms = |q| t.latency_us.value_at_quantile(q) as f64 / 1e3;
+        // Generous above: a loaded machine only adds to the wait.
+        assert!(
+            ms(1.0) > 700.0 && ms(1.0) < 5000.0,
+            "h2 {h2}: the last waited {:.0} ms, model about 1000",
+            ms(1.0)
+        );
+        assert!(
+            ms(0.5) > 250.0,
+            "h2 {h2}: the median waited {:.0} ms, model about 500",
+            ms(0.5)
+        );
+    }
+}
+
+#[test]
 fn histograms_from_several_threads_merge_to_exactly_what_was_recorded() {
     let server = util::http_server(|_| Duration::ZERO);
     let mut o = overrides(&server.url(), 3000.0, Duration::from_secs(1));

@@ -197,6 +197,7 @@ fn good_full_scenario_parses() {
         client: ClientSpec {
             timeout: Duration::from_secs(2),
             max_connections: 5000,
+            wait_at_max: true,
             threads: Some(2),
             seed: 42,
             interval: Duration::from_millis(500),

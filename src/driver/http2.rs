@@ -4,12 +4,13 @@
 //! Takes the shard's due arrivals ([`route`]) and hands each to a stream
 //! on a connection with a free slot, or queues it while a connection opens,
 //! or (every connection the cap allows full, none opening) counts it
-//! `not_sent`: the HTTP/1.1 driver's rules, with a slot per stream instead
-//! of a connection per request (an arrival dispatched later than
-//! `lag_bound` after its time opens no connection while one takes streams
-//! and the queue moves). A connection carries at most the server's
-//! `MAX_CONCURRENT_STREAMS` (learned before its first stream: the server's
-//! SETTINGS come before its answer to a PING) or `streams_per_connection`.
+//! `not_sent`, or with `wait_at_max` queues it for the next free slot: the
+//! HTTP/1.1 driver's rules, with a slot per stream instead of a connection
+//! per request (an arrival dispatched later than `lag_bound` after its time
+//! opens no connection while one takes streams and the queue moves). A
+//! connection carries at most the server's `MAX_CONCURRENT_STREAMS`
+//! (learned before its first stream: the server's SETTINGS come before its
+//! answer to a PING) or `streams_per_connection`.
 //! A stream is sent at its arrival's intended time whatever the others on
 //! its connection are doing: open loop stays open loop.
 //!
@@ -145,8 +146,13 @@ pub(super) fn route(shared: &Rc<Shared>, job: Job, now_ns: u64) {
         return;
     }
     let below_cap = pool.open.get() + pool.opening.get() < shared.max_workers;
-    // A closed loop's clients bound its concurrency: they wait, never drop.
-    if below_cap || pool.opening.get() > 0 || shared.closed_loop_end_ns.get() > 0 {
+    // A closed loop's clients bound its concurrency: they wait, never
+    // drop; so does an open loop's arrival with `wait_at_max`.
+    if below_cap
+        || pool.opening.get() > 0
+        || shared.closed_loop_end_ns.get() > 0
+        || shared.wait_at_max
+    {
         shared.in_flight.set(shared.in_flight.get() + 1);
         shared.queue.push(job, now_ns);
         if below_cap

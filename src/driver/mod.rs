@@ -104,6 +104,9 @@ pub struct Plan {
     pub threads: usize,
     /// Connection cap over all threads.
     pub max_connections: usize,
+    /// Past the cap an arrival waits for a free connection or stream
+    /// (`[client] wait_at_max`); else it is counted `not_sent`.
+    pub wait_at_max: bool,
     /// Seed of the schedule and key mix.
     pub seed: u64,
     /// Reporting interval.
@@ -242,6 +245,7 @@ impl Plan {
             load,
             threads,
             max_connections: scenario.client.max_connections,
+            wait_at_max: scenario.client.wait_at_max,
             seed: scenario.client.seed,
             interval: scenario.client.interval,
             pacing_window: scenario.client.pacing_window,
@@ -499,6 +503,7 @@ fn shard_plans(plan: &Plan, protocol: Protocol, tls: Option<&TlsClient>) -> Vec<
             phases: phases.clone(),
             seed: plan.seed,
             max_connections: per_shard_cap,
+            wait_at_max: plan.wait_at_max,
             warm_connections: warm,
             // Thread k of n takes every n-th of the process's connections.
             closed_loop: closed.map_or(0, |c| share(c, shards, shard)),

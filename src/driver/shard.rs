@@ -63,6 +63,9 @@ pub struct ShardPlan {
     pub seed: u64,
     /// This shard's share of the connection cap.
     pub max_connections: usize,
+    /// Past the cap an arrival waits for a free connection or stream;
+    /// else it is counted `not_sent`.
+    pub wait_at_max: bool,
     /// Connections opened before the first arrival.
     pub warm_connections: usize,
     /// Reporting interval, ns.
@@ -133,6 +136,9 @@ pub(super) struct Shared {
     pub(super) connecting: Cell<usize>,
     /// The shard's share of the connection cap.
     pub(super) max_workers: usize,
+    /// Arrivals past the cap wait for a free connection or stream (else
+    /// they are counted `not_sent`).
+    pub(super) wait_at_max: bool,
     /// Arrivals dispatched and not yet ended.
     pub(super) in_flight: Cell<u64>,
     /// The pacing window in force, ns (see [`ShardPlan::pacing_window_ns`];
@@ -340,7 +346,7 @@ impl Shared {
     }
 
     /// Hands `job` on: to an idle worker, a new worker, the queue, or (at
-    /// the cap) it is not sent.
+    /// the cap) it is not sent, or with `wait_at_max` waits in the queue.
     fn dispatch(self: &Rc<Self>, job: Job, now_ns: u64) {
         if job.attempt == 0 {
             self.recorder
@@ -388,6 +394,12 @@ impl Shared {
                     shared.connect_for_queue();
                 });
             }
+        } else if self.wait_at_max {
+            // Every connection the cap allows is busy: it waits for the
+            // next free one (a worker takes the oldest as it ends), its
+            // latency counting from its intended time.
+            self.in_flight.set(self.in_flight.get() + 1);
+            self.queue.push(job, now_ns);
         } else {
             // Every connection the cap allows is busy: counted, never dropped.
             // (A retry's caller has waited since its arrival.)
@@ -526,6 +538,7 @@ pub fn run(
             workers: Cell::new(0),
             connecting: Cell::new(0),
             max_workers: plan.max_connections.max(1),
+            wait_at_max: plan.wait_at_max,
             in_flight: Cell::new(0),
             pacing_window_ns: Cell::new(plan.pacing_window_ns),
             drained: Notify::new(),

@@ -20,6 +20,14 @@ pub struct ConnectionsSummary {
     pub tls: bool,
     /// False: a new connection per request (`[client] reuse = false`).
     pub reuse: bool,
+    /// `[client] max_connections`, the cap of open connections (0 in
+    /// reports written before it was kept).
+    #[serde(default)]
+    pub max_connections: u64,
+    /// `[client] wait_at_max`: an arrival that found every connection the
+    /// cap allows busy waited for a free one (else it was `not_sent`).
+    #[serde(default)]
+    pub wait_at_max: bool,
     /// Connections opened (TCP connected and, over TLS, handshake done).
     pub opened: u64,
     /// Connections opened per second of the run.
@@ -39,7 +47,7 @@ impl ConnectionsSummary {
     pub(super) fn of(
         t: &crate::record::ConnectionTotals,
         d: &crate::driver::DriverOutput,
-        reuse: bool,
+        client: &crate::scenario::ClientSpec,
     ) -> Self {
         let nonzero = |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> {
             pairs
@@ -51,7 +59,9 @@ impl ConnectionsSummary {
         ConnectionsSummary {
             http: d.protocol.name().to_string(),
             tls: d.tls,
-            reuse,
+            reuse: client.reuse,
+            max_connections: client.max_connections as u64,
+            wait_at_max: client.wait_at_max,
             opened: t.opened,
             opened_per_s: round3(t.opened as f64 / d.duration_s.max(1e-9)),
             tls_resumed: t.resumed,

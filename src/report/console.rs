@@ -400,9 +400,17 @@ fn write_connections(w: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
         // A report written before connections were recorded.
         return Ok(());
     }
+    let waited = if c.wait_at_max {
+        format!(
+            "; at most {}, an arrival finding all busy waited for one",
+            c.max_connections
+        )
+    } else {
+        String::new()
+    };
     writeln!(
         w,
-        "Connections: {} over {}{}, {} opened ({:.0}/s), connect p50 {} p99 {}",
+        "Connections: {} over {}{}, {} opened ({:.0}/s), connect p50 {} p99 {}{waited}",
         c.http,
         if c.tls { "TLS" } else { "TCP" },
         if c.reuse {

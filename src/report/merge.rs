@@ -494,6 +494,8 @@ fn merged_connections(shards: &[ShardFolder], duration_s: f64) -> ConnectionsSum
     for s in &shards[1..] {
         let o = &s.summary.connections;
         c.opened += o.opened;
+        // Each process keeps its own cap.
+        c.max_connections += o.max_connections;
         c.tls_resumed += o.tls_resumed;
         add(&mut c.tls_versions, &o.tls_versions);
         add(&mut c.alpn, &o.alpn);

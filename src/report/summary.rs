@@ -611,7 +611,7 @@ impl Summary {
                 .collect(),
             connect_us: Percentiles::of(&t.connections.connect_us),
             tls_handshake_us: Percentiles::of(&t.connections.tls_handshake_us),
-            connections: ConnectionsSummary::of(&t.connections, d, run.scenario.client.reuse),
+            connections: ConnectionsSummary::of(&t.connections, d, &run.scenario.client),
             generator_bound: !reasons.is_empty(),
             generator_bound_reasons: reasons,
             lag_bound_us,

@@ -352,6 +352,9 @@ fn client_from_file(
         })?;
         client.max_connections = m.get_ref().0 as usize;
     }
+    if let Some(wait) = raw.wait_at_max {
+        client.wait_at_max = wait;
+    }
     if let Some(t) = &raw.threads {
         ctx.check(t, |n| check_int("[client] threads", n.0, 1, MAX_THREADS))?;
         client.threads = Some(t.get_ref().0 as usize);
@@ -521,6 +524,9 @@ fn apply_client_flags(
         )
         .map_err(cli)?;
         client.max_connections = m;
+    }
+    if overrides.wait_at_max {
+        client.wait_at_max = true;
     }
     if let Some(n) = overrides.connections {
         check_int(

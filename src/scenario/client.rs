@@ -100,6 +100,11 @@ pub struct ClientSpec {
     pub timeout: Duration,
     /// Cap of open connections across all driver threads.
     pub max_connections: usize,
+    /// `wait_at_max = true`: an arrival that finds every connection (or
+    /// HTTP/2 stream) the cap allows busy waits for the next free one, its
+    /// latency counting from its intended time, as on wrk2's and oha's
+    /// fixed connections; `false` (the default): it is counted `not_sent`.
+    pub wait_at_max: bool,
     /// Driver threads; `None` means the cores this process may use.
     pub threads: Option<usize>,
     /// Seed of every random choice (Poisson gaps, key mix).
@@ -183,6 +188,7 @@ impl Default for ClientSpec {
         ClientSpec {
             timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            wait_at_max: false,
             threads: None,
             seed: 1,
             interval: Duration::from_secs(1),

@@ -24,6 +24,7 @@ mod build_target;
 mod check;
 mod client;
 mod key_space;
+mod overrides;
 mod raw;
 mod retry;
 mod store;
@@ -46,6 +47,7 @@ pub use client::{
     Shard, ShardArg, TlsSpec, TlsVersionSpec, auto_window_max,
 };
 pub use key_space::{KeyDistribution, KeySpace, MAX_KEY_SPACE};
+pub use overrides::Overrides;
 use raw::RawScenario;
 pub use retry::{Backoff, Jitter, MAX_RETRIES, RetryOn, RetrySpec};
 pub use store::{FaultAction, FaultSpec, FaultTarget, QuotaSpec, Slowdown, StoreSpec};
@@ -606,41 +608,6 @@ pub struct KeySpec {
     pub timeout: Option<Duration>,
     /// Retry policy for this key's requests instead of the client's.
     pub retry: Option<RetrySpec>,
-}
-
-/// Overrides from the command line, applied over a file (or over defaults
-/// when there is no file). `None` leaves the value alone.
-#[derive(Debug, Clone, Default)]
-pub struct Overrides {
-    /// `--target URL`: becomes `Target::Url` with the URL's path as the request path.
-    pub target: Option<String>,
-    /// `--rate`: replaces every phase's rate (one phase is made when there is none).
-    pub rate: Option<Rate>,
-    /// `--duration`: replaces every phase's duration.
-    pub duration: Option<Duration>,
-    /// `--arrival`.
-    pub arrival: Option<ArrivalKind>,
-    /// `--timeout`.
-    pub timeout: Option<Duration>,
-    /// `--max-connections`.
-    pub max_connections: Option<usize>,
-    /// `--connections`: closed loop with this many connections; the
-    /// phases keep their durations, their rates are not used.
-    pub connections: Option<usize>,
-    /// `--threads`.
-    pub threads: Option<usize>,
-    /// `--seed`.
-    pub seed: Option<u64>,
-    /// `--name`.
-    pub name: Option<String>,
-    /// `--shard`: this process's share of the load.
-    pub shard: Option<ShardArg>,
-    /// `--start-at`: the common start on the wall clock.
-    pub start_at: Option<std::time::SystemTime>,
-    /// `--http2`: `[client] http = "2"`.
-    pub http2: bool,
-    /// `--insecure`: `[client] tls.insecure = true`.
-    pub insecure: bool,
 }
 
 /// Where a scenario came from, for error messages.

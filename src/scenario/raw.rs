@@ -340,6 +340,7 @@ pub(super) struct RawKeySpace {
 pub(super) struct RawClient {
     pub(super) timeout: Option<Spanned<HumanDuration>>,
     pub(super) max_connections: Option<Spanned<Int>>,
+    pub(super) wait_at_max: Option<bool>,
     pub(super) threads: Option<Spanned<Int>>,
     pub(super) seed: Option<Spanned<Int>>,
     pub(super) interval: Option<Spanned<HumanDuration>>,
