@@ -1,5 +1,9 @@
 //! The command line: clap definitions and their translation into scenario
 //! overrides. Parsing only; `app` runs the commands.
+// The flags' doc comments are clap's --help text, printed as written: their
+// `[client]` and `<name>` are TOML tables and placeholders, not rustdoc
+// links or HTML.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 use std::path::PathBuf;
 use std::time::Duration;

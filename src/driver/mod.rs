@@ -9,7 +9,7 @@
 //!
 //! The connection layer: [`conn`] opens a connection (TCP, then TLS from
 //! [`tls`]); over it [`http1`] (one request at a time, by the [`worker`]s)
-//! or [`http2`] (a stream per arrival) speak.
+//! or `http2` (a stream per arrival) speak.
 
 mod budget;
 pub mod conn;

@@ -3,7 +3,7 @@
 //!
 //! Takes a [`ShardPlan`]; paces its arrivals with a timerfd, hands each due
 //! arrival to an idle HTTP/1.1 connection worker (see [`super::worker`]) or
-//! to an HTTP/2 stream (see [`super::http2`]), and hands
+//! to an HTTP/2 stream (see `driver::http2`), and hands
 //! finished intervals and its totals to the coordinator over a channel.
 //! Nothing on the per-request path is shared with other threads, and nothing
 //! on it allocates: workers, connections and buffers live across requests.

@@ -4,7 +4,7 @@
 //!
 //! Takes [`Job`]s (an arrival: key and intended send time) from the shard,
 //! sends each with its client timeout, and reports exactly one outcome per
-//! job through [`Shared::ended`]. A worker is spawned once and lives for the
+//! job through `Shared::ended`. A worker is spawned once and lives for the
 //! run, so a request costs no task, allocation or channel: the shard hands
 //! a job to an idle worker's [`Mailbox`] and wakes it. A connection that
 //! fails, closes or times out is dropped (closing the socket, so a client

@@ -7,7 +7,7 @@
 //! driver while a watcher thread checks the components (one that dies is
 //! recorded, which, when and how, and the step goes on counting the failed
 //! requests) and reads them, and the `[[scrape]]` targets, at every
-//! interval boundary of the driver ([`super::sampling`]); hands on a typed
+//! interval boundary of the driver (`experiment::sampling`); hands on a typed
 //! [`StepResult`] with that [`Telemetry`]. [`Tally`] adds up the intervals
 //! of a step's measured part. It reads no component's report: that is
 //! [`super::run::finish`]'s, once the load is over.

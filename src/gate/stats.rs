@@ -101,7 +101,7 @@ pub fn mann_whitney_greater(x: &[f64], y: &[f64]) -> Option<UTest> {
     })
 }
 
-/// The standard normal CDF, from [`erfc`].
+/// The standard normal CDF, from `erfc`.
 pub fn normal_cdf(z: f64) -> f64 {
     0.5 * erfc(-z / std::f64::consts::SQRT_2)
 }

@@ -3,10 +3,10 @@
 //! `log-format`, streamed in bounded memory.
 //!
 //! - [`vars`]: the names each language has, and what each means.
-//! - [`format`]: a format compiled from `--format` (a preset, a string, an
+//! - [`mod@format`]: a format compiled from `--format` (a preset, a string, an
 //!   nginx directive), and the format a gateway the harness ran wrote.
 //! - [`value`]: one logged value read (seconds, milliseconds, lists, times).
-//! - [`line`]: one line read with a format.
+//! - [`mod@line`]: one line read with a format.
 //! - [`route`]: a request's route, its ids collapsed.
 //! - [`tally`]: the streaming counts per interval, route and key.
 //!

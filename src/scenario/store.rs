@@ -153,7 +153,7 @@ pub struct QuotaSpec {
     /// The load each design runs: the scenario's phases.
     pub phases: Vec<super::Phase>,
     /// The cached design's sync interval (`[store] sync_interval`, else
-    /// [`DEFAULT_QUOTA_SYNC`]); the other store designs call the store on
+    /// `DEFAULT_QUOTA_SYNC`); the other store designs call the store on
     /// every request.
     pub sync_interval: Duration,
 }

@@ -144,7 +144,7 @@ impl Gateway for Haproxy {
     }
 }
 
-/// The counters of [`COUNTERS`] in `show stat`'s CSV (`# pxname,svname,
+/// The counters of `COUNTERS` in `show stat`'s CSV (`# pxname,svname,
 /// qcur,qmax,...`), named `ROW.FIELD`; an empty field is left out.
 pub fn counters(csv: &str) -> BTreeMap<String, u64> {
     let mut lines = csv.lines();

@@ -5,7 +5,7 @@
 //! [`LogReport`]: the [`LogSummary`] that `summary.json` holds (per key,
 //! per route, the tail routes, the aborts and their knee, the censored
 //! fit's under-count estimate and the usage table a budget would charge),
-//! the intervals, and the scatter's sample. [`write`] (the `files` part)
+//! the intervals, and the scatter's sample. [`write()`] (the `files` part)
 //! puts it in a folder like a run's: `summary.json`, `log-intervals.csv`, `routes.csv`,
 //! `keys.csv`, `usage.csv`, `slow-routes.csv`, the plots
 //! (`requests-over-time`, `logged-vs-upstream`, `censored-fit`) and
