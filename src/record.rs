@@ -180,6 +180,9 @@ pub struct Totals {
     /// The widest pacing window any shard's pacer used, ns (see
     /// `driver::pacing`).
     pub pacing_window_widest_ns: u64,
+    /// Arrivals still waiting for a connection when the run was stopped,
+    /// counted `not_sent` (see `driver::shard`).
+    pub not_sent_at_stop: u64,
 }
 
 impl Totals {
@@ -204,6 +207,7 @@ impl Totals {
             first_handshake_error: None,
             retries: RetryTotals::default(),
             pacing_window_widest_ns: 0,
+            not_sent_at_stop: 0,
         }
     }
 
@@ -243,6 +247,7 @@ impl Totals {
         self.pacing_window_widest_ns = self
             .pacing_window_widest_ns
             .max(other.pacing_window_widest_ns);
+        self.not_sent_at_stop += other.not_sent_at_stop;
     }
 }
 

@@ -468,6 +468,53 @@ fn with_wait_at_max_arrivals_past_the_cap_wait_for_a_free_connection() {
 }
 
 #[test]
+fn a_stop_ends_the_arrivals_still_waiting_for_a_connection_as_not_sent() {
+    // Two connections to a 40 ms server carry 50/s of the 400/s offered,
+    // so with `wait_at_max` a second's run leaves about 300 arrivals
+    // waiting. A stop (Ctrl-C) after the first interval counts those
+    // `not_sent` at once instead of sending them after it (which would
+    // take about 6 s more); the two in flight finish.
+    use contend::driver::{self, Plan, Progress};
+    let server = util::http_server(|_| Duration::from_millis(40));
+    let mut o = overrides(&server.url(), 400.0, Duration::from_secs(10));
+    o.threads = Some(1);
+    o.max_connections = Some(2);
+    o.wait_at_max = true;
+    let scenario = contend::scenario::from_overrides(&o).expect("valid overrides");
+    let contend::scenario::Experiment::Run(load) = scenario.experiment.clone() else {
+        panic!("flags make a run");
+    };
+    let plan = Plan::new(&scenario, &server.url(), load).expect("plan");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut stopped_at = None;
+    let out = driver::run(&plan, stop_rx, &mut |p| {
+        if let Progress::Interval(_) = p {
+            if stopped_at.is_none() {
+                stopped_at = Some(Instant::now());
+                let _ = stop_tx.send(true);
+            }
+        }
+    })
+    .expect("driver runs");
+    let after_stop = stopped_at.expect("an interval closed").elapsed();
+    assert_outcomes_add_up(&out);
+    let t = &out.totals;
+    let not_sent = t.counts.class(Class::NotSent);
+    assert!(
+        t.not_sent_at_stop >= 100,
+        "{} waiting at the stop, {} arrivals",
+        t.not_sent_at_stop,
+        t.arrivals
+    );
+    assert_eq!(not_sent, t.not_sent_at_stop);
+    assert_eq!(t.counts.class(Class::Success) + not_sent, t.arrivals);
+    assert!(
+        after_stop < Duration::from_secs(3),
+        "the run ended {after_stop:?} after the stop"
+    );
+}
+
+#[test]
 fn histograms_from_several_threads_merge_to_exactly_what_was_recorded() {
     let server = util::http_server(|_| Duration::ZERO);
     let mut o = overrides(&server.url(), 3000.0, Duration::from_secs(1));

@@ -418,6 +418,31 @@ impl Shared {
         }
     }
 
+    /// Stopped (Ctrl-C): each job still waiting for a connection never
+    /// leaves and is counted `not_sent`, with the time it waited, instead
+    /// of going out after the stop (with `wait_at_max` the queue can hold
+    /// seconds of arrivals). Returns how many.
+    fn abandon_queue(&self) -> u64 {
+        let now_ns = sys::monotonic_ns();
+        let mut abandoned = 0;
+        while let Some(job) = self.queue.take() {
+            self.recorder.borrow_mut().outcome(
+                now_ns,
+                job.pick(),
+                Outcome::NotSent,
+                now_ns.saturating_sub(job.intended_ns),
+                None,
+            );
+            abandoned += 1;
+        }
+        let left = self.in_flight.get() - abandoned;
+        self.in_flight.set(left);
+        if abandoned > 0 && left == 0 {
+            self.drained.notify_one();
+        }
+        abandoned
+    }
+
     /// True when `job` is dispatched later than `late_ns` after it was due.
     pub(super) fn is_late(&self, job: &Job, now_ns: u64) -> bool {
         now_ns.saturating_sub(job.due_ns) > self.late_ns
@@ -595,6 +620,11 @@ pub fn run(
         // No more arrivals, also when the pacer stopped early.
         shared.arrivals.borrow_mut().next_due_ns = None;
         shared.close_retries();
+        let not_sent_at_stop = if *stop.borrow() {
+            shared.abandon_queue()
+        } else {
+            0
+        };
         let dispatch_end_ns = sys::monotonic_ns();
         // Drain: every request in flight ends by its own client timeout.
         while shared.in_flight.get() > 0 {
@@ -606,6 +636,7 @@ pub fn run(
         totals.first_connect_error = shared.first_connect_error.take();
         totals.first_handshake_error = shared.first_handshake_error.take();
         totals.pacing_window_widest_ns = window.widest_ns();
+        totals.not_sent_at_stop = not_sent_at_stop;
         for snapshot in intervals {
             let _ = to_coordinator.send(ShardMsg::Interval(Box::new(snapshot)));
         }

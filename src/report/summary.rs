@@ -567,6 +567,12 @@ impl Summary {
             run.scenario.client.tls.insecure && d.tls,
         ));
         warnings.extend(waited);
+        if t.not_sent_at_stop > 0 {
+            warnings.push(format!(
+                "stopped with {} arrivals still waiting for a connection: counted not_sent, never sent",
+                t.not_sent_at_stop
+            ));
+        }
         warnings.extend(nothing_answered(
             t,
             &run.target_url,
