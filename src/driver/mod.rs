@@ -16,6 +16,7 @@ pub mod conn;
 pub mod http1;
 mod http2;
 pub mod key_space;
+mod pacer;
 pub mod pacing;
 mod queue;
 mod request;

@@ -1,10 +1,11 @@
 //! One driver shard: a thread with its own current-thread runtime, its
 //! share of the arrivals, its connections and its Recorder.
 //!
-//! Takes a [`ShardPlan`]; paces its arrivals with a timerfd, hands each due
-//! arrival to an idle HTTP/1.1 connection worker (see [`super::worker`]) or
-//! to an HTTP/2 stream (see `driver::http2`), and hands
-//! finished intervals and its totals to the coordinator over a channel.
+//! Takes a [`ShardPlan`]; paces its arrivals with a timerfd (the `pacer`
+//! module), hands each due arrival to an idle HTTP/1.1 connection worker
+//! (see [`super::worker`]) or to an HTTP/2 stream (see `driver::http2`),
+//! and hands finished intervals and its totals to the coordinator over a
+//! channel.
 //! Nothing on the per-request path is shared with other threads, and nothing
 //! on it allocates: workers, connections and buffers live across requests.
 
@@ -19,23 +20,22 @@ use tokio::sync::{Notify, oneshot, watch};
 
 use super::budget::{ConnectBudget, MAX_CONNECTING};
 use super::conn::{Dialer, OpenError};
-use super::http2;
 use super::key_space::{KeyDraw, pick_key};
-use super::pacing::Window;
 use super::queue::Waiting;
 use super::request_log::RequestLog;
 use super::retry::{Pending, Retries, RetryPolicy};
 use super::worker::{self, Job, Mailbox};
 use super::{Protocol, RequestTemplate, ShardMsg};
+use super::{http2, pacer};
 use crate::arrival::Schedule;
 use crate::outcome::Outcome;
 use crate::record::{KeyPick, Recorder};
-use crate::scenario::{Phase, Rate};
+use crate::scenario::Phase;
 use crate::sys;
 
 /// Most arrivals dispatched in one go before the pacer yields, so that a
 /// backlog after a stall cannot starve the connections' I/O.
-const MAX_BATCH: usize = 512;
+pub(super) const MAX_BATCH: usize = 512;
 
 /// What one shard needs; built by the coordinator, moved to the thread.
 pub struct ShardPlan {
@@ -124,7 +124,7 @@ pub(super) struct Shared {
     /// HTTP/2 closed loop: when its clients stop (0: open loop).
     pub(super) closed_loop_end_ns: Cell<u64>,
     pub(super) recorder: RefCell<Recorder>,
-    arrivals: RefCell<Arrivals>,
+    pub(super) arrivals: RefCell<Arrivals>,
     pub(super) keys: Arc<[ShardKey]>,
     /// Due arrivals no worker has taken yet (while connections open).
     pub(super) queue: Waiting,
@@ -143,7 +143,7 @@ pub(super) struct Shared {
     pub(super) in_flight: Cell<u64>,
     /// The pacing window in force, ns (see [`ShardPlan::pacing_window_ns`];
     /// the pacer changes it when it is adaptive).
-    pacing_window_ns: Cell<u64>,
+    pub(super) pacing_window_ns: Cell<u64>,
     pub(super) drained: Notify,
     /// Set once no more arrivals will come: idle workers then end.
     pub(super) closing: Cell<bool>,
@@ -162,9 +162,9 @@ pub(super) struct Shared {
     pub(super) first_handshake_error: RefCell<Option<String>>,
     /// Retries waiting for their time (`None`: no key retries, and nothing
     /// on the request path looks further).
-    retries: Option<RefCell<Retries>>,
+    pub(super) retries: Option<RefCell<Retries>>,
     /// Told when a retry is scheduled, so the pacer wakes for it.
-    retry_scheduled: Notify,
+    pub(super) retry_scheduled: Notify,
 }
 
 impl Shared {
@@ -273,7 +273,7 @@ impl Shared {
     }
 
     /// When the next retry is due, if one waits.
-    fn next_retry_ns(&self) -> Option<u64> {
+    pub(super) fn next_retry_ns(&self) -> Option<u64> {
         let retries = self.retries.as_ref()?;
         retries.borrow().pending.peek().map(|p| p.job.due_ns)
     }
@@ -347,7 +347,7 @@ impl Shared {
 
     /// Hands `job` on: to an idle worker, a new worker, the queue, or (at
     /// the cap) it is not sent, or with `wait_at_max` waits in the queue.
-    fn dispatch(self: &Rc<Self>, job: Job, now_ns: u64) {
+    pub(super) fn dispatch(self: &Rc<Self>, job: Job, now_ns: u64) {
         if job.attempt == 0 {
             self.recorder
                 .borrow_mut()
@@ -490,12 +490,12 @@ impl Shared {
 }
 
 /// The shard's remaining arrivals and the choices made for them.
-struct Arrivals {
+pub(super) struct Arrivals {
     schedule: Schedule,
     /// Intended send time of the next arrival; `None` once all are sent or
     /// the run was stopped.
-    next_due_ns: Option<u64>,
-    start_ns: u64,
+    pub(super) next_due_ns: Option<u64>,
+    pub(super) start_ns: u64,
     rng: SmallRng,
 }
 
@@ -592,10 +592,10 @@ pub fn run(
         if let Some(retries) = &shared.retries {
             retries.borrow_mut().end_ns = start_ns.saturating_add(plan.run_ns);
         }
-        let mut window = window_of(&plan);
+        let mut window = pacer::window_of(&plan);
         let paced = if plan.closed_loop > 0 {
             let end_ns = start_ns.saturating_add(plan.run_ns);
-            closed_loop(
+            pacer::closed_loop(
                 &shared,
                 plan.closed_loop,
                 end_ns,
@@ -605,7 +605,7 @@ pub fn run(
             )
             .await
         } else {
-            pace(
+            pacer::pace(
                 &shared,
                 plan.interval_ns,
                 &mut window,
@@ -653,7 +653,7 @@ pub fn run(
 /// now) and by each exchange as it ends, so that when the thread is awake
 /// for I/O anyway, arrivals late past the pacing window leave without
 /// waiting for (or paying for) a timer wake.
-fn dispatch_due(shared: &Rc<Shared>, due_by_ns: u64, now_ns: u64) -> usize {
+pub(super) fn dispatch_due(shared: &Rc<Shared>, due_by_ns: u64, now_ns: u64) -> usize {
     let mut sent = 0;
     while sent < MAX_BATCH {
         let Some(job) = shared.take_due_retry(now_ns) else {
@@ -679,151 +679,4 @@ fn dispatch_due(shared: &Rc<Shared>, due_by_ns: u64, now_ns: u64) -> usize {
         sent += 1;
     }
     sent
-}
-
-/// The pacer: sends what is due, closes intervals, then sleeps on the
-/// timerfd until the next arrival (or, when that is sooner than the
-/// `window` after this wake, until the window ends), until the schedule
-/// ends or a stop is asked for.
-async fn pace(
-    shared: &Rc<Shared>,
-    interval_ns: u64,
-    window: &mut Window,
-    to_coordinator: &mpsc::Sender<ShardMsg>,
-    stop: &mut watch::Receiver<bool>,
-) -> std::io::Result<()> {
-    let timer = sys::register_timer(sys::TimerFd::new()?)?;
-    let start_ns = shared.arrivals.borrow().start_ns;
-    let mut next_tick_ns = start_ns;
-    // Each interval keeps the widest window it used: the recorder hears of
-    // the first and of each change, never of every wake.
-    shared.pacing_window_ns.set(window.ns());
-    shared
-        .recorder
-        .borrow_mut()
-        .pacing_window(start_ns, window.ns());
-    loop {
-        let now_ns = sys::monotonic_ns();
-        // Close intervals before dispatching, so `in_flight` is what the
-        // interval ended with, not what this wake is about to send.
-        if now_ns >= next_tick_ns {
-            next_tick_ns = close_intervals(shared, now_ns, start_ns, interval_ns, to_coordinator);
-        }
-        let sent = dispatch_due(shared, now_ns, now_ns);
-        let next_arrival_ns = shared.arrivals.borrow().next_due_ns;
-        let due_ns = match (next_arrival_ns, &shared.retries) {
-            (Some(due_ns), _) => due_ns,
-            // With retries, the pacer keeps the schedule until the run's
-            // end: a retry may come due after the last arrival.
-            (None, Some(retries)) if now_ns < retries.borrow().end_ns => retries.borrow().end_ns,
-            (None, _) => break,
-        };
-        let due_ns = shared.next_retry_ns().map_or(due_ns, |r| r.min(due_ns));
-        if *stop.borrow() {
-            break;
-        }
-        if sent == MAX_BATCH {
-            // A backlog (after a stall): let the connections' I/O run first.
-            tokio::task::yield_now().await;
-            continue;
-        }
-        window.look(now_ns);
-        if window.ns() != shared.pacing_window_ns.get() {
-            shared.pacing_window_ns.set(window.ns());
-            shared
-                .recorder
-                .borrow_mut()
-                .pacing_window(now_ns, window.ns());
-        }
-        let wake_ns = due_ns.max(now_ns + window.ns()).min(next_tick_ns);
-        timer.get_ref().arm_at(wake_ns)?;
-        tokio::select! {
-            guard = timer.readable() => guard?.clear_ready(),
-            // A closed channel (no one can stop us) disables this branch.
-            Ok(()) = stop.changed() => break,
-            // A retry was scheduled, maybe before this wake: look again.
-            () = shared.retry_scheduled.notified(), if shared.retries.is_some() => {}
-        }
-    }
-    Ok(())
-}
-
-/// Closed loop: `clients` workers each send the next request as soon as
-/// the last one ended, until `end_ns` or a stop; meanwhile this closes the
-/// intervals on time. Each request's intended time is its send time.
-async fn closed_loop(
-    shared: &Rc<Shared>,
-    clients: usize,
-    end_ns: u64,
-    interval_ns: u64,
-    to_coordinator: &mpsc::Sender<ShardMsg>,
-    stop: &mut watch::Receiver<bool>,
-) -> std::io::Result<()> {
-    shared.arrivals.borrow_mut().next_due_ns = None;
-    match shared.protocol {
-        Protocol::Http1 => {
-            for _ in 0..clients {
-                worker::spawn_closed(shared.clone(), end_ns);
-            }
-        }
-        Protocol::Http2 => {
-            // Each client is a stream: its next goes out as it ends (see
-            // `Shared::ended`), packed onto connections like any stream.
-            shared.closed_loop_end_ns.set(end_ns);
-            let now_ns = sys::monotonic_ns();
-            for _ in 0..clients {
-                let job = Job::new(shared.next_key(), now_ns);
-                shared.dispatch(job, now_ns);
-            }
-        }
-    }
-    let timer = sys::register_timer(sys::TimerFd::new()?)?;
-    let start_ns = shared.arrivals.borrow().start_ns;
-    let mut next_tick_ns = start_ns + interval_ns;
-    loop {
-        let now_ns = sys::monotonic_ns();
-        if now_ns >= next_tick_ns {
-            next_tick_ns = close_intervals(shared, now_ns, start_ns, interval_ns, to_coordinator);
-        }
-        if now_ns >= end_ns || *stop.borrow() {
-            break;
-        }
-        timer.get_ref().arm_at(next_tick_ns.min(end_ns))?;
-        tokio::select! {
-            guard = timer.readable() => guard?.clear_ready(),
-            Ok(()) = stop.changed() => break,
-        }
-    }
-    // Each client ends after the request it has in flight.
-    shared.closing.set(true);
-    Ok(())
-}
-
-/// Closes the intervals that ended by `now_ns` and hands them to the
-/// coordinator; returns when the next one ends.
-fn close_intervals(
-    shared: &Shared,
-    now_ns: u64,
-    start_ns: u64,
-    interval_ns: u64,
-    to_coordinator: &mpsc::Sender<ShardMsg>,
-) -> u64 {
-    let mut recorder = shared.recorder.borrow_mut();
-    recorder.tick(now_ns, shared.in_flight.get());
-    for snapshot in recorder.take_finished() {
-        let _ = to_coordinator.send(ShardMsg::Interval(Box::new(snapshot)));
-    }
-    start_ns + ((now_ns - start_ns) / interval_ns + 1) * interval_ns
-}
-
-/// The shard's pacing window, started for its arrivals per second as its
-/// first phase begins (see [`Window::start_for`]).
-fn window_of(plan: &ShardPlan) -> Window {
-    let rate = plan.phases.first().map_or(0.0, |p| match p.rate {
-        Rate::Constant(r) => r,
-        Rate::Ramp { from, .. } => from,
-    });
-    let mut window = Window::new(plan.pacing_window_ns, plan.pacing_window_max_ns);
-    window.start_for(rate / plan.shards.max(1) as f64);
-    window
 }
