@@ -266,7 +266,7 @@ pub struct RunArgs {
     /// Past --max-connections an arrival waits for the next free connection
     /// (or HTTP/2 stream) instead of being counted not_sent; its latency
     /// still counts from its intended time. With --max-connections N: wrk2's
-    /// and oha's N fixed connections (`[client] wait_at_max = true`).
+    /// and oha's N fixed connections ([client] wait_at_max = true).
     #[arg(long)]
     pub wait_at_max: bool,
     /// Closed loop instead of a schedule: N connections, each sending its next
