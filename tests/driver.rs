@@ -89,8 +89,6 @@ fn drive_with_window(
     window: Option<Duration>,
     seconds: u64,
 ) -> contend::driver::DriverOutput {
-    use contend::driver::{self, Plan};
-    use contend::shutdown::Stop;
     let mut o = overrides(url, rate_per_s, Duration::from_secs(seconds));
     o.threads = Some(1);
     let mut scenario = contend::scenario::from_overrides(&o).expect("valid overrides");
@@ -102,11 +100,7 @@ fn drive_with_window(
         }
         None => scenario.client.pacing_window_max = scenario.client.lag_bound / 2,
     }
-    let contend::scenario::Experiment::Run(load) = scenario.experiment.clone() else {
-        panic!("flags make a run");
-    };
-    let plan = Plan::new(&scenario, url, load).expect("plan");
-    driver::run(&plan, Stop::never().receiver(), &mut |_| {}).expect("driver runs")
+    util::drive_scenario(&scenario, url)
 }
 
 /// Runs the driver for 1 s on one thread at `rate_per_s` with a fixed
@@ -120,8 +114,6 @@ fn drive_late(
     lag_bound: Duration,
     h2_streams: Option<u32>,
 ) -> contend::driver::DriverOutput {
-    use contend::driver::{self, Plan};
-    use contend::shutdown::Stop;
     let mut o = overrides(url, rate_per_s, Duration::from_secs(1));
     o.threads = Some(1);
     o.http2 = h2_streams.is_some();
@@ -130,11 +122,7 @@ fn drive_late(
     scenario.client.pacing_window = window;
     scenario.client.pacing_window_max = window;
     scenario.client.lag_bound = lag_bound;
-    let contend::scenario::Experiment::Run(load) = scenario.experiment.clone() else {
-        panic!("flags make a run");
-    };
-    let plan = Plan::new(&scenario, url, load).expect("plan");
-    driver::run(&plan, Stop::never().receiver(), &mut |_| {}).expect("driver runs")
+    util::drive_scenario(&scenario, url)
 }
 
 #[test]
@@ -422,8 +410,6 @@ fn with_wait_at_max_arrivals_past_the_cap_wait_for_a_free_connection() {
     let server = util::http_server(|_| Duration::from_millis(40));
     for h2 in [false, true] {
         let capped = |wait: bool| {
-            use contend::driver::{self, Plan};
-            use contend::shutdown::Stop;
             let mut o = overrides(&server.url(), 100.0, Duration::from_secs(1));
             o.threads = Some(1);
             o.max_connections = Some(2);
@@ -431,11 +417,7 @@ fn with_wait_at_max_arrivals_past_the_cap_wait_for_a_free_connection() {
             o.http2 = h2;
             let mut scenario = contend::scenario::from_overrides(&o).expect("valid overrides");
             scenario.client.streams_per_connection = h2.then_some(1);
-            let contend::scenario::Experiment::Run(load) = scenario.experiment.clone() else {
-                panic!("flags make a run");
-            };
-            let plan = Plan::new(&scenario, &server.url(), load).expect("plan");
-            driver::run(&plan, Stop::never().receiver(), &mut |_| {}).expect("driver runs")
+            util::drive_scenario(&scenario, &server.url())
         };
         let dropped = capped(false);
         assert_outcomes_add_up(&dropped);
@@ -474,17 +456,14 @@ fn a_stop_ends_the_arrivals_still_waiting_for_a_connection_as_not_sent() {
     // waiting. A stop (Ctrl-C) after the first interval counts those
     // `not_sent` at once instead of sending them after it (which would
     // take about 6 s more); the two in flight finish.
-    use contend::driver::{self, Plan, Progress};
+    use contend::driver::{self, Progress};
     let server = util::http_server(|_| Duration::from_millis(40));
     let mut o = overrides(&server.url(), 400.0, Duration::from_secs(10));
     o.threads = Some(1);
     o.max_connections = Some(2);
     o.wait_at_max = true;
     let scenario = contend::scenario::from_overrides(&o).expect("valid overrides");
-    let contend::scenario::Experiment::Run(load) = scenario.experiment.clone() else {
-        panic!("flags make a run");
-    };
-    let plan = Plan::new(&scenario, &server.url(), load).expect("plan");
+    let plan = util::run_plan(&scenario, &server.url());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut stopped_at = None;
     let out = driver::run(&plan, stop_rx, &mut |p| {
@@ -656,10 +635,7 @@ fn spread_over_two_addresses(client: &str) {
         &contend::scenario::Overrides::default(),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let contend::scenario::Experiment::Run(load) = scenario.experiment.clone() else {
-        panic!("a run");
-    };
-    let plan = contend::driver::Plan::new(&scenario, &servers[0].url(), load).expect("plan");
+    let plan = crate::util::run_plan(&scenario, &servers[0].url());
     assert_eq!(plan.more_addrs, vec![servers[1].addr]);
     let stop = contend::shutdown::Stop::never();
     let out = contend::driver::run(&plan, stop.receiver(), &mut |_| {}).expect("driver runs");

@@ -216,11 +216,25 @@ pub fn overrides(url: &str, rate_per_s: f64, duration: Duration) -> Overrides {
 /// Runs the driver with `overrides` to its end.
 pub fn drive(overrides: &Overrides) -> DriverOutput {
     let scenario = scenario::from_overrides(overrides).expect("valid overrides");
+    drive_scenario(&scenario, overrides.target.as_deref().unwrap())
+}
+
+/// The driver's plan for `scenario` (a run) against `url`.
+pub fn run_plan(scenario: &contend::scenario::Scenario, url: &str) -> Plan {
     let contend::scenario::Experiment::Run(load) = scenario.experiment.clone() else {
-        panic!("flags make a run");
+        panic!("the scenario is a run");
     };
-    let plan = Plan::new(&scenario, overrides.target.as_deref().unwrap(), load).expect("plan");
-    driver::run(&plan, Stop::never().receiver(), &mut |_| {}).expect("driver runs")
+    Plan::new(scenario, url, load).expect("plan")
+}
+
+/// Runs the driver with `scenario` (a run) against `url` to its end.
+pub fn drive_scenario(scenario: &contend::scenario::Scenario, url: &str) -> DriverOutput {
+    driver::run(
+        &run_plan(scenario, url),
+        Stop::never().receiver(),
+        &mut |_| {},
+    )
+    .expect("driver runs")
 }
 
 /// Checks the driver's central invariant: one outcome per arrival.
