@@ -494,6 +494,56 @@ fn a_stop_ends_the_arrivals_still_waiting_for_a_connection_as_not_sent() {
 }
 
 #[test]
+fn a_stop_while_draining_ends_the_arrivals_still_waiting_too() {
+    // As above, but the schedule (400/s for 1 s) ends first, with about
+    // 350 arrivals waiting for the two connections; the stop comes while
+    // they drain, when the server has seen its 70th request (about 1.4 s
+    // in). What still waits then ends `not_sent` (draining it all would
+    // take about 6 s more).
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let seen = Arc::new(AtomicU64::new(0));
+    let server = {
+        let (stop_tx, seen) = (stop_tx.clone(), seen.clone());
+        util::http_server(move |_| {
+            if seen.fetch_add(1, Ordering::Relaxed) + 1 == 70 {
+                let _ = stop_tx.send(true);
+            }
+            Duration::from_millis(40)
+        })
+    };
+    let mut o = overrides(&server.url(), 400.0, Duration::from_secs(1));
+    o.threads = Some(1);
+    o.max_connections = Some(2);
+    o.wait_at_max = true;
+    let scenario = contend::scenario::from_overrides(&o).expect("valid overrides");
+    let began = Instant::now();
+    let out = contend::driver::run(
+        &util::run_plan(&scenario, &server.url()),
+        stop_rx,
+        &mut |_| {},
+    )
+    .expect("driver runs");
+    let took = began.elapsed();
+    assert_outcomes_add_up(&out);
+    let t = &out.totals;
+    assert!(
+        t.arrivals.abs_diff(400) <= 1,
+        "the schedule ran to its end: {} arrivals",
+        t.arrivals
+    );
+    assert!(
+        t.not_sent_at_stop >= 100,
+        "{} waiting at the stop",
+        t.not_sent_at_stop
+    );
+    assert_eq!(t.counts.class(Class::NotSent), t.not_sent_at_stop);
+    assert!(took < Duration::from_secs(5), "the run took {took:?}");
+}
+
+#[test]
 fn histograms_from_several_threads_merge_to_exactly_what_was_recorded() {
     let server = util::http_server(|_| Duration::ZERO);
     let mut o = overrides(&server.url(), 3000.0, Duration::from_secs(1));

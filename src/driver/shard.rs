@@ -620,15 +620,22 @@ pub fn run(
         // No more arrivals, also when the pacer stopped early.
         shared.arrivals.borrow_mut().next_due_ns = None;
         shared.close_retries();
-        let not_sent_at_stop = if *stop.borrow() {
-            shared.abandon_queue()
-        } else {
-            0
-        };
         let dispatch_end_ns = sys::monotonic_ns();
-        // Drain: every request in flight ends by its own client timeout.
-        while shared.in_flight.get() > 0 {
-            shared.drained.notified().await;
+        // Drain: every request in flight ends by its own client timeout;
+        // after a stop, also one that comes while draining, what still
+        // waits for a connection ends at once.
+        let mut not_sent_at_stop = 0;
+        loop {
+            if *stop.borrow() {
+                not_sent_at_stop += shared.abandon_queue();
+            }
+            if shared.in_flight.get() == 0 {
+                break;
+            }
+            tokio::select! {
+                () = shared.drained.notified() => {}
+                Ok(()) = stop.changed() => {}
+            }
         }
         shared.close();
         let recorder = shared.recorder.replace(Recorder::new(0, 1, 0));
