@@ -234,7 +234,7 @@ fn flag_run_writes_the_report_folder_and_prints_the_summary() {
 }
 
 #[test]
-fn wait_at_max_is_said_on_the_console_and_in_the_summary() {
+fn wait_at_max_is_said_on_the_console_in_the_summary_and_the_report() {
     // Two connections to a 40 ms server carry 50/s of the 100/s offered:
     // with --wait-at-max the rest wait for them instead of being not_sent.
     let server = util::http_server(|_| Duration::from_millis(40));
@@ -257,6 +257,12 @@ fn wait_at_max_is_said_on_the_console_and_in_the_summary() {
     assert_eq!(
         u64_at(&s, "/outcomes/responses/204"),
         u64_at(&s, "/arrivals")
+    );
+    let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(
+        page.contains("<td>connections</td><td>HTTP/1.1 over TCP, 2 opened")
+            && page.contains("at most 2, an arrival finding all busy waited for one"),
+        "report.html's connections row"
     );
 }
 

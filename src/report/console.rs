@@ -395,10 +395,24 @@ fn write_concurrency_steps(w: &mut dyn Write, steps: &[ClosedStepRow]) -> io::Re
 /// The connections line: the HTTP version, how many were opened and what
 /// opening them cost; over TLS, what the handshakes agreed on.
 fn write_connections(w: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
+    let Some((opened, tls)) = connections(s) else {
+        return Ok(());
+    };
+    writeln!(w, "Connections: {opened}")?;
+    if let Some(tls) = tls {
+        writeln!(w, "  TLS handshake {tls}")?;
+    }
+    Ok(())
+}
+
+/// The run's connections in words (what was spoken, how many were opened,
+/// what a connect cost, the cap when arrivals waited at it) and, over TLS,
+/// its handshakes (their cost, versions, ALPN, resumptions); `None` for a
+/// report written before connections were recorded.
+pub(crate) fn connections(s: &Summary) -> Option<(String, Option<String>)> {
     let c = &s.connections;
     if c.http.is_empty() {
-        // A report written before connections were recorded.
-        return Ok(());
+        return None;
     }
     let waited = if c.wait_at_max {
         format!(
@@ -408,9 +422,8 @@ fn write_connections(w: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
     } else {
         String::new()
     };
-    writeln!(
-        w,
-        "Connections: {} over {}{}, {} opened ({:.0}/s), connect p50 {} p99 {}{waited}",
+    let opened = format!(
+        "{} over {}{}, {} opened ({:.0}/s), connect p50 {} p99 {}{waited}",
         c.http,
         if c.tls { "TLS" } else { "TCP" },
         if c.reuse {
@@ -422,26 +435,25 @@ fn write_connections(w: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
         c.opened_per_s,
         fmt_us(s.connect_us.p50),
         fmt_us(s.connect_us.p99),
-    )?;
-    if c.tls && s.tls_handshake_us.count > 0 {
+    );
+    let tls = (c.tls && s.tls_handshake_us.count > 0).then(|| {
         let joined = |m: &std::collections::BTreeMap<String, u64>| {
             m.iter()
                 .map(|(k, n)| format!("{k} {n}"))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        writeln!(
-            w,
-            "  TLS handshake p50 {} p99 {} max {}; {}; ALPN {}; resumed {}",
+        format!(
+            "p50 {} p99 {} max {}; {}; ALPN {}; resumed {}",
             fmt_us(s.tls_handshake_us.p50),
             fmt_us(s.tls_handshake_us.p99),
             fmt_us(s.tls_handshake_us.max),
             joined(&c.tls_versions),
             joined(&c.alpn),
             c.tls_resumed
-        )?;
-    }
-    Ok(())
+        )
+    });
+    Some((opened, tls))
 }
 
 /// What connections cost each step, when they cost something worth a table

@@ -245,7 +245,8 @@ fn components_table(h: &mut String, s: &Summary) {
 }
 
 /// "Generator health": schedule lag, the driver's CPU and pacing window,
-/// whether the generator was the bottleneck, then the run's warnings.
+/// its connections, whether the generator was the bottleneck, then the
+/// run's warnings.
 fn health(h: &mut String, s: &Summary, intervals: &[IntervalCsvRow]) {
     let _ = writeln!(h, "<h2>Generator health</h2><table class=\"facts\">");
     let _ = writeln!(
@@ -262,6 +263,12 @@ fn health(h: &mut String, s: &Summary, intervals: &[IntervalCsvRow]) {
         s.driver.peak_cpu_cores * 100.0
     );
     pacing_row(h, s, intervals);
+    if let Some((opened, tls)) = super::console::connections(s) {
+        let _ = writeln!(h, "<tr><td>connections</td><td>{}</td></tr>", esc(&opened));
+        if let Some(tls) = tls {
+            let _ = writeln!(h, "<tr><td>TLS handshakes</td><td>{}</td></tr>", esc(&tls));
+        }
+    }
     let _ = writeln!(
         h,
         "<tr><td>generator-bound</td><td>{}</td></tr></table>",
