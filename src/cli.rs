@@ -267,7 +267,7 @@ pub struct RunArgs {
     /// (or HTTP/2 stream) instead of being counted not_sent; its latency
     /// still counts from its intended time. With --max-connections N: wrk2's
     /// and oha's N fixed connections ([client] wait_at_max = true).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "connections")]
     pub wait_at_max: bool,
     /// Closed loop instead of a schedule: N connections, each sending its next
     /// request when the last one ended (wrk's and oha's -c), for --duration or

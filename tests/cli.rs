@@ -401,6 +401,17 @@ fn bad_input_exits_2_with_the_fix_and_no_panic() {
         (
             vec![
                 "run",
+                "--target",
+                "http://127.0.0.1:9/",
+                "--connections",
+                "4",
+                "--wait-at-max",
+            ],
+            "'--connections <N>' cannot be used with '--wait-at-max'".into(),
+        ),
+        (
+            vec![
+                "run",
                 "../../scenarios/capacity-sweep.toml",
                 "--connections",
                 "4",

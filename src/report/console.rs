@@ -414,7 +414,9 @@ pub(crate) fn connections(s: &Summary) -> Option<(String, Option<String>)> {
     if c.http.is_empty() {
         return None;
     }
-    let waited = if c.wait_at_max {
+    // A closed loop's clients always wait: only an open loop's arrivals
+    // may find the cap.
+    let waited = if c.wait_at_max && s.closed_loop_connections.is_none() {
         format!(
             "; at most {}, an arrival finding all busy waited for one",
             c.max_connections
