@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::summary::round3;
 use crate::outcome::TlsFailure;
 use crate::record::Totals;
+use crate::scenario::ClientSpec;
 
 /// The connections a run opened and what their handshakes agreed on.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -47,7 +48,7 @@ impl ConnectionsSummary {
     pub(super) fn of(
         t: &crate::record::ConnectionTotals,
         d: &crate::driver::DriverOutput,
-        client: &crate::scenario::ClientSpec,
+        client: &ClientSpec,
     ) -> Self {
         let nonzero = |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> {
             pairs
@@ -81,7 +82,8 @@ impl ConnectionsSummary {
 }
 
 /// One warning per reason handshakes failed for, with its fix; the
-/// first failure's own words; and a note that certificates went unchecked.
+/// first failure's own words; a note that certificates went unchecked; and
+/// the arrivals a stop left waiting for a connection.
 pub(super) fn connection_warnings(t: &Totals, insecure: bool) -> Vec<String> {
     let mut warnings = Vec::new();
     if insecure {
@@ -103,5 +105,84 @@ pub(super) fn connection_warnings(t: &Totals, insecure: bool) -> Vec<String> {
     if let Some(first) = &t.first_handshake_error {
         warnings.push(format!("the first failed handshake said: {first}"));
     }
+    if t.not_sent_at_stop > 0 {
+        warnings.push(format!(
+            "stopped with {} arrivals still waiting for a connection: counted not_sent, never sent",
+            t.not_sent_at_stop
+        ));
+    }
     warnings
+}
+
+/// Connections opened per second past which a generator-bound open loop
+/// is told how to keep a fixed pool.
+const CHURN_PER_S: f64 = 100.0;
+/// ... and past this many in all (the warm connections, at most 256 per
+/// driver thread, are not churn).
+const CHURN_OPENED: u64 = 1000;
+
+/// For a generator-bound open loop that kept opening connections for
+/// arrivals that found every one busy (each a connect for the driver and an
+/// accept for the target): how to keep a fixed pool instead.
+pub(super) fn connection_churn(t: &Totals, client: &ClientSpec, duration_s: f64) -> Option<String> {
+    let opened = t.connections.opened;
+    let per_s = opened as f64 / duration_s.max(1e-9);
+    if !client.reuse || client.wait_at_max || opened <= CHURN_OPENED || per_s < CHURN_PER_S {
+        return None;
+    }
+    Some(format!(
+        "{opened} connections opened ({per_s:.0}/s) for arrivals that found every connection busy, \
+         each a connect for contend and an accept for the target: for a fixed pool as in wrk2 and \
+         oha, give --max-connections N --wait-at-max (arrivals then wait for a free connection; \
+         latency still counts from their intended time)"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_churning_open_loop_is_told_of_the_fixed_pool() {
+        let mut t = Totals::new(0);
+        let client = ClientSpec::default();
+        // A 75k/s run that spiralled: 3,300 connections in 5 s.
+        t.connections.opened = 3300;
+        let hint = connection_churn(&t, &client, 5.0).expect("a hint");
+        assert!(
+            hint.starts_with("3300 connections opened (660/s)") && hint.contains("--wait-at-max"),
+            "{hint}"
+        );
+        // Not when it already waits at the cap, opens one per request on
+        // purpose, or only warmed its pool (256 per thread at most).
+        let waiting = ClientSpec {
+            wait_at_max: true,
+            ..ClientSpec::default()
+        };
+        let fresh = ClientSpec {
+            reuse: false,
+            ..ClientSpec::default()
+        };
+        assert_eq!(connection_churn(&t, &waiting, 5.0), None);
+        assert_eq!(connection_churn(&t, &fresh, 5.0), None);
+        t.connections.opened = 512;
+        assert_eq!(connection_churn(&t, &client, 1.0), None);
+        // Nor at a trickle over a long run.
+        t.connections.opened = 5000;
+        assert_eq!(connection_churn(&t, &client, 600.0), None);
+    }
+
+    #[test]
+    fn a_stop_that_left_arrivals_waiting_says_so() {
+        let mut t = Totals::new(0);
+        assert!(connection_warnings(&t, false).is_empty());
+        t.not_sent_at_stop = 7;
+        assert_eq!(
+            connection_warnings(&t, false),
+            vec![
+                "stopped with 7 arrivals still waiting for a connection: counted not_sent, never sent"
+                    .to_string()
+            ]
+        );
+    }
 }

@@ -14,7 +14,7 @@ use crate::outcome::{Class, TlsFailure};
 use crate::record::{Counts, Totals};
 
 pub use super::connections::ConnectionsSummary;
-use super::connections::connection_warnings;
+use super::connections::{connection_churn, connection_warnings};
 
 /// Version of the summary's layout; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -567,11 +567,8 @@ impl Summary {
             run.scenario.client.tls.insecure && d.tls,
         ));
         warnings.extend(waited);
-        if t.not_sent_at_stop > 0 {
-            warnings.push(format!(
-                "stopped with {} arrivals still waiting for a connection: counted not_sent, never sent",
-                t.not_sent_at_stop
-            ));
+        if !reasons.is_empty() && load.closed_loop().is_none() {
+            warnings.extend(connection_churn(t, &run.scenario.client, duration_s));
         }
         warnings.extend(nothing_answered(
             t,
