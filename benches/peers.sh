@@ -614,8 +614,9 @@ lines += [
     "- contend opens another connection for an arrival that finds every connection busy "
     "(at most 5000 new ones per second, 500 over TLS with keep-alive, where each costs a "
     "handshake; past that the arrival waits for the next free "
-    "one); only past --max-connections is it counted `not_sent` (an error). wrk2 and oha "
-    "queue it on one of their fixed connections; every tool's latency includes the wait.",
+    "one); only past --max-connections is it counted `not_sent` (an error)"
+    + (", or here (CONTEND_WAIT_AT_MAX=1) waits for the next free one" if env.get("CONTEND_WAIT_AT_MAX") == "1" else "")
+    + ". wrk2 and oha queue it on one of their fixed connections; every tool's latency includes the wait.",
     "- wrk2 cannot run unpaced: in the closed-* case it runs at -R 10000000 (saturating).",
     "- Generator and nginx share the machine's cores: a generator that uses more CPU leaves "
     "less to nginx.",
