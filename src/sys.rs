@@ -7,6 +7,8 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
@@ -21,6 +23,20 @@ fn clock_ns(clock: libc::clockid_t) -> u64 {
 /// CLOCK_MONOTONIC in nanoseconds: the driver's one time base (vDSO, ~20 ns).
 pub fn monotonic_ns() -> u64 {
     clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// The [`Instant`] at `ns` on [`monotonic_ns`]'s clock (both are
+/// CLOCK_MONOTONIC), found without reading the clock again: a timer set
+/// from a time already read costs no second read per request.
+pub fn instant_at(ns: u64) -> Instant {
+    static ANCHOR: OnceLock<(Instant, u64)> = OnceLock::new();
+    let &(at, at_ns) = ANCHOR.get_or_init(|| (Instant::now(), monotonic_ns()));
+    if ns >= at_ns {
+        at + Duration::from_nanos(ns - at_ns)
+    } else {
+        at.checked_sub(Duration::from_nanos(at_ns - ns))
+            .unwrap_or(at)
+    }
 }
 
 /// CPU time the calling thread has used, in nanoseconds.
@@ -249,6 +265,22 @@ mod tests {
         std::hint::black_box(x);
         assert!(monotonic_ns() > a);
         assert!(thread_cpu_ns() > c);
+    }
+
+    #[test]
+    fn instant_at_reads_monotonic_ns_on_the_instant_clock() {
+        let ns = monotonic_ns();
+        let now = Instant::now();
+        let at = instant_at(ns);
+        // `ns` was read before `now`: not later than it (but for the few
+        // ns between the anchor's own two reads), and not long before.
+        assert!(
+            at <= now + Duration::from_micros(100),
+            "{at:?} after {now:?}"
+        );
+        assert!(now.duration_since(at) < Duration::from_millis(50));
+        assert_eq!(instant_at(ns + 5_000_000) - at, Duration::from_millis(5));
+        assert_eq!(at - instant_at(ns - 5_000_000), Duration::from_millis(5));
     }
 
     #[test]

@@ -521,9 +521,9 @@ async fn serve(
         }
         Ok::<_, Failed>((Outcome::Response(status), retry_after_ns))
     };
-    let deadline =
-        tokio::time::Instant::now() + Duration::from_nanos(deadline_ns.saturating_sub(sent_ns));
-    timer.as_mut().reset(deadline);
+    timer
+        .as_mut()
+        .reset(tokio::time::Instant::from_std(sys::instant_at(deadline_ns)));
     let result = tokio::select! {
         biased;
         () = timer.as_mut() => Err(()),

@@ -302,8 +302,9 @@ async fn serve(
             }
         }
     };
-    let deadline = tokio::time::Instant::now() + Duration::from_nanos(deadline_ns - now_ns);
-    timer.as_mut().reset(deadline);
+    timer
+        .as_mut()
+        .reset(tokio::time::Instant::from_std(sys::instant_at(deadline_ns)));
     // The timer first: a response that streams without end keeps the
     // exchange busy until tokio's cooperative budget runs out, and a timer
     // polled after it would then never see its deadline.
