@@ -3,10 +3,12 @@
 //! [`install`] starts a small signal thread and hands back a [`Stop`]
 //! handle the run watches. On the first SIGINT or SIGTERM the handle turns
 //! true: the driver stops dispatching, drains what is in flight, and the
-//! report of what ran is written. On a second signal every child process
-//! still registered with [`crate::topology`] is stopped, the cgroups made
-//! for hardware classes are removed, and the process exits with 128 + the
-//! signal number. It does not know about reports.
+//! report of what ran is written. On a second signal (at least
+//! [`REPEAT_WINDOW`] after the first: a repeat sooner is the same stop)
+//! every child process still registered with [`crate::topology`] is
+//! stopped, the cgroups made for hardware classes are removed, and the
+//! process exits with 128 + the signal number. It does not know about
+//! reports.
 
 use std::sync::OnceLock;
 
@@ -30,6 +32,15 @@ impl Signal {
         }
     }
 }
+
+/// How long after the first signal a repeat of it is still the same stop.
+///
+/// `timeout -s INT 60 contend run ...` signals contend, then its whole
+/// process group, microseconds apart; a script's `kill` of a process group
+/// that holds contend does the same. Read as a second Ctrl-C, that pair
+/// would throw away the report of what ran: a second signal counts only
+/// once this much has passed since the first.
+pub const REPEAT_WINDOW: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// A handle that turns true when the run should stop.
 #[derive(Clone)]
@@ -86,21 +97,23 @@ pub fn install() -> std::io::Result<Stop> {
         .name("contend-signals".into())
         .spawn(move || {
             runtime.block_on(async move {
-            let mut seen = 0;
+            let mut first_at: Option<std::time::Instant> = None;
             loop {
                 let signal = tokio::select! {
                     _ = sigint.recv() => Signal::Interrupt,
                     _ = sigterm.recv() => Signal::Terminate,
                 };
-                seen += 1;
-                if seen == 1 {
+                let Some(first) = first_at else {
+                    first_at = Some(std::time::Instant::now());
                     let _ = FIRST.set(signal);
                     eprintln!(
                         "\ncontend: stopping: draining requests in flight and writing the report \
                          (signal again to exit at once)"
                     );
                     let _ = tx.send(true);
-                } else {
+                    continue;
+                };
+                if first.elapsed() >= REPEAT_WINDOW {
                     crate::topology::stop_all_children();
                     // No destructor runs past exit: the cgroups go now,
                     // once the children in them are stopped.

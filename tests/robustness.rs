@@ -477,7 +477,28 @@ fn a_second_signal_exits_at_once_and_leaves_no_child() {
         children_of(contend_pid).first().copied()
     });
     wait_for_rows(&report, 1, &mut child);
+    let reader = first_sigint(&mut child);
+    // A human's second Ctrl-C, not the echo of the first (see the next test).
+    std::thread::sleep(contend::shutdown::REPEAT_WINDOW + Duration::from_millis(100));
+    contend::sys::signal(contend_pid, libc::SIGINT).expect("second SIGINT");
+    let out = finish(child);
+    let stderr = reader.join().unwrap_or_default();
+    assert_eq!(out.status.code(), Some(130), "{:?}\n{stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // It did not wait for the drain: no report was written.
+    assert!(
+        !report.join("summary.json").exists(),
+        "the second signal waited for the drain"
+    );
+    wait_for("the mock upstream to be gone", || {
+        has_ended(upstream).then_some(())
+    });
+}
 
+/// Sends `child` its first SIGINT and waits for its "stopping" line; hands
+/// back the thread that reads the rest of its stderr.
+fn first_sigint(child: &mut Child) -> std::thread::JoinHandle<String> {
+    let contend_pid = child.id();
     let stderr = child.stderr.take().expect("stderr");
     let (line_tx, line_rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
@@ -502,19 +523,33 @@ fn a_second_signal_exits_at_once_and_leaves_no_child() {
             }
         }
     }
-    contend::sys::signal(contend_pid, libc::SIGINT).expect("second SIGINT");
+    reader
+}
+
+/// `timeout -s INT 60 contend run ...` signals contend, then its process
+/// group, microseconds apart: one stop, not a second Ctrl-C. The drain
+/// runs and the report of what ran is written.
+#[test]
+fn a_repeat_of_the_first_signal_still_writes_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = mock_scenario(dir.path(), 20, "30s", "10ms");
+    let report = dir.path().join("report");
+    let mut child = spawn(
+        contend()
+            .arg("run")
+            .arg(&scenario)
+            .args(["--timeout", "5s", "--out"])
+            .arg(&report),
+    );
+    wait_for_rows(&report, 1, &mut child);
+    let reader = first_sigint(&mut child);
+    contend::sys::signal(child.id(), libc::SIGINT).expect("repeated SIGINT");
     let out = finish(child);
     let stderr = reader.join().unwrap_or_default();
     assert_eq!(out.status.code(), Some(130), "{:?}\n{stderr}", out.status);
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    // It did not wait for the drain: no report was written.
-    assert!(
-        !report.join("summary.json").exists(),
-        "the second signal waited for the drain"
-    );
-    wait_for("the mock upstream to be gone", || {
-        has_ended(upstream).then_some(())
-    });
+    let s = summary(&report);
+    assert_eq!(s["interrupted"], true, "{s:#}");
+    assert!(s["arrivals"].as_u64() > Some(0), "{s:#}");
 }
 
 /// A terminal's Ctrl-C signals the whole foreground process group. The

@@ -466,6 +466,8 @@ fn ctrl_c_twice_removes_the_cgroup() {
             .filter(|l| l.contains("stopping"))
             .map(|_| ())
     });
+    // A second Ctrl-C, not a repeat of the first.
+    std::thread::sleep(contend::shutdown::REPEAT_WINDOW + Duration::from_millis(100));
     contend::sys::signal(pid, libc::SIGINT).expect("second SIGINT");
     let out = finish(child);
     let _ = reader.join();
