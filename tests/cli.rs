@@ -848,6 +848,18 @@ fn an_out_that_cannot_hold_the_report_fails_before_the_load() {
             "{stderr}"
         );
     }
+    // A place where no folder can be made at all (procfs answers ENOENT):
+    // the path, not the disk, is at fault.
+    let no_such_place = Path::new("/proc/contend-test-report");
+    if std::fs::create_dir(no_such_place).is_err() {
+        let stderr = refused_before_the_load(no_such_place, &[], 2);
+        assert!(
+            stderr.contains("cannot create the report folder /proc/contend-test-report: ")
+                && stderr.contains(": choose a writable --out")
+                && !stderr.contains("free some space"),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]

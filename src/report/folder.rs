@@ -229,6 +229,9 @@ fn unusable(dir: &Path, what: &str, e: std::io::Error, chosen: bool) -> Error {
                 | libc::EEXIST
                 | libc::ENAMETOOLONG
                 | libc::ELOOP
+                // Where no folder can be made at all (under /proc, or a
+                // parent removed meanwhile): the path, not the disk.
+                | libc::ENOENT
         )
     );
     let fix = match (path_is_the_problem, chosen) {
