@@ -338,6 +338,8 @@ fn bad_input_is_exit_2_with_the_fix() {
     let log = dir.path().join("access.log");
     std::fs::write(&log, "garbage\nmore garbage\n").unwrap();
     let missing = dir.path().join("nope.log");
+    let empty = dir.path().join("empty.log");
+    std::fs::write(&empty, "").unwrap();
     // (arguments, what stderr says)
     let cases: Vec<(Vec<String>, String)> = vec![
         (
@@ -360,6 +362,15 @@ fn bad_input_is_exit_2_with_the_fix() {
         (
             vec![log.display().to_string()],
             "no preset (contend, nginx-timed, main, combined, haproxy) reads its first lines".into(),
+        ),
+        // An empty log is no log in an unknown format, and no report of nothing.
+        (
+            vec![empty.display().to_string()],
+            format!("{}: the log is empty, so there is no line to tell its format from", empty.display()),
+        ),
+        (
+            vec!["--format".into(), "combined".into(), empty.display().to_string()],
+            "the log is empty (no line in any file given)".into(),
         ),
     ];
     for (i, (args, want)) in cases.iter().enumerate() {

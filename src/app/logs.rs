@@ -68,7 +68,14 @@ pub fn run(args: &LogsArgs) -> Result<i32> {
         return Err(first);
     }
     let tally = &read.tally;
-    if tally.lines > 0 && tally.parsed() == 0 {
+    if tally.lines == 0 {
+        return Err(Error::Usage(
+            "the log is empty (no line in any file given): nothing was read; give the access log \
+             that has the requests"
+                .into(),
+        ));
+    }
+    if tally.parsed() == 0 {
         let example = tally
             .malformed_samples
             .first()
@@ -108,6 +115,13 @@ fn choose_format(args: &LogsArgs, inputs: &[Input]) -> Result<(Format, String)> 
             first.display()
         ))
     })?;
+    if sample.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::Usage(format!(
+            "{}: the log is empty, so there is no line to tell its format from: give a log with \
+             lines in it (put such a file first), or --format",
+            first.display()
+        )));
+    }
     match access::detect(&sample, key) {
         Some((format, read, total)) => Ok((
             format,
