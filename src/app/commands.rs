@@ -3,7 +3,7 @@
 //! its parsed arguments, calls the library, and returns the exit code.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::write_junit;
 use crate::cli::{CompareArgs, DoctorArgs, GatewayArgs, MergeArgs};
@@ -15,6 +15,7 @@ use crate::{gate, preflight};
 /// `contend compare`: baseline report folders against current ones. Returns
 /// 0, or 3 when a metric regressed.
 pub fn compare(args: &CompareArgs) -> Result<i32> {
+    check_junit(args.junit.as_deref())?;
     let (baseline, current) = match (args.baseline.is_empty(), args.dirs.as_slice()) {
         (false, _) => (args.baseline.clone(), args.current.clone()),
         (true, [b, c]) => (vec![b.clone()], vec![c.clone()]),
@@ -189,6 +190,7 @@ fn report_quota(
 /// the whole load, with the thresholds evaluated on it. Returns 0, or 3
 /// when a threshold failed.
 pub fn merge(args: &MergeArgs) -> Result<i32> {
+    check_junit(args.junit.as_deref())?;
     let flag_location =
         |i: usize, col: usize| format!("--threshold {:?}: col {col}", args.thresholds[i]);
     let thresholds = gate::parse_all(&args.thresholds, |i, e| Error::Scenario {
@@ -286,4 +288,34 @@ fn number_paths(value: &serde_json::Value, at: &mut Vec<String>, out: &mut Vec<S
         }
         _ => {}
     }
+}
+
+/// Refuses a `--junit` FILE that cannot be written (a folder, or in a
+/// folder that does not exist) before anything runs, as bad input: found
+/// only after a run, it would fail the command after the work was done.
+pub(super) fn check_junit(path: Option<&Path>) -> Result<()> {
+    let Some(path) = path else {
+        return Ok(());
+    };
+    if path.is_dir() {
+        return Err(Error::Usage(format!(
+            "--junit {}: it is a folder: give a file, like {}",
+            path.display(),
+            path.join("junit.xml").display()
+        )));
+    }
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !folder.is_dir() {
+        return Err(Error::Usage(format!(
+            "--junit {}: the folder {} does not exist: create it first (mkdir -p {}), or give a \
+             file in a folder that does",
+            path.display(),
+            folder.display(),
+            folder.display()
+        )));
+    }
+    Ok(())
 }

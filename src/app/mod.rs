@@ -30,6 +30,7 @@ use crate::{experiment, gate, preflight, topology};
 /// Returns 0, 3 when a threshold failed, or 130/143 when a signal cut the
 /// run short (the signal's code wins: an interrupted gate is no pass).
 pub fn run(args: &RunArgs) -> Result<i32> {
+    commands::check_junit(args.junit.as_deref())?;
     let overrides = args.overrides()?;
     let scenario = match &args.scenario {
         Some(path) => scenario::load(path, &overrides)?,
