@@ -512,20 +512,40 @@ fn parse_shard(s: &str) -> Result<ShardFlag, String> {
 }
 
 /// An RFC 3339 time (`2026-11-26T10:00:00Z`) or `+DURATION` from now (`+30s`).
+///
+/// A time more than [`START_AT_SPAN`] away either way is refused: waited
+/// for, it would hang the run for days; begun at once, shards meant to line
+/// up would not. Either is a wrong date, not a plan.
 fn parse_start_at(s: &str) -> Result<std::time::SystemTime, String> {
     let t = s.trim();
-    if let Some(after) = t.strip_prefix('+') {
-        let d = parse_duration(after)?;
-        return Ok(std::time::SystemTime::now() + d);
+    let now = std::time::SystemTime::now();
+    let at = if let Some(after) = t.strip_prefix('+') {
+        now + parse_duration(after)?
+    } else {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .map(|at| at.with_timezone(&chrono::Utc).into())
+            .map_err(|e| {
+                format!(
+                    "`{t}` is not a time ({e}): expected RFC 3339 like 2026-11-26T10:00:00Z, or +30s"
+                )
+            })?
+    };
+    let (away, which) = match at.duration_since(now) {
+        Ok(ahead) => (ahead, "from now"),
+        Err(e) => (e.duration(), "ago"),
+    };
+    if away > START_AT_SPAN {
+        return Err(format!(
+            "`{t}` is {} {which}, more than 24h: give a time within a day of now, like +30s or \
+             today's date",
+            contend_units::format_duration(away)
+        ));
     }
-    chrono::DateTime::parse_from_rfc3339(t)
-        .map(|at| at.with_timezone(&chrono::Utc).into())
-        .map_err(|e| {
-            format!(
-                "`{t}` is not a time ({e}): expected RFC 3339 like 2026-11-26T10:00:00Z, or +30s"
-            )
-        })
+    Ok(at)
 }
+
+/// How far from now `--start-at` may be.
+const START_AT_SPAN: Duration = Duration::from_secs(24 * 3600);
 
 impl RunArgs {
     /// The flags as scenario overrides. `--shard auto` reads

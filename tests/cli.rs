@@ -418,6 +418,49 @@ fn bad_input_exits_2_with_the_fix_and_no_panic() {
             ],
             "--connections (closed loop) applies to experiment = \"run\"".into(),
         ),
+        // A --start-at days away is a wrong date: not waited for, not ignored.
+        (
+            vec![
+                "run",
+                "--target",
+                "http://127.0.0.1:9/",
+                "--start-at",
+                "+100000h",
+            ],
+            "from now, more than 24h: give a time within a day of now".into(),
+        ),
+        (
+            vec![
+                "run",
+                "--target",
+                "http://127.0.0.1:9/",
+                "--start-at",
+                "2020-01-01T00:00:00Z",
+            ],
+            "ago, more than 24h: give a time within a day of now".into(),
+        ),
+        // A --junit file that cannot be written is refused before the run,
+        // not found out after it.
+        (
+            vec![
+                "run",
+                "--target",
+                "http://127.0.0.1:9/",
+                "--rate",
+                "10",
+                "--junit",
+                "no-such-folder/gate.xml",
+            ],
+            "--junit no-such-folder/gate.xml: the folder no-such-folder does not exist".into(),
+        ),
+        (
+            vec!["compare", "a", "b", "--junit", "no-such-folder/gate.xml"],
+            "--junit no-such-folder/gate.xml: the folder no-such-folder does not exist".into(),
+        ),
+        (
+            vec!["merge", "a", "--out", "m", "--junit", "."],
+            "--junit .: it is a folder: give a file, like ./junit.xml".into(),
+        ),
     ];
     for (args, expected) in cases {
         let out = run(contend().current_dir(&data).args(&args));
