@@ -32,9 +32,13 @@ fn main() {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("error: {e:#}");
-            let code = e
-                .downcast_ref::<contend::error::Error>()
-                .map_or(1, |e| e.exit_code());
+            // `contend upstream`'s bad settings are bad input, as for the
+            // `mock-upstream` binary.
+            let code = match e.downcast_ref::<contend::error::Error>() {
+                Some(e) => e.exit_code(),
+                None if e.downcast_ref::<mock_upstream::ConfigError>().is_some() => 2,
+                None => 1,
+            };
             std::process::exit(code);
         }
     }

@@ -439,6 +439,11 @@ fn bad_input_exits_2_with_the_fix_and_no_panic() {
             ],
             "ago, more than 24h: give a time within a day of now".into(),
         ),
+        // `contend upstream`'s bad settings are bad input too.
+        (
+            vec!["upstream", "--workers", "0"],
+            "--workers 0: expected a worker count from 1 to 4096".into(),
+        ),
         // A --junit file that cannot be written is refused before the run,
         // not found out after it.
         (
