@@ -522,6 +522,22 @@ fn unreachable_target_counts_connect_errors_and_writes_the_report() {
             && stdout.contains("refused"),
         "{stdout}"
     );
+    // Nothing was measured: no quantile reads as 0us, here or on the page.
+    let latency = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("Latency"))
+        .expect("a latency row");
+    assert_eq!(
+        latency.split_whitespace().skip(1).collect::<Vec<_>>(),
+        ["-"; 6],
+        "{stdout}"
+    );
+    assert!(stdout.contains("connect p50 - p99 -"), "{stdout}");
+    let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(
+        page.contains("<tr><td>latency</td><td>-</td>"),
+        "no dash for latency in report.html"
+    );
 }
 
 /// `--duration` on a scenario of several phases replaces each phase's

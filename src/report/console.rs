@@ -13,16 +13,26 @@ use crate::experiment::sweep::{ClosedStepRow, StepRow, SweepResult};
 /// report's other writers name it through this module.
 pub use contend_units::fmt_us;
 
+/// `value`, one of `p`'s quantiles, as wrk prints it; `-` when `p` holds
+/// nothing (no response: a 0us would read as a measurement).
+fn quantile(p: &Percentiles, value: u64) -> String {
+    if p.count == 0 {
+        "-".into()
+    } else {
+        fmt_us(value)
+    }
+}
+
 fn row(w: &mut dyn Write, label: &str, p: &Percentiles) -> io::Result<()> {
     writeln!(
         w,
         "  {label:<14} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        fmt_us(p.p50),
-        fmt_us(p.p90),
-        fmt_us(p.p99),
-        fmt_us(p.p999),
-        fmt_us(p.max),
-        fmt_us(p.mean as u64)
+        quantile(p, p.p50),
+        quantile(p, p.p90),
+        quantile(p, p.p99),
+        quantile(p, p.p999),
+        quantile(p, p.max),
+        quantile(p, p.mean as u64)
     )
 }
 
@@ -210,8 +220,8 @@ fn write_keys(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
             "    {name:<12} {:>8} arrivals  2xx {:<8} p50 {:>9}  p99 {:>9}",
             k.outcomes.total(),
             k.outcomes.classes.get("2xx").copied().unwrap_or(0),
-            fmt_us(k.latency_us.p50),
-            fmt_us(k.latency_us.p99)
+            quantile(&k.latency_us, k.latency_us.p50),
+            quantile(&k.latency_us, k.latency_us.p99)
         )?;
     }
     let rest = &keys[shown..];
@@ -435,8 +445,8 @@ pub(crate) fn connections(s: &Summary) -> Option<(String, Option<String>)> {
         },
         c.opened,
         c.opened_per_s,
-        fmt_us(s.connect_us.p50),
-        fmt_us(s.connect_us.p99),
+        quantile(&s.connect_us, s.connect_us.p50),
+        quantile(&s.connect_us, s.connect_us.p99),
     );
     let tls = (c.tls && s.tls_handshake_us.count > 0).then(|| {
         let joined = |m: &std::collections::BTreeMap<String, u64>| {

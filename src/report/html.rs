@@ -304,16 +304,25 @@ fn pacing_row(h: &mut String, s: &Summary, intervals: &[IntervalCsvRow]) {
     let _ = writeln!(h, "<tr><td>pacing window</td><td>{text}</td></tr>");
 }
 
+/// One row of quantiles; `-` in each cell when nothing was recorded (no
+/// response: a 0us would read as a measurement).
 fn percentile_row(h: &mut String, label: &str, p: &Percentiles) {
+    let cell = |v: f64| {
+        if p.count == 0 {
+            "-".to_string()
+        } else {
+            fmt_us(v)
+        }
+    };
     let _ = writeln!(
         h,
         "<tr><td>{label}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-        fmt_us(p.p50 as f64),
-        fmt_us(p.p90 as f64),
-        fmt_us(p.p99 as f64),
-        fmt_us(p.p999 as f64),
-        fmt_us(p.max as f64),
-        fmt_us(p.mean)
+        cell(p.p50 as f64),
+        cell(p.p90 as f64),
+        cell(p.p99 as f64),
+        cell(p.p999 as f64),
+        cell(p.max as f64),
+        cell(p.mean)
     );
 }
 
