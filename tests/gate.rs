@@ -541,6 +541,48 @@ fn compare_of_a_folder_that_is_no_report_exits_2() {
         "{}",
         text(&out.stderr)
     );
+    // A folder whose runs have their own reports (an abort audit's modes,
+    // variants): those are named, for compare and for merge alike.
+    let run_dir = dir.path().join("one");
+    synthetic_report(
+        &run_dir,
+        &Synthetic {
+            p50_us: 1000,
+            wobble_us: 0,
+            seed: 1,
+            interrupted: false,
+        },
+    );
+    let several = dir.path().join("audit");
+    synthetic_report(
+        &several.join("reference-early"),
+        &Synthetic {
+            p50_us: 1000,
+            wobble_us: 0,
+            seed: 1,
+            interrupted: false,
+        },
+    );
+    std::fs::copy(run_dir.join("summary.json"), several.join("summary.json")).unwrap();
+    let out = run(contend().arg("compare").arg(&several).arg(&run_dir));
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("a folder of several runs") && stderr.contains("reference-early"),
+        "{stderr}"
+    );
+    let out = run(contend()
+        .arg("merge")
+        .arg(&several)
+        .arg(&run_dir)
+        .arg("--out")
+        .arg(dir.path().join("merged")));
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("reference-early"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// Latencies of one synthetic run, us: each interval's p50 is `p50_us` plus

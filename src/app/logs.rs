@@ -161,5 +161,5 @@ fn folder(args: &LogsArgs) -> Result<PathBuf> {
 pub fn saved(dir: &Path) -> Option<report::logs::LogSummary> {
     let text = std::fs::read_to_string(dir.join("summary.json")).ok()?;
     let summary: report::logs::LogSummary = serde_json::from_str(&text).ok()?;
-    (summary.kind == "access_log").then_some(summary)
+    (summary.kind == report::logs::KIND).then_some(summary)
 }

@@ -304,6 +304,10 @@ pub struct RunData {
     pub samples: [Vec<f64>; 6],
     /// True when the run was cut short (summary.json `"interrupted"`).
     pub interrupted: bool,
+    /// What load it was: summary.json's `name`, the scenario's (`None`
+    /// when it has none). The target is left out: a component the harness
+    /// starts listens on a new port each run.
+    pub load: Option<String>,
 }
 
 /// One row of the comparison.
@@ -340,6 +344,9 @@ pub struct Comparison {
     pub interrupted_baseline: Vec<PathBuf>,
     /// Current folders whose run was interrupted.
     pub interrupted_current: Vec<PathBuf>,
+    /// The loads of each side (baseline, current) when they differ:
+    /// runs of different scenarios, compared as one.
+    pub different_loads: Option<(Vec<String>, Vec<String>)>,
 }
 
 impl Comparison {
@@ -348,10 +355,20 @@ impl Comparison {
         self.rows.iter().any(|r| r.regression)
     }
 
-    /// One warning per side with interrupted runs, naming their folders;
-    /// empty when every run completed.
+    /// One warning per side with interrupted runs, naming their folders,
+    /// and one when the sides ran different loads; empty when every run
+    /// completed and all ran the same.
     pub fn warnings(&self) -> Vec<String> {
-        [
+        let loads = self.different_loads.iter().map(|(baseline, current)| {
+            format!(
+                "warning: the two sides ran different loads (baseline {}; current {}): \
+                 the verdict compares them as if they were one; compare runs of the same \
+                 scenario",
+                baseline.join(", "),
+                current.join(", ")
+            )
+        });
+        let interrupted = [
             ("baseline", &self.interrupted_baseline),
             ("current", &self.interrupted_current),
         ]
@@ -371,8 +388,8 @@ impl Comparison {
                 if many { "them" } else { "it" },
                 if many { "them" } else { "it" },
             )
-        })
-        .collect()
+        });
+        loads.chain(interrupted).collect()
     }
 
     /// What the verdicts rest on, in one sentence.
@@ -404,12 +421,22 @@ pub fn compare(baseline: &[RunData], current: &[RunData], tol: &Tolerance) -> Co
             .map(|r| r.dir.clone())
             .collect()
     };
+    let loads = |runs: &[RunData]| {
+        let mut loads: Vec<String> = runs.iter().filter_map(|r| r.load.clone()).collect();
+        loads.sort();
+        loads.dedup();
+        loads
+    };
+    let (baseline_loads, current_loads) = (loads(baseline), loads(current));
+    let differ =
+        !baseline_loads.is_empty() && !current_loads.is_empty() && baseline_loads != current_loads;
     Comparison {
         baseline_runs: baseline.len(),
         current_runs: current.len(),
         rows,
         interrupted_baseline: interrupted(baseline),
         interrupted_current: interrupted(current),
+        different_loads: differ.then_some((baseline_loads, current_loads)),
     }
 }
 
@@ -667,6 +694,12 @@ pub fn read_run(dir: &Path) -> Result<RunData> {
             file.display()
         ))
     };
+    if let Some(why) = crate::report::folder::not_one_run(dir) {
+        return Err(Error::Usage(format!(
+            "{}: {why}; give report folders of one run each (`contend run` writes one)",
+            dir.display()
+        )));
+    }
     let summary_path = dir.join("summary.json");
     let text =
         std::fs::read_to_string(&summary_path).map_err(|e| bad(&summary_path, e.to_string()))?;
@@ -688,6 +721,11 @@ pub fn read_run(dir: &Path) -> Result<RunData> {
         .get("interrupted")
         .and_then(Value::as_bool)
         .unwrap_or(false);
+    let load = s
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned);
     let values = [
         number("/latency_us/p50")?,
         number("/latency_us/p99")?,
@@ -731,6 +769,7 @@ pub fn read_run(dir: &Path) -> Result<RunData> {
         values,
         samples,
         interrupted,
+        load,
     })
 }
 
@@ -761,6 +800,7 @@ mod tests {
                 vec![rate * (1.0 - error_rate); intervals.len()],
             ],
             interrupted: false,
+            load: None,
         }
     }
 
@@ -1129,6 +1169,29 @@ mod tests {
             ),
             "{cmp:#?}"
         );
+    }
+
+    #[test]
+    fn runs_of_different_loads_are_warned_of_not_failed() {
+        let tol = Tolerance::default();
+        let of = |load: Option<&str>| RunData {
+            load: load.map(str::to_owned),
+            ..run(20_000.0, &noisy(20_000.0, 2_000.0, 20, 1), 0.001, 1000.0)
+        };
+        let gw = Some("gateway");
+        let same = compare(&[of(gw)], &[of(gw), of(None)], &tol);
+        assert_eq!(same.warnings(), Vec::<String>::new());
+        let sweep = Some("capacity-sweep");
+        let cmp = compare(&[of(gw)], &[of(sweep)], &tol);
+        assert_eq!(
+            cmp.warnings(),
+            [
+                "warning: the two sides ran different loads (baseline gateway; current \
+                 capacity-sweep): the verdict compares them as if they were one; compare runs \
+                 of the same scenario"
+            ]
+        );
+        assert!(!cmp.regressed(), "{cmp:#?}");
     }
 
     #[test]

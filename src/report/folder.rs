@@ -99,6 +99,38 @@ pub fn is_contend_folder(name: &str) -> bool {
             .any(|m| m.as_str() == name)
 }
 
+/// Why `dir`, given where one run's report is wanted (`compare`, `merge`),
+/// is not one: the report of an access log (`contend logs`), or a folder
+/// whose runs (`--repeat`, an abort audit's modes, variants, quota
+/// designs, a retry comparison) each have their report in a subfolder,
+/// which it names. `None` when neither applies. The caller says the fix.
+pub fn not_one_run(dir: &Path) -> Option<String> {
+    let kind = fs::read_to_string(dir.join("summary.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned));
+    if kind.as_deref() == Some(super::logs::KIND) {
+        return Some("the report of an access log (`contend logs`), not of a run".into());
+    }
+    if dir.join("intervals.csv").exists() {
+        return None;
+    }
+    let mut parts: Vec<String> = fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| is_contend_folder(&e.file_name().to_string_lossy()))
+        .filter(|e| e.path().join("intervals.csv").is_file())
+        .map(|e| e.path().display().to_string())
+        .collect();
+    parts.sort();
+    (!parts.is_empty()).then(|| {
+        format!(
+            "a folder of several runs, each with its own report folder: {}",
+            parts.join(", ")
+        )
+    })
+}
+
 /// The files of an earlier run in `dir`: the files `contend` writes there,
 /// and those in its subfolders of reports (nothing else). Empty when `dir`
 /// does not exist or holds no run.
@@ -251,6 +283,38 @@ fn unusable(dir: &Path, what: &str, e: std::io::Error, chosen: bool) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_report_and_a_folder_of_several_runs_are_not_one_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = dir.path().join("one");
+        fs::create_dir(&one).unwrap();
+        fs::write(one.join("summary.json"), r#"{"name": "x"}"#).unwrap();
+        fs::write(one.join("intervals.csv"), "").unwrap();
+        assert_eq!(not_one_run(&one), None);
+        // Nothing of a report at all: left to the reader's own error.
+        assert_eq!(not_one_run(dir.path().join("none").as_path()), None);
+
+        let log = dir.path().join("log");
+        fs::create_dir(&log).unwrap();
+        fs::write(log.join("summary.json"), r#"{"kind": "access_log"}"#).unwrap();
+        let why = not_one_run(&log).expect("a log's report");
+        assert!(why.contains("contend logs"), "{why}");
+
+        let audit = dir.path().join("audit");
+        for part in ["reference-early", "variant-b", "not-ours"] {
+            fs::create_dir_all(audit.join(part)).unwrap();
+            fs::write(audit.join(part).join("intervals.csv"), "").unwrap();
+        }
+        fs::write(audit.join("summary.json"), r#"{"name": "x"}"#).unwrap();
+        let why = not_one_run(&audit).expect("a folder of runs");
+        assert!(
+            why.contains("reference-early")
+                && why.contains("variant-b")
+                && !why.contains("not-ours"),
+            "{why}"
+        );
+    }
 
     #[test]
     fn contend_files_are_told_from_others() {

@@ -67,6 +67,12 @@ pub fn read(dir: &Path) -> Result<ShardFolder> {
         location: dir.join(what).display().to_string(),
         message,
     };
+    if let Some(why) = super::folder::not_one_run(dir) {
+        return Err(Error::Scenario {
+            location: dir.display().to_string(),
+            message: format!("{why}; merge takes the folders `contend run --shard I/N` wrote"),
+        });
+    }
     let text = std::fs::read_to_string(dir.join("summary.json")).map_err(|e| {
         bad(
             "summary.json",

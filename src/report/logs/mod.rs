@@ -33,6 +33,9 @@ use crate::logs::{Input, ReadProblem};
 /// The version of `summary.json`'s shape for a log.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// `summary.json`'s `kind` for a log's report.
+pub const KIND: &str = "access_log";
+
 /// What `summary.json` holds for a log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogSummary {
@@ -354,7 +357,7 @@ pub fn build(tally: &Tally, origin: &Origin<'_>) -> LogReport {
     routes.sort_by_key(|r| std::cmp::Reverse(r.requests));
     let summary = LogSummary {
         schema_version: SCHEMA_VERSION,
-        kind: "access_log".into(),
+        kind: KIND.into(),
         analysed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         files: origin
             .inputs
