@@ -173,14 +173,20 @@ pub fn sample(path: &Path, bytes: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read as _;
     let mut buffered = BufReader::new(std::fs::File::open(path)?);
     let mut out = Vec::new();
-    if buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]) {
+    let read = if buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]) {
         flate2::read::MultiGzDecoder::new(buffered)
             .take(bytes)
-            .read_to_end(&mut out)?;
+            .read_to_end(&mut out)
     } else {
-        buffered.take(bytes).read_to_end(&mut out)?;
+        buffered.take(bytes).read_to_end(&mut out)
+    };
+    match read {
+        // A file cut short (a .gz copied while it was written) still tells
+        // its format by what it has; reading it whole reports the cut.
+        Err(_) if !out.is_empty() => Ok(out),
+        Err(e) => Err(e),
+        Ok(_) => Ok(out),
     }
-    Ok(out)
 }
 
 /// One input, decompressed when it is gzip.
@@ -373,6 +379,17 @@ mod tests {
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(tally.totals.requests > 0 && tally.totals.requests < 2000);
         assert_eq!(problems[0].lines, tally.lines);
+
+        // A cut file shorter than the sample still tells its format.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cut.log.gz");
+        std::fs::write(&path, &whole[..whole.len() / 2]).unwrap();
+        let text = sample(&path, 1 << 30).expect("the lines before the cut");
+        assert!(text.starts_with(LINE.as_bytes()), "{:?}", &text[..80]);
+        assert!(detect(&text, None).is_some());
+        // A file cut before any line tells nothing: the error stays.
+        std::fs::write(&path, &whole[..10]).unwrap();
+        assert!(sample(&path, 1 << 30).is_err());
     }
 
     #[test]
