@@ -356,14 +356,13 @@ impl Comparison {
     }
 
     /// One warning per side with interrupted runs, naming their folders,
-    /// and one when the sides ran different loads; empty when every run
-    /// completed and all ran the same.
+    /// and one when the sides' runs have different names; empty when every
+    /// run completed and all have one name.
     pub fn warnings(&self) -> Vec<String> {
         let loads = self.different_loads.iter().map(|(baseline, current)| {
             format!(
-                "warning: the two sides ran different loads (baseline {}; current {}): \
-                 the verdict compares them as if they were one; compare runs of the same \
-                 scenario",
+                "warning: the two sides' runs have different names (baseline {}; current {}): \
+                 if they are different scenarios, the verdict compares unlike loads",
                 baseline.join(", "),
                 current.join(", ")
             )
@@ -1186,9 +1185,9 @@ mod tests {
         assert_eq!(
             cmp.warnings(),
             [
-                "warning: the two sides ran different loads (baseline gateway; current \
-                 capacity-sweep): the verdict compares them as if they were one; compare runs \
-                 of the same scenario"
+                "warning: the two sides' runs have different names (baseline gateway; current \
+                 capacity-sweep): if they are different scenarios, the verdict compares unlike \
+                 loads"
             ]
         );
         assert!(!cmp.regressed(), "{cmp:#?}");
