@@ -30,7 +30,7 @@ fn find_limit_section_parses_with_defaults_and_hardware_classes() {
     assert_eq!(f, scenario::FindLimitSpec::default());
     assert_eq!(f.max_504_share, 0.01);
     let s = parse(&format!(
-        "{BASE}[find_limit]\nmin = 2\nmax = 16\nrate = 90\nwarmup = \"500ms\"\nduration = \"2s\"\n\
+        "{BASE}[find_limit]\nmin = 2\nmax = 16\nrate = 90\nwarmup = \"1s\"\nduration = \"2s\"\n\
          max_504_share = 0.05\nrepeats = 3\nbaseline = false\n\
          hardware = [{{ cpuset = \"1\" }}, {{ cpuset = [0, 1] }}, {{ cpus = 0.5 }}, \
          {{ cpus = 1.5, memory = \"512MiB\" }}, {{ cpuset = \"1\", cpus = 0.5 }}]\n"
@@ -88,6 +88,14 @@ fn find_limit_section_errors_say_the_fix() {
         (format!("{BASE}[find_limit]\nmin = 8\nmax = 4\n"), "min (8) is above max (4)"),
         (format!("{BASE}[find_limit]\nstart = 40\nmax = 32\n"), "start must lie in min..=max"),
         (format!("{BASE}[find_limit]\nmax_504_share = 1.5\n"), "max_504_share is a share"),
+        (
+            format!("{BASE}[find_limit]\nwarmup = \"300ms\"\n"),
+            "[find_limit] warmup 300ms is not a whole number of reporting intervals",
+        ),
+        (
+            format!("{BASE}[find_limit]\nrepeats = 1\n[client]\ninterval = \"1500ms\"\n"),
+            "f.toml:8:1: [find_limit] warmup 1s is not",
+        ),
         (format!("{BASE}[find_limit]\nhardware = [{{ cpuset = \"x\" }}]\n"), "is not a CPU list"),
         (format!("{BASE}[find_limit]\nhardware = [{{}}]\n"), "a hardware class needs cpuset"),
         (format!("{BASE}[find_limit]\nhardware = [{{ cpus = 0 }}]\n"), "cpus is a CPU quota in cores, at least 0.01"),

@@ -22,7 +22,8 @@ const TARGET: &str = "experiment = \"sweep\"\n[target]\nurl = \"http://127.0.0.1
 #[test]
 fn sweep_sections_parse_into_steps() {
     let s = parse(&format!(
-        "{TARGET}[sweep]\nrates = [100, \"1k\"]\nwarmup = \"500ms\"\nduration = \"2s\"\nslo = \"50ms\"\nconcurrency = [1, 4]"
+        "{TARGET}[sweep]\nrates = [100, \"1k\"]\nwarmup = \"500ms\"\nduration = \"2s\"\nslo = \"50ms\"\nconcurrency = [1, 4]\n\
+         [client]\ninterval = \"250ms\""
     ))
     .expect("parses");
     let spec = sweep_spec(&s);
@@ -62,6 +63,18 @@ fn broken_sweep_sections_name_the_fix() {
         (TARGET.to_string(), "needs a [sweep] section"),
         (format!("{TARGET}[sweep]\nwarmup = \"1s\""), "s.toml:4:1: [sweep] has no steps"),
         (format!("{TARGET}[sweep]\nrates = []"), "[sweep] rates is empty"),
+        (
+            format!("{TARGET}[sweep]\nrates = [1]\nwarmup = \"300ms\""),
+            "s.toml:6:10: [sweep] warmup 300ms is not a whole number of reporting intervals ([client] interval = 1s)",
+        ),
+        (
+            format!("{TARGET}[sweep]\nrates = [1]\n[client]\ninterval = \"300ms\""),
+            "s.toml:4:1: [sweep] warmup 2s is not a whole number of reporting intervals ([client] interval = 300ms)",
+        ),
+        (
+            format!("{TARGET}[sweep]\nrates = [1]\nwarmup = \"0s\"\nduration = \"500ms\""),
+            "s.toml:7:12: [sweep] duration 500ms is shorter than one reporting interval",
+        ),
         (format!("{TARGET}[sweep]\nrates = [1, -5]"), "s.toml:5:13: [sweep] rate must be more than 0"),
         (format!("{TARGET}[sweep]\nrates = [1]\nfrom = 1"), "both as a list and as from/to"),
         (format!("{TARGET}[sweep]\nfrom = 1\nto = 5"), "needs steps = N"),

@@ -321,7 +321,7 @@ fn a_cpu_quota_class_throttles_the_upstream_and_leaves_no_cgroup() {
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fl.toml");
-    std::fs::write(&path, find_limit_text("{ cpus = 0.1 }", "200ms", "")).unwrap();
+    std::fs::write(&path, find_limit_text("{ cpus = 0.1 }", "250ms", "")).unwrap();
     let report = dir.path().join("out");
     let child = spawn(
         contend()

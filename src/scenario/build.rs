@@ -15,7 +15,9 @@ use contend_units::located::{line_col, location};
 use toml::Spanned;
 
 use super::build_client::{build_any_keys, build_client, build_request, build_shard};
-use super::build_experiment::{build_abort_audit, build_find_limit, build_sweep};
+use super::build_experiment::{
+    build_abort_audit, build_find_limit, build_sweep, check_step_intervals,
+};
 use super::build_target::{build_gateway, build_scrape, build_target};
 use super::check::{
     check_name, check_positive_duration, check_ramp, check_ramp_end, check_rate, check_rate_value,
@@ -113,6 +115,29 @@ pub(super) fn build(ctx: &Ctx, raw: RawScenario, overrides: &Overrides) -> Resul
     let (keys, key_space) = build_any_keys(ctx, raw.keys)?;
     let mut client = build_client(ctx, raw.client, overrides, kind, &request, &keys)?;
     client.shard = build_shard(ctx, raw.shards.as_ref(), overrides)?;
+    match kind {
+        ExperimentKind::Sweep => check_step_intervals(
+            ctx,
+            "sweep",
+            raw.sweep.as_ref().map_or((None, None), |s| {
+                (s.get_ref().warmup.as_ref(), s.get_ref().duration.as_ref())
+            }),
+            raw.sweep.as_ref().map(|s| s.span()),
+            (sweep.warmup, sweep.duration),
+            client.interval,
+        )?,
+        ExperimentKind::FindLimit => check_step_intervals(
+            ctx,
+            "find_limit",
+            raw.find_limit.as_ref().map_or((None, None), |s| {
+                (s.get_ref().warmup.as_ref(), s.get_ref().duration.as_ref())
+            }),
+            raw.find_limit.as_ref().map(|s| s.span()),
+            (find_limit.warmup, find_limit.duration),
+            client.interval,
+        )?,
+        ExperimentKind::Run | ExperimentKind::AbortAudit | ExperimentKind::Quota => {}
+    }
     if sweep.keep_alive_baseline && client.reuse {
         let span = raw.sweep.as_ref().map(|s| s.span());
         let message = "[sweep] keep_alive_baseline sets each step beside its keep-alive twin, so the steps \

@@ -57,6 +57,57 @@ fn build_step_timing(
     Ok((warmup_d, duration_d))
 }
 
+/// A step's warm-up must end on a reporting-interval boundary and its
+/// measured part hold at least one whole interval: a step's figures are
+/// added up from the intervals after its warm-up, so an interval that
+/// straddles the warm-up's end would drop the measured part's start (or
+/// all of it) and the step would report work it never measured.
+pub(super) fn check_step_intervals(
+    ctx: &Ctx,
+    section: &str,
+    spans: (
+        Option<&Spanned<HumanDuration>>,
+        Option<&Spanned<HumanDuration>>,
+    ),
+    whole_section: Option<std::ops::Range<usize>>,
+    (warmup, duration): (Duration, Duration),
+    interval: Duration,
+) -> Result<()> {
+    let interval_ns = interval.as_nanos().max(1);
+    let locate = |span: Option<&Spanned<HumanDuration>>, message: String| match span
+        .map(|s| s.span())
+        .or(whole_section.clone())
+    {
+        Some(span) => ctx.at(span, message),
+        None => ctx.whole(message),
+    };
+    if warmup.as_nanos() % interval_ns != 0 {
+        return Err(locate(
+            spans.0,
+            format!(
+                "[{section}] warmup {} is not a whole number of reporting intervals ([client] interval = {}): \
+                 the measured part must begin on an interval boundary; set warmup to a multiple of the \
+                 interval, or a [client] interval that divides it",
+                format_duration(warmup),
+                format_duration(interval)
+            ),
+        ));
+    }
+    if duration < interval {
+        return Err(locate(
+            spans.1,
+            format!(
+                "[{section}] duration {} is shorter than one reporting interval ([client] interval = {}): \
+                 a step is measured over whole intervals; set a duration of at least the interval, or a \
+                 shorter [client] interval",
+                format_duration(duration),
+                format_duration(interval)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// `[find_limit]`: only with `experiment = "find-limit"` (which runs on
 /// defaults without it); bounds in range, hardware classes well formed.
 pub(super) fn build_find_limit(
