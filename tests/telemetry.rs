@@ -380,7 +380,7 @@ fn a_failed_run_leaves_no_cgroup() {
     // PIDs are below 2^22 on Linux: this one runs nowhere.
     let scenario = find_limit_text(
         "{ cpus = 1.0 }",
-        "200ms",
+        "250ms",
         "[[scrape]]\nname = \"ghost\"\npid = 2147483000\n",
     );
     std::fs::write(&path, scenario).unwrap();
